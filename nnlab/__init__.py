@@ -1,0 +1,3 @@
+"""nnlab: see what a neural network learns."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,6 @@
+"""python -m nnlab."""
+
+from nnlab.cli import main
+
+if __name__ == "__main__":
+    main()
