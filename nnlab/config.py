@@ -1,0 +1,365 @@
+"""Run configurations: dataclasses per model family, presets, merging and validation.
+
+Order of precedence: dataclass defaults < preset or --config YAML < command-line flags.
+The resolved config is saved verbatim in the run as config.yaml and is the only thing later
+commands use to rebuild the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from nnlab.errors import NnlabError, did_you_mean
+
+MODELS = ("classifier", "vae")
+DATASETS = ("mnist", "fashion-mnist", "kmnist", "mnist-sample")
+ACTIVATIONS = ("sigmoid", "relu", "tanh", "silu", "softplus")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+INPUT_DIM = 784  # every dataset nnlab knows is 28x28 grey images
+NUM_CLASSES = 10
+NAME_RE = re.compile(r"^[A-Za-z0-9._-]{0,64}$")
+
+
+@dataclass
+class Config:
+    """Fields shared by every model family: data, optimisation, recording, checkpoints."""
+
+    model: str = ""  # "classifier" or "vae"; fixed by the subclass
+    name: str = ""  # optional tag appended to the run id
+    dataset: str = "mnist"  # mnist, fashion-mnist, kmnist, mnist-sample
+    data_dir: str = ""  # where IDX files live; "" means $NNLAB_DATA or ~/.cache/nnlab/data
+    val_fraction: float = 0.1  # share of the train split held out for validation (seeded)
+    seed: int = 0  # seeds the weights, the batch order and the VAE's sampling
+    device: str = "auto"  # auto (cuda when present), cpu, cuda, cuda:N
+    deterministic: bool = True  # deterministic kernels, so a resumed run is bit-exact on CPU
+    epochs: int = 1
+    batch_size: int = 32
+    optimizer: str = "adamw"  # sgd, adam, adamw
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.0  # sgd only
+    log_every: int = 50  # steps between training-loss lines in metrics.jsonl
+    snapshot_every: int = 4  # steps between latent snapshots; 0 turns recording off
+    probe_split: str = "test"  # the split whose images are recorded: test, val or train
+    probe_size: int = 10000  # cap on the number of probe images (stratified when capped)
+    record_dtype: str = "float16"  # storage of recorded latents: float16 or float32
+    checkpoint_every: int = 0  # keep a checkpoint every N epochs (0: only latest and final)
+    checkpoint_every_steps: int = 500  # refresh the latest checkpoint every N steps (0: epochs)
+
+
+@dataclass
+class VAEConfig(Config):
+    """A beta-VAE with MLP encoder and decoder and a diagonal Gaussian posterior."""
+
+    model: str = "vae"
+    hidden_dims: list[int] = field(default_factory=lambda: [256, 128])  # encoder; decoder mirrors
+    latent_dim: int = 2
+    activation: str = "silu"
+    recon: str = "bce"  # bce (sigmoid/Bernoulli) or mse, summed over pixels
+    beta: float = 1.0  # weight of KL(q(z|x) || N(0, I))
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    batch_size: int = 32
+    epochs: int = 1
+    snapshot_every: int = 4
+
+
+@dataclass
+class ClassifierConfig(Config):
+    """An MLP classifier; sizes lists every layer's width from 784 inputs to 10 outputs."""
+
+    model: str = "classifier"
+    sizes: list[int] = field(default_factory=lambda: [784, 30, 10])
+    activation: str = "sigmoid"
+    loss: str = "mse"  # mse on one-hot targets (sigmoid outputs) or ce (softmax cross-entropy)
+    latent_layer: int | None = (
+        None  # index into sizes of the recorded layer; None: narrowest hidden
+    )
+    optimizer: str = "sgd"
+    lr: float = 3.0
+    weight_decay: float = 0.0
+    batch_size: int = 10
+    epochs: int = 30
+    snapshot_every: int = 500
+
+    @property
+    def recorded_layer(self) -> int:
+        """Index into sizes of the recorded layer (the narrowest hidden layer by default)."""
+        if self.latent_layer is not None:
+            return self.latent_layer
+        hidden = range(1, len(self.sizes) - 1)
+        if not hidden:
+            return len(self.sizes) - 1  # no hidden layer: record the outputs
+        return min(hidden, key=lambda i: (self.sizes[i], i))
+
+
+CONFIG_CLASSES: dict[str, type[Config]] = {"vae": VAEConfig, "classifier": ClassifierConfig}
+DEFAULT_PRESET = {"vae": "vae", "classifier": "classifier"}
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped in configs/."""
+    return sorted(
+        p.name[: -len(".yaml")] for p in _preset_dir().iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def _preset_dir():
+    return resources.files("nnlab.configs")
+
+
+def _read_yaml(text: str, where: str) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    try:
+        loaded = OmegaConf.create(text)
+    except Exception as e:  # omegaconf wraps yaml errors in several types
+        raise NnlabError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(OmegaConf.to_container(loaded), dict):
+        raise NnlabError(f"{where}: expected a mapping of config keys")
+    return OmegaConf.to_container(loaded)
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """Read a preset's YAML as a plain dict."""
+    names = preset_names()
+    if name not in names:
+        raise NnlabError(f"unknown preset '{name}'{did_you_mean(name, names)}")
+    return _read_yaml((_preset_dir() / f"{name}.yaml").read_text(), f"preset {name}")
+
+
+def load_yaml_file(path: str | Path) -> dict[str, Any]:
+    """Read a user's --config YAML file as a plain dict."""
+    p = Path(path)
+    if not p.is_file():
+        raise NnlabError(f"config file not found: {p}")
+    return _read_yaml(p.read_text(), str(p))
+
+
+def field_types(cls: type[Config]) -> dict[str, Any]:
+    """Map each field of a config class to its (resolved) type."""
+    return typing.get_type_hints(cls)
+
+
+def _parse_scalar(text: str, typ: Any, key: str) -> Any:
+    text = text.strip()
+    if typ is bool:
+        low = text.lower()
+        if low in ("true", "yes", "1", "on"):
+            return True
+        if low in ("false", "no", "0", "off"):
+            return False
+        raise NnlabError(f"--{key}: expected true or false, got '{text}'")
+    if typ is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise NnlabError(f"--{key}: expected a whole number, got '{text}'") from None
+    if typ is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise NnlabError(f"--{key}: expected a number, got '{text}'") from None
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    return text
+
+
+def parse_value(key: str, text: str, typ: Any) -> Any:
+    """Convert the text typed for --key into the field's type (Fire's own guess is ignored)."""
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if origin is list:
+        inner = text.strip()
+        if inner.startswith(("[", "(")) and inner.endswith(("]", ")")):
+            inner = inner[1:-1]
+        parts = [p for p in (s.strip() for s in inner.split(",")) if p]
+        return [_parse_scalar(p, args[0], key) for p in parts]
+    if type(None) in args:  # Optional[X]
+        if text.strip().lower() in ("none", "null", ""):
+            return None
+        (inner_type,) = [a for a in args if a is not type(None)]
+        return _parse_scalar(text, inner_type, key)
+    return _parse_scalar(text, typ, key)
+
+
+def check_keys(cls: type[Config], keys, where: str) -> None:
+    """Refuse keys the config class does not have, suggesting the closest one."""
+    known = [f.name for f in dataclasses.fields(cls)]
+    for k in keys:
+        if k not in known:
+            raise NnlabError(f"unknown config key '{k}' in {where}{did_you_mean(k, known)}")
+
+
+def _coerce(cls: type[Config], data: dict[str, Any], where: str) -> dict[str, Any]:
+    """Type-check YAML values (ints are accepted for floats, nothing else is converted)."""
+    types = field_types(cls)
+    out = {}
+    for k, v in data.items():
+        typ = types[k]
+        origin, args = typing.get_origin(typ), typing.get_args(typ)
+        ok = True
+        if typ is float and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        elif typ is float:
+            ok = isinstance(v, float)
+        elif typ is int:
+            ok = isinstance(v, int) and not isinstance(v, bool)
+        elif typ is bool:
+            ok = isinstance(v, bool)
+        elif typ is str:
+            ok = isinstance(v, str)
+        elif origin is list:
+            ok = isinstance(v, list) and all(
+                isinstance(x, int) and not isinstance(x, bool) for x in v
+            )
+        elif type(None) in args:
+            ok = v is None or (isinstance(v, int) and not isinstance(v, bool))
+        if not ok:
+            raise NnlabError(f"{where}: '{k}' should be {_type_name(typ)}, got {v!r}")
+        out[k] = v
+    return out
+
+
+def _type_name(typ: Any) -> str:
+    if typing.get_origin(typ) is list:
+        return "a list of whole numbers"
+    if type(None) in typing.get_args(typ):
+        return "a whole number or null"
+    return {int: "a whole number", float: "a number", bool: "true or false", str: "text"}.get(
+        typ, str(typ)
+    )
+
+
+def build(
+    model: str | None,
+    *,
+    preset: str | None = None,
+    config_file: str | None = None,
+    overrides: dict[str, str] | None = None,
+) -> Config:
+    """Resolve a config: defaults < preset or YAML file < flags (raw text), then validate."""
+    overrides = dict(overrides or {})
+    if preset and config_file:
+        raise NnlabError("give either --preset or --config, not both")
+    layer: dict[str, Any] = {}
+    where = "the command line"
+    if preset:
+        layer, where = load_preset(str(preset)), f"preset '{preset}'"
+    elif config_file:
+        layer, where = load_yaml_file(config_file), str(config_file)
+    layer_model = layer.get("model")
+    if model is None:
+        model = layer_model
+    if model is None:
+        raise NnlabError("name the model to train: nnlab train classifier|vae")
+    model = str(model)
+    if model not in MODELS:
+        raise NnlabError(f"unknown model '{model}'{did_you_mean(model, MODELS)}")
+    if layer_model is not None and layer_model != model:
+        raise NnlabError(f"{where} is for model '{layer_model}', not '{model}'")
+    if not preset and not config_file:
+        layer, where = load_preset(DEFAULT_PRESET[model]), f"preset '{DEFAULT_PRESET[model]}'"
+    cls = CONFIG_CLASSES[model]
+    check_keys(cls, layer, where)
+    values = _coerce(cls, layer, where)
+    check_keys(cls, overrides, "the command line")
+    types = field_types(cls)
+    for k, text in overrides.items():
+        if k == "model":
+            raise NnlabError("the model is chosen by the first argument, not --model")
+        values[k] = parse_value(k, text, types[k])
+    values["model"] = model
+    cfg = cls(**values)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Check ranges and choices; raise NnlabError naming the first bad key."""
+
+    def bad(key: str, why: str):
+        raise NnlabError(f"--{key}={getattr(cfg, key)!r}: {why}")
+
+    def choice(key: str, options):
+        v = getattr(cfg, key)
+        if v not in options:
+            raise NnlabError(f"--{key}: unknown value '{v}'{did_you_mean(v, options)}")
+
+    if not NAME_RE.match(cfg.name):
+        bad("name", "use up to 64 letters, digits, '.', '-' or '_'")
+    choice("dataset", DATASETS)
+    if not re.match(r"^(auto|cpu|cuda|cuda:\d+|mps)$", cfg.device):
+        bad("device", "use auto, cpu, cuda or cuda:N")
+    if not 0.0 <= cfg.val_fraction < 0.5:
+        bad("val_fraction", "must be at least 0 and below 0.5")
+    if cfg.epochs < 1:
+        bad("epochs", "must be at least 1")
+    if cfg.batch_size < 1:
+        bad("batch_size", "must be at least 1")
+    choice("optimizer", OPTIMIZERS)
+    if not cfg.lr > 0:
+        bad("lr", "must be positive")
+    if cfg.weight_decay < 0:
+        bad("weight_decay", "must not be negative")
+    if not 0 <= cfg.momentum < 1:
+        bad("momentum", "must be in [0, 1)")
+    if cfg.log_every < 1:
+        bad("log_every", "must be at least 1")
+    if cfg.snapshot_every < 0:
+        bad("snapshot_every", "must be 0 (off) or a number of steps")
+    choice("probe_split", ("test", "val", "train"))
+    if cfg.probe_size < 1:
+        bad("probe_size", "must be at least 1")
+    choice("record_dtype", ("float16", "float32"))
+    if cfg.checkpoint_every < 0:
+        bad("checkpoint_every", "must not be negative")
+    if cfg.checkpoint_every_steps < 0:
+        bad("checkpoint_every_steps", "must not be negative")
+    choice("activation", ACTIVATIONS)
+    if isinstance(cfg, VAEConfig):
+        if not cfg.hidden_dims or min(cfg.hidden_dims) < 1:
+            bad("hidden_dims", "give at least one layer width, each at least 1")
+        if cfg.latent_dim < 1:
+            bad("latent_dim", "must be at least 1")
+        choice("recon", ("bce", "mse"))
+        if cfg.beta < 0:
+            bad("beta", "must not be negative")
+    elif isinstance(cfg, ClassifierConfig):
+        if len(cfg.sizes) < 2 or cfg.sizes[0] != INPUT_DIM or cfg.sizes[-1] != NUM_CLASSES:
+            bad("sizes", f"must start at {INPUT_DIM} and end at {NUM_CLASSES}, e.g. [784,30,10]")
+        if min(cfg.sizes) < 1:
+            bad("sizes", "every layer needs at least 1 unit")
+        choice("loss", ("mse", "ce"))
+        if cfg.latent_layer is not None and not 1 <= cfg.latent_layer < len(cfg.sizes):
+            bad("latent_layer", f"must index a layer of sizes: 1 to {len(cfg.sizes) - 1}")
+
+
+def to_yaml(cfg: Config) -> str:
+    """The config as YAML text, every field written out."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.create(dataclasses.asdict(cfg)))
+
+
+def from_yaml(text: str, where: str = "config.yaml") -> Config:
+    """Rebuild a config from a run's saved YAML; refuse unknown keys or bad values."""
+    data = _read_yaml(text, where)
+    model = data.get("model")
+    if model not in CONFIG_CLASSES:
+        raise NnlabError(f"{where}: unknown model {model!r}")
+    cls = CONFIG_CLASSES[model]
+    check_keys(cls, data, where)
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in data]
+    if missing:
+        raise NnlabError(f"{where}: missing keys {', '.join(missing)}")
+    cfg = cls(**_coerce(cls, data, where))
+    validate(cfg)
+    return cfg

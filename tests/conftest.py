@@ -1,0 +1,62 @@
+"""Shared fixtures: an isolated runs dir and data dir, and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from nnlab import cli
+
+# Small, fast settings for real training on the bundled sample (3,600 train images).
+FAST = ["--dataset=mnist-sample", "--probe_size=200", "--log_every=10"]
+
+
+@dataclass
+class Result:
+    """What one CLI call did."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self):
+        """stdout parsed as JSON."""
+        return json.loads(self.out)
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Every test gets its own runs dir and data dir, and never touches the network."""
+    monkeypatch.setenv("NNLAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("NNLAB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("NNLAB_OFFLINE", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("NNLAB_FAULT_NAN_AT_STEP", raising=False)
+    yield
+
+
+@pytest.fixture
+def runs(tmp_path):
+    """The runs dir of this test."""
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def nnlab():
+    """Run `nnlab ARGS...` in this process; returns Result(code, out, err)."""
+
+    def call(*args: str) -> Result:
+        out, err = io.StringIO(), io.StringIO()
+        code = 0
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                cli.main(list(args))
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        return Result(code, out.getvalue(), err.getvalue())
+
+    return call

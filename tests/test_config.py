@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import pytest
+
+from nnlab import config
+from nnlab.config import ClassifierConfig, VAEConfig, build, from_yaml, to_yaml
+from nnlab.errors import NnlabError
+
+
+def test_vae_defaults_are_the_reference_experiment():
+    cfg = build("vae")
+    assert isinstance(cfg, VAEConfig)
+    assert cfg.hidden_dims == [256, 128] and cfg.latent_dim == 2 and cfg.activation == "silu"
+    assert (cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.batch_size) == ("adamw", 1e-3, 1e-2, 32)
+    assert cfg.beta == 1.0 and cfg.epochs == 1 and cfg.snapshot_every == 4
+
+
+def test_presets():
+    assert build("vae", preset="vae-beta10").beta == 10.0
+    n = build("classifier", preset="nielsen")
+    assert (n.sizes, n.activation, n.loss, n.lr, n.batch_size, n.epochs) == (
+        [784, 30, 10],
+        "sigmoid",
+        "mse",
+        3.0,
+        10,
+        30,
+    )
+    assert build("classifier") == n
+    l3 = build(None, preset="latent3")
+    assert l3.sizes == [784, 10, 3, 10] and l3.recorded_layer == 2 and l3.lr == 1.0
+    assert build("classifier", preset="linear-ce").loss == "ce"
+    assert build("classifier", preset="linear-mse").recorded_layer == 1  # outputs
+    assert set(config.preset_names()) >= {
+        "vae",
+        "vae-beta10",
+        "classifier",
+        "nielsen",
+        "latent3",
+        "linear-mse",
+        "linear-ce",
+    }
+
+
+@pytest.mark.parametrize(
+    "key,text,expected",
+    [
+        ("name", "007", "007"),
+        ("lr", "1e-3", 1e-3),
+        ("beta", "10", 10.0),
+        ("deterministic", "false", False),
+        ("deterministic", "True", True),
+        ("hidden_dims", "[256,128]", [256, 128]),
+        ("hidden_dims", "256,128", [256, 128]),
+        ("hidden_dims", "64", [64]),
+        ("epochs", "3", 3),
+    ],
+)
+def test_flags_are_parsed_by_field_type(key, text, expected):
+    cfg = build("vae", overrides={key: text})
+    value = getattr(cfg, key)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    "model,overrides,needle",
+    [
+        ("vae", {"bta": "10"}, "did you mean 'beta'"),
+        ("vae", {"lr": "-1"}, "--lr"),
+        ("vae", {"lr": "fast"}, "--lr: expected a number"),
+        ("vae", {"batch_size": "0"}, "--batch_size"),
+        ("vae", {"latent_dim": "0"}, "--latent_dim"),
+        ("vae", {"beta": "-1"}, "--beta"),
+        ("vae", {"dataset": "mnst"}, "did you mean 'mnist'"),
+        ("vae", {"activation": "gelu"}, "--activation"),
+        ("vae", {"deterministic": "maybe"}, "true or false"),
+        ("vae", {"name": "a/b"}, "--name"),
+        ("classifier", {"sizes": "[784,30,9]"}, "must start at 784 and end at 10"),
+        ("classifier", {"sizes": "[100,10]"}, "must start at 784"),
+        ("classifier", {"latent_layer": "5"}, "--latent_layer"),
+        ("vae", {"sizes": "[784,10]"}, "unknown config key 'sizes'"),
+    ],
+)
+def test_bad_values_name_the_key(model, overrides, needle):
+    with pytest.raises(NnlabError) as e:
+        build(model, overrides=overrides)
+    assert needle in str(e.value)
+
+
+def test_unknown_model_and_preset():
+    with pytest.raises(NnlabError, match="did you mean 'vae'"):
+        build("vea")
+    with pytest.raises(NnlabError, match="did you mean 'latent3'"):
+        build("classifier", preset="latnet3")
+    with pytest.raises(NnlabError, match="is for model 'classifier'"):
+        build("vae", preset="latent3")
+
+
+def test_config_file_and_precedence(tmp_path):
+    f = tmp_path / "my.yaml"
+    f.write_text("model: vae\nbeta: 4\nlatent_dim: 3\n")
+    cfg = build(None, config_file=str(f), overrides={"beta": "5"})
+    assert cfg.latent_dim == 3 and cfg.beta == 5.0  # flags beat the file, the file beats defaults
+    f.write_text("model: vae\nlatent_dim: three\n")
+    with pytest.raises(NnlabError, match="'latent_dim' should be a whole number"):
+        build(None, config_file=str(f))
+
+
+def test_yaml_round_trip_and_refusals():
+    cfg = build("classifier", preset="latent3", overrides={"seed": "16", "name": "x"})
+    assert from_yaml(to_yaml(cfg)) == cfg
+    assert isinstance(from_yaml(to_yaml(cfg)), ClassifierConfig)
+    with pytest.raises(NnlabError, match="unknown config key 'future_field'"):
+        from_yaml(to_yaml(cfg) + "future_field: 1\n")
+    with pytest.raises(NnlabError, match="missing keys"):
+        from_yaml("model: vae\nbeta: 1.0\n")
