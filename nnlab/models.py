@@ -1,0 +1,175 @@
+"""The two model families, their losses, and building them from a run's config."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nnlab.config import ClassifierConfig, Config, VAEConfig
+
+ACTIVATIONS = {
+    "sigmoid": nn.Sigmoid,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "silu": nn.SiLU,
+    "softplus": nn.Softplus,
+}
+STD_FLOOR = 1e-6  # keeps log(std) finite when softplus underflows for very negative inputs
+
+
+class Classifier(nn.Module):
+    """An MLP from 784 inputs to 10 outputs; can return any layer's activations."""
+
+    def __init__(self, sizes: list[int], activation: str = "sigmoid", loss: str = "mse"):
+        super().__init__()
+        self.sizes = list(sizes)
+        self.loss_name = loss
+        pairs = zip(sizes[:-1], sizes[1:], strict=True)
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairs)
+        self.act = ACTIVATIONS[activation]()
+
+    def forward(self, x: torch.Tensor, upto: int | None = None) -> torch.Tensor:
+        """Outputs for x; with `upto`=k, the activations of layer k of sizes instead.
+
+        Hidden layers use the configured activation; the output layer gives sigmoid
+        activations for the mse loss (targets are one-hot) and logits for ce.
+        """
+        last = len(self.layers)
+        upto = last if upto is None else upto
+        for i, layer in enumerate(self.layers[:upto], start=1):
+            x = layer(x)
+            if i < last:
+                x = self.act(x)
+            elif self.loss_name == "mse":
+                x = torch.sigmoid(x)
+        return x
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores in [0, 1]: softmax of the logits (ce) or the sigmoid outputs (mse)."""
+        out = self(x)
+        return torch.softmax(out, dim=1) if self.loss_name == "ce" else out
+
+
+def classifier_loss(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    """Batch-mean loss: 0.5*||a - onehot(y)||^2 (Nielsen's quadratic cost) or cross-entropy."""
+    if loss == "ce":
+        return F.cross_entropy(out, y)
+    target = F.one_hot(y, out.shape[1]).to(out.dtype)
+    # The 1/2 and the mean over the batch match Nielsen's C = 1/(2n) sum ||y - a||^2, so
+    # his learning rate (eta = 3.0) carries over unchanged.
+    return 0.5 * (out - target).pow(2).sum(dim=1).mean()
+
+
+class VAE(nn.Module):
+    """A beta-VAE with MLP encoder/decoder and posterior N(mu, diag(std^2)), std = softplus."""
+
+    def __init__(
+        self,
+        hidden_dims: list[int],
+        latent_dim: int = 2,
+        activation: str = "silu",
+        input_dim: int = 784,
+    ):
+        super().__init__()
+        self.latent_dim = latent_dim
+        act = ACTIVATIONS[activation]
+        enc, width = [], input_dim
+        for h in hidden_dims:
+            enc += [nn.Linear(width, h), act()]
+            width = h
+        self.encoder = nn.Sequential(*enc)
+        self.to_latent = nn.Linear(width, 2 * latent_dim)  # mean and raw std, side by side
+        dec, width = [], latent_dim
+        for h in reversed(hidden_dims):
+            dec += [nn.Linear(width, h), act()]
+            width = h
+        dec.append(nn.Linear(width, input_dim))
+        self.decoder = nn.Sequential(*dec)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and standard deviation of z given x."""
+        mu, raw = self.to_latent(self.encoder(x)).chunk(2, dim=1)
+        return mu, F.softplus(raw) + STD_FLOOR
+
+    def reparameterize(self, mu, std, generator: torch.Generator | None = None):
+        """A sample z = mu + std * eps, with eps drawn from `generator` (seeded, resumable)."""
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + std * eps
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Pixel logits for latent points z."""
+        return self.decoder(z)
+
+    def forward(self, x, generator: torch.Generator | None = None):
+        """Reconstruction logits, mean and std for x."""
+        mu, std = self.encode(x)
+        return self.decode(self.reparameterize(mu, std, generator)), mu, std
+
+
+def kl_to_standard_normal(mu: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(std^2)) || N(0, I)) per latent dimension, shape like mu.
+
+    Closed form from Kingma & Welling (2014), Appendix B:
+    -KL = 1/2 * sum(1 + log std^2 - mu^2 - std^2).
+    """
+    return 0.5 * (mu.pow(2) + std.pow(2) - 1.0) - torch.log(std)
+
+
+def vae_loss(x, logits, mu, std, beta: float, recon: str = "bce") -> dict[str, torch.Tensor]:
+    """Per-batch-mean terms: recon (summed over pixels), kl, and loss = recon + beta * kl."""
+    if recon == "bce":
+        rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    else:
+        rec = (torch.sigmoid(logits) - x).pow(2)
+    rec = rec.sum(dim=1).mean()
+    kl = kl_to_standard_normal(mu, std).sum(dim=1).mean()
+    return {"recon": rec, "kl": kl, "loss": rec + beta * kl}
+
+
+def build_model(cfg: Config) -> nn.Module:
+    """A freshly initialised model for cfg (seed the RNG first for reproducible weights)."""
+    if isinstance(cfg, VAEConfig):
+        return VAE(cfg.hidden_dims, cfg.latent_dim, cfg.activation)
+    if isinstance(cfg, ClassifierConfig):
+        return Classifier(cfg.sizes, cfg.activation, cfg.loss)
+    raise TypeError(f"no model for {type(cfg).__name__}")
+
+
+def parameter_table(model: nn.Module) -> list[dict]:
+    """One row per parameter tensor: name, shape, count."""
+    return [
+        {"name": n, "shape": list(p.shape), "count": p.numel()} for n, p in model.named_parameters()
+    ]
+
+
+@torch.no_grad()
+def encode_latents(
+    model: nn.Module, cfg: Config, x: torch.Tensor, *, layer: int | None = None, batch: int = 10000
+):
+    """The recorded latent of every row of x, in one no-grad pass per chunk.
+
+    VAE: (mean, std), each (N, latent_dim). Classifier: (activations of layer `layer` of
+    sizes, default the recorded layer; the output layer gives class scores, None).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        outs_a, outs_b = [], []
+        for start in range(0, len(x), batch):
+            xb = x[start : start + batch]
+            if isinstance(cfg, VAEConfig):
+                mu, std = model.encode(xb)
+                outs_a.append(mu)
+                outs_b.append(std)
+            else:
+                layer = cfg.recorded_layer if layer is None else layer
+                if layer == len(cfg.sizes) - 1:
+                    outs_a.append(model.probabilities(xb))
+                else:
+                    outs_a.append(model(xb, upto=layer))
+        a = torch.cat(outs_a) if outs_a else x.new_zeros((0, 0))
+        b = torch.cat(outs_b) if outs_b else None
+        return a, b
+    finally:
+        model.train(was_training)

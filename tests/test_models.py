@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import torch
+from torch.distributions import Independent, Normal, kl_divergence
+
+from nnlab.config import build
+from nnlab.models import (
+    VAE,
+    Classifier,
+    build_model,
+    classifier_loss,
+    encode_latents,
+    kl_to_standard_normal,
+    parameter_table,
+    vae_loss,
+)
+
+
+def test_kl_matches_torch_distributions():
+    g = torch.Generator().manual_seed(0)
+    mu = torch.randn(64, 3, generator=g) * 2
+    std = torch.rand(64, 3, generator=g) * 3 + 0.05
+    ours = kl_to_standard_normal(mu, std).sum(1)
+    q = Independent(Normal(mu, std), 1)
+    p = Independent(Normal(torch.zeros_like(mu), torch.ones_like(std)), 1)
+    torch.testing.assert_close(ours, kl_divergence(q, p), rtol=1e-5, atol=1e-5)
+    assert torch.all(kl_to_standard_normal(torch.zeros(2, 2), torch.ones(2, 2)) == 0)
+
+
+def test_vae_loss_terms():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(8, 784, generator=g)
+    logits = torch.randn(8, 784, generator=g)
+    mu, std = torch.randn(8, 2, generator=g), torch.rand(8, 2, generator=g) + 0.1
+    t = vae_loss(x, logits, mu, std, beta=10.0)
+    p = torch.sigmoid(logits)
+    bce = -(x * torch.log(p) + (1 - x) * torch.log(1 - p)).sum(1).mean()
+    torch.testing.assert_close(t["recon"], bce, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(t["loss"], t["recon"] + 10.0 * t["kl"])
+
+
+def test_nielsen_quadratic_cost():
+    out = torch.tensor([[0.2, 0.9], [0.5, 0.5]])
+    y = torch.tensor([1, 0])
+    # 1/(2n) sum ||y - a||^2 = ((0.04 + 0.01) + (0.25 + 0.25)) / 4
+    torch.testing.assert_close(classifier_loss(out, y, "mse"), torch.tensor(0.1375))
+    logits = torch.tensor([[2.0, 0.0]])
+    expected = -torch.log_softmax(logits, 1)[0, 0]
+    torch.testing.assert_close(classifier_loss(logits, torch.tensor([0]), "ce"), expected)
+
+
+def test_vae_parameter_count_784_256_128_2():
+    table = parameter_table(build_model(build("vae")))
+    enc = 784 * 256 + 256 + 256 * 128 + 128 + 128 * 4 + 4
+    dec = 2 * 128 + 128 + 128 * 256 + 256 + 256 * 784 + 784
+    assert sum(r["count"] for r in table) == enc + dec == 469268
+
+
+def test_classifier_layers_and_recorded_latent():
+    torch.manual_seed(0)
+    cfg = build("classifier", preset="latent3")
+    model = build_model(cfg)
+    x = torch.rand(5, 784)
+    h1 = torch.sigmoid(model.layers[0](x))
+    h2 = torch.sigmoid(model.layers[1](h1))
+    torch.testing.assert_close(model(x, upto=2), h2)
+    a, b = encode_latents(model, cfg, x)
+    assert b is None and a.shape == (5, 3) and torch.all((a > 0) & (a < 1))
+    torch.testing.assert_close(a, h2)
+    assert model(x).shape == (5, 10)
+
+
+def test_vae_std_positive_and_encode_shapes():
+    torch.manual_seed(0)
+    vae = VAE([32], latent_dim=3)
+    mu, std = vae.encode(torch.rand(4, 784))
+    assert mu.shape == std.shape == (4, 3) and torch.all(std > 0)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    x = torch.rand(4, 784)
+    torch.testing.assert_close(vae(x, g1)[0], vae(x, g2)[0])  # sampling follows the generator
+    assert isinstance(Classifier([784, 10]).layers[0], torch.nn.Linear)
