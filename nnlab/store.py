@@ -1,0 +1,386 @@
+"""The run store: run ids, run directories, atomic writes, locks, checkpoints, metrics.
+
+A run directory holds config.yaml, meta.json, metrics.jsonl, checkpoints/, latents/,
+media/ and embeddings/. Every file is replaced atomically (temp file in the same
+directory, fsync, os.replace), so a reader or a crash sees the old or the new version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import io
+import json
+import os
+import re
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nnlab.errors import NnlabError, RunError
+
+FORMAT_VERSION = 1  # bump when the layout of a run changes incompatibly
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+TMP_PREFIX = ".tmp-"
+
+
+def default_runs_dir() -> Path:
+    """$NNLAB_RUNS, or ./runs."""
+    return Path(os.environ.get("NNLAB_RUNS") or "runs")
+
+
+def runs_root(runs_dir: str | Path | None) -> Path:
+    """The runs directory as an absolute path (not created)."""
+    return Path(runs_dir if runs_dir else default_runs_dir()).expanduser().absolute()
+
+
+def now_iso() -> str:
+    """The current local time, ISO 8601 with offset, to the millisecond (orders runs)."""
+    return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+# ---------------------------------------------------------------- atomic writes
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Replace `path` with `data` atomically; on failure the old file is left untouched."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Replace a text file atomically."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Replace a JSON file atomically."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | Path) -> dict:
+    """Read a JSON object, raising RunError naming the file when it is missing or damaged."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunError(f"{path}: damaged ({e})") from None
+    if not isinstance(obj, dict):
+        raise RunError(f"{path}: damaged (not a JSON object)")
+    return obj
+
+
+def save_npz(path: str | Path, **arrays) -> None:
+    """Write numpy arrays as one .npz atomically (no pickled objects)."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    write_bytes(path, buf.getvalue())
+
+
+def load_npz(path: str | Path) -> dict:
+    """Read an .npz with allow_pickle=False into a dict of arrays; RunError if damaged."""
+    import numpy as np
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing") from None
+    except Exception as e:  # zipfile, ValueError (pickled objects), EOFError...
+        raise RunError(f"{path}: damaged or unsafe ({type(e).__name__}: {e})") from None
+
+
+def save_checkpoint(path: str | Path, obj: dict) -> None:
+    """Write a checkpoint (tensors and plain values only) atomically."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Load a checkpoint with weights_only=True; never unpickles arbitrary objects."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"{path}: checkpoint missing")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RunError(f"{path}: cannot be loaded safely ({first[:200]})") from None
+    if not isinstance(obj, dict) or "model" not in obj:
+        raise RunError(f"{path}: not an nnlab checkpoint")
+    return obj
+
+
+# ---------------------------------------------------------------- ids and locks
+
+
+def validate_id(run_id: Any) -> str:
+    """Return run_id as text if it is a safe run id, else raise NnlabError."""
+    if not isinstance(run_id, str):
+        raise NnlabError(f"invalid run id {run_id!r}: run ids are text like vae-20260101-120000")
+    if not ID_RE.match(run_id) or run_id.isdigit():
+        shown = run_id if len(run_id) <= 80 else run_id[:77] + "..."
+        raise NnlabError(
+            f"invalid run id {shown!r}: use letters, digits, '.', '-' and '_' "
+            "(at most 128, not only digits)"
+        )
+    return run_id
+
+
+class Lock:
+    """An exclusive advisory lock on a file (flock), released when the process ends."""
+
+    def __init__(self, path: Path, what: str):
+        self.path = path
+        self.what = what
+        self.fd: int | None = None
+
+    def acquire(self, info: dict) -> None:
+        """Take the lock or raise RunError naming whoever holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+            os.close(fd)
+            raise RunError(
+                f"{self.what} is in use by another nnlab process ({holder or 'unknown'})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        """Give the lock up."""
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def is_locked(path: Path) -> bool:
+    """True when another process holds the lock file at `path`."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def holder_info(run_id: str) -> dict:
+    """What a lock file records about its holder."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "run": run_id, "since": now_iso()}
+
+
+# ---------------------------------------------------------------- runs
+
+
+@dataclass
+class Run:
+    """A run directory inside a runs dir."""
+
+    root: Path  # the runs dir
+    id: str
+    lock: Lock | None = field(default=None, repr=False)
+    name_lock: Lock | None = field(default=None, repr=False)
+
+    @property
+    def path(self) -> Path:
+        """The run directory."""
+        return self.root / self.id
+
+    def file(self, *parts: str) -> Path:
+        """A path inside the run directory."""
+        return self.path.joinpath(*parts)
+
+    @property
+    def checkpoints(self) -> Path:
+        """The checkpoints folder."""
+        return self.file("checkpoints")
+
+    @property
+    def latents(self) -> Path:
+        """The latent recording folder."""
+        return self.file("latents")
+
+    def meta(self) -> dict:
+        """meta.json, checked for a format this nnlab can read."""
+        meta = read_json(self.file("meta.json"))
+        fmt = meta.get("format")
+        if not isinstance(fmt, int):
+            raise RunError(f"{self.file('meta.json')}: damaged (no format version)")
+        if fmt > FORMAT_VERSION:
+            raise RunError(
+                f"run {self.id} was written by a newer nnlab (format {fmt}; this nnlab reads "
+                f"format {FORMAT_VERSION}): upgrade nnlab to read it"
+            )
+        return meta
+
+    def write_meta(self, meta: dict) -> None:
+        """Replace meta.json atomically."""
+        write_json(self.file("meta.json"), meta)
+
+    def update_meta(self, **changes) -> dict:
+        """Read, change and rewrite meta.json."""
+        meta = self.meta()
+        meta.update(changes)
+        self.write_meta(meta)
+        return meta
+
+    def config(self):
+        """The run's saved config, rebuilt as its dataclass."""
+        from nnlab.config import from_yaml
+
+        path = self.file("config.yaml")
+        try:
+            text = path.read_text("utf-8")
+        except FileNotFoundError:
+            raise RunError(f"{path}: missing") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise RunError(f"{path}: damaged ({e})") from None
+        try:
+            return from_yaml(text, str(path))
+        except NnlabError as e:
+            raise RunError(str(e)) from None
+
+    def is_running(self) -> bool:
+        """True when a training process holds this run's lock."""
+        return is_locked(self.file("lock"))
+
+    def acquire(self) -> None:
+        """Lock the run for training, or raise naming the holder."""
+        self.lock = Lock(self.file("lock"), f"run {self.id}")
+        self.lock.acquire(holder_info(self.id))
+
+    def release(self) -> None:
+        """Release the training lock (and the name lock, if this process took one)."""
+        for lock in (self.lock, self.name_lock):
+            if lock:
+                lock.release()
+        self.lock = self.name_lock = None
+
+    def clean_temp_files(self) -> int:
+        """Delete temp files left by an interrupted write; returns how many."""
+        n = 0
+        for p in self.path.rglob(TMP_PREFIX + "*"):
+            try:
+                p.unlink()
+                n += 1
+            except OSError:
+                pass
+        return n
+
+
+def open_run(run_id: Any, runs_dir: str | Path | None = None) -> Run:
+    """The existing run `run_id` ('latest' for the newest), validated to lie inside runs_dir."""
+    root = runs_root(runs_dir)
+    if run_id == "latest":
+        ids = list_run_ids(root)
+        if not ids:
+            raise RunError(f"no runs in {root}")
+        run_id = max(ids, key=lambda i: (_created(root / i), i))
+    run_id = validate_id(run_id)
+    path = root / run_id
+    if path.is_symlink() or (path.exists() and path.resolve().parent != root.resolve()):
+        raise NnlabError(f"refusing run {run_id}: its directory points outside {root}")
+    if not path.is_dir():
+        hint = ""
+        ids = list_run_ids(root)
+        if ids:
+            from nnlab.errors import did_you_mean
+
+            hint = did_you_mean(run_id, ids) if len(ids) < 200 else ""
+        raise NnlabError(f"no run '{run_id}' in {root}{hint}")
+    return Run(root, run_id)
+
+
+def _created(path: Path) -> str:
+    try:
+        return str(json.loads((path / "meta.json").read_text()).get("created", ""))
+    except (OSError, ValueError):
+        return ""
+
+
+def list_run_ids(runs_dir: str | Path | None = None) -> list[str]:
+    """Ids of the run directories in runs_dir (symlinks and odd names skipped)."""
+    root = runs_root(runs_dir)
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and not p.is_symlink() and ID_RE.match(p.name) and (p / "meta.json").exists()
+    )
+
+
+def create_run(runs_dir: str | Path | None, model: str, name: str = "") -> Run:
+    """Make a new, locked run directory `<model>-<yyyymmdd-hhmmss>[-<name>]`.
+
+    With a name, a second training of the same model and name started while the first
+    runs is refused (the name lock); without, a clashing id gets a -2, -3... suffix.
+    """
+    root = runs_root(runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    name_lock = None
+    if name:
+        locks = root / ".locks"
+        locks.mkdir(exist_ok=True)
+        name_lock = Lock(locks / f"{model}-{name}.lock", f"run name '{name}'")
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{model}-{stamp}" + (f"-{name}" if name else "")
+    for attempt in range(1, 100):
+        run_id = validate_id(base if attempt == 1 else f"{base}-{attempt}")
+        if name_lock is not None and name_lock.fd is None:
+            name_lock.acquire(holder_info(run_id))
+        try:
+            os.mkdir(root / run_id)
+        except FileExistsError:
+            continue
+        run = Run(root, run_id)
+        run.acquire()
+        if name_lock is not None:
+            run.name_lock = name_lock  # held until the process ends
+        return run
+    raise NnlabError(f"could not find a free run id for {base} in {root}")
