@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from nnlab import record, store, train
+from nnlab.summary import read_metrics
+from tests.conftest import FAST
+
+L3 = [
+    "classifier",
+    "--preset=latent3",
+    *FAST,
+    "--batch_size=40",
+    "--snapshot_every=30",
+    "--checkpoint_every_steps=25",
+]  # 90 steps per epoch
+
+
+def _run(runs, run_id):
+    return store.Run(runs, run_id)
+
+
+def test_vae_trains_records_and_logs(nnlab, runs):
+    r = nnlab("train", "vae", *FAST, "--snapshot_every=20", "--beta=10")
+    assert r.code == 0, r.err
+    run_id = r.out.strip()
+    assert r.out == run_id + "\n" and run_id.startswith("vae-")  # stdout: the id alone
+    run = _run(runs, run_id)
+    meta = run.meta()
+    assert meta["status"] == "finished" and meta["steps_done"] == 113 == meta["steps_per_epoch"]
+    rec = record.load_recording(run.latents, "vae")
+    assert rec.steps.tolist() == [0, 20, 40, 60, 80, 100, 113]  # step 0, cadence, final
+    assert rec.mu.shape == rec.sd.shape == (7, 200, 2) and np.all(rec.sd > 0)
+    assert np.bincount(rec.labels).tolist() == [20] * 10
+    lines = read_metrics(run.file("metrics.jsonl"))
+    steps = [m for m in lines if m["kind"] == "step"]
+    assert [m["step"] for m in steps] == list(range(10, 113, 10))
+    assert steps[-1]["loss"] < steps[0]["loss"]
+    (epoch,) = [m for m in lines if m["kind"] == "epoch"]
+    assert epoch["test_elbo"] == pytest.approx(-(epoch["test_bce"] + epoch["test_kl"]))
+    assert epoch["test_loss"] == pytest.approx(epoch["test_bce"] + 10 * epoch["test_kl"])
+    assert sorted(p.name for p in run.checkpoints.iterdir()) == ["final.pt", "latest.pt"]
+    assert run.config().beta == 10.0
+
+
+def test_snapshot_matches_model_at_that_step(nnlab, runs):
+    run_id = nnlab("train", *L3, "--epochs=1", "--record_dtype=float32").out.strip()
+    run = _run(runs, run_id)
+    cfg = run.config()
+    ck = store.load_checkpoint(run.checkpoints / "final.pt")
+    model = train.build_model(cfg)
+    model.load_state_dict(ck["model"])
+    rec = record.load_recording(run.latents, "classifier")
+    splits = train.data.load(cfg.dataset, None, cfg.val_fraction, cfg.seed)
+    a, _ = train.encode_latents(model, cfg, splits.test_x[torch.from_numpy(rec.indices)])
+    assert rec.steps[-1] == ck["step"] == 90
+    np.testing.assert_allclose(rec.act[-1], a.numpy(), atol=1e-6)
+
+
+def _tensors(path):
+    ck = store.load_checkpoint(path)
+    flat = {f"model.{k}": v for k, v in ck["model"].items()}
+    for pid, st in ck["optimizer"]["state"].items():
+        flat.update({f"opt.{pid}.{k}": v for k, v in st.items() if torch.is_tensor(v)})
+    return ck, flat
+
+
+def _assert_same_run(runs, a, b):
+    ca, ta = _tensors(runs / a / "checkpoints" / "final.pt")
+    cb, tb = _tensors(runs / b / "checkpoints" / "final.pt")
+    assert ca["step"] == cb["step"] and ta.keys() == tb.keys()
+    for k in ta:
+        assert torch.equal(ta[k], tb[k]), k
+    assert (runs / a / "metrics.jsonl").read_bytes() == (runs / b / "metrics.jsonl").read_bytes()
+    for kind in ("classifier", "vae"):
+        try:
+            ra, rb = record.load_recording(runs / a / "latents", kind), None
+        except Exception:
+            continue
+        rb = record.load_recording(runs / b / "latents", kind)
+        assert np.array_equal(ra.steps, rb.steps) and np.array_equal(ra.latents, rb.latents)
+
+
+def test_resume_more_epochs_is_bit_exact(nnlab, runs):
+    straight = nnlab("train", *L3, "--epochs=2", "--seed=5").out.strip()
+    part = nnlab("train", *L3, "--epochs=1", "--seed=5").out.strip()
+    r = nnlab("train", "--resume", part, "--epochs=2")
+    assert r.code == 0 and r.out.strip() == part, r.err
+    assert "resuming" in r.err
+    _assert_same_run(runs, straight, part)
+    assert _run(runs, part).config().epochs == 2
+
+
+def test_interrupt_mid_epoch_then_resume_is_bit_exact(nnlab, runs, monkeypatch):
+    straight = nnlab("train", "vae", *FAST, "--epochs=1", "--checkpoint_every_steps=30").out
+    original = train.Trainer.train_step
+
+    def interrupt_at_47(self, idx):
+        out = original(self, idx)
+        if self.step + 1 == 47:
+            os.kill(os.getpid(), signal.SIGINT)  # caught by the trainer, acted on after the step
+        return out
+
+    monkeypatch.setattr(train.Trainer, "train_step", interrupt_at_47)
+    r = nnlab("train", "vae", *FAST, "--epochs=1", "--checkpoint_every_steps=30")
+    monkeypatch.setattr(train.Trainer, "train_step", original)
+    assert r.code == 130 and "Resume with: nnlab train --resume" in r.err
+    run_id = r.out.strip()
+    meta = _run(runs, run_id).meta()
+    assert meta["status"] == "interrupted" and meta["resumable_step"] == 47
+    assert nnlab("train", "--resume", run_id).code == 0
+    _assert_same_run(runs, straight.strip(), run_id)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(nnlab, runs, monkeypatch):
+    monkeypatch.setenv(train.FAULT_NAN_ENV, "33")
+    r = nnlab("train", *L3, "--epochs=1")
+    assert r.code == 1 and "diverged" in r.err and "step 33" in r.err
+    run = _run(runs, r.out.strip())
+    assert run.meta()["status"] == "diverged"
+    ck = store.load_checkpoint(run.checkpoints / "latest.pt")
+    assert ck["step"] == 25 and all(torch.isfinite(v).all() for v in ck["model"].values())
+
+
+def test_sigint_from_the_shell_then_resume(tmp_path):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "nnlab",
+        "train",
+        "classifier",
+        *FAST,
+        "--epochs=40",
+        "--snapshot_every=100",
+    ]
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = tmp_path / "runs"
+    deadline = time.time() + 60
+    while time.time() < deadline:  # wait until training is under way
+        metas = list(runs.glob("*/checkpoints/latest.pt"))
+        if metas:
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err
+    run_id = out.strip()
+    r = subprocess.run(
+        [sys.executable, "-m", "nnlab", "train", "--resume", run_id, "--epochs=2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in (runs / run_id / "metrics.jsonl").read_text().splitlines()]
+    steps = [m["step"] for m in lines if m["kind"] == "step"]
+    assert steps == list(range(10, steps[-1] + 1, 10))  # none duplicated, none missing
+    epochs = [m["epoch"] for m in lines if m["kind"] == "epoch"]
+    assert epochs == sorted(set(epochs))
