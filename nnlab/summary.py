@@ -1,0 +1,270 @@
+"""What the run store holds: a table of runs, or one run in detail, as text or JSON.
+
+Reads only config.yaml, meta.json, metrics.jsonl and file listings: no torch import, so
+`nnlab summary` answers quickly even on a large store.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from nnlab import store
+from nnlab.errors import NnlabError
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """metrics.jsonl as a list of dicts; a torn last line (crash while appending) is skipped."""
+    try:
+        text = Path(path).read_text("utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in text.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            out.append(obj)
+    return out
+
+
+def status_of(run: store.Run, meta: dict) -> str:
+    """running / finished / interrupted / diverged: 'running' only while a process holds it."""
+    status = meta.get("status", "unknown")
+    if status == "running" and not run.is_running():
+        return "interrupted"
+    return status
+
+
+def headline(model: str, final: dict) -> tuple[str, float | None]:
+    """The run's headline metric name and value (test accuracy or test ELBO)."""
+    if model == "vae":
+        return "test ELBO", final.get("test_elbo")
+    return "test acc", final.get("test_acc")
+
+
+def _fmt_headline(model: str, final: dict) -> str:
+    name, value = headline(model, final)
+    if value is None:
+        return "-"
+    return f"{100 * value:.2f}%" if model == "classifier" else f"{value:.2f}"
+
+
+def list_runs(runs_dir=None) -> list[dict]:
+    """One row per run: id, model, dataset, progress, headline metric, status, created."""
+    rows = []
+    for run_id in store.list_run_ids(runs_dir):
+        run = store.Run(store.runs_root(runs_dir), run_id)
+        try:
+            meta = run.meta()
+        except NnlabError as e:
+            rows.append({"id": run_id, "status": "damaged", "problem": str(e)})
+            continue
+        final = meta.get("final") or {}
+        name, value = headline(meta.get("model", ""), final)
+        rows.append(
+            {
+                "id": run_id,
+                "model": meta.get("model"),
+                "dataset": meta.get("dataset"),
+                "epochs_done": meta.get("epochs_done"),
+                "steps_done": meta.get("steps_done"),
+                "headline": name,
+                "value": value,
+                "status": status_of(run, meta),
+                "created": meta.get("created"),
+            }
+        )
+    rows.sort(key=lambda r: (r.get("created") or "", r["id"]))
+    return rows
+
+
+def best_metrics(epoch_lines: list[dict]) -> dict:
+    """For each evaluation metric, its best value over epochs and the epoch it came at."""
+    best: dict[str, dict] = {}
+    for line in epoch_lines:
+        for k, v in line.items():
+            if k in ("kind", "epoch", "step", "seconds") or not isinstance(v, (int, float)):
+                continue
+            higher = k.endswith("_acc") or k.endswith("_elbo")
+            cur = best.get(k)
+            if cur is None or (v > cur["value"] if higher else v < cur["value"]):
+                best[k] = {"value": v, "epoch": line.get("epoch"), "step": line.get("step")}
+    return best
+
+
+def describe(run_id: str, runs_dir=None) -> dict:
+    """Everything about one run: config, parameters, metrics, timings, contents."""
+    from omegaconf import OmegaConf
+
+    run = store.open_run(run_id, runs_dir)
+    meta = run.meta()
+    run.config()  # refuses a damaged or foreign config.yaml with a clear message
+    config = OmegaConf.to_container(OmegaConf.load(run.file("config.yaml")))
+    lines = read_metrics(run.file("metrics.jsonl"))
+    epochs = [m for m in lines if m.get("kind") == "epoch"]
+    final = epochs[-1] if epochs else (meta.get("final") or {})
+    from nnlab.record import chunk_files, snapshot_count
+
+    snaps = snapshot_count(run.latents)
+    seconds = float(meta.get("train_seconds") or 0.0)
+    steps = int(meta.get("steps_done") or 0)
+    listing = {
+        sub: sorted(p.name for p in run.file(sub).iterdir() if not p.name.startswith("."))
+        if run.file(sub).is_dir()
+        else []
+        for sub in ("checkpoints", "media", "embeddings")
+    }
+    params = meta.get("parameters") or []
+    last_step = next((m for m in reversed(lines) if m.get("kind") == "step"), None)
+    return {
+        "id": run.id,
+        "path": str(run.path),
+        "model": meta.get("model"),
+        "status": status_of(run, meta),
+        "dataset": meta.get("dataset"),
+        "dataset_requested": meta.get("dataset_requested"),
+        "data_source": meta.get("data_source"),
+        "device": meta.get("device"),
+        "versions": {
+            "nnlab": meta.get("nnlab_version"),
+            "torch": meta.get("torch_version"),
+            "python": meta.get("python"),
+        },
+        "created": meta.get("created"),
+        "ended": meta.get("ended"),
+        "config": config,
+        "parameters": {"layers": params, "total": sum(p["count"] for p in params)},
+        "progress": {
+            "epochs_done": meta.get("epochs_done"),
+            "steps_done": steps,
+            "resumable_step": meta.get("resumable_step"),
+            "steps_per_epoch": meta.get("steps_per_epoch"),
+        },
+        "metrics": {"final": final, "best": best_metrics(epochs), "last_step": last_step},
+        "timings": {
+            "train_seconds": seconds,
+            "steps_per_second": round(steps / seconds, 2) if seconds else None,
+        },
+        "holds": {
+            "checkpoints": listing["checkpoints"],
+            "snapshots": snaps,
+            "snapshot_chunks": len(chunk_files(run.latents)),
+            "probe": meta.get("probe"),
+            "media": listing["media"],
+            "embeddings": listing["embeddings"],
+        },
+    }
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _console(buf: io.StringIO, color: bool):
+    from rich.console import Console
+
+    return Console(file=buf, force_terminal=color, width=120, highlight=False)
+
+
+def render_runs(rows: list[dict], color: bool = False) -> str:
+    """The runs table as text."""
+    from rich.table import Table
+
+    if not rows:
+        return "no runs yet: start one with `nnlab train vae`"
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("id", "model", "dataset", "epochs", "steps", "headline", "status", "created"):
+        t.add_column(col, no_wrap=True)
+    for r in rows:
+        if r["status"] == "damaged":
+            t.add_row(r["id"], "-", "-", "-", "-", "-", "damaged", "-")
+            continue
+        value = "-"
+        if r["value"] is not None:
+            value = (
+                f"{100 * r['value']:.2f}%" if r["model"] == "classifier" else f"{r['value']:.2f}"
+            )
+        t.add_row(
+            r["id"],
+            str(r["model"]),
+            str(r["dataset"]),
+            str(r["epochs_done"]),
+            str(r["steps_done"]),
+            f"{r['headline']} {value}",
+            r["status"],
+            str(r["created"] or "-")[:19].replace("T", " "),
+        )
+    buf = io.StringIO()
+    _console(buf, color).print(t)
+    return buf.getvalue().rstrip("\n")
+
+
+def render_run(d: dict, color: bool = False) -> str:
+    """One run's details as text."""
+    from rich.table import Table
+
+    buf = io.StringIO()
+    c = _console(buf, color)
+    c.print(f"[bold]{d['id']}[/]  {d['model']} · {d['status']} · {d['path']}")
+    ds = d["dataset"]
+    if d.get("dataset_requested") and d["dataset_requested"] != ds:
+        ds += f" (asked for {d['dataset_requested']}, not available)"
+    c.print(
+        f"dataset {ds} from {d['data_source']} · device {d['device']} · "
+        f"nnlab {d['versions']['nnlab']}, torch {d['versions']['torch']}"
+    )
+    c.print(f"created {d['created']} · ended {d['ended'] or '-'}")
+    c.print("\n[bold]config[/]")
+    cfg = d["config"]
+    c.print("  " + "  ".join(f"{k}={v}" for k, v in cfg.items()), soft_wrap=False)
+    t = Table(box=None, header_style="bold", title=None, pad_edge=False)
+    for col, just in (("layer", "left"), ("shape", "left"), ("count", "right")):
+        t.add_column(col, justify=just)
+    for p in d["parameters"]["layers"]:
+        t.add_row(p["name"], "×".join(map(str, p["shape"])), f"{p['count']:,}")
+    t.add_row("[bold]total[/]", "", f"[bold]{d['parameters']['total']:,}[/]")
+    c.print("\n[bold]parameters[/]")
+    c.print(t)
+    m = d["metrics"]
+    c.print("\n[bold]metrics[/] (final epoch, and best over epochs)")
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    for col, just in (
+        ("metric", "left"),
+        ("final", "right"),
+        ("best", "right"),
+        ("at epoch", "right"),
+    ):
+        t.add_column(col, justify=just)
+    for k, v in m["final"].items():
+        if k in ("kind", "epoch", "step") or not isinstance(v, (int, float)):
+            continue
+        b = m["best"].get(k)
+        t.add_row(k, f"{v:.4f}", f"{b['value']:.4f}" if b else "", str(b["epoch"]) if b else "")
+    c.print(t)
+    p, tm, h = d["progress"], d["timings"], d["holds"]
+    rate = f"{tm['steps_per_second']:,} steps/s" if tm["steps_per_second"] else "-"
+    c.print(
+        f"\n[bold]progress[/] epoch {p['epochs_done']}, step {p['steps_done']} "
+        f"({p['steps_per_epoch']} steps/epoch) · can resume from step {p['resumable_step']}"
+    )
+    c.print(f"[bold]timings[/] {tm['train_seconds']:.1f} s training · {rate}")
+    probe = h.get("probe") or {}
+    c.print(
+        f"[bold]holds[/] checkpoints: {', '.join(h['checkpoints']) or '-'} · "
+        f"{h['snapshots']} latent snapshots of {probe.get('size', '?')} "
+        f"{probe.get('split', '')} images · media: {', '.join(h['media']) or '-'} · "
+        f"embeddings: {', '.join(h['embeddings']) or '-'}"
+    )
+    return buf.getvalue().rstrip("\n")
+
+
+def summarize(run_id=None, runs_dir=None, as_json: bool = False, color: bool = False) -> str:
+    """The summary text (or JSON) of all runs, or of one run."""
+    if run_id is None:
+        rows = list_runs(runs_dir)
+        return json.dumps(rows, indent=2) if as_json else render_runs(rows, color)
+    d = describe(run_id, runs_dir)
+    return json.dumps(d, indent=2) if as_json else render_run(d, color)

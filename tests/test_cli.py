@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import FAST
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["train", "vea"], "unknown model 'vea' (did you mean 'vae'?)"),
+        (["train", "vae", "--preset=vae-beta1"], "did you mean 'vae-beta10'"),
+        (["train", "vae", "--bta=10"], "unknown config key 'bta'"),
+        (["train", "vae", "--lr=-1"], "--lr"),
+        (["train", "vae", "--batch_size=0"], "--batch_size"),
+        (["train", "vae", "--latent_dim=0"], "--latent_dim"),
+        (["train", "vae", "--beta=-2"], "--beta"),
+        (["train", "vae", "--dataset=kmnist"], "dataset 'kmnist' not found"),
+        (["train", "classifier", "--sizes=[784,30,9]"], "end at 10"),
+        (["train", "classifier", "--sizes=100,10"], "start at 784"),
+        (["train", "--resume", "../etc"], "invalid run id"),
+        (["train", "--resume", "nope-1"], "no run 'nope-1'"),
+        (["train", "--resume", "nope-1", "--beta=3"], "--resume takes only --epochs"),
+        (["summary", "nope-1"], "no run 'nope-1'"),
+        (["summary", "a/../../b"], "invalid run id"),
+        (["trian"], "unknown command 'trian' (did you mean 'train'?)"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(nnlab, runs, args, needle):
+    r = nnlab(*args)
+    assert r.code == 2, r
+    assert r.out == ""
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.err
+    assert not runs.exists() or not [p for p in runs.iterdir() if not p.name.startswith(".")]
+
+
+def test_fire_type_pitfalls_reach_the_config(nnlab, runs):
+    r = nnlab(
+        "train",
+        "vae",
+        *FAST,
+        "--name=007",
+        "--lr=1e-3",
+        "--beta=10",
+        "--epochs",
+        "1",
+        "--deterministic=false",
+        "--hidden_dims=64,32",
+        "--snapshot_every=0",
+    )
+    assert r.code == 0, r.err
+    cfg = nnlab("summary", r.out.strip(), "--json").json()["config"]
+    assert cfg["name"] == "007" and r.out.strip().endswith("-007")
+    assert cfg["lr"] == 1e-3 and cfg["beta"] == 10.0 and cfg["deterministic"] is False
+    assert cfg["hidden_dims"] == [64, 32]
+
+
+def test_console_script_end_to_end(tmp_path):
+    """The real `python -m nnlab` process: run id alone on stdout, progress on stderr."""
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nnlab",
+            "train",
+            "classifier",
+            "--preset=latent3",
+            *FAST,
+            "--epochs=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    run_id = r.stdout.strip()
+    assert r.stdout.count("\n") == 1 and run_id.startswith("classifier-")
+    assert "finished" in r.stderr and "test accuracy" in r.stderr
+    s = subprocess.run([sys.executable, "-m", "nnlab", "summary"], capture_output=True, text=True)
+    assert s.returncode == 0 and run_id in s.stdout
+    h = subprocess.run(
+        [sys.executable, "-m", "nnlab", "--help"],
+        capture_output=True,
+        text=True,
+        env={"PAGER": "cat", "PATH": "/usr/bin:/bin"},
+    )
+    assert h.returncode == 0 and "train" in h.stderr and "summary" in h.stderr  # Fire: stderr

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from nnlab import store
+from nnlab.summary import best_metrics
+from tests.conftest import FAST
+
+
+def test_table_and_json_of_all_runs(nnlab, runs):
+    assert nnlab("summary").out.startswith("no runs yet")
+    a = nnlab("train", "vae", *FAST, "--snapshot_every=50").out.strip()
+    b = nnlab("train", "classifier", "--preset=linear-ce", *FAST, "--epochs=1").out.strip()
+    table = nnlab("summary").out
+    assert a in table and b in table and "finished" in table and "test ELBO" in table
+    rows = nnlab("summary", "--json").json()
+    assert [r["id"] for r in rows] == [a, b]
+    assert rows[1]["model"] == "classifier" and 0 < rows[1]["value"] <= 1
+
+
+def test_one_run_json_has_config_params_metrics_and_contents(nnlab, runs):
+    run_id = nnlab("train", "vae", *FAST, "--beta=10", "--snapshot_every=50").out.strip()
+    d = nnlab("summary", run_id, "--json").json()
+    assert d["config"]["beta"] == 10.0 and d["dataset"] == "mnist-sample"
+    assert d["parameters"]["total"] == 469268
+    assert {"test_bce", "test_kl", "test_elbo"} <= set(d["metrics"]["final"])
+    assert d["holds"]["snapshots"] == 4  # steps 0, 50, 100 and the final 113
+    assert d["holds"]["checkpoints"] == ["final.pt", "latest.pt"]
+    assert nnlab("summary", "latest", "--json").json()["id"] == run_id
+    text = nnlab("summary", run_id).out
+    assert "469,268" in text and "to_latent.weight" in text and "test_elbo" in text
+
+
+def test_dead_running_run_shows_interrupted(nnlab, runs):
+    run_id = nnlab("train", "vae", *FAST, "--snapshot_every=0").out.strip()
+    store.Run(runs, run_id).update_meta(status="running")  # as after a kill -9
+    assert nnlab("summary", run_id, "--json").json()["status"] == "interrupted"
+
+
+def test_damaged_meta_shows_in_table(nnlab, runs):
+    run_id = nnlab("train", "vae", *FAST, "--snapshot_every=0").out.strip()
+    (runs / run_id / "meta.json").write_text("{not json")
+    assert "damaged" in nnlab("summary").out
+    r = nnlab("summary", run_id)
+    assert r.code == 2 and "meta.json: damaged" in r.err and "Traceback" not in r.err
+
+
+def test_best_metrics_direction():
+    lines = [
+        {"kind": "epoch", "epoch": 1, "val_acc": 0.8, "val_loss": 0.3},
+        {"kind": "epoch", "epoch": 2, "val_acc": 0.7, "val_loss": 0.2},
+    ]
+    best = best_metrics(lines)
+    assert best["val_acc"] == {"value": 0.8, "epoch": 1, "step": None}
+    assert best["val_loss"]["epoch"] == 2
