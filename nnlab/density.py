@@ -1,0 +1,65 @@
+"""The maths behind the latent pictures: class mixtures of Gaussian posteriors, their
+moment-matched Gaussians, densities on a grid, and PCA projections.
+
+A VAE maps each image to a posterior N(mu_i, diag(sd_i^2)); a class's latent distribution
+is the equal-weight mixture of its images' posteriors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def mixture_moments(mu: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of the mixture (1/K) sum_i N(mu_i, diag(sd_i^2)).
+
+    mean = avg mu_i; cov = avg diag(sd_i^2) + avg mu_i mu_i^T - mean mean^T
+    (the law of total covariance). mu, sd: (K, D). Returns (D,), (D, D).
+    """
+    mu = np.asarray(mu, dtype=np.float64)
+    sd = np.asarray(sd, dtype=np.float64)
+    mean = mu.mean(axis=0)
+    cov = np.diag((sd**2).mean(axis=0)) + mu.T @ mu / len(mu) - np.outer(mean, mean)
+    return mean, cov
+
+
+def one_sigma_density(cov: np.ndarray) -> float:
+    """Density of a 2-D Gaussian N(m, cov) at Mahalanobis distance 1 from its mean."""
+    det = float(np.linalg.det(cov))
+    return math.exp(-0.5) / (2 * math.pi * math.sqrt(max(det, 1e-300)))
+
+
+def axis_table(points: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """Normal densities N(points_j; mu_i, sd_i) as a (K, n) table."""
+    z = (points[None, :] - mu[:, None]) / sd[:, None]
+    return np.exp(-0.5 * z * z) / (sd[:, None] * math.sqrt(2 * math.pi))
+
+
+def grid_density(mu: np.ndarray, sd: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Mixture density on the grid ys x xs: an (len(ys), len(xs)) array.
+
+    A diagonal Gaussian factorises over the two axes, so the mixture's density on the grid
+    is one matrix product of two (K, n) tables: D = B^T A / K, with A[i, j] = N(x_j; mu_i0,
+    sd_i0) and B[i, k] = N(y_k; mu_i1, sd_i1). That is K*n*(n + 2) work instead of K*n^2
+    full evaluations.
+    """
+    mu = np.asarray(mu, dtype=np.float64)
+    sd = np.asarray(sd, dtype=np.float64)
+    a = axis_table(np.asarray(xs, np.float64), mu[:, 0], sd[:, 0])
+    b = axis_table(np.asarray(ys, np.float64), mu[:, 1], sd[:, 1])
+    return (b.T @ a) / len(mu)
+
+
+def pca_basis(x: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre, top-k principal directions (k, D) and their explained-variance ratios."""
+    x = np.asarray(x, dtype=np.float64)
+    centre = x.mean(axis=0)
+    _, s, vt = np.linalg.svd(x - centre, full_matrices=False)
+    var = s**2
+    ratio = var / var.sum() if var.sum() > 0 else np.zeros_like(var)
+    # Fix each direction's sign (largest component positive) so reruns give the same picture.
+    signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])
+    vt = vt * np.where(signs == 0, 1, signs)[:, None]
+    return centre, vt[:k], ratio[:k]
