@@ -1,0 +1,99 @@
+"""`nnlab embed`: the latents of a whole split, from a run's checkpoint.
+
+The model is rebuilt from the run's saved config, the split is encoded in batches with no
+gradients, and the result is written as .npz (allow_pickle=False readable) or .csv.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from nnlab import store
+from nnlab.errors import NnlabError
+
+
+def embed(
+    run_id, runs_dir=None, *, split="test", checkpoint=None, layer=None, fmt="npz", console=None
+) -> str:
+    """Encode a split at a checkpoint, write it into <run>/embeddings/, return the path."""
+    import torch
+
+    from nnlab import data
+    from nnlab.models import encode_latents, kl_to_standard_normal
+    from nnlab.runload import load_model
+    from nnlab.train import stderr_console
+
+    if split not in ("train", "val", "test"):
+        raise NnlabError(f"--split={split}: choose from test, train, val")
+    if fmt not in ("npz", "csv"):
+        raise NnlabError(f"--format={fmt}: choose npz or csv")
+    run = store.open_run(run_id, runs_dir)
+    run.meta()
+    cfg = run.config()
+    if layer is not None:
+        if cfg.model != "classifier":
+            raise NnlabError("--layer applies to classifier runs; a VAE's latent is its posterior")
+        try:
+            layer = int(str(layer))
+        except ValueError:
+            raise NnlabError(f"--layer={layer}: expected a layer index into sizes") from None
+        if not 1 <= layer < len(cfg.sizes):
+            raise NnlabError(
+                f"--layer={layer}: choose 1 to {len(cfg.sizes) - 1} (sizes {cfg.sizes})"
+            )
+    cfg, model, ck = load_model(run, checkpoint)
+    console = console or stderr_console()
+    splits = data.load(
+        cfg.dataset,
+        cfg.data_dir or None,
+        cfg.val_fraction,
+        cfg.seed,
+        warn=lambda m: console.print(m, soft_wrap=True),
+    )
+    x, y, index = splits.split(split)
+    with torch.inference_mode():
+        a, b = encode_latents(model, cfg, x, layer=layer, batch=4096)
+    step = int(ck["step"])
+    arrays = {
+        "labels": y.cpu().numpy().astype(np.int64),
+        "indices": index.astype(np.int64),
+        "step": np.array(step),
+        "split": np.array(split),
+    }
+    if cfg.model == "vae":
+        arrays.update(mu=a.numpy(), sd=b.numpy())
+        kl = kl_to_standard_normal(a, b).mean(0).tolist()
+        console.print(
+            f"mean KL to N(0, I) per latent dimension on {split} ({len(x):,} images): "
+            + ", ".join(f"z{i}: {v:.3f}" for i, v in enumerate(kl))
+            + f" · total {sum(kl):.3f} nats",
+            soft_wrap=True,
+        )
+    else:
+        arrays.update(act=a.numpy(), layer=np.array(layer or cfg.recorded_layer))
+    folder = run.file("embeddings")
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{split}-step{step}.{fmt}"
+    if fmt == "npz":
+        store.save_npz(path, **arrays)
+    else:
+        store.write_text(path, _csv(arrays, cfg.model))
+    return str(path)
+
+
+def _csv(arrays: dict, model: str) -> str:
+    cols = ["index", "label"]
+    blocks = [arrays["indices"][:, None], arrays["labels"][:, None]]
+    names = ("mu", "sd") if model == "vae" else ("act",)
+    for name in names:
+        m = arrays[name]
+        cols += [f"{name}{i}" for i in range(m.shape[1])]
+        blocks.append(m)
+    buf = io.StringIO()
+    buf.write(",".join(cols) + "\n")
+    table = np.concatenate([blk.astype(np.float64) for blk in blocks], axis=1)
+    fmt = ["%d", "%d"] + ["%.7g"] * (table.shape[1] - 2)
+    np.savetxt(buf, table, fmt=fmt, delimiter=",")
+    return buf.getvalue()

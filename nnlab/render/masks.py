@@ -1,0 +1,109 @@
+"""`nnlab masks`: the first layer's weights, one 28x28 image per unit.
+
+For a network without a hidden layer each output unit's weights are a "mask" of the class
+it detects; otherwise each hidden unit's weights show what it responds to.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnlab import store
+from nnlab.errors import NnlabError, RunError
+from nnlab.render.animate import class_names
+
+
+def unit_titles(cfg, units: list[int]) -> list[str]:
+    """'Mask for digit 3' for an output layer, 'Hidden unit 7' otherwise."""
+    if len(cfg.sizes) == 2:
+        names = class_names(cfg.dataset)
+        word = "digit" if cfg.dataset in ("mnist", "mnist-sample") else "class"
+        return [f"Mask for {word} {names[u]}" for u in units]
+    return [f"Hidden unit {u}" for u in units]
+
+
+def parse_units(units, n: int) -> list[int]:
+    """--units as typed (3 / 0,3,7 / [0,3,7]) into unit indices below n."""
+    if units is None:
+        return list(range(n))
+    if isinstance(units, (int, np.integer)) and not isinstance(units, bool):
+        items = [units]
+    elif isinstance(units, (list, tuple)):
+        items = list(units)
+    else:
+        items = [s for s in str(units).strip("[]() ").split(",") if s.strip()]
+    try:
+        out = [int(str(u).strip()) for u in items]
+    except ValueError:
+        raise NnlabError(f"--units={units}: give unit numbers, e.g. --units=0,3,7") from None
+    if not out or min(out) < 0 or max(out) >= n:
+        raise NnlabError(f"--units={units}: this layer has units 0 to {n - 1}")
+    return out
+
+
+def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> list[str]:
+    """Write the masks GIF (one unit a second) and a PNG grid of all units; return paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nnlab.render.gif import figure_to_array, write_gif, write_png
+    from nnlab.runload import load_model
+
+    run = store.open_run(run_id, runs_dir)
+    run.meta()
+    cfg = run.config()
+    if cfg.model != "classifier":
+        raise RunError(f"masks needs a classifier run; {run.id} is a {cfg.model}")
+    cfg, model, ck = load_model(run, checkpoint)
+    weights = model.layers[0].weight.detach().cpu().numpy()  # (units, 784)
+    chosen = parse_units(units, weights.shape[0])
+    titles = unit_titles(cfg, chosen)
+    images = weights[chosen].reshape(len(chosen), 28, 28)
+    vmax = float(np.abs(images).max()) or 1.0  # one symmetric scale: units are comparable
+    folder = _out_dir(out, run)
+    tag = f"step{int(ck['step'])}"
+
+    # the GIF: one unit per frame, artists reused
+    fig, ax = plt.subplots(figsize=(4.2, 4.0), dpi=100)
+    im = ax.imshow(images[0], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="weight")
+    title = ax.set_title(titles[0], fontsize=11)
+    fig.tight_layout()
+    frames = []
+    for img, text in zip(images, titles, strict=True):
+        im.set_data(img)
+        title.set_text(text)
+        frames.append(figure_to_array(fig))
+    plt.close(fig)
+    gif = write_gif(folder / f"masks-{tag}.gif", frames, durations_ms=[1000] * len(frames))
+
+    # the grid: all chosen units, one colour bar
+    cols = min(5, len(chosen))
+    rows = -(-len(chosen) // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(2.0 * cols + 0.9, 2.1 * rows), dpi=100, squeeze=False
+    )
+    for a in axes.flat:
+        a.set_axis_off()
+    for a, img, text in zip(axes.flat, images, titles, strict=False):
+        shown = a.imshow(img, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+        a.set_title(text, fontsize=8)
+    fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, label="weight")
+    fig.suptitle(f"{run.id} · first layer weights at step {int(ck['step'])}", fontsize=9)
+    grid = write_png(folder / f"masks-{tag}.png", figure_to_array(fig))
+    plt.close(fig)
+    return [str(gif), str(grid)]
+
+
+def _out_dir(out, run: store.Run):
+    from pathlib import Path
+
+    folder = Path(str(out)).expanduser() if out else run.file("media")
+    if folder.exists() and not folder.is_dir():
+        raise NnlabError(f"--out={out}: masks writes a GIF and a PNG; give a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
