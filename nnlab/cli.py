@@ -39,6 +39,37 @@ def _raw_flags(parsed: dict) -> dict[str, str]:
     return raw
 
 
+def _raw_values(key: str, parsed) -> list[str]:
+    """Every text typed for a repeatable --key (Fire keeps only the last)."""
+    if _RAW_ARGV is None:
+        return [] if parsed is None else [_text(parsed)]
+    out, tokens = [], _RAW_ARGV[1:]
+    for i, tok in enumerate(tokens):
+        if tok.startswith(f"--{key}="):
+            out.append(tok.split("=", 1)[1])
+        elif tok == f"--{key}" and i + 1 < len(tokens):
+            out.append(tokens[i + 1])
+    return out
+
+
+def _check_options(command: str, tokens: list[str]) -> None:
+    """Refuse unknown --options up front: Fire would run the command first and complain after."""
+    import inspect
+
+    params = inspect.signature(COMMANDS[command]).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return  # train: its options are checked against the config
+    known = [n for n in params if n != "run_id"] + ["help"]
+    for tok in tokens:
+        if tok == "--":
+            break
+        if tok.startswith("--") and len(tok) > 2:
+            key = tok[2:].split("=", 1)[0].replace("-", "_")
+            if key not in known:
+                hint = did_you_mean(key, known)
+                raise NnlabError(f"unknown option --{key} for '{command}'{hint}")
+
+
 def _text(v) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ",".join(_text(x) for x in v) + "]"
@@ -112,7 +143,80 @@ def _flag(value, name: str) -> bool:
     raise NnlabError(f"--{name}: expected true or false, got '{value}'")
 
 
-COMMANDS = {"train": train, "summary": summary}
+def animate(
+    run_id,
+    kind="auto",
+    classes=None,
+    fps=10,
+    every=1,
+    out=None,
+    compare=None,
+    dpi=100,
+    runs_dir=None,
+):
+    """Write a GIF of RUN_ID's latent space over training (and its last frame as PNG).
+
+    --kind=auto|density|scatter, --classes=0,4,9, --fps=10, --every=K (every K-th
+    snapshot), --out=FILE.gif, --compare=OTHER_RUN (side by side; repeat the option, or
+    separate ids with commas, for more runs),
+    --dpi=100 (pixels per inch of a 5.6-inch panel).
+    Prints the written paths.
+    """
+    from nnlab.render.animate import animate as animate_run
+
+    others = [o for text in _raw_values("compare", compare) for o in text.split(",") if o]
+    paths = animate_run(
+        _id(run_id),
+        runs_dir,
+        kind=kind,
+        classes=classes,
+        fps=fps,
+        every=every,
+        out=out,
+        compare=others,
+        dpi=dpi,
+    )
+    return "\n".join(paths)
+
+
+def masks(run_id, out=None, units=None, checkpoint=None, runs_dir=None):
+    """Write the first layer's weights of a classifier run as masks: a GIF and a PNG grid.
+
+    --units=0,3,7 picks units, --checkpoint=latest|final|epoch-N|PATH, --out=DIR.
+    Prints the written paths.
+    """
+    from nnlab.render.masks import masks as write_masks
+
+    paths = write_masks(
+        _id(run_id), runs_dir, out=out, units=units, checkpoint=_text_or_none(checkpoint)
+    )
+    return "\n".join(paths)
+
+
+def embed(run_id, split="test", checkpoint=None, layer=None, format="npz", runs_dir=None):
+    """Encode a whole split with a run's model and write latents, labels and indices.
+
+    --split=test|train|val, --checkpoint=latest|final|epoch-N|PATH, --layer=K (classifier:
+    index into sizes), --format=npz|csv. Prints the file path; the VAE's mean KL per
+    latent dimension goes to stderr.
+    """
+    from nnlab.embed import embed as embed_split
+
+    return embed_split(
+        _id(run_id),
+        runs_dir,
+        split=str(split),
+        checkpoint=_text_or_none(checkpoint),
+        layer=layer,
+        fmt=str(format),
+    )
+
+
+def _text_or_none(v):
+    return None if v is None else str(v)
+
+
+COMMANDS = {"train": train, "summary": summary, "animate": animate, "masks": masks, "embed": embed}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -129,6 +233,8 @@ def main(argv: list[str] | None = None) -> None:
     import fire
 
     try:
+        if argv and argv[0] in COMMANDS:
+            _check_options(argv[0], argv[1:])
         fire.Fire(COMMANDS, command=argv, name="nnlab")
     except TrainingStopped as e:
         if getattr(e, "run_id", None):

@@ -27,6 +27,10 @@ from tests.conftest import FAST
         (["summary", "nope-1"], "no run 'nope-1'"),
         (["summary", "a/../../b"], "invalid run id"),
         (["trian"], "unknown command 'trian' (did you mean 'train'?)"),
+        (["summary", "--jsn"], "unknown option --jsn for 'summary' (did you mean 'json'?)"),
+        (["animate", "x-1", "--fsp=3"], "unknown option --fsp for 'animate' (did you mean 'fps'?)"),
+        (["masks", "x-1", "--unit=3"], "did you mean 'units'"),
+        (["embed", "x-1", "--splt=val"], "did you mean 'split'"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(nnlab, runs, args, needle):
