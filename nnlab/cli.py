@@ -108,9 +108,12 @@ def train(model=None, **flags):
 
         return train_mod.resume(resume, runs_dir, epochs)
     cfg = config_mod.build(model, preset=preset, config_file=config_file, overrides=raw)
+    from nnlab import store
+
+    name_lock = store.lock_name(runs_dir, cfg.model, cfg.name)  # before torch loads: fail fast
     from nnlab import train as train_mod
 
-    return train_mod.start(cfg, runs_dir)
+    return train_mod.start(cfg, runs_dir, name_lock=name_lock)
 
 
 def summary(run_id=None, json=False, runs_dir=None):
@@ -233,6 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     import fire
 
     try:
+        if "-" in argv:  # Fire's command-chaining separator: nnlab has no use for it
+            raise NnlabError("invalid argument '-': run ids are text like vae-20260101-120000")
         if argv and argv[0] in COMMANDS:
             _check_options(argv[0], argv[1:])
         fire.Fire(COMMANDS, command=argv, name="nnlab")

@@ -22,7 +22,7 @@ def checkpoint_path(run: store.Run, spec: str | None) -> Path:
                 else []
             )
             raise RunError(
-                f"run {run.id} has no '{spec}' checkpoint"
+                f"run {run.id} has no '{spec}' checkpoint ({path} missing)"
                 + (f" (it has: {', '.join(have)})" if have else "")
             )
         return path

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import signal
 import socket
 import tempfile
 from dataclasses import dataclass, field
@@ -62,22 +63,40 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
+FAULT_KILL_ENV = "NNLAB_FAULT_KILL_IN_WRITE"  # test hook: SIGKILL inside the Nth checkpoint write
+_checkpoint_writes = 0
+
+
+def _fault_kill(path: Path) -> None:
+    """Test hook: die (SIGKILL) with a temp file written but not yet renamed into place."""
+    global _checkpoint_writes
+    if path.suffix == ".pt" and os.environ.get(FAULT_KILL_ENV):
+        _checkpoint_writes += 1
+        if str(_checkpoint_writes) == os.environ[FAULT_KILL_ENV]:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Replace `path` with `data` atomically; on failure the old file is left untouched."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
         os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _fault_kill(path)
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    except BaseException as e:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if isinstance(e, OSError):  # name the file the user knows, not the temp file
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
     _fsync_dir(path.parent)
 
@@ -145,6 +164,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise RunError(f"{path}: checkpoint missing")
+    verify_archive(path)
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
@@ -153,6 +173,27 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if not isinstance(obj, dict) or "model" not in obj:
         raise RunError(f"{path}: not an nnlab checkpoint")
     return obj
+
+
+def verify_archive(path: Path) -> None:
+    """Check every member's CRC-32, raising RunError if damaged: torch.load alone would
+    accept flipped bits in tensor data and hand back silently wrong weights."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise RunError(f"{path}: damaged (not a readable checkpoint archive: {e})") from None
+    if bad is not None:
+        raise RunError(f"{path}: damaged (checksum mismatch in {bad})")
+
+
+def sha256_text(text: str) -> str:
+    """Hex SHA-256 of a text's UTF-8 bytes."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # ---------------------------------------------------------------- ids and locks
@@ -288,6 +329,9 @@ class Run:
             raise RunError(f"{path}: missing") from None
         except (OSError, UnicodeDecodeError) as e:
             raise RunError(f"{path}: damaged ({e})") from None
+        expected = self.meta().get("config_sha256")
+        if expected and sha256_text(text) != expected:
+            raise RunError(f"{path}: damaged or edited (its checksum differs from meta.json's)")
         try:
             return from_yaml(text, str(path))
         except NnlabError as e:
@@ -363,7 +407,23 @@ def list_run_ids(runs_dir: str | Path | None = None) -> list[str]:
     )
 
 
-def create_run(runs_dir: str | Path | None, model: str, name: str = "") -> Run:
+def lock_name(runs_dir: str | Path | None, model: str, name: str) -> Lock | None:
+    """Take the lock on a run name (model + --name), or raise RunError naming its holder.
+
+    Taken before the data is loaded, so a second training of the same name fails at once.
+    """
+    if not name:
+        return None
+    locks = runs_root(runs_dir) / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    lock = Lock(locks / f"{model}-{name}.lock", f"run name '{name}'")
+    lock.acquire(holder_info(f"{model}-*-{name}"))
+    return lock
+
+
+def create_run(
+    runs_dir: str | Path | None, model: str, name: str = "", name_lock: Lock | None = None
+) -> Run:
     """Make a new, locked run directory `<model>-<yyyymmdd-hhmmss>[-<name>]`.
 
     With a name, a second training of the same model and name started while the first
@@ -371,24 +431,18 @@ def create_run(runs_dir: str | Path | None, model: str, name: str = "") -> Run:
     """
     root = runs_root(runs_dir)
     root.mkdir(parents=True, exist_ok=True)
-    name_lock = None
-    if name:
-        locks = root / ".locks"
-        locks.mkdir(exist_ok=True)
-        name_lock = Lock(locks / f"{model}-{name}.lock", f"run name '{name}'")
+    if name and name_lock is None:
+        name_lock = lock_name(root, model, name)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = f"{model}-{stamp}" + (f"-{name}" if name else "")
     for attempt in range(1, 100):
         run_id = validate_id(base if attempt == 1 else f"{base}-{attempt}")
-        if name_lock is not None and name_lock.fd is None:
-            name_lock.acquire(holder_info(run_id))
         try:
             os.mkdir(root / run_id)
         except FileExistsError:
             continue
         run = Run(root, run_id)
         run.acquire()
-        if name_lock is not None:
-            run.name_lock = name_lock  # held until the process ends
+        run.name_lock = name_lock  # held until training ends
         return run
     raise NnlabError(f"could not find a free run id for {base} in {root}")

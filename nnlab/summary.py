@@ -31,6 +31,21 @@ def read_metrics(path: Path) -> list[dict]:
     return out
 
 
+def _unreadable_lines(path: Path) -> int:
+    try:
+        text = Path(path).read_text("utf-8", errors="replace")
+    except FileNotFoundError:
+        return 0
+    bad = 0
+    for line in text.splitlines():
+        try:
+            ok = isinstance(json.loads(line), dict)
+        except ValueError:
+            ok = False
+        bad += not ok
+    return bad
+
+
 def status_of(run: store.Run, meta: dict) -> str:
     """running / finished / interrupted / diverged: 'running' only while a process holds it."""
     status = meta.get("status", "unknown")
@@ -109,7 +124,30 @@ def describe(run_id: str, runs_dir=None) -> dict:
     final = epochs[-1] if epochs else (meta.get("final") or {})
     from nnlab.record import chunk_files, snapshot_count
 
-    snaps = snapshot_count(run.latents)
+    problems = []  # damage that does not stop the summary is shown, not hidden
+    try:
+        snaps = snapshot_count(run.latents)
+    except NnlabError as e:
+        snaps, problems = None, [*problems, str(e)]
+    metrics = run.file("metrics.jsonl")
+    bad_lines = _unreadable_lines(metrics)
+    if bad_lines:
+        problems.append(f"{metrics}: {bad_lines} unreadable line(s) skipped")
+    size = metrics.stat().st_size if metrics.exists() else 0
+    if size < int(meta.get("metrics_bytes") or 0):
+        problems.append(f"{metrics}: shorter than its last checkpoint recorded (lines lost)")
+    if snaps is not None and snaps < int(meta.get("snapshots") or 0):
+        problems.append(f"{run.latents}: {meta['snapshots'] - snaps} snapshot(s) missing")
+    expected = ["latest.pt"] + (["final.pt"] if meta.get("status") == "finished" else [])
+    for name in ("latest.pt", "final.pt"):
+        p = run.checkpoints / name
+        if p.exists():
+            try:
+                store.verify_archive(p)
+            except NnlabError as e:
+                problems.append(str(e))
+        elif name in expected:
+            problems.append(f"{p}: missing")
     seconds = float(meta.get("train_seconds") or 0.0)
     steps = int(meta.get("steps_done") or 0)
     listing = {
@@ -124,7 +162,8 @@ def describe(run_id: str, runs_dir=None) -> dict:
         "id": run.id,
         "path": str(run.path),
         "model": meta.get("model"),
-        "status": status_of(run, meta),
+        "status": status_of(run, meta) if not problems else "damaged",
+        "problems": problems,
         "dataset": meta.get("dataset"),
         "dataset_requested": meta.get("dataset_requested"),
         "data_source": meta.get("data_source"),
@@ -217,6 +256,8 @@ def render_run(d: dict, color: bool = False) -> str:
         f"nnlab {d['versions']['nnlab']}, torch {d['versions']['torch']}"
     )
     c.print(f"created {d['created']} · ended {d['ended'] or '-'}")
+    for problem in d.get("problems", []):
+        c.print(f"[bold red]damaged:[/] {problem}", soft_wrap=True)
     c.print("\n[bold]config[/]")
     cfg = d["config"]
     c.print("  " + "  ".join(f"{k}={v}" for k, v in cfg.items()), soft_wrap=False)

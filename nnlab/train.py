@@ -218,6 +218,7 @@ class Trainer:
             epochs_done=self.epoch,
             resumable_step=self.step,
             updated=store.now_iso(),
+            metrics_bytes=state["metrics_bytes"],
             snapshots=record.snapshot_count(self.run.latents),
         )
 
@@ -253,9 +254,10 @@ class Trainer:
         total = cfg.epochs * self.steps_per_epoch
         last_epoch_line: dict = {}
         with _StopSignals(self), _progress(self.console, total, self.step) as bar:
-            if self.step == 0 and snap and self.last_snapshot_step < 0:
-                self.snapshot()
-                self.checkpoint()
+            if self.step == 0 and not (self.run.checkpoints / "latest.pt").exists():
+                if snap:
+                    self.snapshot()
+                self.checkpoint()  # a run can always resume, even if killed at once
             while self.epoch < cfg.epochs:
                 if self.perm is None:
                     self.perm = torch.randperm(self.n_train, generator=self.data_gen)
@@ -470,18 +472,21 @@ def _setup(cfg: Config) -> torch.device:
     return device
 
 
-def start(cfg: Config, runs_dir=None, console: Console | None = None) -> str:
-    """Create a run for cfg, train it, and return its id."""
+def start(cfg: Config, runs_dir=None, console: Console | None = None, name_lock=None) -> str:
+    """Create a run for cfg, train it, and return its id (name_lock: from store.lock_name)."""
     console = console or stderr_console()
+    if cfg.name and name_lock is None:
+        name_lock = store.lock_name(runs_dir, cfg.model, cfg.name)
     device = _setup(cfg)
     splits = _load_splits(cfg, device, console)  # before any directory exists: no half runs
     requested = cfg.dataset
     if splits.name != cfg.dataset:
         cfg = dataclasses.replace(cfg, dataset=splits.name)
-    run = store.create_run(runs_dir, cfg.model, cfg.name)
+    run = store.create_run(runs_dir, cfg.model, cfg.name, name_lock)
     try:
         trainer = Trainer(run, cfg, splits, device, console)
-        store.write_text(run.file("config.yaml"), to_yaml(cfg))
+        config_text = to_yaml(cfg)
+        store.write_text(run.file("config.yaml"), config_text)
         params = parameter_table(trainer.model)
         run.write_meta(
             {
@@ -544,10 +549,17 @@ def resume(
         if len(splits.train_x) != meta.get("train_size"):
             raise RunError(f"run {run.id}: dataset {cfg.dataset} now has a different size")
         trainer = Trainer(run, cfg, splits, device, console)
-        ck = store.load_checkpoint(run.checkpoints / "latest.pt", map_location=device)
-        trainer.load_state_dict(ck)
+        latest = run.checkpoints / "latest.pt"
+        if latest.exists():
+            trainer.load_state_dict(store.load_checkpoint(latest, map_location=device))
+        else:  # killed before its first checkpoint: start over in the same run
+            trainer.recorder.truncate(0)
+            run.file("metrics.jsonl").unlink(missing_ok=True)
+            run.checkpoints.mkdir(exist_ok=True)
         if epochs is not None:
-            store.write_text(run.file("config.yaml"), to_yaml(cfg))
+            text = to_yaml(cfg)
+            store.write_text(run.file("config.yaml"), text)
+            run.update_meta(config_sha256=store.sha256_text(text))
         run.update_meta(status="running", ended=None, updated=store.now_iso())
         console.print(f"resuming {run.id} from step {trainer.step} (epoch {trainer.epoch})")
         return _run(trainer, console)
@@ -564,6 +576,21 @@ def _run(trainer: Trainer, console: Console) -> str:
         e.run_id = run.id
         _add_seconds(run, time.perf_counter() - t0)
         raise
+    except OSError as e:
+        # A failed write (disk full, permissions) leaves the previous files whole: say what
+        # failed and how to go on, not a traceback.
+        where = e.filename or "a file of the run"
+        try:
+            run.update_meta(status="interrupted", updated=store.now_iso())
+        except OSError:
+            pass
+        err = TrainingStopped(
+            f"could not write {where}: {e.strerror or e}. The run keeps its last complete "
+            f"checkpoint (step {_ckpt_step(run)}); free space, then: nnlab train --resume {run.id}",
+            exit_code=1,
+        )
+        err.run_id = run.id
+        raise err from None
     except BaseException:
         # An unexpected failure (or a second Ctrl-C): the run can resume from its latest
         # checkpoint; say so in meta.json rather than leaving it "running".
