@@ -1,0 +1,180 @@
+"""Numbers behind the pictures: latent-space metrics per snapshot, from the recording.
+
+Every class is summarised by a Gaussian: for the VAE the moment-matched Gaussian of the
+mixture of its images' posteriors, for the classifier the mean and covariance of its
+activations. The metrics compare those Gaussians and the points themselves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from nnlab.density import mixture_moments
+from nnlab.record import Recording
+
+RIDGE = 1e-6  # added to covariances so saturated (flat) classes stay invertible
+ACTIVE_UNIT_VARIANCE = 0.01  # a latent dimension is active when Var_x(E[z|x]) exceeds this
+
+
+def bhattacharyya(m1, s1, m2, s2) -> float:
+    """Bhattacharyya coefficient exp(-D_B) of N(m1, s1) and N(m2, s2): 1 identical, ~0 apart.
+
+    D_B = 1/8 d^T S^-1 d + 1/2 ln(det S / sqrt(det s1 det s2)), S = (s1 + s2) / 2.
+    """
+    s1 = np.asarray(s1, np.float64) + RIDGE * np.eye(len(m1))
+    s2 = np.asarray(s2, np.float64) + RIDGE * np.eye(len(m1))
+    s = (s1 + s2) / 2
+    d = np.asarray(m1, np.float64) - np.asarray(m2, np.float64)
+    _, ld = np.linalg.slogdet(s)
+    _, ld1 = np.linalg.slogdet(s1)
+    _, ld2 = np.linalg.slogdet(s2)
+    db = d @ np.linalg.solve(s, d) / 8 + 0.5 * (ld - 0.5 * (ld1 + ld2))
+    return float(math.exp(-db))
+
+
+def class_gaussians(rec: Recording, s: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per class present in the probe set: (mean, covariance) at snapshot s."""
+    out = {}
+    for c in np.unique(rec.labels):
+        sel = rec.labels == c
+        if rec.kind == "vae":
+            out[int(c)] = mixture_moments(rec.mu[s, sel], rec.sd[s, sel])
+        else:
+            x = rec.act[s, sel].astype(np.float64)
+            mean = x.mean(0)
+            out[int(c)] = (mean, (x - mean).T @ (x - mean) / len(x))
+    return out
+
+
+def overlaps(gauss: dict) -> dict[str, float]:
+    """Bhattacharyya coefficient of every class pair, keyed 'a-b' (a < b)."""
+    return {
+        f"{a}-{b}": bhattacharyya(*gauss[a], *gauss[b])
+        for a, b in itertools.combinations(sorted(gauss), 2)
+    }
+
+
+def separability(points: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(accuracy of the nearest-class-mean rule, between/within spread ratio) on the points."""
+    classes = np.unique(labels)
+    means = np.stack([points[labels == c].mean(0) for c in classes])
+    d2 = ((points[:, None, :] - means[None]) ** 2).sum(-1)
+    acc = float((classes[d2.argmin(1)] == labels).mean())
+    grand = points.mean(0)
+    idx = np.searchsorted(classes, labels)
+    within = float(((points - means[idx]) ** 2).sum(-1).mean())
+    between = float(((means[idx] - grand) ** 2).sum(-1).mean())
+    return acc, between / max(within, 1e-12)
+
+
+def shape_spread(gauss: dict) -> tuple[float, float]:
+    """How differently shaped the class Gaussians are.
+
+    (mean |ln det S_a - ln det S_b| over class pairs: spread of sizes,
+     standard deviation over classes of ln(largest / smallest eigenvalue): spread of
+     elongations). Both are 0 when every class has the same covariance shape.
+    """
+    covs = [g[1] + RIDGE * np.eye(len(g[0])) for g in gauss.values()]
+    logdets = [np.linalg.slogdet(c)[1] for c in covs]
+    pairs = [abs(a - b) for a, b in itertools.combinations(logdets, 2)]
+    eig = [np.linalg.eigvalsh(c) for c in covs]
+    ratios = [math.log(e[-1] / max(e[0], 1e-300)) for e in eig]
+    return float(np.mean(pairs)) if pairs else 0.0, float(np.std(ratios))
+
+
+def posterior_health(mu: np.ndarray, sd: np.ndarray) -> dict:
+    """VAE: KL per dimension, active units, and the aggregate posterior against N(0, I)."""
+    mu = mu.astype(np.float64)
+    sd = sd.astype(np.float64)
+    kl = (0.5 * (mu**2 + sd**2 - 1.0) - np.log(sd)).mean(0)
+    active = int((mu.var(0) > ACTIVE_UNIT_VARIANCE).sum())
+    mean, cov = mixture_moments(mu, sd)
+    dim = len(mean)
+    _, logdet = np.linalg.slogdet(cov + RIDGE * np.eye(dim))
+    agg_kl = 0.5 * (np.trace(cov) + mean @ mean - dim - logdet)
+    return {
+        "kl_per_dim": kl.tolist(),
+        "active_units": active,
+        "aggregate_mean": mean.tolist(),
+        "aggregate_cov": cov.tolist(),
+        "aggregate_kl_to_prior": float(agg_kl),
+    }
+
+
+def corner_distances(act: np.ndarray, labels: np.ndarray) -> dict:
+    """Classifier in the unit cube: per class, the mean distance of its points to their
+    nearest corner, and the corner most of them are nearest to."""
+    corners = np.clip(np.round(act), 0, 1)
+    dist = np.linalg.norm(act - corners, axis=1)
+    out = {}
+    for c in np.unique(labels):
+        sel = labels == c
+        keys, counts = np.unique(corners[sel].astype(int), axis=0, return_counts=True)
+        out[str(int(c))] = {
+            "mean_distance": float(dist[sel].mean()),
+            "corner": "".join(map(str, keys[counts.argmax()])),
+            "share_at_corner": float(counts.max() / sel.sum()),
+        }
+    return out
+
+
+def snapshot_metrics(rec: Recording, s: int, top: int = 3) -> dict:
+    """All metrics for snapshot s of a recording."""
+    gauss = class_gaussians(rec, s)
+    pairs = overlaps(gauss)
+    worst = sorted(pairs.items(), key=lambda kv: -kv[1])[:top]
+    points = rec.latents[s].astype(np.float64)
+    acc, ratio = separability(points, rec.labels)
+    out = {
+        "step": int(rec.steps[s]),
+        "epoch": float(rec.epochs[s]),
+        "overlap_max": worst[0][1] if worst else 0.0,
+        "overlap_mean": float(np.mean(list(pairs.values()))) if pairs else 0.0,
+        "top_overlaps": [{"pair": k, "coefficient": v} for k, v in worst],
+        "ncm_accuracy": acc,
+        "between_within": ratio,
+    }
+    if rec.kind == "vae":
+        out["shape_logdet_spread"], out["shape_elongation_spread"] = shape_spread(gauss)
+        out.update(posterior_health(rec.mu[s], rec.sd[s]))
+    elif points.shape[1] == 3 and points.min() >= 0 and points.max() <= 1:
+        corners = corner_distances(points, rec.labels)
+        out["corners"] = corners
+        out["corner_distance_mean"] = float(np.mean([v["mean_distance"] for v in corners.values()]))
+    return out
+
+
+def trend(rec: Recording) -> dict:
+    """Metrics at the start, middle and end of the recording, for the summary."""
+    n = len(rec)
+    picks = {"start": 0, "middle": n // 2, "end": n - 1}
+    return {name: snapshot_metrics(rec, s) for name, s in picks.items()}
+
+
+SCALARS = (
+    "overlap_max",
+    "overlap_mean",
+    "ncm_accuracy",
+    "between_within",
+    "shape_logdet_spread",
+    "shape_elongation_spread",
+    "active_units",
+    "aggregate_kl_to_prior",
+    "corner_distance_mean",
+)
+
+
+def series(rec: Recording, max_points: int = 200) -> dict[str, np.ndarray]:
+    """Scalar metrics over training (at most max_points snapshots, evenly spread)."""
+    idx = np.unique(np.linspace(0, len(rec) - 1, min(len(rec), max_points)).round().astype(int))
+    rows = [snapshot_metrics(rec, int(s)) for s in idx]
+    out = {"step": np.array([r["step"] for r in rows])}
+    for key in SCALARS:
+        if key in rows[0]:
+            out[key] = np.array([r[key] for r in rows], dtype=np.float64)
+    if rec.kind == "vae":
+        out["kl_per_dim"] = np.array([r["kl_per_dim"] for r in rows])
+    return out
