@@ -156,6 +156,15 @@ def describe(run_id: str, runs_dir=None) -> dict:
         else []
         for sub in ("checkpoints", "media", "embeddings")
     }
+    latent = None
+    if snaps:
+        from nnlab import analysis
+        from nnlab.record import load_recording
+
+        try:
+            latent = analysis.trend(load_recording(run.latents, meta.get("model", "")))
+        except NnlabError as e:
+            problems.append(str(e))
     params = meta.get("parameters") or []
     last_step = next((m for m in reversed(lines) if m.get("kind") == "step"), None)
     return {
@@ -188,6 +197,7 @@ def describe(run_id: str, runs_dir=None) -> dict:
             "train_seconds": seconds,
             "steps_per_second": round(steps / seconds, 2) if seconds else None,
         },
+        "latent_metrics": latent,
         "holds": {
             "checkpoints": listing["checkpoints"],
             "snapshots": snaps,
@@ -285,6 +295,8 @@ def render_run(d: dict, color: bool = False) -> str:
         b = m["best"].get(k)
         t.add_row(k, f"{v:.4f}", f"{b['value']:.4f}" if b else "", str(b["epoch"]) if b else "")
     c.print(t)
+    if d.get("latent_metrics"):
+        _render_latent(c, d["latent_metrics"], d["dataset"])
     p, tm, h = d["progress"], d["timings"], d["holds"]
     rate = f"{tm['steps_per_second']:,} steps/s" if tm["steps_per_second"] else "-"
     c.print(
@@ -302,8 +314,72 @@ def render_run(d: dict, color: bool = False) -> str:
     return buf.getvalue().rstrip("\n")
 
 
-def summarize(run_id=None, runs_dir=None, as_json: bool = False, color: bool = False) -> str:
-    """The summary text (or JSON) of all runs, or of one run."""
+def _pair_name(pair: str, names: list[str]) -> str:
+    a, b = (int(x) for x in pair.split("-"))
+    return f"{names[a]}–{names[b]}"
+
+
+def _render_latent(c, lm: dict, dataset: str) -> None:
+    """The latent metrics section: start → middle → end of the recording."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from nnlab.render.animate import class_names
+
+    names = class_names(dataset or "")
+    start, mid, end = lm["start"], lm["middle"], lm["end"]
+    c.print(
+        f"\n[bold]latent metrics[/] over the recording (steps {start['step']} → "
+        f"{mid['step']} → {end['step']})"
+    )
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    for col, just in (
+        ("metric", "left"),
+        ("start", "right"),
+        ("middle", "right"),
+        ("end", "right"),
+    ):
+        t.add_column(col, justify=just)
+    rows = [
+        ("most-overlapping pair (Bhattacharyya)", "overlap_max", "{:.3f}"),
+        ("mean pairwise overlap", "overlap_mean", "{:.3f}"),
+        ("nearest-class-mean accuracy", "ncm_accuracy", "{:.1%}"),
+        ("between/within class spread", "between_within", "{:.2f}"),
+        ("shape spread: mean |Δ ln det Σ|", "shape_logdet_spread", "{:.3f}"),
+        ("shape spread: sd of ln(λmax/λmin)", "shape_elongation_spread", "{:.3f}"),
+        ("active units (Var E[z|x] > 0.01)", "active_units", "{}"),
+        ("aggregate posterior KL to N(0, I)", "aggregate_kl_to_prior", "{:.3f}"),
+        ("mean distance to nearest cube corner", "corner_distance_mean", "{:.3f}"),
+    ]
+    for label, key, fmt in rows:
+        if key in end:
+            t.add_row(escape(label), *(fmt.format(x[key]) for x in (start, mid, end)))
+    if "kl_per_dim" in end:
+        kl = lambda x: ", ".join(f"{v:.2f}" for v in x["kl_per_dim"])  # noqa: E731
+        t.add_row("KL to prior per dimension", kl(start), kl(mid), kl(end))
+    c.print(t)
+    pairs = ", ".join(
+        f"{_pair_name(p['pair'], names)}: {p['coefficient']:.2f}" for p in end["top_overlaps"]
+    )
+    c.print(f"most-overlapping classes at the end: {pairs}", soft_wrap=True)
+    if "corners" in end:
+        corners = ", ".join(
+            f"{names[int(k)]} → {v['corner']} ({v['mean_distance']:.2f})"
+            for k, v in end["corners"].items()
+        )
+        c.print(f"class → its usual corner (mean distance): {corners}", soft_wrap=True)
+
+
+def summarize(
+    run_id=None, runs_dir=None, as_json: bool = False, color: bool = False, plot: bool = False
+) -> str:
+    """The summary text (or JSON) of all runs or one run; with plot, the metrics figure's path."""
+    if plot:
+        if run_id is None:
+            raise NnlabError("--plot needs a run id: nnlab summary RUN_ID --plot")
+        from nnlab.render.metrics import plot_metrics
+
+        return str(plot_metrics(run_id, runs_dir))
     if run_id is None:
         rows = list_runs(runs_dir)
         return json.dumps(rows, indent=2) if as_json else render_runs(rows, color)

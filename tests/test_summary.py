@@ -51,3 +51,33 @@ def test_best_metrics_direction():
     best = best_metrics(lines)
     assert best["val_acc"] == {"value": 0.8, "epoch": 1, "step": None}
     assert best["val_loss"]["epoch"] == 2
+
+
+def test_latent_metrics_in_summary_and_plot(nnlab, runs):
+    run_id = nnlab("train", "vae", *FAST, "--snapshot_every=30").out.strip()
+    d = nnlab("summary", run_id, "--json").json()
+    lm = d["latent_metrics"]
+    assert [lm[k]["step"] for k in ("start", "middle", "end")] == [0, 60, 113]
+    end = lm["end"]
+    for key in (
+        "overlap_max",
+        "ncm_accuracy",
+        "between_within",
+        "shape_logdet_spread",
+        "kl_per_dim",
+        "active_units",
+        "aggregate_kl_to_prior",
+    ):
+        assert key in end
+    assert 0 <= end["overlap_max"] <= 1 and len(end["top_overlaps"]) == 3
+    text = nnlab("summary", run_id).out
+    assert "latent metrics" in text and "most-overlapping classes at the end" in text
+    r = nnlab("summary", run_id, "--plot")
+    assert r.code == 0 and r.out.strip().endswith("media/metrics.png")
+    import imageio.v3 as iio
+
+    assert iio.imread(r.out.strip()).shape[0] > 500
+    assert nnlab("summary", "--plot").code == 2
+    l3 = nnlab("train", "classifier", "--preset=latent3", *FAST, "--epochs=1").out.strip()
+    end = nnlab("summary", l3, "--json").json()["latent_metrics"]["end"]
+    assert "corner_distance_mean" in end and len(end["corners"]) == 10
