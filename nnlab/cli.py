@@ -116,15 +116,21 @@ def train(model=None, **flags):
     return train_mod.start(cfg, runs_dir, name_lock=name_lock)
 
 
-def summary(run_id=None, json=False, runs_dir=None):
-    """Show a table of all runs, or one run (config, parameters, metrics, timings, contents).
+def summary(run_id=None, json=False, plot=False, runs_dir=None):
+    """Show a table of all runs, or one run (config, parameters, metrics, latent metrics,
+    timings, contents).
 
-    RUN_ID may be 'latest'. --json prints the same as JSON.
+    RUN_ID may be 'latest'. --json prints the same as JSON. --plot writes
+    <run>/media/metrics.png (losses and latent metrics against step) and prints its path.
     """
     from nnlab import summary as summary_mod
 
     return summary_mod.summarize(
-        _id(run_id), runs_dir, as_json=_flag(json, "json"), color=sys.stdout.isatty()
+        _id(run_id),
+        runs_dir,
+        as_json=_flag(json, "json"),
+        color=sys.stdout.isatty(),
+        plot=_flag(plot, "plot"),
     )
 
 
@@ -215,11 +221,39 @@ def embed(run_id, split="test", checkpoint=None, layer=None, format="npz", runs_
     )
 
 
+def decode(run_id, checkpoint=None, out=None, between=None, over_training=False, runs_dir=None):
+    """Write a VAE run's decoder views: latent manifold, reconstructions, prior samples,
+    and an interpolation between two test images (strip and GIF).
+
+    --between=i,j (test indices; default the first 4 and the first 9), --over_training
+    (the manifold at every saved checkpoint, as a GIF), --checkpoint, --out=DIR.
+    Prints the written paths.
+    """
+    from nnlab.render.decode import decode as decode_run
+
+    paths = decode_run(
+        _id(run_id),
+        runs_dir,
+        checkpoint=_text_or_none(checkpoint),
+        out=out,
+        between=between,
+        over_training=_flag(over_training, "over_training"),
+    )
+    return "\n".join(paths)
+
+
 def _text_or_none(v):
     return None if v is None else str(v)
 
 
-COMMANDS = {"train": train, "summary": summary, "animate": animate, "masks": masks, "embed": embed}
+COMMANDS = {
+    "train": train,
+    "summary": summary,
+    "animate": animate,
+    "masks": masks,
+    "embed": embed,
+    "decode": decode,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
