@@ -49,6 +49,8 @@ class Config:
     probe_split: str = "test"  # the split whose images are recorded: test, val or train
     probe_size: int = 10000  # cap on the number of probe images (stratified when capped)
     record_dtype: str = "float16"  # storage of recorded latents: float16 or float32
+    record_precision: str = "float32"  # snapshot arithmetic: float32, or bfloat16 (~3x faster
+    # on CPUs with AMX/AVX-512 bf16, relative error ~0.5%)
     checkpoint_every: int = 0  # keep a checkpoint every N epochs (0: only latest and final)
     checkpoint_every_steps: int = 500  # refresh the latest checkpoint every N steps (0: epochs)
 
@@ -319,6 +321,7 @@ def validate(cfg: Config) -> None:
     if cfg.probe_size < 1:
         bad("probe_size", "must be at least 1")
     choice("record_dtype", ("float16", "float32"))
+    choice("record_precision", ("float32", "bfloat16"))
     if cfg.checkpoint_every < 0:
         bad("checkpoint_every", "must not be negative")
     if cfg.checkpoint_every_steps < 0:

@@ -37,7 +37,9 @@ def axis_table(points: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray
     return np.exp(-0.5 * z * z) / (sd[:, None] * math.sqrt(2 * math.pi))
 
 
-def grid_density(mu: np.ndarray, sd: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+def grid_density(
+    mu: np.ndarray, sd: np.ndarray, xs: np.ndarray, ys: np.ndarray, dtype=np.float64
+) -> np.ndarray:
     """Mixture density on the grid ys x xs: an (len(ys), len(xs)) array.
 
     A diagonal Gaussian factorises over the two axes, so the mixture's density on the grid
@@ -45,11 +47,23 @@ def grid_density(mu: np.ndarray, sd: np.ndarray, xs: np.ndarray, ys: np.ndarray)
     sd_i0) and B[i, k] = N(y_k; mu_i1, sd_i1). That is K*n*(n + 2) work instead of K*n^2
     full evaluations.
     """
+    mu = np.asarray(mu, dtype=dtype)
+    sd = np.asarray(sd, dtype=dtype)
+    a = axis_table(np.asarray(xs, dtype), mu[:, 0], sd[:, 0])
+    b = axis_table(np.asarray(ys, dtype), mu[:, 1], sd[:, 1])
+    return (b.T @ a) / len(mu)
+
+
+def moments_over_time(mu: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """mixture_moments for every snapshot at once: mu, sd (S, K, D) -> (S, D), (S, D, D)."""
     mu = np.asarray(mu, dtype=np.float64)
     sd = np.asarray(sd, dtype=np.float64)
-    a = axis_table(np.asarray(xs, np.float64), mu[:, 0], sd[:, 0])
-    b = axis_table(np.asarray(ys, np.float64), mu[:, 1], sd[:, 1])
-    return (b.T @ a) / len(mu)
+    mean = mu.mean(axis=1)
+    second = np.einsum("ski,skj->sij", mu, mu) / mu.shape[1]
+    cov = second - np.einsum("si,sj->sij", mean, mean)
+    idx = np.arange(mu.shape[2])
+    cov[:, idx, idx] += (sd**2).mean(axis=1)
+    return mean, cov
 
 
 def pca_basis(x: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -128,6 +128,8 @@ class Trainer:
         self.last_snapshot_step = -1
         self.metric_lines: list[str] = []
         self.stop_signal: str | None = None
+        fault = os.environ.get(FAULT_NAN_ENV, "")
+        self.nan_at_step = int(fault) if fault.isdigit() else -1
 
     # ------------------------------------------------------------ state
 
@@ -197,7 +199,10 @@ class Trainer:
 
     def snapshot(self) -> None:
         """Encode the probe set (one no-grad pass) and keep it for the recording."""
-        a, b = encode_latents(self.model, self.cfg, self.probe_x)
+        bf16 = self.cfg.record_precision == "bfloat16"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            a, b = encode_latents(self.model, self.cfg, self.probe_x)
+        a, b = a.float(), (None if b is None else b.float())
         epoch = self.epoch + self.batch / self.steps_per_epoch
         self.recorder.add(self.step, epoch, a, b)
         self.last_snapshot_step = self.step
@@ -235,11 +240,12 @@ class Trainer:
             out = self.model(x)
             loss = classifier_loss(out, y, self.cfg.loss)
             values = {"loss": loss, "acc": (out.argmax(1) == y).float().mean()}
-        if os.environ.get(FAULT_NAN_ENV) == str(self.step + 1):
+        if self.nan_at_step == self.step + 1:
             loss = loss * float("nan")
             values["loss"] = loss
-        if not torch.isfinite(loss):
-            return {"loss": float(loss.detach())}  # the caller stops before the weights are touched
+        value = loss.item()  # the one read of the loss per step (a sync point on GPUs)
+        if not math.isfinite(value):
+            return {"loss": value}  # the caller stops before the weights are touched
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -261,9 +267,10 @@ class Trainer:
             while self.epoch < cfg.epochs:
                 if self.perm is None:
                     self.perm = torch.randperm(self.n_train, generator=self.data_gen)
+                perm = self.perm.to(self.device)  # once per epoch, not per step
                 for b in range(self.batch, self.steps_per_epoch):
-                    idx = self.perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                    values = self.train_step(idx.to(self.device, non_blocking=True))
+                    idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                    values = self.train_step(idx)
                     if not math.isfinite(values["loss"]):
                         self._diverged(values["loss"])
                     self.step += 1

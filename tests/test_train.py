@@ -170,3 +170,23 @@ def test_sigint_from_the_shell_then_resume(tmp_path):
     assert steps == list(range(10, steps[-1] + 1, 10))  # none duplicated, none missing
     epochs = [m["epoch"] for m in lines if m["kind"] == "epoch"]
     assert epochs == sorted(set(epochs))
+
+
+def test_bfloat16_recording_stays_close_to_float32(nnlab, runs):
+    exact = nnlab("train", "vae", *FAST, "--snapshot_every=40", "--record_dtype=float32").out
+    fast = nnlab(
+        "train",
+        "vae",
+        *FAST,
+        "--snapshot_every=40",
+        "--record_dtype=float32",
+        "--record_precision=bfloat16",
+    ).out
+    a = record.load_recording(runs / exact.strip() / "latents", "vae")
+    b = record.load_recording(runs / fast.strip() / "latents", "vae")
+    assert np.array_equal(a.steps, b.steps)
+    np.testing.assert_allclose(b.mu, a.mu, atol=0.05, rtol=0.03)
+    np.testing.assert_allclose(b.sd, a.sd, atol=0.02, rtol=0.03)
+    ca = store.load_checkpoint(runs / exact.strip() / "checkpoints" / "final.pt")["model"]
+    cb = store.load_checkpoint(runs / fast.strip() / "checkpoints" / "final.pt")["model"]
+    assert all(torch.equal(ca[k], cb[k]) for k in ca)  # training itself is untouched

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nnlab import record, store
-from nnlab.density import grid_density, mixture_moments, one_sigma_density, pca_basis
+from nnlab.density import (
+    grid_density,
+    mixture_moments,
+    moments_over_time,
+    one_sigma_density,
+    pca_basis,
+)
 from nnlab.errors import NnlabError, RunError
 
 CLASS_NAMES = {
@@ -168,12 +174,12 @@ def _limits(src: Source, classes: list[int]) -> tuple[float, float, float, float
     """Fixed axes for the whole animation."""
     if src.kind == "density":
         reach = 3.0
-        for s in range(len(src.rec)):
-            for c in classes:
-                sel = src.rec.labels == c
-                if sel.any():
-                    m, cov = mixture_moments(src.rec.mu[s, sel], src.rec.sd[s, sel])
-                    reach = max(reach, float(np.max(np.abs(m) + 2 * np.sqrt(np.diag(cov)))))
+        for c in classes:
+            sel = src.rec.labels == c
+            if sel.any():
+                m, cov = moments_over_time(src.rec.mu[:, sel], src.rec.sd[:, sel])
+                sds = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
+                reach = max(reach, float(np.max(np.abs(m) + 2 * sds)))
         reach = min(math.ceil(reach * 2) / 2, 50.0)
         return -reach, reach, -reach, reach
     pts = src.points[:, np.isin(src.rec.labels, classes)]
@@ -218,16 +224,18 @@ class DensityPanel:
         self.xs, self.ys = np.linspace(x0, x1, GRID), np.linspace(y0, y1, GRID)
         self.members = {c: np.flatnonzero(src.rec.labels == c) for c in classes}
         self.image = ax.imshow(
-            np.ones((GRID, GRID, 3)),
+            np.full((GRID, GRID, 3), 255, np.uint8),
             extent=(x0, x1, y0, y1),
             origin="lower",
             interpolation="bilinear",
             zorder=0,
         )
-        for r, alpha in ((1, 0.9), (2, 0.5)):
+        circles = [
             ax.add_patch(
                 Circle((0, 0), r, fill=False, ls="--", lw=1.2, color="0.15", alpha=alpha, zorder=2)
             )
+            for r, alpha in ((1, 0.9), (2, 0.5))
+        ]
         self.tags = {
             c: ax.text(
                 0,
@@ -245,17 +253,20 @@ class DensityPanel:
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         ax.set_aspect("equal")
+        # Drawn every frame, in this order, over a background drawn once (blitting); the
+        # opaque image covers the spines, so they are drawn again above it.
+        self.dynamic = [self.image, *circles, *self.tags.values(), *ax.spines.values()]
 
     def update(self, s: int) -> None:
         """Draw snapshot s."""
-        img = np.ones((GRID, GRID, 3))
+        img = np.ones((GRID, GRID, 3), dtype=np.float32)
         rec = self.src.rec
         for c in self.classes:
             idx = self.members[c]
             if not len(idx):
                 continue
             mu, sd = rec.mu[s, idx], rec.sd[s, idx]
-            dens = grid_density(mu, sd, self.xs, self.ys)
+            dens = grid_density(mu, sd, self.xs, self.ys, dtype=np.float32)
             mean, cov = mixture_moments(mu, sd)
             level = one_sigma_density(cov)
             inside = dens >= level
@@ -264,7 +275,8 @@ class DensityPanel:
             alpha = np.where(inside, 0.28 + 0.42 * shade, 0.0)[..., None]
             img = img * (1 - alpha) + self.colors[c] * alpha
             self.tags[c].set_position((float(mean[0]), float(mean[1])))
-        self.image.set_data(img)
+        # uint8 pixels: matplotlib resamples them as they are, with no float normalisation
+        self.image.set_data((img * 255 + 0.5).astype(np.uint8))
 
 
 class ScatterPanel:
@@ -280,6 +292,7 @@ class ScatterPanel:
         )
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
+        self.dynamic = [self.sc]
 
     def update(self, s: int) -> None:
         """Draw snapshot s."""
@@ -359,6 +372,7 @@ def animate(
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
+    from matplotlib.spines import Spine
 
     from nnlab.render.gif import figure_to_array, write_gif, write_png
     from nnlab.train import stderr_console
@@ -412,6 +426,15 @@ def animate(
 
     console = console or stderr_console()
     frames = []
+    # Blitting: draw everything that never changes once, then per frame only the artists
+    # that do. The turning 3-D camera moves everything, so it is drawn whole.
+    blit = all(hasattr(p, "dynamic") for p in panels)
+    if blit:
+        for artist in [a for p in panels for a in p.dynamic] + [t for t, _ in titles]:
+            if not isinstance(artist, Spine):  # spines stay in the background too
+                artist.set_animated(True)
+        fig.canvas.draw()
+        background = fig.canvas.copy_from_bbox(fig.bbox)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     with Progress(
@@ -422,7 +445,13 @@ def animate(
             for panel, src, s, (title, label) in zip(panels, sources, row, titles, strict=True):
                 panel.update(s)
                 title.set_text(f"{label}\nEpoch {src.rec.epochs[s]:.2f} · step {src.rec.steps[s]}")
-            frames.append(figure_to_array(fig))
+            if blit:
+                fig.canvas.restore_region(background)
+                for artist in [a for p in panels for a in p.dynamic] + [t for t, _ in titles]:
+                    artist.axes.draw_artist(artist)
+                frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+            else:
+                frames.append(figure_to_array(fig))
             bar.advance(task)
     plt.close(fig)
 
