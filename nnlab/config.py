@@ -192,6 +192,22 @@ def parse_value(key: str, text: str, typ: Any) -> Any:
     return _parse_scalar(text, typ, key)
 
 
+def int_list(value, option: str, example: str) -> list[int]:
+    """Whole numbers from an option however Fire passed it (4 / (0, 4) / "0,4" / "[0,4]")."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        items = [value]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        items = [s for s in str(value).strip("[]() ").split(",") if s.strip()]
+    try:
+        return [int(str(v).strip()) for v in items]
+    except ValueError:
+        raise NnlabError(
+            f"--{option}={value}: give whole numbers, e.g. --{option}={example}"
+        ) from None
+
+
 def check_keys(cls: type[Config], keys, where: str) -> None:
     """Refuse keys the config class does not have, suggesting the closest one."""
     known = [f.name for f in dataclasses.fields(cls)]

@@ -90,6 +90,65 @@ def evaluate(model, cfg: Config, x: torch.Tensor, y: torch.Tensor, chunk: int = 
     return out
 
 
+def encode_probe(model, cfg: Config, probe_x: torch.Tensor):
+    """The recorded latents of the probe set as float32 (bf16 arithmetic if configured)."""
+    bf16 = cfg.record_precision == "bfloat16"
+    with torch.autocast(probe_x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        a, b = encode_latents(model, cfg, probe_x)
+    return a.float(), (None if b is None else b.float())
+
+
+class SnapshotWorker:
+    """Encodes snapshots in a background thread from copies of the weights at their step,
+    so the recording is the same as a synchronous one, only computed beside training."""
+
+    def __init__(self, cfg: Config, probe_x: torch.Tensor, recorder: record.Recorder):
+        import queue
+        import threading
+
+        self.cfg, self.probe_x, self.recorder = cfg, probe_x, recorder
+        self.model = build_model(cfg).to(probe_x.device).eval()
+        self.queue: queue.Queue = queue.Queue(maxsize=4)  # bounded: at most 4 weight copies
+        self.error: BaseException | None = None
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # one core trains, the other encodes
+        self.thread = threading.Thread(target=self._work, name="nnlab-snapshots", daemon=True)
+        self.thread.start()
+
+    def submit(self, step: int, epoch: float, params: list[torch.Tensor]) -> None:
+        """Queue a snapshot (blocks while 4 are waiting)."""
+        self.queue.put((step, epoch, params))
+
+    def _work(self) -> None:
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                step, epoch, params = item
+                with torch.no_grad():
+                    for dst, src in zip(self.model.parameters(), params, strict=True):
+                        dst.copy_(src)
+                a, b = encode_probe(self.model, self.cfg, self.probe_x)
+                self.recorder.add(step, epoch, a, b)
+            except BaseException as e:  # re-raised in the training thread by drain()
+                self.error = e
+            finally:
+                self.queue.task_done()
+
+    def drain(self) -> None:
+        """Wait until every queued snapshot is in the recorder."""
+        self.queue.join()
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Stop the thread and give torch its threads back."""
+        self.queue.put(None)
+        self.thread.join()
+        torch.set_num_threads(self.threads)
+
+
 class Trainer:
     """Runs (or continues) one run's training loop."""
 
@@ -128,6 +187,12 @@ class Trainer:
         self.last_snapshot_step = -1
         self.metric_lines: list[str] = []
         self.stop_signal: str | None = None
+        self.worker: SnapshotWorker | None = None
+        if (cfg.snapshot_every and cfg.record_precision == "bfloat16" and device.type == "cpu"
+                and (os.cpu_count() or 1) >= 2):  # fmt: skip
+            # bf16 snapshots are cheap enough to keep up on a core of their own: training
+            # runs single-threaded on one core while a worker encodes on the other.
+            self.worker = SnapshotWorker(cfg, self.probe_x, self.recorder)
         fault = os.environ.get(FAULT_NAN_ENV, "")
         self.nan_at_step = int(fault) if fault.isdigit() else -1
 
@@ -199,17 +264,20 @@ class Trainer:
 
     def snapshot(self) -> None:
         """Encode the probe set (one no-grad pass) and keep it for the recording."""
-        bf16 = self.cfg.record_precision == "bfloat16"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-            a, b = encode_latents(self.model, self.cfg, self.probe_x)
-        a, b = a.float(), (None if b is None else b.float())
         epoch = self.epoch + self.batch / self.steps_per_epoch
-        self.recorder.add(self.step, epoch, a, b)
+        if self.worker is not None:
+            params = [p.detach().clone() for p in self.model.parameters()]
+            self.worker.submit(self.step, epoch, params)
+        else:
+            a, b = encode_probe(self.model, self.cfg, self.probe_x)
+            self.recorder.add(self.step, epoch, a, b)
         self.last_snapshot_step = self.step
 
     def checkpoint(self, *, final: bool = False, keep_epoch: bool = False) -> None:
         """Flush metrics and recording, then write latest.pt (and final/epoch copies)."""
         self.flush_metrics()
+        if self.worker is not None:
+            self.worker.drain()
         self.recorder.flush()
         state = self.state_dict()
         folder = self.run.checkpoints
@@ -578,7 +646,11 @@ def _run(trainer: Trainer, console: Console) -> str:
     run = trainer.run
     t0 = time.perf_counter()
     try:
-        final = trainer.fit()
+        try:
+            final = trainer.fit()
+        finally:
+            if trainer.worker is not None:
+                trainer.worker.close()
     except TrainingStopped as e:
         e.run_id = run.id
         _add_seconds(run, time.perf_counter() - t0)

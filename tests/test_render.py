@@ -129,7 +129,7 @@ def test_density_panel_colours_each_class_where_it_lives():
     colors = anim.class_colors()
     panel = anim.DensityPanel(ax, src, [0, 1], colors, ["a", "b"], (-4, 4, -4, 4))
     panel.update(0)
-    img = panel.image.get_array()
+    img = np.asarray(panel.image.get_array(), dtype=np.float64) / 255
     xs = panel.xs
 
     def pixel(x, y):

@@ -187,6 +187,37 @@ def test_bfloat16_recording_stays_close_to_float32(nnlab, runs):
     assert np.array_equal(a.steps, b.steps)
     np.testing.assert_allclose(b.mu, a.mu, atol=0.05, rtol=0.03)
     np.testing.assert_allclose(b.sd, a.sd, atol=0.02, rtol=0.03)
-    ca = store.load_checkpoint(runs / exact.strip() / "checkpoints" / "final.pt")["model"]
-    cb = store.load_checkpoint(runs / fast.strip() / "checkpoints" / "final.pt")["model"]
-    assert all(torch.equal(ca[k], cb[k]) for k in ca)  # training itself is untouched
+    # training itself is unchanged (bf16 snapshots run beside a single-threaded trainer, so
+    # only the float rounding of the training maths may differ)
+    la = [m["loss"] for m in read_metrics(runs / exact.strip() / "metrics.jsonl") if "loss" in m]
+    lb = [m["loss"] for m in read_metrics(runs / fast.strip() / "metrics.jsonl") if "loss" in m]
+    np.testing.assert_allclose(lb, la, rtol=1e-3)
+
+
+def test_training_matches_a_plain_loop(nnlab, runs):
+    """nnlab's loop (in-memory batches, seeded permutation and noise, fused AdamW, the
+    machinery around it) gives the loss curve of a plain PyTorch loop with the same seed."""
+    from nnlab import data
+    from nnlab.config import build
+    from nnlab.models import VAE, vae_loss
+
+    run_id = nnlab("train", "vae", *FAST, "--snapshot_every=0", "--seed=4").out.strip()
+    logged = [m for m in read_metrics(runs / run_id / "metrics.jsonl") if m["kind"] == "step"]
+    cfg = build("vae", overrides={"dataset": "mnist-sample", "seed": "4"})
+    x = data.load("mnist-sample", None, cfg.val_fraction, cfg.seed).train_x
+    torch.manual_seed(4)
+    model = VAE([256, 128], 2, "silu")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(4))
+    noise = torch.Generator().manual_seed(5)
+    losses = []
+    for b in range(0, len(x), 32):
+        xb = x[perm[b : b + 32]]
+        logits, mu, sd = model(xb, noise)
+        loss = vae_loss(xb, logits, mu, sd, 1.0)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    expected = [np.mean(losses[i - 10 : i]) for i in range(10, len(losses) + 1, 10)]
+    np.testing.assert_allclose([m["loss"] for m in logged], expected, rtol=1e-4)

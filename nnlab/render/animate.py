@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nnlab import record, store
+from nnlab.config import int_list
 from nnlab.density import (
     grid_density,
     mixture_moments,
@@ -59,18 +60,7 @@ def parse_classes(classes) -> list[int]:
     """--classes as typed (0,4,9 / [0,4,9] / 4) into a sorted list of class ids."""
     if classes is None:
         return list(range(10))
-    if isinstance(classes, (int, np.integer)) and not isinstance(classes, bool):
-        items = [classes]
-    elif isinstance(classes, (list, tuple)):
-        items = list(classes)
-    else:
-        items = [s for s in str(classes).strip("[]() ").split(",") if s.strip()]
-    try:
-        out = sorted({int(str(c).strip()) for c in items})
-    except ValueError:
-        raise NnlabError(
-            f"--classes={classes}: give class numbers 0-9, e.g. --classes=0,4,9"
-        ) from None
+    out = sorted(set(int_list(classes, "classes", "0,4,9")))
     if not out or min(out) < 0 or max(out) > 9:
         raise NnlabError(f"--classes={classes}: class numbers run from 0 to 9")
     return out

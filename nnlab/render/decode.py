@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnlab import store
+from nnlab.config import int_list
 from nnlab.errors import NnlabError, RunError
 
 GRID = 15  # manifold tiles per side
@@ -34,17 +35,10 @@ def parse_pair(between) -> tuple[int, int] | None:
     """--between=i,j as typed, into two test-set indices."""
     if between is None:
         return None
-    items = (
-        list(between)
-        if isinstance(between, (list, tuple))
-        else str(between).strip("[]() ").split(",")
-    )
-    try:
-        i, j = (int(str(x).strip()) for x in items)
-    except ValueError:
-        raise NnlabError(
-            f"--between={between}: give two test image indices, e.g. --between=4,9"
-        ) from None
+    pair = int_list(between, "between", "4,9")
+    if len(pair) != 2:
+        raise NnlabError(f"--between={between}: give two test image indices, e.g. --between=4,9")
+    i, j = pair
     return i, j
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnlab import store
+from nnlab.config import int_list
 from nnlab.errors import NnlabError, RunError
 from nnlab.render.animate import class_names
 
@@ -26,16 +27,7 @@ def parse_units(units, n: int) -> list[int]:
     """--units as typed (3 / 0,3,7 / [0,3,7]) into unit indices below n."""
     if units is None:
         return list(range(n))
-    if isinstance(units, (int, np.integer)) and not isinstance(units, bool):
-        items = [units]
-    elif isinstance(units, (list, tuple)):
-        items = list(units)
-    else:
-        items = [s for s in str(units).strip("[]() ").split(",") if s.strip()]
-    try:
-        out = [int(str(u).strip()) for u in items]
-    except ValueError:
-        raise NnlabError(f"--units={units}: give unit numbers, e.g. --units=0,3,7") from None
+    out = int_list(units, "units", "0,3,7")
     if not out or min(out) < 0 or max(out) >= n:
         raise NnlabError(f"--units={units}: this layer has units 0 to {n - 1}")
     return out
