@@ -134,6 +134,13 @@ def summary(run_id=None, json=False, plot=False, runs_dir=None):
     )
 
 
+def _required_id(run_id, command: str) -> str:
+    """The run id a command needs, with a one-line error when it is missing."""
+    if run_id is None:
+        raise NnlabError(f"give a run id: nnlab {command} RUN_ID (or latest)")
+    return _id(run_id)
+
+
 def _id(run_id):
     """Run ids reach us as Fire parsed them; keep text, refuse anything else clearly."""
     if run_id is None or isinstance(run_id, str):
@@ -153,7 +160,7 @@ def _flag(value, name: str) -> bool:
 
 
 def animate(
-    run_id,
+    run_id=None,
     kind="auto",
     classes=None,
     fps=10,
@@ -175,7 +182,7 @@ def animate(
 
     others = [o for text in _raw_values("compare", compare) for o in text.split(",") if o]
     paths = animate_run(
-        _id(run_id),
+        _required_id(run_id, "animate"),
         runs_dir,
         kind=kind,
         classes=classes,
@@ -188,7 +195,7 @@ def animate(
     return "\n".join(paths)
 
 
-def masks(run_id, out=None, units=None, checkpoint=None, runs_dir=None):
+def masks(run_id=None, out=None, units=None, checkpoint=None, runs_dir=None):
     """Write the first layer's weights of a classifier run as masks: a GIF and a PNG grid.
 
     --units=0,3,7 picks units, --checkpoint=latest|final|epoch-N|PATH, --out=DIR.
@@ -197,12 +204,16 @@ def masks(run_id, out=None, units=None, checkpoint=None, runs_dir=None):
     from nnlab.render.masks import masks as write_masks
 
     paths = write_masks(
-        _id(run_id), runs_dir, out=out, units=units, checkpoint=_text_or_none(checkpoint)
+        _required_id(run_id, "masks"),
+        runs_dir,
+        out=out,
+        units=units,
+        checkpoint=_text_or_none(checkpoint),
     )
     return "\n".join(paths)
 
 
-def embed(run_id, split="test", checkpoint=None, layer=None, format="npz", runs_dir=None):
+def embed(run_id=None, split="test", checkpoint=None, layer=None, format="npz", runs_dir=None):
     """Encode a whole split with a run's model and write latents, labels and indices.
 
     --split=test|train|val, --checkpoint=latest|final|epoch-N|PATH, --layer=K (classifier:
@@ -212,7 +223,7 @@ def embed(run_id, split="test", checkpoint=None, layer=None, format="npz", runs_
     from nnlab.embed import embed as embed_split
 
     return embed_split(
-        _id(run_id),
+        _required_id(run_id, "embed"),
         runs_dir,
         split=str(split),
         checkpoint=_text_or_none(checkpoint),
@@ -221,7 +232,9 @@ def embed(run_id, split="test", checkpoint=None, layer=None, format="npz", runs_
     )
 
 
-def decode(run_id, checkpoint=None, out=None, between=None, over_training=False, runs_dir=None):
+def decode(
+    run_id=None, checkpoint=None, out=None, between=None, over_training=False, runs_dir=None
+):
     """Write a VAE run's decoder views: latent manifold, reconstructions, prior samples,
     and an interpolation between two test images (strip and GIF).
 
@@ -232,7 +245,7 @@ def decode(run_id, checkpoint=None, out=None, between=None, over_training=False,
     from nnlab.render.decode import decode as decode_run
 
     paths = decode_run(
-        _id(run_id),
+        _required_id(run_id, "decode"),
         runs_dir,
         checkpoint=_text_or_none(checkpoint),
         out=out,

@@ -334,6 +334,8 @@ def validate(cfg: Config) -> None:
     if cfg.snapshot_every < 0:
         bad("snapshot_every", "must be 0 (off) or a number of steps")
     choice("probe_split", ("test", "val", "train"))
+    if cfg.probe_split == "val" and cfg.val_fraction == 0:
+        bad("probe_split", "there is no validation split with --val_fraction=0")
     if cfg.probe_size < 1:
         bad("probe_size", "must be at least 1")
     choice("record_dtype", ("float16", "float32"))

@@ -221,7 +221,8 @@ def split(raw: RawData, val_fraction: float, seed: int, device="cpu") -> Splits:
     test_index = np.arange(len(raw.test_labels))
 
     def tensors(images, labels, index):
-        x = torch.from_numpy(np.ascontiguousarray(images[index].reshape(len(index), -1)))
+        pixels = int(np.prod(images.shape[1:]))  # explicit: an empty split has no -1 to infer
+        x = torch.from_numpy(np.ascontiguousarray(images[index].reshape(len(index), pixels)))
         x = x.to(device=device, dtype=torch.float32).div_(255.0)
         return x, torch.from_numpy(labels[index]).to(device)
 

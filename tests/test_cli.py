@@ -27,6 +27,11 @@ from tests.conftest import FAST
         (["summary", "nope-1"], "no run 'nope-1'"),
         (["summary", "a/../../b"], "invalid run id"),
         (["trian"], "unknown command 'trian' (did you mean 'train'?)"),
+        (["train", "vae", "--val_fraction=0", "--probe_split=val"], "no validation split"),
+        (["animate"], "give a run id: nnlab animate RUN_ID"),
+        (["masks"], "give a run id: nnlab masks RUN_ID"),
+        (["embed"], "give a run id: nnlab embed RUN_ID"),
+        (["decode"], "give a run id: nnlab decode RUN_ID"),
         (["summary", "--jsn"], "unknown option --jsn for 'summary' (did you mean 'json'?)"),
         (["animate", "x-1", "--fsp=3"], "unknown option --fsp for 'animate' (did you mean 'fps'?)"),
         (["masks", "x-1", "--unit=3"], "did you mean 'units'"),
@@ -40,6 +45,13 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(nnlab, runs, args, n
     lines = r.err.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.err
     assert not runs.exists() or not [p for p in runs.iterdir() if not p.name.startswith(".")]
+
+
+def test_no_validation_split(nnlab, runs):
+    r = nnlab("train", "classifier", "--preset=linear-ce", *FAST, "--epochs=1", "--val_fraction=0")
+    assert r.code == 0, r.err
+    d = nnlab("summary", r.out.strip(), "--json").json()
+    assert "val_acc" not in d["metrics"]["final"] and "test_acc" in d["metrics"]["final"]
 
 
 def test_fire_type_pitfalls_reach_the_config(nnlab, runs):
