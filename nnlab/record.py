@@ -73,6 +73,7 @@ class Recorder:
         self.kind = kind
         self.dtype = np.dtype(dtype)
         self.pending: list[tuple[int, float, np.ndarray, np.ndarray | None]] = []
+        self._saved: int | None = None  # snapshots on disk, counted once then kept up to date
 
     def write_probe(self, labels: np.ndarray, indices: np.ndarray, split: str) -> None:
         """Save the probe set's labels and split indices (once, when the run starts)."""
@@ -96,11 +97,18 @@ class Recorder:
         """How many chunk files are on disk."""
         return len(chunk_files(self.folder))
 
+    def saved(self) -> int:
+        """How many snapshots the chunk files on disk hold."""
+        if self._saved is None:
+            self._saved = snapshot_count(self.folder)
+        return self._saved
+
     def flush(self) -> int:
         """Write pending snapshots as the next chunk; return the number of chunks on disk."""
         n = self.chunk_count()
         if not self.pending:
             return n
+        before = self.saved()  # counted before the new chunk exists
         steps = np.array([p[0] for p in self.pending], dtype=np.int64)
         epochs = np.array([p[1] for p in self.pending], dtype=np.float64)
         first = np.stack([p[2] for p in self.pending])
@@ -115,6 +123,7 @@ class Recorder:
             )
         else:
             save_npz(path, steps=steps, epochs=epochs, act=first)
+        self._saved = before + len(self.pending)
         self.pending.clear()
         return n + 1
 
@@ -124,6 +133,7 @@ class Recorder:
         for i, path in enumerate(chunk_files(self.folder)):
             if i >= keep_chunks:
                 path.unlink()
+        self._saved = None
 
 
 def chunk_files(folder: Path) -> list[Path]:

@@ -14,36 +14,29 @@ from nnlab import store
 from nnlab.errors import NnlabError
 
 
-def read_metrics(path: Path) -> list[dict]:
-    """metrics.jsonl as a list of dicts; a torn last line (crash while appending) is skipped."""
+def parse_metrics(path: Path) -> tuple[list[dict], int]:
+    """metrics.jsonl as dicts, and how many lines could not be read (a torn last line after
+    a crash while appending, or damage)."""
     try:
         text = Path(path).read_text("utf-8", errors="replace")
     except FileNotFoundError:
-        return []
-    out = []
+        return [], 0
+    out, bad = [], 0
     for line in text.splitlines():
         try:
             obj = json.loads(line)
         except ValueError:
-            continue
+            obj = None
         if isinstance(obj, dict):
             out.append(obj)
-    return out
+        else:
+            bad += 1
+    return out, bad
 
 
-def _unreadable_lines(path: Path) -> int:
-    try:
-        text = Path(path).read_text("utf-8", errors="replace")
-    except FileNotFoundError:
-        return 0
-    bad = 0
-    for line in text.splitlines():
-        try:
-            ok = isinstance(json.loads(line), dict)
-        except ValueError:
-            ok = False
-        bad += not ok
-    return bad
+def read_metrics(path: Path) -> list[dict]:
+    """metrics.jsonl as a list of dicts, unreadable lines skipped."""
+    return parse_metrics(path)[0]
 
 
 def status_of(run: store.Run, meta: dict) -> str:
@@ -113,13 +106,12 @@ def best_metrics(epoch_lines: list[dict]) -> dict:
 
 def describe(run_id: str, runs_dir=None) -> dict:
     """Everything about one run: config, parameters, metrics, timings, contents."""
-    from omegaconf import OmegaConf
+    import dataclasses
 
     run = store.open_run(run_id, runs_dir)
     meta = run.meta()
-    run.config()  # refuses a damaged or foreign config.yaml with a clear message
-    config = OmegaConf.to_container(OmegaConf.load(run.file("config.yaml")))
-    lines = read_metrics(run.file("metrics.jsonl"))
+    config = dataclasses.asdict(run.config())  # refuses a damaged or foreign config.yaml
+    lines, bad_lines = parse_metrics(run.file("metrics.jsonl"))
     epochs = [m for m in lines if m.get("kind") == "epoch"]
     final = epochs[-1] if epochs else (meta.get("final") or {})
     from nnlab.record import chunk_files, snapshot_count
@@ -130,7 +122,6 @@ def describe(run_id: str, runs_dir=None) -> dict:
     except NnlabError as e:
         snaps, problems = None, [*problems, str(e)]
     metrics = run.file("metrics.jsonl")
-    bad_lines = _unreadable_lines(metrics)
     if bad_lines:
         problems.append(f"{metrics}: {bad_lines} unreadable line(s) skipped")
     size = metrics.stat().st_size if metrics.exists() else 0

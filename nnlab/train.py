@@ -292,7 +292,7 @@ class Trainer:
             resumable_step=self.step,
             updated=store.now_iso(),
             metrics_bytes=state["metrics_bytes"],
-            snapshots=record.snapshot_count(self.run.latents),
+            snapshots=self.recorder.saved(),
         )
 
     def train_step(self, idx: torch.Tensor) -> dict[str, float]:
