@@ -187,12 +187,7 @@ class Trainer:
         self.last_snapshot_step = -1
         self.metric_lines: list[str] = []
         self.stop_signal: str | None = None
-        self.worker: SnapshotWorker | None = None
-        if (cfg.snapshot_every and cfg.record_precision == "bfloat16" and device.type == "cpu"
-                and (os.cpu_count() or 1) >= 2):  # fmt: skip
-            # bf16 snapshots are cheap enough to keep up on a core of their own: training
-            # runs single-threaded on one core while a worker encodes on the other.
-            self.worker = SnapshotWorker(cfg, self.probe_x, self.recorder)
+        self.worker: SnapshotWorker | None = None  # exists only while fit() runs
         fault = os.environ.get(FAULT_NAN_ENV, "")
         self.nan_at_step = int(fault) if fault.isdigit() else -1
 
@@ -323,6 +318,24 @@ class Trainer:
 
     def fit(self) -> dict:
         """Train until cfg.epochs; return the last epoch's metrics."""
+        cfg = self.cfg
+        # bf16 snapshots are cheap enough to keep up on a core of their own: training then
+        # runs single-threaded on one core while a worker encodes on the other.
+        if (
+            cfg.snapshot_every
+            and cfg.record_precision == "bfloat16"
+            and self.device.type == "cpu"
+            and (os.cpu_count() or 1) >= 2
+        ):
+            self.worker = SnapshotWorker(cfg, self.probe_x, self.recorder)
+        try:
+            return self._fit()
+        finally:
+            if self.worker is not None:
+                self.worker.close()
+                self.worker = None
+
+    def _fit(self) -> dict:
         cfg = self.cfg
         snap = cfg.snapshot_every
         total = cfg.epochs * self.steps_per_epoch
@@ -646,11 +659,7 @@ def _run(trainer: Trainer, console: Console) -> str:
     run = trainer.run
     t0 = time.perf_counter()
     try:
-        try:
-            final = trainer.fit()
-        finally:
-            if trainer.worker is not None:
-                trainer.worker.close()
+        final = trainer.fit()
     except TrainingStopped as e:
         e.run_id = run.id
         _add_seconds(run, time.perf_counter() - t0)
