@@ -18,11 +18,8 @@ def mixture_moments(mu: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndar
     mean = avg mu_i; cov = avg diag(sd_i^2) + avg mu_i mu_i^T - mean mean^T
     (the law of total covariance). mu, sd: (K, D). Returns (D,), (D, D).
     """
-    mu = np.asarray(mu, dtype=np.float64)
-    sd = np.asarray(sd, dtype=np.float64)
-    mean = mu.mean(axis=0)
-    cov = np.diag((sd**2).mean(axis=0)) + mu.T @ mu / len(mu) - np.outer(mean, mean)
-    return mean, cov
+    mean, cov = moments_over_time(np.asarray(mu)[None], np.asarray(sd)[None])
+    return mean[0], cov[0]
 
 
 def one_sigma_density(cov: np.ndarray) -> float:

@@ -54,8 +54,8 @@ def headline(model: str, final: dict) -> tuple[str, float | None]:
     return "test acc", final.get("test_acc")
 
 
-def _fmt_headline(model: str, final: dict) -> str:
-    name, value = headline(model, final)
+def format_headline(model: str, value: float | None) -> str:
+    """The headline value as shown: accuracy in percent, ELBO in nats."""
     if value is None:
         return "-"
     return f"{100 * value:.2f}%" if model == "classifier" else f"{value:.2f}"
@@ -222,11 +222,7 @@ def render_runs(rows: list[dict], color: bool = False) -> str:
         if r["status"] == "damaged":
             t.add_row(r["id"], "-", "-", "-", "-", "-", "damaged", "-")
             continue
-        value = "-"
-        if r["value"] is not None:
-            value = (
-                f"{100 * r['value']:.2f}%" if r["model"] == "classifier" else f"{r['value']:.2f}"
-            )
+        value = format_headline(r["model"], r["value"])
         t.add_row(
             r["id"],
             str(r["model"]),

@@ -364,7 +364,7 @@ def animate(
     from matplotlib.patches import Patch
     from matplotlib.spines import Spine
 
-    from nnlab.render.gif import figure_to_array, write_gif, write_png
+    from nnlab.render.gif import canvas_array, figure_to_array, write_gif, write_png
     from nnlab.train import stderr_console
 
     classes = parse_classes(classes)
@@ -439,7 +439,7 @@ def animate(
                 fig.canvas.restore_region(background)
                 for artist in [a for p in panels for a in p.dynamic] + [t for t, _ in titles]:
                     artist.axes.draw_artist(artist)
-                frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+                frames.append(canvas_array(fig))
             else:
                 frames.append(figure_to_array(fig))
             bar.advance(task)

@@ -66,7 +66,7 @@ def decode(
     import torch
 
     from nnlab import data
-    from nnlab.render.gif import write_gif, write_png
+    from nnlab.render.gif import output_folder, write_gif, write_png
     from nnlab.runload import load_model
 
     run = store.open_run(run_id, runs_dir)
@@ -82,7 +82,7 @@ def decode(
         pair = (int(np.flatnonzero(test_y == 4)[0]), int(np.flatnonzero(test_y == 9)[0]))
     if not all(0 <= k < len(test_x) for k in pair):
         raise NnlabError(f"--between={between}: test indices run from 0 to {len(test_x) - 1}")
-    folder = _folder(out, run)
+    folder = output_folder(out, run, "decode")
     step = int(ck["step"])
     written = []
 
@@ -160,13 +160,3 @@ def _manifold_over_training(run, cfg, points, folder):
         mosaic = tiles(img.reshape(-1, 28, 28), GRID, GRID)
         frames.append(np.repeat(mosaic[..., None], 3, axis=2))
     return write_gif(folder / "decode-manifold-over-training.gif", frames, fps=2)
-
-
-def _folder(out, run):
-    from pathlib import Path
-
-    folder = Path(str(out)).expanduser() if out else run.file("media")
-    if folder.exists() and not folder.is_dir():
-        raise NnlabError(f"--out={out}: decode writes several files; give a folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder

@@ -14,10 +14,26 @@ import numpy as np
 from nnlab import store
 
 
+def canvas_array(fig) -> np.ndarray:
+    """The figure's canvas as drawn so far, as an (H, W, 3) uint8 array (a copy)."""
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
 def figure_to_array(fig) -> np.ndarray:
     """Draw a matplotlib figure (Agg) and return its pixels as an (H, W, 3) uint8 array."""
     fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    return canvas_array(fig)
+
+
+def output_folder(out, run, command: str) -> Path:
+    """--out=DIR, or the run's media folder, for a command that writes several files."""
+    from nnlab.errors import NnlabError
+
+    folder = Path(str(out)).expanduser() if out else run.file("media")
+    if folder.exists() and not folder.is_dir():
+        raise NnlabError(f"--out={out}: {command} writes several files; give a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def shared_palette(frames: list[np.ndarray]):

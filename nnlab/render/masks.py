@@ -40,7 +40,7 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nnlab.render.gif import figure_to_array, write_gif, write_png
+    from nnlab.render.gif import figure_to_array, output_folder, write_gif, write_png
     from nnlab.runload import load_model
 
     run = store.open_run(run_id, runs_dir)
@@ -54,7 +54,7 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     titles = unit_titles(cfg, chosen)
     images = weights[chosen].reshape(len(chosen), 28, 28)
     vmax = float(np.abs(images).max()) or 1.0  # one symmetric scale: units are comparable
-    folder = _out_dir(out, run)
+    folder = output_folder(out, run, "masks")
     tag = f"step{int(ck['step'])}"
 
     # the GIF: one unit per frame, artists reused
@@ -89,13 +89,3 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     grid = write_png(folder / f"masks-{tag}.png", figure_to_array(fig))
     plt.close(fig)
     return [str(gif), str(grid)]
-
-
-def _out_dir(out, run: store.Run):
-    from pathlib import Path
-
-    folder = Path(str(out)).expanduser() if out else run.file("media")
-    if folder.exists() and not folder.is_dir():
-        raise NnlabError(f"--out={out}: masks writes a GIF and a PNG; give a folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
