@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def class_gaussians(rec: Recording, s: int) -> dict[int, tuple[np.ndarray, np.nd
     out = {}
     for c in np.unique(rec.labels):
         sel = rec.labels == c
-        if rec.kind == "vae":
+        if rec.model == "vae":
             out[int(c)] = mixture_moments(rec.mu[s, sel], rec.sd[s, sel])
         else:
             x = rec.act[s, sel].astype(np.float64)
@@ -137,7 +138,7 @@ def snapshot_metrics(rec: Recording, s: int, top: int = 3) -> dict:
         "ncm_accuracy": acc,
         "between_within": ratio,
     }
-    if rec.kind == "vae":
+    if rec.model == "vae":
         out["shape_logdet_spread"], out["shape_elongation_spread"] = shape_spread(gauss)
         out.update(posterior_health(rec.mu[s], rec.sd[s]))
     elif points.shape[1] == 3 and points.min() >= 0 and points.max() <= 1:
@@ -154,27 +155,74 @@ def trend(rec: Recording) -> dict:
     return {name: snapshot_metrics(rec, s) for name, s in picks.items()}
 
 
-SCALARS = (
-    "overlap_max",
-    "overlap_mean",
-    "ncm_accuracy",
-    "between_within",
-    "shape_logdet_spread",
-    "shape_elongation_spread",
-    "active_units",
-    "aggregate_kl_to_prior",
-    "corner_distance_mean",
+@dataclass(frozen=True)
+class Metric:
+    """One latent metric as the summary and the plot show it."""
+
+    key: str  # its key in snapshot_metrics()
+    label: str  # the summary's row label
+    fmt: str  # how the summary formats a value (each value, for a vector)
+    panel: str | None = None  # the plot panel it is drawn in (None: not plotted)
+    vector: bool = False  # one value per latent dimension
+
+
+# The latent metrics, in the order the summary lists them and the plot draws its panels.
+METRICS = (
+    Metric(
+        "overlap_max",
+        "most-overlapping pair (Bhattacharyya)",
+        "{:.3f}",
+        "overlap: Bhattacharyya coefficient",
+    ),
+    Metric("overlap_mean", "mean pairwise overlap", "{:.3f}", "overlap: Bhattacharyya coefficient"),
+    Metric("ncm_accuracy", "nearest-class-mean accuracy", "{:.1%}", "nearest-class-mean accuracy"),
+    Metric(
+        "between_within", "between/within class spread", "{:.2f}", "between / within class spread"
+    ),
+    Metric(
+        "shape_logdet_spread",
+        "shape spread: mean |Δ ln det Σ|",
+        "{:.3f}",
+        "shape spread of class covariances",
+    ),
+    Metric(
+        "shape_elongation_spread",
+        "shape spread: sd of ln(λmax/λmin)",
+        "{:.3f}",
+        "shape spread of class covariances",
+    ),
+    Metric("active_units", "active units (Var E[z|x] > 0.01)", "{}"),
+    Metric("aggregate_kl_to_prior", "aggregate posterior KL to N(0, I)", "{:.3f}"),
+    Metric(
+        "kl_per_dim",
+        "KL to prior per dimension",
+        "{:.2f}",
+        "KL to prior per dimension",
+        vector=True,
+    ),
+    Metric(
+        "corner_distance_mean",
+        "mean distance to nearest cube corner",
+        "{:.3f}",
+        "mean distance to nearest cube corner",
+    ),
 )
 
 
+def format_metric(metric: Metric, value) -> str:
+    """A metric's value as the summary shows it."""
+    if metric.vector:
+        return ", ".join(metric.fmt.format(v) for v in value)
+    return metric.fmt.format(value)
+
+
 def series(rec: Recording, max_points: int = 200) -> dict[str, np.ndarray]:
-    """Scalar metrics over training (at most max_points snapshots, evenly spread)."""
+    """Every metric of METRICS over training (at most max_points snapshots, evenly spread):
+    (snapshots,) arrays, (snapshots, dims) for vectors."""
     idx = np.unique(np.linspace(0, len(rec) - 1, min(len(rec), max_points)).round().astype(int))
     rows = [snapshot_metrics(rec, int(s)) for s in idx]
     out = {"step": np.array([r["step"] for r in rows])}
-    for key in SCALARS:
-        if key in rows[0]:
-            out[key] = np.array([r[key] for r in rows], dtype=np.float64)
-    if rec.kind == "vae":
-        out["kl_per_dim"] = np.array([r["kl_per_dim"] for r in rows])
+    for m in METRICS:
+        if m.key in rows[0]:
+            out[m.key] = np.array([r[m.key] for r in rows], dtype=np.float64)
     return out

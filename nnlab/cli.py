@@ -9,47 +9,15 @@ from __future__ import annotations
 
 import sys
 
+from nnlab import options
 from nnlab.errors import NnlabError, TrainingStopped, did_you_mean
 
 _RAW_ARGV: list[str] | None = None  # the argument list main() was given, for raw flag values
 
 
-def _raw_flags(parsed: dict) -> dict[str, str]:
-    """The text typed for each --flag of the current command (Fire's conversions undone)."""
-    if _RAW_ARGV is None:  # called outside main(): best effort from Fire's values
-        return {k: _text(v) for k, v in parsed.items()}
-    raw: dict[str, str] = {}
-    tokens = _RAW_ARGV[1:]
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok == "--":
-            break
-        if tok.startswith("--") and len(tok) > 2:
-            key, eq, value = tok[2:].partition("=")
-            key = key.replace("-", "_")
-            if not eq:
-                nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-                if nxt is not None and not nxt.startswith("--") and parsed.get(key) is not True:
-                    value, i = nxt, i + 1
-                else:
-                    value = "true"
-            raw[key] = value
-        i += 1
-    return raw
-
-
-def _raw_values(key: str, parsed) -> list[str]:
-    """Every text typed for a repeatable --key (Fire keeps only the last)."""
-    if _RAW_ARGV is None:
-        return [] if parsed is None else [_text(parsed)]
-    out, tokens = [], _RAW_ARGV[1:]
-    for i, tok in enumerate(tokens):
-        if tok.startswith(f"--{key}="):
-            out.append(tok.split("=", 1)[1])
-        elif tok == f"--{key}" and i + 1 < len(tokens):
-            out.append(tokens[i + 1])
-    return out
+def _tokens() -> list[str] | None:
+    """The current command's arguments as typed (None when called from Python, not main)."""
+    return None if _RAW_ARGV is None else _RAW_ARGV[1:]
 
 
 def _check_options(command: str, tokens: list[str]) -> None:
@@ -70,12 +38,6 @@ def _check_options(command: str, tokens: list[str]) -> None:
                 raise NnlabError(f"unknown option --{key} for '{command}'{hint}")
 
 
-def _text(v) -> str:
-    if isinstance(v, (list, tuple)):
-        return "[" + ",".join(_text(x) for x in v) + "]"
-    return str(v)
-
-
 def train(model=None, **flags):
     """Train MODEL (classifier or vae) and print the new run id on stdout.
 
@@ -84,36 +46,9 @@ def train(model=None, **flags):
     --name=mytag), --runs_dir=DIR. Continue a run with --resume=RUN_ID [--epochs=N].
     Progress goes to stderr.
     """
-    from nnlab import config as config_mod
-
-    raw = _raw_flags(flags)
-    preset = raw.pop("preset", None)
-    config_file = raw.pop("config", None)
-    resume = raw.pop("resume", None)
-    runs_dir = raw.pop("runs_dir", None)
-    if resume is not None:
-        extra = sorted(set(raw) - {"epochs"})
-        if model is not None or preset or config_file or extra:
-            shown = (
-                extra[0]
-                if extra
-                else ("preset" if preset else "config" if config_file else "MODEL")
-            )
-            raise NnlabError(
-                f"--resume takes only --epochs (and --runs_dir), not {shown}: "
-                "a run keeps its saved config"
-            )
-        epochs = config_mod.parse_value("epochs", raw["epochs"], int) if "epochs" in raw else None
-        from nnlab import train as train_mod
-
-        return train_mod.resume(resume, runs_dir, epochs)
-    cfg = config_mod.build(model, preset=preset, config_file=config_file, overrides=raw)
-    from nnlab import store
-
-    name_lock = store.lock_name(runs_dir, cfg.model, cfg.name)  # before torch loads: fail fast
     from nnlab import train as train_mod
 
-    return train_mod.start(cfg, runs_dir, name_lock=name_lock)
+    return train_mod.command(model, options.raw_flags(_tokens(), flags))
 
 
 def summary(run_id=None, json=False, plot=False, runs_dir=None):
@@ -126,11 +61,11 @@ def summary(run_id=None, json=False, plot=False, runs_dir=None):
     from nnlab import summary as summary_mod
 
     return summary_mod.summarize(
-        _id(run_id),
+        options.run_id_text(run_id),
         runs_dir,
-        as_json=_flag(json, "json"),
+        as_json=options.parse_bool(json, "json"),
         color=sys.stdout.isatty(),
-        plot=_flag(plot, "plot"),
+        plot=options.parse_bool(plot, "plot"),
     )
 
 
@@ -138,25 +73,7 @@ def _required_id(run_id, command: str) -> str:
     """The run id a command needs, with a one-line error when it is missing."""
     if run_id is None:
         raise NnlabError(f"give a run id: nnlab {command} RUN_ID (or latest)")
-    return _id(run_id)
-
-
-def _id(run_id):
-    """Run ids reach us as Fire parsed them; keep text, refuse anything else clearly."""
-    if run_id is None or isinstance(run_id, str):
-        return run_id
-    raise NnlabError(f"invalid run id {run_id!r}: run ids are text like vae-20260101-120000")
-
-
-def _flag(value, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).lower()
-    if text in ("true", "yes", "1"):
-        return True
-    if text in ("false", "no", "0"):
-        return False
-    raise NnlabError(f"--{name}: expected true or false, got '{value}'")
+    return options.run_id_text(run_id)
 
 
 def animate(
@@ -180,7 +97,9 @@ def animate(
     """
     from nnlab.render.animate import animate as animate_run
 
-    others = [o for text in _raw_values("compare", compare) for o in text.split(",") if o]
+    others = [
+        o for t in options.raw_values(_tokens(), "compare", compare) for o in t.split(",") if o
+    ]
     paths = animate_run(
         _required_id(run_id, "animate"),
         runs_dir,
@@ -208,7 +127,7 @@ def masks(run_id=None, out=None, units=None, checkpoint=None, runs_dir=None):
         runs_dir,
         out=out,
         units=units,
-        checkpoint=_text_or_none(checkpoint),
+        checkpoint=options.text_or_none(checkpoint),
     )
     return "\n".join(paths)
 
@@ -226,7 +145,7 @@ def embed(run_id=None, split="test", checkpoint=None, layer=None, format="npz", 
         _required_id(run_id, "embed"),
         runs_dir,
         split=str(split),
-        checkpoint=_text_or_none(checkpoint),
+        checkpoint=options.text_or_none(checkpoint),
         layer=layer,
         fmt=str(format),
     )
@@ -247,16 +166,12 @@ def decode(
     paths = decode_run(
         _required_id(run_id, "decode"),
         runs_dir,
-        checkpoint=_text_or_none(checkpoint),
+        checkpoint=options.text_or_none(checkpoint),
         out=out,
         between=between,
-        over_training=_flag(over_training, "over_training"),
+        over_training=options.parse_bool(over_training, "over_training"),
     )
     return "\n".join(paths)
-
-
-def _text_or_none(v):
-    return None if v is None else str(v)
 
 
 COMMANDS = {

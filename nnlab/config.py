@@ -1,8 +1,15 @@
 """Run configurations: dataclasses per model family, presets, merging and validation.
 
 Order of precedence: dataclass defaults < preset or --config YAML < command-line flags.
-The resolved config is saved verbatim in the run as config.yaml and is the only thing later
-commands use to rebuild the model.
+The defaults live here and nowhere else: a preset lists only what it changes. The resolved
+config is saved verbatim in the run as config.yaml and is the only thing later commands use
+to rebuild the model.
+
+Format evolution. A field added after a run format's first release is declared with
+`added_later(default, legacy)`: `legacy` is the value that reproduces what nnlab did
+before the field existed, and a run whose config.yaml lacks the field is read with it
+(`default` is what new runs get). A missing field declared any other way is damage, and a
+run of a newer format than this nnlab knows is refused (store.Run.meta).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nnlab.errors import NnlabError, did_you_mean
+from nnlab.options import parse_value
 
 MODELS = ("classifier", "vae")
 DATASETS = ("mnist", "fashion-mnist", "kmnist", "mnist-sample")
@@ -24,6 +32,12 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 INPUT_DIM = 784  # every dataset nnlab knows is 28x28 grey images
 NUM_CLASSES = 10
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{0,64}$")
+
+
+def added_later(default, legacy):
+    """A field added after runs were first written: new runs get `default`, a run saved
+    without the field is read with `legacy` (the value that reproduces the old behaviour)."""
+    return field(default=default, metadata={"legacy": legacy})
 
 
 @dataclass
@@ -49,8 +63,9 @@ class Config:
     probe_split: str = "test"  # the split whose images are recorded: test, val or train
     probe_size: int = 10000  # cap on the number of probe images (stratified when capped)
     record_dtype: str = "float16"  # storage of recorded latents: float16 or float32
-    record_precision: str = "float32"  # snapshot arithmetic: float32, or bfloat16 (~3x faster
-    # on CPUs with AMX/AVX-512 bf16, relative error ~0.5%)
+    # snapshot arithmetic: float32, or bfloat16 (~3x faster on CPUs with AMX/AVX-512 bf16,
+    # relative error ~0.5%); runs from before it was added recorded in float32
+    record_precision: str = added_later("float32", legacy="float32")
     checkpoint_every: int = 0  # keep a checkpoint every N epochs (0: only latest and final)
     checkpoint_every_steps: int = 500  # refresh the latest checkpoint every N steps (0: epochs)
 
@@ -65,12 +80,7 @@ class VAEConfig(Config):
     activation: str = "silu"
     recon: str = "bce"  # bce (sigmoid/Bernoulli) or mse, summed over pixels
     beta: float = 1.0  # weight of KL(q(z|x) || N(0, I))
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    batch_size: int = 32
-    epochs: int = 1
-    snapshot_every: int = 4
+    weight_decay: float = 1e-2  # AdamW's decoupled decay, as in the reference experiment
 
 
 @dataclass
@@ -148,64 +158,6 @@ def load_yaml_file(path: str | Path) -> dict[str, Any]:
 def field_types(cls: type[Config]) -> dict[str, Any]:
     """Map each field of a config class to its (resolved) type."""
     return typing.get_type_hints(cls)
-
-
-def _parse_scalar(text: str, typ: Any, key: str) -> Any:
-    text = text.strip()
-    if typ is bool:
-        low = text.lower()
-        if low in ("true", "yes", "1", "on"):
-            return True
-        if low in ("false", "no", "0", "off"):
-            return False
-        raise NnlabError(f"--{key}: expected true or false, got '{text}'")
-    if typ is int:
-        try:
-            return int(text)
-        except ValueError:
-            raise NnlabError(f"--{key}: expected a whole number, got '{text}'") from None
-    if typ is float:
-        try:
-            return float(text)
-        except ValueError:
-            raise NnlabError(f"--{key}: expected a number, got '{text}'") from None
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        text = text[1:-1]
-    return text
-
-
-def parse_value(key: str, text: str, typ: Any) -> Any:
-    """Convert the text typed for --key into the field's type (Fire's own guess is ignored)."""
-    origin = typing.get_origin(typ)
-    args = typing.get_args(typ)
-    if origin is list:
-        inner = text.strip()
-        if inner.startswith(("[", "(")) and inner.endswith(("]", ")")):
-            inner = inner[1:-1]
-        parts = [p for p in (s.strip() for s in inner.split(",")) if p]
-        return [_parse_scalar(p, args[0], key) for p in parts]
-    if type(None) in args:  # Optional[X]
-        if text.strip().lower() in ("none", "null", ""):
-            return None
-        (inner_type,) = [a for a in args if a is not type(None)]
-        return _parse_scalar(text, inner_type, key)
-    return _parse_scalar(text, typ, key)
-
-
-def int_list(value, option: str, example: str) -> list[int]:
-    """Whole numbers from an option however Fire passed it (4 / (0, 4) / "0,4" / "[0,4]")."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        items = [value]
-    elif isinstance(value, (list, tuple)):
-        items = list(value)
-    else:
-        items = [s for s in str(value).strip("[]() ").split(",") if s.strip()]
-    try:
-        return [int(str(v).strip()) for v in items]
-    except ValueError:
-        raise NnlabError(
-            f"--{option}={value}: give whole numbers, e.g. --{option}={example}"
-        ) from None
 
 
 def check_keys(cls: type[Config], keys, where: str) -> None:
@@ -345,7 +297,7 @@ def validate(cfg: Config) -> None:
     if cfg.checkpoint_every_steps < 0:
         bad("checkpoint_every_steps", "must not be negative")
     choice("activation", ACTIVATIONS)
-    if isinstance(cfg, VAEConfig):
+    if cfg.model == "vae":
         if not cfg.hidden_dims or min(cfg.hidden_dims) < 1:
             bad("hidden_dims", "give at least one layer width, each at least 1")
         if cfg.latent_dim < 1:
@@ -353,7 +305,7 @@ def validate(cfg: Config) -> None:
         choice("recon", ("bce", "mse"))
         if cfg.beta < 0:
             bad("beta", "must not be negative")
-    elif isinstance(cfg, ClassifierConfig):
+    else:
         if len(cfg.sizes) < 2 or cfg.sizes[0] != INPUT_DIM or cfg.sizes[-1] != NUM_CLASSES:
             bad("sizes", f"must start at {INPUT_DIM} and end at {NUM_CLASSES}, e.g. [784,30,10]")
         if min(cfg.sizes) < 1:
@@ -371,13 +323,17 @@ def to_yaml(cfg: Config) -> str:
 
 
 def from_yaml(text: str, where: str = "config.yaml") -> Config:
-    """Rebuild a config from a run's saved YAML; refuse unknown keys or bad values."""
+    """Rebuild a config from a run's saved YAML (fields added later filled with their
+    legacy values); refuse unknown keys, other missing keys, or bad values."""
     data = _read_yaml(text, where)
     model = data.get("model")
     if model not in CONFIG_CLASSES:
         raise NnlabError(f"{where}: unknown model {model!r}")
     cls = CONFIG_CLASSES[model]
     check_keys(cls, data, where)
+    for f in dataclasses.fields(cls):
+        if f.name not in data and "legacy" in f.metadata:
+            data[f.name] = f.metadata["legacy"]  # a run from before the field was added
     missing = [f.name for f in dataclasses.fields(cls) if f.name not in data]
     if missing:
         raise NnlabError(f"{where}: missing keys {', '.join(missing)}")

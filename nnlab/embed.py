@@ -11,6 +11,7 @@ import io
 import numpy as np
 
 from nnlab import store
+from nnlab.console import stderr_console, warn
 from nnlab.errors import NnlabError
 
 
@@ -23,7 +24,6 @@ def embed(
     from nnlab import data
     from nnlab.models import encode_latents, kl_to_standard_normal
     from nnlab.runload import load_model
-    from nnlab.train import stderr_console
 
     if split not in ("train", "val", "test"):
         raise NnlabError(f"--split={split}: choose from test, train, val")
@@ -50,11 +50,11 @@ def embed(
         cfg.data_dir or None,
         cfg.val_fraction,
         cfg.seed,
-        warn=lambda m: console.print(m, soft_wrap=True),
+        warn=lambda m: warn(console, m),
     )
     x, y, index = splits.split(split)
     with torch.inference_mode():
-        a, b = encode_latents(model, cfg, x, layer=layer, batch=4096)
+        enc = encode_latents(model, cfg, x, layer=layer, batch=4096)
     step = int(ck["step"])
     arrays = {
         "labels": y.cpu().numpy().astype(np.int64),
@@ -63,8 +63,8 @@ def embed(
         "split": np.array(split),
     }
     if cfg.model == "vae":
-        arrays.update(mu=a.numpy(), sd=b.numpy())
-        kl = kl_to_standard_normal(a, b).mean(0).tolist()
+        arrays.update(mu=enc.points.numpy(), sd=enc.sd.numpy())
+        kl = kl_to_standard_normal(enc.points, enc.sd).mean(0).tolist()
         console.print(
             f"mean KL to N(0, I) per latent dimension on {split} ({len(x):,} images): "
             + ", ".join(f"z{i}: {v:.3f}" for i, v in enumerate(kl))
@@ -72,7 +72,7 @@ def embed(
             soft_wrap=True,
         )
     else:
-        arrays.update(act=a.numpy(), layer=np.array(layer or cfg.recorded_layer))
+        arrays.update(act=enc.points.numpy(), layer=np.array(layer or cfg.recorded_layer))
     folder = run.file("embeddings")
     folder.mkdir(exist_ok=True)
     path = folder / f"{split}-step{step}.{fmt}"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnlab.config import ClassifierConfig, Config, VAEConfig
+from nnlab.config import Config
 
 ACTIVATIONS = {
     "sigmoid": nn.Sigmoid,
@@ -127,13 +129,31 @@ def vae_loss(x, logits, mu, std, beta: float, recon: str = "bce") -> dict[str, t
     return {"recon": rec, "kl": kl, "loss": rec + beta * kl}
 
 
+def loss_terms(
+    model: nn.Module,
+    cfg: Config,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """The batch-mean loss and the terms logged beside it, for training and evaluation alike.
+
+    VAE: loss = recon + beta * kl, with the reconstruction term under its name (bce or
+    mse) and kl. Classifier: loss and accuracy. The first key is always "loss".
+    """
+    if cfg.model == "vae":
+        logits, mu, std = model(x, generator)
+        terms = vae_loss(x, logits, mu, std, cfg.beta, cfg.recon)
+        return {"loss": terms["loss"], cfg.recon: terms["recon"], "kl": terms["kl"]}
+    out = model(x)
+    return {"loss": classifier_loss(out, y, cfg.loss), "acc": (out.argmax(1) == y).float().mean()}
+
+
 def build_model(cfg: Config) -> nn.Module:
     """A freshly initialised model for cfg (seed the RNG first for reproducible weights)."""
-    if isinstance(cfg, VAEConfig):
+    if cfg.model == "vae":
         return VAE(cfg.hidden_dims, cfg.latent_dim, cfg.activation)
-    if isinstance(cfg, ClassifierConfig):
-        return Classifier(cfg.sizes, cfg.activation, cfg.loss)
-    raise TypeError(f"no model for {type(cfg).__name__}")
+    return Classifier(cfg.sizes, cfg.activation, cfg.loss)
 
 
 def parameter_table(model: nn.Module) -> list[dict]:
@@ -143,10 +163,17 @@ def parameter_table(model: nn.Module) -> list[dict]:
     ]
 
 
+class Encoded(NamedTuple):
+    """What encode_latents returns: the recorded points and, for a VAE, their std."""
+
+    points: torch.Tensor  # VAE posterior means, or a classifier layer's activations (N, D)
+    sd: torch.Tensor | None  # VAE posterior standard deviations (N, D); None for classifiers
+
+
 @torch.no_grad()
 def encode_latents(
     model: nn.Module, cfg: Config, x: torch.Tensor, *, layer: int | None = None, batch: int = 4096
-):
+) -> Encoded:
     """The recorded latent of every row of x, in one no-grad pass per chunk.
 
     Chunks of 4,096 rows keep the hidden activations in cache: a quarter faster than one
@@ -161,7 +188,7 @@ def encode_latents(
         outs_a, outs_b = [], []
         for start in range(0, len(x), batch):
             xb = x[start : start + batch]
-            if isinstance(cfg, VAEConfig):
+            if cfg.model == "vae":
                 mu, std = model.encode(xb)
                 outs_a.append(mu)
                 outs_b.append(std)
@@ -172,7 +199,6 @@ def encode_latents(
                 else:
                     outs_a.append(model(xb, upto=layer))
         a = torch.cat(outs_a) if outs_a else x.new_zeros((0, 0))
-        b = torch.cat(outs_b) if outs_b else None
-        return a, b
+        return Encoded(a, torch.cat(outs_b) if outs_b else None)
     finally:
         model.train(was_training)

@@ -46,7 +46,7 @@ def probe_indices(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
 class Recording:
     """A whole recording read back: steps, epochs, labels and the latent arrays."""
 
-    kind: str  # "vae" or "classifier"
+    model: str  # "vae" or "classifier": the run's model family
     steps: np.ndarray  # (S,) int64
     epochs: np.ndarray  # (S,) float64: epochs done, fractional within an epoch
     labels: np.ndarray  # (N,) int64
@@ -59,7 +59,7 @@ class Recording:
     @property
     def latents(self) -> np.ndarray:
         """The recorded points: posterior means (VAE) or activations (classifier)."""
-        return self.mu if self.kind == "vae" else self.act
+        return self.mu if self.model == "vae" else self.act
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -68,9 +68,9 @@ class Recording:
 class Recorder:
     """Takes snapshots of the probe set in memory and flushes them as chunk files."""
 
-    def __init__(self, folder: Path, kind: str, dtype: str = "float16"):
+    def __init__(self, folder: Path, model: str, dtype: str = "float16"):
         self.folder = Path(folder)
-        self.kind = kind
+        self.model = model
         self.dtype = np.dtype(dtype)
         self.pending: list[tuple[int, float, np.ndarray, np.ndarray | None]] = []
         self._saved: int | None = None  # snapshots on disk, counted once then kept up to date
@@ -113,7 +113,7 @@ class Recorder:
         epochs = np.array([p[1] for p in self.pending], dtype=np.float64)
         first = np.stack([p[2] for p in self.pending])
         path = self.folder / f"chunk-{n:06d}.npz"
-        if self.kind == "vae":
+        if self.model == "vae":
             save_npz(
                 path,
                 steps=steps,
@@ -155,7 +155,7 @@ def snapshot_count(folder: Path) -> int:
     return total
 
 
-def load_recording(folder: Path, kind: str) -> Recording:
+def load_recording(folder: Path, model: str) -> Recording:
     """Read the whole recording of a run (float32 in memory)."""
     folder = Path(folder)
     probe = load_npz(folder / "probe.npz")
@@ -163,7 +163,7 @@ def load_recording(folder: Path, kind: str) -> Recording:
     if not files:
         raise RunError(f"{folder}: no latent snapshots recorded")
     parts = [load_npz(p) for p in files]
-    keys = ("mu", "sd") if kind == "vae" else ("act",)
+    keys = ("mu", "sd") if model == "vae" else ("act",)
     for p, part in zip(files, parts, strict=True):
         if any(k not in part for k in ("steps", "epochs", *keys)):
             raise RunError(f"{p}: damaged (missing arrays)")
@@ -174,7 +174,7 @@ def load_recording(folder: Path, kind: str) -> Recording:
         if v.ndim != 3 or v.shape[0] != len(steps) or v.shape[1] != n:
             raise RunError(f"{folder}: damaged ('{k}' has shape {v.shape})")
     return Recording(
-        kind=kind,
+        model=model,
         steps=steps,
         epochs=np.concatenate([part["epochs"] for part in parts]).astype(np.float64),
         labels=probe["labels"].astype(np.int64),

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnlab.errors import NnlabError, RunError
+from nnlab.errors import NnlabError, RunError, did_you_mean
 
 FORMAT_VERSION = 1  # bump when the layout of a run changes incompatibly
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -196,6 +196,61 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def new_meta(
+    run_id: str,
+    model: str,
+    *,
+    versions: dict,
+    device: str,
+    data: dict,
+    steps_per_epoch: int,
+    parameters: list[dict],
+    probe: dict,
+) -> dict:
+    """meta.json of a run that is about to start training (this is its schema).
+
+    versions: nnlab, torch, python. data: dataset, dataset_requested, data_source,
+    train_size, val_size, test_size. The trainer keeps steps_done, epochs_done,
+    resumable_step, metrics_bytes and snapshots up to date at each checkpoint, and the
+    run's end sets status, ended, train_seconds and final (the last epoch's metrics).
+    """
+    now = now_iso()
+    return {
+        "format": FORMAT_VERSION,
+        "id": run_id,
+        "model": model,
+        "status": "running",
+        "created": now,
+        "updated": now,
+        "ended": None,
+        "nnlab_version": versions["nnlab"],
+        "torch_version": versions["torch"],
+        "python": versions["python"],
+        "device": device,
+        **{
+            k: data[k]
+            for k in (
+                "dataset",
+                "dataset_requested",
+                "data_source",
+                "train_size",
+                "val_size",
+                "test_size",
+            )
+        },
+        "steps_per_epoch": steps_per_epoch,
+        "steps_done": 0,
+        "epochs_done": 0,
+        "resumable_step": 0,
+        "train_seconds": 0.0,
+        "parameters": parameters,
+        "parameter_count": sum(p["count"] for p in parameters),
+        "probe": probe,
+        "snapshots": 0,
+        "final": {},
+    }
+
+
 # ---------------------------------------------------------------- ids and locks
 
 
@@ -294,6 +349,11 @@ class Run:
         """The latent recording folder."""
         return self.file("latents")
 
+    @property
+    def metrics(self) -> Path:
+        """The metrics log (see nnlab.metricslog)."""
+        return self.file("metrics.jsonl")
+
     def meta(self) -> dict:
         """meta.json, checked for a format this nnlab can read."""
         meta = read_json(self.file("meta.json"))
@@ -381,8 +441,6 @@ def open_run(run_id: Any, runs_dir: str | Path | None = None) -> Run:
         hint = ""
         ids = list_run_ids(root)
         if ids:
-            from nnlab.errors import did_you_mean
-
             hint = did_you_mean(run_id, ids) if len(ids) < 200 else ""
         raise NnlabError(f"no run '{run_id}' in {root}{hint}")
     return Run(root, run_id)

@@ -6,37 +6,12 @@ Reads only config.yaml, meta.json, metrics.jsonl and file listings: no torch imp
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
-from pathlib import Path
 
-from nnlab import store
+from nnlab import metricslog, store
 from nnlab.errors import NnlabError
-
-
-def parse_metrics(path: Path) -> tuple[list[dict], int]:
-    """metrics.jsonl as dicts, and how many lines could not be read (a torn last line after
-    a crash while appending, or damage)."""
-    try:
-        text = Path(path).read_text("utf-8", errors="replace")
-    except FileNotFoundError:
-        return [], 0
-    out, bad = [], 0
-    for line in text.splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            obj = None
-        if isinstance(obj, dict):
-            out.append(obj)
-        else:
-            bad += 1
-    return out, bad
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """metrics.jsonl as a list of dicts, unreadable lines skipped."""
-    return parse_metrics(path)[0]
 
 
 def status_of(run: store.Run, meta: dict) -> str:
@@ -45,20 +20,6 @@ def status_of(run: store.Run, meta: dict) -> str:
     if status == "running" and not run.is_running():
         return "interrupted"
     return status
-
-
-def headline(model: str, final: dict) -> tuple[str, float | None]:
-    """The run's headline metric name and value (test accuracy or test ELBO)."""
-    if model == "vae":
-        return "test ELBO", final.get("test_elbo")
-    return "test acc", final.get("test_acc")
-
-
-def format_headline(model: str, value: float | None) -> str:
-    """The headline value as shown: accuracy in percent, ELBO in nats."""
-    if value is None:
-        return "-"
-    return f"{100 * value:.2f}%" if model == "classifier" else f"{value:.2f}"
 
 
 def list_runs(runs_dir=None) -> list[dict]:
@@ -72,7 +33,7 @@ def list_runs(runs_dir=None) -> list[dict]:
             rows.append({"id": run_id, "status": "damaged", "problem": str(e)})
             continue
         final = meta.get("final") or {}
-        name, value = headline(meta.get("model", ""), final)
+        name, value = metricslog.headline(meta.get("model", ""), final)
         rows.append(
             {
                 "id": run_id,
@@ -90,38 +51,24 @@ def list_runs(runs_dir=None) -> list[dict]:
     return rows
 
 
-def best_metrics(epoch_lines: list[dict]) -> dict:
-    """For each evaluation metric, its best value over epochs and the epoch it came at."""
-    best: dict[str, dict] = {}
-    for line in epoch_lines:
-        for k, v in line.items():
-            if k in ("kind", "epoch", "step", "seconds") or not isinstance(v, (int, float)):
-                continue
-            higher = k.endswith("_acc") or k.endswith("_elbo")
-            cur = best.get(k)
-            if cur is None or (v > cur["value"] if higher else v < cur["value"]):
-                best[k] = {"value": v, "epoch": line.get("epoch"), "step": line.get("step")}
-    return best
-
-
 def describe(run_id: str, runs_dir=None) -> dict:
     """Everything about one run: config, parameters, metrics, timings, contents."""
-    import dataclasses
+    # numpy-backed readers, imported here so that the runs table starts without numpy
+    from nnlab import analysis
+    from nnlab.record import chunk_files, load_recording, snapshot_count
 
     run = store.open_run(run_id, runs_dir)
     meta = run.meta()
     config = dataclasses.asdict(run.config())  # refuses a damaged or foreign config.yaml
-    lines, bad_lines = parse_metrics(run.file("metrics.jsonl"))
-    epochs = [m for m in lines if m.get("kind") == "epoch"]
+    lines, bad_lines = metricslog.parse(run.metrics)
+    epochs = metricslog.of_kind(lines, "epoch")
     final = epochs[-1] if epochs else (meta.get("final") or {})
-    from nnlab.record import chunk_files, snapshot_count
-
     problems = []  # damage that does not stop the summary is shown, not hidden
     try:
         snaps = snapshot_count(run.latents)
     except NnlabError as e:
         snaps, problems = None, [*problems, str(e)]
-    metrics = run.file("metrics.jsonl")
+    metrics = run.metrics
     if bad_lines:
         problems.append(f"{metrics}: {bad_lines} unreadable line(s) skipped")
     size = metrics.stat().st_size if metrics.exists() else 0
@@ -149,9 +96,6 @@ def describe(run_id: str, runs_dir=None) -> dict:
     }
     latent = None
     if snaps:
-        from nnlab import analysis
-        from nnlab.record import load_recording
-
         try:
             latent = analysis.trend(load_recording(run.latents, meta.get("model", "")))
         except NnlabError as e:
@@ -183,7 +127,11 @@ def describe(run_id: str, runs_dir=None) -> dict:
             "resumable_step": meta.get("resumable_step"),
             "steps_per_epoch": meta.get("steps_per_epoch"),
         },
-        "metrics": {"final": final, "best": best_metrics(epochs), "last_step": last_step},
+        "metrics": {
+            "final": final,
+            "best": metricslog.best_values(epochs),
+            "last_step": last_step,
+        },
         "timings": {
             "train_seconds": seconds,
             "steps_per_second": round(steps / seconds, 2) if seconds else None,
@@ -222,7 +170,7 @@ def render_runs(rows: list[dict], color: bool = False) -> str:
         if r["status"] == "damaged":
             t.add_row(r["id"], "-", "-", "-", "-", "-", "damaged", "-")
             continue
-        value = format_headline(r["model"], r["value"])
+        value = metricslog.format_headline(r["model"], r["value"])
         t.add_row(
             r["id"],
             str(r["model"]),
@@ -277,7 +225,7 @@ def render_run(d: dict, color: bool = False) -> str:
     ):
         t.add_column(col, justify=just)
     for k, v in m["final"].items():
-        if k in ("kind", "epoch", "step") or not isinstance(v, (int, float)):
+        if k in metricslog.POSITION_KEYS or not isinstance(v, (int, float)):
             continue
         b = m["best"].get(k)
         t.add_row(k, f"{v:.4f}", f"{b['value']:.4f}" if b else "", str(b["epoch"]) if b else "")
@@ -311,7 +259,8 @@ def _render_latent(c, lm: dict, dataset: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from nnlab.render.animate import class_names
+    from nnlab import analysis
+    from nnlab.data import class_names
 
     names = class_names(dataset or "")
     start, mid, end = lm["start"], lm["middle"], lm["end"]
@@ -327,23 +276,10 @@ def _render_latent(c, lm: dict, dataset: str) -> None:
         ("end", "right"),
     ):
         t.add_column(col, justify=just)
-    rows = [
-        ("most-overlapping pair (Bhattacharyya)", "overlap_max", "{:.3f}"),
-        ("mean pairwise overlap", "overlap_mean", "{:.3f}"),
-        ("nearest-class-mean accuracy", "ncm_accuracy", "{:.1%}"),
-        ("between/within class spread", "between_within", "{:.2f}"),
-        ("shape spread: mean |Δ ln det Σ|", "shape_logdet_spread", "{:.3f}"),
-        ("shape spread: sd of ln(λmax/λmin)", "shape_elongation_spread", "{:.3f}"),
-        ("active units (Var E[z|x] > 0.01)", "active_units", "{}"),
-        ("aggregate posterior KL to N(0, I)", "aggregate_kl_to_prior", "{:.3f}"),
-        ("mean distance to nearest cube corner", "corner_distance_mean", "{:.3f}"),
-    ]
-    for label, key, fmt in rows:
-        if key in end:
-            t.add_row(escape(label), *(fmt.format(x[key]) for x in (start, mid, end)))
-    if "kl_per_dim" in end:
-        kl = lambda x: ", ".join(f"{v:.2f}" for v in x["kl_per_dim"])  # noqa: E731
-        t.add_row("KL to prior per dimension", kl(start), kl(mid), kl(end))
+    for metric in analysis.METRICS:
+        if metric.key in end:
+            values = (analysis.format_metric(metric, x[metric.key]) for x in (start, mid, end))
+            t.add_row(escape(metric.label), *values)
     c.print(t)
     pairs = ", ".join(
         f"{_pair_name(p['pair'], names)}: {p['coefficient']:.2f}" for p in end["top_overlaps"]

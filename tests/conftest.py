@@ -45,6 +45,30 @@ def runs(tmp_path):
     return tmp_path / "runs"
 
 
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A few tiny runs shared by the rendering tests: VAE beta 1 and 10, latent3, linear."""
+    root = tmp_path_factory.mktemp("store")
+
+    def train(*args):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("NNLAB_OFFLINE", "1")
+                cli.main(["train", *args, *FAST, f"--runs_dir={root}"])
+        return out.getvalue().strip()
+
+    runs = {
+        "vae": train("vae", "--snapshot_every=20", "--seed=3"),
+        "vae10": train("vae", "--snapshot_every=20", "--seed=3", "--beta=10"),
+        "l3": train("classifier", "--preset=latent3", "--epochs=2", "--snapshot_every=60"),
+        "lin": train("classifier", "--preset=linear-mse", "--epochs=1"),
+        "off": train("vae", "--snapshot_every=0"),
+        "wide": train("classifier", "--preset=nielsen", "--epochs=1", "--snapshot_every=120"),
+    }
+    return root, runs
+
+
 @pytest.fixture
 def nnlab():
     """Run `nnlab ARGS...` in this process; returns Result(code, out, err)."""

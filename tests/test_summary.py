@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from nnlab import store
-from nnlab.summary import best_metrics
+from nnlab.metricslog import best_values
 from tests.conftest import FAST
 
 
@@ -48,7 +48,7 @@ def test_best_metrics_direction():
         {"kind": "epoch", "epoch": 1, "val_acc": 0.8, "val_loss": 0.3},
         {"kind": "epoch", "epoch": 2, "val_acc": 0.7, "val_loss": 0.2},
     ]
-    best = best_metrics(lines)
+    best = best_values(lines)
     assert best["val_acc"] == {"value": 0.8, "epoch": 1, "step": None}
     assert best["val_loss"]["epoch"] == 2
 

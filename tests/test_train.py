@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from nnlab import record, store, train
-from nnlab.summary import read_metrics
+from nnlab import data, record, store, trainer
+from nnlab.metricslog import read as read_metrics
+from nnlab.models import build_model, encode_latents
 from tests.conftest import FAST
 
 L3 = [
@@ -57,11 +58,11 @@ def test_snapshot_matches_model_at_that_step(nnlab, runs):
     run = _run(runs, run_id)
     cfg = run.config()
     ck = store.load_checkpoint(run.checkpoints / "final.pt")
-    model = train.build_model(cfg)
+    model = build_model(cfg)
     model.load_state_dict(ck["model"])
     rec = record.load_recording(run.latents, "classifier")
-    splits = train.data.load(cfg.dataset, None, cfg.val_fraction, cfg.seed)
-    a, _ = train.encode_latents(model, cfg, splits.test_x[torch.from_numpy(rec.indices)])
+    splits = data.load(cfg.dataset, None, cfg.val_fraction, cfg.seed)
+    a, _ = encode_latents(model, cfg, splits.test_x[torch.from_numpy(rec.indices)])
     assert rec.steps[-1] == ck["step"] == 90
     np.testing.assert_allclose(rec.act[-1], a.numpy(), atol=1e-6)
 
@@ -102,7 +103,7 @@ def test_resume_more_epochs_is_bit_exact(nnlab, runs):
 
 def test_interrupt_mid_epoch_then_resume_is_bit_exact(nnlab, runs, monkeypatch):
     straight = nnlab("train", "vae", *FAST, "--epochs=1", "--checkpoint_every_steps=30").out
-    original = train.Trainer.train_step
+    original = trainer.Trainer.train_step
 
     def interrupt_at_47(self, idx):
         out = original(self, idx)
@@ -110,9 +111,9 @@ def test_interrupt_mid_epoch_then_resume_is_bit_exact(nnlab, runs, monkeypatch):
             os.kill(os.getpid(), signal.SIGINT)  # caught by the trainer, acted on after the step
         return out
 
-    monkeypatch.setattr(train.Trainer, "train_step", interrupt_at_47)
+    monkeypatch.setattr(trainer.Trainer, "train_step", interrupt_at_47)
     r = nnlab("train", "vae", *FAST, "--epochs=1", "--checkpoint_every_steps=30")
-    monkeypatch.setattr(train.Trainer, "train_step", original)
+    monkeypatch.setattr(trainer.Trainer, "train_step", original)
     assert r.code == 130 and "Resume with: nnlab train --resume" in r.err
     run_id = r.out.strip()
     meta = _run(runs, run_id).meta()
@@ -122,7 +123,7 @@ def test_interrupt_mid_epoch_then_resume_is_bit_exact(nnlab, runs, monkeypatch):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(nnlab, runs, monkeypatch):
-    monkeypatch.setenv(train.FAULT_NAN_ENV, "33")
+    monkeypatch.setenv(trainer.FAULT_NAN_ENV, "33")
     r = nnlab("train", *L3, "--epochs=1")
     assert r.code == 1 and "diverged" in r.err and "step 33" in r.err
     run = _run(runs, r.out.strip())
@@ -197,7 +198,6 @@ def test_bfloat16_recording_stays_close_to_float32(nnlab, runs):
 def test_training_matches_a_plain_loop(nnlab, runs):
     """nnlab's loop (in-memory batches, seeded permutation and noise, fused AdamW, the
     machinery around it) gives the loss curve of a plain PyTorch loop with the same seed."""
-    from nnlab import data
     from nnlab.config import build
     from nnlab.models import VAE, vae_loss
 

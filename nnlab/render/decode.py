@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from nnlab import store
-from nnlab.config import int_list
 from nnlab.errors import NnlabError, RunError
+from nnlab.options import parse_pair
 
 GRID = 15  # manifold tiles per side
 SPAN = 3.0  # the manifold covers [-SPAN, SPAN]^2 (in standard deviations of the prior)
@@ -29,17 +29,6 @@ def tiles(images: np.ndarray, rows: int, cols: int, pad: int = 1) -> np.ndarray:
             pad + c * (w + pad) : pad + c * (w + pad) + w,
         ] = img
     return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
-
-
-def parse_pair(between) -> tuple[int, int] | None:
-    """--between=i,j as typed, into two test-set indices."""
-    if between is None:
-        return None
-    pair = int_list(between, "between", "4,9")
-    if len(pair) != 2:
-        raise NnlabError(f"--between={between}: give two test image indices, e.g. --between=4,9")
-    i, j = pair
-    return i, j
 
 
 def manifold_points(latent_dim: int, means: np.ndarray | None):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from nnlab import store
-from nnlab.config import int_list
-from nnlab.errors import NnlabError, RunError
-from nnlab.render.animate import class_names
+from nnlab.data import class_names
+from nnlab.errors import RunError
+from nnlab.options import parse_units
 
 
 def unit_titles(cfg, units: list[int]) -> list[str]:
@@ -21,16 +21,6 @@ def unit_titles(cfg, units: list[int]) -> list[str]:
         word = "digit" if cfg.dataset in ("mnist", "mnist-sample") else "class"
         return [f"Mask for {word} {names[u]}" for u in units]
     return [f"Hidden unit {u}" for u in units]
-
-
-def parse_units(units, n: int) -> list[int]:
-    """--units as typed (3 / 0,3,7 / [0,3,7]) into unit indices below n."""
-    if units is None:
-        return list(range(n))
-    out = int_list(units, "units", "0,3,7")
-    if not out or min(out) < 0 or max(out) >= n:
-        raise NnlabError(f"--units={units}: this layer has units 0 to {n - 1}")
-    return out
 
 
 def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> list[str]:

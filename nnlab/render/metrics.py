@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from nnlab import store
+from nnlab import analysis, metricslog, record, store
+
+
+def metric_panels(series: dict) -> list[tuple[str, tuple[str, ...]]]:
+    """(title, metric keys) of each latent-metric panel the series has, in METRICS order."""
+    panels: dict[str, list[str]] = {}
+    for m in analysis.METRICS:
+        if m.panel and m.key in series:
+            panels.setdefault(m.panel, []).append(m.key)
+    return [(title, tuple(keys)) for title, keys in panels.items()]
 
 
 def plot_metrics(run_id, runs_dir=None):
@@ -12,16 +21,14 @@ def plot_metrics(run_id, runs_dir=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nnlab import analysis, record
     from nnlab.render.gif import figure_to_array, write_png
-    from nnlab.summary import read_metrics
 
     run = store.open_run(run_id, runs_dir)
     meta = run.meta()
     cfg = run.config()
-    lines = read_metrics(run.file("metrics.jsonl"))
-    steps = [m for m in lines if m.get("kind") == "step"]
-    epochs = [m for m in lines if m.get("kind") == "epoch"]
+    lines = metricslog.read(run.metrics)
+    steps = metricslog.of_kind(lines, "step")
+    epochs = metricslog.of_kind(lines, "epoch")
     series = {}
     if record.chunk_files(run.latents):
         series = analysis.series(record.load_recording(run.latents, cfg.model))
@@ -29,15 +36,8 @@ def plot_metrics(run_id, runs_dir=None):
     panels = [("loss", None)]
     if cfg.model == "classifier":
         panels.append(("accuracy", None))
-    keyed = [
-        ("overlap: Bhattacharyya coefficient", ("overlap_max", "overlap_mean")),
-        ("nearest-class-mean accuracy", ("ncm_accuracy",)),
-        ("between / within class spread", ("between_within",)),
-        ("shape spread of class covariances", ("shape_logdet_spread", "shape_elongation_spread")),
-        ("KL to prior per dimension", ("kl_per_dim",)),
-        ("mean distance to nearest cube corner", ("corner_distance_mean",)),
-    ]
-    panels += [(title, keys) for title, keys in keyed if series and keys[0] in series]
+    panels += metric_panels(series)
+    vectors = {m.key for m in analysis.METRICS if m.vector}
     cols = 2 if len(panels) > 1 else 1
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 3.0 * rows), dpi=100, squeeze=False)
@@ -56,22 +56,14 @@ def plot_metrics(run_id, runs_dir=None):
                     color="0.5",
                     label="train (per log step)",
                 )
-            for key, style in (("val_loss", "o-"), ("test_loss", "s--")):
-                pts = [(m["step"], m[key]) for m in epochs if key in m]
-                if pts:
-                    ax.plot(*zip(*pts, strict=True), style, ms=3, label=key.replace("_", " "))
-            ax.legend(fontsize=8)
+            _epoch_curves(ax, epochs, (("val_loss", "o-"), ("test_loss", "s--")))
         elif title == "accuracy":
-            for key, style in (("train_acc", "-"), ("val_acc", "o-"), ("test_acc", "s--")):
-                pts = [(m["step"], m[key]) for m in epochs if key in m]
-                if pts:
-                    ax.plot(*zip(*pts, strict=True), style, ms=3, label=key.replace("_", " "))
-            ax.legend(fontsize=8)
-        elif keys == ("kl_per_dim",):
-            kl = series["kl_per_dim"]
-            for d in range(kl.shape[1]):
-                ax.plot(series["step"], kl[:, d], label=f"z{d}")
-            ax.legend(fontsize=8, ncol=min(kl.shape[1], 4))
+            _epoch_curves(ax, epochs, (("train_acc", "-"), ("val_acc", "o-"), ("test_acc", "s--")))
+        elif keys[0] in vectors:  # one line per latent dimension
+            values = series[keys[0]]
+            for d in range(values.shape[1]):
+                ax.plot(series["step"], values[:, d], label=f"z{d}")
+            ax.legend(fontsize=8, ncol=min(values.shape[1], 4))
         else:
             for key in keys:
                 ax.plot(series["step"], series[key], label=key.replace("_", " "))
@@ -84,3 +76,12 @@ def plot_metrics(run_id, runs_dir=None):
     path = write_png(folder / "metrics.png", figure_to_array(fig))
     plt.close(fig)
     return path
+
+
+def _epoch_curves(ax, epochs: list[dict], keys) -> None:
+    """Per-epoch values of each key (with its line style) against step, and a legend."""
+    for key, style in keys:
+        pts = [(m["step"], m[key]) for m in epochs if key in m]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), style, ms=3, label=key.replace("_", " "))
+    ax.legend(fontsize=8)

@@ -1,0 +1,157 @@
+"""The panels of a latent animation, one per run, behind one small protocol.
+
+A panel draws one run's snapshot `s` into its axes (`update(s)`) and says which of its
+artists change between frames (`dynamic`), so the animation can draw everything else once
+and blit only those; `dynamic = None` means the whole panel changes (a turning 3-D camera).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from nnlab.density import grid_density, mixture_moments, one_sigma_density
+from nnlab.render.style import (
+    DENSITY_GRID,
+    LABEL_SIZE,
+    POINT_ALPHA,
+    PRIOR_CIRCLES,
+    PRIOR_COLOR,
+)
+
+
+class Panel(Protocol):
+    """What the animation needs of a panel."""
+
+    dynamic: list | None  # artists redrawn every frame; None: redraw the whole figure
+
+    def update(self, s: int) -> None:
+        """Show snapshot s."""
+
+
+class DensityPanel:
+    """Each class's mixture density as a translucent region, above its one-sigma level."""
+
+    def __init__(self, ax, rec, classes: list[int], colors: np.ndarray, names, limits):
+        from matplotlib.patches import Circle
+
+        self.rec, self.classes, self.colors = rec, classes, colors
+        x0, x1, y0, y1 = limits
+        self.xs = np.linspace(x0, x1, DENSITY_GRID)
+        self.ys = np.linspace(y0, y1, DENSITY_GRID)
+        self.members = {c: np.flatnonzero(rec.labels == c) for c in classes}
+        self.image = ax.imshow(
+            np.full((DENSITY_GRID, DENSITY_GRID, 3), 255, np.uint8),
+            extent=(x0, x1, y0, y1),
+            origin="lower",
+            interpolation="bilinear",
+            zorder=0,
+        )
+        circles = [
+            ax.add_patch(
+                Circle((0, 0), r, fill=False, ls="--", lw=1.2, color=PRIOR_COLOR, alpha=a, zorder=2)
+            )
+            for r, a in PRIOR_CIRCLES
+        ]
+        self.tags = {
+            c: ax.text(
+                0,
+                0,
+                names[c],
+                fontsize=LABEL_SIZE,
+                ha="center",
+                va="center",
+                zorder=3,
+                color=colors[c] * 0.6,
+                fontweight="bold",
+            )
+            for c in classes
+        }
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        ax.set_aspect("equal")
+        # Drawn every frame, in this order, over a background drawn once (blitting); the
+        # opaque image covers the spines, so they are drawn again above it.
+        self.dynamic = [self.image, *circles, *self.tags.values(), *ax.spines.values()]
+
+    def update(self, s: int) -> None:
+        """Draw snapshot s."""
+        img = np.ones((DENSITY_GRID, DENSITY_GRID, 3), dtype=np.float32)
+        for c in self.classes:
+            idx = self.members[c]
+            if not len(idx):
+                continue
+            mu, sd = self.rec.mu[s, idx], self.rec.sd[s, idx]
+            dens = grid_density(mu, sd, self.xs, self.ys, dtype=np.float32)
+            mean, cov = mixture_moments(mu, sd)
+            level = one_sigma_density(cov)
+            inside = dens >= level
+            peak = max(float(dens.max()), level * (1 + 1e-9))
+            shade = np.sqrt(np.clip((dens - level) / (peak - level), 0, 1))
+            alpha = np.where(inside, 0.28 + 0.42 * shade, 0.0)[..., None]
+            img = img * (1 - alpha) + self.colors[c] * alpha
+            self.tags[c].set_position((float(mean[0]), float(mean[1])))
+        # uint8 pixels: matplotlib resamples them as they are, with no float normalisation
+        self.image.set_data((img * 255 + 0.5).astype(np.uint8))
+
+
+class ScatterPanel:
+    """The probe points of the shown classes, coloured by class."""
+
+    def __init__(self, ax, points: np.ndarray, labels, classes, colors: np.ndarray, limits):
+        self.points = points
+        self.sel = np.flatnonzero(np.isin(labels, classes))
+        x0, x1, y0, y1 = limits
+        first = points[0, self.sel]
+        self.sc = ax.scatter(
+            first[:, 0],
+            first[:, 1],
+            s=4,
+            c=colors[labels[self.sel]],
+            alpha=POINT_ALPHA,
+            linewidths=0,
+        )
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        self.dynamic = [self.sc]
+
+    def update(self, s: int) -> None:
+        """Draw snapshot s."""
+        self.sc.set_offsets(self.points[s, self.sel, :2])
+
+
+class Scatter3DPanel:
+    """A 3-D scatter in the unit cube (sigmoid units), the camera turning as it plays."""
+
+    dynamic = None  # the camera moves everything: the whole figure is drawn each frame
+
+    def __init__(self, ax, points: np.ndarray, labels, classes, colors: np.ndarray, n_frames):
+        self.points, self.ax = points, ax
+        self.sel = np.flatnonzero(np.isin(labels, classes))
+        first = points[0, self.sel]
+        self.sc = ax.scatter(
+            first[:, 0],
+            first[:, 1],
+            first[:, 2],
+            s=3,
+            c=colors[labels[self.sel]],
+            alpha=POINT_ALPHA,
+            linewidths=0,
+            depthshade=False,
+        )
+        lo = min(0.0, float(np.nanmin(points)))
+        hi = max(1.0, float(np.nanmax(points)))
+        for setter in (ax.set_xlim, ax.set_ylim, ax.set_zlim):
+            setter(lo, hi)
+        ax.set_zlabel("h₃")
+        self.turn = min(360.0, 2.5 * n_frames)  # slow: at most 2.5 degrees a frame
+        self.n_frames = max(n_frames - 1, 1)
+        self.k = 0
+
+    def update(self, s: int) -> None:
+        """Draw snapshot s, turning the camera a little."""
+        p = self.points[s, self.sel]
+        self.sc._offsets3d = (p[:, 0], p[:, 1], p[:, 2])
+        self.ax.view_init(elev=22, azim=-60 + self.turn * self.k / self.n_frames)
+        self.k += 1

@@ -1,0 +1,89 @@
+"""nnlab animate: GIFs of the recorded latent space, frame alignment, errors."""
+
+from __future__ import annotations
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from nnlab import record, store
+from nnlab.render import animate as anim
+
+
+def gif_frames(path):
+    return iio.imread(path, index=None)
+
+
+def test_vae_density_gif_one_frame_per_snapshot(nnlab, trained):
+    root, runs = trained
+    r = nnlab("animate", runs["vae"], f"--runs_dir={root}")
+    assert r.code == 0, r.err
+    gif, png = r.out.split()
+    frames = gif_frames(gif)
+    assert frames.shape[0] == 7  # steps 0, 20, ..., 100, 113
+    assert frames.shape[1:] == (650, 560, 3)
+    assert not np.array_equal(frames[0], frames[-1])
+    assert iio.imread(png).shape[:2] == (650, 560)
+    assert gif.endswith("media/latents-density.gif")
+    # the page stays white (the palette keeps pure white)
+    assert (frames[-1][5, 5] == 255).all()
+
+
+def test_compare_two_runs_side_by_side(nnlab, trained):
+    root, runs = trained
+    r = nnlab(
+        "animate", runs["vae"], f"--compare={runs['vae10']}", f"--runs_dir={root}", "--every=2"
+    )
+    assert r.code == 0, r.err
+    frames = gif_frames(r.out.split()[0])
+    assert frames.shape[0] == 4 and frames.shape[2] == 1120  # two panels; frames 0,2,4,6
+    store_run = store.open_run(runs["vae"], root)
+    cfgs = [store_run.config(), store.open_run(runs["vae10"], root).config()]
+    assert anim.differing_labels(cfgs) == ["β = 1", "β = 10"]
+
+
+def test_latent3_rotating_cube_and_pca(nnlab, trained, tmp_path):
+    root, runs = trained
+    out = tmp_path / "cube.gif"
+    r = nnlab("animate", runs["l3"], f"--runs_dir={root}", f"--out={out}", "--fps=5")
+    assert r.code == 0, r.err
+    assert r.out.split() == [str(out), str(tmp_path / "cube.png")]
+    src = anim.load_source(runs["l3"], root, "auto")
+    assert src.kind == "scatter3d"
+    frames = gif_frames(out)
+    assert frames.shape[0] == len(src.rec) and not np.array_equal(frames[1], frames[2])
+    wide = anim.load_source(runs["wide"], root, "auto")
+    assert wide.kind == "scatter" and wide.points.shape[2] == 2 and "PC1" in wide.axis_labels[0]
+    assert nnlab("animate", runs["wide"], f"--runs_dir={root}", "--classes=0,4,9").code == 0
+
+
+@pytest.mark.parametrize(
+    "key,args,needle",
+    [
+        ("off", [], "no latent recording"),
+        ("l3", ["--kind=density"], "needs a VAE with a 2-D latent"),
+        ("vae", ["--classes=12"], "class numbers run from 0 to 9"),
+        ("vae", ["--kind=contour"], "choose from auto, density, scatter"),
+        ("vae", ["--every=0"], "--every"),
+        ("vae", ["--out=x.mp4"], "ending in .gif"),
+        ("vae", ["--compare=nope-1"], "no run 'nope-1'"),
+    ],
+)
+def test_animate_errors(nnlab, trained, key, args, needle):
+    root, runs = trained
+    r = nnlab("animate", runs[key], f"--runs_dir={root}", *args)
+    assert r.code == 2 and needle in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
+def test_align_by_fraction_when_lengths_differ():
+    def src(steps):
+        r = record.Recording(
+            "vae", np.array(steps), np.zeros(len(steps)), np.zeros(1, int), np.zeros(1, int), "test"
+        )
+        return anim.Source(None, None, r, "density")
+
+    rows = anim.align([src([0, 10, 20, 30, 40]), src([0, 100, 200])], every=1)
+    assert rows == [[0, 0], [1, 0], [2, 1], [3, 2], [4, 2]] or rows[0] == [0, 0]
+    assert rows[-1] == [4, 2] and len(rows) == 5
+    same = anim.align([src([0, 4, 8]), src([0, 4, 8])], every=2)
+    assert same == [[0, 0], [2, 2]]
