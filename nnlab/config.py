@@ -96,7 +96,6 @@ class ClassifierConfig(Config):
     )
     optimizer: str = "sgd"
     lr: float = 3.0
-    weight_decay: float = 0.0
     batch_size: int = 10
     epochs: int = 30
     snapshot_every: int = 500

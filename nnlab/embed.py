@@ -10,7 +10,7 @@ import io
 
 import numpy as np
 
-from nnlab import store
+from nnlab import files, store
 from nnlab.console import stderr_console, warn
 from nnlab.errors import NnlabError
 
@@ -77,9 +77,9 @@ def embed(
     folder.mkdir(exist_ok=True)
     path = folder / f"{split}-step{step}.{fmt}"
     if fmt == "npz":
-        store.save_npz(path, **arrays)
+        files.save_npz(path, **arrays)
     else:
-        store.write_text(path, _csv(arrays, cfg.model))
+        files.write_text(path, _csv(arrays, cfg.model))
     return str(path)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from nnlab.errors import RunError
-from nnlab.store import load_npz, save_npz
+from nnlab.files import load_npz, save_npz
 
 CHUNK_RE = re.compile(r"^chunk-(\d{6})\.npz$")
 FLOAT16_REL_PRECISION = 2.0**-11  # float16 keeps 11 significant bits: relative error <= 4.9e-4

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nnlab import store
+from nnlab import files, store
 from nnlab.errors import NnlabError, RunError
 
 
@@ -40,7 +40,7 @@ def load_model(run: store.Run, checkpoint: str | None = None, device: str = "cpu
 
     cfg = run.config()
     path = checkpoint_path(run, checkpoint)
-    ck = store.load_checkpoint(path, map_location=device)
+    ck = files.load_checkpoint(path, map_location=device)
     model = build_model(cfg).to(device)
     try:
         model.load_state_dict(ck["model"])

@@ -1,30 +1,26 @@
-"""The run store: run ids, run directories, atomic writes, locks, checkpoints, metrics.
+"""The run store: run ids, run directories, their locks, and the meta.json schema.
 
 A run directory holds config.yaml, meta.json, metrics.jsonl, checkpoints/, latents/,
-media/ and embeddings/. Every file is replaced atomically (temp file in the same
-directory, fsync, os.replace), so a reader or a crash sees the old or the new version.
+media/ and embeddings/. Every file in it is written and read through nnlab.files
+(atomic replacement, safe loading).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
-import io
 import json
 import os
 import re
-import signal
 import socket
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nnlab.errors import NnlabError, RunError, did_you_mean
+from nnlab.files import TMP_PREFIX, Lock, is_locked, read_json, sha256_text, write_json
 
 FORMAT_VERSION = 1  # bump when the layout of a run changes incompatibly
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-TMP_PREFIX = ".tmp-"
 
 
 def default_runs_dir() -> Path:
@@ -40,160 +36,6 @@ def runs_root(runs_dir: str | Path | None) -> Path:
 def now_iso() -> str:
     """The current local time, ISO 8601 with offset, to the millisecond (orders runs)."""
     return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
-
-
-# ---------------------------------------------------------------- atomic writes
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _file_mode() -> int:
-    """0o666 less the umask: what open() would give a new file (mkstemp gives 0o600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-FAULT_KILL_ENV = "NNLAB_FAULT_KILL_IN_WRITE"  # test hook: SIGKILL inside the Nth checkpoint write
-_checkpoint_writes = 0
-
-
-def _fault_kill(path: Path) -> None:
-    """Test hook: die (SIGKILL) with a temp file written but not yet renamed into place."""
-    global _checkpoint_writes
-    if path.suffix == ".pt" and os.environ.get(FAULT_KILL_ENV):
-        _checkpoint_writes += 1
-        if str(_checkpoint_writes) == os.environ[FAULT_KILL_ENV]:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
-def write_bytes(path: str | Path, data: bytes) -> None:
-    """Replace `path` with `data` atomically; on failure the old file is left untouched."""
-    path = Path(path)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
-        os.fchmod(fd, _file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        _fault_kill(path)
-        os.replace(tmp, path)
-    except BaseException as e:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        if isinstance(e, OSError):  # name the file the user knows, not the temp file
-            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
-        raise
-    _fsync_dir(path.parent)
-
-
-def write_text(path: str | Path, text: str) -> None:
-    """Replace a text file atomically."""
-    write_bytes(path, text.encode("utf-8"))
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    """Replace a JSON file atomically."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
-
-
-def read_json(path: str | Path) -> dict:
-    """Read a JSON object, raising RunError naming the file when it is missing or damaged."""
-    path = Path(path)
-    try:
-        obj = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"{path}: missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RunError(f"{path}: damaged ({e})") from None
-    if not isinstance(obj, dict):
-        raise RunError(f"{path}: damaged (not a JSON object)")
-    return obj
-
-
-def save_npz(path: str | Path, **arrays) -> None:
-    """Write numpy arrays as one .npz atomically (no pickled objects)."""
-    import numpy as np
-
-    buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-    write_bytes(path, buf.getvalue())
-
-
-def load_npz(path: str | Path) -> dict:
-    """Read an .npz with allow_pickle=False into a dict of arrays; RunError if damaged."""
-    import numpy as np
-
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise RunError(f"{path}: missing") from None
-    except Exception as e:  # zipfile, ValueError (pickled objects), EOFError...
-        raise RunError(f"{path}: damaged or unsafe ({type(e).__name__}: {e})") from None
-
-
-def save_checkpoint(path: str | Path, obj: dict) -> None:
-    """Write a checkpoint (tensors and plain values only) atomically."""
-    import torch
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    write_bytes(path, buf.getvalue())
-
-
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Load a checkpoint with weights_only=True; never unpickles arbitrary objects."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise RunError(f"{path}: checkpoint missing")
-    verify_archive(path)
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RunError(f"{path}: cannot be loaded safely ({first[:200]})") from None
-    if not isinstance(obj, dict) or "model" not in obj:
-        raise RunError(f"{path}: not an nnlab checkpoint")
-    return obj
-
-
-def verify_archive(path: Path) -> None:
-    """Check every member's CRC-32, raising RunError if damaged: torch.load alone would
-    accept flipped bits in tensor data and hand back silently wrong weights."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as z:
-            bad = z.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise RunError(f"{path}: damaged (not a readable checkpoint archive: {e})") from None
-    if bad is not None:
-        raise RunError(f"{path}: damaged (checksum mismatch in {bad})")
-
-
-def sha256_text(text: str) -> str:
-    """Hex SHA-256 of a text's UTF-8 bytes."""
-    import hashlib
-
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def new_meta(
@@ -265,52 +107,6 @@ def validate_id(run_id: Any) -> str:
             "(at most 128, not only digits)"
         )
     return run_id
-
-
-class Lock:
-    """An exclusive advisory lock on a file (flock), released when the process ends."""
-
-    def __init__(self, path: Path, what: str):
-        self.path = path
-        self.what = what
-        self.fd: int | None = None
-
-    def acquire(self, info: dict) -> None:
-        """Take the lock or raise RunError naming whoever holds it."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
-            os.close(fd)
-            raise RunError(
-                f"{self.what} is in use by another nnlab process ({holder or 'unknown'})"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
-        self.fd = fd
-
-    def release(self) -> None:
-        """Give the lock up."""
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-
-
-def is_locked(path: Path) -> bool:
-    """True when another process holds the lock file at `path`."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def holder_info(run_id: str) -> dict:

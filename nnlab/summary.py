@@ -10,7 +10,7 @@ import dataclasses
 import io
 import json
 
-from nnlab import metricslog, store
+from nnlab import files, metricslog, store
 from nnlab.errors import NnlabError
 
 
@@ -81,7 +81,7 @@ def describe(run_id: str, runs_dir=None) -> dict:
         p = run.checkpoints / name
         if p.exists():
             try:
-                store.verify_archive(p)
+                files.verify_archive(p)
             except NnlabError as e:
                 problems.append(str(e))
         elif name in expected:

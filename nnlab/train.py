@@ -13,7 +13,7 @@ import time
 
 from rich.console import Console
 
-from nnlab import __version__, config, options, store
+from nnlab import __version__, config, files, options, store
 from nnlab.console import stderr_console
 from nnlab.errors import NnlabError, RunError, TrainingStopped
 from nnlab.metricslog import epoch_headline
@@ -64,7 +64,7 @@ def start(cfg: config.Config, runs_dir=None, console: Console | None = None, nam
     run = store.create_run(runs_dir, cfg.model, cfg.name, name_lock)
     try:
         trainer = loop.Trainer(run, cfg, splits, device, console)
-        store.write_text(run.file("config.yaml"), config.to_yaml(cfg))
+        files.write_text(run.file("config.yaml"), config.to_yaml(cfg))
         meta = store.new_meta(
             run.id,
             cfg.model,
@@ -121,13 +121,13 @@ def resume(
         trainer = loop.Trainer(run, cfg, splits, device, console)
         latest = run.checkpoints / "latest.pt"
         if latest.exists():
-            trainer.load_state_dict(store.load_checkpoint(latest, map_location=device))
+            trainer.load_state_dict(files.load_checkpoint(latest, map_location=device))
         else:  # killed before its first checkpoint: start over in the same run
             trainer.restart()
         if epochs is not None:
             text = config.to_yaml(cfg)
-            store.write_text(run.file("config.yaml"), text)
-            run.update_meta(config_sha256=store.sha256_text(text))
+            files.write_text(run.file("config.yaml"), text)
+            run.update_meta(config_sha256=files.sha256_text(text))
         run.update_meta(status="running", ended=None, updated=store.now_iso())
         console.print(f"resuming {run.id} from step {trainer.step} (epoch {trainer.epoch})")
         return _run(trainer, console)

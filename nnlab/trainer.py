@@ -14,7 +14,7 @@ import os
 import torch
 from rich.console import Console
 
-from nnlab import data, metricslog, record, store
+from nnlab import data, files, metricslog, record, store
 from nnlab.config import Config
 from nnlab.console import stderr_console, warn
 from nnlab.errors import NnlabError, RunError, TrainingStopped
@@ -201,11 +201,11 @@ class Trainer:
         self.recorder.flush()
         state = self.state_dict()
         folder = self.run.checkpoints
-        store.save_checkpoint(folder / "latest.pt", state)
+        files.save_checkpoint(folder / "latest.pt", state)
         if keep_epoch:
-            store.save_checkpoint(folder / f"epoch-{self.epoch:04d}.pt", state)
+            files.save_checkpoint(folder / f"epoch-{self.epoch:04d}.pt", state)
         if final:
-            store.save_checkpoint(folder / "final.pt", state)
+            files.save_checkpoint(folder / "final.pt", state)
         self.run.update_meta(
             steps_done=self.step,
             epochs_done=self.epoch,

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from nnlab import config
@@ -114,3 +117,46 @@ def test_yaml_round_trip_and_refusals():
         from_yaml(to_yaml(cfg) + "future_field: 1\n")
     with pytest.raises(NnlabError, match="missing keys"):
         from_yaml("model: vae\nbeta: 1.0\n")
+
+
+PRESETS_FORMAT1 = Path(__file__).resolve().parent / "fixtures" / "presets-format1"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in PRESETS_FORMAT1.glob("*.yaml")))
+def test_presets_resolve_as_before(name):
+    """Each preset (and each model's default) resolves to the config nnlab 0.1.0 gave it,
+    field for field and in order, though presets now list only what they change."""
+    if name.startswith("default-"):
+        cfg = build(name.removeprefix("default-"))
+    else:
+        cfg = build(config.load_preset(name)["model"], preset=name)
+    assert to_yaml(cfg) == (PRESETS_FORMAT1 / f"{name}.yaml").read_text()
+
+
+def test_defaults_live_once():
+    """A subclass redeclares a base field only to change its default, and a preset sets
+    only values that differ from its model's defaults."""
+    base = {f.name: f for f in dataclasses.fields(config.Config)}
+    for cls in config.CONFIG_CLASSES.values():
+        for name in cls.__annotations__:
+            if name in base and name != "model":
+                assert getattr(cls(), name) != base[name].default, f"{cls.__name__}.{name}"
+    for name in config.preset_names():
+        layer = config.load_preset(name)
+        defaults = dataclasses.asdict(config.CONFIG_CLASSES[layer["model"]]())
+        same = [k for k, v in layer.items() if k != "model" and defaults[k] == v]
+        assert not same, f"preset {name} repeats defaults: {same}"
+
+
+def test_fields_added_later_declare_a_legacy_value():
+    legacy = {
+        f.name: f.metadata["legacy"]
+        for f in dataclasses.fields(config.VAEConfig)
+        if "legacy" in f.metadata
+    }
+    assert legacy == {"record_precision": "float32"}
+    cfg = build("vae")
+    text = "".join(
+        line for line in to_yaml(cfg).splitlines(True) if not line.startswith("record_precision")
+    )
+    assert from_yaml(text) == cfg  # its default is also its legacy value

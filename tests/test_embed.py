@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from nnlab import record, store
+from nnlab import files, record
 from nnlab.models import kl_to_standard_normal
 from tests.conftest import FAST
 
@@ -19,7 +19,7 @@ def test_vae_embed_matches_last_snapshot_and_reports_kl(nnlab, runs):
     assert r.code == 0, r.err
     path = r.out.strip()
     assert path.endswith("embeddings/test-step113.npz")
-    z = store.load_npz(path)
+    z = files.load_npz(path)
     assert z["mu"].shape == z["sd"].shape == (1000, 2) and int(z["step"]) == 113
     rec = record.load_recording(runs / run_id / "latents", "vae")
     assert rec.steps[-1] == 113 and np.array_equal(rec.indices, z["indices"])
@@ -37,7 +37,7 @@ def test_classifier_embed_csv_and_layer(nnlab, runs):
     lines = open(r.out.strip()).read().splitlines()
     assert lines[0] == "index,label," + ",".join(f"act{i}" for i in range(10))
     assert len(lines) == 1 + 400
-    z = store.load_npz(nnlab("embed", run_id, "--checkpoint=final").out.strip())
+    z = files.load_npz(nnlab("embed", run_id, "--checkpoint=final").out.strip())
     assert z["act"].shape == (1000, 3) and int(z["layer"]) == 2
     assert ((z["act"] > 0) & (z["act"] < 1)).all()
 

@@ -11,6 +11,7 @@ from nnlab.models import (
     classifier_loss,
     encode_latents,
     kl_to_standard_normal,
+    loss_terms,
     parameter_table,
     vae_loss,
 )
@@ -79,3 +80,22 @@ def test_vae_std_positive_and_encode_shapes():
     x = torch.rand(4, 784)
     torch.testing.assert_close(vae(x, g1)[0], vae(x, g2)[0])  # sampling follows the generator
     assert isinstance(Classifier([784, 10]).layers[0], torch.nn.Linear)
+
+
+def test_loss_terms_one_function_for_training_and_evaluation():
+    torch.manual_seed(0)
+    vae_cfg = build("vae", overrides={"hidden_dims": "16", "beta": "4"})
+    vae = build_model(vae_cfg)
+    x = torch.rand(8, 784)
+    terms = loss_terms(vae, vae_cfg, x, torch.zeros(8, dtype=torch.long), torch.Generator())
+    assert list(terms) == ["loss", "bce", "kl"]
+    assert torch.allclose(terms["loss"], terms["bce"] + 4 * terms["kl"])
+    clf_cfg = build("classifier", overrides={"sizes": "784,10"})
+    clf = build_model(clf_cfg)
+    y = torch.arange(8)
+    terms = loss_terms(clf, clf_cfg, x, y)
+    assert list(terms) == ["loss", "acc"]
+    assert torch.equal(terms["loss"], classifier_loss(clf(x), y, "mse"))
+    enc = encode_latents(vae, vae_cfg, x)
+    assert enc.points.shape == enc.sd.shape == (8, 2)
+    assert encode_latents(clf, clf_cfg, x).sd is None

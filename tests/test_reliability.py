@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from nnlab import record, store
+from nnlab import files, record, store
 from tests.conftest import FAST
 from tests.test_train import _assert_same_run
 
@@ -58,7 +58,7 @@ def test_sigkill_at_random_steps_then_resume_is_bit_exact(nnlab, runs):
     rng = random.Random()
     # one kill at a random moment of training, one inside a checkpoint write (temp file
     # written, not yet renamed: the old latest.pt must survive and be used)
-    for env, delay in (({}, rng.uniform(0.1, 0.6)), ({store.FAULT_KILL_ENV: "4"}, None)):
+    for env, delay in (({}, rng.uniform(0.1, 0.6)), ({files.FAULT_KILL_ENV: "4"}, None)):
         before = {p.name for p in runs.iterdir()}
         p = _spawn(KILL_RUN, runs, **env)
         if delay is None:
@@ -276,20 +276,20 @@ def test_disk_full_keeps_previous_checkpoint(nnlab, runs, monkeypatch):
     calls = {"n": 0}
 
     def disk_full_on_third_checkpoint(path):
-        # runs inside store.write_bytes after the temp file is written, before the rename
+        # runs inside files.write_bytes after the temp file is written, before the rename
         if path.name == "latest.pt":
             calls["n"] += 1
             if calls["n"] == 3:
                 raise OSError(errno.ENOSPC, "No space left on device")
 
-    real = store._fault_kill
-    monkeypatch.setattr(store, "_fault_kill", disk_full_on_third_checkpoint)
+    real = files._fault_kill
+    monkeypatch.setattr(files, "_fault_kill", disk_full_on_third_checkpoint)
     r = nnlab("train", "vae", *FAST, "--checkpoint_every_steps=20", "--snapshot_every=0")
-    monkeypatch.setattr(store, "_fault_kill", real)
+    monkeypatch.setattr(files, "_fault_kill", real)
     assert r.code == 1 and "No space left on device" in r.err and "latest.pt" in r.err
     assert len(r.err.strip().splitlines()) <= 2 and "Traceback" not in r.err
     run_id = r.out.strip()
-    ck = store.load_checkpoint(runs / run_id / "checkpoints" / "latest.pt")
+    ck = files.load_checkpoint(runs / run_id / "checkpoints" / "latest.pt")
     assert ck["step"] == 20  # steps 0 and 20 were written; the third write failed
     assert not list((runs / run_id).rglob(".tmp-*"))
     assert nnlab("train", "--resume", run_id).code == 0
@@ -297,8 +297,8 @@ def test_disk_full_keeps_previous_checkpoint(nnlab, runs, monkeypatch):
 
 def test_newer_format_refused_by_every_reader(nnlab, runs):
     run_id = nnlab("train", "vae", *FAST, "--snapshot_every=50").out.strip()
-    meta = store.read_json(runs / run_id / "meta.json")
-    store.write_json(runs / run_id / "meta.json", {**meta, "format": 99})
+    meta = files.read_json(runs / run_id / "meta.json")
+    files.write_json(runs / run_id / "meta.json", {**meta, "format": 99})
     for args in (
         ("summary", run_id),
         ("animate", run_id),

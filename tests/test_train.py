@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from nnlab import data, record, store, trainer
+from nnlab import data, files, record, store, trainer
 from nnlab.metricslog import read as read_metrics
 from nnlab.models import build_model, encode_latents
 from tests.conftest import FAST
@@ -57,7 +57,7 @@ def test_snapshot_matches_model_at_that_step(nnlab, runs):
     run_id = nnlab("train", *L3, "--epochs=1", "--record_dtype=float32").out.strip()
     run = _run(runs, run_id)
     cfg = run.config()
-    ck = store.load_checkpoint(run.checkpoints / "final.pt")
+    ck = files.load_checkpoint(run.checkpoints / "final.pt")
     model = build_model(cfg)
     model.load_state_dict(ck["model"])
     rec = record.load_recording(run.latents, "classifier")
@@ -68,7 +68,7 @@ def test_snapshot_matches_model_at_that_step(nnlab, runs):
 
 
 def _tensors(path):
-    ck = store.load_checkpoint(path)
+    ck = files.load_checkpoint(path)
     flat = {f"model.{k}": v for k, v in ck["model"].items()}
     for pid, st in ck["optimizer"]["state"].items():
         flat.update({f"opt.{pid}.{k}": v for k, v in st.items() if torch.is_tensor(v)})
@@ -128,7 +128,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(nnlab, runs, monkeypatch)
     assert r.code == 1 and "diverged" in r.err and "step 33" in r.err
     run = _run(runs, r.out.strip())
     assert run.meta()["status"] == "diverged"
-    ck = store.load_checkpoint(run.checkpoints / "latest.pt")
+    ck = files.load_checkpoint(run.checkpoints / "latest.pt")
     assert ck["step"] == 25 and all(torch.isfinite(v).all() for v in ck["model"].values())
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnlab import store
+from nnlab import files, store
 from nnlab.errors import NnlabError, RunError
 from nnlab.options import parse_pair
 
@@ -126,7 +126,7 @@ def _manifold_over_training(run, cfg, points, folder):
 
     cks = []
     for p in sorted(run.checkpoints.glob("*.pt")):
-        ck = store.load_checkpoint(p)
+        ck = files.load_checkpoint(p)
         cks.append((int(ck["step"]), p.name, ck))
     if len({c[0] for c in cks}) < 2:
         import sys

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnlab import store
+from nnlab import files
 
 
 def canvas_array(fig) -> np.ndarray:
@@ -100,7 +100,7 @@ def write_gif(
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    store.write_bytes(path, buf.getvalue())
+    files.write_bytes(path, buf.getvalue())
     return path
 
 
@@ -112,5 +112,5 @@ def write_png(path: str | Path, frame: np.ndarray) -> Path:
     Image.fromarray(frame).save(buf, format="PNG", optimize=True)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    store.write_bytes(path, buf.getvalue())
+    files.write_bytes(path, buf.getvalue())
     return path

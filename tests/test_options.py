@@ -1,0 +1,89 @@
+"""Typed text into values: one set of boolean words, lists, raw flags, bounded numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from nnlab import options
+from nnlab.errors import NnlabError
+
+
+@pytest.mark.parametrize("word", ["true", "Yes", "1", "ON", True])
+def test_true_words(word):
+    assert options.parse_bool(word, "x") is True
+
+
+@pytest.mark.parametrize("word", ["false", "NO", "0", "off", False])
+def test_false_words(word):
+    assert options.parse_bool(word, "x") is False
+
+
+def test_bool_error_names_the_option():
+    with pytest.raises(NnlabError, match="--plot: expected true or false, got 'maybe'"):
+        options.parse_bool("maybe", "plot")
+
+
+@pytest.mark.parametrize(
+    "text,typ,expected",
+    [
+        ("007", str, "007"),
+        ("'quoted'", str, "quoted"),
+        ("1e-3", float, 1e-3),
+        ("[256,128]", list[int], [256, 128]),
+        ("(64)", list[int], [64]),
+        ("null", int | None, None),
+        ("2", int | None, 2),
+    ],
+)
+def test_parse_value_by_type(text, typ, expected):
+    assert options.parse_value("k", text, typ) == expected
+
+
+@pytest.mark.parametrize(
+    "value,expected", [(4, [4]), ((0, 4), [0, 4]), ("0,4", [0, 4]), ("[0, 4]", [0, 4])]
+)
+def test_int_list_however_fire_passed_it(value, expected):
+    assert options.int_list(value, "classes", "0,4") == expected
+
+
+@pytest.mark.parametrize(
+    "call,needle",
+    [
+        (lambda: options.int_list("a,b", "units", "0,3"), "give whole numbers, e.g. --units=0,3"),
+        (lambda: options.parse_classes("3,10"), "class numbers run from 0 to 9"),
+        (lambda: options.parse_units("12", 10), "this layer has units 0 to 9"),
+        (lambda: options.parse_pair("1,2,3"), "give two test image indices"),
+        (lambda: options.positive_int("0", "every"), "--every=0: expected a whole number"),
+        (lambda: options.positive_number("inf", "fps"), "--fps=inf: expected a positive"),
+        (lambda: options.run_id_text(12), "invalid run id 12"),
+    ],
+)
+def test_errors_name_the_option(call, needle):
+    with pytest.raises(NnlabError) as e:
+        call()
+    assert needle in str(e.value)
+
+
+def test_classes_sorted_and_unique():
+    assert options.parse_classes("9,0,9") == [0, 9] and options.parse_classes(None) == list(
+        range(10)
+    )
+
+
+def test_raw_flags_keep_the_text_typed():
+    tokens = ["vae", "--name=007", "--epochs", "3", "--deterministic", "--hidden-dims=[8,4]"]
+    parsed = {"name": 7, "epochs": 3, "deterministic": True, "hidden_dims": (8, 4)}
+    assert options.raw_flags(tokens, parsed) == {
+        "name": "007",
+        "epochs": "3",
+        "deterministic": "true",
+        "hidden_dims": "[8,4]",
+    }
+    assert options.raw_flags(None, {"hidden_dims": (8, 4)}) == {"hidden_dims": "[8,4]"}
+    assert options.raw_flags(["--a=1", "--", "--b=2"], {}) == {"a": "1"}
+
+
+def test_raw_values_of_a_repeated_option():
+    tokens = ["r1", "--compare=a,b", "--compare", "c"]
+    assert options.raw_values(tokens, "compare", "c") == ["a,b", "c"]
+    assert options.raw_values(None, "compare", ("a", "b")) == ["[a,b]"]

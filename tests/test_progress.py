@@ -1,0 +1,32 @@
+"""Signals become a clean stop between steps; the progress bar goes to its console."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+
+import pytest
+from rich.console import Console
+
+from nnlab.progress import StopSignals, TrainProgress
+
+
+def test_first_sigint_sets_a_flag_second_interrupts():
+    before = signal.getsignal(signal.SIGINT)
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.received == "SIGTERM"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before  # handlers restored
+
+
+def test_progress_prints_epoch_lines_to_its_console():
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=False, width=100)
+    with TrainProgress(console, total=10, start=0) as bar:
+        bar.advance(5, 1.25)
+        bar.epoch(1, 2, "test accuracy 50.00%")
+    assert "epoch 1/2: test accuracy 50.00%" in buf.getvalue()
+    assert bar.done == 5
