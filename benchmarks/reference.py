@@ -1,0 +1,207 @@
+"""The references nnlab's benchmarks run beside it, written the usual way.
+
+- training: a torchvision dataset with a per-item transforms.v2 pipeline, a DataLoader
+  with 4 workers, MultivariateNormal + kl_divergence, the test set encoded through a
+  DataLoader and torch.save'd every 4 steps;
+- rendering: contourf per class of full-covariance densities, redrawn from scratch, and
+  FuncAnimation saved with Pillow;
+- a bare loop: the same model over in-memory tensors with no nnlab code (what the
+  hardware allows; nnlab's machinery must cost almost nothing on top of it).
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+
+
+class RefVAE(nn.Module):
+    """REFERENCE model: the same 784-256-128-2 beta-VAE, written out by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Sequential(nn.Linear(784, 256), nn.SiLU(), nn.Linear(256, 128), nn.SiLU())
+        self.head = nn.Linear(128, 4)
+        self.dec = nn.Sequential(
+            nn.Linear(2, 128), nn.SiLU(), nn.Linear(128, 256), nn.SiLU(), nn.Linear(256, 784)
+        )
+
+    def encode(self, x):
+        mu, raw = self.head(self.enc(x)).chunk(2, dim=1)
+        return mu, F.softplus(raw) + 1e-6
+
+
+def torchvision_dataset(root: Path, name: str, train: bool):
+    """REFERENCE data: a torchvision dataset with a per-item transforms.v2 pipeline."""
+    from torchvision import datasets
+    from torchvision.transforms import v2
+
+    tf = v2.Compose(
+        [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Lambda(lambda t: t.reshape(-1))]
+    )
+    cls = datasets.FashionMNIST if name == "fashion-mnist" else datasets.MNIST
+    return cls(str(root), train=train, transform=tf, download=False)
+
+
+def reference_vae_steps(root: Path, name: str, steps: int, record: bool, out: Path) -> float:
+    """REFERENCE training loop; returns optimisation steps per second."""
+    from torch.distributions import MultivariateNormal, kl_divergence
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(0)
+    train = torchvision_dataset(root, name, True)
+    test = torchvision_dataset(root, name, False)
+    loader = DataLoader(train, batch_size=32, shuffle=True, num_workers=4)
+    model = RefVAE()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+    prior = None
+    t0 = time.perf_counter()
+    for step, (x, _) in enumerate(loader, start=1):
+        mu, sd = model.encode(x)
+        q = MultivariateNormal(mu, scale_tril=torch.diag_embed(sd))
+        if prior is None:
+            prior = MultivariateNormal(torch.zeros(2), torch.eye(2))
+        z = q.rsample()
+        rec = F.binary_cross_entropy_with_logits(model.dec(z), x, reduction="none").sum(1).mean()
+        loss = rec + kl_divergence(q, prior).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if record and step % 4 == 0:
+            mus, sds = [], []
+            with torch.no_grad():
+                for tx, _ in DataLoader(test, batch_size=256, num_workers=4):
+                    m, s = model.encode(tx)
+                    mus.append(m)
+                    sds.append(s)
+            torch.save(
+                {"step": step, "mu": torch.cat(mus), "sd": torch.cat(sds)},
+                out / f"snapshot-{step}.pt",
+            )
+        if step >= steps:
+            break
+    return steps / (time.perf_counter() - t0)
+
+
+def reference_classifier_steps(root: Path, name: str, steps: int) -> float:
+    """REFERENCE Nielsen loop (784-30-10 sigmoid, MSE, SGD 3.0, batch 10); steps/s."""
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(0)
+    loader = DataLoader(
+        torchvision_dataset(root, name, True), batch_size=10, shuffle=True, num_workers=4
+    )
+    model = nn.Sequential(nn.Linear(784, 30), nn.Sigmoid(), nn.Linear(30, 10), nn.Sigmoid())
+    opt = torch.optim.SGD(model.parameters(), lr=3.0)
+    t0 = time.perf_counter()
+    for step, (x, y) in enumerate(loader, start=1):
+        loss = 0.5 * ((model(x) - F.one_hot(y, 10).float()) ** 2).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step >= steps:
+            break
+    return steps / (time.perf_counter() - t0)
+
+
+def reference_render(
+    mu: np.ndarray, sd: np.ndarray, labels: np.ndarray, frames: int, out: Path
+) -> float:
+    """REFERENCE renderer: clear the axes each frame, contourf per class of the mixture
+    density with full covariances, FuncAnimation saved with Pillow; returns frames/s."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation, PillowWriter
+    from torch.distributions import MultivariateNormal
+
+    xs = torch.linspace(-4, 4, 160)
+    gx, gy = torch.meshgrid(xs, xs, indexing="xy")
+    grid = torch.stack([gx, gy], -1).reshape(-1, 2)
+    fig, ax = plt.subplots(figsize=(5.6, 6.5), dpi=100)
+    cmaps = [
+        "Blues",
+        "Oranges",
+        "Greens",
+        "Reds",
+        "Purples",
+        "Greys",
+        "pink",
+        "YlOrBr",
+        "BuGn",
+        "PuRd",
+    ]
+
+    def draw(f):
+        ax.clear()
+        for c in range(10):
+            sel = labels == c
+            m = torch.from_numpy(mu[f, sel]).float()
+            cov = torch.diag_embed(torch.from_numpy(sd[f, sel]).float() ** 2)
+            dist = MultivariateNormal(m, covariance_matrix=cov)
+            dens = dist.log_prob(grid[:, None, :]).exp().mean(1).reshape(160, 160)
+            ax.contourf(gx, gy, dens, levels=5, cmap=cmaps[c], alpha=0.4)
+        ax.set_title(f"frame {f}")
+
+    anim = FuncAnimation(fig, draw, frames=frames)
+    t0 = time.perf_counter()
+    anim.save(out / "reference.gif", writer=PillowWriter(fps=10))
+    plt.close(fig)
+    return frames / (time.perf_counter() - t0)
+
+
+def bare_vae_steps(x_train: torch.Tensor, steps: int, evals=()) -> float:
+    """A hand-written loop over in-memory tensors, then the same end-of-epoch evaluation
+    as nnlab (loss on the given splits); steps/s."""
+    torch.manual_seed(0)
+    model = RefVAE()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2, fused=True)
+    gen = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(x_train), generator=gen)
+    t0 = time.perf_counter()
+    for step in range(steps):
+        x = x_train[perm[step * 32 : (step + 1) * 32]]
+        mu, sd = model.encode(x)
+        z = mu + sd * torch.randn(mu.shape, generator=gen)
+        rec = F.binary_cross_entropy_with_logits(model.dec(z), x, reduction="none").sum(1).mean()
+        kl = (0.5 * (mu**2 + sd**2 - 1) - torch.log(sd)).sum(1).mean()
+        loss = rec + kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        for x in evals:
+            mu, sd = model.encode(x)
+            z = mu + sd * torch.randn(mu.shape, generator=gen)
+            F.binary_cross_entropy_with_logits(model.dec(z), x, reduction="none").sum(1).mean()
+    return steps / (time.perf_counter() - t0)
+
+
+def prepare_torchvision_layout(tmp: Path, name: str) -> Path:
+    """The dataset in torchvision's folder layout (for the reference's torchvision dataset)."""
+    from nnlab import data
+
+    folder = tmp / ("FashionMNIST" if name == "fashion-mnist" else "MNIST") / "raw"
+    folder.mkdir(parents=True)
+    if name == "fashion-mnist":
+        for f in data.IDX_FILES:
+            with gzip.open(DEBIAN / (f + ".gz")) as src, open(folder / f, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        return tmp
+    raw = data.load_sample()
+    arrays = [raw.train_images, raw.train_labels, raw.test_images, raw.test_labels]
+    for f, a in zip(data.IDX_FILES, arrays, strict=True):
+        a = np.asarray(a, dtype=np.uint8)
+        header = bytes([0, 0, 8, a.ndim]) + b"".join(n.to_bytes(4, "big") for n in a.shape)
+        (folder / f).write_bytes(header + a.tobytes())
+    return tmp
