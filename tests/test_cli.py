@@ -75,6 +75,7 @@ def test_fire_type_pitfalls_reach_the_config(nnlab, runs):
     assert cfg["hidden_dims"] == [64, 32]
 
 
+@pytest.mark.slow
 def test_console_script_end_to_end(tmp_path):
     """The real `python -m nnlab` process: run id alone on stdout, progress on stderr."""
     r = subprocess.run(

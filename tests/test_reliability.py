@@ -53,6 +53,7 @@ def _resume_until_done(nnlab, run_id):
     assert not list((store.runs_root(None) / run_id).rglob(".tmp-*"))
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_steps_then_resume_is_bit_exact(nnlab, runs):
     reference = nnlab(*KILL_RUN).out.strip()
     rng = random.Random()
@@ -78,6 +79,7 @@ def test_sigkill_at_random_steps_then_resume_is_bit_exact(nnlab, runs):
         _assert_same_run(runs, reference, run_id)
 
 
+@pytest.mark.slow
 def test_readers_see_consistent_state_while_training_writes(nnlab, runs):
     args = [
         "train",
@@ -183,6 +185,7 @@ def test_hostile_run_ids_fuzz(nnlab, runs, tmp_path):
     assert not list(outside.iterdir())
 
 
+@pytest.mark.slow
 def test_same_name_twice_exactly_one_proceeds(runs):
     args = ["train", "classifier", "--preset=latent3", *FAST, "--epochs=3", "--name=twin"]
     a = _spawn(args, runs)
@@ -201,6 +204,7 @@ def test_same_name_twice_exactly_one_proceeds(runs):
     assert len([p for p in runs.iterdir() if not p.name.startswith(".")]) == 1
 
 
+@pytest.mark.slow
 def test_two_different_runs_in_parallel(runs):
     procs = [
         _spawn(["train", "vae", *FAST, f"--seed={s}", "--snapshot_every=20"], runs) for s in (1, 2)
@@ -232,6 +236,7 @@ def _corrupt(path, how, rng):
         path.unlink()
 
 
+@pytest.mark.slow
 def test_corrupted_files_give_one_line_errors_or_visible_damage(nnlab, runs):
     import shutil
 

@@ -132,6 +132,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(nnlab, runs, monkeypatch)
     assert ck["step"] == 25 and all(torch.isfinite(v).all() for v in ck["model"].values())
 
 
+@pytest.mark.slow
 def test_sigint_from_the_shell_then_resume(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     cmd = [
