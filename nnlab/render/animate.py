@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nnlab import record, store
+from nnlab.console import stderr_console
 from nnlab.data import class_names
 from nnlab.density import moments_over_time, pca_basis
 from nnlab.errors import NnlabError, RunError
 from nnlab.options import parse_classes, positive_int, positive_number
+from nnlab.progress import count_bar
 from nnlab.render.panels import DensityPanel, Panel, Scatter3DPanel, ScatterPanel
 from nnlab.render.style import DPI, LABEL_SIZE, PANEL_INCHES, PRIOR_COLOR, TITLE_SIZE, class_colors
 
@@ -218,9 +220,6 @@ def render_frames(sources: list[Source], classes: list[int], every: int, dpi: in
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from nnlab.console import stderr_console
-    from nnlab.progress import count_bar
 
     frames_of = align(sources, every)
     fig, panels, titles = _figure(sources, classes, len(frames_of), dpi)

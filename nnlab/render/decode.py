@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnlab import files, store
+from nnlab.console import stderr_console
 from nnlab.errors import NnlabError, RunError
 from nnlab.options import parse_pair
 
@@ -129,12 +130,10 @@ def _manifold_over_training(run, cfg, points, folder):
         ck = files.load_checkpoint(p)
         cks.append((int(ck["step"]), p.name, ck))
     if len({c[0] for c in cks}) < 2:
-        import sys
-
-        print(
+        stderr_console().print(
             "note: only one saved checkpoint step, so the GIF has one frame; train with "
             "--checkpoint_every=1 to keep one per epoch",
-            file=sys.stderr,
+            soft_wrap=True,
         )
     seen, frames = set(), []
     for step, _, ck in sorted(cks, key=lambda x: x[0]):
