@@ -28,6 +28,8 @@ from nnlab.options import parse_value
 MODELS = ("classifier", "vae")
 DATASETS = ("mnist", "fashion-mnist", "kmnist", "mnist-sample")
 ACTIVATIONS = ("sigmoid", "relu", "tanh", "silu", "softplus")
+INITS = ("default", "normal", "scaled")
+POSTERIOR_SCALES = ("std", "variance")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 INPUT_DIM = 784  # every dataset nnlab knows is 28x28 grey images
 NUM_CLASSES = 10
@@ -68,6 +70,10 @@ class Config:
     record_precision: str = added_later("float32", legacy="float32")
     checkpoint_every: int = 0  # keep a checkpoint every N epochs (0: only latest and final)
     checkpoint_every_steps: int = 500  # refresh the latest checkpoint every N steps (0: epochs)
+    # weights and biases of every linear layer: default (PyTorch's, uniform +-1/sqrt(fan_in)),
+    # normal (N(0, 1), as Nielsen's network.py), scaled (weights N(0, 1/fan_in), biases
+    # N(0, 1): his chapter 3); runs from before it was added used PyTorch's
+    init: str = added_later("default", legacy="default")
 
 
 @dataclass
@@ -80,6 +86,10 @@ class VAEConfig(Config):
     activation: str = "silu"
     recon: str = "bce"  # bce (sigmoid/Bernoulli) or mse, summed over pixels
     beta: float = 1.0  # weight of KL(q(z|x) || N(0, I))
+    # what softplus(raw) of the encoder is: the posterior's std (nnlab's reference), or its
+    # variance (the seed project's MultivariateNormal(mu, diag(softplus(raw)))); runs from
+    # before it was added used std
+    posterior_scale: str = added_later("std", legacy="std")
     weight_decay: float = 1e-2  # AdamW's decoupled decay, as in the reference experiment
 
 
@@ -296,12 +306,14 @@ def validate(cfg: Config) -> None:
     if cfg.checkpoint_every_steps < 0:
         bad("checkpoint_every_steps", "must not be negative")
     choice("activation", ACTIVATIONS)
+    choice("init", INITS)
     if cfg.model == "vae":
         if not cfg.hidden_dims or min(cfg.hidden_dims) < 1:
             bad("hidden_dims", "give at least one layer width, each at least 1")
         if cfg.latent_dim < 1:
             bad("latent_dim", "must be at least 1")
         choice("recon", ("bce", "mse"))
+        choice("posterior_scale", POSTERIOR_SCALES)
         if cfg.beta < 0:
             bad("beta", "must not be negative")
     else:

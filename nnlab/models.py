@@ -20,6 +20,24 @@ ACTIVATIONS = {
 STD_FLOOR = 1e-6  # keeps log(std) finite when softplus underflows for very negative inputs
 
 
+@torch.no_grad()
+def initialise(model: nn.Module, how: str) -> nn.Module:
+    """Re-draw every linear layer's weights and biases (from the global torch RNG).
+
+    default: leave PyTorch's uniform(+-1/sqrt(fan_in)); normal: N(0, 1) for weights and
+    biases, as Nielsen's network.py; scaled: weights N(0, 1/fan_in), biases N(0, 1), his
+    chapter 3 improvement.
+    """
+    if how == "default":
+        return model
+    for layer in model.modules():
+        if isinstance(layer, nn.Linear):
+            std = 1.0 if how == "normal" else layer.in_features**-0.5
+            layer.weight.normal_(0.0, std)
+            layer.bias.normal_(0.0, 1.0)
+    return model
+
+
 class Classifier(nn.Module):
     """An MLP from 784 inputs to 10 outputs; can return any layer's activations."""
 
@@ -64,7 +82,8 @@ def classifier_loss(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tens
 
 
 class VAE(nn.Module):
-    """A beta-VAE with MLP encoder/decoder and posterior N(mu, diag(std^2)), std = softplus."""
+    """A beta-VAE with MLP encoder/decoder and posterior N(mu, diag(std^2)), where
+    softplus(raw) is std (posterior_scale="std") or std^2 ("variance")."""
 
     def __init__(
         self,
@@ -72,9 +91,11 @@ class VAE(nn.Module):
         latent_dim: int = 2,
         activation: str = "silu",
         input_dim: int = 784,
+        posterior_scale: str = "std",
     ):
         super().__init__()
         self.latent_dim = latent_dim
+        self.posterior_scale = posterior_scale
         act = ACTIVATIONS[activation]
         enc, width = [], input_dim
         for h in hidden_dims:
@@ -92,6 +113,8 @@ class VAE(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and standard deviation of z given x."""
         mu, raw = self.to_latent(self.encoder(x)).chunk(2, dim=1)
+        if self.posterior_scale == "variance":  # softplus(raw) is the variance
+            return mu, torch.sqrt(F.softplus(raw) + STD_FLOOR**2)
         return mu, F.softplus(raw) + STD_FLOOR
 
     def reparameterize(self, mu, std, generator: torch.Generator | None = None):
@@ -152,8 +175,12 @@ def loss_terms(
 def build_model(cfg: Config) -> nn.Module:
     """A freshly initialised model for cfg (seed the RNG first for reproducible weights)."""
     if cfg.model == "vae":
-        return VAE(cfg.hidden_dims, cfg.latent_dim, cfg.activation)
-    return Classifier(cfg.sizes, cfg.activation, cfg.loss)
+        model = VAE(
+            cfg.hidden_dims, cfg.latent_dim, cfg.activation, posterior_scale=cfg.posterior_scale
+        )
+    else:
+        model = Classifier(cfg.sizes, cfg.activation, cfg.loss)
+    return initialise(model, cfg.init)
 
 
 def parameter_table(model: nn.Module) -> list[dict]:

@@ -108,3 +108,75 @@ def test_snapshot_metrics_on_constructed_recordings():
     assert s["step"].tolist() == [0, 9] and s["corner_distance_mean"][0] == pytest.approx(
         math.sqrt(0.75)
     )
+
+
+def _brute_force_bc(mu, sd, labels, a, b, n=500):
+    """The Bhattacharyya coefficient of two class mixtures by direct evaluation of every
+    component at every point of a fine grid (no separability, no refinement)."""
+    lo, hi = (mu - 6 * sd).min(0), (mu + 6 * sd).max(0)
+    xs, ys = np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n)
+    gx, gy = np.meshgrid(xs, ys)
+    pts = np.stack([gx.ravel(), gy.ravel()], 1)
+
+    def density(c):
+        m, s = mu[labels == c], sd[labels == c]
+        z = (pts[:, None, :] - m[None]) / s[None]
+        comp = np.exp(-0.5 * (z**2).sum(-1)) / (2 * np.pi * s.prod(-1))[None]
+        return comp.mean(1)
+
+    cell = (xs[1] - xs[0]) * (ys[1] - ys[0])
+    return float(np.sqrt(density(a) * density(b)).sum() * cell)
+
+
+def test_mixture_overlap_matches_a_brute_force_integral():
+    rng = np.random.default_rng(0)
+    # class 0: two clusters; class 1: one cluster between them; class 2: far away
+    centres = {0: [[-1.5, 0.0], [1.5, 0.3]], 1: [[0.0, 0.2]], 2: [[8.0, 8.0]]}
+    mu, sd, labels = [], [], []
+    for c, cs in centres.items():
+        for centre in cs:
+            mu.append(rng.normal(centre, 0.3, (40, 2)))
+            sd.append(rng.uniform(0.2, 0.5, (40, 2)))
+            labels += [c] * 40
+    mu, sd, labels = np.concatenate(mu), np.concatenate(sd), np.array(labels)
+    pairs, coverage = analysis.mixture_overlaps(mu, sd, labels)
+    assert abs(coverage - 1) <= analysis.COVERAGE_TOLERANCE
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        assert pairs[f"{a}-{b}"] == pytest.approx(_brute_force_bc(mu, sd, labels, a, b), abs=1e-3)
+    assert pairs["0-2"] < 1e-6 and pairs["1-2"] < 1e-6  # distant mixtures: ~0
+    # the Gaussians overstate the overlap of the two-cluster class with the middle one
+    gauss = analysis.overlaps(analysis.class_gaussians(_rec(mu, sd, labels), 0))
+    assert gauss["0-1"] > pairs["0-1"] + 0.1
+
+
+def test_mixture_overlap_of_identical_mixtures_is_one():
+    rng = np.random.default_rng(1)
+    mu = rng.normal(0, 1, (30, 2))
+    sd = rng.uniform(0.05, 0.3, (30, 2))  # narrow components: the grid is refined
+    pairs, coverage = analysis.mixture_overlaps(
+        np.concatenate([mu, mu]), np.concatenate([sd, sd]), np.repeat([0, 1], 30)
+    )
+    assert pairs["0-1"] == pytest.approx(1.0, abs=1e-3) and abs(coverage - 1) <= 1e-3
+
+
+def _rec(mu, sd, labels):
+    return Recording(
+        "vae",
+        np.array([0]),
+        np.array([0.0]),
+        labels,
+        np.arange(len(labels)),
+        "test",
+        mu=mu[None],
+        sd=sd[None],
+    )
+
+
+def test_summary_trend_has_both_overlaps_for_2d_vaes():
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(3), 20)
+    mu = rng.normal(labels[:, None], 0.5, (60, 2))
+    sd = np.full((60, 2), 0.3)
+    end = analysis.trend(_rec(mu, sd, labels))["end"]
+    assert {"mixture_overlap_max", "overlap_max", "top_mixture_overlaps"} <= set(end)
+    assert "mixture_overlap_max" not in analysis.snapshot_metrics(_rec(mu, sd, labels), 0)

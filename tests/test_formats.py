@@ -93,6 +93,15 @@ def _edit_config(run: Path, drop: str) -> None:
     (run / "config.yaml").write_text(kept)
 
 
+def test_fields_added_since_format1_read_with_their_legacy_values(old_store):
+    """init and posterior_scale did not exist when the fixture was written: the runs read
+    as PyTorch-initialised, softplus-as-std models, which is what they are."""
+    assert "init" not in (old_store / VAE / "config.yaml").read_text()
+    cfg = store.open_run(VAE, old_store).config()
+    assert (cfg.init, cfg.posterior_scale) == ("default", "std")
+    assert store.open_run(LINEAR, old_store).config().init == "default"
+
+
 def test_field_added_later_is_read_with_its_legacy_value(nnlab, old_store):
     _edit_config(old_store / VAE, "record_precision")  # as written before the field existed
     cfg = store.open_run(VAE, old_store).config()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
@@ -99,3 +100,49 @@ def test_loss_terms_one_function_for_training_and_evaluation():
     enc = encode_latents(vae, vae_cfg, x)
     assert enc.points.shape == enc.sd.shape == (8, 2)
     assert encode_latents(clf, clf_cfg, x).sd is None
+
+
+@pytest.mark.parametrize(
+    "how,weight_std,bias_std",
+    [("normal", 1.0, 1.0), ("scaled", 784**-0.5, 1.0), ("default", (1 / 784 / 3) ** 0.5, None)],
+)
+def test_init_draws_from_its_distribution(how, weight_std, bias_std):
+    """A 784-30 layer's 23,520 weights (and 30 biases) have the moments of their law."""
+    torch.manual_seed(0)
+    cfg = build("classifier", overrides={"sizes": "784,30,10", "init": how})
+    layer = build_model(cfg).layers[0]
+    w, b = layer.weight.detach().double(), layer.bias.detach().double()
+    n = w.numel()
+    assert abs(w.mean()) < 4 * weight_std / n**0.5  # mean 0 within sampling error
+    assert abs(w.std() / weight_std - 1) < 4 * (0.5 / n) ** 0.5 * (1.5 if how == "default" else 1)
+    if bias_std is not None:
+        assert abs(b.std() / bias_std - 1) < 0.5  # 30 draws: a loose check
+        assert b.abs().max() > 1 / 784**0.5  # not PyTorch's uniform(+-1/sqrt(784))
+    else:
+        assert b.abs().max() <= 1 / 784**0.5
+
+
+def test_posterior_variance_matches_the_seed_projects_multivariate_normal():
+    """posterior_scale=variance: softplus(raw) is the covariance's diagonal, so KL and
+    reparameterised samples equal MultivariateNormal(mu, covariance_matrix=diag(...))."""
+    from torch.distributions import MultivariateNormal
+    from torch.nn import functional as F
+
+    torch.manual_seed(0)
+    cfg = build("vae", overrides={"hidden_dims": "16", "posterior_scale": "variance"})
+    model = build_model(cfg)
+    x = torch.rand(64, 784)
+    mu, std = model.encode(x)
+    raw = model.to_latent(model.encoder(x)).chunk(2, dim=1)[1]
+    q = MultivariateNormal(mu, covariance_matrix=torch.diag_embed(F.softplus(raw)))
+    prior = MultivariateNormal(torch.zeros(2), torch.eye(2))
+    kl = kl_to_standard_normal(mu, std).sum(1)
+    torch.testing.assert_close(kl, kl_divergence(q, prior), rtol=1e-5, atol=1e-5)
+    eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(1))
+    z = model.reparameterize(mu, std, torch.Generator().manual_seed(1))
+    # MultivariateNormal.rsample is loc + scale_tril @ eps: the same noise, the same sample
+    torch.testing.assert_close(z, mu + torch.einsum("nij,nj->ni", q.scale_tril, eps))
+    torch.testing.assert_close(std**2, F.softplus(raw), rtol=1e-5, atol=1e-6)
+    std_model = build_model(build("vae", overrides={"hidden_dims": "16"}))
+    std_model.load_state_dict(model.state_dict())
+    torch.testing.assert_close(std_model.encode(x)[1], F.softplus(raw) + 1e-6)  # the default
