@@ -265,11 +265,20 @@ def format_metric(metric: Metric, value) -> str:
     return metric.fmt.format(value)
 
 
-def series(rec: Recording, max_points: int = 200) -> dict[str, np.ndarray]:
+def series_indices(n: int, max_points: int = 200) -> np.ndarray:
+    """The snapshots `series` evaluates: at most max_points, evenly spread, first and last."""
+    return np.unique(np.linspace(0, n - 1, min(n, max_points)).round().astype(int))
+
+
+def series(rec: Recording, max_points: int = 200, on_step=None) -> dict[str, np.ndarray]:
     """Every metric of METRICS over training (at most max_points snapshots, evenly spread):
-    (snapshots,) arrays, (snapshots, dims) for vectors."""
-    idx = np.unique(np.linspace(0, len(rec) - 1, min(len(rec), max_points)).round().astype(int))
-    rows = [snapshot_metrics(rec, int(s)) for s in idx]
+    (snapshots,) arrays, (snapshots, dims) for vectors. on_step: called after each one."""
+    idx = series_indices(len(rec), max_points)
+    rows = []
+    for s in idx:
+        rows.append(snapshot_metrics(rec, int(s)))
+        if on_step is not None:  # progress
+            on_step()
     out = {"step": np.array([r["step"] for r in rows])}
     for m in METRICS:
         if m.key in rows[0]:

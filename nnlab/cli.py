@@ -1,18 +1,22 @@
 """The nnlab command line: thin commands (parse, call one library function, return text).
 
-Fire dispatches the commands. Fire guesses types from the text typed (`007` becomes 7),
-so options are re-read from the raw argument list and converted by the config's types.
-Heavy libraries (torch, matplotlib) are imported inside the commands that need them.
+Fire dispatches the commands. The whole command line is checked before Fire runs one
+(unknown options, stray arguments), help pages come from nnlab.help, and since Fire
+guesses types from the text typed (`007` becomes 7), options are re-read from the raw
+argument list and converted by nnlab.options. Heavy libraries (torch, matplotlib) are
+imported inside the commands that need them.
 """
 
 from __future__ import annotations
 
+import inspect
 import sys
 
-from nnlab import options
+from nnlab import __version__, options
 from nnlab.errors import NnlabError, TrainingStopped, did_you_mean
 
 _RAW_ARGV: list[str] | None = None  # the argument list main() was given, for raw flag values
+HELP_FLAGS = ("--help", "-h")
 
 
 def _tokens() -> list[str] | None:
@@ -20,43 +24,37 @@ def _tokens() -> list[str] | None:
     return None if _RAW_ARGV is None else _RAW_ARGV[1:]
 
 
-def _check_options(command: str, tokens: list[str]) -> None:
-    """Refuse unknown --options up front: Fire would run the command first and complain after."""
-    import inspect
+def train(model: str | None = None, **flags):
+    """Train a model and print the new run id on stdout; progress goes to stderr.
 
-    params = inspect.signature(COMMANDS[command]).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return  # train: its options are checked against the config
-    known = [n for n in params if n != "run_id"] + ["help"]
-    for tok in tokens:
-        if tok == "--":
-            break
-        if tok.startswith("--") and len(tok) > 2:
-            key = tok[2:].split("=", 1)[0].replace("-", "_")
-            if key not in known:
-                hint = did_you_mean(key, known)
-                raise NnlabError(f"unknown option --{key} for '{command}'{hint}")
-
-
-def train(model=None, **flags):
-    """Train MODEL (classifier or vae) and print the new run id on stdout.
-
-    Options: --preset=NAME or --config=FILE.yaml, then any config field as --key=value
-    (e.g. --beta=10 --epochs=3 --hidden_dims=[256,128] --dataset=fashion-mnist
-    --name=mytag), --runs_dir=DIR. Continue a run with --resume=RUN_ID [--epochs=N].
-    Progress goes to stderr.
+    MODEL is classifier or vae. A config starts from the model's defaults, then a preset or
+    a YAML file, then any config field given as --FIELD=VALUE (e.g. --beta=10 --epochs=3
+    --hidden_dims=256,128 --dataset=fashion-mnist --name=mytag). The resolved config is
+    validated before anything is written and saved with the run.
     """
     from nnlab import train as train_mod
 
     return train_mod.command(model, options.raw_flags(_tokens(), flags))
 
 
-def summary(run_id=None, json=False, plot=False, runs_dir=None):
-    """Show a table of all runs, or one run (config, parameters, metrics, latent metrics,
-    timings, contents).
+def summary(
+    run_id: str | None = None,
+    json: bool = False,
+    plot: bool = False,
+    runs_dir: str | None = None,
+):
+    """Show the runs table, or one run: config, parameters, metrics, latent metrics.
 
-    RUN_ID may be 'latest'. --json prints the same as JSON. --plot writes
-    <run>/media/metrics.png (losses and latent metrics against step) and prints its path.
+    Without RUN_ID: one line per run (tab-separated when stdout is not a terminal). With
+    RUN_ID: the run's config, parameter table, final and best metrics, latent metrics at
+    the start, middle and end of the recording, timings and contents.
+
+    Args:
+        run_id: the run to describe (or latest); none for the table of all runs
+        json: print the same as JSON
+        plot: write <run>/media/metrics.png (losses and latent metrics against step) and
+            print its path
+        runs_dir: the run store (default ./runs, or $NNLAB_RUNS)
     """
     from nnlab import summary as summary_mod
 
@@ -77,29 +75,36 @@ def _required_id(run_id, command: str) -> str:
 
 
 def animate(
-    run_id=None,
-    kind="auto",
-    classes=None,
-    fps=10,
-    every=1,
-    out=None,
-    compare=None,
-    dpi=100,
-    runs_dir=None,
+    run_id: str | None = None,
+    kind: str = "auto",
+    classes: str | None = None,
+    fps: float = 10,
+    every: int = 1,
+    out: str | None = None,
+    compare: str | None = None,
+    dpi: int = 100,
+    runs_dir: str | None = None,
 ):
-    """Write a GIF of RUN_ID's latent space over training (and its last frame as PNG).
+    """Write a GIF of a run's latent space over training, and its last frame as PNG.
 
-    --kind=auto|density|scatter, --classes=0,4,9, --fps=10, --every=K (every K-th
-    snapshot), --out=FILE.gif, --compare=OTHER_RUN (side by side; repeat the option, or
-    separate ids with commas, for more runs),
-    --dpi=100 (pixels per inch of a 5.6-inch panel).
-    Prints the written paths.
+    One frame per recorded snapshot: class densities for a VAE with a 2-D latent, points
+    otherwise (a turning cube for 3-D, principal components beyond). Prints the paths.
+
+    Args:
+        run_id: the run to draw (or latest)
+        kind: {auto,density,scatter} what to draw (auto: densities for a 2-D VAE)
+        classes: the classes to show, e.g. 0,4,9 (default: all)
+        fps: frames per second of the GIF
+        every: draw every K-th snapshot (always ending on the last)
+        out: the GIF's path (default <run>/media/)
+        compare: other runs drawn side by side (comma-separated, or the option repeated)
+        dpi: pixels per inch of a 5.6-inch panel
+        runs_dir: the run store (default ./runs, or $NNLAB_RUNS)
     """
     from nnlab.render.animate import animate as animate_run
 
-    others = [
-        o for t in options.raw_values(_tokens(), "compare", compare) for o in t.split(",") if o
-    ]
+    typed = options.raw_values(_tokens(), "compare", compare)
+    others = [o for text in typed for o in text.split(",") if o]
     paths = animate_run(
         _required_id(run_id, "animate"),
         runs_dir,
@@ -114,11 +119,23 @@ def animate(
     return "\n".join(paths)
 
 
-def masks(run_id=None, out=None, units=None, checkpoint=None, runs_dir=None):
-    """Write the first layer's weights of a classifier run as masks: a GIF and a PNG grid.
+def masks(
+    run_id: str | None = None,
+    out: str | None = None,
+    units: str | None = None,
+    checkpoint: str | None = None,
+    runs_dir: str | None = None,
+):
+    """Write a classifier's first-layer weights as 28x28 masks: a GIF and a PNG grid.
 
-    --units=0,3,7 picks units, --checkpoint=latest|final|epoch-N|PATH, --out=DIR.
     Prints the written paths.
+
+    Args:
+        run_id: a classifier run (or latest)
+        out: the folder to write to (default <run>/media/)
+        units: the units to show, e.g. 0,3,7 (default: all)
+        checkpoint: latest, final, epoch-N or a path [default: latest]
+        runs_dir: the run store (default ./runs, or $NNLAB_RUNS)
     """
     from nnlab.render.masks import masks as write_masks
 
@@ -132,12 +149,26 @@ def masks(run_id=None, out=None, units=None, checkpoint=None, runs_dir=None):
     return "\n".join(paths)
 
 
-def embed(run_id=None, split="test", checkpoint=None, layer=None, format="npz", runs_dir=None):
+def embed(
+    run_id: str | None = None,
+    split: str = "test",
+    checkpoint: str | None = None,
+    layer: int | None = None,
+    format: str = "npz",
+    runs_dir: str | None = None,
+):
     """Encode a whole split with a run's model and write latents, labels and indices.
 
-    --split=test|train|val, --checkpoint=latest|final|epoch-N|PATH, --layer=K (classifier:
-    index into sizes), --format=npz|csv. Prints the file path; the VAE's mean KL per
-    latent dimension goes to stderr.
+    Prints the file's path; for a VAE, the mean KL per latent dimension goes to stderr.
+
+    Args:
+        run_id: the run whose model encodes (or latest)
+        split: {test,train,val} the split to encode
+        checkpoint: latest, final, epoch-N or a path [default: latest]
+        layer: classifier only: the layer to record, an index into sizes (default: the
+            recorded layer)
+        format: {npz,csv} the file format
+        runs_dir: the run store (default ./runs, or $NNLAB_RUNS)
     """
     from nnlab.embed import embed as embed_split
 
@@ -152,14 +183,27 @@ def embed(run_id=None, split="test", checkpoint=None, layer=None, format="npz", 
 
 
 def decode(
-    run_id=None, checkpoint=None, out=None, between=None, over_training=False, runs_dir=None
+    run_id: str | None = None,
+    checkpoint: str | None = None,
+    out: str | None = None,
+    between: str | None = None,
+    over_training: bool = False,
+    runs_dir: str | None = None,
 ):
-    """Write a VAE run's decoder views: latent manifold, reconstructions, prior samples,
-    and an interpolation between two test images (strip and GIF).
+    """Write a VAE's decoder views: manifold, reconstructions, samples, interpolation.
 
-    --between=i,j (test indices; default the first 4 and the first 9), --over_training
-    (the manifold at every saved checkpoint, as a GIF), --checkpoint, --out=DIR.
-    Prints the written paths.
+    The latent manifold (a grid over [-3, 3]^2 decoded), reconstructions of one test image
+    per class, 64 samples from the prior, and the interpolation between two test images
+    (strip and GIF). Prints the written paths.
+
+    Args:
+        run_id: a VAE run (or latest)
+        checkpoint: latest, final, epoch-N or a path [default: latest]
+        out: the folder to write to (default <run>/media/)
+        between: two test image indices to interpolate, e.g. 4,9 (default: the first 4
+            and the first 9)
+        over_training: also the manifold at every saved checkpoint, as a GIF
+        runs_dir: the run store (default ./runs, or $NNLAB_RUNS)
     """
     from nnlab.render.decode import decode as decode_run
 
@@ -184,24 +228,71 @@ COMMANDS = {
 }
 
 
+def help_text(argv: list[str]) -> str | None:
+    """The help page asked for by argv (--help or -h anywhere), or None."""
+    from nnlab import help as pages
+
+    before = argv[: argv.index("--")] if "--" in argv else argv  # after it: not ours
+    if not any(t in HELP_FLAGS for t in before):
+        return None
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    if command == "train":
+        model = argv[1] if len(argv) > 1 and not argv[1].startswith("-") else None
+        if model is not None and model not in ("classifier", "vae"):
+            raise NnlabError(f"unknown model '{model}'{did_you_mean(model, ('classifier', 'vae'))}")
+        return pages.train_page(model, train)
+    if command:
+        return pages.command_page(command, COMMANDS[command])
+    return pages.overview(COMMANDS)
+
+
+def check_command_line(command: str, tokens: list[str]) -> None:
+    """Refuse, before anything runs, what Fire would take up only after the work is done
+    (or never): unknown options, stray arguments, Fire's own separators."""
+    for tok in tokens:
+        if tok in ("-", "--"):
+            raise NnlabError(
+                f"unexpected argument '{tok}': nnlab {command} takes "
+                + ("MODEL" if command == "train" else "RUN_ID")
+                + " and --options (see nnlab "
+                + command
+                + " --help)"
+            )
+    positional, flags = options.split_command_line(tokens)
+    params = inspect.signature(COMMANDS[command]).parameters
+    slots = [n for n in ("model", "run_id") if n in params]
+    if len(positional) > len(slots):
+        raise NnlabError(
+            f"unexpected argument '{positional[len(slots)]}': nnlab {command} takes "
+            f"{' '.join(s.upper() for s in slots)} and --options (see nnlab {command} --help)"
+        )
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return  # train: its options are checked against the config
+    known = [n for n in params if n != "run_id"]
+    for key in flags:
+        if key not in known:
+            raise NnlabError(f"unknown option --{key} for '{command}'{did_you_mean(key, known)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `nnlab` console script."""
     global _RAW_ARGV
     argv = list(sys.argv[1:] if argv is None else argv)
     _RAW_ARGV = argv
-    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
-        print(
-            f"nnlab: error: unknown command '{argv[0]}'{did_you_mean(argv[0], COMMANDS)}",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    import fire
-
     try:
-        if "-" in argv:  # Fire's command-chaining separator: nnlab has no use for it
-            raise NnlabError("invalid argument '-': run ids are text like vae-20260101-120000")
-        if argv and argv[0] in COMMANDS:
-            _check_options(argv[0], argv[1:])
+        if argv[:1] == ["--version"]:
+            print(f"nnlab {__version__}")
+            return
+        page = help_text(argv) if argv else help_text(["--help"])
+        if page is not None:
+            print(page)
+            return
+        if argv[0] not in COMMANDS:
+            hint = did_you_mean(argv[0], COMMANDS)
+            raise NnlabError(f"unknown command '{argv[0]}'{hint} (see nnlab --help)")
+        check_command_line(argv[0], argv[1:])
+        import fire
+
         fire.Fire(COMMANDS, command=argv, name="nnlab")
     except TrainingStopped as e:
         if getattr(e, "run_id", None):

@@ -31,49 +31,72 @@ ACTIVATIONS = ("sigmoid", "relu", "tanh", "silu", "softplus")
 INITS = ("default", "normal", "scaled")
 POSTERIOR_SCALES = ("std", "variance")
 OPTIMIZERS = ("sgd", "adam", "adamw")
+SPLITS = ("test", "val", "train")
+LOSSES = ("mse", "ce")
 INPUT_DIM = 784  # every dataset nnlab knows is 28x28 grey images
 NUM_CLASSES = 10
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{0,64}$")
+_NONE = object()  # no legacy value declared
 
 
-def added_later(default, legacy):
+def option(default, help: str, *, choices: tuple | None = None, **extra):
+    """A config field with its one-line meaning (and allowed values) for `--help`."""
+    meta = {"help": help, **({"choices": choices} if choices else {}), **extra}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def added_later(default, help: str, *, legacy, choices: tuple | None = None):
     """A field added after runs were first written: new runs get `default`, a run saved
     without the field is read with `legacy` (the value that reproduces the old behaviour)."""
-    return field(default=default, metadata={"legacy": legacy})
+    return option(default, help, choices=choices, legacy=legacy)
 
 
 @dataclass
 class Config:
-    """Fields shared by every model family: data, optimisation, recording, checkpoints."""
+    """Fields shared by every model family: data, optimisation, recording, checkpoints.
 
-    model: str = ""  # "classifier" or "vae"; fixed by the subclass
-    name: str = ""  # optional tag appended to the run id
-    dataset: str = "mnist"  # mnist, fashion-mnist, kmnist, mnist-sample
-    data_dir: str = ""  # where IDX files live; "" means $NNLAB_DATA or ~/.cache/nnlab/data
-    val_fraction: float = 0.1  # share of the train split held out for validation (seeded)
-    seed: int = 0  # seeds the weights, the batch order and the VAE's sampling
-    device: str = "auto"  # auto (cuda when present), cpu, cuda, cuda:N
-    deterministic: bool = True  # deterministic kernels, so a resumed run is bit-exact on CPU
-    epochs: int = 1
-    batch_size: int = 32
-    optimizer: str = "adamw"  # sgd, adam, adamw
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.0  # sgd only
-    log_every: int = 50  # steps between training-loss lines in metrics.jsonl
-    snapshot_every: int = 4  # steps between latent snapshots; 0 turns recording off
-    probe_split: str = "test"  # the split whose images are recorded: test, val or train
-    probe_size: int = 10000  # cap on the number of probe images (stratified when capped)
-    record_dtype: str = "float16"  # storage of recorded latents: float16 or float32
-    # snapshot arithmetic: float32, or bfloat16 (~3x faster on CPUs with AMX/AVX-512 bf16,
-    # relative error ~0.5%); runs from before it was added recorded in float32
-    record_precision: str = added_later("float32", legacy="float32")
-    checkpoint_every: int = 0  # keep a checkpoint every N epochs (0: only latest and final)
-    checkpoint_every_steps: int = 500  # refresh the latest checkpoint every N steps (0: epochs)
-    # weights and biases of every linear layer: default (PyTorch's, uniform +-1/sqrt(fan_in)),
-    # normal (N(0, 1), as Nielsen's network.py), scaled (weights N(0, 1/fan_in), biases
-    # N(0, 1): his chapter 3); runs from before it was added used PyTorch's
-    init: str = added_later("default", legacy="default")
+    A subclass redeclares a field only to change its default (its meaning stays here).
+    """
+
+    model: str = option("", "the model family, chosen by the first argument", choices=MODELS)
+    name: str = option("", "a tag appended to the run id (letters, digits, . - _)")
+    dataset: str = option("mnist", "the images to train on", choices=DATASETS)
+    data_dir: str = option("", 'where IDX files live; "" means $NNLAB_DATA or ~/.cache/nnlab/data')
+    val_fraction: float = option(0.1, "share of the train split held out for validation")
+    seed: int = option(0, "seeds the weights, the batch order and the VAE's sampling")
+    device: str = option("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    deterministic: bool = option(True, "deterministic kernels, so a resume is bit-exact on CPU")
+    epochs: int = option(1, "passes over the train split")
+    batch_size: int = option(32, "images per optimisation step")
+    optimizer: str = option("adamw", "the optimiser", choices=OPTIMIZERS)
+    lr: float = option(1e-3, "learning rate")
+    weight_decay: float = option(0.0, "the optimiser's weight decay (decoupled for adamw)")
+    momentum: float = option(0.0, "momentum (sgd only)")
+    log_every: int = option(50, "steps between training-loss lines in metrics.jsonl")
+    snapshot_every: int = option(4, "steps between latent snapshots; 0 turns recording off")
+    probe_split: str = option("test", "the split whose images are recorded", choices=SPLITS)
+    probe_size: int = option(10000, "most probe images recorded (class-stratified when capped)")
+    record_dtype: str = option(
+        "float16", "storage of recorded latents", choices=("float16", "float32")
+    )
+    record_precision: str = added_later(
+        "float32",
+        "snapshot arithmetic: bfloat16 is ~3x faster on CPUs with AMX/AVX-512 bf16, relative "
+        "error ~0.5%",
+        choices=("float32", "bfloat16"),
+        legacy="float32",  # runs from before it existed recorded in float32
+    )
+    checkpoint_every: int = option(0, "keep a checkpoint every N epochs (0: latest and final)")
+    checkpoint_every_steps: int = option(500, "refresh the latest checkpoint every N steps")
+    init: str = added_later(
+        "default",
+        "weights and biases: default (PyTorch's uniform), normal (N(0, 1), as network.py), "
+        "scaled (weights N(0, 1/fan_in), biases N(0, 1))",
+        choices=INITS,
+        legacy="default",  # runs from before it existed used PyTorch's
+    )
 
 
 @dataclass
@@ -81,15 +104,17 @@ class VAEConfig(Config):
     """A beta-VAE with MLP encoder and decoder and a diagonal Gaussian posterior."""
 
     model: str = "vae"
-    hidden_dims: list[int] = field(default_factory=lambda: [256, 128])  # encoder; decoder mirrors
-    latent_dim: int = 2
-    activation: str = "silu"
-    recon: str = "bce"  # bce (sigmoid/Bernoulli) or mse, summed over pixels
-    beta: float = 1.0  # weight of KL(q(z|x) || N(0, I))
-    # what softplus(raw) of the encoder is: the posterior's std (nnlab's reference), or its
-    # variance (the seed project's MultivariateNormal(mu, diag(softplus(raw)))); runs from
-    # before it was added used std
-    posterior_scale: str = added_later("std", legacy="std")
+    hidden_dims: list[int] = option([256, 128], "encoder layer widths; the decoder mirrors them")
+    latent_dim: int = option(2, "latent dimensions")
+    activation: str = option("silu", "hidden-layer activation", choices=ACTIVATIONS)
+    recon: str = option("bce", "reconstruction term, summed over pixels", choices=("bce", "mse"))
+    beta: float = option(1.0, "weight of KL(q(z|x) || N(0, I))")
+    posterior_scale: str = added_later(
+        "std",
+        "what softplus(raw) is: the posterior's std, or its variance (the seed project's)",
+        choices=POSTERIOR_SCALES,
+        legacy="std",  # runs from before it existed used std
+    )
     weight_decay: float = 1e-2  # AdamW's decoupled decay, as in the reference experiment
 
 
@@ -98,11 +123,15 @@ class ClassifierConfig(Config):
     """An MLP classifier; sizes lists every layer's width from 784 inputs to 10 outputs."""
 
     model: str = "classifier"
-    sizes: list[int] = field(default_factory=lambda: [784, 30, 10])
-    activation: str = "sigmoid"
-    loss: str = "mse"  # mse on one-hot targets (sigmoid outputs) or ce (softmax cross-entropy)
-    latent_layer: int | None = (
-        None  # index into sizes of the recorded layer; None: narrowest hidden
+    sizes: list[int] = option([784, 30, 10], "every layer's width, from 784 inputs to 10 outputs")
+    activation: str = option("sigmoid", "hidden-layer activation", choices=ACTIVATIONS)
+    loss: str = option(
+        "mse",
+        "mse: quadratic cost on one-hot targets (sigmoid outputs); ce: softmax cross-entropy",
+        choices=LOSSES,
+    )
+    latent_layer: int | None = option(
+        None, "index into sizes of the recorded layer (none: the narrowest hidden layer)"
     )
     optimizer: str = "sgd"
     lr: float = 3.0
@@ -123,6 +152,16 @@ class ClassifierConfig(Config):
 
 CONFIG_CLASSES: dict[str, type[Config]] = {"vae": VAEConfig, "classifier": ClassifierConfig}
 DEFAULT_PRESET = {"vae": "vae", "classifier": "classifier"}
+
+
+def field_info(cls: type[Config], name: str) -> dict:
+    """A field's help metadata (help, choices, legacy), from the class that declared its
+    meaning: a subclass that only changes a default inherits the base's help."""
+    for klass in cls.__mro__:
+        fields = getattr(klass, "__dataclass_fields__", {})
+        if name in fields and "help" in fields[name].metadata:
+            return dict(fields[name].metadata)
+    return {}
 
 
 def preset_names() -> list[str]:
@@ -267,14 +306,14 @@ def validate(cfg: Config) -> None:
     def bad(key: str, why: str):
         raise NnlabError(f"--{key}={getattr(cfg, key)!r}: {why}")
 
-    def choice(key: str, options):
-        v = getattr(cfg, key)
+    def choice(key: str):
+        v, options = getattr(cfg, key), field_info(type(cfg), key)["choices"]
         if v not in options:
             raise NnlabError(f"--{key}: unknown value '{v}'{did_you_mean(v, options)}")
 
     if not NAME_RE.match(cfg.name):
         bad("name", "use up to 64 letters, digits, '.', '-' or '_'")
-    choice("dataset", DATASETS)
+    choice("dataset")
     if not re.match(r"^(auto|cpu|cuda|cuda:\d+|mps)$", cfg.device):
         bad("device", "use auto, cpu, cuda or cuda:N")
     if not 0.0 <= cfg.val_fraction < 0.5:
@@ -283,7 +322,7 @@ def validate(cfg: Config) -> None:
         bad("epochs", "must be at least 1")
     if cfg.batch_size < 1:
         bad("batch_size", "must be at least 1")
-    choice("optimizer", OPTIMIZERS)
+    choice("optimizer")
     if not cfg.lr > 0:
         bad("lr", "must be positive")
     if cfg.weight_decay < 0:
@@ -294,26 +333,26 @@ def validate(cfg: Config) -> None:
         bad("log_every", "must be at least 1")
     if cfg.snapshot_every < 0:
         bad("snapshot_every", "must be 0 (off) or a number of steps")
-    choice("probe_split", ("test", "val", "train"))
+    choice("probe_split")
     if cfg.probe_split == "val" and cfg.val_fraction == 0:
         bad("probe_split", "there is no validation split with --val_fraction=0")
     if cfg.probe_size < 1:
         bad("probe_size", "must be at least 1")
-    choice("record_dtype", ("float16", "float32"))
-    choice("record_precision", ("float32", "bfloat16"))
+    choice("record_dtype")
+    choice("record_precision")
     if cfg.checkpoint_every < 0:
         bad("checkpoint_every", "must not be negative")
     if cfg.checkpoint_every_steps < 0:
         bad("checkpoint_every_steps", "must not be negative")
-    choice("activation", ACTIVATIONS)
-    choice("init", INITS)
+    choice("activation")
+    choice("init")
     if cfg.model == "vae":
         if not cfg.hidden_dims or min(cfg.hidden_dims) < 1:
             bad("hidden_dims", "give at least one layer width, each at least 1")
         if cfg.latent_dim < 1:
             bad("latent_dim", "must be at least 1")
-        choice("recon", ("bce", "mse"))
-        choice("posterior_scale", POSTERIOR_SCALES)
+        choice("recon")
+        choice("posterior_scale")
         if cfg.beta < 0:
             bad("beta", "must not be negative")
     else:
@@ -321,7 +360,7 @@ def validate(cfg: Config) -> None:
             bad("sizes", f"must start at {INPUT_DIM} and end at {NUM_CLASSES}, e.g. [784,30,10]")
         if min(cfg.sizes) < 1:
             bad("sizes", "every layer needs at least 1 unit")
-        choice("loss", ("mse", "ce"))
+        choice("loss")
         if cfg.latent_layer is not None and not 1 <= cfg.latent_layer < len(cfg.sizes):
             bad("latent_layer", f"must index a layer of sizes: 1 to {len(cfg.sizes) - 1}")
 
@@ -343,8 +382,9 @@ def from_yaml(text: str, where: str = "config.yaml") -> Config:
     cls = CONFIG_CLASSES[model]
     check_keys(cls, data, where)
     for f in dataclasses.fields(cls):
-        if f.name not in data and "legacy" in f.metadata:
-            data[f.name] = f.metadata["legacy"]  # a run from before the field was added
+        legacy = field_info(cls, f.name).get("legacy", _NONE)
+        if f.name not in data and legacy is not _NONE:
+            data[f.name] = legacy  # a run from before the field was added
     missing = [f.name for f in dataclasses.fields(cls) if f.name not in data]
     if missing:
         raise NnlabError(f"{where}: missing keys {', '.join(missing)}")

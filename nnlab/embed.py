@@ -13,6 +13,7 @@ import numpy as np
 from nnlab import files, store
 from nnlab.console import stderr_console, warn
 from nnlab.errors import NnlabError
+from nnlab.progress import CountProgress
 
 
 def embed(
@@ -53,8 +54,9 @@ def embed(
         warn=lambda m: warn(console, m),
     )
     x, y, index = splits.split(split)
-    with torch.inference_mode():
-        enc = encode_latents(model, cfg, x, layer=layer, batch=4096)
+    batch = 4096
+    with torch.inference_mode(), CountProgress(console, "embed", -(-len(x) // batch)) as bar:
+        enc = encode_latents(model, cfg, x, layer=layer, batch=batch, on_batch=bar.advance)
     step = int(ck["step"])
     arrays = {
         "labels": y.cpu().numpy().astype(np.int64),
@@ -75,7 +77,9 @@ def embed(
         arrays.update(act=enc.points.numpy(), layer=np.array(layer or cfg.recorded_layer))
     folder = run.file("embeddings")
     folder.mkdir(exist_ok=True)
-    path = folder / f"{split}-step{step}.{fmt}"
+    # names say what is inside: an explicitly chosen layer is part of the name
+    suffix = f"-layer{layer}" if layer is not None else ""
+    path = folder / f"{split}-step{step}{suffix}.{fmt}"
     if fmt == "npz":
         files.save_npz(path, **arrays)
     else:

@@ -199,7 +199,13 @@ class Encoded(NamedTuple):
 
 @torch.no_grad()
 def encode_latents(
-    model: nn.Module, cfg: Config, x: torch.Tensor, *, layer: int | None = None, batch: int = 4096
+    model: nn.Module,
+    cfg: Config,
+    x: torch.Tensor,
+    *,
+    layer: int | None = None,
+    batch: int = 4096,
+    on_batch=None,
 ) -> Encoded:
     """The recorded latent of every row of x, in one no-grad pass per chunk.
 
@@ -208,6 +214,7 @@ def encode_latents(
 
     VAE: (mean, std), each (N, latent_dim). Classifier: (activations of layer `layer` of
     sizes, default the recorded layer; the output layer gives class scores, None).
+    on_batch: called after each chunk (progress).
     """
     was_training = model.training
     model.eval()
@@ -225,6 +232,8 @@ def encode_latents(
                     outs_a.append(model.probabilities(xb))
                 else:
                     outs_a.append(model(xb, upto=layer))
+            if on_batch is not None:
+                on_batch()
         a = torch.cat(outs_a) if outs_a else x.new_zeros((0, 0))
         return Encoded(a, torch.cat(outs_b) if outs_b else None)
     finally:

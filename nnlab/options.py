@@ -8,6 +8,7 @@ meant to have. One set of words for booleans, one message per kind of mistake.
 from __future__ import annotations
 
 import math
+import re
 import typing
 from typing import Any
 
@@ -194,3 +195,27 @@ def raw_values(tokens: list[str] | None, key: str, parsed) -> list[str]:
         elif tok == f"--{key}" and i + 1 < len(tokens):
             out.append(tokens[i + 1])
     return out
+
+
+def is_flag(token: str) -> bool:
+    """Whether Fire reads a token as a flag: --anything, or -x / -x=... (a negative number
+    such as -1 is a value)."""
+    return token.startswith("--") or bool(re.match(r"^-[A-Za-z]", token))
+
+
+def split_command_line(tokens: list[str]) -> tuple[list[str], list[str]]:
+    """(positional arguments, flag names) of a command's arguments, read as Fire reads them:
+    `--key=value`, or `--key value` when the next token is not a flag, or `--key` alone."""
+    positional, flags = [], []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if is_flag(tok):
+            key, eq, _ = tok.lstrip("-").partition("=")
+            flags.append(key.replace("-", "_"))
+            if not eq and i + 1 < len(tokens) and not is_flag(tokens[i + 1]):
+                i += 1  # the next token is this flag's value
+        else:
+            positional.append(tok)
+        i += 1
+    return positional, flags

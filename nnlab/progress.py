@@ -37,10 +37,27 @@ class StopSignals:
         return False
 
 
+LOG_EVERY_S = 5.0  # without a terminal (a CI log, a file): one progress line this often
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 class TrainProgress:
-    """A rich progress bar on stderr (steps/s, loss, ETA), refreshed a few times a second."""
+    """Training progress on stderr: a rich bar (steps/s, loss, ETA) on a terminal, or a
+    plain line every few seconds when stderr is a log."""
 
     def __init__(self, console: Console, total: int, start: int):
+        self.console, self.total = console, total
+        self.live = console.is_terminal
+        self.t0 = self.t_last = self.t_logged = time.perf_counter()
+        self.s0 = self.s_last = self.done = start
+        if self.live:
+            self._make_bar(start)
+
+    def _make_bar(self, start: int) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -59,22 +76,22 @@ class TrainProgress:
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            console=console,
+            console=self.console,
             refresh_per_second=4,
         )
         self.task = self.progress.add_task(
-            "train", total=total, completed=start, rate="-", loss="-"
+            "train", total=self.total, completed=start, rate="-", loss="-"
         )
-        self.t_last = time.perf_counter()
-        self.s_last = self.done = start
 
     def __enter__(self):
-        self.progress.start()
+        if self.live:
+            self.progress.start()
         return self
 
     def __exit__(self, *exc):
-        self.progress.update(self.task, completed=self.done)
-        self.progress.stop()
+        if self.live:
+            self.progress.update(self.task, completed=self.done)
+            self.progress.stop()
         return False
 
     def advance(self, step: int, loss: float) -> None:
@@ -84,20 +101,75 @@ class TrainProgress:
         if now - self.t_last < 0.1:
             return
         rate = (step - self.s_last) / (now - self.t_last)
-        self.progress.update(self.task, completed=step, rate=f"{rate:,.0f}", loss=f"{loss:.4g}")
         self.t_last, self.s_last = now, step
+        if self.live:
+            self.progress.update(self.task, completed=step, rate=f"{rate:,.0f}", loss=f"{loss:.4g}")
+        elif now - self.t_logged >= LOG_EVERY_S:
+            self.t_logged = now
+            mean_rate = (step - self.s0) / max(now - self.t0, 1e-9)
+            eta = (self.total - step) / max(mean_rate, 1e-9)
+            self.console.print(
+                f"train: step {step:,}/{self.total:,} ({100 * step / max(self.total, 1):.0f}%)"
+                f" · {mean_rate:,.0f} steps/s · loss {loss:.4g} · ETA {_clock(eta)}",
+                soft_wrap=True,
+            )
 
     def epoch(self, epoch: int, epochs: int, headline: str) -> None:
         """Print an end-of-epoch line above the bar."""
-        self.progress.update(self.task, description=f"epoch {min(epoch + 1, epochs)}/{epochs}")
+        if self.live:
+            desc = f"epoch {min(epoch + 1, epochs)}/{epochs}"
+            self.progress.update(self.task, description=desc)
         if headline:
-            self.progress.console.print(f"epoch {epoch}/{epochs}: {headline}")
+            self.console.print(f"epoch {epoch}/{epochs}: {headline}", soft_wrap=True)
 
 
-def count_bar(console: Console, label: str):
-    """A bar for counted work (frames, runs): label, bar, done/total, ETA."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+class CountProgress:
+    """Counted work (frames, batches, figures) on stderr: a rich bar with ETA on a
+    terminal, or a plain line every few seconds (and at the end) when stderr is a log."""
 
-    return Progress(
-        f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
-    )
+    def __init__(self, console: Console, label: str, total: int):
+        self.console, self.label, self.total = console, label, total
+        self.done = 0
+        self.live = console.is_terminal
+        self.t0 = self.t_logged = time.perf_counter()
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            self.progress = Progress(
+                f"[bold]{label}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            )
+            self.task = self.progress.add_task(label, total=total)
+
+    def __enter__(self):
+        if self.live:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.live:
+            self.progress.stop()
+        elif exc[0] is None and self.total:
+            self._line()
+        return False
+
+    def advance(self, n: int = 1) -> None:
+        """n more items done."""
+        self.done += n
+        if self.live:
+            self.progress.advance(self.task, n)
+        elif time.perf_counter() - self.t_logged >= LOG_EVERY_S:
+            self._line()
+
+    def _line(self) -> None:
+        now = time.perf_counter()
+        self.t_logged = now
+        rate = self.done / max(now - self.t0, 1e-9)
+        eta = (self.total - self.done) / max(rate, 1e-9)
+        self.console.print(
+            f"{self.label}: {self.done:,}/{self.total:,} · {rate:,.1f}/s · ETA {_clock(eta)}",
+            soft_wrap=True,
+        )

@@ -152,35 +152,48 @@ def describe(run_id: str, runs_dir=None) -> dict:
 
 
 def _console(buf: io.StringIO, color: bool):
+    """A console for a terminal (its width, colours), or for a pipe: so wide that nothing
+    is wrapped or cut with an ellipsis (grep and awk see every full value)."""
+    import shutil
+
     from rich.console import Console
 
-    return Console(file=buf, force_terminal=color, width=120, highlight=False)
+    width = shutil.get_terminal_size((120, 24)).columns if color else 100_000
+    return Console(file=buf, force_terminal=color, width=width, highlight=False)
 
 
 def render_runs(rows: list[dict], color: bool = False) -> str:
-    """The runs table as text."""
+    """The runs table: aligned columns for a terminal (color), tab-separated otherwise."""
     from rich.table import Table
 
     if not rows:
         return "no runs yet: start one with `nnlab train vae`"
-    t = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("id", "model", "dataset", "epochs", "steps", "headline", "status", "created"):
-        t.add_column(col, no_wrap=True)
+    header = ("id", "model", "dataset", "epochs", "steps", "headline", "status", "created")
+    cells = []
     for r in rows:
         if r["status"] == "damaged":
-            t.add_row(r["id"], "-", "-", "-", "-", "-", "damaged", "-")
+            cells.append((r["id"], "-", "-", "-", "-", "-", "damaged", "-"))
             continue
         value = metricslog.format_headline(r["model"], r["value"])
-        t.add_row(
-            r["id"],
-            str(r["model"]),
-            str(r["dataset"]),
-            str(r["epochs_done"]),
-            str(r["steps_done"]),
-            f"{r['headline']} {value}",
-            r["status"],
-            str(r["created"] or "-")[:19].replace("T", " "),
+        cells.append(
+            (
+                r["id"],
+                str(r["model"]),
+                str(r["dataset"]),
+                str(r["epochs_done"]),
+                str(r["steps_done"]),
+                f"{r['headline']} {value}",
+                r["status"],
+                str(r["created"] or "-")[:19].replace("T", " "),
+            )
         )
+    if not color:  # a pipe or a file: tab-separated, every value whole
+        return "\n".join("\t".join(row) for row in [header, *cells])
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    for col in header:
+        t.add_column(col, no_wrap=True)
+    for row in cells:
+        t.add_row(*row)
     buf = io.StringIO()
     _console(buf, color).print(t)
     return buf.getvalue().rstrip("\n")

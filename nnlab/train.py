@@ -105,8 +105,12 @@ def resume(
     meta = run.meta()
     cfg = run.config()
     if epochs is not None:
-        if int(epochs) < 1:
-            raise NnlabError(f"--epochs={epochs}: must be at least 1")
+        done = int(meta.get("epochs_done") or 0)
+        if int(epochs) < max(done, 1):
+            raise NnlabError(
+                f"--epochs={epochs}: run {run.id} has done {done} epoch(s) already; "
+                f"give --epochs={max(done, 1)} or more"
+            )
         cfg = dataclasses.replace(cfg, epochs=int(epochs))
     run.acquire()
     try:

@@ -87,3 +87,46 @@ def test_align_by_fraction_when_lengths_differ():
     assert rows[-1] == [4, 2] and len(rows) == 5
     same = anim.align([src([0, 4, 8]), src([0, 4, 8])], every=2)
     assert same == [[0, 0], [2, 2]]
+
+
+def test_compare_of_runs_drawn_differently_is_refused(nnlab, trained):
+    root, runs = trained
+    r = nnlab("animate", runs["vae"], f"--compare={runs['l3']}", f"--runs_dir={root}")
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1
+    assert "drawn as class densities" in r.err and "a 3-D cube" in r.err
+
+
+def test_each_panel_names_its_own_runs_classes():
+    """A Fashion-MNIST run beside a digits run: each panel's legend has its own classes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from nnlab.config import build
+
+    def source(dataset):
+        rec = record.Recording(
+            "vae",
+            np.array([0]),
+            np.array([0.0]),
+            np.arange(10),
+            np.arange(10),
+            "test",
+            mu=np.random.default_rng(0).normal(size=(1, 10, 2)),
+            sd=np.full((1, 10, 2), 0.5),
+        )
+        cfg = build("vae", overrides={"dataset": dataset})
+        return anim.Source(None, cfg, rec, "density")
+
+    fig, _, _ = anim._figure([source("fashion-mnist"), source("mnist")], list(range(10)), 1, 40)
+    legends = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes]
+    assert "Trouser" in legends[0] and "1" in legends[1] and "Trouser" not in legends[1]
+
+
+def test_output_names_say_what_is_inside(nnlab, trained):
+    root, runs = trained
+    full = nnlab("animate", runs["vae"], f"--runs_dir={root}", "--dpi=30").out.split()[0]
+    part = nnlab("animate", runs["vae"], f"--runs_dir={root}", "--dpi=30", "--classes=0,4")
+    thin = nnlab("animate", runs["vae"], f"--runs_dir={root}", "--dpi=30", "--every=2")
+    assert full.endswith("latents-density.gif")
+    assert part.out.split()[0].endswith("latents-density-classes0-4.gif")
+    assert thin.out.split()[0].endswith("latents-density-every2.gif")

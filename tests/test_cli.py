@@ -36,6 +36,10 @@ from tests.conftest import FAST
         (["animate", "x-1", "--fsp=3"], "unknown option --fsp for 'animate' (did you mean 'fps'?)"),
         (["masks", "x-1", "--unit=3"], "did you mean 'units'"),
         (["embed", "x-1", "--splt=val"], "did you mean 'split'"),
+        (["train", "vae", *FAST, "x"], "unexpected argument 'x'"),
+        (["train", "vae", "--epochs", "1", "2"], "unexpected argument '2'"),
+        (["animate", "a-1", "b-1"], "unexpected argument 'b-1'"),
+        (["summary", "a-1", "--", "--help"], "unexpected argument '--'"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(nnlab, runs, args, needle):
@@ -45,6 +49,38 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(nnlab, runs, args, n
     lines = r.err.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.err
     assert not runs.exists() or not [p for p in runs.iterdir() if not p.name.startswith(".")]
+
+
+def test_resume_with_fewer_epochs_than_done_is_refused(nnlab, runs):
+    run_id = nnlab("train", "classifier", "--preset=linear-ce", *FAST, "--epochs=2").out.strip()
+    before = (runs / run_id / "config.yaml").read_bytes()
+    meta = (runs / run_id / "meta.json").read_bytes()
+    r = nnlab("train", "--resume", run_id, "--epochs=1")
+    assert r.code == 2 and "has done 2 epoch(s) already; give --epochs=2 or more" in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert (runs / run_id / "config.yaml").read_bytes() == before
+    assert (runs / run_id / "meta.json").read_bytes() == meta
+
+
+def test_piped_runs_table_is_tab_separated_and_whole(nnlab, runs):
+    a = nnlab("train", "vae", *FAST, "--snapshot_every=0", "--name=a-rather-long-name").out
+    nnlab("train", "classifier", "--preset=linear-ce", *FAST, "--epochs=1")
+    lines = nnlab("summary").out.splitlines()  # stdout is not a terminal here
+    assert lines[0].split("\t") == [
+        "id",
+        "model",
+        "dataset",
+        "epochs",
+        "steps",
+        "headline",
+        "status",
+        "created",
+    ]
+    rows = [line.split("\t") for line in lines[1:]]
+    assert [r[0] for r in rows][0] == a.strip() and all(len(r) == 8 for r in rows)
+    assert [r[2] for r in rows] == ["mnist-sample"] * 2 and [r[6] for r in rows] == ["finished"] * 2
+    detail = nnlab("summary", a.strip()).out
+    assert "…" not in detail
 
 
 def test_no_validation_split(nnlab, runs):
@@ -105,4 +141,4 @@ def test_console_script_end_to_end(tmp_path):
         text=True,
         env={"PAGER": "cat", "PATH": "/usr/bin:/bin"},
     )
-    assert h.returncode == 0 and "train" in h.stderr and "summary" in h.stderr  # Fire: stderr
+    assert h.returncode == 0 and "train" in h.stdout and "summary" in h.stdout

@@ -56,3 +56,11 @@ def test_embed_errors(nnlab, runs, args, needle):
     r = nnlab("embed", run_id, *args)
     assert r.code == 2 and needle in r.err and len(r.err.strip().splitlines()) == 1, r.err
     assert nnlab("embed", "nope-1").code == 2
+
+
+def test_layers_get_their_own_files(nnlab, runs):
+    run_id = nnlab("train", "classifier", "--preset=latent3", *FAST, "--epochs=1").out.strip()
+    one = nnlab("embed", run_id, "--layer=1").out.strip()
+    two = nnlab("embed", run_id, "--layer=2").out.strip()
+    assert one.endswith("-layer1.npz") and two.endswith("-layer2.npz")
+    assert files.load_npz(one)["act"].shape[1] == 10 and files.load_npz(two)["act"].shape[1] == 3

@@ -30,7 +30,7 @@ LAYERS = [
         "nnlab.files",
     ],
     ["nnlab.config", "nnlab.data", "nnlab.render", "nnlab.render.style"],
-    ["nnlab.store", "nnlab.models", "nnlab.render.panels"],
+    ["nnlab.store", "nnlab.models", "nnlab.render.panels", "nnlab.help"],
     ["nnlab.record", "nnlab.runload", "nnlab.render.gif"],
     ["nnlab.analysis", "nnlab.snapshots"],
     ["nnlab.trainer", "nnlab.render.metrics"],

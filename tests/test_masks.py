@@ -49,3 +49,11 @@ def test_masks_errors(nnlab, trained, key, args, needle):
     root, runs = trained
     r = nnlab("masks", runs[key], f"--runs_dir={root}", *args)
     assert r.code == 2 and needle in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
+def test_a_subset_of_units_does_not_replace_the_full_grid(nnlab, trained):
+    root, runs = trained
+    full = nnlab("masks", runs["lin"], f"--runs_dir={root}").out.split()
+    some = nnlab("masks", runs["lin"], f"--runs_dir={root}", "--units=0,3").out.split()
+    assert some[1].endswith("-units0-3.png") and full[1] != some[1]
+    assert gif_frames(full[0]).shape[0] == 10  # still all ten

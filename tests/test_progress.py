@@ -30,3 +30,22 @@ def test_progress_prints_epoch_lines_to_its_console():
         bar.epoch(1, 2, "test accuracy 50.00%")
     assert "epoch 1/2: test accuracy 50.00%" in buf.getvalue()
     assert bar.done == 5
+
+
+def test_without_a_terminal_progress_is_a_log_line_every_few_seconds(monkeypatch):
+    from nnlab import progress
+
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=False, width=100)
+    with TrainProgress(console, total=100, start=0) as bar:
+        import time
+
+        time.sleep(0.11)
+        bar.advance(50, 0.5)
+    assert "train: step 50/100 (50%)" in buf.getvalue() and "ETA" in buf.getvalue()
+    buf.truncate(0)
+    with progress.CountProgress(console, "animate", 4) as count:
+        for _ in range(4):
+            count.advance()
+    assert "animate: 4/4" in buf.getvalue()

@@ -17,11 +17,12 @@ from nnlab.data import class_names
 from nnlab.density import moments_over_time, pca_basis
 from nnlab.errors import NnlabError, RunError
 from nnlab.options import parse_classes, positive_int, positive_number
-from nnlab.progress import count_bar
+from nnlab.progress import CountProgress
 from nnlab.render.panels import DensityPanel, Panel, Scatter3DPanel, ScatterPanel
 from nnlab.render.style import DPI, LABEL_SIZE, PANEL_INCHES, PRIOR_COLOR, TITLE_SIZE, class_colors
 
 KINDS = ("auto", "density", "scatter")
+KIND_WORDS = {"density": "class densities", "scatter": "points", "scatter3d": "a 3-D cube"}
 GREEK = {"beta": "β", "lr": "lr", "latent_dim": "latent dim", "hidden_dims": "hidden"}
 
 
@@ -203,12 +204,25 @@ def animate(
     dpi = positive_int(dpi, "dpi")
     compare = [compare] if isinstance(compare, str) else list(compare or [])
     sources = [load_source(r, runs_dir, str(kind)) for r in [run_id, *compare]]
+    for other in sources[1:]:
+        if other.kind != sources[0].kind:
+            a, b = sources[0], other
+            raise NnlabError(
+                f"--compare: {a.run.id} is drawn as {KIND_WORDS[a.kind]}, {b.run.id} as "
+                f"{KIND_WORDS[b.kind]}; compare runs drawn the same way (--kind=scatter draws "
+                "any 2-D latent as points)"
+            )
     frames = render_frames(sources, classes, every, dpi, console)
     if out_path:
         gif_path = out_path
     else:
         stem = "latents" if not compare else "compare-" + "-".join(s.run.id for s in sources[1:])
-        gif_path = sources[0].run.file("media", f"{stem}-{sources[0].kind}.gif")
+        stem += f"-{sources[0].kind}"
+        if classes != list(range(10)):  # names say what is inside
+            stem += "-classes" + "-".join(map(str, classes))
+        if every > 1:
+            stem += f"-every{every}"
+        gif_path = sources[0].run.file("media", f"{stem}.gif")
     write_gif(gif_path, frames, fps=fps)
     png_path = write_png(gif_path.with_suffix(".png"), frames[-1])
     return [str(gif_path), str(png_path)]
@@ -225,14 +239,13 @@ def render_frames(sources: list[Source], classes: list[int], every: int, dpi: in
     fig, panels, titles = _figure(sources, classes, len(frames_of), dpi)
     draw = _frame_drawer(fig, panels, titles)
     frames = []
-    with count_bar(console or stderr_console(), "animate") as bar:
-        task = bar.add_task("frames", total=len(frames_of))
+    with CountProgress(console or stderr_console(), "animate", len(frames_of)) as bar:
         for row in frames_of:
             for panel, src, s, (title, label) in zip(panels, sources, row, titles, strict=True):
                 panel.update(s)
                 title.set_text(f"{label}\nEpoch {src.rec.epochs[s]:.2f} · step {src.rec.steps[s]}")
             frames.append(draw())
-            bar.advance(task)
+            bar.advance()
     plt.close(fig)
     return frames
 
@@ -246,7 +259,6 @@ def _figure(sources: list[Source], classes: list[int], n_frames: int, dpi: int):
         if len(sources) > 1
         else [run_label(sources[0].cfg)]
     )
-    names = class_names(sources[0].cfg.dataset)
     colors = class_colors()
     limits = shared_limits(sources, classes)
     n = len(sources)
@@ -257,6 +269,7 @@ def _figure(sources: list[Source], classes: list[int], n_frames: int, dpi: int):
         three = src.kind == "scatter3d"
         ax = fig.add_subplot(1, n, i + 1, projection="3d" if three else None)
         labels_ = src.rec.labels
+        names = class_names(src.cfg.dataset)  # each panel its own run's classes
         if src.kind == "density":
             panels.append(DensityPanel(ax, src.rec, classes, colors, names, limits[i]))
         elif three:
@@ -266,13 +279,20 @@ def _figure(sources: list[Source], classes: list[int], n_frames: int, dpi: int):
         ax.set_xlabel(src.axis_labels[0])
         ax.set_ylabel(src.axis_labels[1])
         titles.append((ax.set_title(label, fontsize=TITLE_SIZE), label))
-    _legend(fig, sources[0].kind == "density", classes, colors, names, n)
+    datasets = {s.cfg.dataset for s in sources}
+    if len(datasets) == 1:
+        _legend(fig, sources[0].kind == "density", classes, colors, names, n)
+    else:  # different classes side by side: a legend under each panel
+        for ax, src in zip(fig.axes, sources, strict=True):
+            names = class_names(src.cfg.dataset)
+            _legend(ax, src.kind == "density", classes, colors, names, 1, below_axes=True)
     fig.subplots_adjust(left=0.08 / n**0.5, right=1 - 0.03 / n, top=0.9, bottom=0.2, wspace=0.25)
     return fig, panels, titles
 
 
-def _legend(fig, density: bool, classes, colors, names, n_panels: int) -> None:
-    """One legend of the classes (and the prior's circles) below the panels."""
+def _legend(where, density: bool, classes, colors, names, n_panels: int, below_axes=False):
+    """A legend of the classes (and the prior's circles): below the panels of a figure, or
+    below one axes."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -283,9 +303,10 @@ def _legend(fig, density: bool, classes, colors, names, n_panels: int) -> None:
         handles = [
             Line2D([], [], ls="", marker="o", color=colors[c], label=names[c]) for c in classes
         ]
-    fig.legend(
+    where.legend(
         handles=handles,
-        loc="lower center",
+        loc="upper center" if below_axes else "lower center",
+        bbox_to_anchor=(0.5, -0.1) if below_axes else None,
         ncol=min(len(handles), 6 if n_panels > 1 else 4),
         fontsize=LABEL_SIZE,
         frameon=False,

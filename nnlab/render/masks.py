@@ -46,6 +46,8 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     vmax = float(np.abs(images).max()) or 1.0  # one symmetric scale: units are comparable
     folder = output_folder(out, run, "masks")
     tag = f"step{int(ck['step'])}"
+    if chosen != list(range(weights.shape[0])):  # a subset: say which, never overwrite all
+        tag += "-units" + "-".join(map(str, chosen))
 
     # the GIF: one unit per frame, artists reused
     fig, ax = plt.subplots(figsize=(4.2, 4.0), dpi=100)

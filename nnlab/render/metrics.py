@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from nnlab import analysis, metricslog, record, store
+from nnlab.console import stderr_console
+from nnlab.progress import CountProgress
 
 
 def metric_panels(series: dict) -> list[tuple[str, tuple[str, ...]]]:
@@ -31,7 +33,10 @@ def plot_metrics(run_id, runs_dir=None):
     epochs = metricslog.of_kind(lines, "epoch")
     series = {}
     if record.chunk_files(run.latents):
-        series = analysis.series(record.load_recording(run.latents, cfg.model))
+        rec = record.load_recording(run.latents, cfg.model)
+        n = len(analysis.series_indices(len(rec), 200))
+        with CountProgress(stderr_console(), "latent metrics", n) as bar:
+            series = analysis.series(rec, 200, on_step=bar.advance)
 
     panels = [("loss", None)]
     if cfg.model == "classifier":

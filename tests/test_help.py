@@ -1,0 +1,85 @@
+"""Help pages: every option and config field with its type, default, values and meaning."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import subprocess
+import sys
+
+import pytest
+
+from nnlab import __version__, cli, config
+from nnlab.help import parse_docstring
+
+
+def _field_line(page: str, name: str) -> str:
+    (line,) = [ln for ln in page.splitlines() if ln.strip().startswith(f"--{name}=")]
+    return line
+
+
+@pytest.mark.parametrize("model", ["vae", "classifier"])
+def test_train_model_page_lists_every_field(nnlab, model):
+    r = nnlab("train", model, "--help")
+    assert r.code == 0 and r.err == "", r.err
+    page = r.out[r.out.index("config fields of") :]
+    cls = config.CONFIG_CLASSES[model]
+    for f in dataclasses.fields(cls):
+        if f.name == "model":
+            continue
+        line = _field_line(page, f.name)
+        assert "=" in line and line.split("=", 1)[1].split()[0] in (
+            "INT",
+            "NUMBER",
+            "TEXT",
+            "BOOL",
+            "INTS",
+            "CHOICE",
+        ), line
+        at = page.index(line)
+        entry = page[at : page.find("\n  --", at + 1)]
+        assert "[default:" in entry and config.field_info(cls, f.name)["help"][:20] in " ".join(
+            entry.split()
+        ), entry
+        for choice in config.field_info(cls, f.name).get("choices", ()):
+            assert choice in entry
+    assert "presets" in page and ("vae-beta10" if model == "vae" else "latent3") in page
+
+
+def test_train_page_without_model_and_with_a_typo(nnlab):
+    page = nnlab("train", "--help").out
+    assert "--beta=NUMBER" in page and "--sizes=INTS" in page and "--preset=" in page
+    assert "nielsen" in page and "init=normal" in page  # what each preset changes
+    r = nnlab("train", "vea", "--help")
+    assert r.code == 2 and "did you mean 'vae'" in r.err
+
+
+@pytest.mark.parametrize("command", [c for c in cli.COMMANDS if c != "train"])
+def test_command_pages_list_every_option(nnlab, command):
+    r = nnlab(command, "--help")
+    assert r.code == 0 and r.err == ""
+    fn = cli.COMMANDS[command]
+    _, _, documented = parse_docstring(fn)
+    for name in inspect.signature(fn).parameters:
+        assert name in documented, f"{command}: document {name} in Args"
+        if name != "run_id":
+            assert f"--{name}" in r.out
+    assert "INFO:" not in r.out and "Optional[" not in r.out and "--run_id" not in r.out
+
+
+def test_overview_and_version(nnlab):
+    for args in (["--help"], ["-h"], []):
+        r = nnlab(*args)
+        assert r.code == 0 and all(c in r.out for c in cli.COMMANDS)
+    assert nnlab("--version").out.strip() == f"nnlab {__version__}"
+
+
+def test_help_needs_no_pager_and_writes_stdout():
+    r = subprocess.run(
+        [sys.executable, "-m", "nnlab", "animate", "--help"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PAGER": "false"},  # a pager would fail the command
+        timeout=60,
+    )
+    assert r.returncode == 0 and "--classes" in r.stdout and r.stderr == ""
