@@ -79,7 +79,7 @@ def animate(
     kind: str = "auto",
     classes: str | None = None,
     fps: float = 10,
-    every: int = 1,
+    every: int | None = None,
     out: str | None = None,
     compare: str | None = None,
     dpi: int = 100,
@@ -95,7 +95,8 @@ def animate(
         kind: {auto,density,scatter} what to draw (auto: densities for a 2-D VAE)
         classes: the classes to show, e.g. 0,4,9 (default: all)
         fps: frames per second of the GIF
-        every: draw every K-th snapshot (always ending on the last)
+        every: draw every K-th snapshot, always ending on the last (default: as many as
+            keep the GIF at 150 frames or fewer)
         out: the GIF's path (default <run>/media/)
         compare: other runs drawn side by side (comma-separated, or the option repeated)
         dpi: pixels per inch of a 5.6-inch panel

@@ -48,16 +48,18 @@ def command(model: str | None, flags: dict[str, str]) -> str:
 
 def start(cfg: config.Config, runs_dir=None, console: Console | None = None, name_lock=None) -> str:
     """Create a run for cfg, train it, and return its id (name_lock: from store.lock_name)."""
-    import torch
-
-    from nnlab import trainer as loop
-    from nnlab.models import parameter_table
-
     console = console or stderr_console()
     if cfg.name and name_lock is None:
         name_lock = store.lock_name(runs_dir, cfg.model, cfg.name)
-    device = loop.setup(cfg)
-    splits = loop.load_splits(cfg, device, console)  # before any directory exists: no half runs
+    # A few seconds pass before the first step: say what is happening (on a terminal).
+    with console.status(f"starting torch, loading {cfg.dataset}…"):
+        import torch
+
+        from nnlab import trainer as loop
+        from nnlab.models import parameter_table
+
+        device = loop.setup(cfg)
+        splits = loop.load_splits(cfg, device, console)  # before any directory: no half runs
     requested = cfg.dataset
     if splits.name != cfg.dataset:
         cfg = dataclasses.replace(cfg, dataset=splits.name)
@@ -118,8 +120,9 @@ def resume(
 
         if run.clean_temp_files():
             console.print("removed temp files left by an interrupted write")
-        device = loop.setup(cfg)
-        splits = loop.load_splits(cfg, device, console)
+        with console.status(f"loading {cfg.dataset}…"):
+            device = loop.setup(cfg)
+            splits = loop.load_splits(cfg, device, console)
         if len(splits.train_x) != meta.get("train_size"):
             raise RunError(f"run {run.id}: dataset {cfg.dataset} now has a different size")
         trainer = loop.Trainer(run, cfg, splits, device, console)

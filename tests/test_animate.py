@@ -8,6 +8,7 @@ import pytest
 
 from nnlab import record, store
 from nnlab.render import animate as anim
+from tests.conftest import FAST
 
 
 def gif_frames(path):
@@ -130,3 +131,48 @@ def test_output_names_say_what_is_inside(nnlab, trained):
     assert full.endswith("latents-density.gif")
     assert part.out.split()[0].endswith("latents-density-classes0-4.gif")
     assert thin.out.split()[0].endswith("latents-density-every2.gif")
+
+
+def _outlier_source(frames=200, n=1000, seed=0):
+    """Points that shrink from +-5.5 to +-4.1 over training, with a few far out (|mu| up to
+    8.6) in the first 3% of frames: the shape of a beta = 1 run's early transient."""
+    rng = np.random.default_rng(seed)
+    reach = np.linspace(5.5, 4.1, frames)[:, None, None]
+    mu = rng.uniform(-1, 1, (frames, n, 2)) * reach
+    early = int(0.03 * frames)
+    mu[:early, :20] = rng.uniform(6.0, 8.6, (early, 20, 2)) * rng.choice([-1, 1], (early, 20, 2))
+    rec = record.Recording(
+        "vae",
+        np.arange(frames),
+        np.linspace(0, 1, frames),
+        rng.integers(0, 10, n),
+        np.arange(n),
+        "test",
+        mu=mu.astype(np.float32),
+        sd=np.full((frames, n, 2), 0.05, np.float32),
+    )
+    return anim.Source(None, None, rec, "density"), mu
+
+
+def test_axes_follow_the_bulk_of_the_data_not_an_early_outlier():
+    src, mu = _outlier_source()
+    x0, x1, y0, y1 = anim._limits(src, list(range(10)))
+    inside = (mu[..., 0] >= x0) & (mu[..., 0] <= x1) & (mu[..., 1] >= y0) & (mu[..., 1] <= y1)
+    share = inside.mean(axis=1)
+    assert (share >= 0.9).mean() >= 0.95  # >= 90% of the points in >= 95% of the frames
+    last = mu[-1]
+    used = np.ptp(last[:, 0]) * np.ptp(last[:, 1]) / ((x1 - x0) * (y1 - y0))
+    assert used > 0.5, (x0, x1, used)  # less than half of the panel empty at the end
+    outside = anim.outside_counts(src, list(range(10)), (x0, x1, y0, y1))
+    assert outside[0] > 0 and outside[-1] == 0  # the frames say what they leave out
+
+
+def test_long_recordings_are_thinned_unless_asked(nnlab, runs):
+    run_id = nnlab(
+        "train", "vae", *FAST, "--epochs=2", "--snapshot_every=1", "--probe_size=50"
+    ).out.strip()
+    r = nnlab("animate", run_id, "--dpi=30")
+    assert r.code == 0, r.err
+    assert gif_frames(r.out.split()[0]).shape[0] == 114  # 227 snapshots, every 2nd
+    r = nnlab("animate", run_id, "--dpi=30", "--every=1")
+    assert gif_frames(r.out.split()[0]).shape[0] == 227

@@ -25,9 +25,12 @@ def test_decode_writes_four_figures(nnlab, runs):
         "decode-manifold-over-training.gif",
     ]
     manifold = iio.imread(paths[0])
-    assert manifold.shape[:2] == (GRID * 29 + 1, GRID * 29 + 1)
+    # the mosaic of GRID x GRID tiles, drawn larger than its pixels, with axes around it
+    assert manifold.shape[0] > GRID * 29 + 1 and manifold.shape[1] > GRID * 29 + 1
     assert manifold.std() > 10  # decoded digits, not a blank page
-    assert iio.imread(paths[1]).shape[:2] == (2 * 29 + 1, 10 * 29 + 1)
+    recon = iio.imread(paths[1])
+    assert recon.shape[1] >= 1000 and recon.shape[0] >= 250  # tiles big enough to read
+    assert iio.imread(paths[3]).shape[1] >= 1000
     assert iio.imread(paths[4], index=None).shape[0] == 22  # 12 steps there, 10 back
     over = iio.imread(paths[5], index=None)
     assert over.shape[0] == 2 and not np.array_equal(over[0], over[-1])  # epochs 1 and 2

@@ -57,3 +57,24 @@ def test_a_subset_of_units_does_not_replace_the_full_grid(nnlab, trained):
     some = nnlab("masks", runs["lin"], f"--runs_dir={root}", "--units=0,3").out.split()
     assert some[1].endswith("-units0-3.png") and full[1] != some[1]
     assert gif_frames(full[0]).shape[0] == 10  # still all ten
+
+
+def test_colour_scale_is_set_by_a_high_percentile_not_the_extremes(nnlab, trained, monkeypatch):
+    """A few extreme weights must not wash the masks out: the scale is the 99th percentile."""
+    import torch
+
+    from nnlab import files
+
+    root, runs = trained
+    path = root / runs["lin"] / "checkpoints" / "final.pt"
+    ck = files.load_checkpoint(path)
+    w = ck["model"]["layers.0.weight"]
+    typical = float(torch.quantile(w.abs().flatten(), 0.99))
+    w[0, :3] = 40.0  # three extreme pixels
+    files.save_checkpoint(root / "extreme.pt", ck)
+    r = nnlab("masks", runs["lin"], f"--runs_dir={root}", f"--checkpoint={root / 'extreme.pt'}")
+    assert r.code == 0, r.err
+    png = iio.imread(r.out.split()[1])
+    # a mask other than the first is still strongly coloured (red or blue pixels)
+    sat = png[..., :3].max(-1).astype(int) - png[..., :3].min(-1)
+    assert (sat > 120).mean() > 0.02 and typical < 5

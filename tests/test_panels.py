@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnlab import record
-from nnlab.render.panels import DensityPanel
+from nnlab.render.panels import DensityPanel, spread_labels
 from nnlab.render.style import class_colors
 
 
@@ -45,3 +45,45 @@ def test_density_panel_colours_each_class_where_it_lives():
         assert not np.allclose(p, 1.0)
     assert np.allclose(pixel(0.0, 0.0), 1.0) and np.allclose(pixel(0.0, 3.5), 1.0)
     plt.close(fig)
+
+
+def test_class_labels_never_overlap_even_when_the_classes_do():
+    """All ten classes at the same place (step 0): the labels are moved apart."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = np.repeat(np.arange(10), 20)
+    rec = record.Recording(
+        "vae",
+        np.array([0]),
+        np.array([0.0]),
+        labels,
+        np.arange(200),
+        "test",
+        mu=np.random.default_rng(0).normal(0, 0.05, (1, 200, 2)),
+        sd=np.full((1, 200, 2), 0.7),
+    )
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"] + ["Sandal", "Shirt"] * 2
+    names += ["Bag"]
+    fig, ax = plt.subplots(figsize=(5.6, 5.6), dpi=100)
+    panel = DensityPanel(ax, rec, list(range(10)), class_colors(), names, (-4, 4, -4, 4))
+    panel.update(0)
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in panel.tags.values()]
+    for i in range(10):
+        for j in range(i + 1, 10):
+            a, b = boxes[i], boxes[j]
+            overlap_x = min(a.x1, b.x1) - max(a.x0, b.x0)
+            overlap_y = min(a.y1, b.y1) - max(a.y0, b.y0)
+            assert overlap_x <= 1 or overlap_y <= 1, (names[i], names[j])
+    ax_box = ax.get_window_extent()
+    assert all(ax_box.x0 - 1 <= b.x0 and b.x1 <= ax_box.x1 + 1 for b in boxes)
+    plt.close(fig)
+
+
+def test_spread_labels_leaves_separate_labels_alone():
+    xy = np.array([[0.0, 0.0], [2.0, 2.0]])
+    half = np.full((2, 2), 0.5)
+    np.testing.assert_array_equal(spread_labels(xy, half, (-4, 4, -4, 4)), xy)

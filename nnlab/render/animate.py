@@ -14,14 +14,22 @@ import numpy as np
 from nnlab import record, store
 from nnlab.console import stderr_console
 from nnlab.data import class_names
-from nnlab.density import moments_over_time, pca_basis
+from nnlab.density import pca_basis
 from nnlab.errors import NnlabError, RunError
 from nnlab.options import parse_classes, positive_int, positive_number
 from nnlab.progress import CountProgress
 from nnlab.render.panels import DensityPanel, Panel, Scatter3DPanel, ScatterPanel
-from nnlab.render.style import DPI, LABEL_SIZE, PANEL_INCHES, PRIOR_COLOR, TITLE_SIZE, class_colors
+from nnlab.render.style import (
+    DPI,
+    LABEL_SIZE,
+    PANEL_INCHES,
+    PRIOR_COLOR,
+    TITLE_SIZE,
+    class_colors,
+)
 
 KINDS = ("auto", "density", "scatter")
+MAX_FRAMES = 150  # without --every, snapshots are thinned to at most this many frames
 KIND_WORDS = {"density": "class densities", "scatter": "points", "scatter3d": "a 3-D cube"}
 GREEK = {"beta": "β", "lr": "lr", "latent_dim": "latent dim", "hidden_dims": "hidden"}
 
@@ -120,27 +128,44 @@ def differing_labels(cfgs) -> list[str]:
     return out
 
 
+def robust_limits(points: np.ndarray, spread: np.ndarray | None = None) -> np.ndarray:
+    """Axis limits (lo, hi) per axis, shape (2, 2), that follow the bulk of the data.
+
+    Per frame, the 0.5% and 99.5% quantiles of each coordinate (widened by the frame's
+    median spread, for densities); over frames, the 5% quantile of those lows and the 95%
+    quantile of the highs; then 2% padding. A transient outlier (a few points far out in a
+    few early frames) never sets the scale; the frames note the points they leave out.
+    """
+    lo_f = np.nanquantile(points, 0.005, axis=1)  # (S, 2)
+    hi_f = np.nanquantile(points, 0.995, axis=1)
+    if spread is not None:
+        s = np.nanmedian(spread, axis=1)
+        lo_f, hi_f = lo_f - s, hi_f + s
+    lo, hi = np.quantile(lo_f, 0.05, axis=0), np.quantile(hi_f, 0.95, axis=0)
+    pad = np.maximum((hi - lo) * 0.02, 1e-3)
+    return np.stack([lo - pad, hi + pad], axis=1)
+
+
 def _limits(src: Source, classes: list[int]) -> tuple[float, float, float, float]:
-    """Fixed axes for the whole animation."""
+    """Fixed axes for the whole animation: a square around the prior for densities (at
+    least its 2-sigma circle), the bulk of the points otherwise."""
+    sel = np.isin(src.rec.labels, classes)
     if src.kind == "density":
-        reach = 3.0
-        for c in classes:
-            sel = src.rec.labels == c
-            if sel.any():
-                m, cov = moments_over_time(src.rec.mu[:, sel], src.rec.sd[:, sel])
-                sds = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
-                reach = max(reach, float(np.max(np.abs(m) + 2 * sds)))
-        reach = min(math.ceil(reach * 2) / 2, 50.0)
+        lim = robust_limits(src.rec.mu[:, sel], src.rec.sd[:, sel])
+        reach = min(max(2.5, float(np.abs(lim).max())), 50.0)
         return -reach, reach, -reach, reach
-    pts = src.points[:, np.isin(src.rec.labels, classes)]
-    lo, hi = np.nanmin(pts, axis=(0, 1)), np.nanmax(pts, axis=(0, 1))
-    pad = np.maximum((hi - lo) * 0.05, 1e-3)
-    return (
-        float(lo[0] - pad[0]),
-        float(hi[0] + pad[0]),
-        float(lo[1] - pad[1]),
-        float(hi[1] + pad[1]),
-    )
+    (x0, x1), (y0, y1) = robust_limits(src.points[:, sel, :2])
+    return float(x0), float(x1), float(y0), float(y1)
+
+
+def outside_counts(src: Source, classes: list[int], limits) -> np.ndarray | None:
+    """Per snapshot, how many shown points lie outside fixed 2-D limits (None for 3-D)."""
+    if limits is None:
+        return None
+    pts = (src.rec.mu if src.kind == "density" else src.points)[:, np.isin(src.rec.labels, classes)]
+    x0, x1, y0, y1 = limits
+    x, y = pts[..., 0], pts[..., 1]
+    return ((x < x0) | (x > x1) | (y < y0) | (y > y1)).sum(axis=1)
 
 
 def shared_limits(sources: list[Source], classes: list[int]) -> list[tuple]:
@@ -189,7 +214,7 @@ def animate(
     kind="auto",
     classes=None,
     fps=10,
-    every=1,
+    every=None,
     out=None,
     compare=(),
     dpi=DPI,
@@ -200,7 +225,9 @@ def animate(
 
     classes = parse_classes(classes)
     out_path = _gif_path(out) if out else None
-    every, fps = positive_int(every, "every"), positive_number(fps, "fps")
+    asked = every is not None
+    every = positive_int(every, "every") if asked else 1
+    fps = positive_number(fps, "fps")
     dpi = positive_int(dpi, "dpi")
     compare = [compare] if isinstance(compare, str) else list(compare or [])
     sources = [load_source(r, runs_dir, str(kind)) for r in [run_id, *compare]]
@@ -212,6 +239,8 @@ def animate(
                 f"{KIND_WORDS[b.kind]}; compare runs drawn the same way (--kind=scatter draws "
                 "any 2-D latent as points)"
             )
+    if not asked:  # a GIF a newcomer can open: at most MAX_FRAMES frames unless asked
+        every = math.ceil(max(len(src.rec) for src in sources) / MAX_FRAMES)
     frames = render_frames(sources, classes, every, dpi, console)
     if out_path:
         gif_path = out_path
@@ -220,7 +249,7 @@ def animate(
         stem += f"-{sources[0].kind}"
         if classes != list(range(10)):  # names say what is inside
             stem += "-classes" + "-".join(map(str, classes))
-        if every > 1:
+        if asked and every > 1:
             stem += f"-every{every}"
         gif_path = sources[0].run.file("media", f"{stem}.gif")
     write_gif(gif_path, frames, fps=fps)
@@ -236,21 +265,28 @@ def render_frames(sources: list[Source], classes: list[int], every: int, dpi: in
     import matplotlib.pyplot as plt
 
     frames_of = align(sources, every)
-    fig, panels, titles = _figure(sources, classes, len(frames_of), dpi)
+    limits = shared_limits(sources, classes)
+    outside = [outside_counts(s, classes, lim) for s, lim in zip(sources, limits, strict=True)]
+    fig, panels, titles = _figure(sources, classes, len(frames_of), dpi, limits)
     draw = _frame_drawer(fig, panels, titles)
     frames = []
     with CountProgress(console or stderr_console(), "animate", len(frames_of)) as bar:
         for row in frames_of:
-            for panel, src, s, (title, label) in zip(panels, sources, row, titles, strict=True):
+            for i, (panel, src, s) in enumerate(zip(panels, sources, row, strict=True)):
                 panel.update(s)
-                title.set_text(f"{label}\nEpoch {src.rec.epochs[s]:.2f} · step {src.rec.steps[s]}")
+                title, label = titles[i]
+                text = f"{label}\nEpoch {src.rec.epochs[s]:.2f} · step {src.rec.steps[s]}"
+                k = 0 if outside[i] is None else int(outside[i][s])
+                if k:
+                    text += f" · {k:,} point{'s' if k > 1 else ''} outside"
+                title.set_text(text)
             frames.append(draw())
             bar.advance()
     plt.close(fig)
     return frames
 
 
-def _figure(sources: list[Source], classes: list[int], n_frames: int, dpi: int):
+def _figure(sources: list[Source], classes: list[int], n_frames: int, dpi: int, limits=None):
     """The figure with one panel per source, titles and the shared legend."""
     import matplotlib.pyplot as plt
 
@@ -260,7 +296,7 @@ def _figure(sources: list[Source], classes: list[int], n_frames: int, dpi: int):
         else [run_label(sources[0].cfg)]
     )
     colors = class_colors()
-    limits = shared_limits(sources, classes)
+    limits = limits or shared_limits(sources, classes)
     n = len(sources)
     fig = plt.figure(figsize=(PANEL_INCHES * n, PANEL_INCHES + 0.9), dpi=dpi)
     panels: list[Panel] = []
@@ -286,7 +322,8 @@ def _figure(sources: list[Source], classes: list[int], n_frames: int, dpi: int):
         for ax, src in zip(fig.axes, sources, strict=True):
             names = class_names(src.cfg.dataset)
             _legend(ax, src.kind == "density", classes, colors, names, 1, below_axes=True)
-    fig.subplots_adjust(left=0.08 / n**0.5, right=1 - 0.03 / n, top=0.9, bottom=0.2, wspace=0.25)
+    # room on the left for a long axis label ("PC2 (23% of variance)") and its ticks
+    fig.subplots_adjust(left=0.12 / n, right=1 - 0.03 / n, top=0.9, bottom=0.2, wspace=0.3)
     return fig, panels, titles
 
 

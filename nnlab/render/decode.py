@@ -12,8 +12,10 @@ import numpy as np
 
 from nnlab import files, store
 from nnlab.console import stderr_console
+from nnlab.data import class_names
 from nnlab.errors import NnlabError, RunError
 from nnlab.options import parse_pair
+from nnlab.progress import CountProgress
 
 GRID = 15  # manifold tiles per side
 SPAN = 3.0  # the manifold covers [-SPAN, SPAN]^2 (in standard deviations of the prior)
@@ -49,14 +51,49 @@ def manifold_points(latent_dim: int, means: np.ndarray | None):
     )
 
 
+def _mosaic_figure(mosaic: np.ndarray, inches: tuple[float, float], title: str):
+    """A figure showing one grey mosaic at a readable size: (figure, axes, image artist)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=inches, dpi=100)
+    image = ax.imshow(mosaic, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_title(title, fontsize=10)
+    return fig, ax, image
+
+
+def _tile_centres(n: int, pad: int = 1, size: int = 28) -> np.ndarray:
+    """Pixel centres of n tiles along one side of a mosaic made by tiles()."""
+    return pad + np.arange(n) * (size + pad) + (size - 1) / 2
+
+
+def manifold_axes(ax, latent_dim: int) -> None:
+    """Ticks and labels of the manifold: whole latent values, placed where they fall
+    between the first and last tile centres (the grid runs from -SPAN to SPAN)."""
+    first, last = _tile_centres(GRID)[[0, -1]]
+    values = np.arange(-int(SPAN), int(SPAN) + 1)
+    at = first + (values + SPAN) / (2 * SPAN) * (last - first)
+    ax.set_xticks(at, [f"{v:g}" for v in values])
+    ax.set_yticks(at, [f"{v:g}" for v in values[::-1]])  # the top row is z2 high
+    if latent_dim == 2:
+        ax.set_xlabel("z₁")
+        ax.set_ylabel("z₂")
+    else:  # the grid spans the first two principal directions, in standard deviations
+        ax.set_xlabel("PC1 of the test posterior means (standard deviations)")
+        ax.set_ylabel("PC2 (standard deviations)")
+
+
 def decode(
     run_id, runs_dir=None, *, checkpoint=None, out=None, between=None, over_training=False, seed=0
 ) -> list[str]:
     """Write the decoder figures for a VAE run; return the written paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     import torch
 
     from nnlab import data
-    from nnlab.render.gif import output_folder, write_gif, write_png
+    from nnlab.render.gif import figure_to_array, output_folder, write_gif, write_png
     from nnlab.runload import load_model
 
     run = store.open_run(run_id, runs_dir)
@@ -65,8 +102,10 @@ def decode(
     if cfg.model != "vae":
         raise RunError(f"decode needs a VAE run; {run.id} is a {cfg.model}")
     pair = parse_pair(between)
-    cfg, model, ck = load_model(run, checkpoint)
-    splits = data.load(cfg.dataset, cfg.data_dir or None, cfg.val_fraction, cfg.seed)
+    console = stderr_console()
+    with console.status(f"loading the model and {cfg.dataset}…"):
+        cfg, model, ck = load_model(run, checkpoint)
+        splits = data.load(cfg.dataset, cfg.data_dir or None, cfg.val_fraction, cfg.seed)
     test_x, test_y = splits.test_x, splits.test_y.numpy()
     if pair is None:  # default: the first 4 and the first 9 of the test split
         pair = (int(np.flatnonzero(test_y == 4)[0]), int(np.flatnonzero(test_y == 9)[0]))
@@ -74,6 +113,7 @@ def decode(
         raise NnlabError(f"--between={between}: test indices run from 0 to {len(test_x) - 1}")
     folder = output_folder(out, run, "decode")
     step = int(ck["step"])
+    names = class_names(cfg.dataset)
     written = []
 
     def dec(z) -> np.ndarray:
@@ -84,46 +124,78 @@ def decode(
                 .reshape(-1, 28, 28)
             )
 
-    with torch.inference_mode():
-        means = model.encode(test_x)[0].numpy()
-    points = manifold_points(cfg.latent_dim, means)
-    written.append(
-        write_png(folder / f"decode-manifold-step{step}.png", tiles(dec(points), GRID, GRID))
-    )
+    def save(fig, name: str):
+        written.append(write_png(folder / name, figure_to_array(fig)))
+        plt.close(fig)
 
-    firsts = [int(np.flatnonzero(test_y == c)[0]) for c in range(10) if (test_y == c).any()]
-    originals = test_x[firsts].numpy().reshape(-1, 28, 28)
-    with torch.inference_mode():
-        recon = dec(model.encode(test_x[firsts])[0])
-    both = np.concatenate([originals, recon])
-    written.append(
-        write_png(folder / f"decode-reconstructions-step{step}.png", tiles(both, 2, len(firsts)))
-    )
+    with CountProgress(console, "decode", 5 if over_training else 4) as bar:
+        with torch.inference_mode():
+            means = model.encode(test_x)[0].numpy()
+        points = manifold_points(cfg.latent_dim, means)
+        fig, ax, _ = _mosaic_figure(
+            tiles(dec(points), GRID, GRID), (6.6, 6.6), f"{run.id}: the decoded latent grid"
+        )
+        manifold_axes(ax, cfg.latent_dim)
+        fig.tight_layout()
+        save(fig, f"decode-manifold-step{step}.png")
+        bar.advance()
 
-    z = torch.randn(64, cfg.latent_dim, generator=torch.Generator().manual_seed(seed)).numpy()
-    written.append(write_png(folder / f"decode-samples-step{step}.png", tiles(dec(z), 8, 8)))
+        firsts = [int(np.flatnonzero(test_y == c)[0]) for c in range(10) if (test_y == c).any()]
+        originals = test_x[firsts].numpy().reshape(-1, 28, 28)
+        with torch.inference_mode():
+            recon = dec(model.encode(test_x[firsts])[0])
+        both = tiles(np.concatenate([originals, recon]), 2, len(firsts))
+        fig, ax, _ = _mosaic_figure(
+            both, (0.95 * len(firsts) + 1.4, 2.9), "test images and their reconstructions"
+        )
+        ax.set_xticks(_tile_centres(len(firsts)), [names[int(test_y[i])] for i in firsts])
+        ax.set_yticks(_tile_centres(2), ["original", "reconstruction"])
+        ax.tick_params(length=0, labelsize=8)
+        fig.tight_layout()
+        save(fig, f"decode-reconstructions-step{step}.png")
+        bar.advance()
 
-    with torch.inference_mode():
-        ends = model.encode(test_x[list(pair)])[0].numpy()
-    t = np.linspace(0, 1, 12)[:, None]
-    strip = dec((1 - t) * ends[0] + t * ends[1])
-    name = f"decode-interpolation-{pair[0]}-{pair[1]}-step{step}"
-    written.append(write_png(folder / f"{name}.png", tiles(strip, 1, len(strip))))
-    big = [np.kron(tiles(img[None], 1, 1, pad=0), np.ones((6, 6), np.uint8)) for img in strip]
-    frames = [np.repeat(f[..., None], 3, axis=2) for f in big + big[-2:0:-1]]  # there and back
-    written.append(write_gif(folder / f"{name}.gif", frames, fps=8, hold_last_s=0.125))
+        z = torch.randn(64, cfg.latent_dim, generator=torch.Generator().manual_seed(seed)).numpy()
+        fig, ax, _ = _mosaic_figure(tiles(dec(z), 8, 8), (5.6, 5.9), "64 samples from N(0, I)")
+        ax.set_axis_off()
+        fig.tight_layout()
+        save(fig, f"decode-samples-step{step}.png")
+        bar.advance()
 
-    if over_training:
-        written.append(_manifold_over_training(run, cfg, points, folder))
+        with torch.inference_mode():
+            ends = model.encode(test_x[list(pair)])[0].numpy()
+        t = np.linspace(0, 1, 12)[:, None]
+        strip = dec((1 - t) * ends[0] + t * ends[1])
+        name = f"decode-interpolation-{pair[0]}-{pair[1]}-step{step}"
+        fig, ax, _ = _mosaic_figure(
+            tiles(strip, 1, len(strip)),
+            (11.5, 1.9),
+            "from one test image's posterior mean to another's, in 12 steps",
+        )
+        ends_at = _tile_centres(len(strip))[[0, -1]]
+        ax.set_xticks(ends_at, [f"test #{k} ({names[int(test_y[k])]})" for k in pair])
+        ax.set_yticks([])
+        ax.tick_params(length=0, labelsize=8)
+        fig.tight_layout()
+        save(fig, f"{name}.png")
+        big = [np.kron(tiles(img[None], 1, 1, pad=0), np.ones((6, 6), np.uint8)) for img in strip]
+        frames = [np.repeat(f[..., None], 3, axis=2) for f in big + big[-2:0:-1]]  # and back
+        written.append(write_gif(folder / f"{name}.gif", frames, fps=8, hold_last_s=0.125))
+        bar.advance()
+
+        if over_training:
+            written.append(_manifold_over_training(run, cfg, points, folder))
+            bar.advance()
     return [str(p) for p in written]
 
 
 def _manifold_over_training(run, cfg, points, folder):
-    """The manifold at every saved checkpoint, oldest first, as a GIF."""
+    """The manifold at every saved checkpoint, oldest first, as a GIF with axes."""
+    import matplotlib.pyplot as plt
     import torch
 
     from nnlab.models import build_model
-    from nnlab.render.gif import write_gif
+    from nnlab.render.gif import figure_to_array, write_gif
 
     cks = []
     for p in sorted(run.checkpoints.glob("*.pt")):
@@ -135,6 +207,10 @@ def _manifold_over_training(run, cfg, points, folder):
             "--checkpoint_every=1 to keep one per epoch",
             soft_wrap=True,
         )
+    blank = np.zeros((GRID * 29 + 1, GRID * 29 + 1), np.uint8)
+    fig, ax, image = _mosaic_figure(blank, (6.6, 6.6), "")
+    manifold_axes(ax, cfg.latent_dim)
+    fig.tight_layout()
     seen, frames = set(), []
     for step, _, ck in sorted(cks, key=lambda x: x[0]):
         if step in seen:
@@ -145,6 +221,8 @@ def _manifold_over_training(run, cfg, points, folder):
         model.eval()
         with torch.inference_mode():
             img = torch.sigmoid(model.decode(torch.as_tensor(points, dtype=torch.float32))).numpy()
-        mosaic = tiles(img.reshape(-1, 28, 28), GRID, GRID)
-        frames.append(np.repeat(mosaic[..., None], 3, axis=2))
+        image.set_data(tiles(img.reshape(-1, 28, 28), GRID, GRID))
+        ax.set_title(f"{run.id}: the decoded latent grid at step {step}", fontsize=10)
+        frames.append(figure_to_array(fig))
+    plt.close(fig)
     return write_gif(folder / "decode-manifold-over-training.gif", frames, fps=2)

@@ -13,6 +13,8 @@ from nnlab.data import class_names
 from nnlab.errors import RunError
 from nnlab.options import parse_units
 
+SCALE_PERCENTILE = 99.0  # the colour scale ends at this percentile of |w|
+
 
 def unit_titles(cfg, units: list[int]) -> list[str]:
     """'Mask for digit 3' for an output layer, 'Hidden unit 7' otherwise."""
@@ -43,7 +45,11 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     chosen = parse_units(units, weights.shape[0])
     titles = unit_titles(cfg, chosen)
     images = weights[chosen].reshape(len(chosen), 28, 28)
-    vmax = float(np.abs(images).max()) or 1.0  # one symmetric scale: units are comparable
+    # One symmetric scale for all units, so they are comparable, set by a high percentile of
+    # |w| rather than the few most extreme pixels, which would wash every mask out.
+    vmax = float(np.percentile(np.abs(images), SCALE_PERCENTILE)) or 1.0
+    label = f"weight (clipped at ±{vmax:.2g})"
+    scale_note = f"colour scale: the {SCALE_PERCENTILE:g}th percentile of |w|"
     folder = output_folder(out, run, "masks")
     tag = f"step{int(ck['step'])}"
     if chosen != list(range(weights.shape[0])):  # a subset: say which, never overwrite all
@@ -54,7 +60,8 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     im = ax.imshow(images[0], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="weight")
+    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, extend="both")
+    bar.set_label(label, fontsize=8)
     title = ax.set_title(titles[0], fontsize=11)
     fig.tight_layout()
     frames = []
@@ -69,15 +76,20 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     cols = min(5, len(chosen))
     rows = -(-len(chosen) // cols)
     fig, axes = plt.subplots(
-        rows, cols, figsize=(2.0 * cols + 0.9, 2.1 * rows), dpi=100, squeeze=False
+        rows, cols, figsize=(2.0 * cols + 1.6, 2.1 * rows + 0.6), dpi=100, squeeze=False
     )
+    # a band at the top for the figure's title, above the panels' own titles
+    fig.subplots_adjust(top=1 - 0.6 / (2.1 * rows + 0.6), bottom=0.03, left=0.02)
     for a in axes.flat:
         a.set_axis_off()
     for a, img, text in zip(axes.flat, images, titles, strict=False):
         shown = a.imshow(img, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
         a.set_title(text, fontsize=8)
-    fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, label="weight")
-    fig.suptitle(f"{run.id} · first layer weights at step {int(ck['step'])}", fontsize=9)
+    bar = fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, extend="both")
+    bar.set_label(label, fontsize=8)
+    fig.suptitle(
+        f"{run.id} · first layer weights at step {int(ck['step'])}\n{scale_note}", fontsize=9
+    )
     grid = write_png(folder / f"masks-{tag}.png", figure_to_array(fig))
     plt.close(fig)
     return [str(gif), str(grid)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nnlab import analysis, metricslog, record, store
 from nnlab.console import stderr_console
 from nnlab.progress import CountProgress
+from nnlab.render.style import subscript
 
 
 def metric_panels(series: dict) -> list[tuple[str, tuple[str, ...]]]:
@@ -67,7 +68,7 @@ def plot_metrics(run_id, runs_dir=None):
         elif keys[0] in vectors:  # one line per latent dimension
             values = series[keys[0]]
             for d in range(values.shape[1]):
-                ax.plot(series["step"], values[:, d], label=f"z{d}")
+                ax.plot(series["step"], values[:, d], label=f"z{subscript(d + 1)}")
             ax.legend(fontsize=8, ncol=min(values.shape[1], 4))
         else:
             for key in keys:

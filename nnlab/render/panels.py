@@ -30,6 +30,33 @@ class Panel(Protocol):
         """Show snapshot s."""
 
 
+def spread_labels(xy: np.ndarray, half: np.ndarray, limits, iters: int = 300) -> np.ndarray:
+    """Label centres (n, 2) moved apart until their boxes (half-sizes (n, 2), in data
+    units) no longer overlap, each staying inside the limits: overlapping pairs are pushed
+    apart along the axis that needs the smaller move, half each."""
+    p = np.array(xy, dtype=float)
+    x0, x1, y0, y1 = limits
+    lo = np.array([x0, y0]) + half
+    hi = np.maximum(np.array([x1, y1]) - half, lo)
+    for _ in range(iters):
+        moved = False
+        for i in range(len(p)):
+            for j in range(i + 1, len(p)):
+                d = p[j] - p[i]
+                overlap = half[i] + half[j] - np.abs(d)
+                if (overlap > 0).all():
+                    k = int(np.argmin(overlap / (half[i] + half[j])))
+                    sign = 1.0 if d[k] >= 0 else -1.0
+                    step = overlap[k] / 2 + 1e-9
+                    p[i, k] -= sign * step
+                    p[j, k] += sign * step
+                    moved = True
+        p = np.clip(p, lo, hi)
+        if not moved:
+            break
+    return p
+
+
 class DensityPanel:
     """Each class's mixture density as a translucent region, above its one-sigma level."""
 
@@ -71,6 +98,8 @@ class DensityPanel:
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         ax.set_aspect("equal")
+        self.ax, self.limits, self.names = ax, limits, names
+        self.half: np.ndarray | None = None  # label half-sizes in data units, once laid out
         # Drawn every frame, in this order, over a background drawn once (blitting); the
         # opaque image covers the spines, so they are drawn again above it.
         self.dynamic = [self.image, *circles, *self.tags.values(), *ax.spines.values()]
@@ -78,6 +107,7 @@ class DensityPanel:
     def update(self, s: int) -> None:
         """Draw snapshot s."""
         img = np.ones((DENSITY_GRID, DENSITY_GRID, 3), dtype=np.float32)
+        means = {}
         for c in self.classes:
             idx = self.members[c]
             if not len(idx):
@@ -91,9 +121,30 @@ class DensityPanel:
             shade = np.sqrt(np.clip((dens - level) / (peak - level), 0, 1))
             alpha = np.where(inside, 0.28 + 0.42 * shade, 0.0)[..., None]
             img = img * (1 - alpha) + self.colors[c] * alpha
-            self.tags[c].set_position((float(mean[0]), float(mean[1])))
+            means[c] = mean
+        # Each label at its class's mean, moved apart where labels would overlap.
+        shown = list(means)
+        if shown:
+            half = self._label_half_sizes()[[self.classes.index(c) for c in shown]]
+            placed = spread_labels(np.array([means[c] for c in shown]), half, self.limits)
+            for c, (x, y) in zip(shown, placed, strict=True):
+                self.tags[c].set_position((float(x), float(y)))
         # uint8 pixels: matplotlib resamples them as they are, with no float normalisation
         self.image.set_data((img * 255 + 0.5).astype(np.uint8))
+
+    def _label_half_sizes(self) -> np.ndarray:
+        """Half width and height of each class label's box in data units (bold text of
+        LABEL_SIZE points: ~0.62 em a character, 1.3 em a line, with a little margin)."""
+        if self.half is None:
+            fig = self.ax.figure
+            x0, x1, y0, y1 = self.limits
+            per_pt_x = (x1 - x0) / self.ax.bbox.width * fig.dpi / 72
+            per_pt_y = (y1 - y0) / self.ax.bbox.height * fig.dpi / 72
+            chars = np.array([len(self.names[c]) for c in self.classes], dtype=float)
+            w = (chars * 0.62 + 0.6) * LABEL_SIZE * per_pt_x / 2
+            h = np.full_like(w, 1.3 * LABEL_SIZE * per_pt_y / 2)
+            self.half = np.stack([w, h], axis=1)
+        return self.half
 
 
 class ScatterPanel:
