@@ -45,7 +45,19 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-class TrainProgress:
+class _Bar:
+    """A rich progress bar drawn only on a terminal (self.live); subclasses log otherwise."""
+
+    live: bool
+    progress: object
+
+    def __enter__(self):
+        if self.live:
+            self.progress.start()
+        return self
+
+
+class TrainProgress(_Bar):
     """Training progress on stderr: a rich bar (steps/s, loss, ETA) on a terminal, or a
     plain line every few seconds when stderr is a log."""
 
@@ -83,11 +95,6 @@ class TrainProgress:
             "train", total=self.total, completed=start, rate="-", loss="-"
         )
 
-    def __enter__(self):
-        if self.live:
-            self.progress.start()
-        return self
-
     def __exit__(self, *exc):
         if self.live:
             self.progress.update(self.task, completed=self.done)
@@ -123,7 +130,7 @@ class TrainProgress:
             self.console.print(f"epoch {epoch}/{epochs}: {headline}", soft_wrap=True)
 
 
-class CountProgress:
+class CountProgress(_Bar):
     """Counted work (frames, batches, figures) on stderr: a rich bar with ETA on a
     terminal, or a plain line every few seconds (and at the end) when stderr is a log."""
 
@@ -143,11 +150,6 @@ class CountProgress:
                 console=console,
             )
             self.task = self.progress.add_task(label, total=total)
-
-    def __enter__(self):
-        if self.live:
-            self.progress.start()
-        return self
 
     def __exit__(self, *exc):
         if self.live:

@@ -159,8 +159,10 @@ def test_sigint_from_the_shell_then_resume(tmp_path):
     assert p.returncode == 130, err
     assert "Traceback" not in err
     run_id = out.strip()
+    done = json.loads((runs / run_id / "meta.json").read_text())["epochs_done"]
+    epochs = f"--epochs={done + 1}"  # finish the epoch it was in (never fewer than done)
     r = subprocess.run(
-        [sys.executable, "-m", "nnlab", "train", "--resume", run_id, "--epochs=2"],
+        [sys.executable, "-m", "nnlab", "train", "--resume", run_id, epochs],
         env=env,
         capture_output=True,
         text=True,
