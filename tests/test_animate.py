@@ -167,6 +167,7 @@ def test_axes_follow_the_bulk_of_the_data_not_an_early_outlier():
     assert outside[0] > 0 and outside[-1] == 0  # the frames say what they leave out
 
 
+@pytest.mark.slow
 def test_long_recordings_are_thinned_unless_asked(nnlab, runs):
     run_id = nnlab(
         "train", "vae", *FAST, "--epochs=2", "--snapshot_every=1", "--probe_size=50"
