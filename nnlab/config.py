@@ -5,6 +5,10 @@ The defaults live here and nowhere else: a preset lists only what it changes. Th
 config is saved verbatim in the run as config.yaml and is the only thing later commands use
 to rebuild the model.
 
+The module is long (~390 lines) because it is the whole schema in one place: every field
+with its default, meaning and allowed values (the help pages are generated from them),
+the presets, merging and validation.
+
 Format evolution. A field added after a run format's first release is declared with
 `added_later(default, legacy)`: `legacy` is the value that reproduces what nnlab did
 before the field existed, and a run whose config.yaml lacks the field is read with it

@@ -8,6 +8,7 @@ import pytest
 
 from nnlab import record, store
 from nnlab.render import animate as anim
+from nnlab.render import sources
 from tests.conftest import FAST
 
 
@@ -40,7 +41,7 @@ def test_compare_two_runs_side_by_side(nnlab, trained):
     assert frames.shape[0] == 4 and frames.shape[2] == 1120  # two panels; frames 0,2,4,6
     store_run = store.open_run(runs["vae"], root)
     cfgs = [store_run.config(), store.open_run(runs["vae10"], root).config()]
-    assert anim.differing_labels(cfgs) == ["β = 1", "β = 10"]
+    assert sources.differing_labels(cfgs) == ["β = 1", "β = 10"]
 
 
 def test_latent3_rotating_cube_and_pca(nnlab, trained, tmp_path):
@@ -49,11 +50,11 @@ def test_latent3_rotating_cube_and_pca(nnlab, trained, tmp_path):
     r = nnlab("animate", runs["l3"], f"--runs_dir={root}", f"--out={out}", "--fps=5")
     assert r.code == 0, r.err
     assert r.out.split() == [str(out), str(tmp_path / "cube.png")]
-    src = anim.load_source(runs["l3"], root, "auto")
+    src = sources.load_source(runs["l3"], root, "auto")
     assert src.kind == "scatter3d"
     frames = gif_frames(out)
     assert frames.shape[0] == len(src.rec) and not np.array_equal(frames[1], frames[2])
-    wide = anim.load_source(runs["wide"], root, "auto")
+    wide = sources.load_source(runs["wide"], root, "auto")
     assert wide.kind == "scatter" and wide.points.shape[2] == 2 and "PC1" in wide.axis_labels[0]
     assert nnlab("animate", runs["wide"], f"--runs_dir={root}", "--classes=0,4,9").code == 0
 
@@ -74,20 +75,6 @@ def test_animate_errors(nnlab, trained, key, args, needle):
     root, runs = trained
     r = nnlab("animate", runs[key], f"--runs_dir={root}", *args)
     assert r.code == 2 and needle in r.err and len(r.err.strip().splitlines()) == 1, r.err
-
-
-def test_align_by_fraction_when_lengths_differ():
-    def src(steps):
-        r = record.Recording(
-            "vae", np.array(steps), np.zeros(len(steps)), np.zeros(1, int), np.zeros(1, int), "test"
-        )
-        return anim.Source(None, None, r, "density")
-
-    rows = anim.align([src([0, 10, 20, 30, 40]), src([0, 100, 200])], every=1)
-    assert rows == [[0, 0], [1, 0], [2, 1], [3, 2], [4, 2]] or rows[0] == [0, 0]
-    assert rows[-1] == [4, 2] and len(rows) == 5
-    same = anim.align([src([0, 4, 8]), src([0, 4, 8])], every=2)
-    assert same == [[0, 0], [2, 2]]
 
 
 def test_compare_of_runs_drawn_differently_is_refused(nnlab, trained):
@@ -116,7 +103,7 @@ def test_each_panel_names_its_own_runs_classes():
             sd=np.full((1, 10, 2), 0.5),
         )
         cfg = build("vae", overrides={"dataset": dataset})
-        return anim.Source(None, cfg, rec, "density")
+        return sources.Source(None, cfg, rec, "density")
 
     fig, _, _ = anim._figure([source("fashion-mnist"), source("mnist")], list(range(10)), 1, 40)
     legends = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes]
@@ -131,40 +118,6 @@ def test_output_names_say_what_is_inside(nnlab, trained):
     assert full.endswith("latents-density.gif")
     assert part.out.split()[0].endswith("latents-density-classes0-4.gif")
     assert thin.out.split()[0].endswith("latents-density-every2.gif")
-
-
-def _outlier_source(frames=200, n=1000, seed=0):
-    """Points that shrink from +-5.5 to +-4.1 over training, with a few far out (|mu| up to
-    8.6) in the first 3% of frames: the shape of a beta = 1 run's early transient."""
-    rng = np.random.default_rng(seed)
-    reach = np.linspace(5.5, 4.1, frames)[:, None, None]
-    mu = rng.uniform(-1, 1, (frames, n, 2)) * reach
-    early = int(0.03 * frames)
-    mu[:early, :20] = rng.uniform(6.0, 8.6, (early, 20, 2)) * rng.choice([-1, 1], (early, 20, 2))
-    rec = record.Recording(
-        "vae",
-        np.arange(frames),
-        np.linspace(0, 1, frames),
-        rng.integers(0, 10, n),
-        np.arange(n),
-        "test",
-        mu=mu.astype(np.float32),
-        sd=np.full((frames, n, 2), 0.05, np.float32),
-    )
-    return anim.Source(None, None, rec, "density"), mu
-
-
-def test_axes_follow_the_bulk_of_the_data_not_an_early_outlier():
-    src, mu = _outlier_source()
-    x0, x1, y0, y1 = anim._limits(src, list(range(10)))
-    inside = (mu[..., 0] >= x0) & (mu[..., 0] <= x1) & (mu[..., 1] >= y0) & (mu[..., 1] <= y1)
-    share = inside.mean(axis=1)
-    assert (share >= 0.9).mean() >= 0.95  # >= 90% of the points in >= 95% of the frames
-    last = mu[-1]
-    used = np.ptp(last[:, 0]) * np.ptp(last[:, 1]) / ((x1 - x0) * (y1 - y0))
-    assert used > 0.5, (x0, x1, used)  # less than half of the panel empty at the end
-    outside = anim.outside_counts(src, list(range(10)), (x0, x1, y0, y1))
-    assert outside[0] > 0 and outside[-1] == 0  # the frames say what they leave out
 
 
 @pytest.mark.slow

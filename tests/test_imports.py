@@ -32,7 +32,7 @@ LAYERS = [
     ["nnlab.config", "nnlab.data", "nnlab.render", "nnlab.render.style"],
     ["nnlab.store", "nnlab.models", "nnlab.render.panels", "nnlab.help"],
     ["nnlab.record", "nnlab.runload", "nnlab.render.gif"],
-    ["nnlab.analysis", "nnlab.snapshots"],
+    ["nnlab.analysis", "nnlab.snapshots", "nnlab.render.sources"],
     ["nnlab.trainer", "nnlab.render.metrics"],
     [
         "nnlab.train",

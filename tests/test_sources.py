@@ -1,0 +1,56 @@
+"""A recording prepared for drawing: fixed axes that follow the data, frame alignment."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnlab import record
+from nnlab.render import sources
+
+
+def test_align_by_fraction_when_lengths_differ():
+    def src(steps):
+        r = record.Recording(
+            "vae", np.array(steps), np.zeros(len(steps)), np.zeros(1, int), np.zeros(1, int), "test"
+        )
+        return sources.Source(None, None, r, "density")
+
+    rows = sources.align([src([0, 10, 20, 30, 40]), src([0, 100, 200])], every=1)
+    assert rows == [[0, 0], [1, 0], [2, 1], [3, 2], [4, 2]] or rows[0] == [0, 0]
+    assert rows[-1] == [4, 2] and len(rows) == 5
+    same = sources.align([src([0, 4, 8]), src([0, 4, 8])], every=2)
+    assert same == [[0, 0], [2, 2]]
+
+
+def _outlier_source(frames=200, n=1000, seed=0):
+    """Points that shrink from +-5.5 to +-4.1 over training, with a few far out (|mu| up to
+    8.6) in the first 3% of frames: the shape of a beta = 1 run's early transient."""
+    rng = np.random.default_rng(seed)
+    reach = np.linspace(5.5, 4.1, frames)[:, None, None]
+    mu = rng.uniform(-1, 1, (frames, n, 2)) * reach
+    early = int(0.03 * frames)
+    mu[:early, :20] = rng.uniform(6.0, 8.6, (early, 20, 2)) * rng.choice([-1, 1], (early, 20, 2))
+    rec = record.Recording(
+        "vae",
+        np.arange(frames),
+        np.linspace(0, 1, frames),
+        rng.integers(0, 10, n),
+        np.arange(n),
+        "test",
+        mu=mu.astype(np.float32),
+        sd=np.full((frames, n, 2), 0.05, np.float32),
+    )
+    return sources.Source(None, None, rec, "density"), mu
+
+
+def test_axes_follow_the_bulk_of_the_data_not_an_early_outlier():
+    src, mu = _outlier_source()
+    x0, x1, y0, y1 = sources.source_limits(src, list(range(10)))
+    inside = (mu[..., 0] >= x0) & (mu[..., 0] <= x1) & (mu[..., 1] >= y0) & (mu[..., 1] <= y1)
+    share = inside.mean(axis=1)
+    assert (share >= 0.9).mean() >= 0.95  # >= 90% of the points in >= 95% of the frames
+    last = mu[-1]
+    used = np.ptp(last[:, 0]) * np.ptp(last[:, 1]) / ((x1 - x0) * (y1 - y0))
+    assert used > 0.5, (x0, x1, used)  # less than half of the panel empty at the end
+    outside = sources.outside_counts(src, list(range(10)), (x0, x1, y0, y1))
+    assert outside[0] > 0 and outside[-1] == 0  # the frames say what they leave out
