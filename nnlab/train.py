@@ -28,6 +28,8 @@ def command(model: str | None, flags: dict[str, str]) -> str:
     flags = dict(flags)
     preset, config_file, resume_id, runs_dir = (flags.pop(k, None) for k in COMMAND_OPTIONS)
     if resume_id is not None:
+        if resume_id in ("", "true"):  # a bare --resume: nnlab's own ids never read "true"
+            raise NnlabError("--resume needs a run id: nnlab train --resume RUN_ID (or latest)")
         extra = sorted(set(flags) - {"epochs"})
         if model is not None or preset or config_file or extra:
             shown = (

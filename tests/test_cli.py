@@ -39,6 +39,7 @@ from tests.conftest import FAST
         (["train", "vae", *FAST, "x"], "unexpected argument 'x'"),
         (["train", "vae", "--epochs", "1", "2"], "unexpected argument '2'"),
         (["animate", "a-1", "b-1"], "unexpected argument 'b-1'"),
+        (["train", "--resume"], "--resume needs a run id"),
         (["summary", "a-1", "--", "--help"], "unexpected argument '--'"),
     ],
 )
