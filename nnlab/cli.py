@@ -308,3 +308,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:  # e.g. `nnlab summary | head`
         sys.exit(0)
+    except OSError as e:  # a full disk, a read-only folder: one line naming the file
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"nnlab: error: {where}{e.strerror or e}", file=sys.stderr)
+        sys.exit(2)

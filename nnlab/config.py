@@ -19,6 +19,8 @@ run of a newer format than this nnlab knows is refused (store.Run.meta).
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -315,6 +317,12 @@ def validate(cfg: Config) -> None:
         if v not in options:
             raise NnlabError(f"--{key}: unknown value '{v}'{did_you_mean(v, options)}")
 
+    for f in dataclasses.fields(cfg):  # NaN and infinities pass every range check below
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            bad(f.name, "must be a finite number")
+    if not 0 <= cfg.seed < 2**32:
+        bad("seed", "use a whole number from 0 to 4294967295")
     if not NAME_RE.match(cfg.name):
         bad("name", "use up to 64 letters, digits, '.', '-' or '_'")
     choice("dataset")
@@ -327,8 +335,8 @@ def validate(cfg: Config) -> None:
     if cfg.batch_size < 1:
         bad("batch_size", "must be at least 1")
     choice("optimizer")
-    if not cfg.lr > 0:
-        bad("lr", "must be positive")
+    if not 0 < cfg.lr <= 1e6:  # beyond float32's range the optimiser step overflows
+        bad("lr", "must be positive and at most 1e6")
     if cfg.weight_decay < 0:
         bad("weight_decay", "must not be negative")
     if not 0 <= cfg.momentum < 1:
@@ -367,6 +375,38 @@ def validate(cfg: Config) -> None:
         choice("loss")
         if cfg.latent_layer is not None and not 1 <= cfg.latent_layer < len(cfg.sizes):
             bad("latent_layer", f"must index a layer of sizes: 1 to {len(cfg.sizes) - 1}")
+    _check_size(cfg, bad)
+
+
+def parameter_count(cfg: Config) -> int:
+    """How many parameters the model of cfg has (without building it)."""
+    if cfg.model == "vae":
+        widths = [INPUT_DIM, *cfg.hidden_dims]
+        enc = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+        head = widths[-1] * 2 * cfg.latent_dim + 2 * cfg.latent_dim
+        dec_widths = [cfg.latent_dim, *reversed(cfg.hidden_dims), INPUT_DIM]
+        dec = sum(a * b + b for a, b in zip(dec_widths[:-1], dec_widths[1:], strict=True))
+        return enc + head + dec
+    return sum(a * b + b for a, b in zip(cfg.sizes[:-1], cfg.sizes[1:], strict=True))
+
+
+def _check_size(cfg: Config, bad) -> None:
+    """Refuse a model too big to train here, before anything is allocated: weights,
+    gradients and two optimiser moments at 4 bytes each must fit in half the memory."""
+    need = 16 * parameter_count(cfg)
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > memory / 2:
+        key = "sizes"
+        if cfg.model == "vae":
+            key = "latent_dim" if cfg.latent_dim > max(cfg.hidden_dims) else "hidden_dims"
+        bad(
+            key,
+            f"a model of {parameter_count(cfg):,} parameters needs ~{need / 2**30:,.0f} GiB "
+            f"to train; this machine has {memory / 2**30:,.0f} GiB",
+        )
 
 
 def to_yaml(cfg: Config) -> str:

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise RunError(f"{path}: checkpoint missing")
     verify_archive(path)
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's warnings would add lines to the one-line error
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RunError(f"{path}: cannot be loaded safely ({first[:200]})") from None
@@ -186,7 +189,10 @@ class Lock:
 
     def acquire(self, info: dict) -> None:
         """Take the lock or raise RunError naming whoever holds it."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a link: a planted one would truncate a file outside the store
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            raise RunError(f"{self.path}: cannot be used as a lock ({e.strerror})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -210,7 +216,7 @@ class Lock:
 def is_locked(path: Path) -> bool:
     """True when another process holds the lock file at `path`."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return False
     try:

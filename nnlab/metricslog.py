@@ -32,7 +32,9 @@ class MetricsLog:
         """Append the queued lines and make them durable."""
         if not self.pending:
             return
-        with open(self.path, "a", encoding="utf-8") as f:
+        # never through a link (O_NOFOLLOW): the log is only ever the run's own file
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write("\n".join(self.pending) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -46,9 +48,12 @@ class MetricsLog:
         """Drop queued lines and cut the file back to `size` bytes (a checkpoint's view)."""
         self.pending.clear()
         if self.path.exists() and self.path.stat().st_size > size:
-            with open(self.path, "r+b") as f:
-                f.truncate(size)
-                os.fsync(f.fileno())
+            fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW)
+            try:
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def remove(self) -> None:
         """Delete the log (a run restarted from nothing)."""

@@ -11,7 +11,9 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import socket
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,6 +195,13 @@ class Run:
         except NnlabError as e:
             raise RunError(str(e)) from None
 
+    def resumable_step(self) -> int:
+        """The step of the latest complete checkpoint, as meta.json records it (0 if unread)."""
+        try:
+            return int(self.meta().get("resumable_step", 0))
+        except (NnlabError, TypeError, ValueError):
+            return 0
+
     def is_running(self) -> bool:
         """True when a training process holds this run's lock."""
         return is_locked(self.file("lock"))
@@ -239,13 +248,36 @@ def open_run(run_id: Any, runs_dir: str | Path | None = None) -> Run:
         if ids:
             hint = did_you_mean(run_id, ids) if len(ids) < 200 else ""
         raise NnlabError(f"no run '{run_id}' in {root}{hint}")
+    check_tree(path)
     return Run(root, run_id)
+
+
+def check_tree(path: Path) -> None:
+    """Refuse a run directory that holds anything but plain files and folders.
+
+    Every command opens its run through this check, so nothing nnlab reads, writes,
+    truncates or deletes inside a run can be redirected: a symbolic link (to a file or a
+    folder, at any depth) would send it outside the store, and a special file (a FIFO, a
+    socket, a device) would hang a reader or never end. Raises RunError naming the first.
+    """
+    for folder, dirs, names in os.walk(path, followlinks=False):
+        for name in sorted(dirs + names):
+            p = Path(folder) / name
+            mode = os.lstat(p).st_mode
+            if stat.S_ISLNK(mode):
+                raise RunError(
+                    f"{p}: a symbolic link inside a run; nnlab never follows links in a run "
+                    "(replace it with the file itself)"
+                )
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise RunError(f"{p}: not a regular file (a FIFO, socket or device); refused")
 
 
 def _created(path: Path) -> str:
     try:
+        check_tree(path)
         return str(json.loads((path / "meta.json").read_text()).get("created", ""))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RunError, AttributeError):
         return ""
 
 
@@ -296,7 +328,11 @@ def create_run(
         except FileExistsError:
             continue
         run = Run(root, run_id)
-        run.acquire()
+        try:
+            run.acquire()
+        except BaseException:  # e.g. a full disk at the lock write: leave no empty run
+            shutil.rmtree(root / run_id, ignore_errors=True)
+            raise
         run.name_lock = name_lock  # held until training ends
         return run
     raise NnlabError(f"could not find a free run id for {base} in {root}")

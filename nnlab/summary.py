@@ -22,12 +22,19 @@ def status_of(run: store.Run, meta: dict) -> str:
     return status
 
 
+def _status_text(status: str, nothing_yet: bool) -> str:
+    if status == "interrupted" and nothing_yet:
+        return "interrupted (nothing to resume, start again)"
+    return status
+
+
 def list_runs(runs_dir=None) -> list[dict]:
     """One row per run: id, model, dataset, progress, headline metric, status, created."""
     rows = []
     for run_id in store.list_run_ids(runs_dir):
         run = store.Run(store.runs_root(runs_dir), run_id)
         try:
+            store.check_tree(run.path)  # one odd run is listed as damaged, not a hang
             meta = run.meta()
         except NnlabError as e:
             rows.append({"id": run_id, "status": "damaged", "problem": str(e)})
@@ -76,7 +83,10 @@ def describe(run_id: str, runs_dir=None) -> dict:
         problems.append(f"{metrics}: shorter than its last checkpoint recorded (lines lost)")
     if snaps is not None and snaps < int(meta.get("snapshots") or 0):
         problems.append(f"{run.latents}: {meta['snapshots'] - snaps} snapshot(s) missing")
-    expected = ["latest.pt"] + (["final.pt"] if meta.get("status") == "finished" else [])
+    # Killed before its first checkpoint: nothing to resume (and nothing damaged).
+    nothing_yet = not (run.checkpoints / "latest.pt").exists() and not meta.get("steps_done")
+    expected = [] if nothing_yet else ["latest.pt"]
+    expected += ["final.pt"] if meta.get("status") == "finished" else []
     for name in ("latest.pt", "final.pt"):
         p = run.checkpoints / name
         if p.exists():
@@ -106,7 +116,7 @@ def describe(run_id: str, runs_dir=None) -> dict:
         "id": run.id,
         "path": str(run.path),
         "model": meta.get("model"),
-        "status": status_of(run, meta) if not problems else "damaged",
+        "status": "damaged" if problems else _status_text(status_of(run, meta), nothing_yet),
         "problems": problems,
         "dataset": meta.get("dataset"),
         "dataset_requested": meta.get("dataset_requested"),

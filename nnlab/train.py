@@ -8,6 +8,7 @@ mistyped key or a name in use fails at once instead of after torch's start-up.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sys
 import time
 
@@ -55,10 +56,7 @@ def start(cfg: config.Config, runs_dir=None, console: Console | None = None, nam
         name_lock = store.lock_name(runs_dir, cfg.model, cfg.name)
     # A few seconds pass before the first step: say what is happening (on a terminal).
     with console.status(f"starting torch, loading {cfg.dataset}…"):
-        import torch
-
         from nnlab import trainer as loop
-        from nnlab.models import parameter_table
 
         device = loop.setup(cfg)
         splits = loop.load_splits(cfg, device, console)  # before any directory: no half runs
@@ -67,37 +65,51 @@ def start(cfg: config.Config, runs_dir=None, console: Console | None = None, nam
         cfg = dataclasses.replace(cfg, dataset=splits.name)
     run = store.create_run(runs_dir, cfg.model, cfg.name, name_lock)
     try:
-        trainer = loop.Trainer(run, cfg, splits, device, console)
-        files.write_text(run.file("config.yaml"), config.to_yaml(cfg))
-        meta = store.new_meta(
-            run.id,
-            cfg.model,
-            versions={
-                "nnlab": __version__,
-                "torch": torch.__version__,
-                "python": sys.version.split()[0],
-            },
-            device=str(device),
-            data={
-                "dataset": splits.name,
-                "dataset_requested": requested,
-                "data_source": splits.source,
-                "train_size": len(splits.train_x),
-                "val_size": len(splits.val_x),
-                "test_size": len(splits.test_x),
-            },
-            steps_per_epoch=trainer.steps_per_epoch,
-            parameters=parameter_table(trainer.model),
-            probe={"split": cfg.probe_split, "size": len(trainer.probe_labels)},
-        )
-        run.write_meta(meta)
-        run.checkpoints.mkdir()
-        trainer.recorder.write_probe(
-            trainer.probe_labels, trainer.probe_split_index, cfg.probe_split
-        )
+        try:
+            trainer = _set_up_run(run, cfg, splits, device, requested, console)
+        except BaseException:  # nothing to resume yet: leave no half-written run behind
+            run.release()
+            shutil.rmtree(run.path, ignore_errors=True)
+            raise
         return _run(trainer, console)
     finally:
         run.release()
+
+
+def _set_up_run(run, cfg, splits, device, requested: str, console: Console):
+    """Write a new run's config, meta.json and probe set; return its trainer."""
+    import torch
+
+    from nnlab import trainer as loop
+    from nnlab.models import parameter_table
+
+    trainer = loop.Trainer(run, cfg, splits, device, console)
+    files.write_text(run.file("config.yaml"), config.to_yaml(cfg))
+    meta = store.new_meta(
+        run.id,
+        cfg.model,
+        versions={
+            "nnlab": __version__,
+            "torch": torch.__version__,
+            "python": sys.version.split()[0],
+        },
+        device=str(device),
+        data={
+            "dataset": splits.name,
+            "dataset_requested": requested,
+            "data_source": splits.source,
+            "train_size": len(splits.train_x),
+            "val_size": len(splits.val_x),
+            "test_size": len(splits.test_x),
+        },
+        steps_per_epoch=trainer.steps_per_epoch,
+        parameters=parameter_table(trainer.model),
+        probe={"split": cfg.probe_split, "size": len(trainer.probe_labels)},
+    )
+    run.write_meta(meta)
+    run.checkpoints.mkdir()
+    trainer.recorder.write_probe(trainer.probe_labels, trainer.probe_split_index, cfg.probe_split)
+    return trainer
 
 
 def resume(
@@ -146,8 +158,6 @@ def resume(
 
 def _run(trainer, console: Console) -> str:
     """Fit, then record how it ended: finished, or a clean stop the user can resume from."""
-    from nnlab.trainer import checkpoint_step
-
     run = trainer.run
     t0 = time.perf_counter()
     try:
@@ -166,7 +176,7 @@ def _run(trainer, console: Console) -> str:
             pass
         err = TrainingStopped(
             f"could not write {where}: {e.strerror or e}. The run keeps its last complete "
-            f"checkpoint (step {checkpoint_step(run)}); free space, then: "
+            f"checkpoint (step {run.resumable_step()}); free space, then: "
             f"nnlab train --resume {run.id}",
             exit_code=1,
         )

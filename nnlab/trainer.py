@@ -18,7 +18,7 @@ from nnlab import data, files, metricslog, record, store
 from nnlab.config import Config
 from nnlab.console import stderr_console, warn
 from nnlab.errors import NnlabError, RunError, TrainingStopped
-from nnlab.models import build_model, loss_terms
+from nnlab.models import build_model, loss_terms, make_optimizer
 from nnlab.progress import StopSignals, TrainProgress
 from nnlab.snapshots import SnapshotWorker, choose_probe, encode_probe
 
@@ -56,21 +56,6 @@ def load_splits(cfg: Config, device, console: Console) -> data.Splits:
         device,
         warn=lambda m: warn(console, m),
     )
-
-
-def make_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
-    """The optimizer named by cfg (fused Adam/AdamW where torch supports it)."""
-    params = list(params)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-        )
-    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    try:
-        # Fused kernels cut a small model's step time by about a fifth on CPU.
-        return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    except (RuntimeError, TypeError):
-        return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 @torch.no_grad()
@@ -215,6 +200,21 @@ class Trainer:
             snapshots=self.recorder.saved(),
         )
 
+    def write_owed_copies(self) -> None:
+        """At an epoch's end, write the copies a kill may have cut short: latest.pt is
+        written first, then epoch-N.pt and final.pt, so a resume from there owes them."""
+        if self.batch or not self.epoch:
+            return
+        cfg, folder = self.cfg, self.run.checkpoints
+        final = self.epoch >= cfg.epochs and not (folder / "final.pt").exists()
+        keep = (
+            bool(cfg.checkpoint_every)
+            and self.epoch % cfg.checkpoint_every == 0
+            and not (folder / f"epoch-{self.epoch:04d}.pt").exists()
+        )
+        if final or keep:
+            self.checkpoint(final=final, keep_epoch=keep)
+
     def train_step(self, idx: torch.Tensor) -> dict[str, float]:
         """One optimisation step on the rows `idx` of the train split; returns its losses."""
         x, y = self.splits.train_x[idx], self.splits.train_y[idx]
@@ -244,6 +244,7 @@ class Trainer:
                     if self.cfg.snapshot_every:
                         self.snapshot()
                     self.checkpoint()  # a run can always resume, even if killed at once
+                self.write_owed_copies()
                 while self.epoch < self.cfg.epochs:
                     self.train_epoch(bar)
                     last = self.end_epoch(bar)
@@ -328,7 +329,7 @@ class Trainer:
         self.run.update_meta(status="diverged", updated=store.now_iso(), ended=store.now_iso())
         raise TrainingStopped(
             f"run {self.run.id} diverged: loss {loss} at step {self.step + 1}; kept the last "
-            f"finite checkpoint (step {checkpoint_step(self.run)}). Try a smaller --lr.",
+            f"finite checkpoint (step {self.run.resumable_step()}). Try a smaller --lr.",
             exit_code=1,
         )
 
@@ -340,11 +341,3 @@ class Trainer:
             f"Resume with: nnlab train --resume {self.run.id}",
             exit_code=130,
         )
-
-
-def checkpoint_step(run: store.Run) -> int:
-    """The step of the run's latest complete checkpoint, as meta.json records it."""
-    try:
-        return int(run.meta().get("resumable_step", 0))
-    except NnlabError:
-        return 0

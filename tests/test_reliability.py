@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -322,3 +324,213 @@ def test_recording_float16_storage_budget(nnlab, runs):
         for p in record.chunk_files(runs / run_id / "latents")
     )
     assert raw == 8 * len(rec) * len(rec.labels)
+
+
+def test_kill_while_final_checkpoint_is_written_then_resume_owes_it(nnlab, runs):
+    """latest.pt is written before final.pt: a kill between them left a run that resumed
+    to 'finished' without ever writing final.pt. Resume now writes what the run owes."""
+    args = ["train", "vae", *FAST, "--checkpoint_every_steps=0", "--snapshot_every=40"]
+    reference = nnlab(*args, "--seed=2").out.strip()
+    before = {p.name for p in runs.iterdir()}
+    # checkpoint writes: latest.pt at step 0 (1), latest.pt at the end (2), final.pt (3)
+    p = _spawn([*args, "--seed=2"], runs, **{files.FAULT_KILL_ENV: "3"})
+    p.wait(timeout=120)
+    assert p.returncode == -signal.SIGKILL
+    run_id = _only_run(runs, exclude=before)
+    assert not (runs / run_id / "checkpoints" / "final.pt").exists()
+    _resume_until_done(nnlab, run_id)
+    _assert_same_run(runs, reference, run_id)  # compares final.pt tensors, metrics, latents
+    assert nnlab("summary", run_id, "--json").json()["status"] == "finished"
+
+
+def test_run_killed_before_its_first_checkpoint_is_not_damaged(nnlab, runs):
+    run_id = nnlab("train", "vae", *FAST, "--snapshot_every=0").out.strip()
+    (runs / run_id / "checkpoints" / "latest.pt").unlink()
+    (runs / run_id / "checkpoints" / "final.pt").unlink()
+    (runs / run_id / "metrics.jsonl").unlink()
+    meta = files.read_json(runs / run_id / "meta.json")
+    files.write_json(
+        runs / run_id / "meta.json",
+        {**meta, "status": "running", "steps_done": 0, "epochs_done": 0, "metrics_bytes": 0},
+    )
+    d = nnlab("summary", run_id, "--json").json()
+    assert d["status"] == "interrupted (nothing to resume, start again)" and not d["problems"]
+    assert nnlab("train", "--resume", run_id).code == 0  # starts again in the same run
+
+
+def _tree_digest(folder):
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        h.update(str(p.relative_to(folder)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+LINK_TARGETS = [
+    "metrics.jsonl",
+    "lock",
+    "config.yaml",
+    "meta.json",
+    "checkpoints",
+    "latents",
+    "media",
+    "checkpoints/latest.pt",
+    "latents/chunk-000000.npz",
+]
+
+
+@pytest.mark.parametrize("target", LINK_TARGETS)
+def test_links_inside_a_run_are_refused_and_nothing_outside_changes(nnlab, runs, tmp_path, target):
+    run_id = nnlab(
+        "train", "classifier", "--preset=linear-mse", *FAST, "--epochs=1", "--snapshot_every=100"
+    ).out.strip()
+    (runs / run_id / "media").mkdir(exist_ok=True)
+    decoy = tmp_path / "decoy"
+    path = runs / run_id / target
+    # the decoy holds what the link replaces (a copy), so readers would find plausible data
+    if path.is_dir():
+        shutil.copytree(path, decoy)
+        shutil.rmtree(path)
+    else:
+        decoy.mkdir()
+        if path.exists():
+            shutil.copy(path, decoy / path.name)
+        path.unlink(missing_ok=True)
+    digest = _tree_digest(decoy)
+    path.symlink_to(decoy if not (decoy / path.name).exists() else decoy / path.name)
+    for args in (
+        ("summary", run_id),
+        ("animate", run_id, "--dpi=30"),
+        ("masks", run_id),
+        ("embed", run_id),
+        ("train", "--resume", run_id, "--epochs=2"),
+    ):
+        r = nnlab(*args)
+        assert r.code == 2, (args, r)
+        assert len(r.err.strip().splitlines()) == 1 and "symbolic link" in r.err, r.err
+    table = nnlab("summary", "--json").json()
+    assert [row["status"] for row in table] == ["damaged"]
+    assert _tree_digest(decoy) == digest
+
+
+@pytest.mark.parametrize(
+    "name", ["meta.json", "config.yaml", "metrics.jsonl", "checkpoints/latest.pt"]
+)
+def test_special_files_are_refused_at_once(runs, name):
+    """A FIFO (or a link to /dev/zero) where a file should be: refused, never read."""
+    env = dict(os.environ, NNLAB_RUNS=str(runs))
+    run_id = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nnlab",
+            "train",
+            "classifier",
+            "--preset=linear-ce",
+            *FAST,
+            "--epochs=1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    ).stdout.strip()
+    path = runs / run_id / name
+    path.unlink()
+    os.mkfifo(path)
+    for args in (["summary"], ["summary", run_id], ["masks", run_id]):
+        t0 = time.time()
+        r = subprocess.run(
+            [sys.executable, "-m", "nnlab", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=20,
+        )
+        assert time.time() - t0 < 10 and "Traceback" not in r.stderr
+        if args == ["summary"]:
+            assert r.returncode == 0 and "damaged" in r.stdout
+        else:
+            assert r.returncode == 2 and "not a regular file" in r.stderr
+    path.unlink()
+    path.symlink_to("/dev/zero")
+    r = subprocess.run(
+        [sys.executable, "-m", "nnlab", "summary", run_id],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=20,
+    )
+    assert r.returncode == 2 and "symbolic link" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        "--seed=-1",
+        "--seed=18446744073709551616",
+        "--weight_decay=nan",
+        "--lr=1e308",
+        "--lr=inf",
+        "--beta=nan",
+        "--beta=-inf",
+        "--val_fraction=nan",
+        "--hidden_dims=[100000000]",
+        "--latent_dim=100000000",
+        "--momentum=nan",
+    ],
+)
+def test_odd_numbers_are_refused_before_anything_exists(nnlab, runs, flag):
+    r = nnlab("train", "vae", *FAST, flag)
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+    assert "Traceback" not in r.err and flag.split("=")[0] in r.err
+    assert not runs.exists() or not [p for p in runs.iterdir() if not p.name.startswith(".")]
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 2 MB tmpfs holding a copy of the frozen store, filled up (skipped where mounting
+    is not permitted)."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
+    )
+    if r.returncode != 0:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        fixture = Path(__file__).resolve().parent / "fixtures" / "store-format1"
+        shutil.copytree(fixture, mount / "runs")
+        with open(mount / "filler", "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+            except OSError:
+                pass
+        yield mount / "runs"
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_a_full_disk_gives_one_line_for_every_writing_command(nnlab, full_disk, tmp_path):
+    vae, lin = "vae-20261129-022720-format1", "classifier-20261129-022729-format1"
+    for args in (
+        ("animate", vae, "--dpi=30"),
+        ("masks", lin),
+        ("embed", lin),
+        ("decode", vae),
+        ("summary", vae, "--plot"),
+        ("train", "--resume", vae, "--epochs=2"),
+        ("train", "vae", *FAST, "--snapshot_every=0"),
+    ):
+        r = nnlab(*args, f"--runs_dir={full_disk}")
+        assert r.code in (1, 2), (args, r)
+        assert "Traceback" not in r.err and "No space left on device" in r.err, (args, r.err)
+        assert len(r.err.strip().splitlines()) <= 2, (args, r.err)
+        assert not list(full_disk.rglob(".tmp-*")), args
+    ids = sorted(p.name for p in full_disk.iterdir() if not p.name.startswith("."))
+    assert ids == sorted([vae, lin])  # no half-written new run
