@@ -112,11 +112,47 @@ def save_npz(path: str | Path, **arrays) -> None:
     write_bytes(path, buf.getvalue())
 
 
-def load_npz(path: str | Path) -> dict:
-    """Read an .npz with allow_pickle=False into a dict of arrays; RunError if damaged."""
+def check_npz(path: str | Path, max_bytes: int) -> None:
+    """Refuse an .npz whose members claim more than max_bytes each, before reading any:
+    the zip directory's sizes and every array header's shape are checked, so a small file
+    declaring a huge array (or a deflate bomb) costs no memory and no time."""
+    import zipfile
+
     import numpy as np
 
     path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if info.file_size > max_bytes:
+                    raise RunError(f"{path}: damaged ({info.filename} claims {info.file_size:,} B)")
+                with z.open(info) as f:
+                    major, _ = np.lib.format.read_magic(f)
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if major == 1
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read(f)
+                nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if nbytes > max_bytes:
+                    raise RunError(f"{path}: damaged ({info.filename} declares {shape})")
+    except RunError:
+        raise
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing") from None
+    except Exception as e:  # zipfile, a bad header
+        raise RunError(f"{path}: damaged ({type(e).__name__}: {e})") from None
+
+
+def load_npz(path: str | Path, max_bytes: int | None = None) -> dict:
+    """Read an .npz with allow_pickle=False into a dict of arrays; RunError if damaged, or
+    if a member claims more than max_bytes (checked before anything is read)."""
+    import numpy as np
+
+    path = Path(path)
+    if max_bytes is not None:
+        check_npz(path, max_bytes)
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
@@ -135,14 +171,15 @@ def save_checkpoint(path: str | Path, obj: dict) -> None:
     write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Load a checkpoint with weights_only=True; never unpickles arbitrary objects."""
+def load_checkpoint(path: str | Path, map_location="cpu", max_bytes: int | None = None) -> dict:
+    """Load a checkpoint with weights_only=True; never unpickles arbitrary objects; refuses
+    one whose members claim more than max_bytes in all (before inflating them)."""
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise RunError(f"{path}: checkpoint missing")
-    verify_archive(path)
+    verify_archive(path, max_bytes)
     try:
         with warnings.catch_warnings():  # torch's warnings would add lines to the one-line error
             warnings.simplefilter("ignore")
@@ -155,15 +192,25 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return obj
 
 
-def verify_archive(path: Path) -> None:
+def verify_archive(path: Path, max_bytes: int | None = None) -> None:
     """Check every member's CRC-32, raising RunError if damaged: torch.load alone would
-    accept flipped bits in tensor data and hand back silently wrong weights."""
+    accept flipped bits in tensor data and hand back silently wrong weights. With
+    max_bytes, the members' declared sizes are checked first: nothing is inflated past it
+    (zipfile stops at a member's declared size, so a deflate bomb cannot lie its way in)."""
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as z:
+            claimed = sum(info.file_size for info in z.infolist())
+            if max_bytes is not None and claimed > max_bytes:
+                raise RunError(
+                    f"{path}: damaged (its members claim {claimed:,} B; this run's checkpoints "
+                    f"hold at most {max_bytes:,})"
+                )
             bad = z.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+    except RunError:
+        raise
+    except Exception as e:  # every decoder's failure (zlib, encryption flags, methods...)
         raise RunError(f"{path}: damaged (not a readable checkpoint archive: {e})") from None
     if bad is not None:
         raise RunError(f"{path}: damaged (checksum mismatch in {bad})")
@@ -201,8 +248,13 @@ class Lock:
             raise RunError(
                 f"{self.what} is in use by another nnlab process ({holder or 'unknown'})"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError as e:  # a full disk: give the lock back rather than leak it
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
         self.fd = fd
 
     def release(self) -> None:

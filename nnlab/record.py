@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from nnlab.errors import RunError
-from nnlab.files import load_npz, save_npz
+from nnlab.files import check_npz, load_npz, save_npz
 
 CHUNK_RE = re.compile(r"^chunk-(\d{6})\.npz$")
 FLOAT16_REL_PRECISION = 2.0**-11  # float16 keeps 11 significant bits: relative error <= 4.9e-4
@@ -143,10 +143,13 @@ def chunk_files(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if CHUNK_RE.match(p.name))
 
 
-def snapshot_count(folder: Path) -> int:
-    """Number of snapshots on disk, reading only the small `steps` arrays."""
+def snapshot_count(folder: Path, max_bytes: int | None = None) -> int:
+    """Number of snapshots on disk, reading only the small `steps` arrays (each chunk's
+    claims checked against max_bytes first, when given)."""
     total = 0
     for path in chunk_files(folder):
+        if max_bytes is not None:
+            check_npz(path, max_bytes)
         try:
             with np.load(path, allow_pickle=False) as z:
                 total += len(z["steps"])
@@ -155,14 +158,15 @@ def snapshot_count(folder: Path) -> int:
     return total
 
 
-def load_recording(folder: Path, model: str) -> Recording:
-    """Read the whole recording of a run (float32 in memory)."""
+def load_recording(folder: Path, model: str, max_bytes: int | None = None) -> Recording:
+    """Read the whole recording of a run (float32 in memory); with max_bytes, a file
+    whose arrays claim more is refused before it is read (store.size_ceilings)."""
     folder = Path(folder)
-    probe = load_npz(folder / "probe.npz")
+    probe = load_npz(folder / "probe.npz", max_bytes)
     files = chunk_files(folder)
     if not files:
         raise RunError(f"{folder}: no latent snapshots recorded")
-    parts = [load_npz(p) for p in files]
+    parts = [load_npz(p, max_bytes) for p in files]
     keys = ("mu", "sd") if model == "vae" else ("act",)
     for p, part in zip(files, parts, strict=True):
         if any(k not in part for k in ("steps", "epochs", *keys)):

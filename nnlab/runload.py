@@ -40,7 +40,8 @@ def load_model(run: store.Run, checkpoint: str | None = None, device: str = "cpu
 
     cfg = run.config()
     path = checkpoint_path(run, checkpoint)
-    ck = files.load_checkpoint(path, map_location=device)
+    ceiling = store.size_ceilings(cfg, run.meta())[0]
+    ck = files.load_checkpoint(path, map_location=device, max_bytes=ceiling)
     model = build_model(cfg).to(device)
     try:
         model.load_state_dict(ck["model"])

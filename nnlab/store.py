@@ -40,6 +40,33 @@ def now_iso() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
+CEILING_SLACK = 16 * 2**20  # headers, RNG states, small arrays: generous on top of the sums
+
+
+def size_ceilings(cfg, meta: dict) -> tuple[int, int]:
+    """(checkpoint bytes, chunk-array bytes): the most a run's files can rightly hold, from
+    its config and meta.json. Readers refuse a file claiming more before reading it.
+
+    A checkpoint holds the weights and at most three tensors as large again (gradients are
+    not saved; Adam's two moments are) and the epoch's permutation; a chunk array holds at
+    most every snapshot of the run, of every probe image, in the widest recorded layer.
+    """
+    from nnlab.config import parameter_count
+
+    train = _count(meta.get("train_size"))
+    checkpoint = 4 * 4 * parameter_count(cfg) + 8 * train + CEILING_SLACK
+    steps = _count(meta.get("steps_per_epoch")) * max(cfg.epochs, _count(meta.get("epochs_done")))
+    snapshots = (steps // cfg.snapshot_every if cfg.snapshot_every else 0) + 2
+    probe = _count((meta.get("probe") or {}).get("size")) or cfg.probe_size
+    dims = cfg.latent_dim if cfg.model == "vae" else max(cfg.sizes)
+    return checkpoint, 4 * snapshots * probe * dims + CEILING_SLACK
+
+
+def _count(value) -> int:
+    """A non-negative whole number read from meta.json, or 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def new_meta(
     run_id: str,
     model: str,

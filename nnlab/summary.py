@@ -66,13 +66,15 @@ def describe(run_id: str, runs_dir=None) -> dict:
 
     run = store.open_run(run_id, runs_dir)
     meta = run.meta()
-    config = dataclasses.asdict(run.config())  # refuses a damaged or foreign config.yaml
+    cfg = run.config()  # refuses a damaged or foreign config.yaml
+    config = dataclasses.asdict(cfg)
+    checkpoint_max, chunk_max = store.size_ceilings(cfg, meta)
     lines, bad_lines = metricslog.parse(run.metrics)
     epochs = metricslog.of_kind(lines, "epoch")
     final = epochs[-1] if epochs else (meta.get("final") or {})
     problems = []  # damage that does not stop the summary is shown, not hidden
     try:
-        snaps = snapshot_count(run.latents)
+        snaps = snapshot_count(run.latents, chunk_max)
     except NnlabError as e:
         snaps, problems = None, [*problems, str(e)]
     metrics = run.metrics
@@ -91,7 +93,7 @@ def describe(run_id: str, runs_dir=None) -> dict:
         p = run.checkpoints / name
         if p.exists():
             try:
-                files.verify_archive(p)
+                files.verify_archive(p, checkpoint_max)
             except NnlabError as e:
                 problems.append(str(e))
         elif name in expected:
@@ -107,7 +109,8 @@ def describe(run_id: str, runs_dir=None) -> dict:
     latent = None
     if snaps:
         try:
-            latent = analysis.trend(load_recording(run.latents, meta.get("model", "")))
+            rec = load_recording(run.latents, meta.get("model", ""), chunk_max)
+            latent = analysis.trend(rec)
         except NnlabError as e:
             problems.append(str(e))
     params = meta.get("parameters") or []

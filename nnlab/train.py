@@ -142,7 +142,9 @@ def resume(
         trainer = loop.Trainer(run, cfg, splits, device, console)
         latest = run.checkpoints / "latest.pt"
         if latest.exists():
-            trainer.load_state_dict(files.load_checkpoint(latest, map_location=device))
+            ceiling = store.size_ceilings(cfg, meta)[0]
+            ck = files.load_checkpoint(latest, map_location=device, max_bytes=ceiling)
+            trainer.load_state_dict(ck)
         else:  # killed before its first checkpoint: start over in the same run
             trainer.restart()
         if epochs is not None:

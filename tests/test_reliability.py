@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import random
@@ -419,6 +420,7 @@ def test_links_inside_a_run_are_refused_and_nothing_outside_changes(nnlab, runs,
 @pytest.mark.parametrize(
     "name", ["meta.json", "config.yaml", "metrics.jsonl", "checkpoints/latest.pt"]
 )
+@pytest.mark.slow
 def test_special_files_are_refused_at_once(runs, name):
     """A FIFO (or a link to /dev/zero) where a file should be: refused, never read."""
     env = dict(os.environ, NNLAB_RUNS=str(runs))
@@ -512,7 +514,10 @@ def full_disk(tmp_path):
                 pass
         yield mount / "runs"
     finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
+        done = subprocess.run(["umount", str(mount)], capture_output=True)
+        if done.returncode != 0:  # a file left open: detach it, and say so
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+            pytest.fail(f"a file on the full disk was left open: {done.stderr.decode()}")
 
 
 @pytest.mark.slow
@@ -534,3 +539,64 @@ def test_a_full_disk_gives_one_line_for_every_writing_command(nnlab, full_disk, 
         assert not list(full_disk.rglob(".tmp-*")), args
     ids = sorted(p.name for p in full_disk.iterdir() if not p.name.startswith("."))
     assert ids == sorted([vae, lin])  # no half-written new run
+
+
+def _limited(args, runs, seconds=10, memory_mb=None):
+    """`nnlab ARGS` in a subprocess with a time limit (and an address-space limit)."""
+    import resource
+
+    def limit():
+        if memory_mb:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 2**20, memory_mb * 2**20))
+
+    t0 = time.time()
+    r = subprocess.run(
+        [sys.executable, "-m", "nnlab", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, NNLAB_RUNS=str(runs)),
+        timeout=seconds * 3,
+        preexec_fn=limit,
+    )
+    return r, time.time() - t0
+
+
+def test_a_chunk_declaring_a_huge_array_is_refused_without_reading_it(runs):
+    import io
+    import zipfile
+
+    shutil.copytree(Path(__file__).parent / "fixtures" / "store-format1", runs)
+    run_id = "vae-20261129-022720-format1"
+    chunk = runs / run_id / "latents" / "chunk-000000.npz"
+    arrays = files.load_npz(chunk)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<i8", "fortran_order": False, "shape": (250_000_000,)}
+    )
+    with zipfile.ZipFile(chunk, "w") as z:  # 'steps' claims 2 GB in a file of a few KB
+        z.writestr("steps.npy", header.getvalue() + b"\0" * 64)
+        for k in ("epochs", "mu", "sd"):
+            buf = io.BytesIO()
+            np.save(buf, arrays[k])
+            z.writestr(f"{k}.npy", buf.getvalue())
+    for args in (["summary", run_id, "--json"], ["animate", run_id, "--dpi=30"]):
+        r, seconds = _limited(args, runs, memory_mb=None if args[0] == "animate" else 1500)
+        assert seconds < 10 and "Traceback" not in r.stderr, r.stderr
+        if args[0] == "summary":
+            assert r.returncode == 0 and json.loads(r.stdout)["status"] == "damaged"
+        else:
+            assert r.returncode == 2 and "chunk-000000.npz: damaged" in r.stderr
+
+
+def test_a_checkpoint_claiming_more_than_its_model_holds_is_refused_before_inflating(runs):
+    import zipfile
+
+    shutil.copytree(Path(__file__).parent / "fixtures" / "store-format1", runs)
+    run_id = "classifier-20261129-022729-format1"
+    ck = runs / run_id / "checkpoints" / "final.pt"
+    with zipfile.ZipFile(ck, "a", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("final/data/bomb", b"\0" * (64 * 2**20))  # 64 MB that deflate to ~64 KB
+    assert ck.stat().st_size < 2**20
+    r, seconds = _limited(["masks", run_id, "--checkpoint=final"], runs)
+    assert r.returncode == 2 and seconds < 15, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "final.pt: damaged" in r.stderr

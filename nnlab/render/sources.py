@@ -41,11 +41,11 @@ class Source:
 def load_source(run_id: str, runs_dir, kind: str) -> Source:
     """Open a run and its recording, and choose how to draw it."""
     run = store.open_run(run_id, runs_dir)
-    run.meta()
+    meta = run.meta()
     cfg = run.config()
     if cfg.snapshot_every == 0 and not record.chunk_files(run.latents):
         raise RunError(f"run {run.id} has no latent recording (trained with snapshot_every=0)")
-    rec = record.load_recording(run.latents, cfg.model)
+    rec = record.load_recording(run.latents, cfg.model, store.size_ceilings(cfg, meta)[1])
     dims = rec.latents.shape[2]
     if kind not in KINDS:
         raise NnlabError(f"--kind={kind}: choose from auto, density, scatter")
