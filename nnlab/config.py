@@ -104,6 +104,17 @@ class Config:
         legacy="default",  # runs from before it existed used PyTorch's
     )
 
+    def parameter_count(self) -> int:
+        """How many parameters the model of this config has (without building it)."""
+        if self.model == "vae":
+            widths = [INPUT_DIM, *self.hidden_dims]
+            enc = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+            head = widths[-1] * 2 * self.latent_dim + 2 * self.latent_dim
+            dec_widths = [self.latent_dim, *reversed(self.hidden_dims), INPUT_DIM]
+            dec = sum(a * b + b for a, b in zip(dec_widths[:-1], dec_widths[1:], strict=True))
+            return enc + head + dec
+        return sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True))
+
 
 @dataclass
 class VAEConfig(Config):
@@ -378,22 +389,10 @@ def validate(cfg: Config) -> None:
     _check_size(cfg, bad)
 
 
-def parameter_count(cfg: Config) -> int:
-    """How many parameters the model of cfg has (without building it)."""
-    if cfg.model == "vae":
-        widths = [INPUT_DIM, *cfg.hidden_dims]
-        enc = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
-        head = widths[-1] * 2 * cfg.latent_dim + 2 * cfg.latent_dim
-        dec_widths = [cfg.latent_dim, *reversed(cfg.hidden_dims), INPUT_DIM]
-        dec = sum(a * b + b for a, b in zip(dec_widths[:-1], dec_widths[1:], strict=True))
-        return enc + head + dec
-    return sum(a * b + b for a, b in zip(cfg.sizes[:-1], cfg.sizes[1:], strict=True))
-
-
 def _check_size(cfg: Config, bad) -> None:
     """Refuse a model too big to train here, before anything is allocated: weights,
     gradients and two optimiser moments at 4 bytes each must fit in half the memory."""
-    need = 16 * parameter_count(cfg)
+    need = 16 * cfg.parameter_count()
     try:
         memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
@@ -404,7 +403,7 @@ def _check_size(cfg: Config, bad) -> None:
             key = "latent_dim" if cfg.latent_dim > max(cfg.hidden_dims) else "hidden_dims"
         bad(
             key,
-            f"a model of {parameter_count(cfg):,} parameters needs ~{need / 2**30:,.0f} GiB "
+            f"a model of {cfg.parameter_count():,} parameters needs ~{need / 2**30:,.0f} GiB "
             f"to train; this machine has {memory / 2**30:,.0f} GiB",
         )
 

@@ -96,8 +96,9 @@ def read_json(path: str | Path) -> dict:
         obj = json.loads(path.read_text("utf-8"))
     except FileNotFoundError:
         raise RunError(f"{path}: missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RunError(f"{path}: damaged ({e})") from None
+    except (OSError, ValueError, RecursionError) as e:  # bad JSON, 5,000-digit numbers, nesting
+        first = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise RunError(f"{path}: damaged ({first})") from None
     if not isinstance(obj, dict):
         raise RunError(f"{path}: damaged (not a JSON object)")
     return obj

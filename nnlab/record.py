@@ -160,7 +160,7 @@ def snapshot_count(folder: Path, max_bytes: int | None = None) -> int:
 
 def load_recording(folder: Path, model: str, max_bytes: int | None = None) -> Recording:
     """Read the whole recording of a run (float32 in memory); with max_bytes, a file
-    whose arrays claim more is refused before it is read (store.size_ceilings)."""
+    whose arrays claim more is refused before it is read (schema.size_ceilings)."""
     folder = Path(folder)
     probe = load_npz(folder / "probe.npz", max_bytes)
     files = chunk_files(folder)

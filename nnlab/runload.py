@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nnlab import files, store
+from nnlab import files, schema, store
 from nnlab.errors import NnlabError, RunError
 
 
@@ -40,8 +40,11 @@ def load_model(run: store.Run, checkpoint: str | None = None, device: str = "cpu
 
     cfg = run.config()
     path = checkpoint_path(run, checkpoint)
-    ceiling = store.size_ceilings(cfg, run.meta())[0]
+    ceiling = schema.size_ceilings(cfg, run.meta())[0]
     ck = files.load_checkpoint(path, map_location=device, max_bytes=ceiling)
+    step = ck.get("step")
+    if not (isinstance(step, int) and not isinstance(step, bool) and step >= 0):
+        raise RunError(f"{path}: damaged ('step' should be a whole number, got {step!r:.40})")
     model = build_model(cfg).to(device)
     try:
         model.load_state_dict(ck["model"])

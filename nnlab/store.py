@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nnlab import schema
 from nnlab.errors import NnlabError, RunError, did_you_mean
 from nnlab.files import TMP_PREFIX, Lock, is_locked, read_json, sha256_text, write_json
 
@@ -40,33 +41,6 @@ def now_iso() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
-CEILING_SLACK = 16 * 2**20  # headers, RNG states, small arrays: generous on top of the sums
-
-
-def size_ceilings(cfg, meta: dict) -> tuple[int, int]:
-    """(checkpoint bytes, chunk-array bytes): the most a run's files can rightly hold, from
-    its config and meta.json. Readers refuse a file claiming more before reading it.
-
-    A checkpoint holds the weights and at most three tensors as large again (gradients are
-    not saved; Adam's two moments are) and the epoch's permutation; a chunk array holds at
-    most every snapshot of the run, of every probe image, in the widest recorded layer.
-    """
-    from nnlab.config import parameter_count
-
-    train = _count(meta.get("train_size"))
-    checkpoint = 4 * 4 * parameter_count(cfg) + 8 * train + CEILING_SLACK
-    steps = _count(meta.get("steps_per_epoch")) * max(cfg.epochs, _count(meta.get("epochs_done")))
-    snapshots = (steps // cfg.snapshot_every if cfg.snapshot_every else 0) + 2
-    probe = _count((meta.get("probe") or {}).get("size")) or cfg.probe_size
-    dims = cfg.latent_dim if cfg.model == "vae" else max(cfg.sizes)
-    return checkpoint, 4 * snapshots * probe * dims + CEILING_SLACK
-
-
-def _count(value) -> int:
-    """A non-negative whole number read from meta.json, or 0."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
 def new_meta(
     run_id: str,
     model: str,
@@ -77,6 +51,7 @@ def new_meta(
     steps_per_epoch: int,
     parameters: list[dict],
     probe: dict,
+    config_sha256: str,
 ) -> dict:
     """meta.json of a run that is about to start training (this is its schema).
 
@@ -119,6 +94,7 @@ def new_meta(
         "probe": probe,
         "snapshots": 0,
         "final": {},
+        "config_sha256": config_sha256,  # config.yaml is checked against it on every read
     }
 
 
@@ -190,6 +166,7 @@ class Run:
                 f"run {self.id} was written by a newer nnlab (format {fmt}; this nnlab reads "
                 f"format {FORMAT_VERSION}): upgrade nnlab to read it"
             )
+        schema.check_meta(meta, self.file("meta.json"))
         return meta
 
     def write_meta(self, meta: dict) -> None:

@@ -10,7 +10,7 @@ import dataclasses
 import io
 import json
 
-from nnlab import files, metricslog, store
+from nnlab import files, metricslog, schema, store
 from nnlab.errors import NnlabError
 
 
@@ -68,7 +68,7 @@ def describe(run_id: str, runs_dir=None) -> dict:
     meta = run.meta()
     cfg = run.config()  # refuses a damaged or foreign config.yaml
     config = dataclasses.asdict(cfg)
-    checkpoint_max, chunk_max = store.size_ceilings(cfg, meta)
+    checkpoint_max, chunk_max = schema.size_ceilings(cfg, meta)
     lines, bad_lines = metricslog.parse(run.metrics)
     epochs = metricslog.of_kind(lines, "epoch")
     final = epochs[-1] if epochs else (meta.get("final") or {})

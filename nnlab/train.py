@@ -14,7 +14,7 @@ import time
 
 from rich.console import Console
 
-from nnlab import __version__, config, files, options, store
+from nnlab import __version__, config, files, options, schema, store
 from nnlab.console import stderr_console
 from nnlab.errors import NnlabError, RunError, TrainingStopped
 from nnlab.metricslog import epoch_headline
@@ -84,7 +84,8 @@ def _set_up_run(run, cfg, splits, device, requested: str, console: Console):
     from nnlab.models import parameter_table
 
     trainer = loop.Trainer(run, cfg, splits, device, console)
-    files.write_text(run.file("config.yaml"), config.to_yaml(cfg))
+    config_text = config.to_yaml(cfg)
+    files.write_text(run.file("config.yaml"), config_text)
     meta = store.new_meta(
         run.id,
         cfg.model,
@@ -105,6 +106,7 @@ def _set_up_run(run, cfg, splits, device, requested: str, console: Console):
         steps_per_epoch=trainer.steps_per_epoch,
         parameters=parameter_table(trainer.model),
         probe={"split": cfg.probe_split, "size": len(trainer.probe_labels)},
+        config_sha256=files.sha256_text(config_text),
     )
     run.write_meta(meta)
     run.checkpoints.mkdir()
@@ -142,7 +144,7 @@ def resume(
         trainer = loop.Trainer(run, cfg, splits, device, console)
         latest = run.checkpoints / "latest.pt"
         if latest.exists():
-            ceiling = store.size_ceilings(cfg, meta)[0]
+            ceiling = schema.size_ceilings(cfg, meta)[0]
             ck = files.load_checkpoint(latest, map_location=device, max_bytes=ceiling)
             trainer.load_state_dict(ck)
         else:  # killed before its first checkpoint: start over in the same run

@@ -14,7 +14,7 @@ import os
 import torch
 from rich.console import Console
 
-from nnlab import data, files, metricslog, record, store
+from nnlab import data, files, metricslog, record, schema, store
 from nnlab.config import Config
 from nnlab.console import stderr_console, warn
 from nnlab.errors import NnlabError, RunError, TrainingStopped
@@ -141,6 +141,10 @@ class Trainer:
 
     def load_state_dict(self, ck: dict) -> None:
         """Restore a checkpoint and cut metrics and recording back to what it had seen."""
+        where = self.run.checkpoints / "latest.pt"
+        schema.check_positions(ck, where, self.n_train, self.steps_per_epoch)
+        if int(ck["latent_chunks"]) > self.recorder.chunk_count():
+            raise RunError(f"{where}: does not fit this run (its latent chunks are missing)")
         try:
             self.model.load_state_dict(ck["model"])
             self.opt.load_state_dict(ck["optimizer"])
@@ -154,8 +158,8 @@ class Trainer:
             self.last_snapshot_step = int(ck["last_snapshot_step"])
             metrics_bytes, chunks = int(ck["metrics_bytes"]), int(ck["latent_chunks"])
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
-            where = self.run.checkpoints / "latest.pt"
-            raise RunError(f"{where}: does not fit this run ({e})") from None
+            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise RunError(f"{where}: does not fit this run ({first})") from None
         self.log.truncate(metrics_bytes)
         self.recorder.truncate(chunks)
 

@@ -83,7 +83,11 @@ def test_retraining_reproduces_the_frozen_metrics(nnlab, runs, tmp_path, run_id)
     if meta["torch_version"] == torch.__version__:
         assert new == old
     new_meta = files.read_json(runs / r.out.strip() / "meta.json")
-    assert list(new_meta) == list(meta)  # meta.json keeps its schema and key order
+    # meta.json keeps its schema and key order; config_sha256 is written at creation since
+    assert [k for k in new_meta if k != "config_sha256"] == list(meta)
+    assert new_meta["config_sha256"] == files.sha256_text(
+        (runs / r.out.strip() / "config.yaml").read_text()
+    )
 
 
 def _edit_config(run: Path, drop: str) -> None:

@@ -28,6 +28,7 @@ LAYERS = [
         "nnlab.metricslog",
         "nnlab.density",
         "nnlab.files",
+        "nnlab.schema",
     ],
     ["nnlab.config", "nnlab.data", "nnlab.render", "nnlab.render.style"],
     ["nnlab.store", "nnlab.models", "nnlab.render.panels", "nnlab.help"],

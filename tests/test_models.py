@@ -146,3 +146,17 @@ def test_posterior_variance_matches_the_seed_projects_multivariate_normal():
     std_model = build_model(build("vae", overrides={"hidden_dims": "16"}))
     std_model.load_state_dict(model.state_dict())
     torch.testing.assert_close(std_model.encode(x)[1], F.softplus(raw) + 1e-6)  # the default
+
+
+@pytest.mark.parametrize(
+    "model,overrides",
+    [
+        ("vae", {}),
+        ("vae", {"hidden_dims": "64", "latent_dim": "5"}),
+        ("classifier", {"sizes": "784,10,3,10"}),
+        ("classifier", {"sizes": "784,10"}),
+    ],
+)
+def test_parameter_count_without_building_the_model(model, overrides):
+    cfg = build(model, overrides=overrides)
+    assert cfg.parameter_count() == sum(p.numel() for p in build_model(cfg).parameters())

@@ -600,3 +600,68 @@ def test_a_checkpoint_claiming_more_than_its_model_holds_is_refused_before_infla
     r, seconds = _limited(["masks", run_id, "--checkpoint=final"], runs)
     assert r.returncode == 2 and seconds < 15, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "final.pt: damaged" in r.stderr
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+HUGE = "1" + "0" * 5000
+ODD_META = (
+    [
+        (k, v)
+        for k in ("steps_done", "train_size", "epochs_done", "snapshots")
+        for v in ('"x"', "-1", "1e999", "null", "[1]", HUGE, DEEP, "true")
+    ]
+    + [(k, v) for k in ("created", "id", "dataset") for v in ("12345", "null", "[1]", DEEP)]
+    + [("status", v) for v in ('"exploded"', "12", DEEP)]
+    + [("final", v) for v in ("[1]", '"x"', '{"test_acc": 1e999}')]
+    + [("parameters", v) for v in ('"x"', "[1]", '[{"name": 1}]')]
+    + [("probe", v) for v in ("[1]", '{"size": "big"}')]
+    + [("train_seconds", v) for v in ('"x"', "1e999", "-5")]
+)
+
+
+@pytest.mark.parametrize("key,raw", ODD_META)
+def test_odd_values_in_meta_are_damage_and_the_table_lists_the_rest(nnlab, runs, key, raw):
+    shutil.copytree(Path(__file__).parent / "fixtures" / "store-format1", runs)
+    run_id = "vae-20261129-022720-format1"
+    meta = files.read_json(runs / run_id / "meta.json")
+    meta[key] = "@@VALUE@@"
+    text = json.dumps(meta).replace('"@@VALUE@@"', raw)
+    (runs / run_id / "meta.json").write_text(text)
+    table = nnlab("summary", "--json")
+    assert table.code == 0 and "Traceback" not in table.err, table.err
+    rows = {r["id"]: r["status"] for r in table.json()}
+    assert rows[run_id] == "damaged" and rows["classifier-20261129-022729-format1"] == "finished"
+    r = nnlab("summary", run_id)
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and "meta.json: damaged" in r.err
+
+
+@pytest.mark.parametrize(
+    "key,value,command",
+    [
+        ("step", "abc", "masks"),
+        ("metrics_bytes", -1, "resume"),
+        ("perm", "short", "resume"),
+        ("batch", 10**9, "resume"),
+        ("latent_chunks", 99, "resume"),
+    ],
+)
+def test_odd_values_in_a_checkpoint_are_refused_in_one_line(nnlab, runs, key, value, command):
+    shutil.copytree(Path(__file__).parent / "fixtures" / "store-format1", runs)
+    run_id = "classifier-20261129-022729-format1"
+    for name in ("latest.pt", "final.pt"):
+        path = runs / run_id / "checkpoints" / name
+        ck = files.load_checkpoint(path)
+        ck[key] = torch.arange(10) if value == "short" else value
+        files.save_checkpoint(path, ck)
+    args = ["train", "--resume", run_id, "--epochs=2"] if command == "resume" else [command, run_id]
+    r = nnlab(*args)
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+    assert "Traceback" not in r.err and "latest.pt" in r.err
+
+
+def test_config_checksum_is_written_when_the_run_is_created(nnlab, runs):
+    run_id = nnlab("train", "classifier", "--preset=linear-ce", *FAST, "--epochs=1").out.strip()
+    path = runs / run_id / "config.yaml"
+    path.write_text(path.read_text().replace("lr: 0.25", "lr: 0.35"))  # a one-digit change
+    r = nnlab("summary", run_id)
+    assert r.code == 2 and "damaged or edited" in r.err and len(r.err.strip().splitlines()) == 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnlab import files, store
+from nnlab import files, schema, store
 from nnlab.console import stderr_console
 from nnlab.data import class_names
 from nnlab.errors import NnlabError, RunError
@@ -199,7 +199,7 @@ def _manifold_over_training(run, cfg, points, folder):
 
     cks = []
     for p in sorted(run.checkpoints.glob("*.pt")):
-        ck = files.load_checkpoint(p, max_bytes=store.size_ceilings(cfg, run.meta())[0])
+        ck = files.load_checkpoint(p, max_bytes=schema.size_ceilings(cfg, run.meta())[0])
         cks.append((int(ck["step"]), p.name, ck))
     if len({c[0] for c in cks}) < 2:
         stderr_console().print(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nnlab import analysis, metricslog, record, store
+from nnlab import analysis, metricslog, record, schema, store
 from nnlab.console import stderr_console
 from nnlab.progress import CountProgress
 from nnlab.render.style import subscript
@@ -34,7 +34,7 @@ def plot_metrics(run_id, runs_dir=None):
     epochs = metricslog.of_kind(lines, "epoch")
     series = {}
     if record.chunk_files(run.latents):
-        rec = record.load_recording(run.latents, cfg.model, store.size_ceilings(cfg, meta)[1])
+        rec = record.load_recording(run.latents, cfg.model, schema.size_ceilings(cfg, meta)[1])
         n = len(analysis.series_indices(len(rec), 200))
         with CountProgress(stderr_console(), "latent metrics", n) as bar:
             series = analysis.series(rec, 200, on_step=bar.advance)

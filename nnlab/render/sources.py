@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nnlab import record, store
+from nnlab import record, schema, store
 from nnlab.density import pca_basis
 from nnlab.errors import NnlabError, RunError
 
@@ -45,7 +45,7 @@ def load_source(run_id: str, runs_dir, kind: str) -> Source:
     cfg = run.config()
     if cfg.snapshot_every == 0 and not record.chunk_files(run.latents):
         raise RunError(f"run {run.id} has no latent recording (trained with snapshot_every=0)")
-    rec = record.load_recording(run.latents, cfg.model, store.size_ceilings(cfg, meta)[1])
+    rec = record.load_recording(run.latents, cfg.model, schema.size_ceilings(cfg, meta)[1])
     dims = rec.latents.shape[2]
     if kind not in KINDS:
         raise NnlabError(f"--kind={kind}: choose from auto, density, scatter")

@@ -1,0 +1,134 @@
+"""What nnlab reads back must have the shape it wrote: meta.json's values, a checkpoint's
+loop position, and the most bytes a run's files can hold. Every check raises RunError with
+one line naming the file and the value, so a planted or damaged value is never used."""
+
+from __future__ import annotations
+
+import math
+
+from nnlab.errors import RunError
+
+CEILING_SLACK = 16 * 2**20  # headers, RNG states, small arrays: generous on top of the sums
+
+
+def size_ceilings(cfg, meta: dict) -> tuple[int, int]:
+    """(checkpoint bytes, chunk-array bytes): the most a run's files can rightly hold, from
+    its config and meta.json. Readers refuse a file claiming more before reading it.
+
+    A checkpoint holds the weights and at most three tensors as large again (gradients are
+    not saved; Adam's two moments are) and the epoch's permutation; a chunk array holds at
+    most every snapshot of the run, of every probe image, in the widest recorded layer.
+    """
+    train = _count(meta.get("train_size"))
+    checkpoint = 4 * 4 * cfg.parameter_count() + 8 * train + CEILING_SLACK
+    steps = _count(meta.get("steps_per_epoch")) * max(cfg.epochs, _count(meta.get("epochs_done")))
+    snapshots = (steps // cfg.snapshot_every if cfg.snapshot_every else 0) + 2
+    probe = _count((meta.get("probe") or {}).get("size")) or cfg.probe_size
+    dims = cfg.latent_dim if cfg.model == "vae" else max(cfg.sizes)
+    return checkpoint, 4 * snapshots * probe * dims + CEILING_SLACK
+
+
+def _count(value) -> int:
+    """A non-negative whole number read from meta.json, or 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+STATUSES = ("running", "finished", "interrupted", "diverged")
+_COUNTS = (
+    "train_size",
+    "val_size",
+    "test_size",
+    "steps_per_epoch",
+    "steps_done",
+    "epochs_done",
+    "resumable_step",
+    "snapshots",
+    "metrics_bytes",
+    "parameter_count",
+)
+_TEXTS = (
+    "id",
+    "created",
+    "updated",
+    "nnlab_version",
+    "torch_version",
+    "python",
+    "device",
+    "dataset",
+    "dataset_requested",
+    "data_source",
+    "config_sha256",
+)
+
+
+def check_meta(meta: dict, where) -> None:
+    """Every value of meta.json of the type and range its schema (new_meta) gives it: a
+    planted or damaged value is reported in one line, never used."""
+
+    def bad(key, what):
+        shown = repr(meta[key])
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise RunError(f"{where}: damaged ('{key}' should be {what}, got {shown})")
+
+    for key in _COUNTS:
+        v = meta.get(key, 0)
+        if not (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**53):
+            bad(key, "a whole number from 0")
+    for key in _TEXTS:
+        if key in meta and not isinstance(meta[key], str):
+            bad(key, "text")
+    if "status" in meta and meta["status"] not in STATUSES:
+        bad("status", ", ".join(STATUSES))
+    if "model" in meta and meta["model"] not in ("vae", "classifier"):
+        bad("model", "vae or classifier")
+    if "ended" in meta and meta["ended"] is not None and not isinstance(meta["ended"], str):
+        bad("ended", "text or null")
+    seconds = meta.get("train_seconds", 0.0)
+    if not (isinstance(seconds, (int, float)) and 0 <= seconds < 1e12):
+        bad("train_seconds", "a number of seconds")
+    for key, shape in (("final", dict), ("probe", dict), ("parameters", list)):
+        if key in meta and not isinstance(meta[key], shape):
+            bad(key, "an object" if shape is dict else "a list")
+    for v in (meta.get("final") or {}).values():
+        if isinstance(v, float) and not math.isfinite(v) or isinstance(v, (list, dict)):
+            bad("final", "finite numbers")
+    for row in meta.get("parameters") or []:
+        ok = (
+            isinstance(row, dict)
+            and isinstance(row.get("name"), str)
+            and isinstance(row.get("count"), int)
+            and isinstance(row.get("shape"), list)
+            and all(isinstance(n, int) for n in row["shape"])
+        )
+        if not ok:
+            bad("parameters", "rows of name, shape and count")
+    if "probe" in meta and not isinstance(meta["probe"].get("size", 0), int):
+        bad("probe", "a split and a whole-number size")
+
+
+def check_positions(ck: dict, where, n_train: int, steps_per_epoch: int) -> None:
+    """A checkpoint's loop position of the right types and ranges, its permutation a real
+    permutation of the train split: a planted value is refused in one line, never used."""
+
+    import torch
+
+    def whole(key, low=0):
+        v = ck.get(key)
+        if not (isinstance(v, int) and not isinstance(v, bool) and low <= v < 2**53):
+            raise RunError(f"{where}: damaged ('{key}' should be a whole number, got {v!r:.40})")
+
+    for key in ("step", "epoch", "batch", "metrics_bytes", "latent_chunks"):
+        whole(key)
+    whole("last_snapshot_step", low=-1)
+    if ck["batch"] > steps_per_epoch:
+        raise RunError(f"{where}: damaged (batch {ck['batch']} of {steps_per_epoch})")
+    perm = ck.get("perm")
+    if perm is not None:
+        ok = (
+            isinstance(perm, torch.Tensor)
+            and perm.shape == (n_train,)
+            and not perm.is_floating_point()
+            and torch.equal(perm.sort().values.cpu(), torch.arange(n_train))
+        )
+        if not ok:
+            raise RunError(f"{where}: damaged (its permutation is not one of the train split)")
