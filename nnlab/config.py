@@ -328,10 +328,13 @@ def validate(cfg: Config) -> None:
         if v not in options:
             raise NnlabError(f"--{key}: unknown value '{v}'{did_you_mean(v, options)}")
 
-    for f in dataclasses.fields(cfg):  # NaN and infinities pass every range check below
+    for f in dataclasses.fields(cfg):  # NaN, infinities and huge numbers pass range checks
         value = getattr(cfg, f.name)
         if isinstance(value, float) and not math.isfinite(value):
             bad(f.name, "must be a finite number")
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2**31 for v in items):
+            bad(f.name, "too large (whole numbers here stay below 2**31)")
     if not 0 <= cfg.seed < 2**32:
         bad("seed", "use a whole number from 0 to 4294967295")
     if not NAME_RE.match(cfg.name):

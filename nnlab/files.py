@@ -89,11 +89,23 @@ def write_json(path: str | Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+TEXT_CEILING = 64 * 2**20  # meta.json, config.yaml: far above what nnlab writes
+
+
+def read_text(path: str | Path, max_bytes: int = TEXT_CEILING) -> str:
+    """A small text file of a run, refused (RunError) when larger than max_bytes."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise RunError(f"{path}: damaged ({size:,} B; at most {max_bytes:,} expected)")
+    return path.read_text("utf-8")
+
+
 def read_json(path: str | Path) -> dict:
     """Read a JSON object, raising RunError naming the file when it is missing or damaged."""
     path = Path(path)
     try:
-        obj = json.loads(path.read_text("utf-8"))
+        obj = json.loads(read_text(path))
     except FileNotFoundError:
         raise RunError(f"{path}: missing") from None
     except (OSError, ValueError, RecursionError) as e:  # bad JSON, 5,000-digit numbers, nesting

@@ -55,10 +55,27 @@ class MetricsLog:
             finally:
                 os.close(fd)
 
+    def digest(self, size: int) -> str:
+        """SHA-256 of the first `size` bytes (what a checkpoint has seen), for meta.json."""
+        return prefix_digest(self.path, size)
+
     def remove(self) -> None:
         """Delete the log (a run restarted from nothing)."""
         self.pending.clear()
         self.path.unlink(missing_ok=True)
+
+
+def prefix_digest(path: Path, size: int) -> str:
+    """SHA-256 of a file's first `size` bytes (of the whole file when it is shorter)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            h.update(f.read(size))
+    except FileNotFoundError:
+        pass
+    return h.hexdigest()
 
 
 def parse(path: Path) -> tuple[list[dict], int]:

@@ -168,9 +168,18 @@ def load_recording(folder: Path, model: str, max_bytes: int | None = None) -> Re
         raise RunError(f"{folder}: no latent snapshots recorded")
     parts = [load_npz(p, max_bytes) for p in files]
     keys = ("mu", "sd") if model == "vae" else ("act",)
+    width = None  # every chunk's arrays: (S, N, D) with one D, S integer steps and epochs
     for p, part in zip(files, parts, strict=True):
         if any(k not in part for k in ("steps", "epochs", *keys)):
             raise RunError(f"{p}: damaged (missing arrays)")
+        s = part["steps"]
+        if s.ndim != 1 or not np.issubdtype(s.dtype, np.integer) or len(part["epochs"]) != len(s):
+            raise RunError(f"{p}: damaged (steps are not whole numbers, one per snapshot)")
+        for k in keys:
+            a = part[k]
+            if a.ndim != 3 or len(a) != len(s) or (width is not None and a.shape[2] != width):
+                raise RunError(f"{p}: damaged ('{k}' has shape {a.shape})")
+            width = a.shape[2]
     arrays = {k: np.concatenate([part[k] for part in parts]).astype(np.float32) for k in keys}
     steps = np.concatenate([part["steps"] for part in parts]).astype(np.int64)
     n = len(probe["labels"])

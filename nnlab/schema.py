@@ -28,6 +28,14 @@ def size_ceilings(cfg, meta: dict) -> tuple[int, int]:
     return checkpoint, 4 * snapshots * probe * dims + CEILING_SLACK
 
 
+def metrics_ceiling(cfg, meta: dict) -> int:
+    """The most bytes a run's metrics.jsonl can rightly hold: a line of at most 4 KiB per
+    log window and per epoch, and room for a few more."""
+    steps = _count(meta.get("steps_per_epoch")) * max(cfg.epochs, _count(meta.get("epochs_done")))
+    lines = steps // max(cfg.log_every, 1) + max(cfg.epochs, _count(meta.get("epochs_done"))) + 64
+    return 4096 * lines
+
+
 def _count(value) -> int:
     """A non-negative whole number read from meta.json, or 0."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
@@ -47,6 +55,8 @@ _COUNTS = (
     "parameter_count",
 )
 _TEXTS = (
+    "checksum",
+    "metrics_sha256",
     "id",
     "created",
     "updated",
@@ -59,6 +69,15 @@ _TEXTS = (
     "data_source",
     "config_sha256",
 )
+
+
+def meta_checksum(meta: dict) -> str:
+    """SHA-256 of meta.json's values in a canonical form (keys sorted, no spaces)."""
+    import hashlib
+    import json
+
+    text = json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def check_meta(meta: dict, where) -> None:

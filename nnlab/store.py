@@ -20,7 +20,15 @@ from typing import Any
 
 from nnlab import schema
 from nnlab.errors import NnlabError, RunError, did_you_mean
-from nnlab.files import TMP_PREFIX, Lock, is_locked, read_json, sha256_text, write_json
+from nnlab.files import (
+    TMP_PREFIX,
+    Lock,
+    is_locked,
+    read_json,
+    read_text,
+    sha256_text,
+    write_json,
+)
 
 FORMAT_VERSION = 1  # bump when the layout of a run changes incompatibly
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -167,11 +175,16 @@ class Run:
                 f"format {FORMAT_VERSION}): upgrade nnlab to read it"
             )
         schema.check_meta(meta, self.file("meta.json"))
+        if "checksum" in meta:  # runs written before checksums existed have none
+            sealed = {k: v for k, v in meta.items() if k != "checksum"}
+            if meta["checksum"] != schema.meta_checksum(sealed):
+                raise RunError(f"{self.file('meta.json')}: damaged (its checksum differs)")
         return meta
 
     def write_meta(self, meta: dict) -> None:
-        """Replace meta.json atomically."""
-        write_json(self.file("meta.json"), meta)
+        """Replace meta.json atomically, sealed with a checksum of its other values."""
+        meta = {k: v for k, v in meta.items() if k != "checksum"}
+        write_json(self.file("meta.json"), {**meta, "checksum": schema.meta_checksum(meta)})
 
     def update_meta(self, **changes) -> dict:
         """Read, change and rewrite meta.json."""
@@ -186,7 +199,7 @@ class Run:
 
         path = self.file("config.yaml")
         try:
-            text = path.read_text("utf-8")
+            text = read_text(path)
         except FileNotFoundError:
             raise RunError(f"{path}: missing") from None
         except (OSError, UnicodeDecodeError) as e:

@@ -69,7 +69,10 @@ def describe(run_id: str, runs_dir=None) -> dict:
     cfg = run.config()  # refuses a damaged or foreign config.yaml
     config = dataclasses.asdict(cfg)
     checkpoint_max, chunk_max = schema.size_ceilings(cfg, meta)
-    lines, bad_lines = metricslog.parse(run.metrics)
+    too_big = run.metrics.exists() and run.metrics.stat().st_size > schema.metrics_ceiling(
+        cfg, meta
+    )
+    lines, bad_lines = ([], 0) if too_big else metricslog.parse(run.metrics)
     epochs = metricslog.of_kind(lines, "epoch")
     final = epochs[-1] if epochs else (meta.get("final") or {})
     problems = []  # damage that does not stop the summary is shown, not hidden
@@ -81,8 +84,14 @@ def describe(run_id: str, runs_dir=None) -> dict:
     if bad_lines:
         problems.append(f"{metrics}: {bad_lines} unreadable line(s) skipped")
     size = metrics.stat().st_size if metrics.exists() else 0
-    if size < int(meta.get("metrics_bytes") or 0):
+    if too_big:
+        problems.append(f"{metrics}: damaged (larger than this run can have written)")
+    elif size < int(meta.get("metrics_bytes") or 0):
         problems.append(f"{metrics}: shorter than its last checkpoint recorded (lines lost)")
+    elif "metrics_sha256" in meta and meta["metrics_sha256"] != metricslog.prefix_digest(
+        metrics, int(meta.get("metrics_bytes") or 0)
+    ):
+        problems.append(f"{metrics}: damaged (its checksum differs from meta.json's)")
     if snaps is not None and snaps < int(meta.get("snapshots") or 0):
         problems.append(f"{run.latents}: {meta['snapshots'] - snaps} snapshot(s) missing")
     # Killed before its first checkpoint: nothing to resume (and nothing damaged).

@@ -201,6 +201,7 @@ class Trainer:
             resumable_step=self.step,
             updated=store.now_iso(),
             metrics_bytes=state["metrics_bytes"],
+            metrics_sha256=self.log.digest(state["metrics_bytes"]),
             snapshots=self.recorder.saved(),
         )
 

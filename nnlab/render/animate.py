@@ -35,6 +35,7 @@ from nnlab.render.style import (
 )
 
 MAX_FRAMES = 150  # without --every, snapshots are thinned to at most this many frames
+MAX_DPI = 600
 
 
 def animate(
@@ -59,6 +60,8 @@ def animate(
     every = positive_int(every, "every") if asked else 1
     fps = positive_number(fps, "fps")
     dpi = positive_int(dpi, "dpi")
+    if dpi > MAX_DPI:  # a 5.6-inch panel at 600 dpi is already 3,360 pixels wide
+        raise NnlabError(f"--dpi={dpi}: at most {MAX_DPI}")
     compare = [compare] if isinstance(compare, str) else list(compare or [])
     sources = [load_source(r, runs_dir, str(kind)) for r in [run_id, *compare]]
     for other in sources[1:]:
