@@ -799,3 +799,45 @@ def test_inconsistent_or_oversized_files_are_damage(nnlab, runs, case):
         else:
             assert r.code == 2 and len(r.err.strip().splitlines()) == 1, (args, r.err)
             assert "damaged" in r.err
+
+
+def test_bombs_are_refused_in_time_and_memory_in_process(nnlab, runs):
+    """The refusals themselves, without interpreter start-up: under 2 s and 200 MB of
+    Python (numpy included) allocations each, for a chunk declaring a 2 GB array and a
+    checkpoint hiding a 64 MB deflate bomb."""
+    import io
+    import tracemalloc
+    import zipfile
+
+    shutil.copytree(Path(__file__).parent / "fixtures" / "store-format1", runs)
+    vae, lin = "vae-20261129-022720-format1", "classifier-20261129-022729-format1"
+    chunk = runs / vae / "latents" / "chunk-000000.npz"
+    arrays = files.load_npz(chunk)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (250_000_000, 2)}
+    )
+    with zipfile.ZipFile(chunk, "w") as z:
+        z.writestr("mu.npy", header.getvalue() + b"\0" * 64)
+        for k in ("steps", "epochs", "sd"):
+            buf = io.BytesIO()
+            np.save(buf, arrays[k])
+            z.writestr(f"{k}.npy", buf.getvalue())
+    ck = runs / lin / "checkpoints" / "latest.pt"
+    with zipfile.ZipFile(ck, "a", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("latest/data/bomb", b"\0" * (64 * 2**20))
+    import importlib
+
+    for module in ("nnlab.render.animate", "nnlab.render.masks", "nnlab.runload"):
+        importlib.import_module(module)  # imports are start-up, not the refusal
+
+    for args in (("animate", vae, "--dpi=30"), ("masks", lin)):
+        t0 = time.perf_counter()
+        r = nnlab(*args)
+        seconds = time.perf_counter() - t0
+        assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and "damaged" in r.err
+        tracemalloc.start()
+        nnlab(*args)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert seconds < 2 and peak < 200 * 2**20, (args, seconds, peak)
