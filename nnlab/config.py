@@ -5,7 +5,7 @@ The defaults live here and nowhere else: a preset lists only what it changes. Th
 config is saved verbatim in the run as config.yaml and is the only thing later commands use
 to rebuild the model.
 
-The module is long (~390 lines) because it is the whole schema in one place: every field
+The module is long (~440 lines) because it is the whole schema in one place: every field
 with its default, meaning and allowed values (the help pages are generated from them),
 the presets, merging and validation.
 
