@@ -250,23 +250,22 @@ def help_text(argv: list[str]) -> str | None:
 def check_command_line(command: str, tokens: list[str]) -> None:
     """Refuse, before anything runs, what Fire would take up only after the work is done
     (or never): unknown options, stray arguments, Fire's own separators."""
-    for tok in tokens:
-        if tok in ("-", "--"):
-            raise NnlabError(
-                f"unexpected argument '{tok}': nnlab {command} takes "
-                + ("MODEL" if command == "train" else "RUN_ID")
-                + " and --options (see nnlab "
-                + command
-                + " --help)"
-            )
-    positional, flags = options.split_command_line(tokens)
     params = inspect.signature(COMMANDS[command]).parameters
     slots = [n for n in ("model", "run_id") if n in params]
-    if len(positional) > len(slots):
-        raise NnlabError(
-            f"unexpected argument '{positional[len(slots)]}': nnlab {command} takes "
-            f"{' '.join(s.upper() for s in slots)} and --options (see nnlab {command} --help)"
+
+    def unexpected(tok: str) -> NnlabError:
+        takes = " ".join(s.upper() for s in slots)
+        return NnlabError(
+            f"unexpected argument '{tok}': nnlab {command} takes {takes} and --options "
+            f"(see nnlab {command} --help)"
         )
+
+    for tok in tokens:
+        if tok in ("-", "--"):  # Fire's own separators: nnlab has no use for them
+            raise unexpected(tok)
+    positional, flags = options.split_command_line(tokens)
+    if len(positional) > len(slots):
+        raise unexpected(positional[len(slots)])
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return  # train: its options are checked against the config
     known = [n for n in params if n != "run_id"]

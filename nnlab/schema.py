@@ -36,6 +36,15 @@ def metrics_ceiling(cfg, meta: dict) -> int:
     return 4096 * lines
 
 
+def check_metrics_size(path, cfg, meta: dict) -> None:
+    """Refuse a metrics.jsonl larger than metrics_ceiling, before anyone reads it."""
+    from pathlib import Path
+
+    size = Path(path).stat().st_size if Path(path).exists() else 0
+    if size > metrics_ceiling(cfg, meta):
+        raise RunError(f"{path}: damaged (larger than this run can have written)")
+
+
 def _count(value) -> int:
     """A non-negative whole number read from meta.json, or 0."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

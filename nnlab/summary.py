@@ -69,13 +69,16 @@ def describe(run_id: str, runs_dir=None) -> dict:
     cfg = run.config()  # refuses a damaged or foreign config.yaml
     config = dataclasses.asdict(cfg)
     checkpoint_max, chunk_max = schema.size_ceilings(cfg, meta)
-    too_big = run.metrics.exists() and run.metrics.stat().st_size > schema.metrics_ceiling(
-        cfg, meta
-    )
-    lines, bad_lines = ([], 0) if too_big else metricslog.parse(run.metrics)
+    problems = []  # damage that does not stop the summary is shown, not hidden
+    lines, bad_lines, too_big = [], 0, False
+    try:
+        schema.check_metrics_size(run.metrics, cfg, meta)
+        lines, bad_lines = metricslog.parse(run.metrics)
+    except NnlabError as e:  # too large to read: reported, not read
+        too_big = True
+        problems.append(str(e))
     epochs = metricslog.of_kind(lines, "epoch")
     final = epochs[-1] if epochs else (meta.get("final") or {})
-    problems = []  # damage that does not stop the summary is shown, not hidden
     try:
         snaps = snapshot_count(run.latents, chunk_max)
     except NnlabError as e:
@@ -83,13 +86,13 @@ def describe(run_id: str, runs_dir=None) -> dict:
     metrics = run.metrics
     if bad_lines:
         problems.append(f"{metrics}: {bad_lines} unreadable line(s) skipped")
-    size = metrics.stat().st_size if metrics.exists() else 0
-    if too_big:
-        problems.append(f"{metrics}: damaged (larger than this run can have written)")
-    elif size < int(meta.get("metrics_bytes") or 0):
+    recorded = int(meta.get("metrics_bytes") or 0)
+    if not too_big and (metrics.stat().st_size if metrics.exists() else 0) < recorded:
         problems.append(f"{metrics}: shorter than its last checkpoint recorded (lines lost)")
-    elif "metrics_sha256" in meta and meta["metrics_sha256"] != metricslog.prefix_digest(
-        metrics, int(meta.get("metrics_bytes") or 0)
+    elif (
+        not too_big
+        and "metrics_sha256" in meta  # runs from before checksums existed have none
+        and meta["metrics_sha256"] != metricslog.prefix_digest(metrics, recorded)
     ):
         problems.append(f"{metrics}: damaged (its checksum differs from meta.json's)")
     if snaps is not None and snaps < int(meta.get("snapshots") or 0):

@@ -198,8 +198,9 @@ def _manifold_over_training(run, cfg, points, folder):
     from nnlab.render.gif import figure_to_array, write_gif
 
     cks = []
+    ceiling = schema.size_ceilings(cfg, run.meta())[0]
     for p in sorted(run.checkpoints.glob("*.pt")):
-        ck = files.load_checkpoint(p, max_bytes=schema.size_ceilings(cfg, run.meta())[0])
+        ck = files.load_checkpoint(p, max_bytes=ceiling)
         cks.append((int(ck["step"]), p.name, ck))
     if len({c[0] for c in cks}) < 2:
         stderr_console().print(

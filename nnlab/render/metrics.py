@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from nnlab import analysis, metricslog, record, schema, store
 from nnlab.console import stderr_console
-from nnlab.errors import RunError
 from nnlab.progress import CountProgress
 from nnlab.render.style import subscript
 
@@ -30,8 +29,7 @@ def plot_metrics(run_id, runs_dir=None):
     run = store.open_run(run_id, runs_dir)
     meta = run.meta()
     cfg = run.config()
-    if run.metrics.exists() and run.metrics.stat().st_size > schema.metrics_ceiling(cfg, meta):
-        raise RunError(f"{run.metrics}: damaged (larger than this run can have written)")
+    schema.check_metrics_size(run.metrics, cfg, meta)
     lines = metricslog.read(run.metrics)
     steps = metricslog.of_kind(lines, "step")
     epochs = metricslog.of_kind(lines, "epoch")
