@@ -37,6 +37,39 @@ def train(model: str | None = None, **flags):
     return train_mod.command(model, options.raw_flags(_tokens(), flags))
 
 
+def sweep(model: str | None = None, **flags):
+    """Train a grid of configs, each point an ordinary run; print the sweep id on stdout.
+
+    MODEL and --preset/--config as for train. A flag with several values is swept:
+    --beta=1,10 --seed=0,1,2 is a grid of 6 points; a list field is swept as bracketed
+    groups (--hidden_dims=[256,128],[512]); a flag with one value is fixed for every
+    point. Every point is validated before anything runs. Each point becomes the run
+    <sweep id>-p<k>; the sweep's record is <runs>/<sweep id>/sweep.json, each point's
+    progress is in its logs/ folder, and the sweep's progress goes to stderr. Ctrl-C stops
+    every point cleanly; --resume SWEEP_ID goes on where it stopped.
+
+    Args:
+        model: classifier or vae
+        preset: a preset to start from, as for train
+        config: a YAML config file to start from, as for train
+        jobs: local worker processes (default: one per core; torch threads are split
+            between them)
+        executor: {local,ray} run points as local processes, or as tasks on a Ray cluster
+            (pip install -e ".[ray]"; the runs directory must be on storage every node sees)
+        address: the Ray cluster: auto or HOST:PORT (ray start --head prints it)
+        retries: times a killed worker's point is resumed before it counts as failed
+        dry_run: print the plan (one row per point) and write nothing
+        yes: allow a grid of more than 10,000 points
+        resume: a sweep to go on with: finished points are skipped, interrupted ones
+            resumed from their checkpoints, the rest started
+        runs_dir: the run store (default ./runs, or $NNLAB_RUNS)
+    """
+    from nnlab import sweep as sweep_mod
+
+    tokens = _tokens()
+    return sweep_mod.command(model, options.raw_flag_list(tokens, flags), tokens)
+
+
 def summary(
     run_id: str | None = None,
     json: bool = False,
@@ -221,6 +254,7 @@ def decode(
 
 COMMANDS = {
     "train": train,
+    "sweep": sweep,
     "summary": summary,
     "animate": animate,
     "masks": masks,
@@ -242,6 +276,8 @@ def help_text(argv: list[str]) -> str | None:
         if model is not None and model not in ("classifier", "vae"):
             raise NnlabError(f"unknown model '{model}'{did_you_mean(model, ('classifier', 'vae'))}")
         return pages.train_page(model, train)
+    if command == "sweep":
+        return pages.sweep_page(sweep)
     if command:
         return pages.command_page(command, COMMANDS[command])
     return pages.overview(COMMANDS)

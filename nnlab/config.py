@@ -233,8 +233,9 @@ def check_keys(cls: type[Config], keys, where: str) -> None:
             raise NnlabError(f"unknown config key '{k}' in {where}{did_you_mean(k, known)}")
 
 
-def _coerce(cls: type[Config], data: dict[str, Any], where: str) -> dict[str, Any]:
-    """Type-check YAML values (ints are accepted for floats, nothing else is converted)."""
+def coerce(cls: type[Config], data: dict[str, Any], where: str) -> dict[str, Any]:
+    """Type-check YAML or JSON values (ints are accepted for floats, nothing else is
+    converted)."""
     types = field_types(cls)
     out = {}
     for k, v in data.items():
@@ -281,7 +282,16 @@ def build(
     overrides: dict[str, str] | None = None,
 ) -> Config:
     """Resolve a config: defaults < preset or YAML file < flags (raw text), then validate."""
-    overrides = dict(overrides or {})
+    cls, values = base_values(model, preset=preset, config_file=config_file)
+    values.update(parse_overrides(cls, overrides or {}))
+    return make(cls, values)
+
+
+def base_values(
+    model: str | None, *, preset: str | None = None, config_file: str | None = None
+) -> tuple[type[Config], dict[str, Any]]:
+    """The config class of `model` and the values its preset or YAML file sets (the model's
+    default preset when neither is given), type-checked but not yet validated."""
     if preset and config_file:
         raise NnlabError("give either --preset or --config, not both")
     layer: dict[str, Any] = {}
@@ -304,14 +314,25 @@ def build(
         layer, where = load_preset(DEFAULT_PRESET[model]), f"preset '{DEFAULT_PRESET[model]}'"
     cls = CONFIG_CLASSES[model]
     check_keys(cls, layer, where)
-    values = _coerce(cls, layer, where)
+    values = coerce(cls, layer, where)
+    values["model"] = model
+    return cls, values
+
+
+def parse_overrides(cls: type[Config], overrides: dict[str, str]) -> dict[str, Any]:
+    """Command-line flags (the text typed) as typed values of cls's fields."""
     check_keys(cls, overrides, "the command line")
     types = field_types(cls)
+    values = {}
     for k, text in overrides.items():
         if k == "model":
             raise NnlabError("the model is chosen by the first argument, not --model")
         values[k] = parse_value(k, text, types[k])
-    values["model"] = model
+    return values
+
+
+def make(cls: type[Config], values: dict[str, Any]) -> Config:
+    """A validated config of class cls from field values (the rest at their defaults)."""
     cfg = cls(**values)
     validate(cfg)
     return cfg
@@ -434,6 +455,6 @@ def from_yaml(text: str, where: str = "config.yaml") -> Config:
     missing = [f.name for f in dataclasses.fields(cls) if f.name not in data]
     if missing:
         raise NnlabError(f"{where}: missing keys {', '.join(missing)}")
-    cfg = cls(**_coerce(cls, data, where))
+    cfg = cls(**coerce(cls, data, where))
     validate(cfg)
     return cfg

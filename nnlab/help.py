@@ -139,6 +139,36 @@ def command_page(name: str, fn) -> str:
     return "\n".join([*lines, "", "options:", *_rows(rows)])
 
 
+def sweep_page(fn) -> str:
+    """`nnlab sweep --help`: its own options (from the docstring) and where the config
+    fields it sweeps are listed."""
+    first, paragraphs, documented = parse_docstring(fn)
+    usage = (
+        "usage: nnlab sweep MODEL [--preset=P|--config=FILE] --FIELD=V1,V2,... "
+        "[--FIELD2=...] [--OPTION=VALUE ...]\n       nnlab sweep --resume SWEEP_ID "
+        "[--jobs=N] [--executor=local|ray]"
+    )
+    rows = []
+    for name, (choices, meaning) in documented.items():
+        if name == "model":
+            continue
+        text = meaning + (f"; one of: {', '.join(choices)}" if choices else "")
+        rows.append((f"--{name}", text))
+    return "\n".join(
+        [
+            usage,
+            "",
+            first,
+            *[f"\n{p}" for p in paragraphs],
+            "",
+            "options:",
+            *_rows(rows),
+            "",
+            "Any config field can be swept or fixed: see nnlab train MODEL --help for them.",
+        ]
+    )
+
+
 def _field_rows(cls, names) -> list[tuple[str, str]]:
     hints = typing.get_type_hints(cls)
     defaults = {f.name: f for f in dataclasses.fields(cls)}

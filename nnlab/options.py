@@ -157,14 +157,20 @@ def run_id_text(run_id):
 
 
 def raw_flags(tokens: list[str] | None, parsed: dict) -> dict[str, str]:
-    """The text typed for each --flag of a command (Fire's conversions undone).
+    """The text typed for each --flag of a command (Fire's conversions undone; a flag
+    typed twice keeps its last value, as Fire does).
 
     tokens: the command's argument list after the command name; None falls back to the
     values Fire parsed (a call from Python rather than from a shell).
     """
+    return dict(raw_flag_list(tokens, parsed))
+
+
+def raw_flag_list(tokens: list[str] | None, parsed: dict) -> list[tuple[str, str]]:
+    """Every --flag typed and its text, in order, repeats kept (see raw_flags)."""
     if tokens is None:
-        return {k: text_of(v) for k, v in parsed.items()}
-    raw: dict[str, str] = {}
+        return [(k, text_of(v)) for k, v in parsed.items()]
+    raw: list[tuple[str, str]] = []
     i = 0
     while i < len(tokens):
         tok = tokens[i]
@@ -179,7 +185,7 @@ def raw_flags(tokens: list[str] | None, parsed: dict) -> dict[str, str]:
                     value, i = nxt, i + 1
                 else:
                     value = "true"
-            raw[key] = value
+            raw.append((key, value))
         i += 1
     return raw
 

@@ -137,19 +137,27 @@ class CountProgress(_Bar):
     def __init__(self, console: Console, label: str, total: int):
         self.console, self.label, self.total = console, label, total
         self.done = 0
+        self.note = ""  # shown after the counts, e.g. "1 failed"
         self.live = console.is_terminal
         self.t0 = self.t_logged = time.perf_counter()
         if self.live:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             self.progress = Progress(
                 f"[bold]{label}",
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeRemainingColumn(),
+                TextColumn("{task.fields[note]}"),
                 console=console,
             )
-            self.task = self.progress.add_task(label, total=total)
+            self.task = self.progress.add_task(label, total=total, note="")
 
     def __exit__(self, *exc):
         if self.live:
@@ -166,12 +174,20 @@ class CountProgress(_Bar):
         elif time.perf_counter() - self.t_logged >= LOG_EVERY_S:
             self._line()
 
+    def set_note(self, note: str) -> None:
+        """Text shown after the counts (e.g. failures so far)."""
+        self.note = note
+        if self.live:
+            self.progress.update(self.task, note=note)
+
     def _line(self) -> None:
         now = time.perf_counter()
         self.t_logged = now
         rate = self.done / max(now - self.t0, 1e-9)
-        eta = (self.total - self.done) / max(rate, 1e-9)
-        self.console.print(
-            f"{self.label}: {self.done:,}/{self.total:,} · {rate:,.1f}/s · ETA {_clock(eta)}",
-            soft_wrap=True,
-        )
+        eta = (self.total - self.done) / max(rate, 1e-9) if self.done else None
+        # slow work (whole runs) reads better per minute than as 0.0/s
+        shown = f"{rate:,.1f}/s" if rate >= 1 or not self.done else f"{rate * 60:,.2f}/min"
+        line = f"{self.label}: {self.done:,}/{self.total:,} · {shown}"
+        line += f" · ETA {_clock(eta)}" if eta is not None else ""
+        line += f" · {self.note}" if self.note else ""
+        self.console.print(line, soft_wrap=True)

@@ -9,6 +9,7 @@ always ends at or after the latest checkpoint, and a resume drops the chunks bey
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,12 +159,27 @@ def snapshot_count(folder: Path, max_bytes: int | None = None) -> int:
     return total
 
 
-def load_recording(folder: Path, model: str, max_bytes: int | None = None) -> Recording:
+def load_last(folder: Path, model: str, max_bytes: int | None = None) -> Recording:
+    """The last snapshot of a run's recording alone (reads the probe and the last chunk)."""
+    rec = load_recording(folder, model, max_bytes, last_chunk_only=True)
+    keep = slice(len(rec) - 1, len(rec))
+    return dataclasses.replace(
+        rec,
+        steps=rec.steps[keep],
+        epochs=rec.epochs[keep],
+        **{k: getattr(rec, k)[keep] for k in (("mu", "sd") if model == "vae" else ("act",))},
+    )
+
+
+def load_recording(
+    folder: Path, model: str, max_bytes: int | None = None, last_chunk_only: bool = False
+) -> Recording:
     """Read the whole recording of a run (float32 in memory); with max_bytes, a file
     whose arrays claim more is refused before it is read (schema.size_ceilings)."""
     folder = Path(folder)
     probe = load_npz(folder / "probe.npz", max_bytes)
     files = chunk_files(folder)
+    files = files[-1:] if last_chunk_only else files
     if not files:
         raise RunError(f"{folder}: no latent snapshots recorded")
     parts = [load_npz(p, max_bytes) for p in files]

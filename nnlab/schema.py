@@ -132,6 +132,54 @@ def check_meta(meta: dict, where) -> None:
             bad("parameters", "rows of name, shape and count")
     if "probe" in meta and not isinstance(meta["probe"].get("size", 0), int):
         bad("probe", "a split and a whole-number size")
+    sweep = meta.get("sweep")
+    if sweep is not None and not (
+        isinstance(sweep, dict)
+        and isinstance(sweep.get("id"), str)
+        and isinstance(sweep.get("point"), int)
+    ):
+        bad("sweep", "a sweep id and a point number")
+
+
+POINT_STATUSES = ("pending", "running", "finished", "interrupted", "diverged", "failed")
+
+
+def check_sweep(rec, where) -> None:
+    """sweep.json of the shape nnlab.sweep writes: a format, a model, a base config, a
+    grid, and one point per grid combination naming its run; RunError in one line if not."""
+    import re
+
+    def bad(what):
+        raise RunError(f"{where}: damaged ({what})")
+
+    if not isinstance(rec, dict):
+        bad("not an object")
+    if not isinstance(rec.get("format"), int):
+        bad("no format version")
+    if rec.get("model") not in ("vae", "classifier"):
+        bad("'model' should be vae or classifier")
+    if not isinstance(rec.get("base"), str):
+        bad("'base' should be the base config as YAML text")
+    grid, points = rec.get("grid"), rec.get("points")
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        bad("'grid' should map each swept field to its values")
+    if not isinstance(points, list):
+        bad("'points' should be a list")
+    total = math.prod(len(v) for v in grid.values())
+    if len(points) != total:
+        bad(f"{len(points)} points for a grid of {total}")
+    safe = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # as store.ID_RE
+    for i, p in enumerate(points):
+        ok = (
+            isinstance(p, dict)
+            and isinstance(p.get("run"), str)
+            and safe.match(p["run"]) is not None
+            and isinstance(p.get("values"), dict)
+            and set(p["values"]) == set(grid)
+            and p.get("status") in POINT_STATUSES
+        )
+        if not ok:
+            bad(f"point {i} should name a run id, its values and a status")
 
 
 def check_positions(ck: dict, where, n_train: int, steps_per_epoch: int) -> None:

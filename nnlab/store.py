@@ -60,6 +60,7 @@ def new_meta(
     parameters: list[dict],
     probe: dict,
     config_sha256: str,
+    sweep: dict | None = None,
 ) -> dict:
     """meta.json of a run that is about to start training (this is its schema).
 
@@ -67,6 +68,7 @@ def new_meta(
     train_size, val_size, test_size. The trainer keeps steps_done, epochs_done,
     resumable_step, metrics_bytes and snapshots up to date at each checkpoint, and the
     run's end sets status, ended, train_seconds and final (the last epoch's metrics).
+    sweep: {"id", "point"} for a point of a sweep (the key is absent otherwise).
     """
     now = now_iso()
     return {
@@ -103,6 +105,7 @@ def new_meta(
         "snapshots": 0,
         "final": {},
         "config_sha256": config_sha256,  # config.yaml is checked against it on every read
+        **({"sweep": sweep} if sweep else {}),
     }
 
 
@@ -259,6 +262,11 @@ def open_run(run_id: Any, runs_dir: str | Path | None = None) -> Run:
     path = root / run_id
     if path.is_symlink() or (path.exists() and path.resolve().parent != root.resolve()):
         raise NnlabError(f"refusing run {run_id}: its directory points outside {root}")
+    if (path / SWEEP_FILE).is_file() and not (path / "meta.json").exists():
+        raise NnlabError(
+            f"'{run_id}' is a sweep, not a run: give one of its runs, e.g. {run_id}-p0 "
+            f"(nnlab summary {run_id} lists them)"
+        )
     if not path.is_dir():
         hint = ""
         ids = list_run_ids(root)
@@ -325,9 +333,14 @@ def lock_name(runs_dir: str | Path | None, model: str, name: str) -> Lock | None
 
 
 def create_run(
-    runs_dir: str | Path | None, model: str, name: str = "", name_lock: Lock | None = None
+    runs_dir: str | Path | None,
+    model: str,
+    name: str = "",
+    name_lock: Lock | None = None,
+    run_id: str | None = None,
 ) -> Run:
-    """Make a new, locked run directory `<model>-<yyyymmdd-hhmmss>[-<name>]`.
+    """Make a new, locked run directory `<model>-<yyyymmdd-hhmmss>[-<name>]`, or exactly
+    `run_id` when given (a sweep names its points).
 
     With a name, a second training of the same model and name started while the first
     runs is refused (the name lock); without, a clashing id gets a -2, -3... suffix.
@@ -339,12 +352,17 @@ def create_run(
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = f"{model}-{stamp}" + (f"-{name}" if name else "")
     for attempt in range(1, 100):
-        run_id = validate_id(base if attempt == 1 else f"{base}-{attempt}")
+        if run_id is not None:
+            chosen = validate_id(run_id)
+        else:
+            chosen = validate_id(base if attempt == 1 else f"{base}-{attempt}")
         try:
-            os.mkdir(root / run_id)
+            os.mkdir(root / chosen)
         except FileExistsError:
+            if run_id is not None:
+                raise RunError(f"run {run_id} exists already in {root}") from None
             continue
-        run = Run(root, run_id)
+        run = Run(root, chosen)
         try:
             run.acquire()
         except BaseException:  # e.g. a full disk at the lock write: leave no empty run
@@ -353,3 +371,138 @@ def create_run(
         run.name_lock = name_lock  # held until training ends
         return run
     raise NnlabError(f"could not find a free run id for {base} in {root}")
+
+
+# ---------------------------------------------------------------- sweeps
+
+SWEEP_FILE = "sweep.json"
+
+
+@dataclass
+class Sweep:
+    """A sweep directory inside a runs dir: sweep.json (the record), logs/, media/.
+
+    Its points are ordinary runs beside it, named <sweep id>-p<k>. Only the process that
+    holds the sweep's lock writes sweep.json.
+    """
+
+    root: Path
+    id: str
+    lock: Lock | None = field(default=None, repr=False)
+
+    @property
+    def path(self) -> Path:
+        """The sweep directory."""
+        return self.root / self.id
+
+    def file(self, *parts: str) -> Path:
+        """A path inside the sweep directory."""
+        return self.path.joinpath(*parts)
+
+    def record(self) -> dict:
+        """sweep.json, checked before any of its values is used."""
+        rec = read_json(self.file(SWEEP_FILE))
+        schema.check_sweep(rec, self.file(SWEEP_FILE))
+        if rec["format"] > FORMAT_VERSION:
+            raise RunError(
+                f"sweep {self.id} was written by a newer nnlab (format {rec['format']}): "
+                "upgrade nnlab to read it"
+            )
+        return rec
+
+    def write_record(self, rec: dict) -> None:
+        """Replace sweep.json atomically."""
+        write_json(self.file(SWEEP_FILE), rec)
+
+    def point_status(self, rec: dict, index: int) -> str:
+        """Point `index`'s status as its run tells it (no run yet: pending)."""
+        run = Run(self.root, validate_id(rec["points"][index]["run"]))
+        if not run.file("meta.json").exists():
+            return "interrupted" if run.path.exists() else "pending"
+        try:
+            meta = run.meta()
+        except NnlabError:
+            return "failed"
+        status = meta.get("status")
+        if status == "running":
+            return "running" if run.is_running() else "interrupted"
+        return status if status in ("finished", "diverged", "interrupted") else "failed"
+
+    def acquire(self) -> None:
+        """Lock the sweep for running, or raise naming the holder."""
+        self.lock = Lock(self.file("lock"), f"sweep {self.id}")
+        self.lock.acquire(holder_info(self.id))
+
+    def release(self) -> None:
+        """Release the sweep's lock."""
+        if self.lock:
+            self.lock.release()
+        self.lock = None
+
+
+def point_run_id(sweep_id: str, index: int, total: int) -> str:
+    """The run id of point `index` of a sweep of `total` points: <sweep id>-p<k>, k padded
+    to the width of the largest index so that the ids sort in grid order."""
+    width = len(str(max(total - 1, 0)))
+    return validate_id(f"{sweep_id}-p{index:0{width}d}")
+
+
+def sweep_id_base(model: str, name: str = "") -> str:
+    """The id a sweep started now would get (before any clash suffix)."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"sweep-{model}-{stamp}" + (f"-{name}" if name else "")
+
+
+def create_sweep(runs_dir: str | Path | None, base: str) -> Sweep:
+    """Make a new, locked sweep directory named base (or base-2, base-3... on a clash)."""
+    root = runs_root(runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 100):
+        sweep_id = validate_id(base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            os.mkdir(root / sweep_id)
+        except FileExistsError:
+            continue
+        sweep = Sweep(root, sweep_id)
+        try:
+            sweep.acquire()
+        except BaseException:
+            shutil.rmtree(root / sweep_id, ignore_errors=True)
+            raise
+        return sweep
+    raise NnlabError(f"could not find a free sweep id for {base} in {root}")
+
+
+def is_sweep(item_id: Any, runs_dir: str | Path | None = None) -> bool:
+    """Whether item_id names a sweep (not a run) in runs_dir."""
+    if not isinstance(item_id, str) or not ID_RE.match(item_id) or item_id == "latest":
+        return False
+    path = runs_root(runs_dir) / item_id
+    return not path.is_symlink() and (path / SWEEP_FILE).is_file()
+
+
+def open_sweep(sweep_id: Any, runs_dir: str | Path | None = None) -> Sweep:
+    """The existing sweep `sweep_id`, validated to lie inside runs_dir."""
+    root = runs_root(runs_dir)
+    sweep_id = validate_id(sweep_id)
+    path = root / sweep_id
+    if path.is_symlink() or (path.exists() and path.resolve().parent != root.resolve()):
+        raise NnlabError(f"refusing sweep {sweep_id}: its directory points outside {root}")
+    if not (path / SWEEP_FILE).is_file():
+        ids = list_sweep_ids(root)
+        hint = did_you_mean(sweep_id, ids) if ids and len(ids) < 200 else ""
+        raise NnlabError(f"no sweep '{sweep_id}' in {root}{hint}")
+    check_tree(path)
+    return Sweep(root, sweep_id)
+
+
+def list_sweep_ids(runs_dir: str | Path | None = None) -> list[str]:
+    """Ids of the sweep directories in runs_dir."""
+    root = runs_root(runs_dir)
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and not p.is_symlink() and ID_RE.match(p.name) and (p / SWEEP_FILE).is_file()
+    )

@@ -37,12 +37,13 @@ def list_runs(runs_dir=None) -> list[dict]:
             store.check_tree(run.path)  # one odd run is listed as damaged, not a hang
             meta = run.meta()
         except NnlabError as e:
-            rows.append({"id": run_id, "status": "damaged", "problem": str(e)})
+            rows.append({"kind": "run", "id": run_id, "status": "damaged", "problem": str(e)})
             continue
         final = meta.get("final") or {}
         name, value = metricslog.headline(meta.get("model", ""), final)
         rows.append(
             {
+                "kind": "run",
                 "id": run_id,
                 "model": meta.get("model"),
                 "dataset": meta.get("dataset"),
@@ -340,14 +341,29 @@ def summarize(
     run_id=None, runs_dir=None, as_json: bool = False, color: bool = False, plot: bool = False
 ) -> str:
     """The summary text (or JSON) of all runs or one run; with plot, the metrics figure's path."""
+    from nnlab import sweepsummary
+
     if plot:
         if run_id is None:
             raise NnlabError("--plot needs a run id: nnlab summary RUN_ID --plot")
+        if store.is_sweep(run_id, runs_dir):
+            from nnlab.render.sweepplot import plot_sweep
+
+            return str(plot_sweep(sweepsummary.describe(run_id, runs_dir), runs_dir))
         from nnlab.render.metrics import plot_metrics
 
         return str(plot_metrics(run_id, runs_dir))
     if run_id is None:
         rows = list_runs(runs_dir)
-        return json.dumps(rows, indent=2) if as_json else render_runs(rows, color)
+        sweeps = sweepsummary.list_sweeps(runs_dir)
+        if as_json:
+            return json.dumps([*rows, *sweeps], indent=2)
+        text = render_runs(rows, color)
+        if sweeps:
+            text += "\n\n" + sweepsummary.render_list(sweeps, color)
+        return text
+    if store.is_sweep(run_id, runs_dir):
+        d = sweepsummary.describe(run_id, runs_dir)
+        return json.dumps(d, indent=2) if as_json else sweepsummary.render(d, color)
     d = describe(run_id, runs_dir)
     return json.dumps(d, indent=2) if as_json else render_run(d, color)

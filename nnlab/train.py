@@ -49,8 +49,17 @@ def command(model: str | None, flags: dict[str, str]) -> str:
     return start(cfg, runs_dir, name_lock=name_lock)
 
 
-def start(cfg: config.Config, runs_dir=None, console: Console | None = None, name_lock=None) -> str:
-    """Create a run for cfg, train it, and return its id (name_lock: from store.lock_name)."""
+def start(
+    cfg: config.Config,
+    runs_dir=None,
+    console: Console | None = None,
+    name_lock=None,
+    *,
+    run_id: str | None = None,
+    sweep: dict | None = None,
+) -> str:
+    """Create a run for cfg, train it, and return its id (name_lock: from store.lock_name;
+    run_id and sweep: the id and {"id", "point"} a sweep gives its point)."""
     console = console or stderr_console()
     if cfg.name and name_lock is None:
         name_lock = store.lock_name(runs_dir, cfg.model, cfg.name)
@@ -63,10 +72,10 @@ def start(cfg: config.Config, runs_dir=None, console: Console | None = None, nam
     requested = cfg.dataset
     if splits.name != cfg.dataset:
         cfg = dataclasses.replace(cfg, dataset=splits.name)
-    run = store.create_run(runs_dir, cfg.model, cfg.name, name_lock)
+    run = store.create_run(runs_dir, cfg.model, cfg.name, name_lock, run_id=run_id)
     try:
         try:
-            trainer = _set_up_run(run, cfg, splits, device, requested, console)
+            trainer = _set_up_run(run, cfg, splits, device, requested, console, sweep)
         except BaseException:  # nothing to resume yet: leave no half-written run behind
             run.release()
             shutil.rmtree(run.path, ignore_errors=True)
@@ -76,7 +85,7 @@ def start(cfg: config.Config, runs_dir=None, console: Console | None = None, nam
         run.release()
 
 
-def _set_up_run(run, cfg, splits, device, requested: str, console: Console):
+def _set_up_run(run, cfg, splits, device, requested: str, console: Console, sweep=None):
     """Write a new run's config, meta.json and probe set; return its trainer."""
     import torch
 
@@ -107,6 +116,7 @@ def _set_up_run(run, cfg, splits, device, requested: str, console: Console):
         parameters=parameter_table(trainer.model),
         probe={"split": cfg.probe_split, "size": len(trainer.probe_labels)},
         config_sha256=files.sha256_text(config_text),
+        sweep=sweep,
     )
     run.write_meta(meta)
     run.checkpoints.mkdir()

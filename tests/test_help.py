@@ -54,7 +54,17 @@ def test_train_page_without_model_and_with_a_typo(nnlab):
     assert r.code == 2 and "did you mean 'vae'" in r.err
 
 
-@pytest.mark.parametrize("command", [c for c in cli.COMMANDS if c != "train"])
+def test_sweep_page_lists_its_options(nnlab):
+    r = nnlab("sweep", "--help")
+    assert r.code == 0 and r.err == "" and r.out.startswith("usage: nnlab sweep MODEL")
+    _, _, documented = parse_docstring(cli.sweep)
+    for name in documented:
+        if name != "model":
+            assert f"--{name}" in r.out
+    assert "one of: local, ray" in r.out and "nnlab train MODEL --help" in r.out
+
+
+@pytest.mark.parametrize("command", [c for c in cli.COMMANDS if c not in ("train", "sweep")])
 def test_command_pages_list_every_option(nnlab, command):
     r = nnlab(command, "--help")
     assert r.code == 0 and r.err == ""

@@ -31,10 +31,10 @@ LAYERS = [
         "nnlab.schema",
     ],
     ["nnlab.config", "nnlab.data", "nnlab.render", "nnlab.render.style"],
-    ["nnlab.store", "nnlab.models", "nnlab.render.panels", "nnlab.help"],
-    ["nnlab.record", "nnlab.runload", "nnlab.render.gif"],
+    ["nnlab.store", "nnlab.models", "nnlab.render.panels", "nnlab.help", "nnlab.grid"],
+    ["nnlab.record", "nnlab.runload", "nnlab.render.gif", "nnlab.executors"],
     ["nnlab.analysis", "nnlab.snapshots", "nnlab.render.sources"],
-    ["nnlab.trainer", "nnlab.render.metrics"],
+    ["nnlab.trainer", "nnlab.render.metrics", "nnlab.sweepsummary", "nnlab.render.sweepplot"],
     [
         "nnlab.train",
         "nnlab.summary",
@@ -43,6 +43,7 @@ LAYERS = [
         "nnlab.render.masks",
         "nnlab.render.decode",
     ],
+    ["nnlab.sweep"],
     ["nnlab.cli"],
     ["nnlab.__main__"],
 ]

@@ -36,6 +36,7 @@ from nnlab.render.style import (
 
 MAX_FRAMES = 150  # without --every, snapshots are thinned to at most this many frames
 MAX_DPI = 600
+MAX_PANELS = 16  # a sweep's points beyond this are left out (and the user told so)
 
 
 def animate(
@@ -63,7 +64,9 @@ def animate(
     if dpi > MAX_DPI:  # a 5.6-inch panel at 600 dpi is already 3,360 pixels wide
         raise NnlabError(f"--dpi={dpi}: at most {MAX_DPI}")
     compare = [compare] if isinstance(compare, str) else list(compare or [])
-    sources = [load_source(r, runs_dir, str(kind)) for r in [run_id, *compare]]
+    console = console or stderr_console()
+    ids, sweep = expand_sweeps([run_id, *compare], runs_dir, console)
+    sources = [load_source(r, runs_dir, str(kind)) for r in ids]
     for other in sources[1:]:
         if other.kind != sources[0].kind:
             a, b = sources[0], other
@@ -77,6 +80,11 @@ def animate(
     frames = render_frames(sources, classes, every, dpi, console)
     if out_path:
         gif_path = out_path
+    elif sweep is not None and not compare:  # a sweep's grid lives in the sweep's media
+        stem = f"latents-{sources[0].kind}"
+        if classes != list(range(10)):
+            stem += "-classes" + "-".join(map(str, classes))
+        gif_path = sweep.file("media", f"{stem}.gif")
     else:
         stem = "latents" if not compare else "compare-" + "-".join(s.run.id for s in sources[1:])
         stem += f"-{sources[0].kind}"
@@ -88,6 +96,46 @@ def animate(
     write_gif(gif_path, frames, fps=fps)
     png_path = write_png(gif_path.with_suffix(".png"), frames[-1])
     return [str(gif_path), str(png_path)]
+
+
+def expand_sweeps(ids: list[str], runs_dir, console):
+    """The run ids to draw: each sweep id replaced by its points that have a recording (at
+    most MAX_PANELS in all, said on stderr when capped); and the first id's sweep, if any."""
+    from nnlab import record, store
+
+    out, first_sweep = [], None
+    for k, item in enumerate(ids):
+        if not store.is_sweep(item, runs_dir):
+            out.append(item)
+            continue
+        sweep = store.open_sweep(item, runs_dir)
+        first_sweep = sweep if k == 0 else first_sweep
+        points = [p["run"] for p in sweep.record()["points"]]
+        recorded = [r for r in points if record.chunk_files(sweep.root / r / "latents")]
+        if not recorded:
+            raise NnlabError(f"sweep {sweep.id}: no point has a latent recording yet")
+        if len(recorded) < len(points):
+            console.print(
+                f"sweep {sweep.id}: {len(points) - len(recorded)} point(s) without a "
+                "recording yet are left out"
+            )
+        out.extend(recorded)
+    if len(out) > MAX_PANELS:
+        console.print(
+            f"drawing the first {MAX_PANELS} of {len(out)} runs (at most {MAX_PANELS} panels); "
+            "choose others with RUN_ID --compare=...",
+            soft_wrap=True,
+        )
+        out = out[:MAX_PANELS]
+    return out, first_sweep
+
+
+def grid_shape(n: int) -> tuple[int, int]:
+    """(rows, columns) of n panels: one row up to 4, then as square as possible."""
+    if n <= 4:
+        return 1, n
+    cols = math.ceil(math.sqrt(n))
+    return math.ceil(n / cols), cols
 
 
 def render_frames(sources: list[Source], classes: list[int], every: int, dpi: int, console=None):
@@ -131,12 +179,14 @@ def _figure(sources: list[Source], classes: list[int], n_frames: int, dpi: int, 
     colors = class_colors()
     limits = limits or shared_limits(sources, classes)
     n = len(sources)
-    fig = plt.figure(figsize=(PANEL_INCHES * n, PANEL_INCHES + 0.9), dpi=dpi)
+    rows, cols = grid_shape(n)
+    height = PANEL_INCHES * rows + 0.9 + 0.5 * (rows - 1)  # room for each row's titles
+    fig = plt.figure(figsize=(PANEL_INCHES * cols, height), dpi=dpi)
     panels: list[Panel] = []
     titles = []
     for i, (src, label) in enumerate(zip(sources, labels, strict=True)):
         three = src.kind == "scatter3d"
-        ax = fig.add_subplot(1, n, i + 1, projection="3d" if three else None)
+        ax = fig.add_subplot(rows, cols, i + 1, projection="3d" if three else None)
         labels_ = src.rec.labels
         names = class_names(src.cfg.dataset)  # each panel its own run's classes
         if src.kind == "density":
@@ -150,13 +200,17 @@ def _figure(sources: list[Source], classes: list[int], n_frames: int, dpi: int, 
         titles.append((ax.set_title(label, fontsize=TITLE_SIZE), label))
     datasets = {s.cfg.dataset for s in sources}
     if len(datasets) == 1:
-        _legend(fig, sources[0].kind == "density", classes, colors, names, n)
+        _legend(fig, sources[0].kind == "density", classes, colors, names, cols)
     else:  # different classes side by side: a legend under each panel
         for ax, src in zip(fig.axes, sources, strict=True):
             names = class_names(src.cfg.dataset)
             _legend(ax, src.kind == "density", classes, colors, names, 1, below_axes=True)
-    # room on the left for a long axis label ("PC2 (23% of variance)") and its ticks
-    fig.subplots_adjust(left=0.12 / n, right=1 - 0.03 / n, top=0.9, bottom=0.2, wspace=0.3)
+    # room on the left for a long axis label ("PC2 (23% of variance)") and its ticks, and
+    # at the bottom for the legend (the same inches whatever the number of rows)
+    bottom, top = 0.2 * (PANEL_INCHES + 0.9) / height, 1 - 0.1 * (PANEL_INCHES + 0.9) / height
+    fig.subplots_adjust(
+        left=0.12 / cols, right=1 - 0.03 / cols, top=top, bottom=bottom, wspace=0.3, hspace=0.45
+    )
     return fig, panels, titles
 
 
