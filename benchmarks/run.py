@@ -295,6 +295,83 @@ def nielsen_epoch(b: Bench) -> list[Row]:
     ]
 
 
+def sweep_parallel(b: Bench) -> list[Row]:
+    """8. A sweep of 8 points of the reference VAE on the sample: --jobs=2 against --jobs=1,
+    for one epoch per point (the reference) and for five (training outweighs start-up)."""
+    rows = []
+    points = 4 if b.quick else 8
+    seeds = ",".join(str(i) for i in range(points))
+    for epochs, target in ((1, 0.6), (5, 0.6)):
+        log(f"8. sweep of {points} points of {epochs} epoch(s), --jobs=2 against --jobs=1")
+        args = ["sweep", "vae", "--dataset=mnist-sample", f"--seed={seeds}", f"--epochs={epochs}"]
+        seconds = {}
+        for jobs in (2, 1):
+            runs = b.tmp / f"sweep-{epochs}-jobs{jobs}"
+            seconds[jobs] = wall(*args, f"--jobs={jobs}", f"--runs_dir={runs}")
+        ratio = seconds[2] / seconds[1]
+        rows.append(
+            Row(
+                f"8. sweep, {points} VAE points x {epochs} epoch(s) (sample), jobs=2 / jobs=1 s",
+                seconds[2],
+                seconds[1],
+                ratio,
+                f"<= {target}x",
+                ratio <= target,
+                note="ratio here: jobs=2 wall time / jobs=1 wall time (lower is better)",
+            )
+        )
+    ceiling = _parallel_ceiling(6 if b.quick else 15)
+    rows.append(
+        Row(
+            "8c. ceiling: VAE train steps/s, 2 processes x 1 thread / 1 process x 2 threads",
+            ceiling["two_processes"],
+            ceiling["one_process"],
+            ceiling["one_process"] / ceiling["two_processes"],
+            "stated",
+            note="ratio: the best jobs=2 / jobs=1 wall time that pure training allows here",
+        )
+    )
+    return rows
+
+
+STEP_LOOP = """
+import sys, time, torch
+from nnlab import config, models
+torch.set_num_threads(int(sys.argv[1]))
+cfg = config.build("vae")
+model = models.build_model(cfg)
+opt = models.make_optimizer(cfg, model.parameters())
+x, y = torch.rand(32, 784), torch.zeros(32, dtype=torch.long)
+gen = torch.Generator().manual_seed(0)
+def step():
+    loss = models.loss_terms(model, cfg, x, y, gen)["loss"]
+    opt.zero_grad(); loss.backward(); opt.step()
+for _ in range(50):
+    step()
+t0, n = time.perf_counter(), 0
+while time.perf_counter() - t0 < float(sys.argv[2]):
+    step(); n += 1
+print(n / (time.perf_counter() - t0))
+"""
+
+
+def _parallel_ceiling(seconds: float) -> dict:
+    """Training steps/s of the reference VAE: one process with 2 threads, against two
+    processes with 1 thread each running at once (their sum)."""
+
+    def start(threads):
+        return subprocess.Popen(
+            [sys.executable, "-c", STEP_LOOP, str(threads), str(seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    one = float(start(2).communicate()[0])
+    pair = [start(1), start(1)]
+    two = sum(float(p.communicate()[0]) for p in pair)
+    return {"one_process": one, "two_processes": two}
+
+
 # Run in this order: later workloads reuse the runs of earlier ones (Bench.done).
 WORKLOADS = (
     train_recording,
@@ -305,6 +382,7 @@ WORKLOADS = (
     startup,
     memory_and_disk,
     nielsen_epoch,
+    sweep_parallel,
 )
 
 
@@ -326,7 +404,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     ap.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    ap.add_argument("--only", help="comma-separated workload names, e.g. sweep_parallel")
     opts = ap.parse_args()
+    chosen = [w for w in WORKLOADS if not opts.only or w.__name__ in opts.only.split(",")]
     name = "fashion-mnist" if ref.DEBIAN.is_dir() and not opts.quick else "mnist-sample"
     if name != "fashion-mnist":
         log("dataset: mnist-sample (Debian's Fashion-MNIST not installed, or --quick)")
@@ -339,7 +419,7 @@ def main() -> None:
     try:
         tv_root = ref.prepare_torchvision_layout(tmp / "tv", name)
         bench = Bench(name, opts.quick, tmp, tv_root, data.load(name, None, 0.1, 0))
-        for workload in WORKLOADS:
+        for workload in chosen:
             rows += workload(bench)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

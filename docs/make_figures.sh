@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Remake the README's pictures in docs/ with nnlab's own commands.
 # Uses full Fashion-MNIST (apt-get install dataset-fashion-mnist) when it is installed,
-# else the bundled MNIST sample. Takes a few minutes on 2 cores.
+# else the bundled MNIST sample. Takes about ten minutes on 2 cores.
+#   docs/make_figures.sh              every picture
+#   docs/make_figures.sh vae sweep    some of them (vae, cube, masks, sweep)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NNLAB_RUNS="${NNLAB_RUNS:-$(mktemp -d)/runs}"
@@ -9,7 +11,11 @@ data=mnist-sample
 [ -d /usr/share/datasets/fashion-mnist ] && data=fashion-mnist
 echo "runs in $NNLAB_RUNS, dataset $data" >&2
 
+sections="${*:-vae cube masks sweep}"
+want() { [[ " $sections " == *" $1 "* ]]; }
+
 # beta-VAE, beta = 1 against beta = 10 (same seed, same data): class densities over one epoch
+if want vae; then
 a=$(nnlab train vae --dataset=$data --seed=16 --name=beta1)
 b=$(nnlab train vae --preset=vae-beta10 --dataset=$data --seed=16 --name=beta10)
 nnlab animate "$a" --compare="$b" --every=8 --dpi=75 --out=docs/vae-beta1-vs-beta10.gif
@@ -19,14 +25,30 @@ nnlab summary "$a" > docs/summary-vae-beta1.txt
 nnlab summary "$b" > docs/summary-vae-beta10.txt
 manifold=$(nnlab decode "$a" --out="$NNLAB_RUNS/decode" | head -1)
 cp "$manifold" docs/vae-manifold.png
+fi
 
 # the 3-node hidden layer of a 784-10-3-10 classifier, pushing classes to cube corners
+if want cube; then
 c=$(nnlab train classifier --preset=latent3 --dataset=$data --epochs=20)
 nnlab animate "$c" --every=2 --dpi=60 --out=docs/latent3-cube.gif
 nnlab summary "$c" > docs/summary-latent3.txt
+fi
 
 # weights as masks: a network with no hidden layer
+if want masks; then
 m=$(nnlab train classifier --preset=linear-mse --dataset=$data)
 mkdir -p docs/masks && rm -f docs/masks/*
 for f in $(nnlab masks "$m" --out=docs/masks); do mv "$f" "docs/masks/masks.${f##*.}"; done
+fi
+
+# a sweep: beta in {0.5, 1, 2, 4, 10} x 3 seeds of the reference VAE, its table and plot, and
+# the latent space of seed 0 at each beta side by side
+if want sweep; then
+s=$(nnlab sweep vae --dataset=$data --beta=0.5,1,2,4,10 --seed=0,1,2 --snapshot_every=40 \
+  --name=beta)
+nnlab summary "$s" > docs/summary-sweep-beta.txt
+cp "$(nnlab summary "$s" --plot)" docs/sweep-beta.png
+nnlab animate "$s-p00" --compare="$s-p03,$s-p06,$s-p09,$s-p12" --every=2 --dpi=50 \
+  --out=docs/sweep-beta-latents.gif
+fi
 ls -la docs >&2

@@ -332,7 +332,10 @@ def main(argv: list[str] | None = None) -> None:
         fire.Fire(COMMANDS, command=argv, name="nnlab")
     except TrainingStopped as e:
         if getattr(e, "run_id", None):
-            print(e.run_id, flush=True)  # the run exists: scripts still get its id
+            try:
+                print(e.run_id, flush=True)  # the run exists: scripts still get its id
+            except BrokenPipeError:  # nobody reads stdout any more (a killed $(...))
+                pass
         print(f"nnlab: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     except NnlabError as e:

@@ -13,11 +13,15 @@ once instead of at its next step, with a checkpoint).
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from nnlab import store
@@ -34,15 +38,30 @@ def log_path(sweep: store.Sweep, run_id: str) -> Path:
     return folder / f"{store.validate_id(run_id)}.log"
 
 
-def connect(settings):
-    """The Ray module, connected to the cluster at settings.address (None for local runs);
-    a missing Ray or an unreachable cluster is a one-line error before anything is written."""
+@contextlib.contextmanager
+def session(settings):
+    """The executor's session: for Ray, the Ray module connected to the cluster (see
+    connect), with stdout sent to stderr meanwhile (Ray prints worker deaths and retries on
+    stdout, which carries only nnlab's result) and Ray shut down at the end; else None."""
     if settings.executor != "ray":
-        return None
+        yield None
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        ray = connect(settings)
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+
+
+def connect(settings):
+    """The Ray module, connected to the cluster at settings.address; a missing Ray or an
+    unreachable cluster is a one-line error before anything is written."""
     try:
         import ray
     except ImportError:
         raise NnlabError(f"--executor=ray needs Ray, which is not installed: {RAY_HINT}") from None
+    _check_reachable(settings.address)
     if not ray.is_initialized():
         try:
             ray.init(address=settings.address, log_to_driver=False, logging_level="ERROR")
@@ -53,6 +72,21 @@ def connect(settings):
                 "with: ray start --head"
             ) from None
     return ray
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse a HOST:PORT where nothing listens at once (Ray itself retries for minutes)."""
+    m = re.match(r"^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$", address)
+    if not m:
+        return  # auto, ray://...: Ray resolves these itself, quickly
+    host, port = m.group(1).strip("[]"), int(m.group(2))
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as e:
+        raise NnlabError(
+            f"--address={address}: no Ray cluster there ({e.strerror or e}); start one with: "
+            "ray start --head"
+        ) from None
 
 
 def check_storage(sweep: store.Sweep, ray) -> None:
@@ -105,77 +139,151 @@ def run(sweep, todo: list[int], settings, session, on_event, console, task=None)
 # ---------------------------------------------------------------- local processes
 
 
+@dataclass
+class _Worker:
+    """A local worker process and the point it is training (None: idle)."""
+
+    proc: subprocess.Popen
+    log: Path
+    point: int | None = None
+    buffer: bytes = b""
+
+
 def _run_local(sweep, todo, settings, on_event, console) -> None:
     queue = collections.deque(todo)
-    running: dict[int, tuple[subprocess.Popen, object]] = {}
+    workers: list[_Worker] = []
     kills = collections.Counter()
     failures = 0
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # set before torch starts its pools
         env[var] = str(settings.threads)
     record = sweep.record()
+    spawned = 0
 
-    def launch(i: int) -> None:
-        log = open(log_path(sweep, record["points"][i]["run"]), "a", encoding="utf-8")
-        cmd = [sys.executable, "-m", "nnlab.sweep", str(sweep.root), sweep.id, str(i)]
-        p = subprocess.Popen(
-            [*cmd, str(settings.threads)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            env=env,
-            start_new_session=True,  # a terminal's Ctrl-C reaches the coordinator only
-        )
-        running[i] = (p, log)
-        on_event(i, "running", attempt=True)
+    def spawn() -> None:
+        nonlocal spawned
+        spawned += 1
+        log = log_path(sweep, f"worker-{spawned}")
+        with open(log, "a", encoding="utf-8") as err:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "nnlab.sweep",
+                    str(sweep.root),
+                    sweep.id,
+                    str(settings.threads),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env=env,
+                start_new_session=True,  # a terminal's Ctrl-C reaches the coordinator only
+            )
+        workers.append(_Worker(proc, log))
+
+    def finish(i: int, status: str, error: str | None) -> None:
+        nonlocal failures
+        on_event(i, status, error)
+        bar.advance()
+        if status in ("failed", "diverged"):
+            failures += 1
+            bar.set_note(f"{failures} did not finish")
 
     with StopSignals() as signals, CountProgress(console, "sweep", len(todo)) as bar:
         forwarded = False
         try:
-            while queue or running:
-                while queue and len(running) < settings.jobs and not signals.received:
-                    launch(queue.popleft())
+            for _ in range(min(settings.jobs, len(queue))):
+                spawn()
+            while workers:
                 if signals.received and not forwarded:
-                    _signal_all(running, signal.SIGINT)
+                    _signal_all(workers, signal.SIGINT)
                     forwarded = True
-                for i, (p, log) in list(running.items()):
-                    rc = p.poll()
-                    if rc is None:
-                        continue
-                    log.close()
-                    del running[i]
-                    run_id = record["points"][i]["run"]
-                    if rc < 0 and not signals.received and kills[i] < settings.retries:
-                        kills[i] += 1
-                        console.print(
-                            f"{run_id}: its worker was killed ({_signal_name(rc)}); resuming "
-                            "it from its last checkpoint",
-                            soft_wrap=True,
-                        )
-                        queue.appendleft(i)
-                        continue
-                    status, error = _outcome(sweep, record, i, rc)
-                    on_event(i, status, error)
-                    bar.advance()
-                    if status in ("failed", "diverged"):
-                        failures += 1
-                        bar.set_note(f"{failures} did not finish")
-                if signals.received and not running:
-                    break
-                time.sleep(0.05)
+                for w in workers:  # give idle workers work, or let them end
+                    if w.point is None and w.proc.stdin and not w.proc.stdin.closed:
+                        if queue and not signals.received:
+                            w.point = queue.popleft()
+                            _send(w, f"{w.point}\n")
+                            on_event(w.point, "running", attempt=True)
+                        elif not queue:
+                            w.proc.stdin.close()
+                for w, outcome in _read_outcomes(workers, timeout=0.1):
+                    if outcome.get("index") == w.point:
+                        w.point = None
+                        finish(outcome["index"], outcome["status"], outcome.get("error"))
+                for w in [w for w in workers if w.proc.poll() is not None]:
+                    workers.remove(w)
+                    for w2, outcome in _read_outcomes([w], timeout=0):  # its last words
+                        if outcome.get("index") == w2.point:
+                            w2.point = None
+                            finish(outcome["index"], outcome["status"], outcome.get("error"))
+                    rc = w.proc.returncode
+                    if w.point is not None:  # died mid-point: killed, or a crash
+                        i, run_id = w.point, record["points"][w.point]["run"]
+                        if rc < 0 and not signals.received and kills[i] < settings.retries:
+                            kills[i] += 1
+                            console.print(
+                                f"{run_id}: its worker was killed ({_signal_name(rc)}); "
+                                "resuming it from its last checkpoint",
+                                soft_wrap=True,
+                            )
+                            queue.appendleft(i)
+                        elif signals.received:
+                            finish(i, "interrupted", None)
+                        elif rc < 0:
+                            finish(
+                                i, "failed", f"worker killed by {_signal_name(rc)}, retries used up"
+                            )
+                        else:
+                            finish(i, "failed", _last_line(w.log) or f"worker exit status {rc}")
+                    if queue and not signals.received and len(workers) < settings.jobs:
+                        spawn()
         except KeyboardInterrupt:  # a second Ctrl-C: every worker stops at once
-            _signal_all(running, signal.SIGINT)
-            for p, _ in running.values():
-                p.wait()
+            _signal_all(workers, signal.SIGINT)
+            for w in workers:
+                w.proc.wait()
             raise
     if signals.received:
         raise TrainingStopped(f"sweep {sweep.id} interrupted", exit_code=130)
 
 
-def _signal_all(running: dict, sig: int) -> None:
-    for p, _ in running.values():
+def _send(w: _Worker, text: str) -> None:
+    """Give a worker a line of work (a worker that died meanwhile is noticed by poll)."""
+    try:
+        w.proc.stdin.write(text.encode())
+        w.proc.stdin.flush()
+    except (BrokenPipeError, OSError):
+        pass
+
+
+def _read_outcomes(workers: list[_Worker], timeout: float):
+    """(worker, outcome) for each complete JSON line the workers wrote within timeout."""
+    import json
+    import select
+
+    fds = {w.proc.stdout.fileno(): w for w in workers if w.proc.stdout}
+    if not fds:
+        time.sleep(timeout)
+        return []
+    ready, _, _ = select.select(list(fds), [], [], timeout)
+    out = []
+    for fd in ready:
+        w = fds[fd]
+        chunk = os.read(fd, 65536)
+        w.buffer += chunk
+        *lines, w.buffer = w.buffer.split(b"\n")
+        for line in lines:
+            try:
+                out.append((w, json.loads(line)))
+            except ValueError:
+                continue
+    return out
+
+
+def _signal_all(workers: list[_Worker], sig: int) -> None:
+    for w in workers:
         try:
-            p.send_signal(sig)
+            w.proc.send_signal(sig)
         except ProcessLookupError:
             pass
 
@@ -185,19 +293,6 @@ def _signal_name(rc: int) -> str:
         return signal.Signals(-rc).name
     except ValueError:
         return f"signal {-rc}"
-
-
-def _outcome(sweep, record: dict, i: int, rc: int) -> tuple[str, str | None]:
-    """(status, error) of a worker that exited with rc, from its run and its log."""
-    if rc == 0:
-        return "finished", None
-    if rc == 130:
-        return "interrupted", None
-    status = sweep.point_status(record, i)
-    if rc < 0:
-        return "failed", f"worker killed by {_signal_name(rc)}, retries used up"
-    reason = _last_line(log_path(sweep, record["points"][i]["run"]))
-    return ("diverged" if status == "diverged" else "failed"), reason
 
 
 def _last_line(path: Path) -> str | None:

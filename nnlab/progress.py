@@ -137,6 +137,7 @@ class CountProgress(_Bar):
     def __init__(self, console: Console, label: str, total: int):
         self.console, self.label, self.total = console, label, total
         self.done = 0
+        self.logged = -1  # `done` at the last plain line (the end line is not repeated)
         self.note = ""  # shown after the counts, e.g. "1 failed"
         self.live = console.is_terminal
         self.t0 = self.t_logged = time.perf_counter()
@@ -162,7 +163,7 @@ class CountProgress(_Bar):
     def __exit__(self, *exc):
         if self.live:
             self.progress.stop()
-        elif exc[0] is None and self.total:
+        elif exc[0] is None and self.total and self.logged != self.done:
             self._line()
         return False
 
@@ -182,7 +183,7 @@ class CountProgress(_Bar):
 
     def _line(self) -> None:
         now = time.perf_counter()
-        self.t_logged = now
+        self.t_logged, self.logged = now, self.done
         rate = self.done / max(now - self.t0, 1e-9)
         eta = (self.total - self.done) / max(rate, 1e-9) if self.done else None
         # slow work (whole runs) reads better per minute than as 0.0/s

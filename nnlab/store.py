@@ -366,7 +366,7 @@ def create_run(
         try:
             run.acquire()
         except BaseException:  # e.g. a full disk at the lock write: leave no empty run
-            shutil.rmtree(root / run_id, ignore_errors=True)
+            shutil.rmtree(root / chosen, ignore_errors=True)
             raise
         run.name_lock = name_lock  # held until training ends
         return run

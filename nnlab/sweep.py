@@ -97,21 +97,21 @@ def command(model: str | None, flags: list[tuple[str, str]], argv: list[str] | N
             f"{settings.executor} executor; nothing written"
         )
         return grid.plan_table(the_grid, ids)
-    session = executors.connect(settings)  # before anything is written: fail fast
-    sweep = store.create_sweep(runs_dir, base_id)
-    try:
-        rec = _new_record(sweep, the_grid, configs[0], opts, settings, argv)
-        sweep.write_record(rec)
-        if session is not None:
-            executors.check_storage(sweep, session)
-    except BaseException:
-        sweep.release()
-        shutil.rmtree(sweep.path, ignore_errors=True)
-        raise
-    try:
-        return _run(sweep, rec, settings, session, stderr_console())
-    finally:
-        sweep.release()
+    with executors.session(settings) as session:  # before anything is written: fail fast
+        sweep = store.create_sweep(runs_dir, base_id)
+        try:
+            rec = _new_record(sweep, the_grid, configs[0], opts, settings, argv)
+            sweep.write_record(rec)
+            if session is not None:
+                executors.check_storage(sweep, session)
+        except BaseException:
+            sweep.release()
+            shutil.rmtree(sweep.path, ignore_errors=True)
+            raise
+        try:
+            return _run(sweep, rec, settings, session, stderr_console())
+        finally:
+            sweep.release()
 
 
 def resume(sweep_id: str, runs_dir=None, opts: dict | None = None) -> str:
@@ -120,7 +120,11 @@ def resume(sweep_id: str, runs_dir=None, opts: dict | None = None) -> str:
     sweep = store.open_sweep(sweep_id, runs_dir)
     rec = sweep.record()
     settings = _settings(opts or {}, rec.get("settings"))
-    session = executors.connect(settings)
+    with executors.session(settings) as session:
+        return _resume(sweep, rec, settings, session)
+
+
+def _resume(sweep: store.Sweep, rec: dict, settings: Settings, session) -> str:
     sweep.acquire()
     try:
         if session is not None:
@@ -343,8 +347,9 @@ def run_point(runs_dir, sweep_id: str, index: int, threads: int, console=None) -
 
 
 def run_point_task(runs_dir: str, sweep_id: str, index: int, threads: int) -> dict:
-    """run_point as a Ray task: its output appended to the point's log in the sweep, and
-    the outcome returned as {"status", "error"} (a killed worker is Ray's to retry)."""
+    """run_point with its output appended to the point's log in the sweep, and the outcome
+    returned as {"status", "error"}: a local worker's and a Ray task's unit of work (a
+    killed worker is the pool's, or Ray's, to retry)."""
     sweep = store.open_sweep(sweep_id, runs_dir)
     run_id = sweep.record()["points"][index]["run"]
     log = executors.log_path(sweep, run_id)
@@ -355,29 +360,40 @@ def run_point_task(runs_dir: str, sweep_id: str, index: int, threads: int) -> di
             return {"status": "finished", "error": None}
         except TrainingStopped as e:
             console.print(f"nnlab: {e}")
-            status = sweep.point_status(sweep.record(), index)
             if e.exit_code == 130:
                 return {"status": "interrupted", "error": None}
+            status = sweep.point_status(sweep.record(), index)
             return {"status": "diverged" if status == "diverged" else "failed", "error": str(e)}
         except NnlabError as e:
             console.print(f"nnlab: error: {e}")
             return {"status": "failed", "error": str(e)}
+        except OSError as e:  # e.g. a full disk while setting the run up
+            console.print(f"nnlab: error: {e}")
+            return {"status": "failed", "error": f"{e.filename or ''} {e.strerror or e}".strip()}
 
 
 def main(argv: list[str] | None = None) -> None:
-    """A local worker: `python -m nnlab.sweep RUNS_DIR SWEEP_ID INDEX THREADS`. Exit
-    status 0 finished, 1 diverged, 130 interrupted, 2 failed (the reason on stderr)."""
-    runs_dir, sweep_id, index, threads = (argv if argv is not None else sys.argv[1:])[:4]
+    """A local worker: `python -m nnlab.sweep RUNS_DIR SWEEP_ID THREADS` reads point indices
+    from stdin, one per line, trains each (run_point_task) and writes its outcome as one
+    JSON line on stdout; it ends at the end of stdin, or after a point was interrupted.
+
+    One worker trains many points, so torch's start-up (seconds) is paid once per worker,
+    not once per point.
+    """
+    import json
+
+    runs_dir, sweep_id, threads = (argv if argv is not None else sys.argv[1:])[:3]
+    # only the outcomes go to the coordinator: anything else printed goes to stderr
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     try:
-        run_point(runs_dir, sweep_id, int(index), int(threads))
-    except TrainingStopped as e:
-        print(f"nnlab: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
-    except NnlabError as e:
-        print(f"nnlab: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("nnlab: interrupted", file=sys.stderr)
+        for line in sys.stdin:
+            index = int(line)
+            outcome = run_point_task(runs_dir, sweep_id, index, int(threads))
+            out.write(json.dumps({"index": index, **outcome}) + "\n")
+            if outcome["status"] == "interrupted":
+                sys.exit(130)
+    except KeyboardInterrupt:  # stopped between points (or while starting)
         sys.exit(130)
 
 

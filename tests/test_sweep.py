@@ -248,3 +248,16 @@ def test_point_config_rebuilds_from_the_record_and_refuses_tampering(tmp_path):
     rec["points"][1]["values"] = {"beta": -4.0}
     with pytest.raises(Exception, match="must not be negative"):
         sweep.point_config(rec, 1)
+
+
+@pytest.mark.slow
+def test_a_point_trained_after_others_in_one_worker_equals_a_fresh_one(nnlab, runs):
+    # one worker trains seed 3 then seed 4; a fresh worker trains seed 4 alone
+    grid = ["sweep", "classifier", "--preset=latent3", *FAST, "--epochs=1", "--snapshot_every=30"]
+    shared = nnlab(*grid, "--seed=3,4", "--jobs=1")
+    assert shared.code == 0, shared.err
+    alone = nnlab(*grid, "--seed=4,5", "--jobs=1", "--name=alone")
+    assert alone.code == 0, alone.err
+    a = _record(runs, shared.out.strip())["points"][1]["run"]
+    b = _record(runs, alone.out.strip())["points"][0]["run"]
+    _assert_same_run(runs, a, b)

@@ -7,6 +7,7 @@ run shows and on which axes is prepared by nnlab.render.sources.
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 from nnlab.console import stderr_console
@@ -80,19 +81,19 @@ def animate(
     frames = render_frames(sources, classes, every, dpi, console)
     if out_path:
         gif_path = out_path
-    elif sweep is not None and not compare:  # a sweep's grid lives in the sweep's media
-        stem = f"latents-{sources[0].kind}"
-        if classes != list(range(10)):
-            stem += "-classes" + "-".join(map(str, classes))
-        gif_path = sweep.file("media", f"{stem}.gif")
     else:
-        stem = "latents" if not compare else "compare-" + "-".join(s.run.id for s in sources[1:])
+        # a sweep's grid goes to the sweep's media; the name says what was compared, as typed
+        folder = (sweep or sources[0].run).file("media")
+        stem = "latents" if not compare else "compare-" + "-".join(compare)
+        if len(stem) > 150:  # many ids: a file name stays well under 255 bytes
+            digest = hashlib.sha256(stem.encode()).hexdigest()[:12]
+            stem = f"compare-{len(compare)}-runs-{digest}"
         stem += f"-{sources[0].kind}"
         if classes != list(range(10)):  # names say what is inside
             stem += "-classes" + "-".join(map(str, classes))
         if asked and every > 1:
             stem += f"-every{every}"
-        gif_path = sources[0].run.file("media", f"{stem}.gif")
+        gif_path = folder / f"{stem}.gif"
     write_gif(gif_path, frames, fps=fps)
     png_path = write_png(gif_path.with_suffix(".png"), frames[-1])
     return [str(gif_path), str(png_path)]
@@ -131,8 +132,8 @@ def expand_sweeps(ids: list[str], runs_dir, console):
 
 
 def grid_shape(n: int) -> tuple[int, int]:
-    """(rows, columns) of n panels: one row up to 4, then as square as possible."""
-    if n <= 4:
+    """(rows, columns) of n panels: one row up to 5, then as square as possible."""
+    if n <= 5:
         return 1, n
     cols = math.ceil(math.sqrt(n))
     return math.ceil(n / cols), cols
