@@ -334,6 +334,27 @@ def sweep_parallel(b: Bench) -> list[Row]:
     return rows
 
 
+def tensorboard_overhead(b: Bench) -> list[Row]:
+    """9. The reference VAE's epoch (recording every 4 steps) with --tensorboard=true over
+    the same without: live scalars and latent metrics cost under 5%."""
+    log("9. --tensorboard=true against off")
+    args = ["vae", *b.common, "--epochs=1"]
+    seconds = {}
+    for flag in ("false", "true", "false", "true"):  # interleaved: the machine drifts
+        t = nnlab_train(b.runs, [*args, f"--tensorboard={flag}"])["seconds"]
+        seconds.setdefault(flag, []).append(t)
+    off, on = min(seconds["false"]), min(seconds["true"])
+    return [
+        Row(
+            "9. training time with --tensorboard=true / without (best of 2 each)",
+            on / off,
+            target="<= 1.05x",
+            ok=on / off <= 1.05,
+            note=f"off {off:.1f} s, on {on:.1f} s (one epoch, recording every 4 steps)",
+        )
+    ]
+
+
 STEP_LOOP = """
 import sys, time, torch
 from nnlab import config, models
@@ -383,6 +404,7 @@ WORKLOADS = (
     memory_and_disk,
     nielsen_epoch,
     sweep_parallel,
+    tensorboard_overhead,
 )
 
 

@@ -252,6 +252,43 @@ def decode(
     return "\n".join(paths)
 
 
+def export(
+    run_id: str | None = None,
+    to: str = "tensorboard",
+    logdir: str | None = None,
+    snapshots: str = "first,middle,last",
+    force: bool = False,
+    runs_dir: str | None = None,
+):
+    """Export a run, or every point of a sweep, from the store to TensorBoard.
+
+    Writes event files: every scalar of metrics.jsonl, the latent metrics of every
+    snapshot, the latent space at chosen snapshots as projector embeddings (a stratified
+    subsample of at most 2,000 probe images, with labels and a sprite of the images), the
+    animation's frames and a classifier's masks as images; for a sweep, one TensorBoard run
+    per point and the HParams table. Prints the log folder: tensorboard --logdir=IT.
+
+    Args:
+        run_id: a run or a sweep (or latest)
+        to: {tensorboard} what to export to (pip install -e ".[tensorboard]")
+        logdir: where to write (default <run or sweep>/media/tensorboard)
+        snapshots: the projector's snapshots: first, middle, last, or recorded steps
+        force: replace an earlier export at the same place
+        runs_dir: the run store (default ./runs, or $NNLAB_RUNS)
+    """
+    from nnlab.export import export as export_item
+
+    typed = options.raw_values(_tokens(), "snapshots", snapshots)
+    return export_item(
+        _required_id(run_id, "export"),
+        runs_dir,
+        to=str(to),
+        logdir=logdir,
+        snapshots=typed[-1] if typed else str(snapshots),
+        force=options.parse_bool(force, "force"),
+    )
+
+
 COMMANDS = {
     "train": train,
     "sweep": sweep,
@@ -260,6 +297,7 @@ COMMANDS = {
     "masks": masks,
     "embed": embed,
     "decode": decode,
+    "export": export,
 }
 
 

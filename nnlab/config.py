@@ -96,6 +96,12 @@ class Config:
     )
     checkpoint_every: int = option(0, "keep a checkpoint every N epochs (0: latest and final)")
     checkpoint_every_steps: int = option(500, "refresh the latest checkpoint every N steps")
+    tensorboard: bool = added_later(
+        False,
+        "also write TensorBoard event files into <run>/tensorboard/ while training "
+        "(pip install tensorboard)",
+        legacy=False,
+    )
     init: str = added_later(
         "default",
         "weights and biases: default (PyTorch's uniform), normal (N(0, 1), as network.py), "

@@ -147,16 +147,21 @@ def chunk_files(folder: Path) -> list[Path]:
 def snapshot_count(folder: Path, max_bytes: int | None = None) -> int:
     """Number of snapshots on disk, reading only the small `steps` arrays (each chunk's
     claims checked against max_bytes first, when given)."""
-    total = 0
+    return len(load_steps(folder, max_bytes))
+
+
+def load_steps(folder: Path, max_bytes: int | None = None) -> np.ndarray:
+    """The steps of every snapshot on disk, reading only the small `steps` arrays."""
+    parts = []
     for path in chunk_files(folder):
         if max_bytes is not None:
             check_npz(path, max_bytes)
         try:
             with np.load(path, allow_pickle=False) as z:
-                total += len(z["steps"])
+                parts.append(np.asarray(z["steps"], dtype=np.int64))
         except Exception:
             raise RunError(f"{path}: damaged") from None
-    return total
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def load_last(folder: Path, model: str, max_bytes: int | None = None) -> Recording:

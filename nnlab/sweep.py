@@ -21,7 +21,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from nnlab import config, executors, grid, options, store
+from nnlab import config, executors, grid, options, store, tblog
 from nnlab.console import stderr_console
 from nnlab.errors import NnlabError, RunError, TrainingStopped, did_you_mean
 
@@ -87,6 +87,8 @@ def command(model: str | None, flags: list[tuple[str, str]], argv: list[str] | N
             "or add --yes to run them all"
         )
     configs = the_grid.configs()  # every point validated before anything is written
+    if any(c.tensorboard for c in configs):
+        tblog.check_available("--tensorboard=true")
     settings = _settings(opts, None)
     base_id = store.sweep_id_base(configs[0].model, the_grid.name)
     if dry_run:

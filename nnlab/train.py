@@ -14,7 +14,7 @@ import time
 
 from rich.console import Console
 
-from nnlab import __version__, config, files, options, schema, store
+from nnlab import __version__, config, files, options, schema, store, tblog
 from nnlab.console import stderr_console
 from nnlab.errors import NnlabError, RunError, TrainingStopped
 from nnlab.metricslog import epoch_headline
@@ -45,6 +45,8 @@ def command(model: str | None, flags: dict[str, str]) -> str:
         epochs = options.parse_value("epochs", flags["epochs"], int) if "epochs" in flags else None
         return resume(resume_id, runs_dir, epochs)
     cfg = config.build(model, preset=preset, config_file=config_file, overrides=flags)
+    if cfg.tensorboard:
+        tblog.check_available("--tensorboard=true")
     name_lock = store.lock_name(runs_dir, cfg.model, cfg.name)  # before torch loads: fail fast
     return start(cfg, runs_dir, name_lock=name_lock)
 
@@ -132,6 +134,8 @@ def resume(
     run = store.open_run(run_id, runs_dir)
     meta = run.meta()
     cfg = run.config()
+    if cfg.tensorboard:
+        tblog.check_available(f"run {run.id} (trained with --tensorboard=true)")
     if epochs is not None:
         done = int(meta.get("epochs_done") or 0)
         if int(epochs) < max(done, 1):

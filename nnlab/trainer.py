@@ -8,8 +8,10 @@ continues exactly as the uninterrupted one would have.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import time
 
 import torch
 from rich.console import Console
@@ -114,6 +116,7 @@ class Trainer:
         self.last_snapshot_step = -1
         self.signals = StopSignals()  # entered while fit() runs
         self.worker: SnapshotWorker | None = None  # exists only while fit() runs
+        self.board: LiveBoard | None = None  # TensorBoard, while fit() runs with it on
         fault = os.environ.get(FAULT_NAN_ENV, "")
         self.nan_at_step = int(fault) if fault.isdigit() else -1
 
@@ -184,9 +187,11 @@ class Trainer:
 
     def checkpoint(self, *, final: bool = False, keep_epoch: bool = False) -> None:
         """Flush metrics and recording, then write latest.pt (and final/epoch copies)."""
-        self.log.flush()
         if self.worker is not None:
             self.worker.drain()
+        if self.board is not None:  # what this checkpoint commits, and nothing after it
+            self.board.write(self.log.pending, self.recorder.pending, final)
+        self.log.flush()
         self.recorder.flush()
         state = self.state_dict()
         folder = self.run.checkpoints
@@ -241,6 +246,8 @@ class Trainer:
         """Train until cfg.epochs; return the last epoch's metrics."""
         if SnapshotWorker.wanted(self.cfg, self.device, os.cpu_count() or 1):
             self.worker = SnapshotWorker(self.cfg, self.probe_x, self.recorder)
+        if self.cfg.tensorboard:
+            self.board = LiveBoard(self, purge_step=self.step + 1 if self.step else None)
         total = self.cfg.epochs * self.steps_per_epoch
         last: dict = {}
         try:
@@ -257,6 +264,9 @@ class Trainer:
             if self.worker is not None:
                 self.worker.close()
                 self.worker = None
+            if self.board is not None:
+                self.board.close()
+                self.board = None
         # resumed a finished run without new epochs: its last epoch is in the log
         return last or metricslog.last_epoch(self.run.metrics)
 
@@ -346,3 +356,60 @@ class Trainer:
             f"Resume with: nnlab train --resume {self.run.id}",
             exit_code=130,
         )
+
+
+class LiveBoard:
+    """TensorBoard scalars written while a run trains (cfg.tensorboard): at each checkpoint,
+    the metrics lines and snapshots it commits, so the event files hold what the run holds.
+
+    The latent metrics of a snapshot (~20 ms for 10,000 probe images) are computed for as
+    many snapshots as fit in LATENT_BUDGET of the training time, and always for the last;
+    `nnlab export` writes them for every snapshot.
+    """
+
+    LATENT_BUDGET = 0.03
+
+    def __init__(self, trainer: Trainer, purge_step: int | None):
+        from nnlab import tblog
+
+        self.trainer = trainer
+        self.writer = tblog.Writer(trainer.run.file("tensorboard"), purge_step=purge_step)
+        self.t0 = time.perf_counter()
+        self.spent = 0.0
+
+    def write(self, lines: list[str], snapshots: list, final: bool) -> None:
+        """Write the queued metrics lines and latent metrics of the queued snapshots."""
+        from nnlab import analysis, tblog
+
+        for text in lines:
+            self.writer.line(json.loads(text), lr=self.trainer.cfg.lr)
+        for k, (step, epoch, a, b) in enumerate(snapshots):
+            last = final and k == len(snapshots) - 1
+            if not last and self.spent > self.LATENT_BUDGET * (time.perf_counter() - self.t0):
+                continue
+            t = time.perf_counter()
+            rec = self._recording(step, epoch, a, b)
+            metrics = analysis.snapshot_metrics(rec, 0)
+            self.writer.scalars(step, tblog.latent_scalars(metrics))
+            self.spent += time.perf_counter() - t
+        self.writer.flush()
+
+    def _recording(self, step, epoch, a, b) -> record.Recording:
+        """One snapshot as the recording will read it back (stored dtype, then float32)."""
+        import numpy as np
+
+        tr = self.trainer
+        arrays = {"mu": a, "sd": b} if tr.cfg.model == "vae" else {"act": a}
+        return record.Recording(
+            model=tr.cfg.model,
+            steps=np.array([step]),
+            epochs=np.array([epoch]),
+            labels=np.asarray(tr.probe_labels, dtype=np.int64),
+            indices=np.asarray(tr.probe_split_index, dtype=np.int64),
+            split=tr.cfg.probe_split,
+            **{k: np.asarray(v, dtype=np.float32)[None] for k, v in arrays.items()},
+        )
+
+    def close(self) -> None:
+        """Close the event file."""
+        self.writer.close()

@@ -164,7 +164,12 @@ def test_fields_added_later_declare_a_legacy_value():
         for f in dataclasses.fields(config.VAEConfig)
         if "legacy" in f.metadata
     }
-    assert legacy == {"record_precision": "float32", "init": "default", "posterior_scale": "std"}
+    assert legacy == {
+        "record_precision": "float32",
+        "tensorboard": False,
+        "init": "default",
+        "posterior_scale": "std",
+    }
     cfg = build("vae")
     text = "".join(
         line for line in to_yaml(cfg).splitlines(True) if not line.startswith(tuple(legacy))

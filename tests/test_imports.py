@@ -29,6 +29,7 @@ LAYERS = [
         "nnlab.density",
         "nnlab.files",
         "nnlab.schema",
+        "nnlab.tblog",
     ],
     ["nnlab.config", "nnlab.data", "nnlab.render", "nnlab.render.style"],
     ["nnlab.store", "nnlab.models", "nnlab.render.panels", "nnlab.help", "nnlab.grid"],
@@ -43,7 +44,7 @@ LAYERS = [
         "nnlab.render.masks",
         "nnlab.render.decode",
     ],
-    ["nnlab.sweep"],
+    ["nnlab.sweep", "nnlab.export"],
     ["nnlab.cli"],
     ["nnlab.__main__"],
 ]
