@@ -121,12 +121,15 @@ def test_output_names_say_what_is_inside(nnlab, trained):
 
 
 @pytest.mark.slow
-def test_long_recordings_are_thinned_unless_asked(nnlab, runs):
+def test_long_recordings_are_thinned_unless_asked(nnlab, runs, monkeypatch):
+    from nnlab.render import animate as animate_mod
+
     run_id = nnlab(
-        "train", "vae", *FAST, "--epochs=2", "--snapshot_every=1", "--probe_size=50"
+        "train", "vae", *FAST, "--epochs=1", "--snapshot_every=1", "--probe_size=50"
     ).out.strip()
+    monkeypatch.setattr(animate_mod, "MAX_FRAMES", 57)  # 114 snapshots: every 2nd
     r = nnlab("animate", run_id, "--dpi=30")
     assert r.code == 0, r.err
-    assert gif_frames(r.out.split()[0]).shape[0] == 114  # 227 snapshots, every 2nd
+    assert gif_frames(r.out.split()[0]).shape[0] == 58  # 0, 2, ..., 112, then the last: 113
     r = nnlab("animate", run_id, "--dpi=30", "--every=1")
-    assert gif_frames(r.out.split()[0]).shape[0] == 227
+    assert gif_frames(r.out.split()[0]).shape[0] == 114
