@@ -19,3 +19,24 @@ def warn(console: Console, message: str) -> None:
     from rich.markup import escape
 
     console.print(f"[yellow]{escape(message)}[/]", soft_wrap=True)
+
+
+def table_text(header: list[str], cells: list[list[str]], color: bool) -> str:
+    """A table as text: aligned columns for a terminal (color), tab-separated for a pipe or
+    a file, so that grep and awk see every value whole."""
+    if not color:
+        return "\n".join("\t".join(row) for row in [header, *cells])
+    import io
+    import shutil
+
+    from rich.table import Table
+
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    for col in header:
+        t.add_column(col, no_wrap=True)
+    for row in cells:
+        t.add_row(*row)
+    buf = io.StringIO()
+    width = shutil.get_terminal_size((120, 24)).columns
+    Console(file=buf, force_terminal=True, width=width, highlight=False).print(t)
+    return buf.getvalue().rstrip("\n")

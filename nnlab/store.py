@@ -134,22 +134,28 @@ def holder_info(run_id: str) -> dict:
 
 
 @dataclass
-class Run:
-    """A run directory inside a runs dir."""
+class Folder:
+    """A run's or a sweep's directory inside a runs dir."""
 
     root: Path  # the runs dir
     id: str
-    lock: Lock | None = field(default=None, repr=False)
-    name_lock: Lock | None = field(default=None, repr=False)
 
     @property
     def path(self) -> Path:
-        """The run directory."""
+        """The directory."""
         return self.root / self.id
 
     def file(self, *parts: str) -> Path:
-        """A path inside the run directory."""
+        """A path inside the directory."""
         return self.path.joinpath(*parts)
+
+
+@dataclass
+class Run(Folder):
+    """A run directory inside a runs dir."""
+
+    lock: Lock | None = field(default=None, repr=False)
+    name_lock: Lock | None = field(default=None, repr=False)
 
     @property
     def checkpoints(self) -> Path:
@@ -379,25 +385,14 @@ SWEEP_FILE = "sweep.json"
 
 
 @dataclass
-class Sweep:
+class Sweep(Folder):
     """A sweep directory inside a runs dir: sweep.json (the record), logs/, media/.
 
     Its points are ordinary runs beside it, named <sweep id>-p<k>. Only the process that
     holds the sweep's lock writes sweep.json.
     """
 
-    root: Path
-    id: str
     lock: Lock | None = field(default=None, repr=False)
-
-    @property
-    def path(self) -> Path:
-        """The sweep directory."""
-        return self.root / self.id
-
-    def file(self, *parts: str) -> Path:
-        """A path inside the sweep directory."""
-        return self.path.joinpath(*parts)
 
     def record(self) -> dict:
         """sweep.json, checked before any of its values is used."""

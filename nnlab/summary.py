@@ -11,6 +11,7 @@ import io
 import json
 
 from nnlab import files, metricslog, schema, store
+from nnlab.console import table_text
 from nnlab.errors import NnlabError
 
 
@@ -190,8 +191,6 @@ def _console(buf: io.StringIO, color: bool):
 
 def render_runs(rows: list[dict], color: bool = False) -> str:
     """The runs table: aligned columns for a terminal (color), tab-separated otherwise."""
-    from rich.table import Table
-
     if not rows:
         return "no runs yet: start one with `nnlab train vae`"
     header = ("id", "model", "dataset", "epochs", "steps", "headline", "status", "created")
@@ -213,16 +212,7 @@ def render_runs(rows: list[dict], color: bool = False) -> str:
                 str(r["created"] or "-")[:19].replace("T", " "),
             )
         )
-    if not color:  # a pipe or a file: tab-separated, every value whole
-        return "\n".join("\t".join(row) for row in [header, *cells])
-    t = Table(box=None, header_style="bold", pad_edge=False)
-    for col in header:
-        t.add_column(col, no_wrap=True)
-    for row in cells:
-        t.add_row(*row)
-    buf = io.StringIO()
-    _console(buf, color).print(t)
-    return buf.getvalue().rstrip("\n")
+    return table_text(list(header), [list(c) for c in cells], color)
 
 
 def render_run(d: dict, color: bool = False) -> str:

@@ -4,11 +4,11 @@ the sweeps listed beside the runs in `nnlab summary`."""
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 
 from nnlab import schema, store
+from nnlab.console import table_text
 from nnlab.errors import NnlabError
 from nnlab.options import text_of
 
@@ -210,7 +210,7 @@ def render(d: dict, color: bool = False) -> str:
         ]
         for p in d["points"]
     ]
-    lines.append(_table(header, cells, color))
+    lines.append(table_text(header, cells, color))
     if d["seed_groups"]:
         others = [k for k in fields if k != "seed"]
         header = [*others, "seeds", *(c.label for c in columns)]
@@ -221,7 +221,7 @@ def render(d: dict, color: bool = False) -> str:
                 s = g["metrics"].get(c.key)
                 row.append("-" if s is None else f"{_fmt(c, s['mean'])} ± {_fmt(c, s['sd'])}")
             cells.append(row)
-        lines += ["", "mean ± sd over seeds (finished points):", _table(header, cells, color)]
+        lines += ["", "mean ± sd over seeds (finished points):", table_text(header, cells, color)]
     failed = [p for p in d["points"] if p["status"] in ("failed", "diverged") and p["error"]]
     if failed:
         lines += ["", *(f"{p['run']}: {p['status']}: {p['error']}" for p in failed)]
@@ -247,21 +247,4 @@ def render_list(rows: list[dict], color: bool = False) -> str:
                 str(r["created"] or "-")[:19].replace("T", " "),
             ]
         )
-    return _table(header, cells, color)
-
-
-def _table(header: list[str], cells: list[list[str]], color: bool) -> str:
-    """Aligned columns for a terminal, tab-separated for a pipe (every value whole)."""
-    if not color:
-        return "\n".join("\t".join(row) for row in [header, *cells])
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(box=None, header_style="bold", pad_edge=False)
-    for col in header:
-        t.add_column(col, no_wrap=True)
-    for row in cells:
-        t.add_row(*row)
-    buf = io.StringIO()
-    Console(file=buf, force_terminal=True, width=100_000, highlight=False).print(t)
-    return buf.getvalue().rstrip("\n")
+    return table_text(header, cells, color)

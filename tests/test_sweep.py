@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from nnlab import store, sweep
 from tests.conftest import FAST
+from tests.test_reliability import _spawn
 from tests.test_train import _assert_same_run
 
 # Two points long enough to stop mid-run: 226 steps each, checkpoints every 20 steps.
@@ -37,17 +37,6 @@ def _sweep_id(runs: Path) -> str:
 
 def _record(runs: Path, sweep_id: str) -> dict:
     return json.loads((runs / sweep_id / "sweep.json").read_text())
-
-
-def _spawn(args, runs):
-    env = dict(os.environ, NNLAB_RUNS=str(runs), PYTHONUNBUFFERED="1")
-    return subprocess.Popen(
-        [sys.executable, "-m", "nnlab", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _wait_for_checkpoints(runs: Path, n: int, step: int = 20, timeout: float = 120) -> list[str]:
