@@ -314,13 +314,18 @@ def _created(path: Path) -> str:
 
 def list_run_ids(runs_dir: str | Path | None = None) -> list[str]:
     """Ids of the run directories in runs_dir (symlinks and odd names skipped)."""
+    return _ids_holding(runs_dir, "meta.json")
+
+
+def _ids_holding(runs_dir: str | Path | None, marker: str) -> list[str]:
+    """Names of the folders in runs_dir that hold `marker` (symlinks, odd names skipped)."""
     root = runs_root(runs_dir)
     if not root.is_dir():
         return []
     return sorted(
         p.name
         for p in root.iterdir()
-        if p.is_dir() and not p.is_symlink() and ID_RE.match(p.name) and (p / "meta.json").exists()
+        if p.is_dir() and not p.is_symlink() and ID_RE.match(p.name) and (p / marker).exists()
     )
 
 
@@ -493,11 +498,4 @@ def open_sweep(sweep_id: Any, runs_dir: str | Path | None = None) -> Sweep:
 
 def list_sweep_ids(runs_dir: str | Path | None = None) -> list[str]:
     """Ids of the sweep directories in runs_dir."""
-    root = runs_root(runs_dir)
-    if not root.is_dir():
-        return []
-    return sorted(
-        p.name
-        for p in root.iterdir()
-        if p.is_dir() and not p.is_symlink() and ID_RE.match(p.name) and (p / SWEEP_FILE).is_file()
-    )
+    return _ids_holding(runs_dir, SWEEP_FILE)
