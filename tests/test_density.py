@@ -71,3 +71,47 @@ def test_pca_matches_torch_svd():
         assert abs(abs(float(np.dot(basis[i], v[i].numpy()))) - 1) < 1e-9  # same direction
     np.testing.assert_allclose(ratio, (s**2 / (s**2).sum())[:2].numpy(), rtol=1e-9)
     np.testing.assert_allclose(centre, x.mean(0))
+
+
+def test_far_tails_are_zeros_never_subnormal_floats():
+    points = np.linspace(-40, 40, 801, dtype=np.float32)
+    table = axis_table(points, np.array([0.0], np.float32), np.array([0.5], np.float32))
+    tiny = np.finfo(np.float32).tiny
+    assert not ((table > 0) & (table < tiny)).any()
+    assert (table == 0).sum() > 600 and table.max() > 0.79  # the bulk is untouched
+
+
+def test_flushing_changes_no_pixel_by_more_than_one_colour_level(monkeypatch):
+    """On a real recording (the frozen fixture run), density images with and without the
+    flush of far tails agree within one of the 256 levels of every colour channel (a
+    flush at 1e-2 instead of 1e-30 fails this)."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nnlab import density
+    from nnlab.render.panels import DensityPanel
+    from nnlab.render.sources import load_source, shared_limits
+    from nnlab.render.style import class_colors
+
+    fixture = Path(__file__).parent / "fixtures" / "store-format1"
+    src = load_source("vae-20261129-022720-format1", fixture, "auto")
+    limits = shared_limits([src], list(range(10)))[0]
+    names = list("0123456789")
+
+    def images(flush: float) -> list[np.ndarray]:
+        monkeypatch.setattr(density, "FLUSH_BELOW", flush)
+        fig, ax = plt.subplots()
+        panel = DensityPanel(ax, src.rec, list(range(10)), class_colors(), names, limits)
+        out = []
+        for s in range(len(src.rec)):
+            panel.update(s)
+            out.append(np.asarray(panel.image.get_array(), dtype=np.int16))
+        plt.close(fig)
+        return out
+
+    for a, b in zip(images(density.FLUSH_BELOW), images(0.0), strict=True):
+        assert np.abs(a - b).max() <= 1
