@@ -355,6 +355,21 @@ def tensorboard_overhead(b: Bench) -> list[Row]:
     ]
 
 
+def big_store(b: Bench) -> list[Row]:
+    """10. `nnlab summary` (the runs table) over a store of 2,000 runs."""
+    log("10. summary of 2,000 runs")
+    fixture = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "store-format1"
+    src = fixture / "vae-20261129-022720-format1"
+    runs = b.tmp / "big-store"
+    for i in range(2000):  # the files the table reads; checkpoints and latents left out
+        d = runs / f"vae-20260101-000000-{i:04d}"
+        d.mkdir(parents=True)
+        for name in ("meta.json", "config.yaml", "metrics.jsonl"):
+            shutil.copy(src / name, d / name)
+    seconds, _ = timed(lambda: wall("summary", f"--runs_dir={runs}"), 3)
+    return [Row("10. nnlab summary, 2,000 runs (s, wall)", seconds, target="< 1 s", ok=seconds < 1)]
+
+
 STEP_LOOP = """
 import sys, time, torch
 from nnlab import config, models
@@ -405,6 +420,7 @@ WORKLOADS = (
     nielsen_epoch,
     sweep_parallel,
     tensorboard_overhead,
+    big_store,
 )
 
 

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import socket
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,17 +290,22 @@ def check_tree(path: Path) -> None:
     folder, at any depth) would send it outside the store, and a special file (a FIFO, a
     socket, a device) would hang a reader or never end. Raises RunError naming the first.
     """
-    for folder, dirs, names in os.walk(path, followlinks=False):
-        for name in sorted(dirs + names):
-            p = Path(folder) / name
-            mode = os.lstat(p).st_mode
-            if stat.S_ISLNK(mode):
+    # os.scandir's entries know their type from the directory listing itself (no stat
+    # call per file on Linux): `nnlab summary` checks every run of a store this way.
+    folders = [os.fspath(path)]
+    while folders:
+        with os.scandir(folders.pop()) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            if e.is_symlink():
                 raise RunError(
-                    f"{p}: a symbolic link inside a run; nnlab never follows links in a run "
-                    "(replace it with the file itself)"
+                    f"{e.path}: a symbolic link inside a run; nnlab never follows links in a "
+                    "run (replace it with the file itself)"
                 )
-            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                raise RunError(f"{p}: not a regular file (a FIFO, socket or device); refused")
+            if e.is_dir(follow_symlinks=False):
+                folders.append(e.path)
+            elif not e.is_file(follow_symlinks=False):
+                raise RunError(f"{e.path}: not a regular file (a FIFO, socket or device); refused")
 
 
 def _created(path: Path) -> str:
