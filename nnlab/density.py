@@ -57,7 +57,10 @@ def grid_density(
     sd = np.asarray(sd, dtype=dtype)
     a = axis_table(np.asarray(xs, dtype), mu[:, 0], sd[:, 0])
     b = axis_table(np.asarray(ys, dtype), mu[:, 1], sd[:, 1])
-    return (b.T @ a) / len(mu)
+    # The product sums in float64: BLAS picks other kernels for other thread counts, and
+    # in float32 their rounding differed enough to flip a pixel at a density's contour
+    # between a serial and a parallel render (in float64, by ~1e-16 of the density).
+    return (b.T.astype(np.float64) @ a.astype(np.float64)) / len(mu)
 
 
 def moments_over_time(mu: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -133,3 +133,20 @@ def test_long_recordings_are_thinned_unless_asked(nnlab, runs, monkeypatch):
     assert gif_frames(r.out.split()[0]).shape[0] == 58  # 0, 2, ..., 112, then the last: 113
     r = nnlab("animate", run_id, "--dpi=30", "--every=1")
     assert gif_frames(r.out.split()[0]).shape[0] == 114
+
+
+@pytest.mark.parametrize("key", ["vae", "l3"])
+def test_parallel_and_serial_rendering_write_the_same_gif(trained, tmp_path, monkeypatch, key):
+    from nnlab.render import animate as animate_mod
+    from nnlab.render.gif import write_gif
+    from nnlab.render.sources import load_source
+
+    root, ids = trained
+    src = load_source(ids[key], root, "auto")
+    monkeypatch.setattr(animate_mod, "PARALLEL_MIN_FRAMES", 2)
+    monkeypatch.setattr(animate_mod, "CHUNK", 3)  # several chunks per worker
+    serial = animate_mod.render_frames([src], list(range(10)), 1, 40, workers=1)
+    parallel = animate_mod.render_frames([src], list(range(10)), 1, 40, workers=2)
+    assert len(serial) == len(parallel) == len(src.rec) > 6
+    a, b = write_gif(tmp_path / "a.gif", serial), write_gif(tmp_path / "b.gif", parallel)
+    assert a.read_bytes() == b.read_bytes()

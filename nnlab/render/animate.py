@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+
+import numpy as np
 
 from nnlab.console import stderr_console
 from nnlab.data import class_names
@@ -139,33 +142,117 @@ def grid_shape(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def render_frames(sources: list[Source], classes: list[int], every: int, dpi: int, console=None):
-    """The animation's frames as RGB arrays: one figure, its artists updated per frame."""
-    import matplotlib
+PARALLEL_MIN_FRAMES = 48  # fewer frames do not pay for starting worker processes
+CHUNK = 8  # frames a worker renders per task (the progress bar moves per chunk)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def render_frames(
+    sources: list[Source], classes: list[int], every: int, dpi: int, console=None, workers=None
+):
+    """The animation's frames as RGB arrays: one figure, its artists updated per frame;
+    with many frames, chunks of them rendered by worker processes (one per core), each
+    with the same figure, so the frames (and the GIF) are those of a serial render."""
     frames_of = align(sources, every)
     limits = shared_limits(sources, classes)
     outside = [outside_counts(s, classes, lim) for s, lim in zip(sources, limits, strict=True)]
-    fig, panels, titles = _figure(sources, classes, len(frames_of), dpi, limits)
-    draw = _frame_drawer(fig, panels, titles)
-    frames = []
-    with CountProgress(console or stderr_console(), "animate", len(frames_of)) as bar:
-        for row in frames_of:
-            for i, (panel, src, s) in enumerate(zip(panels, sources, row, strict=True)):
-                panel.update(s)
-                title, label = titles[i]
-                text = f"{label}\nEpoch {src.rec.epochs[s]:.2f} · step {src.rec.steps[s]}"
-                k = 0 if outside[i] is None else int(outside[i][s])
-                if k:
-                    text += f" · {k:,} point{'s' if k > 1 else ''} outside"
-                title.set_text(text)
-            frames.append(draw())
+    job = (classes, len(frames_of), dpi, limits, outside)
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    console = console or stderr_console()
+    with CountProgress(console, "animate", len(frames_of)) as bar:
+        if workers > 1 and len(frames_of) >= PARALLEL_MIN_FRAMES:
+            return _render_parallel(sources, job, frames_of, workers, bar)
+        renderer = _Renderer(sources, *job)
+        frames = []
+        for i, row in enumerate(frames_of):
+            frames.append(renderer.frame(i, row))
             bar.advance()
-    plt.close(fig)
+        renderer.close()
+        return frames
+
+
+class _Renderer:
+    """One figure for the whole animation; frame(i, row) draws frame i."""
+
+    def __init__(self, sources, classes, n_frames, dpi, limits, outside):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        self.sources, self.outside = sources, outside
+        self.fig, self.panels, self.titles = _figure(sources, classes, n_frames, dpi, limits)
+        self.draw = _frame_drawer(self.fig, self.panels, self.titles)
+
+    def frame(self, i: int, row) -> np.ndarray:
+        """The pixels of frame i, which shows snapshot row[j] of source j."""
+        for j, (panel, src, s) in enumerate(zip(self.panels, self.sources, row, strict=True)):
+            if hasattr(panel, "k"):  # a turning camera: its angle is the frame's
+                panel.k = i
+            panel.update(s)
+            title, label = self.titles[j]
+            text = f"{label}\nEpoch {src.rec.epochs[s]:.2f} · step {src.rec.steps[s]}"
+            k = 0 if self.outside[j] is None else int(self.outside[j][s])
+            if k:
+                text += f" · {k:,} point{'s' if k > 1 else ''} outside"
+            title.set_text(text)
+        return self.draw()
+
+    def close(self) -> None:
+        """Free the figure."""
+        import matplotlib.pyplot as plt
+
+        plt.close(self.fig)
+
+
+_WORKER: _Renderer | None = None  # a render worker's own figure
+
+
+def _render_parallel(sources, job, frames_of, workers, bar) -> list:
+    """Frames rendered in chunks by fresh worker processes, in order."""
+    import concurrent.futures
+    import multiprocessing
+
+    # each worker reads the recordings itself (spawned: no copy of this process's memory)
+    # and runs its BLAS on one thread, so the workers do not oversubscribe the cores
+    requests = [(s.run.root, s.run.id, _KIND_REQUEST[s.kind]) for s in sources]
+    chunks = [
+        (start, frames_of[start : start + CHUNK]) for start in range(0, len(frames_of), CHUNK)
+    ]
+    one_thread = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    saved = {k: os.environ.get(k) for k in one_thread}
+    os.environ.update(one_thread)
+    frames = []
+    try:
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(requests, job),
+        ) as pool:
+            for part in pool.map(_render_chunk, chunks):
+                frames.extend(part)
+                bar.advance(len(part))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return frames
+
+
+_KIND_REQUEST = {"density": "density", "scatter": "scatter", "scatter3d": "auto"}
+
+
+def _start_worker(requests, job) -> None:
+    """In a render worker: load the sources and build the figure once."""
+    global _WORKER
+    sources = [load_source(run_id, root, kind) for root, run_id, kind in requests]
+    _WORKER = _Renderer(sources, *job)
+
+
+def _render_chunk(chunk) -> list:
+    """In a render worker: the frames of one chunk, (first frame index, rows)."""
+    start, rows = chunk
+    return [_WORKER.frame(start + i, row) for i, row in enumerate(rows)]
 
 
 def _figure(sources: list[Source], classes: list[int], n_frames: int, dpi: int, limits=None):
