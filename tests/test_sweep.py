@@ -251,3 +251,34 @@ def test_a_point_trained_after_others_in_one_worker_equals_a_fresh_one(nnlab, ru
     assert fresh.code == 0, fresh.err
     second = _record(runs, shared.out.strip())["points"][1]["run"]
     _assert_same_run(runs, second, fresh.out.strip())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"settings": {"executor": "local", "jobs": "2"}},
+        {"settings": {"executor": "slurm", "jobs": 2, "threads": 1, "address": "a", "retries": 2}},
+        {"points": []},
+        {"grid": {"beta": []}},
+        {"base": 7},
+    ],
+)
+def test_a_damaged_sweep_record_is_one_line(nnlab, runs, change):
+    sw = store.create_sweep(runs, "sweep-vae-20260101-000000")
+    sw.release()
+    rec = {
+        "format": 1,
+        "model": "vae",
+        "base": "model: vae\n",
+        "grid": {"beta": [1.0, 2.0]},
+        "settings": {"executor": "local", "jobs": 2, "threads": 1, "address": "auto", "retries": 2},
+        "points": [
+            {"run": f"{sw.id}-p{i}", "values": {"beta": b}, "status": "pending"}
+            for i, b in enumerate((1.0, 2.0))
+        ],
+    }
+    rec.update(change)
+    (runs / sw.id / "sweep.json").write_text(json.dumps(rec))
+    for args in (("sweep", "--resume", sw.id), ("summary", sw.id)):
+        r = nnlab(*args)
+        assert r.code == 2 and "sweep.json: damaged" in r.err and r.err.count("\n") == 1, r.err
