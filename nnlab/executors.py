@@ -149,11 +149,25 @@ class _Worker:
     buffer: bytes = b""
 
 
+def _finisher(on_event, bar):
+    """A function that records a point's end: the event, the bar, and the failures so far."""
+    failures = 0
+
+    def finish(i: int, status: str, error: str | None) -> None:
+        nonlocal failures
+        on_event(i, status, error)
+        bar.advance()
+        if status in ("failed", "diverged"):
+            failures += 1
+            bar.set_note(f"{failures} did not finish")
+
+    return finish
+
+
 def _run_local(sweep, todo, settings, on_event, console) -> None:
     queue = collections.deque(todo)
     workers: list[_Worker] = []
     kills = collections.Counter()
-    failures = 0
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # set before torch starts its pools
         env[var] = str(settings.threads)
@@ -182,15 +196,14 @@ def _run_local(sweep, todo, settings, on_event, console) -> None:
             )
         workers.append(_Worker(proc, log))
 
-    def finish(i: int, status: str, error: str | None) -> None:
-        nonlocal failures
-        on_event(i, status, error)
-        bar.advance()
-        if status in ("failed", "diverged"):
-            failures += 1
-            bar.set_note(f"{failures} did not finish")
+    def collect(ws: list[_Worker], timeout: float) -> None:
+        for w, outcome in _read_outcomes(ws, timeout):
+            if outcome.get("index") == w.point:
+                w.point = None
+                finish(outcome["index"], outcome["status"], outcome.get("error"))
 
     with StopSignals() as signals, CountProgress(console, "sweep", len(todo)) as bar:
+        finish = _finisher(on_event, bar)
         forwarded = False
         try:
             for _ in range(min(settings.jobs, len(queue))):
@@ -207,16 +220,11 @@ def _run_local(sweep, todo, settings, on_event, console) -> None:
                             on_event(w.point, "running", attempt=True)
                         elif not queue:
                             w.proc.stdin.close()
-                for w, outcome in _read_outcomes(workers, timeout=0.1):
-                    if outcome.get("index") == w.point:
-                        w.point = None
-                        finish(outcome["index"], outcome["status"], outcome.get("error"))
+                collect(workers, timeout=0.1)
                 for w in [w for w in workers if w.proc.poll() is not None]:
                     workers.remove(w)
-                    for w2, outcome in _read_outcomes([w], timeout=0):  # its last words
-                        if outcome.get("index") == w2.point:
-                            w2.point = None
-                            finish(outcome["index"], outcome["status"], outcome.get("error"))
+                    collect([w], timeout=0)  # its last words
+                    w.proc.stdout.close()
                     rc = w.proc.returncode
                     if w.point is not None:  # died mid-point: killed, or a crash
                         i, run_id = w.point, record["points"][w.point]["run"]
@@ -318,8 +326,8 @@ def _last_line(path: Path) -> str | None:
 def _run_ray(sweep, todo, settings, ray, on_event, console, task) -> None:
     remote = ray.remote(num_cpus=1, max_retries=settings.retries, retry_exceptions=False)(task)
     refs = {remote.remote(str(sweep.root), sweep.id, i, settings.threads): i for i in todo}
-    failures = 0
     with StopSignals() as signals, CountProgress(console, "sweep", len(todo)) as bar:
+        finish = _finisher(on_event, bar)
         cancelled = False
         try:
             while refs:
@@ -338,11 +346,7 @@ def _run_ray(sweep, todo, settings, ray, on_event, console, task) -> None:
                     except ray.exceptions.RayError as e:
                         status = "failed"
                         error = (str(e).strip().splitlines() or [type(e).__name__])[-1][:300]
-                    on_event(i, status, error)
-                    bar.advance()
-                    if status in ("failed", "diverged"):
-                        failures += 1
-                        bar.set_note(f"{failures} did not finish")
+                    finish(i, status, error)
         except KeyboardInterrupt:
             for ref in refs:
                 ray.cancel(ref)

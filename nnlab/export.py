@@ -235,7 +235,8 @@ def _write_hparams(folder: Path, rec: dict, runs: list[store.Run]) -> None:
     }
     for run in runs:
         values = {k: _hparam(v) for k, v in points[run.id]["values"].items()}
-        final = run.meta().get("final") or {}
+        meta = run.meta()
+        final = meta.get("final") or {}
         metrics = {
             f"hparams/{k}": float(final[k]) for k in keys if isinstance(final.get(k), (int, float))
         }
@@ -246,7 +247,7 @@ def _write_hparams(folder: Path, rec: dict, runs: list[store.Run]) -> None:
             w.file_writer.add_summary(ssi)
             w.file_writer.add_summary(sei)
             for k, v in metrics.items():
-                w.add_scalar(k, v, int(run.meta().get("steps_done") or 0))
+                w.add_scalar(k, v, int(meta.get("steps_done") or 0))
         finally:
             w.close()
 

@@ -46,11 +46,6 @@ class Grid:
         for combo in itertools.product(*self.axes.values()):
             yield dict(zip(keys, combo, strict=True))
 
-    def base_config(self) -> config.Config:
-        """The config every point starts from (swept fields at their first value)."""
-        first = {k: v[0] for k, v in self.axes.items()}
-        return config.make(self.cls, {**self.base, **first})
-
     def configs(self) -> list[config.Config]:
         """Every point's validated config, in grid order; a bad point raises naming it."""
         out = []

@@ -315,17 +315,16 @@ def _outcome(sweep: store.Sweep, rec: dict, seconds: float, console: Console) ->
 # ---------------------------------------------------------------- one point (in a worker)
 
 
-def run_point(runs_dir, sweep_id: str, index: int, threads: int, console=None) -> str:
-    """Train point `index` of a sweep to its end: start its run, or resume it from its
-    checkpoint when an earlier worker was stopped or killed. Returns the run id."""
+def run_point(sweep: store.Sweep, rec: dict, index: int, threads: int, console=None) -> str:
+    """Train point `index` of a sweep (rec: its sweep.json) to its end: start its run, or
+    resume it from its checkpoint when an earlier worker was stopped or killed. Returns
+    the run id."""
     import torch
 
     from nnlab import train
 
     torch.set_num_threads(max(1, int(threads)))
     console = console or stderr_console()
-    sweep = store.open_sweep(sweep_id, runs_dir)
-    rec = sweep.record()
     point = rec["points"][index]
     run_id = store.validate_id(point["run"])
     cfg = point_config(rec, index, str(sweep.file(store.SWEEP_FILE)))
@@ -353,18 +352,18 @@ def run_point_task(runs_dir: str, sweep_id: str, index: int, threads: int) -> di
     returned as {"status", "error"}: a local worker's and a Ray task's unit of work (a
     killed worker is the pool's, or Ray's, to retry)."""
     sweep = store.open_sweep(sweep_id, runs_dir)
-    run_id = sweep.record()["points"][index]["run"]
-    log = executors.log_path(sweep, run_id)
+    rec = sweep.record()  # read once a point: the worker may live through many points
+    log = executors.log_path(sweep, rec["points"][index]["run"])
     with open(log, "a", encoding="utf-8") as f:
         console = Console(file=f, width=100, soft_wrap=True)
         try:
-            run_point(runs_dir, sweep_id, index, threads, console)
+            run_point(sweep, rec, index, threads, console)
             return {"status": "finished", "error": None}
         except TrainingStopped as e:
             console.print(f"nnlab: {e}")
             if e.exit_code == 130:
                 return {"status": "interrupted", "error": None}
-            status = sweep.point_status(sweep.record(), index)
+            status = sweep.point_status(rec, index)
             return {"status": "diverged" if status == "diverged" else "failed", "error": str(e)}
         except NnlabError as e:
             console.print(f"nnlab: error: {e}")
