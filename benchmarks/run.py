@@ -215,6 +215,32 @@ def animate_density(b: Bench) -> list[Row]:
             fps / ref_fps,
             ">= 30x",
             fps / ref_fps >= 30,
+        ),
+        Row(
+            "4a. same, against the target of 15 frames/s wall, start-up included",
+            fps,
+            target=">= 15 frames/s",
+            ok=fps >= 15,
+        ),
+        *_animate_compare(b, frames, every),
+    ]
+
+
+def _animate_compare(b: Bench, frames: int, every: int) -> list[Row]:
+    """4b. The two-panel --compare GIF: workload 1's recording beside a β = 10 run's."""
+    log("4b. animate --compare, two panels (training a β = 10 run first)")
+    args = ["vae", *b.common, "--snapshot_every=4", "--beta=10"]
+    second = nnlab_train(b.runs, args)["id"]
+    first = b.done["record"]["id"]
+    seconds = wall(
+        "animate", first, f"--compare={second}", f"--runs_dir={b.runs}", f"--every={every}"
+    )
+    return [
+        Row(
+            f"4b. animate --compare, 2 panels, {frames} frames (frames/s, wall)",
+            frames / seconds,
+            target=">= 8 frames/s",
+            ok=frames / seconds >= 8,
         )
     ]
 
@@ -356,7 +382,8 @@ def tensorboard_overhead(b: Bench) -> list[Row]:
 
 
 def big_store(b: Bench) -> list[Row]:
-    """10. `nnlab summary` (the runs table) over a store of 2,000 runs."""
+    """10. `nnlab summary` (the runs table) over a store of 2,000 runs; 10b. the table of a
+    100-point sweep whose points hold workload 1's recording."""
     log("10. summary of 2,000 runs")
     fixture = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "store-format1"
     src = fixture / "vae-20261129-022720-format1"
@@ -367,7 +394,61 @@ def big_store(b: Bench) -> list[Row]:
         for name in ("meta.json", "config.yaml", "metrics.jsonl"):
             shutil.copy(src / name, d / name)
     seconds, _ = timed(lambda: wall("summary", f"--runs_dir={runs}"), 3)
-    return [Row("10. nnlab summary, 2,000 runs (s, wall)", seconds, target="< 1 s", ok=seconds < 1)]
+    rows = [Row("10. nnlab summary, 2,000 runs (s, wall)", seconds, target="< 1 s", ok=seconds < 1)]
+    log("10b. summary of a 100-point sweep")
+    if "record" not in b.done:  # run alone (--only=big_store): workload 1's training only
+        b.done["record"] = nnlab_train(b.runs, ["vae", *b.common, "--snapshot_every=4"])
+    sweep_id, sweep_runs = _hundred_point_sweep(b, b.done["record"]["id"], 100)
+    cold = wall("summary", sweep_id, f"--runs_dir={sweep_runs}")  # measures, fills the caches
+    warm, _ = timed(lambda: wall("summary", sweep_id, f"--runs_dir={sweep_runs}"), 3)
+    rows.append(
+        Row(
+            "10b. nnlab summary SWEEP_ID, 100 points (s, wall; cached latent metrics)",
+            warm,
+            cold,
+            cold / warm,
+            "< 2 s",
+            warm < 2,
+            note="reference column: the first call, which measures every point and caches it",
+        )
+    )
+    return rows
+
+
+def _hundred_point_sweep(b: Bench, run_id: str, n: int) -> tuple[str, Path]:
+    """A finished sweep of n points, each a copy of run_id (recording hard-linked): the
+    files the sweep table reads, with workload 1's real recording behind every point."""
+    src = b.runs / run_id
+    root = b.tmp / "sweep-store"
+    sweep_id = "sweep-vae-20260101-000000"
+    (root / sweep_id).mkdir(parents=True)
+    points = []
+    for i in range(n):
+        point = f"{sweep_id}-p{i:0{len(str(n - 1))}d}"
+        (root / point / "latents").mkdir(parents=True)
+        for name in ("meta.json", "config.yaml", "metrics.jsonl"):
+            shutil.copy(src / name, root / point / name)
+        for f in (src / "latents").iterdir():
+            try:
+                os.link(f, root / point / "latents" / f.name)
+            except OSError:  # a file system without hard links
+                shutil.copy(f, root / point / "latents" / f.name)
+        values = {"seed": i}
+        points.append({"run": point, "values": values, "status": "finished", "attempts": 1})
+    rec = {
+        "format": 1,
+        "kind": "sweep",
+        "id": sweep_id,
+        "model": "vae",
+        "command": f"nnlab sweep vae --seed=0,...,{n - 1}",
+        "created": "2026-01-01T00:00:00.000+00:00",
+        "status": "finished",
+        "base": (src / "config.yaml").read_text(),
+        "grid": {"seed": list(range(n))},
+        "points": points,
+    }
+    (root / sweep_id / "sweep.json").write_text(json.dumps(rec))
+    return sweep_id, root
 
 
 STEP_LOOP = """

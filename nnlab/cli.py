@@ -139,6 +139,8 @@ def animate(
 
     typed = options.raw_values(_tokens(), "compare", compare)
     others = [o for text in typed for o in text.split(",") if o]
+    if typed and not others:  # e.g. --compare="$id" with id unset: say so, not a 1-panel GIF
+        raise NnlabError("--compare: give the run ids to draw beside RUN_ID, e.g. --compare=ID")
     paths = animate_run(
         _required_id(run_id, "animate"),
         runs_dir,

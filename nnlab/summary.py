@@ -63,8 +63,8 @@ def list_runs(runs_dir=None) -> list[dict]:
 def describe(run_id: str, runs_dir=None) -> dict:
     """Everything about one run: config, parameters, metrics, timings, contents."""
     # numpy-backed readers, imported here so that the runs table starts without numpy
-    from nnlab import analysis
-    from nnlab.record import chunk_files, load_recording, snapshot_count
+    from nnlab import latentstats
+    from nnlab.record import chunk_files, snapshot_count
 
     run = store.open_run(run_id, runs_dir)
     meta = run.meta()
@@ -123,8 +123,7 @@ def describe(run_id: str, runs_dir=None) -> dict:
     latent = None
     if snaps:
         try:
-            rec = load_recording(run.latents, meta.get("model", ""), chunk_max)
-            latent = analysis.trend(rec)
+            latent = latentstats.trend(run, meta.get("model", ""), chunk_max)
         except NnlabError as e:
             problems.append(str(e))
     params = meta.get("parameters") or []

@@ -93,7 +93,7 @@ def _sweep_status(rec: dict, points: list[dict]) -> str:
 
 def _point_metrics(root, run_id: str, columns) -> tuple[dict, str | None]:
     """A point's final metrics (last epoch) and latent metrics (last snapshot)."""
-    from nnlab import analysis, record
+    from nnlab import latentstats, record
 
     out: dict = {c.key: None for c in columns}
     path = root / run_id
@@ -102,14 +102,18 @@ def _point_metrics(root, run_id: str, columns) -> tuple[dict, str | None]:
     try:
         run = store.open_run(run_id, root)
         meta = run.meta()
-        cfg = run.config()
         final = meta.get("final") or {}
         for c in columns:
             if not c.latent and isinstance(final.get(c.key), (int, float)):
                 out[c.key] = float(final[c.key])
         if meta.get("status") == "finished" and record.chunk_files(run.latents):
-            rec = record.load_last(run.latents, cfg.model, schema.size_ceilings(cfg, meta)[1])
-            latent = analysis.snapshot_metrics(rec, 0)
+            # The cache first: a hit needs neither the config (parsing YAML is most of a
+            # cached point's cost) nor the recording.
+            latent = latentstats.cached(run, "last")
+            if latent is None:
+                cfg = run.config()
+                chunk_max = schema.size_ceilings(cfg, meta)[1]
+                latent = latentstats.last_metrics(run, cfg.model, chunk_max)
             for c in columns:
                 if c.latent and c.key in latent:
                     out[c.key] = float(latent[c.key])

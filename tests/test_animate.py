@@ -69,6 +69,8 @@ def test_latent3_rotating_cube_and_pca(nnlab, trained, tmp_path):
         ("vae", ["--every=0"], "--every"),
         ("vae", ["--out=x.mp4"], "ending in .gif"),
         ("vae", ["--compare=nope-1"], "no run 'nope-1'"),
+        ("vae", ["--compare="], "--compare: give the run ids"),
+        ("vae", ["--compare=,"], "--compare: give the run ids"),
     ],
 )
 def test_animate_errors(nnlab, trained, key, args, needle):

@@ -35,6 +35,7 @@ LAYERS = [
     ["nnlab.store", "nnlab.models", "nnlab.render.panels", "nnlab.help", "nnlab.grid"],
     ["nnlab.record", "nnlab.runload", "nnlab.render.gif", "nnlab.executors"],
     ["nnlab.analysis", "nnlab.snapshots", "nnlab.render.sources"],
+    ["nnlab.latentstats"],
     ["nnlab.trainer", "nnlab.render.metrics", "nnlab.sweepsummary", "nnlab.render.sweepplot"],
     [
         "nnlab.train",

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from nnlab import analysis, record, store, sweepsummary
+from nnlab import analysis, latentstats, record, store, sweepsummary
 from nnlab.render import animate as animate_mod
 from nnlab.render.sweepplot import curves
 
@@ -91,6 +91,21 @@ def test_summary_of_a_sweep_reads_each_points_run(nnlab, swept):
     rows = [ln.split("\t") for ln in text.out.splitlines() if ln.startswith(f"{SWEEP}-p")]
     assert [(r[1], r[2]) for r in rows] == [("1.0", "finished"), ("10.0", "finished")]
     assert "mean ± sd" not in text.out  # no seed swept
+
+
+def test_a_second_summary_reads_the_cached_latent_metrics_only(nnlab, swept, monkeypatch):
+    first = nnlab("summary", SWEEP, "--json").json()
+    for p in first["points"]:
+        assert store.open_run(p["run"], swept).file(latentstats.CACHE_FILE).exists()
+
+    def refuse(*a, **k):
+        raise AssertionError("read although the cache was valid")
+
+    # A hit parses no config and reads no recording: that is what keeps 100 points fast.
+    monkeypatch.setattr(store.Run, "config", refuse)
+    monkeypatch.setattr(record, "load_last", refuse)
+    second = nnlab("summary", SWEEP, "--json").json()
+    assert [p["metrics"] for p in second["points"]] == [p["metrics"] for p in first["points"]]
 
 
 def test_runs_table_lists_sweeps_beside_runs(nnlab, swept):

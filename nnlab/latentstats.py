@@ -1,0 +1,103 @@
+"""The latent metrics of a run's recording, as `summary` shows them, cached in the run.
+
+Computing them means reading the recording and measuring overlaps, a nearest-class-mean
+classifier and (for a 2-D VAE) a grid integral: ~0.1 s for the last snapshot of a
+10,000-image probe set and ~0.6 s for the start/middle/end trend. A 100-point sweep's table
+would spend seconds on it every time. So the values are written once into
+<run>/latent-metrics.json beside the recording's signature, and read back while the
+signature still matches.
+
+The signature is a sha256 over every file of the recording (probe.npz and the chunks):
+name, size and modification time in nanoseconds, plus this nnlab's version (a newer nnlab
+may measure differently). nnlab writes each recording file atomically (a new inode, a new
+mtime), and a resume truncates or adds chunks, so any change nnlab makes changes the
+signature; hashing the bytes themselves would cost as much as the computation it saves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import nnlab
+from nnlab import analysis, files, record, store
+from nnlab.errors import NnlabError
+
+CACHE_FILE = "latent-metrics.json"
+FORMAT = 1
+
+
+def signature(folder: Path) -> str:
+    """The recording's signature: sha256 of each file's name, size and mtime (ns), and the
+    nnlab version; '' when there is no recording."""
+    if not folder.is_dir():
+        return ""
+    h = hashlib.sha256(f"nnlab {nnlab.__version__} format {FORMAT}\n".encode())
+    with os.scandir(folder) as it:
+        entries = sorted((e for e in it if e.name.endswith(".npz")), key=lambda e: e.name)
+    for e in entries:
+        st = e.stat(follow_symlinks=False)
+        h.update(f"{e.name} {st.st_size} {st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def last_metrics(run: store.Run, model: str, max_bytes: int | None = None) -> dict:
+    """analysis.snapshot_metrics of the recording's last snapshot, from the cache when the
+    recording has not changed since it was written."""
+
+    def compute() -> dict:
+        return analysis.snapshot_metrics(record.load_last(run.latents, model, max_bytes), 0)
+
+    return _cached(run, "last", compute)
+
+
+def trend(run: store.Run, model: str, max_bytes: int | None = None) -> dict:
+    """analysis.trend of the whole recording (start, middle, end), cached likewise."""
+
+    def compute() -> dict:
+        return analysis.trend(record.load_recording(run.latents, model, max_bytes))
+
+    return _cached(run, "trend", compute)
+
+
+def cached(run: store.Run, kind: str) -> dict | None:
+    """The cached `kind` ("last" or "trend") while the recording is unchanged, else None:
+    a caller that finds it needs neither the config nor the recording."""
+    cache = _read(run.file(CACHE_FILE))
+    if cache.get("signature") == signature(run.latents) and isinstance(cache.get(kind), dict):
+        return cache[kind]
+    return None
+
+
+def _cached(run: store.Run, kind: str, compute) -> dict:
+    """The cached value of `kind` if its signature matches, else compute() (then cached)."""
+    sig = signature(run.latents)
+    path = run.file(CACHE_FILE)
+    cache = _read(path)
+    if cache.get("signature") == sig and isinstance(cache.get(kind), dict):
+        return cache[kind]
+    # Through JSON and back, so that a computed value and a cached one are the same data.
+    value = json.loads(json.dumps(compute()))
+    if cache.get("signature") != sig:
+        cache = {"format": FORMAT, "signature": sig}
+    cache[kind] = value
+    # Computed from what was read: if the recording changed meanwhile, the signature taken
+    # before reading no longer matches it and the next reader recomputes.
+    try:
+        files.write_json(path, cache)
+    except OSError:  # a read-only store still gets its numbers, just not cached
+        pass
+    return value
+
+
+def _read(path: Path) -> dict:
+    """The cache file, or {} when it is missing, damaged, or of another format."""
+    if not path.is_file():
+        return {}
+    try:
+        cache = files.read_json(path)
+    except (NnlabError, OSError, ValueError):
+        return {}
+    return cache if isinstance(cache, dict) and cache.get("format") == FORMAT else {}
