@@ -191,6 +191,7 @@ def embed(
     checkpoint: str | None = None,
     layer: int | None = None,
     format: str = "npz",
+    task: int | None = None,
     runs_dir: str | None = None,
 ):
     """Encode a whole split with a run's model and write latents, labels and indices.
@@ -204,6 +205,8 @@ def embed(
         layer: classifier only: the layer to record, an index into sizes (default: the
             recorded layer)
         format: {npz,csv} the file format
+        task: runs with permute_every: show the images as this task permutes them
+            (default: the checkpoint's own task)
         runs_dir: the run store (default ./runs, or $NNLAB_RUNS)
     """
     from nnlab.embed import embed as embed_split
@@ -215,6 +218,7 @@ def embed(
         checkpoint=options.text_or_none(checkpoint),
         layer=layer,
         fmt=str(format),
+        task=task,
     )
 
 

@@ -33,7 +33,7 @@ from nnlab.options import parse_value
 
 MODELS = ("classifier", "vae")
 DATASETS = ("mnist", "fashion-mnist", "kmnist", "mnist-sample")
-ACTIVATIONS = ("sigmoid", "relu", "tanh", "silu", "softplus")
+ACTIVATIONS = ("sigmoid", "relu", "tanh", "silu", "softplus", "identity", "gelu", "leaky_relu")
 INITS = ("default", "normal", "scaled")
 POSTERIOR_SCALES = ("std", "variance")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -102,6 +102,24 @@ class Config:
         "(pip install tensorboard)",
         legacy=False,
     )
+    l1: float = added_later(
+        0.0,
+        "L1 penalty l1 * sum|w| on every layer's weights (not biases), added to the loss",
+        legacy=0.0,
+    )
+    l2: float = added_later(
+        0.0,
+        "L2 penalty (l2 / 2) * sum w^2 on every layer's weights (not biases), added to the loss "
+        "(unlike weight_decay, which the optimiser applies)",
+        legacy=0.0,
+    )
+    dropout: list[float] = added_later(
+        [],
+        "dropout probability on the hidden layers' outputs in training: one value for every "
+        "hidden layer or one per layer (VAE: per encoder layer, mirrored in the decoder); "
+        "empty: off",
+        legacy=[],
+    )
     init: str = added_later(
         "default",
         "weights and biases: default (PyTorch's uniform), normal (N(0, 1), as network.py), "
@@ -155,6 +173,24 @@ class ClassifierConfig(Config):
     )
     latent_layer: int | None = option(
         None, "index into sizes of the recorded layer (none: the narrowest hidden layer)"
+    )
+    cbp_rate: float = added_later(
+        0.0,
+        "continual backprop: mature units replaced per step, as a fraction of each hidden "
+        "layer (Dohare et al. 2024; e.g. 1e-4); 0: off",
+        legacy=0.0,
+    )
+    cbp_maturity: int = added_later(
+        100, "continual backprop: steps a unit lives before it may be replaced", legacy=100
+    )
+    cbp_decay: float = added_later(
+        0.99, "continual backprop: decay of each unit's running contribution utility", legacy=0.99
+    )
+    permute_every: int = added_later(
+        0,
+        "a continual task: every K epochs the pixels are shuffled by a new seeded permutation "
+        "(Permuted MNIST; task 0 is the images as they are); 0: off",
+        legacy=0,
     )
     optimizer: str = "sgd"
     lr: float = 3.0
@@ -236,6 +272,15 @@ def check_keys(cls: type[Config], keys, where: str) -> None:
     known = [f.name for f in dataclasses.fields(cls)]
     for k in keys:
         if k not in known:
+            owners = [
+                name
+                for name, other in CONFIG_CLASSES.items()
+                if other is not cls and k in {f.name for f in dataclasses.fields(other)}
+            ]
+            if owners:  # a real key of the other model: say so rather than "unknown"
+                raise NnlabError(
+                    f"'{k}' in {where} is a setting of the {owners[0]}; the {cls.model} has none"
+                )
             raise NnlabError(f"unknown config key '{k}' in {where}{did_you_mean(k, known)}")
 
 
@@ -258,6 +303,11 @@ def coerce(cls: type[Config], data: dict[str, Any], where: str) -> dict[str, Any
             ok = isinstance(v, bool)
         elif typ is str:
             ok = isinstance(v, str)
+        elif origin is list and args[0] is float:
+            ok = isinstance(v, list) and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v
+            )
+            v = [float(x) for x in v] if ok else v
         elif origin is list:
             ok = isinstance(v, list) and all(
                 isinstance(x, int) and not isinstance(x, bool) for x in v
@@ -272,7 +322,9 @@ def coerce(cls: type[Config], data: dict[str, Any], where: str) -> dict[str, Any
 
 def _type_name(typ: Any) -> str:
     if typing.get_origin(typ) is list:
-        return "a list of whole numbers"
+        return (
+            "a list of numbers" if typing.get_args(typ)[0] is float else "a list of whole numbers"
+        )
     if type(None) in typing.get_args(typ):
         return "a whole number or null"
     return {int: "a whole number", float: "a number", bool: "true or false", str: "text"}.get(
@@ -360,6 +412,8 @@ def validate(cfg: Config) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             bad(f.name, "must be a finite number")
         items = value if isinstance(value, list) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in items):
+            bad(f.name, "must hold finite numbers")
         if any(isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2**31 for v in items):
             bad(f.name, "too large (whole numbers here stay below 2**31)")
     if not 0 <= cfg.seed < 2**32:
@@ -399,6 +453,17 @@ def validate(cfg: Config) -> None:
         bad("checkpoint_every_steps", "must not be negative")
     choice("activation")
     choice("init")
+    for key in ("l1", "l2"):
+        if not 0 <= getattr(cfg, key) <= 1e3:
+            bad(key, "must be at least 0 (off) and at most 1e3")
+    hidden = len(cfg.hidden_dims) if cfg.model == "vae" else len(cfg.sizes) - 2
+    if cfg.dropout:
+        if not all(0 <= p < 1 for p in cfg.dropout):
+            bad("dropout", "each probability must be at least 0 and below 1")
+        if hidden == 0:
+            bad("dropout", "the network has no hidden layer to drop units from")
+        if len(cfg.dropout) not in (1, hidden):
+            bad("dropout", f"give one probability, or one per hidden layer ({hidden})")
     if cfg.model == "vae":
         if not cfg.hidden_dims or min(cfg.hidden_dims) < 1:
             bad("hidden_dims", "give at least one layer width, each at least 1")
@@ -416,6 +481,16 @@ def validate(cfg: Config) -> None:
         choice("loss")
         if cfg.latent_layer is not None and not 1 <= cfg.latent_layer < len(cfg.sizes):
             bad("latent_layer", f"must index a layer of sizes: 1 to {len(cfg.sizes) - 1}")
+        if not 0 <= cfg.cbp_rate < 1:
+            bad("cbp_rate", "must be in [0, 1): a fraction of each hidden layer per step")
+        if cfg.cbp_rate and hidden == 0:
+            bad("cbp_rate", "continual backprop replaces hidden units; this network has none")
+        if cfg.cbp_maturity < 0:
+            bad("cbp_maturity", "must not be negative")
+        if not 0 <= cfg.cbp_decay < 1:
+            bad("cbp_decay", "must be in [0, 1)")
+        if cfg.permute_every < 0:
+            bad("permute_every", "must be 0 (off) or a number of epochs per task")
     _check_size(cfg, bad)
 
 

@@ -10,16 +10,27 @@ import io
 
 import numpy as np
 
-from nnlab import files, store
+from nnlab import files, store, tasks
 from nnlab.console import stderr_console, warn
 from nnlab.errors import NnlabError
 from nnlab.progress import CountProgress
 
 
 def embed(
-    run_id, runs_dir=None, *, split="test", checkpoint=None, layer=None, fmt="npz", console=None
+    run_id,
+    runs_dir=None,
+    *,
+    split="test",
+    checkpoint=None,
+    layer=None,
+    fmt="npz",
+    task=None,
+    console=None,
 ) -> str:
-    """Encode a split at a checkpoint, write it into <run>/embeddings/, return the path."""
+    """Encode a split at a checkpoint, write it into <run>/embeddings/, return the path.
+
+    For a permuted run (permute_every) the images are shown as the checkpoint's task shows
+    them (or as `task` does: how the network sees an earlier task's images now)."""
     import torch
 
     from nnlab import data
@@ -44,7 +55,16 @@ def embed(
             raise NnlabError(
                 f"--layer={layer}: choose 1 to {len(cfg.sizes) - 1} (sizes {cfg.sizes})"
             )
+    every = getattr(cfg, "permute_every", 0)
+    if task is not None and not every:
+        raise NnlabError("--task applies to runs trained with --permute_every")
     cfg, model, ck = load_model(run, checkpoint)
+    order = None
+    if every:
+        n_tasks = tasks.count(cfg.epochs, every)
+        own = tasks.at(ck_position(ck, run.meta()), every)
+        task = own if task is None else _task_number(task, n_tasks)
+        order = torch.from_numpy(tasks.read(run.path, n_tasks)[task])
     console = console or stderr_console()
     splits = data.load(
         cfg.dataset,
@@ -54,6 +74,8 @@ def embed(
         warn=lambda m: warn(console, m),
     )
     x, y, index = splits.split(split)
+    if order is not None:
+        x = x[:, order]
     batch = 4096
     with torch.inference_mode(), CountProgress(console, "embed", -(-len(x) // batch)) as bar:
         enc = encode_latents(model, cfg, x, layer=layer, batch=batch, on_batch=bar.advance)
@@ -63,6 +85,7 @@ def embed(
         "indices": index.astype(np.int64),
         "step": np.array(step),
         "split": np.array(split),
+        **({"task": np.array(task)} if order is not None else {}),
     }
     if cfg.model == "vae":
         arrays.update(mu=enc.points.numpy(), sd=enc.sd.numpy())
@@ -79,12 +102,29 @@ def embed(
     folder.mkdir(exist_ok=True)
     # names say what is inside: an explicitly chosen layer is part of the name
     suffix = f"-layer{layer}" if layer is not None else ""
+    suffix += f"-task{task}" if order is not None else ""
     path = folder / f"{split}-step{step}{suffix}.{fmt}"
     if fmt == "npz":
         files.save_npz(path, **arrays)
     else:
         files.write_text(path, _csv(arrays, cfg.model))
     return str(path)
+
+
+def ck_position(ck: dict, meta: dict) -> float:
+    """A checkpoint's place in training in epochs (fractional mid-epoch)."""
+    per = int(meta.get("steps_per_epoch") or 0)
+    return int(ck["epoch"]) + (int(ck["batch"]) / per if per else 0.0)
+
+
+def _task_number(task, n_tasks: int) -> int:
+    try:
+        t = int(str(task))
+    except ValueError:
+        raise NnlabError(f"--task={task}: expected a task number, 0 to {n_tasks - 1}") from None
+    if not 0 <= t < n_tasks:
+        raise NnlabError(f"--task={task}: this run has tasks 0 to {n_tasks - 1}")
+    return t
 
 
 def _csv(arrays: dict, model: str) -> str:

@@ -36,7 +36,7 @@ def type_name(typ) -> str:
     """A field's or option's type as a help page shows it."""
     args = [a for a in typing.get_args(typ) if a is not type(None)]
     if typing.get_origin(typ) is list:
-        return "INTS"
+        return "NUMBERS" if typing.get_args(typ)[0] is float else "INTS"
     if args and type(None) in typing.get_args(typ):
         return type_name(args[0])
     return {bool: "BOOL", int: "INT", float: "NUMBER"}.get(typ, "TEXT")

@@ -4,13 +4,15 @@
 one, cut back to a checkpoint's size on resume); the functions below it are the readers
 (parse, best values, headlines), kept beside the writer as `record.py` keeps `Recorder`
 beside `load_recording`. Line kinds: "step" (mean training loss over `log_every` steps),
-"epoch" (train, validation and test metrics) and "diverged".
+"epoch" (train, validation and test metrics, and the unit health of the hidden layers),
+"task" (the end of a task of a permuted run: its accuracies) and "diverged".
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 # The non-metric keys of an epoch line.
@@ -114,12 +116,31 @@ def last_epoch(path: Path) -> dict:
     return epochs[-1] if epochs else {}
 
 
+# Unit health numbers of a hidden layer in an epoch line (nnlab.health): h1_dead,
+# enc2_effective_rank... They describe the units, not how well the run did: no "best".
+HEALTH_NUMBERS = ("dead", "saturated", "weight_norm", "sparsity", "effective_rank")
+HEALTH_RE = re.compile(r"^((?:h|enc|dec)\d+)_(" + "|".join(HEALTH_NUMBERS) + r")$")
+NOT_RANKED = ("task", "cbp_replaced")  # positions and counts, not results
+
+
+def health_of(line: dict) -> dict[str, dict[str, float]]:
+    """The unit health numbers of an epoch line, by layer: {"h1": {"dead": 0.1, ...}}."""
+    out: dict[str, dict[str, float]] = {}
+    for k, v in line.items():
+        m = HEALTH_RE.match(k)
+        if m and isinstance(v, (int, float)):
+            out.setdefault(m.group(1), {})[m.group(2)] = float(v)
+    return out
+
+
 def best_values(epoch_lines: list[dict]) -> dict:
     """For each evaluation metric, its best value over epochs and the epoch it came at."""
     best: dict[str, dict] = {}
     for line in epoch_lines:
         for k, v in line.items():
             if k in POSITION_KEYS or not isinstance(v, (int, float)):
+                continue
+            if k in NOT_RANKED or HEALTH_RE.match(k):
                 continue
             higher = k.endswith("_acc") or k.endswith("_elbo")
             cur = best.get(k)

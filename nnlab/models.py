@@ -16,6 +16,9 @@ ACTIVATIONS = {
     "tanh": nn.Tanh,
     "silu": nn.SiLU,
     "softplus": nn.Softplus,
+    "identity": nn.Identity,  # no non-linearity: the whole network is one linear map
+    "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,  # negative slope 0.01
 }
 STD_FLOOR = 1e-6  # keeps log(std) finite when softplus underflows for very negative inputs
 
@@ -38,31 +41,61 @@ def initialise(model: nn.Module, how: str) -> nn.Module:
     return model
 
 
-class Classifier(nn.Module):
-    """An MLP from 784 inputs to 10 outputs; can return any layer's activations."""
+def dropout_per_layer(dropout: list[float], hidden: int) -> list[float]:
+    """The dropout probability of each of `hidden` layers: one value for all, or one each."""
+    if not dropout:
+        return [0.0] * hidden
+    return list(dropout) * hidden if len(dropout) == 1 else list(dropout)
 
-    def __init__(self, sizes: list[int], activation: str = "sigmoid", loss: str = "mse"):
+
+class Classifier(nn.Module):
+    """An MLP from 784 inputs to 10 outputs; can return any layer's activations.
+
+    With `keep_hidden` set, a forward pass keeps each hidden layer's activations (before
+    dropout, detached) in `hidden`: continual backprop measures its units' utility on them.
+    """
+
+    def __init__(
+        self,
+        sizes: list[int],
+        activation: str = "sigmoid",
+        loss: str = "mse",
+        dropout: list[float] | None = None,
+    ):
         super().__init__()
         self.sizes = list(sizes)
         self.loss_name = loss
         pairs = zip(sizes[:-1], sizes[1:], strict=True)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairs)
         self.act = ACTIVATIONS[activation]()
+        self.drop = nn.ModuleList(
+            nn.Dropout(p) for p in dropout_per_layer(dropout or [], len(sizes) - 2)
+        )
+        self.keep_hidden = False
+        self.hidden: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor, upto: int | None = None) -> torch.Tensor:
         """Outputs for x; with `upto`=k, the activations of layer k of sizes instead.
 
-        Hidden layers use the configured activation; the output layer gives sigmoid
-        activations for the mse loss (targets are one-hot) and logits for ce.
+        Hidden layers use the configured activation (then dropout, in training mode); the
+        output layer gives sigmoid activations for the mse loss (targets are one-hot) and
+        logits for ce.
         """
         last = len(self.layers)
         upto = last if upto is None else upto
+        kept = []
         for i, layer in enumerate(self.layers[:upto], start=1):
             x = layer(x)
             if i < last:
                 x = self.act(x)
+                if self.keep_hidden:
+                    kept.append(x.detach())
+                if i < upto:  # a recorded layer is read before dropout
+                    x = self.drop[i - 1](x)
             elif self.loss_name == "mse":
                 x = torch.sigmoid(x)
+        if self.keep_hidden:
+            self.hidden = kept
         return x
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,20 +125,22 @@ class VAE(nn.Module):
         activation: str = "silu",
         input_dim: int = 784,
         posterior_scale: str = "std",
+        dropout: list[float] | None = None,
     ):
         super().__init__()
         self.latent_dim = latent_dim
         self.posterior_scale = posterior_scale
         act = ACTIVATIONS[activation]
+        probs = dropout_per_layer(dropout or [], len(hidden_dims))
         enc, width = [], input_dim
-        for h in hidden_dims:
-            enc += [nn.Linear(width, h), act()]
+        for h, p in zip(hidden_dims, probs, strict=True):
+            enc += [nn.Linear(width, h), act(), *([nn.Dropout(p)] if p else [])]
             width = h
         self.encoder = nn.Sequential(*enc)
         self.to_latent = nn.Linear(width, 2 * latent_dim)  # mean and raw std, side by side
         dec, width = [], latent_dim
-        for h in reversed(hidden_dims):
-            dec += [nn.Linear(width, h), act()]
+        for h, p in zip(reversed(hidden_dims), reversed(probs), strict=True):
+            dec += [nn.Linear(width, h), act(), *([nn.Dropout(p)] if p else [])]
             width = h
         dec.append(nn.Linear(width, input_dim))
         self.decoder = nn.Sequential(*dec)
@@ -152,6 +187,21 @@ def vae_loss(x, logits, mu, std, beta: float, recon: str = "bce") -> dict[str, t
     return {"recon": rec, "kl": kl, "loss": rec + beta * kl}
 
 
+def penalty(model: nn.Module, l1: float, l2: float) -> torch.Tensor | None:
+    """l1 * sum|w| + (l2 / 2) * sum w^2 over every linear layer's weights (biases are not
+    penalised: Nielsen, chapter 3); None when both are 0."""
+    if not l1 and not l2:
+        return None
+    weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
+    total = weights[0].new_zeros(())
+    for w in weights:
+        if l1:
+            total = total + l1 * w.abs().sum()
+        if l2:
+            total = total + (l2 / 2) * w.pow(2).sum()
+    return total
+
+
 def loss_terms(
     model: nn.Module,
     cfg: Config,
@@ -167,19 +217,34 @@ def loss_terms(
     if cfg.model == "vae":
         logits, mu, std = model(x, generator)
         terms = vae_loss(x, logits, mu, std, cfg.beta, cfg.recon)
-        return {"loss": terms["loss"], cfg.recon: terms["recon"], "kl": terms["kl"]}
-    out = model(x)
-    return {"loss": classifier_loss(out, y, cfg.loss), "acc": (out.argmax(1) == y).float().mean()}
+        out = {"loss": terms["loss"], cfg.recon: terms["recon"], "kl": terms["kl"]}
+    else:
+        scores = model(x)
+        out = {
+            "loss": classifier_loss(scores, y, cfg.loss),
+            "acc": (scores.argmax(1) == y).float().mean(),
+        }
+    # The penalty is part of the loss that is minimised (and logged as its own term); it
+    # is the same for every image, so an evaluation's per-image mean includes it once.
+    extra = penalty(model, cfg.l1, cfg.l2)
+    if extra is not None:
+        out["penalty"] = extra
+        out["loss"] = out["loss"] + extra
+    return out
 
 
 def build_model(cfg: Config) -> nn.Module:
     """A freshly initialised model for cfg (seed the RNG first for reproducible weights)."""
     if cfg.model == "vae":
         model = VAE(
-            cfg.hidden_dims, cfg.latent_dim, cfg.activation, posterior_scale=cfg.posterior_scale
+            cfg.hidden_dims,
+            cfg.latent_dim,
+            cfg.activation,
+            posterior_scale=cfg.posterior_scale,
+            dropout=cfg.dropout,
         )
     else:
-        model = Classifier(cfg.sizes, cfg.activation, cfg.loss)
+        model = Classifier(cfg.sizes, cfg.activation, cfg.loss, cfg.dropout)
     return initialise(model, cfg.init)
 
 

@@ -163,6 +163,13 @@ def describe(run_id: str, runs_dir=None) -> dict:
             "steps_per_second": round(steps / seconds, 2) if seconds else None,
         },
         "latent_metrics": latent,
+        "unit_health": {
+            "first": metricslog.health_of(epochs[0]) if epochs else {},
+            "last": metricslog.health_of(epochs[-1]) if epochs else {},
+            "first_epoch": epochs[0].get("epoch") if epochs else None,
+            "last_epoch": epochs[-1].get("epoch") if epochs else None,
+        },
+        "tasks": _task_summary(config, metricslog.of_kind(lines, "task")),
         "holds": {
             "checkpoints": listing["checkpoints"],
             "snapshots": snaps,
@@ -171,6 +178,20 @@ def describe(run_id: str, runs_dir=None) -> dict:
             "media": listing["media"],
             "embeddings": listing["embeddings"],
         },
+    }
+
+
+def _task_summary(config: dict, lines: list[dict]) -> dict | None:
+    """A permuted run's tasks: how many, K, and each finished task's accuracies."""
+    every = config.get("permute_every") or 0
+    if not every:
+        return None
+    keep = ("task", "epoch", "step", "train_acc", "test_acc")
+    return {
+        "every": every,
+        "planned": -(-int(config["epochs"]) // every),
+        "done": len(lines),
+        "per_task": [{k: t[k] for k in keep if k in t} for t in lines],
     }
 
 
@@ -255,9 +276,15 @@ def render_run(d: dict, color: bool = False) -> str:
     for k, v in m["final"].items():
         if k in metricslog.POSITION_KEYS or not isinstance(v, (int, float)):
             continue
+        if metricslog.HEALTH_RE.match(k) or k in metricslog.NOT_RANKED:
+            continue  # in their own sections
         b = m["best"].get(k)
         t.add_row(k, f"{v:.4f}", f"{b['value']:.4f}" if b else "", str(b["epoch"]) if b else "")
     c.print(t)
+    if (d.get("unit_health") or {}).get("last"):
+        _render_health(c, d["unit_health"])
+    if d.get("tasks"):
+        _render_tasks(c, d["tasks"])
     if d.get("latent_metrics"):
         _render_latent(c, d["latent_metrics"], d["dataset"])
     p, tm, h = d["progress"], d["timings"], d["holds"]
@@ -275,6 +302,54 @@ def render_run(d: dict, color: bool = False) -> str:
         f"embeddings: {', '.join(h['embeddings']) or '-'}"
     )
     return buf.getvalue().rstrip("\n")
+
+
+def _render_health(c, uh: dict) -> None:
+    """Unit health per hidden layer: first epoch → last epoch."""
+    from rich.table import Table
+
+    c.print(
+        f"\n[bold]unit health[/] of the hidden layers on the probe images, epoch "
+        f"{uh['first_epoch']} → {uh['last_epoch']} (dead: never active; saturated: beyond "
+        "0.99 of the range on most images; sparsity: |w| < 1% of the layer's largest)"
+    )
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    numbers = [n for n in metricslog.HEALTH_NUMBERS if any(n in v for v in uh["last"].values())]
+    t.add_column("layer")
+    for n in numbers:
+        t.add_column(n.replace("_", " "), justify="right")
+    for layer, last in uh["last"].items():
+        first = uh["first"].get(layer, {})
+        cells = []
+        for n in numbers:
+            fmt = "{:.1%}" if n in ("dead", "saturated", "sparsity") else "{:.3g}"
+            a, b = first.get(n), last.get(n)
+            if b is None:
+                cells.append("-")
+            else:
+                cells.append((fmt.format(a) + " → " if a is not None else "") + fmt.format(b))
+        t.add_row(layer, *cells)
+    c.print(t)
+
+
+def _render_tasks(c, tasks: dict) -> None:
+    """A permuted run's tasks: accuracy at the end of the first, the last, and in between."""
+    per = tasks["per_task"]
+    c.print(
+        f"\n[bold]tasks[/] {tasks['done']} of {tasks['planned']} done, {tasks['every']} "
+        "epoch(s) each (task 0: the images as they are; then a new pixel permutation each)"
+    )
+    acc = [t["test_acc"] for t in per if "test_acc" in t]
+    if not acc:
+        return
+    tenth = max(1, len(acc) // 10)
+    c.print(
+        f"test accuracy at the end of each task: first {acc[0]:.2%}, best "
+        f"{max(acc):.2%} (task {per[acc.index(max(acc))]['task']}), last {acc[-1]:.2%}; "
+        f"mean of the first {tenth} task(s) {sum(acc[:tenth]) / tenth:.2%}, "
+        f"of the last {tenth} {sum(acc[-tenth:]) / tenth:.2%}",
+        soft_wrap=True,
+    )
 
 
 def _pair_name(pair: str, names: list[str]) -> str:

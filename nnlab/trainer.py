@@ -16,7 +16,8 @@ import time
 import torch
 from rich.console import Console
 
-from nnlab import data, files, metricslog, record, schema, store
+from nnlab import data, files, health, metricslog, record, schema, store, tasks
+from nnlab.cbp import ContinualBackprop
 from nnlab.config import Config
 from nnlab.console import stderr_console, warn
 from nnlab.errors import NnlabError, RunError, TrainingStopped
@@ -105,6 +106,13 @@ class Trainer:
         px, py, _ = splits.split(cfg.probe_split)
         self.probe_x, self.probe_labels, self.probe_split_index = choose_probe(cfg, px, py)
         self.recorder = record.Recorder(run.latents, cfg.model, cfg.record_dtype)
+        self.every = getattr(cfg, "permute_every", 0)  # epochs per task (classifier only)
+        self._pixel_orders: dict[int, torch.Tensor] = {}
+        self.cbp: ContinualBackprop | None = None
+        if getattr(cfg, "cbp_rate", 0):
+            # its own generator: replacements never move the RNGs training draws from
+            self.cbp = ContinualBackprop(self.model, cfg, seed=cfg.seed + 2)
+            self.model.keep_hidden = True
         self.log = metricslog.MetricsLog(run.metrics)
         # loop position and running sums, all saved in checkpoints
         self.step = 0
@@ -140,6 +148,7 @@ class Trainer:
             "last_snapshot_step": self.last_snapshot_step,
             "metrics_bytes": self.log.size(),
             "latent_chunks": self.recorder.chunk_count(),
+            **({"cbp": self.cbp.state_dict()} if self.cbp is not None else {}),
         }
 
     def load_state_dict(self, ck: dict) -> None:
@@ -160,6 +169,8 @@ class Trainer:
             self.epoch_sums = dict(ck["epoch_sums"])
             self.last_snapshot_step = int(ck["last_snapshot_step"])
             metrics_bytes, chunks = int(ck["metrics_bytes"]), int(ck["latent_chunks"])
+            if self.cbp is not None:
+                self.cbp.load_state_dict(ck["cbp"])
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
             raise RunError(f"{where}: does not fit this run ({first})") from None
@@ -174,6 +185,20 @@ class Trainer:
 
     # ------------------------------------------------------------ pieces
 
+    def pixel_order(self, task: int) -> torch.Tensor | None:
+        """Task `task`'s pixel permutation on the device (None: the images as they are)."""
+        if not task:
+            return None
+        if task not in self._pixel_orders:
+            perm = torch.from_numpy(tasks.permutation(self.cfg.seed, task))
+            self._pixel_orders = {task: perm.to(self.device)}  # one task at a time
+        return self._pixel_orders[task]
+
+    def task_images(self, x: torch.Tensor, task: int) -> torch.Tensor:
+        """x as task `task` shows it (its pixels permuted)."""
+        order = self.pixel_order(task)
+        return x if order is None else x[:, order]
+
     def snapshot(self) -> None:
         """Encode the probe set (one no-grad pass) and keep it for the recording."""
         epoch = self.epoch + self.batch / self.steps_per_epoch
@@ -181,7 +206,8 @@ class Trainer:
             params = [p.detach().clone() for p in self.model.parameters()]
             self.worker.submit(self.step, epoch, params)
         else:
-            a, b = encode_probe(self.model, self.cfg, self.probe_x)
+            probe = self.task_images(self.probe_x, tasks.at(epoch, self.every))
+            a, b = encode_probe(self.model, self.cfg, probe)
             self.recorder.add(self.step, epoch, a, b)
         self.last_snapshot_step = self.step
 
@@ -225,9 +251,12 @@ class Trainer:
         if final or keep:
             self.checkpoint(final=final, keep_epoch=keep)
 
-    def train_step(self, idx: torch.Tensor) -> dict[str, float]:
-        """One optimisation step on the rows `idx` of the train split; returns its losses."""
+    def train_step(self, idx: torch.Tensor, order: torch.Tensor | None = None) -> dict:
+        """One optimisation step on the rows `idx` of the train split (pixels in `order`
+        for a permuted task); returns its losses."""
         x, y = self.splits.train_x[idx], self.splits.train_y[idx]
+        if order is not None:
+            x = x[:, order]
         values = loss_terms(self.model, self.cfg, x, y, self.noise_gen)
         loss = values["loss"]
         if self.nan_at_step == self.step + 1:
@@ -238,13 +267,16 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+        if self.cbp is not None:
+            self.cbp.step(self.model.hidden, self.opt)
         return {k: float(v.detach()) for k, v in values.items()}
 
     # ------------------------------------------------------------ loop
 
     def fit(self) -> dict:
         """Train until cfg.epochs; return the last epoch's metrics."""
-        if SnapshotWorker.wanted(self.cfg, self.device, os.cpu_count() or 1):
+        # The worker encodes one fixed probe tensor; a permuted task's probe changes.
+        if not self.every and SnapshotWorker.wanted(self.cfg, self.device, os.cpu_count() or 1):
             self.worker = SnapshotWorker(self.cfg, self.probe_x, self.recorder)
         if self.cfg.tensorboard:
             self.board = LiveBoard(self, purge_step=self.step + 1 if self.step else None)
@@ -252,6 +284,8 @@ class Trainer:
         last: dict = {}
         try:
             with self.signals, TrainProgress(self.console, total, self.step) as bar:
+                if self.every:  # (again on a resume: --epochs may have added tasks)
+                    tasks.write(self.run.path, self.cfg.seed, self.every, self.cfg.epochs)
                 if self.step == 0 and not (self.run.checkpoints / "latest.pt").exists():
                     if self.cfg.snapshot_every:
                         self.snapshot()
@@ -276,9 +310,10 @@ class Trainer:
         if self.perm is None:
             self.perm = torch.randperm(self.n_train, generator=self.data_gen)
         perm = self.perm.to(self.device)  # once per epoch, not per step
+        order = self.pixel_order(tasks.training(self.epoch, self.every))
         for b in range(self.batch, self.steps_per_epoch):
             idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            values = self.train_step(idx)
+            values = self.train_step(idx, order)
             if not math.isfinite(values["loss"]):
                 self._diverged(values["loss"])
             self.step += 1
@@ -319,6 +354,16 @@ class Trainer:
         line = self._epoch_line()
         self.log.append(**line)
         done = self.epoch >= cfg.epochs
+        if self.every and (self.epoch % self.every == 0 or done):
+            # the end of a task: its accuracy, on its own pixel order
+            keys = ("train_acc", "val_acc", "test_acc", "train_loss", "test_loss")
+            self.log.append(
+                kind="task",
+                task=line["task"],
+                epoch=self.epoch,
+                step=self.step,
+                **{k: line[k] for k in keys if k in line},
+            )
         if done and cfg.snapshot_every and self.last_snapshot_step != self.step:
             self.snapshot()  # the final state, so the animation ends where training did
         keep = bool(cfg.checkpoint_every) and self.epoch % cfg.checkpoint_every == 0
@@ -328,14 +373,22 @@ class Trainer:
 
     def _epoch_line(self) -> dict:
         n = self.epoch_sums.pop("_n", 0.0) or 1.0
+        task = tasks.training(self.epoch - 1, self.every)  # the task this epoch trained
         line = {"kind": "epoch", "epoch": self.epoch, "step": self.step}
+        if self.every:
+            line["task"] = task
         line.update({f"train_{k}": v / n for k, v in self.epoch_sums.items()})
         self.epoch_sums = {}
         for name in ("val", "test"):
             x, y, _ = self.splits.split(name)
             if name == "test" or len(x):  # no validation split with val_fraction=0
-                terms = evaluate(self.model, self.cfg, x, y)
+                terms = evaluate(self.model, self.cfg, self.task_images(x, task), y)
                 line.update({f"{name}_{k}": v for k, v in terms.items()})
+        # Unit health of the hidden layers on the probe images (as this task shows them).
+        probe = self.task_images(self.probe_x, task)
+        line.update(health.measure(self.model, self.cfg.activation, probe))
+        if self.cbp is not None:
+            line["cbp_replaced"] = self.cbp.replaced
         return line
 
     def _diverged(self, loss: float) -> None:

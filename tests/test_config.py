@@ -78,13 +78,28 @@ def test_flags_are_parsed_by_field_type(key, text, expected):
         ("vae", {"latent_dim": "0"}, "--latent_dim"),
         ("vae", {"beta": "-1"}, "--beta"),
         ("vae", {"dataset": "mnst"}, "did you mean 'mnist'"),
-        ("vae", {"activation": "gelu"}, "--activation"),
+        ("vae", {"activation": "swish"}, "--activation: unknown value 'swish'"),
+        ("vae", {"l1": "-0.1"}, "--l1=-0.1: must be at least 0"),
+        ("classifier", {"l2": "-1"}, "--l2=-1.0: must be at least 0"),
+        ("classifier", {"dropout": "1"}, "--dropout=[1.0]: each probability must be"),
+        ("classifier", {"dropout": "[0.1,0.2]"}, "one per hidden layer (1)"),
+        ("classifier", {"dropout": "0.5", "sizes": "[784,10]"}, "no hidden layer"),
+        ("vae", {"dropout": "[0.1,0.1,0.1]"}, "one per hidden layer (2)"),
+        ("vae", {"dropout": "nan"}, "--dropout"),
+        ("classifier", {"cbp_rate": "1.5"}, "--cbp_rate=1.5: must be in [0, 1)"),
+        ("classifier", {"permute_every": "-2"}, "--permute_every=-2"),
+        ("vae", {"permute_every": "2"}, "is a setting of the classifier; the vae has none"),
         ("vae", {"deterministic": "maybe"}, "true or false"),
         ("vae", {"name": "a/b"}, "--name"),
         ("classifier", {"sizes": "[784,30,9]"}, "must start at 784 and end at 10"),
         ("classifier", {"sizes": "[100,10]"}, "must start at 784"),
         ("classifier", {"latent_layer": "5"}, "--latent_layer"),
-        ("vae", {"sizes": "[784,10]"}, "unknown config key 'sizes'"),
+        (
+            "vae",
+            {"sizes": "[784,10]"},
+            "'sizes' in the command line is a setting of the classifier",
+        ),
+        ("vae", {"sizs": "[784,10]"}, "unknown config key 'sizs'"),
     ],
 )
 def test_bad_values_name_the_key(model, overrides, needle):
@@ -167,8 +182,22 @@ def test_fields_added_later_declare_a_legacy_value():
     assert legacy == {
         "record_precision": "float32",
         "tensorboard": False,
+        "l1": 0.0,
+        "l2": 0.0,
+        "dropout": [],
         "init": "default",
         "posterior_scale": "std",
+    }
+    classifier_only = {
+        f.name: f.metadata["legacy"]
+        for f in dataclasses.fields(config.ClassifierConfig)
+        if "legacy" in f.metadata and f.name not in legacy
+    }
+    assert classifier_only == {
+        "cbp_rate": 0.0,
+        "cbp_maturity": 100,
+        "cbp_decay": 0.99,
+        "permute_every": 0,
     }
     cfg = build("vae")
     text = "".join(

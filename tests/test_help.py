@@ -34,6 +34,7 @@ def test_train_model_page_lists_every_field(nnlab, model):
             "TEXT",
             "BOOL",
             "INTS",
+            "NUMBERS",
             "CHOICE",
         ), line
         at = page.index(line)

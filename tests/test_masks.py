@@ -78,3 +78,30 @@ def test_colour_scale_is_set_by_a_high_percentile_not_the_extremes(nnlab, traine
     # a mask other than the first is still strongly coloured (red or blue pixels)
     sat = png[..., :3].max(-1).astype(int) - png[..., :3].min(-1)
     assert (sat > 120).mean() > 0.02 and typical < 5
+
+
+def test_masks_of_a_deep_linear_net_are_the_composed_map(nnlab, runs):
+    """784-20-10 with activation=identity is one linear map: its masks are W2 W1."""
+    import numpy as np
+
+    from nnlab.render.masks import mask_weights
+    from nnlab.runload import load_model
+    from tests.conftest import FAST
+
+    r = nnlab(
+        "train", "classifier", *FAST, "--sizes=[784,20,10]", "--activation=identity",
+        "--loss=ce", "--lr=0.01", "--epochs=1", "--snapshot_every=0",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    run = store.open_run(r.out.strip(), runs)
+    cfg, model, _ = load_model(run, "final")
+    weights, composed = mask_weights(cfg, model)
+    w1 = model.layers[0].weight.detach().double().numpy()
+    w2 = model.layers[1].weight.detach().double().numpy()
+    assert composed and weights.shape == (10, 784)
+    np.testing.assert_allclose(weights, w2 @ w1, rtol=1e-12)
+    assert unit_titles(cfg, [3]) == ["Mask for digit 3"]
+    m = nnlab("masks", run.id)
+    assert m.code == 0, m.err
+    gif, png = m.out.split()
+    assert gif_frames(gif).shape[0] == 10  # one mask per class, not one per hidden unit

@@ -14,6 +14,7 @@ from nnlab.models import (
     kl_to_standard_normal,
     loss_terms,
     parameter_table,
+    penalty,
     vae_loss,
 )
 
@@ -160,3 +161,86 @@ def test_posterior_variance_matches_the_seed_projects_multivariate_normal():
 def test_parameter_count_without_building_the_model(model, overrides):
     cfg = build(model, overrides=overrides)
     assert cfg.parameter_count() == sum(p.numel() for p in build_model(cfg).parameters())
+
+
+# ---------------------------------------------------------------- regularisation
+
+
+def _tiny_net(**overrides):
+    cfg = build("classifier", overrides={"sizes": "[784,5,3,10]", "loss": "ce", **overrides})
+    torch.manual_seed(0)
+    return cfg, build_model(cfg)
+
+
+def test_l1_l2_penalty_and_its_gradient_equal_a_hand_computation():
+    cfg, model = _tiny_net(l1="0.01", l2="0.1")
+    weights = [layer.weight for layer in model.layers]
+    by_hand = sum(0.01 * w.detach().abs().sum() + 0.05 * (w.detach() ** 2).sum() for w in weights)
+    value = penalty(model, cfg.l1, cfg.l2)
+    assert float(value.detach()) == pytest.approx(float(by_hand), rel=1e-6)
+    value.backward()
+    for layer in model.layers:
+        w = layer.weight.detach()
+        # d/dw [l1 |w| + l2/2 w^2] = l1 sign(w) + l2 w
+        assert torch.allclose(layer.weight.grad, 0.01 * torch.sign(w) + 0.1 * w, atol=1e-7)
+        assert layer.bias.grad is None  # biases are not penalised
+    assert penalty(model, 0.0, 0.0) is None
+
+
+def test_the_penalty_is_added_to_the_loss_and_logged_beside_it():
+    x, y = torch.rand(8, 784), torch.randint(0, 10, (8,))
+    plain_cfg, model = _tiny_net()
+    l2_cfg = build("classifier", overrides={"sizes": "[784,5,3,10]", "loss": "ce", "l2": "0.5"})
+    plain = loss_terms(model, plain_cfg, x, y)
+    with_l2 = loss_terms(model, l2_cfg, x, y)
+    assert "penalty" not in plain
+    expected = 0.25 * sum((layer.weight.detach() ** 2).sum() for layer in model.layers)
+    assert float(with_l2["penalty"].detach()) == pytest.approx(float(expected), rel=1e-6)
+    assert float(with_l2["loss"].detach()) == pytest.approx(
+        float(plain["loss"].detach() + expected), rel=1e-6
+    )
+
+
+def test_dropout_is_active_in_training_only():
+    cfg, model = _tiny_net(dropout="0.5")
+    assert [d.p for d in model.drop] == [0.5, 0.5]
+    x = torch.rand(64, 784)
+    model.train()
+    torch.manual_seed(1)
+    a = model(x)
+    b = model(x)
+    assert not torch.equal(a, b)  # different units dropped each pass
+    model.eval()
+    assert torch.equal(model(x), model(x))
+    # the recorded layer is read before dropout, and encode_latents is deterministic
+    model.train()
+    first = encode_latents(model, cfg, x, layer=1).points
+    assert torch.equal(first, encode_latents(model, cfg, x, layer=1).points)
+    assert model.training  # encode_latents leaves the mode as it was
+    cfg2, _ = _tiny_net(dropout="[0.1,0.3]")
+    assert [d.p for d in build_model(cfg2).drop] == [0.1, 0.3]
+
+
+def test_vae_dropout_sits_after_each_hidden_layer_of_encoder_and_decoder():
+    cfg = build("vae", overrides={"dropout": "[0.2,0.4]"})
+    model = build_model(cfg)
+    drops = [m.p for m in model.encoder if isinstance(m, torch.nn.Dropout)]
+    assert drops == [0.2, 0.4]
+    assert [m.p for m in model.decoder if isinstance(m, torch.nn.Dropout)] == [0.4, 0.2]
+    model.eval()
+    x = torch.rand(4, 784)
+    assert torch.equal(model.encode(x)[0], model.encode(x)[0])
+
+
+@pytest.mark.parametrize("name", ["identity", "gelu", "leaky_relu"])
+def test_new_activations(name):
+    cfg, model = _tiny_net(activation=name)
+    x = torch.randn(3, 784)
+    h = model(x, upto=1)
+    pre = model.layers[0](x)
+    expected = {
+        "identity": pre,
+        "gelu": torch.nn.functional.gelu(pre),
+        "leaky_relu": torch.nn.functional.leaky_relu(pre, 0.01),
+    }[name]
+    assert torch.allclose(h, expected)

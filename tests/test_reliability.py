@@ -700,6 +700,8 @@ def _odd_values(typ, choices):
         return ["nan", "inf", "-inf", "abc", "1e999"]
     if typ is bool:
         return ["maybe", "2"]
+    if typing.get_origin(typ) is list and typing.get_args(typ)[0] is float:
+        return ["abc", "-1", "1.5", "nan", "inf", "1e999"]  # probabilities
     if typing.get_origin(typ) is list:
         return ["abc", "-1", "0", "9" * 40, "1.5"]
     return ["-1", "abc", "1.5", "nan", "9" * 40]  # int and int | None

@@ -105,8 +105,8 @@ def test_interrupt_mid_epoch_then_resume_is_bit_exact(nnlab, runs, monkeypatch):
     straight = nnlab("train", "vae", *FAST, "--epochs=1", "--checkpoint_every_steps=30").out
     original = trainer.Trainer.train_step
 
-    def interrupt_at_47(self, idx):
-        out = original(self, idx)
+    def interrupt_at_47(self, idx, *rest):
+        out = original(self, idx, *rest)
         if self.step + 1 == 47:
             os.kill(os.getpid(), signal.SIGINT)  # caught by the trainer, acted on after the step
         return out

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from nnlab import tasks
 from nnlab.console import stderr_console
 from nnlab.data import class_names
 from nnlab.errors import NnlabError
@@ -189,6 +190,9 @@ class _Renderer:
             panel.update(s)
             title, label = self.titles[j]
             text = f"{label}\nEpoch {src.rec.epochs[s]:.2f} · step {src.rec.steps[s]}"
+            every = getattr(src.cfg, "permute_every", 0)
+            if every:  # a permuted run: which task this snapshot had last trained on
+                text += f" · task {tasks.at(float(src.rec.epochs[s]), every)}"
             k = 0 if self.outside[j] is None else int(self.outside[j][s])
             if k:
                 text += f" · {k:,} point{'s' if k > 1 else ''} outside"

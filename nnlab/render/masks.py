@@ -1,7 +1,9 @@
 """`nnlab masks`: the first layer's weights, one 28x28 image per unit.
 
 For a network without a hidden layer each output unit's weights are a "mask" of the class
-it detects; otherwise each hidden unit's weights show what it responds to.
+it detects; otherwise each hidden unit's weights show what it responds to. A deep network
+without a non-linearity (activation=identity) is one linear map, W_L ... W_2 W_1: its masks
+are the rows of that product, one per class, as for a network without a hidden layer.
 """
 
 from __future__ import annotations
@@ -16,9 +18,32 @@ from nnlab.options import parse_units
 SCALE_PERCENTILE = 99.0  # the colour scale ends at this percentile of |w|
 
 
+def is_composed(cfg) -> bool:
+    """Whether the masks are the composed map of a deep linear network."""
+    return cfg.activation == "identity" and len(cfg.sizes) > 2
+
+
+def composed_weights(model) -> np.ndarray:
+    """W_L ... W_2 W_1 of a classifier's layers (float64): (10, 784)."""
+    out = None
+    for layer in model.layers:
+        w = layer.weight.detach().cpu().double().numpy()
+        out = w if out is None else w @ out
+    return out
+
+
+def mask_weights(cfg, model) -> tuple[np.ndarray, bool]:
+    """(the masks as (units, 784) weights, whether they are a composed linear map): the
+    first layer's weights, or W_L ... W_1 for a deep network without a non-linearity."""
+    if is_composed(cfg):
+        return composed_weights(model), True
+    return model.layers[0].weight.detach().cpu().numpy(), False
+
+
 def unit_titles(cfg, units: list[int]) -> list[str]:
-    """'Mask for digit 3' for an output layer, 'Hidden unit 7' otherwise."""
-    if len(cfg.sizes) == 2:
+    """'Mask for digit 3' for an output layer (or a composed linear map), 'Hidden unit 7'
+    otherwise."""
+    if len(cfg.sizes) == 2 or is_composed(cfg):
         names = class_names(cfg.dataset)
         word = "digit" if cfg.dataset in ("mnist", "mnist-sample") else "class"
         return [f"Mask for {word} {names[u]}" for u in units]
@@ -41,7 +66,7 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     if cfg.model != "classifier":
         raise RunError(f"masks needs a classifier run; {run.id} is a {cfg.model}")
     cfg, model, ck = load_model(run, checkpoint)
-    weights = model.layers[0].weight.detach().cpu().numpy()  # (units, 784)
+    weights, composed = mask_weights(cfg, model)
     chosen = parse_units(units, weights.shape[0])
     titles = unit_titles(cfg, chosen)
     images = weights[chosen].reshape(len(chosen), 28, 28)
@@ -62,6 +87,8 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     ax.set_yticks([])
     bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, extend="both")
     bar.set_label(label, fontsize=8)
+    if composed:
+        ax.set_xlabel(f"composed map of {len(cfg.sizes) - 1} linear layers", fontsize=8)
     title = ax.set_title(titles[0], fontsize=11)
     fig.tight_layout()
     frames = []
@@ -87,9 +114,18 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
         a.set_title(text, fontsize=8)
     bar = fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, extend="both")
     bar.set_label(label, fontsize=8)
-    fig.suptitle(
-        f"{run.id} · first layer weights at step {int(ck['step'])}\n{scale_note}", fontsize=9
+    n = len(cfg.sizes) - 1
+    what = (
+        f"composed map W{_sub(n)}···W₁ of a linear network (no non-linearity)"
+        if composed
+        else "first layer weights"
     )
+    fig.suptitle(f"{run.id} · {what} at step {int(ck['step'])}\n{scale_note}", fontsize=9)
     grid = write_png(folder / f"masks-{tag}.png", figure_to_array(fig))
     plt.close(fig)
     return [str(gif), str(grid)]
+
+
+def _sub(n: int) -> str:
+    """n as subscript digits."""
+    return str(n).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))

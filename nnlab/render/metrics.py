@@ -17,6 +17,29 @@ def metric_panels(series: dict) -> list[tuple[str, tuple[str, ...]]]:
     return [(title, tuple(keys)) for title, keys in panels.items()]
 
 
+HEALTH_PANELS = (
+    ("effective_rank", "unit health: effective rank of each hidden layer"),
+    ("dead", "unit health: share of dead units"),
+    ("saturated", "unit health: share of saturated units"),
+    ("sparsity", "unit health: weight sparsity (|w| < 1% of the largest)"),
+    ("weight_norm", "unit health: weight norm"),
+)
+
+
+def health_panels(epochs: list[dict]) -> list[tuple[str, tuple[str, ...]]]:
+    """(title, keys) of a panel per unit-health number the epoch lines hold, one line per
+    hidden layer (keys such as h1_dead, enc2_effective_rank)."""
+    if not epochs:
+        return []
+    last = epochs[-1]
+    out = []
+    for number, title in HEALTH_PANELS:
+        keys = tuple(k for k in last if k.endswith(f"_{number}") and k.split("_")[0][-1].isdigit())
+        if keys:
+            out.append((title, keys))
+    return out
+
+
 def plot_metrics(run_id, runs_dir=None):
     """Write <run>/media/metrics.png: one panel per metric against training step."""
     import matplotlib
@@ -43,6 +66,10 @@ def plot_metrics(run_id, runs_dir=None):
     panels = [("loss", None)]
     if cfg.model == "classifier":
         panels.append(("accuracy", None))
+    task_lines = metricslog.of_kind(lines, "task")
+    if task_lines:
+        panels.append(("accuracy at the end of each task", None))
+    panels += health_panels(epochs)
     panels += metric_panels(series)
     vectors = {m.key for m in analysis.METRICS if m.vector}
     cols = 2 if len(panels) > 1 else 1
@@ -66,6 +93,18 @@ def plot_metrics(run_id, runs_dir=None):
             _epoch_curves(ax, epochs, (("val_loss", "o-"), ("test_loss", "s--")))
         elif title == "accuracy":
             _epoch_curves(ax, epochs, (("train_acc", "-"), ("val_acc", "o-"), ("test_acc", "s--")))
+        elif title.startswith("accuracy at the end"):
+            ax.set_xlabel("task")
+            for key, style in (("train_acc", "-"), ("test_acc", "-")):
+                pts = [(t["task"], t[key]) for t in task_lines if key in t]
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), style, lw=1, label=key.replace("_", " "))
+            ax.legend(fontsize=8)
+        elif title.startswith("unit health"):
+            for key in keys:
+                pts = [(m["step"], m[key]) for m in epochs if key in m]
+                ax.plot(*zip(*pts, strict=True), "-", ms=2, label=key.split("_")[0])
+            ax.legend(fontsize=8, ncol=min(len(keys), 4))
         elif keys[0] in vectors:  # one line per latent dimension
             values = series[keys[0]]
             for d in range(values.shape[1]):

@@ -1,0 +1,192 @@
+"""Continual backprop: utilities against a hand computation, the replacement count against
+the rate, what a replaced unit looks like, and a killed CBP run resumed bit for bit."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from nnlab import files, store
+from nnlab.cbp import ContinualBackprop
+from nnlab.config import build
+from nnlab.models import build_model, make_optimizer
+from tests.conftest import FAST
+
+
+def _net(rate="0.01", maturity="3", decay="0.9", sizes="[784,6,4,10]", **extra):
+    cfg = build(
+        "classifier",
+        overrides={
+            "sizes": sizes,
+            "activation": "relu",
+            "loss": "ce",
+            "optimizer": "adam",
+            "lr": "0.001",
+            "cbp_rate": rate,
+            "cbp_maturity": maturity,
+            "cbp_decay": decay,
+            **extra,
+        },
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.keep_hidden = True
+    return cfg, model
+
+
+def test_utility_equals_a_hand_computation():
+    cfg, model = _net(maturity="1000")  # nothing replaced: utilities only
+    cbp = ContinualBackprop(model, cfg, seed=0)
+    decay = 0.9
+    hand = [torch.zeros(6, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)]
+    hand_mean = [torch.zeros(6, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)]
+    torch.manual_seed(1)
+    for _ in range(3):
+        x = torch.rand(5, 784)
+        model(x)
+        hidden = [h.clone() for h in model.hidden]
+        cbp.step(hidden, make_optimizer(cfg, model.parameters()))
+        for i, h in enumerate(hidden):
+            out_w = model.layers[i + 1].weight.detach().double()
+            # contribution: mean over the batch of |h_j| times sum_k |W_next[k, j]|
+            contrib = h.double().abs().mean(0) * out_w.abs().sum(0)
+            hand[i] = decay * hand[i] + (1 - decay) * contrib
+            hand_mean[i] = decay * hand_mean[i] + (1 - decay) * h.double().mean(0)
+    for i in range(2):
+        assert torch.allclose(cbp.util[i].double(), hand[i], rtol=1e-5)
+        assert torch.allclose(cbp.mean_act[i].double(), hand_mean[i], rtol=1e-5, atol=1e-7)
+        # bias-corrected: divided by 1 - decay^age, with age 3
+        corrected = hand[i] / (1 - decay**3)
+        assert torch.allclose(cbp.corrected_utility(i).double(), corrected, rtol=1e-5)
+    assert cbp.replaced == 0
+
+
+def test_replacements_follow_the_rate_and_reset_the_units():
+    rate, maturity, steps = 0.02, 5, 300
+    cfg, model = _net(rate=str(rate), maturity=str(maturity), sizes="[784,50,10]")
+    opt = make_optimizer(cfg, model.parameters())
+    cbp = ContinualBackprop(model, cfg, seed=0)
+    torch.manual_seed(2)
+    total_owed = 0.0
+    for _ in range(steps):
+        x = torch.rand(8, 784)
+        y = torch.randint(0, 10, (8,))
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        eligible = int((cbp.age[0] + 1 > maturity).sum())
+        total_owed += rate * eligible
+        ages = cbp.age[0].clone()
+        n = cbp.step(model.hidden, opt)
+        assert n == math.floor(total_owed + 1e-9) - (cbp.replaced - n)  # whole ones only
+        if n:
+            fresh = torch.nonzero(cbp.age[0] == 0).flatten()
+            assert len(fresh) == n
+            assert (ages[fresh] + 1 > maturity).all()  # only mature units were replaced
+            assert (model.layers[1].weight[:, fresh] == 0).all()  # outgoing weights zeroed
+            assert (model.layers[0].bias[fresh] == 0).all()
+            assert (cbp.util[0][fresh] == 0).all()
+            bound = 784**-0.5  # PyTorch's default init: uniform(+-1/sqrt(fan_in))
+            w = model.layers[0].weight[fresh]
+            assert w.abs().max() <= bound and w.std() > bound / 3
+            assert (opt.state[model.layers[0].weight]["exp_avg"][fresh] == 0).all()
+    # over 300 steps: floor(rate * sum of eligible units over the steps), within one
+    assert cbp.replaced == math.floor(total_owed + 1e-9)
+    assert cbp.replaced >= 200
+
+
+def test_the_output_is_kept_when_units_are_replaced():
+    """The next layer's bias absorbs a replaced unit's mean contribution: for a unit whose
+    activation is constant, the network's output does not change at all."""
+    cfg, model = _net(rate="0.5", maturity="0", sizes="[784,4,10]")
+    cbp = ContinualBackprop(model, cfg, seed=0)
+    with torch.no_grad():
+        model.layers[0].weight.zero_()
+        model.layers[0].bias.copy_(torch.tensor([0.5, 1.0, 2.0, 3.0]))  # constant units
+    x = torch.rand(6, 784)
+    before = model(x).detach().clone()
+    cbp.step(model.hidden, make_optimizer(cfg, model.parameters()))
+    assert cbp.replaced == 2
+    with torch.no_grad():
+        model.layers[0].weight.zero_()  # look at the bias path only
+    assert torch.allclose(model(x), before, atol=1e-5)
+
+
+def test_state_round_trip():
+    cfg, model = _net()
+    cbp = ContinualBackprop(model, cfg, seed=0)
+    model(torch.rand(4, 784))
+    cbp.step(model.hidden, make_optimizer(cfg, model.parameters()))
+    other = ContinualBackprop(model, cfg, seed=99)
+    other.load_state_dict(cbp.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(other.util, cbp.util, strict=True))
+    assert torch.equal(other.gen.get_state(), cbp.gen.get_state())
+
+
+@pytest.mark.parametrize(
+    "flag,needle",
+    [
+        ("--cbp_rate=1", "--cbp_rate=1.0: must be in [0, 1)"),
+        ("--cbp_rate=-0.1", "--cbp_rate=-0.1: must be in [0, 1)"),
+        ("--cbp_decay=1", "--cbp_decay"),
+        ("--cbp_maturity=-1", "--cbp_maturity"),
+    ],
+)
+def test_bad_cbp_values(nnlab, runs, flag, needle):
+    r = nnlab("train", "classifier", flag)
+    assert r.code == 2 and needle in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert not runs.exists() or not list(runs.iterdir())
+
+
+def test_cbp_on_a_network_without_hidden_layer_or_on_the_vae(nnlab):
+    r = nnlab("train", "classifier", "--preset=linear-ce", "--cbp_rate=0.01")
+    assert r.code == 2 and "has none" in r.err
+    r = nnlab("train", "vae", "--cbp_rate=0.01")
+    assert r.code == 2 and "'cbp_rate'" in r.err and "classifier" in r.err
+
+
+CBP_RUN = [
+    "train",
+    "classifier",
+    *FAST,
+    "--sizes=[784,32,16,10]",
+    "--activation=relu",
+    "--loss=ce",
+    "--lr=0.1",
+    "--batch_size=32",
+    "--epochs=2",
+    "--cbp_rate=0.01",
+    "--cbp_maturity=20",
+    "--checkpoint_every_steps=40",
+    "--snapshot_every=25",
+    "--seed=4",
+]
+
+
+@pytest.mark.slow
+def test_a_killed_cbp_run_resumes_bit_exact(nnlab, runs):
+    from tests.test_reliability import _only_run, _spawn
+    from tests.test_train import _assert_same_run
+
+    reference = nnlab(*CBP_RUN).out.strip()
+    ck = files.load_checkpoint(store.open_run(reference, runs).checkpoints / "final.pt")
+    assert ck["cbp"]["replaced"] > 10  # units were really replaced
+    before = {p.name for p in runs.iterdir()}
+    # killed inside its 3rd checkpoint write (step 80, mid-epoch): temp file written, not
+    # renamed; the resume starts from step 40 with the CBP state saved there
+    p = _spawn(CBP_RUN, runs, **{files.FAULT_KILL_ENV: "3"})
+    p.wait(timeout=120)
+    assert p.returncode == -9
+    run_id = _only_run(runs, exclude=before)
+    assert store.open_run(run_id, runs).meta()["resumable_step"] == 40
+    r = nnlab("train", "--resume", run_id)
+    assert r.code == 0, r.err
+    _assert_same_run(runs, reference, run_id)
+    resumed = files.load_checkpoint(store.open_run(run_id, runs).checkpoints / "final.pt")
+    for key in ("util", "mean_act", "age"):
+        for a, b in zip(resumed["cbp"][key], ck["cbp"][key], strict=True):
+            assert torch.equal(a, b)
+    assert resumed["cbp"]["replaced"] == ck["cbp"]["replaced"]
