@@ -1,0 +1,249 @@
+"""Measure what regularisation and continual backprop do, and write the README's tables.
+
+    python docs/regularisation.py penalties    # linear-ce: L1 against L2, sparsity, masks
+    python docs/regularisation.py dropout      # nielsen: train/test gap with and without
+    python docs/regularisation.py plasticity   # Permuted MNIST: SGD, L2, continual backprop
+    python docs/regularisation.py all [--write-readme]
+
+Every run is an ordinary `nnlab train` on the bundled MNIST sample in a temporary runs
+dir; numbers are read back from the runs (checkpoints and metrics.jsonl), pictures made
+with `nnlab masks` (penalties) or drawn from metrics.jsonl (plasticity) into docs/. With
+--write-readme each table replaces its <!-- name:start --> ... <!-- name:end --> block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from nnlab import data, files, metricslog, store
+from nnlab.runload import load_model
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+SAMPLE = "--dataset=mnist-sample"
+STRENGTH = 1e-3  # the same lambda for L1 and L2
+DROPOUT_SEEDS = (1, 2, 3)
+TASKS = 300  # Permuted MNIST tasks of one epoch of the sample's 4,000 training images
+PLASTIC = [
+    "classifier",
+    SAMPLE,
+    "--sizes=[784,100,10]",
+    "--activation=relu",
+    "--loss=ce",
+    "--optimizer=sgd",
+    "--lr=0.05",
+    "--batch_size=32",
+    f"--epochs={TASKS}",
+    "--permute_every=1",
+    "--val_fraction=0",
+    "--snapshot_every=0",
+    "--probe_size=500",
+    "--checkpoint_every_steps=0",
+    "--seed=1",
+]
+METHODS = {
+    "SGD": [],
+    "SGD + L2 (λ = 1e-3)": ["--l2=1e-3"],
+    "continual backprop (ρ = 1e-3)": ["--cbp_rate=1e-3"],
+}
+
+
+def nnlab(runs: Path, *args: str) -> str:
+    """An nnlab command in a fresh process; returns its stdout (a run id or paths)."""
+    r = subprocess.run(
+        [sys.executable, "-m", "nnlab", *args, f"--runs_dir={runs}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if r.returncode != 0:
+        raise SystemExit(r.stderr)
+    print(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else args[0], file=sys.stderr)
+    return r.stdout.strip()
+
+
+def sparsity(run: store.Run) -> tuple[float, float]:
+    """(share of first-layer |w| below 1% of the largest, share exactly 0) at the end."""
+    w = files.load_checkpoint(run.checkpoints / "final.pt")["model"]["layers.0.weight"].abs()
+    return float((w < 0.01 * w.max()).float().mean()), float((w == 0).float().mean())
+
+
+def accuracies(run: store.Run) -> tuple[float, float]:
+    """(train, test) accuracy of the final model in evaluation mode (no dropout)."""
+    cfg, model, _ = load_model(run, "final")
+    s = data.load(cfg.dataset, None, cfg.val_fraction, cfg.seed)
+    with torch.no_grad():
+        train = (model(s.train_x).argmax(1) == s.train_y).float().mean()
+        test = (model(s.test_x).argmax(1) == s.test_y).float().mean()
+    return float(train), float(test)
+
+
+def penalties(runs: Path) -> str:
+    """linear-ce with no penalty, L1 and L2 at the same strength: sparsity and accuracy;
+    the L1 and L2 masks into docs/."""
+    rows = [
+        "| penalty | weights with \\|w\\| < 1% of the largest | test accuracy | weight norm |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, flag in (("none", None), ("L1", "l1"), ("L2", "l2")):
+        args = ["classifier", "--preset=linear-ce", SAMPLE, "--snapshot_every=0", "--seed=1"]
+        run_id = nnlab(runs, "train", *args, *([f"--{flag}={STRENGTH}"] if flag else []))
+        run = store.open_run(run_id, runs)
+        share, _ = sparsity(run)
+        w = files.load_checkpoint(run.checkpoints / "final.pt")["model"]["layers.0.weight"]
+        acc = run.meta()["final"]["test_acc"]
+        label = name if not flag else f"{name}, λ = {STRENGTH:g}"
+        rows.append(f"| {label} | {share:.1%} | {acc:.1%} | {float(w.norm()):.1f} |")
+        if flag:
+            out = runs / f"masks-{flag}"
+            gif, png = nnlab(runs, "masks", run_id, f"--out={out}").split()
+            shutil.copy(png, DOCS / f"masks-{flag}.png")
+    note = (
+        "\n\n`linear-ce` (784-10, softmax cross-entropy, SGD lr 0.25, batch 10, 10 epochs) on "
+        "the bundled sample, seed 1; the masks below are the L1 and L2 runs."
+    )
+    return "\n".join(rows) + note
+
+
+def dropout(runs: Path) -> str:
+    """nielsen with and without dropout: train and test accuracy in evaluation mode."""
+    rows = [
+        "| dropout | train accuracy | test accuracy | gap (train − test) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for p in (None, 0.2, 0.5):
+        trains, tests = [], []
+        for seed in DROPOUT_SEEDS:
+            flags = [f"--dropout={p}"] if p else []
+            run_id = nnlab(
+                runs, "train", "classifier", "--preset=nielsen", SAMPLE, "--snapshot_every=0",
+                f"--seed={seed}", *flags,
+            )  # fmt: skip
+            tr, te = accuracies(store.open_run(run_id, runs))
+            trains.append(tr)
+            tests.append(te)
+        gaps = [a - b for a, b in zip(trains, tests, strict=True)]
+        rows.append(f"| {p or 'none'} | {_ms(trains)} | {_ms(tests)} | {_ms(gaps, points=True)} |")
+    note = (
+        "\n\n`nielsen` (784-30-10, sigmoid, quadratic cost, SGD lr 3.0, batch 10, 30 epochs) on "
+        f"the bundled sample (3,600 training images), mean ± sd over seeds "
+        f"{', '.join(map(str, DROPOUT_SEEDS))}; accuracies of the final model in evaluation "
+        "mode (dropout off) on the whole train and test splits."
+    )
+    return "\n".join(rows) + note
+
+
+def _ms(values: list[float], points: bool = False) -> str:
+    m, s = statistics.mean(values), statistics.stdev(values)
+    if points:
+        return f"{100 * m:.1f} ± {100 * s:.1f} points"
+    return f"{m:.1%} ± {s:.1%}"
+
+
+def plasticity(runs: Path) -> str:
+    """Permuted MNIST for TASKS tasks with SGD, L2 and continual backprop: accuracy at the
+    end of each task and the unit health of the hidden layer; docs/plasticity.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = {}
+    for name, flags in METHODS.items():
+        run_id = nnlab(runs, "train", *PLASTIC, *flags)
+        run = store.open_run(run_id, runs)
+        lines = metricslog.read(run.metrics)
+        results[name] = {
+            "tasks": metricslog.of_kind(lines, "task"),
+            "epochs": metricslog.of_kind(lines, "epoch"),
+            "seconds": run.meta()["train_seconds"],
+        }
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), dpi=80)
+    for name, r in results.items():
+        t = [x["task"] for x in r["tasks"]]
+        acc = [x["test_acc"] for x in r["tasks"]]
+        axes[0].plot(t, _smooth(acc), lw=1.2, label=name)
+        axes[1].plot(t, [e["h1_effective_rank"] for e in r["epochs"]], lw=1.2, label=name)
+        axes[2].plot(t, [100 * e["h1_dead"] for e in r["epochs"]], lw=1.2, label=name)
+    for ax, title in zip(
+        axes,
+        (
+            "test accuracy at the end of each task (mean of 10)",
+            "effective rank of the hidden layer",
+            "dead hidden units (%)",
+        ),
+        strict=True,
+    ):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("task")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(
+        f"Permuted MNIST (bundled sample): {TASKS} tasks of one epoch, 784-100-10 ReLU, SGD "
+        "lr 0.05, batch 32",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(DOCS / "plasticity.png")
+    plt.close(fig)
+    tenth = TASKS // 10
+    rows = [
+        f"| method | accuracy, tasks 1–{tenth} | accuracy, last {tenth} tasks | effective rank, "
+        "first → last task | dead units, first → last | weight norm, first → last | units "
+        "replaced |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, r in results.items():
+        acc = [x["test_acc"] for x in r["tasks"]]
+        first, last = r["epochs"][0], r["epochs"][-1]
+        rows.append(
+            f"| {name} | {statistics.mean(acc[:tenth]):.1%} | {statistics.mean(acc[-tenth:]):.1%}"
+            f" | {first['h1_effective_rank']:.1f} → {last['h1_effective_rank']:.1f}"
+            f" | {first['h1_dead']:.0%} → {last['h1_dead']:.0%}"
+            f" | {first['h1_weight_norm']:.1f} → {last['h1_weight_norm']:.1f}"
+            f" | {last.get('cbp_replaced', 0):,} |"
+        )
+    return "\n".join(rows)
+
+
+def _smooth(values: list[float], k: int = 10) -> list[float]:
+    """A trailing mean over k tasks (fewer at the start)."""
+    return [statistics.mean(values[max(0, i - k + 1) : i + 1]) for i in range(len(values))]
+
+
+def write_block(name: str, text: str) -> None:
+    """Replace the README block between <!-- name:start --> and <!-- name:end -->."""
+    readme = ROOT / "README.md"
+    content = readme.read_text()
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    a, b = content.index(start) + len(start), content.index(end)
+    readme.write_text(content[:a] + "\n" + text + "\n" + content[b:])
+
+
+def main() -> None:
+    """Measure what was asked, print the tables, optionally write them into the README."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", nargs="+", choices=("penalties", "dropout", "plasticity", "all"))
+    ap.add_argument("--write-readme", action="store_true")
+    opts = ap.parse_args()
+    tables = {"penalties": penalties, "dropout": dropout, "plasticity": plasticity}
+    chosen = list(tables) if "all" in opts.what else opts.what
+    torch.set_num_threads(1)  # the reading side; training runs in its own processes
+    with tempfile.TemporaryDirectory(prefix="nnlab-regularisation-") as tmp:
+        for name in chosen:
+            text = tables[name](Path(tmp) / "runs")
+            print(f"## {name}\n\n{text}\n")
+            if opts.write_readme:
+                write_block(name, text)
+
+
+if __name__ == "__main__":
+    main()
