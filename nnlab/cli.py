@@ -295,6 +295,36 @@ def export(
     )
 
 
+def report(
+    *run_ids: str,
+    out: str | None = None,
+    points: int = 1000,
+    runs_dir: str | None = None,
+):
+    """Write one self-contained HTML page to explore runs in a browser; print its path.
+
+    A step slider (with play/pause and speed) moves every panel at once: the probe images'
+    latent points at that snapshot (class densities for a 2-D VAE, a cube to turn for 3-D,
+    principal components beyond), hover for an image and its label, click a class to hide
+    it, images drawn at their places; the metric plots follow the slider, and the masks or
+    the decoded manifold show the nearest kept checkpoint. Several runs (or a sweep's
+    points) sit side by side, aligned by step or by fraction of training. The page needs
+    no network: data and script are inside it.
+
+    Args:
+        run_ids: one or more runs, or a sweep (or latest)
+        out: the page's path, ending in .html (default <first run or sweep>/media/report.html)
+        points: probe images drawn (a class-stratified subsample of the recording)
+        runs_dir: the run store (default ./runs, or $NNLAB_RUNS)
+    """
+    from nnlab.report import report as write_report
+
+    ids = [options.run_id_text(r) for r in run_ids]
+    if not ids:
+        raise NnlabError("give a run id: nnlab report RUN_ID|SWEEP_ID [RUN_ID ...] (or latest)")
+    return write_report(ids, runs_dir, out=options.text_or_none(out), points=points)
+
+
 COMMANDS = {
     "train": train,
     "sweep": sweep,
@@ -304,6 +334,7 @@ COMMANDS = {
     "embed": embed,
     "decode": decode,
     "export": export,
+    "report": report,
 }
 
 
@@ -344,11 +375,12 @@ def check_command_line(command: str, tokens: list[str]) -> None:
         if tok in ("-", "--"):  # Fire's own separators: nnlab has no use for them
             raise unexpected(tok)
     positional, flags = options.split_command_line(tokens)
-    if len(positional) > len(slots):
+    many = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params.values())
+    if len(positional) > len(slots) and not many:
         raise unexpected(positional[len(slots)])
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return  # train: its options are checked against the config
-    known = [n for n in params if n != "run_id"]
+    known = [n for n in params if n not in ("run_id", "run_ids")]
     for key in flags:
         if key not in known:
             raise NnlabError(f"unknown option --{key} for '{command}'{did_you_mean(key, known)}")

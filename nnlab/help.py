@@ -120,13 +120,15 @@ def command_page(name: str, fn) -> str:
     params = inspect.signature(fn).parameters
     hints = typing.get_type_hints(fn)
     positional = "RUN_ID" if "run_id" in params else ""
+    if "run_ids" in params:  # several: nnlab report RUN_ID|SWEEP_ID [RUN_ID ...]
+        positional = "RUN_ID|SWEEP_ID [RUN_ID ...]"
     optional = name == "summary"
     usage = f"usage: nnlab {name}" + (f" [{positional}]" if optional else f" {positional}")
     lines = [usage + " [--OPTION=VALUE ...]", "", first, *[f"\n{p}" for p in paragraphs]]
     rows = []
     for pname, p in params.items():
         choices, meaning = documented.get(pname, ((), ""))
-        if pname == "run_id":
+        if pname in ("run_id", "run_ids"):
             continue
         typ = "CHOICE" if choices else type_name(hints.get(pname, str))
         text = meaning + (f"; one of: {', '.join(choices)}" if choices else "")
@@ -134,8 +136,9 @@ def command_page(name: str, fn) -> str:
         if default is not None and default is not False:
             text += f" [default: {_shown(default)}]"
         rows.append((f"--{pname}" + ("" if typ == "BOOL" else f"={typ}"), text))
-    if "run_id" in params:
-        rows.insert(0, ("RUN_ID", documented.get("run_id", ((), ""))[1]))
+    for pname in ("run_id", "run_ids"):
+        if pname in params:
+            rows.insert(0, (positional, documented.get(pname, ((), ""))[1]))
     return "\n".join([*lines, "", "options:", *_rows(rows)])
 
 

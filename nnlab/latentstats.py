@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 
@@ -60,6 +61,27 @@ def trend(run: store.Run, model: str, max_bytes: int | None = None) -> dict:
         return analysis.trend(record.load_recording(run.latents, model, max_bytes))
 
     return _cached(run, "trend", compute)
+
+
+def series(run: store.Run, model: str, max_bytes: int | None, max_points: int) -> dict:
+    """analysis.series over the recording (at most max_points snapshots) as lists (NaN as
+    None), cached likewise."""
+
+    def compute() -> dict:
+        rec = record.load_recording(run.latents, model, max_bytes)
+        values = analysis.series(rec, max_points)
+        return {k: _finite_lists(v.tolist()) for k, v in values.items()}
+
+    return _cached(run, f"series{max_points}", compute)
+
+
+def _finite_lists(value):
+    """Nested lists of numbers with NaN and infinities as None (strict JSON)."""
+    if isinstance(value, list):
+        return [_finite_lists(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def cached(run: store.Run, kind: str) -> dict | None:

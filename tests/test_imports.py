@@ -53,7 +53,7 @@ LAYERS = [
         "nnlab.render.masks",
         "nnlab.render.decode",
     ],
-    ["nnlab.sweep", "nnlab.export"],
+    ["nnlab.sweep", "nnlab.export", "nnlab.report"],
     ["nnlab.cli"],
     ["nnlab.__main__"],
 ]

@@ -1,0 +1,283 @@
+"""`nnlab report`: the data in the page against the run's recording, the page's
+self-containment, bad input, and the page itself driven in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from nnlab import record, store
+from nnlab.report import dequantise
+from tests import browser
+
+
+def page_data(path) -> dict:
+    """The JSON the page carries."""
+    text = open(path, encoding="utf-8").read()
+    m = re.search(r'<script id="nnlab-data" type="application/json">(.*?)</script>', text, re.S)
+    return json.loads(m.group(1))
+
+
+@pytest.fixture(scope="module")
+def pages(trained, tmp_path_factory):
+    """Reports of the shared tiny runs: a VAE, a cube classifier, two VAEs side by side."""
+    import contextlib
+    import io
+
+    from nnlab import cli
+
+    root, runs = trained
+    out = tmp_path_factory.mktemp("pages")
+
+    def make(name, *ids, extra=()):
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(io.StringIO()):
+            cli.main(["report", *ids, f"--out={out / name}", f"--runs_dir={root}", *extra])
+        return buf.getvalue().strip()
+
+    return (
+        root,
+        runs,
+        {
+            "vae": make("vae.html", runs["vae"]),
+            "cube": make("cube.html", runs["l3"]),
+            "two": make("two.html", runs["vae"], runs["vae10"]),
+            "off": make("off.html", runs["off"]),
+            "wide": make("wide.html", runs["wide"], extra=["--points=120"]),
+        },
+    )
+
+
+def test_the_embedded_data_is_the_recording_within_the_quantisation(pages):
+    root, runs, paths = pages
+    for key, run_key in (("vae", "vae"), ("cube", "l3"), ("wide", "wide")):
+        d = page_data(paths[key])
+        (r,) = d["runs"]
+        run = store.open_run(runs[run_key], root)
+        rec = record.load_recording(run.latents, r["model"])
+        L = r["latent"]
+        assert L["steps"] == rec.steps.tolist()
+        assert L["total_points"] == len(rec.labels)
+        keep = np.array([int(np.flatnonzero(rec.indices == i)[0]) for i in L["indices"]])
+        assert L["labels"] == rec.labels[keep].tolist()
+        # class-stratified: every class of the recording is on the page
+        assert set(L["labels"]) == set(rec.labels.tolist())
+        if L["kind"] == "density":
+            mu = dequantise(L["mu"])
+            step = (L["mu"]["hi"] - L["mu"]["lo"]) / 65535
+            np.testing.assert_allclose(mu, rec.mu[:, keep], atol=step / 2 + 1e-9)
+            sd = np.exp(dequantise(L["log_sd"]))
+            lstep = (L["log_sd"]["hi"] - L["log_sd"]["lo"]) / 65535
+            np.testing.assert_allclose(sd, rec.sd[:, keep], rtol=np.expm1(lstep / 2) + 1e-9)
+        else:
+            pts = dequantise(L["coords"])
+            step = (L["coords"]["hi"] - L["coords"]["lo"]) / 65535
+            if key == "cube":
+                np.testing.assert_allclose(pts, rec.act[:, keep], atol=step / 2 + 1e-9)
+            else:  # a 30-unit layer: on the same principal axes as nnlab animate
+                from nnlab.render.sources import load_source
+
+                src = load_source(run.id, root, "auto")
+                np.testing.assert_allclose(pts, src.points[:, keep], atol=step / 2 + 1e-9)
+                assert L["axis_labels"] == list(src.axis_labels)
+        # the images are the probe images as the dataset has them
+        from nnlab import data
+
+        cfg = run.config()
+        x = data.load(cfg.dataset, None, cfg.val_fraction, cfg.seed).split(rec.split)[0]
+        img = np.frombuffer(__import__("base64").b64decode(d["images"][L["images"]]), np.uint8)
+        expected = (x[rec.indices[keep]].numpy() * 255).round().astype(np.uint8)
+        assert np.array_equal(img.reshape(len(keep), 784), expected)
+
+
+def test_the_page_is_self_contained(pages):
+    _, _, paths = pages
+    text = open(paths["two"], encoding="utf-8").read()
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", text)
+    assert "http://" not in text and "https://" not in text
+    d = page_data(paths["two"])
+    assert len(d["runs"]) == 2 and "beta" in d["differences"]
+
+
+def test_a_run_without_recording_still_has_its_metrics(pages):
+    _, _, paths = pages
+    (r,) = page_data(paths["off"])["runs"]
+    assert r["latent"] is None and "no latent recording" in r["left_out"][0]
+    assert r["metrics"]["train_step"] and r["metrics"]["epoch"]["test_loss"]
+
+
+def test_default_path_and_a_sweep(nnlab, trained, runs):
+    root, ids = trained
+    r = nnlab("report", ids["vae"], f"--runs_dir={root}")
+    assert r.code == 0, r.err
+    assert r.out.strip() == str(root / ids["vae"] / "media" / "report.html")
+    # a sweep of two copies: one page with both points
+    from tests.test_sweepsummary import SWEEP
+
+    runs.mkdir(parents=True, exist_ok=True)
+    points = []
+    for i, key in enumerate(("vae", "vae10")):
+        shutil.copytree(root / ids[key], runs / f"{SWEEP}-p{i}")
+        points.append(
+            {"run": f"{SWEEP}-p{i}", "values": {"beta": [1.0, 10.0][i]}, "status": "finished"}
+        )
+    (runs / SWEEP).mkdir()
+    rec = {
+        "format": 1,
+        "kind": "sweep",
+        "id": SWEEP,
+        "model": "vae",
+        "base": (runs / points[0]["run"] / "config.yaml").read_text(),
+        "grid": {"beta": [1.0, 10.0]},
+        "points": points,
+    }
+    (runs / SWEEP / "sweep.json").write_text(json.dumps(rec))
+    s = nnlab("report", SWEEP)
+    assert s.code == 0, s.err
+    assert s.out.strip() == str(runs / SWEEP / "media" / "report.html")
+    assert [r["id"] for r in page_data(s.out.strip())["runs"]] == [p["run"] for p in points]
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["nope-1"], "no run 'nope-1'"),
+        (["{vae}", "--out=/no/such/folder/r.html"], "does not exist"),
+        (["{vae}", "--out=report.txt"], "ending in .html"),
+        (["{vae}", "{l3}"], "different models"),
+        (["{vae}", "--points=3"], "--points=3"),
+        (["{vae}", "--pointz=3"], "unknown option --pointz"),
+        ([], "give a run id"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(nnlab, trained, args, needle, tmp_path):
+    root, ids = trained
+    args = [a.format(**ids) for a in args]
+    before = sorted(p.name for p in root.rglob("report.html"))
+    r = nnlab("report", *args, f"--runs_dir={root}")
+    assert r.code == 2 and needle in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert sorted(p.name for p in root.rglob("report.html")) == before
+
+
+# ---------------------------------------------------------------- in a real browser
+
+REASON = browser.missing()
+needs_browser = pytest.mark.skipif(
+    REASON is not None and not os.environ.get("CI"),
+    reason=f"browser tests: {REASON}",  # in CI (CI set) they run, and fail if it is missing
+)
+
+
+@needs_browser
+def test_slider_play_and_no_console_errors(pages):
+    _, runs, paths = pages
+    with browser.page_of(paths["vae"]) as (page, errors):
+        page.evaluate("window.nnlabReport.setPosition(0)")
+        before = browser.canvas_pixels(page, runs["vae"])
+        info = page.inner_text("#stepinfo")
+        page.evaluate("window.nnlabReport.setPosition(+document.getElementById('slider').max)")
+        assert browser.canvas_pixels(page, runs["vae"]) != before
+        assert page.inner_text("#stepinfo") != info
+        page.evaluate("window.nnlabReport.setPosition(0)")
+        page.click("#play")
+        page.wait_for_function("window.nnlabReport.state.v >= 2", timeout=5000)
+        page.click("#play")  # pause
+        v = page.evaluate("window.nnlabReport.state.v")
+        page.wait_for_timeout(300)
+        assert page.evaluate("window.nnlabReport.state.v") == v
+        assert errors == []
+
+
+@needs_browser
+def test_hiding_a_class_removes_its_colour(pages):
+    _, runs, paths = pages
+    colours = [
+        tuple(int(h[i : i + 2], 16) for i in (1, 3, 5)) for h in page_data(paths["cube"])["colors"]
+    ]
+    with browser.page_of(paths["cube"]) as (page, errors):
+        px = browser.canvas_pixels(page, runs["l3"])
+        counts = [browser.count_colour(px, rgb) for rgb in colours]
+        c = max(range(10), key=counts.__getitem__)  # the class most visible now
+        assert counts[c] > 0
+        page.click(f'#legend button[data-cls="{c}"]')
+        px = browser.canvas_pixels(page, runs["l3"])
+        assert browser.count_colour(px, colours[c]) == 0
+        others = [k for k in range(10) if k != c and counts[k]]
+        assert all(browser.count_colour(px, colours[k]) > 0 for k in others)
+        page.click(f'#legend button[data-cls="{c}"]')
+        assert browser.count_colour(browser.canvas_pixels(page, runs["l3"]), colours[c]) > 0
+        assert errors == []
+
+
+@needs_browser
+def test_hovering_a_point_shows_its_image_and_label(pages):
+    _, runs, paths = pages
+    with browser.page_of(paths["vae"]) as (page, errors):
+        # a point with no other point within 4 pixels, so the mouse can only mean it
+        i = page.evaluate(
+            """id => { const r = window.nnlabReport, pos = [];
+                       const data = JSON.parse(document.getElementById('nnlab-data').textContent);
+                       const n = data.runs[0].latent.points;
+                       for (let k = 0; k < n; k++) pos.push(r.pointAt(id, k));
+                       const far = (k, j) =>
+                         Math.hypot(pos[j][0] - pos[k][0], pos[j][1] - pos[k][1]) > 4;
+                       for (let k = 0; k < n; k++) {
+                         if (pos.every((p, j) => j === k || far(k, j))) return k;
+                       } return -1; }""",
+            runs["vae"],
+        )
+        assert i >= 0
+        x, y, cls, name = page.evaluate(
+            f"window.nnlabReport.pointAt({json.dumps(runs['vae'])}, {i})"
+        )
+        page.mouse.move(x, y)
+        assert page.is_visible("#tooltip")
+        assert page.get_attribute("#tooltip", "data-label") == name
+        d = page_data(paths["vae"])
+        assert page.get_attribute("#tooltip", "data-index") == str(
+            d["runs"][0]["latent"]["indices"][i]
+        )
+        assert name in page.inner_text("#tiptext")
+        assert errors == []
+
+
+@needs_browser
+def test_two_runs_move_together_by_step_and_by_fraction(pages):
+    _, runs, paths = pages
+    a, b = runs["vae"], runs["vae10"]
+    d = page_data(paths["two"])
+    steps = [r["latent"]["steps"] for r in d["runs"]]
+    with browser.page_of(paths["two"]) as (page, errors):
+        for v in (0, 3, 7):
+            page.evaluate(f"window.nnlabReport.setPosition({v})")
+            sa, sb = (
+                page.evaluate(f"window.nnlabReport.snapshotOf({json.dumps(x)})") for x in (a, b)
+            )
+            assert steps[0][sa] == steps[1][sb]  # same recorded steps: the same snapshot
+        page.select_option("#align", "fraction")
+        page.evaluate("window.nnlabReport.setPosition(+document.getElementById('slider').max)")
+        sa, sb = (page.evaluate(f"window.nnlabReport.snapshotOf({json.dumps(x)})") for x in (a, b))
+        assert (sa, sb) == (len(steps[0]) - 1, len(steps[1]) - 1)
+        assert errors == []
+
+
+@needs_browser
+def test_frame_time_is_measured_in_the_page(pages):
+    _, _, paths = pages
+    with browser.page_of(paths["two"]) as (page, errors):
+        t = browser.drag_frame_times(page, 40)
+        print(json.dumps({"two tiny VAE panels": t}))
+        assert t["frames"] == 40 and 0 < t["median_ms"] < 200
+        assert page.evaluate("window.nnlabReport.readyMs") < 5000
+        assert errors == []
+
+
+def test_browser_tests_run_in_ci():
+    """CI installs playwright and Chromium (.ci/run): there the browser tests must run."""
+    if os.environ.get("CI"):
+        assert REASON is None, REASON
