@@ -227,8 +227,8 @@ def animate_density(b: Bench) -> list[Row]:
 
 
 def _animate_compare(b: Bench, frames: int, every: int) -> list[Row]:
-    """4b. The two-panel --compare GIF: workload 1's recording beside a β = 10 run's."""
-    log("4b. animate --compare, two panels (training a β = 10 run first)")
+    """4d. The two-panel --compare GIF: workload 1's recording beside a β = 10 run's."""
+    log("4d. animate --compare, two panels (training a β = 10 run first)")
     args = ["vae", *b.common, "--snapshot_every=4", "--beta=10"]
     second = nnlab_train(b.runs, args)["id"]
     first = b.done["record"]["id"]
@@ -237,7 +237,7 @@ def _animate_compare(b: Bench, frames: int, every: int) -> list[Row]:
     )
     return [
         Row(
-            f"4b. animate --compare, 2 panels, {frames} frames (frames/s, wall)",
+            f"4d. animate --compare, 2 panels, {frames} frames (frames/s, wall)",
             frames / seconds,
             target=">= 8 frames/s",
             ok=frames / seconds >= 8,

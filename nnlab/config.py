@@ -89,8 +89,8 @@ class Config:
     )
     record_precision: str = added_later(
         "float32",
-        "snapshot arithmetic: bfloat16 is ~3x faster on CPUs with AMX/AVX-512 bf16, relative "
-        "error ~0.5%",
+        "snapshot arithmetic: bfloat16 is ~3x faster on CPUs with AMX/AVX-512 bf16 (and much "
+        "slower without them), relative error ~0.5%",
         choices=("float32", "bfloat16"),
         legacy="float32",  # runs from before it existed recorded in float32
     )
