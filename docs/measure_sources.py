@@ -159,11 +159,16 @@ def main() -> None:
     opts = ap.parse_args()
     tables = {"init": init_table, "seed-claims": seed_claims_table}
     chosen = list(tables) if opts.what == "all" else [opts.what]
+    measure(tables, chosen, opts.write_readme)
+
+
+def measure(tables: dict, chosen: list[str], write_readme: bool) -> None:
+    """Make each chosen table in a fresh runs dir, print it, and write it into the README."""
     with tempfile.TemporaryDirectory(prefix="nnlab-measure-") as tmp:
         for name in chosen:
             text = tables[name](Path(tmp) / "runs")
             print(f"## {name}\n\n{text}\n")
-            if opts.write_readme:
+            if write_readme:
                 write_block(name, text)
 
 

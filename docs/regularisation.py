@@ -18,10 +18,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
+from measure_sources import measure  # docs/: runs dir, printing, the README's blocks
 
 from nnlab import data, files, metricslog, store
 from nnlab.runload import load_model
@@ -219,15 +219,6 @@ def _smooth(values: list[float], k: int = 10) -> list[float]:
     return [statistics.mean(values[max(0, i - k + 1) : i + 1]) for i in range(len(values))]
 
 
-def write_block(name: str, text: str) -> None:
-    """Replace the README block between <!-- name:start --> and <!-- name:end -->."""
-    readme = ROOT / "README.md"
-    content = readme.read_text()
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    a, b = content.index(start) + len(start), content.index(end)
-    readme.write_text(content[:a] + "\n" + text + "\n" + content[b:])
-
-
 def main() -> None:
     """Measure what was asked, print the tables, optionally write them into the README."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -237,12 +228,7 @@ def main() -> None:
     tables = {"penalties": penalties, "dropout": dropout, "plasticity": plasticity}
     chosen = list(tables) if "all" in opts.what else opts.what
     torch.set_num_threads(1)  # the reading side; training runs in its own processes
-    with tempfile.TemporaryDirectory(prefix="nnlab-regularisation-") as tmp:
-        for name in chosen:
-            text = tables[name](Path(tmp) / "runs")
-            print(f"## {name}\n\n{text}\n")
-            if opts.write_readme:
-                write_block(name, text)
+    measure(tables, chosen, opts.write_readme)
 
 
 if __name__ == "__main__":

@@ -263,10 +263,8 @@ def _probe_images(cfg, rec, keep) -> np.ndarray:
 def _extras(run, cfg, meta, console) -> list[dict]:
     """Per kept checkpoint (by step): the classifier's masks or the VAE's decoded manifold,
     as grey 8-bit images."""
-    import torch
-
     from nnlab.models import build_model
-    from nnlab.render.decode import GRID, manifold_points, tiles
+    from nnlab.render.decode import manifold_mosaic, manifold_points
     from nnlab.render.masks import mask_weights
 
     ceiling = schema.size_ceilings(cfg, meta)[0]
@@ -283,17 +281,11 @@ def _extras(run, cfg, meta, console) -> list[dict]:
         if step in seen:
             continue
         seen.add(step)
-        model = build_model(cfg)
-        model.load_state_dict(ck["model"])
-        model.eval()
         if cfg.model == "vae":
             means = None
             if cfg.latent_dim != 2:
                 means = record.load_last(run.latents, "vae").mu[0].astype(np.float64)
-            pts = manifold_points(cfg.latent_dim, means)
-            with torch.inference_mode():
-                img = torch.sigmoid(model.decode(torch.as_tensor(pts, dtype=torch.float32)))
-            mosaic = tiles(img.numpy().reshape(-1, 28, 28), GRID, GRID)
+            mosaic = manifold_mosaic(cfg, ck, manifold_points(cfg.latent_dim, means))
             out.append(
                 {
                     "step": step,
@@ -304,6 +296,9 @@ def _extras(run, cfg, meta, console) -> list[dict]:
                 }  # fmt: skip
             )
         else:
+            model = build_model(cfg)
+            model.load_state_dict(ck["model"])
+            model.eval()
             weights, composed = mask_weights(cfg, model)
             w = weights[:16]
             vmax = float(np.percentile(np.abs(w), 99.0)) or 1.0

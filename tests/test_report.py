@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -14,6 +13,10 @@ import pytest
 from nnlab import record, store
 from nnlab.report import dequantise
 from tests import browser
+from tests.test_sweepsummary import (
+    SWEEP,
+    swept,  # noqa: F401  (the fixture: a 2-point sweep)
+)
 
 
 def page_data(path) -> dict:
@@ -111,36 +114,15 @@ def test_a_run_without_recording_still_has_its_metrics(pages):
     assert r["metrics"]["train_step"] and r["metrics"]["epoch"]["test_loss"]
 
 
-def test_default_path_and_a_sweep(nnlab, trained, runs):
+def test_default_path_and_a_sweep(nnlab, trained, swept):  # noqa: F811  (the fixture)
     root, ids = trained
     r = nnlab("report", ids["vae"], f"--runs_dir={root}")
     assert r.code == 0, r.err
     assert r.out.strip() == str(root / ids["vae"] / "media" / "report.html")
-    # a sweep of two copies: one page with both points
-    from tests.test_sweepsummary import SWEEP
-
-    runs.mkdir(parents=True, exist_ok=True)
-    points = []
-    for i, key in enumerate(("vae", "vae10")):
-        shutil.copytree(root / ids[key], runs / f"{SWEEP}-p{i}")
-        points.append(
-            {"run": f"{SWEEP}-p{i}", "values": {"beta": [1.0, 10.0][i]}, "status": "finished"}
-        )
-    (runs / SWEEP).mkdir()
-    rec = {
-        "format": 1,
-        "kind": "sweep",
-        "id": SWEEP,
-        "model": "vae",
-        "base": (runs / points[0]["run"] / "config.yaml").read_text(),
-        "grid": {"beta": [1.0, 10.0]},
-        "points": points,
-    }
-    (runs / SWEEP / "sweep.json").write_text(json.dumps(rec))
-    s = nnlab("report", SWEEP)
+    s = nnlab("report", SWEEP)  # one page with the sweep's points
     assert s.code == 0, s.err
-    assert s.out.strip() == str(runs / SWEEP / "media" / "report.html")
-    assert [r["id"] for r in page_data(s.out.strip())["runs"]] == [p["run"] for p in points]
+    assert s.out.strip() == str(swept / SWEEP / "media" / "report.html")
+    assert [r["id"] for r in page_data(s.out.strip())["runs"]] == [f"{SWEEP}-p0", f"{SWEEP}-p1"]
 
 
 @pytest.mark.parametrize(

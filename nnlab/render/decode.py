@@ -51,6 +51,20 @@ def manifold_points(latent_dim: int, means: np.ndarray | None):
     )
 
 
+def manifold_mosaic(cfg, ck: dict, points: np.ndarray) -> np.ndarray:
+    """The decoded manifold grid of a VAE checkpoint as one grey uint8 mosaic."""
+    import torch
+
+    from nnlab.models import build_model
+
+    model = build_model(cfg)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    with torch.inference_mode():
+        img = torch.sigmoid(model.decode(torch.as_tensor(points, dtype=torch.float32))).numpy()
+    return tiles(img.reshape(-1, 28, 28), GRID, GRID)
+
+
 def _mosaic_figure(mosaic: np.ndarray, inches: tuple[float, float], title: str):
     """A figure showing one grey mosaic at a readable size: (figure, axes, image artist)."""
     import matplotlib.pyplot as plt
@@ -192,9 +206,7 @@ def decode(
 def _manifold_over_training(run, cfg, points, folder):
     """The manifold at every saved checkpoint, oldest first, as a GIF with axes."""
     import matplotlib.pyplot as plt
-    import torch
 
-    from nnlab.models import build_model
     from nnlab.render.gif import figure_to_array, write_gif
 
     cks = []
@@ -217,12 +229,7 @@ def _manifold_over_training(run, cfg, points, folder):
         if step in seen:
             continue
         seen.add(step)
-        model = build_model(cfg)
-        model.load_state_dict(ck["model"])
-        model.eval()
-        with torch.inference_mode():
-            img = torch.sigmoid(model.decode(torch.as_tensor(points, dtype=torch.float32))).numpy()
-        image.set_data(tiles(img.reshape(-1, 28, 28), GRID, GRID))
+        image.set_data(manifold_mosaic(cfg, ck, points))
         ax.set_title(f"{run.id}: the decoded latent grid at step {step}", fontsize=10)
         frames.append(figure_to_array(fig))
     plt.close(fig)
