@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -47,8 +48,14 @@ def main() -> None:
     why = browser.missing()
     if why:
         raise SystemExit(f"report_figures: {why}")
-    runs_dir = opts.runs_dir or tempfile.mkdtemp(prefix="nnlab-report-") + "/runs"
     run_id = opts.run_id
+    # a given run lives in --runs_dir, $NNLAB_RUNS or ./runs (as for nnlab itself); the
+    # reference run trained here goes to a temporary store
+    runs_dir = opts.runs_dir or (
+        os.environ.get("NNLAB_RUNS", "runs")
+        if run_id
+        else tempfile.mkdtemp(prefix="nnlab-report-") + "/runs"
+    )
     if run_id is None:
         data = (
             "fashion-mnist"
