@@ -215,7 +215,7 @@ def _metric_series(lines: list[dict]) -> dict:
 
 def _latent_payload(run, cfg, meta, points: int, images: dict) -> dict:
     """The subsampled, quantised recording, as the page draws it."""
-    from nnlab.render.sources import load_source, source_limits
+    from nnlab.render.sources import load_source
 
     src = load_source(run.id, run.root, "auto")
     rec = src.rec
@@ -230,7 +230,7 @@ def _latent_payload(run, cfg, meta, points: int, images: dict) -> dict:
         "steps": rec.steps.astype(int).tolist(),
         "epochs": [round(float(e), 6) for e in rec.epochs],
         "axis_labels": list(src.axis_labels),
-        "limits": [float(x) for x in source_limits(src, list(range(10)))],
+        "limits": _limits(src),
         "split": rec.split,
         "indices": rec.indices[keep].astype(int).tolist(),
         "every": getattr(cfg, "permute_every", 0),
@@ -247,6 +247,18 @@ def _latent_payload(run, cfg, meta, points: int, images: dict) -> dict:
         images[key] = _probe_images(cfg, rec, keep)
     payload["images"] = key
     return payload
+
+
+def _limits(src) -> list[float]:
+    """The panel's axes: as `animate` sets them; for a cube, one range for all three axes
+    that holds the unit cube and every point."""
+    from nnlab.render.sources import source_limits
+
+    if src.kind == "scatter3d":
+        lo = min(0.0, float(np.nanmin(src.points)))
+        hi = max(1.0, float(np.nanmax(src.points)))
+        return [lo, hi, lo, hi]
+    return [float(x) for x in source_limits(src, list(range(10)))]
 
 
 def _probe_images(cfg, rec, keep) -> np.ndarray:
