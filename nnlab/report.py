@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -242,7 +243,9 @@ def _latent_payload(run, cfg, meta, points: int, images: dict) -> dict:
         payload["log_sd"] = quantise(np.log(sd))
     else:
         payload["coords"] = quantise(src.points[:, keep])
-    key = f"{cfg.dataset}:{rec.split}:{_b64(rec.indices[keep].astype(np.int64))[:64]}:{len(keep)}"
+    # runs that drew the same probe images share one copy of them in the page
+    digest = hashlib.sha256(rec.indices[keep].astype("<i8").tobytes()).hexdigest()[:16]
+    key = f"{cfg.dataset}:{rec.split}:{digest}"
     if key not in images:
         images[key] = _probe_images(cfg, rec, keep)
     payload["images"] = key
