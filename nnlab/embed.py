@@ -42,7 +42,7 @@ def embed(
     if fmt not in ("npz", "csv"):
         raise NnlabError(f"--format={fmt}: choose npz or csv")
     run = store.open_run(run_id, runs_dir)
-    run.meta()
+    meta = run.meta()
     cfg = run.config()
     if layer is not None:
         if cfg.model != "classifier":
@@ -62,7 +62,7 @@ def embed(
     order = None
     if every:
         n_tasks = tasks.count(cfg.epochs, every)
-        own = tasks.at(ck_position(ck, run.meta()), every)
+        own = tasks.at(ck_position(ck, meta), every)
         task = own if task is None else _task_number(task, n_tasks)
         order = torch.from_numpy(tasks.read(run.path, n_tasks)[task])
     console = console or stderr_console()

@@ -87,19 +87,22 @@ def _finite_lists(value):
 def cached(run: store.Run, kind: str) -> dict | None:
     """The cached `kind` ("last" or "trend") while the recording is unchanged, else None:
     a caller that finds it needs neither the config nor the recording."""
+    return _lookup(run, kind)[0]
+
+
+def _lookup(run: store.Run, kind: str) -> tuple[dict | None, str, dict]:
+    """(the cached `kind` or None, the recording's signature now, the cache file's data)."""
+    sig = signature(run.latents)
     cache = _read(run.file(CACHE_FILE))
-    if cache.get("signature") == signature(run.latents) and isinstance(cache.get(kind), dict):
-        return cache[kind]
-    return None
+    hit = cache.get(kind) if cache.get("signature") == sig else None
+    return (hit if isinstance(hit, dict) else None), sig, cache
 
 
 def _cached(run: store.Run, kind: str, compute) -> dict:
     """The cached value of `kind` if its signature matches, else compute() (then cached)."""
-    sig = signature(run.latents)
-    path = run.file(CACHE_FILE)
-    cache = _read(path)
-    if cache.get("signature") == sig and isinstance(cache.get(kind), dict):
-        return cache[kind]
+    hit, sig, cache = _lookup(run, kind)
+    if hit is not None:
+        return hit
     # Through JSON and back, so that a computed value and a cached one are the same data.
     value = json.loads(json.dumps(compute()))
     if cache.get("signature") != sig:
@@ -108,7 +111,7 @@ def _cached(run: store.Run, kind: str, compute) -> dict:
     # Computed from what was read: if the recording changed meanwhile, the signature taken
     # before reading no longer matches it and the next reader recomputes.
     try:
-        files.write_json(path, cache)
+        files.write_json(run.file(CACHE_FILE), cache)
     except OSError:  # a read-only store still gets its numbers, just not cached
         pass
     return value

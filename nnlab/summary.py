@@ -183,13 +183,15 @@ def describe(run_id: str, runs_dir=None) -> dict:
 
 def _task_summary(config: dict, lines: list[dict]) -> dict | None:
     """A permuted run's tasks: how many, K, and each finished task's accuracies."""
+    from nnlab import tasks
+
     every = config.get("permute_every") or 0
     if not every:
         return None
     keep = ("task", "epoch", "step", "train_acc", "test_acc")
     return {
         "every": every,
-        "planned": -(-int(config["epochs"]) // every),
+        "planned": tasks.count(int(config["epochs"]), every),
         "done": len(lines),
         "per_task": [{k: t[k] for k in keep if k in t} for t in lines],
     }

@@ -34,7 +34,9 @@ def health_panels(epochs: list[dict]) -> list[tuple[str, tuple[str, ...]]]:
     last = epochs[-1]
     out = []
     for number, title in HEALTH_PANELS:
-        keys = tuple(k for k in last if k.endswith(f"_{number}") and k.split("_")[0][-1].isdigit())
+        keys = tuple(
+            k for k in last if (m := metricslog.HEALTH_RE.match(k)) and m.group(2) == number
+        )
         if keys:
             out.append((title, keys))
     return out
