@@ -189,7 +189,7 @@ def bare_vae_steps(x_train: torch.Tensor, steps: int, evals=()) -> float:
 
 def prepare_torchvision_layout(tmp: Path, name: str) -> Path:
     """The dataset in torchvision's folder layout (for the reference's torchvision dataset)."""
-    from nnlab import data
+    from nnlab.training import data
 
     folder = tmp / ("FashionMNIST" if name == "fashion-mnist" else "MNIST") / "raw"
     folder.mkdir(parents=True)

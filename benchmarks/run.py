@@ -55,7 +55,7 @@ class Bench:
     quick: bool
     tmp: Path
     tv_root: Path  # the dataset in torchvision's layout, for the references
-    splits: object  # nnlab.data.Splits
+    splits: object  # nnlab.training.data.Splits
     done: dict = field(default_factory=dict)  # results later workloads reuse
 
     @property
@@ -197,11 +197,11 @@ def recording_overhead(b: Bench) -> list[Row]:
 
 def animate_density(b: Bench) -> list[Row]:
     """4. The density GIF of workload 1's recording, against the reference renderer."""
-    from nnlab import record, store
+    from nnlab.store import folders, record
 
     log("4. animate")
     run_id = b.done["record"]["id"]
-    rec = record.load_recording(store.open_run(run_id, b.runs).latents, "vae")
+    rec = record.load_recording(folders.open_run(run_id, b.runs).latents, "vae")
     n_frames = min(len(rec), 40 if b.quick else 400)
     every = max(1, len(rec) // n_frames)
     frames = len(range(0, len(rec), every)) + (0 if (len(rec) - 1) % every == 0 else 1)
@@ -247,11 +247,11 @@ def _animate_compare(b: Bench, frames: int, every: int) -> list[Row]:
 
 def cube_and_masks(b: Bench) -> list[Row]:
     """4b, 4c. The rotating 3-D cube of a latent3 run, and its masks."""
-    from nnlab import record, store
+    from nnlab.store import folders, record
 
     every = "--snapshot_every=20" if b.quick else "--snapshot_every=54"
     l3 = nnlab_train(b.runs, ["classifier", "--preset=latent3", *b.common, "--epochs=2", every])
-    n = len(record.load_recording(store.open_run(l3["id"], b.runs).latents, "classifier"))
+    n = len(record.load_recording(folders.open_run(l3["id"], b.runs).latents, "classifier"))
     cube = n / wall("animate", l3["id"], f"--runs_dir={b.runs}")
     masks_s = wall("masks", l3["id"], f"--runs_dir={b.runs}")
     return [
@@ -280,10 +280,10 @@ def startup(b: Bench) -> list[Row]:
 
 def memory_and_disk(b: Bench) -> list[Row]:
     """6. Peak memory of workload 1 and the bytes its recording takes."""
-    from nnlab import record, store
+    from nnlab.store import folders, record
 
     nn1 = b.done["record"]
-    latents = store.open_run(nn1["id"], b.runs).latents
+    latents = folders.open_run(nn1["id"], b.runs).latents
     rec = record.load_recording(latents, "vae")
     chunks = record.chunk_files(latents)
     arrays = sum(v.nbytes for p in chunks for k, v in np.load(p).items() if k in ("mu", "sd"))
@@ -453,7 +453,8 @@ def _hundred_point_sweep(b: Bench, run_id: str, n: int) -> tuple[str, Path]:
 
 STEP_LOOP = """
 import sys, time, torch
-from nnlab import config, models
+from nnlab.config import config
+from nnlab.training import models
 torch.set_num_threads(int(sys.argv[1]))
 cfg = config.build("vae")
 model = models.build_model(cfg)
@@ -531,7 +532,7 @@ def main() -> None:
         log("dataset: mnist-sample (Debian's Fashion-MNIST not installed, or --quick)")
     else:
         log("dataset: fashion-mnist")
-    from nnlab import data
+    from nnlab.training import data
 
     tmp = Path(tempfile.mkdtemp(prefix="nnlab-bench-"))
     rows: list[Row] = []

@@ -12,7 +12,8 @@ import time
 
 import torch
 
-from nnlab import config, models
+from nnlab.config import config
+from nnlab.training import models
 
 threads, M = int(sys.argv[1]), int(sys.argv[2])
 torch.set_num_threads(threads)

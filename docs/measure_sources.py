@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nnlab import analysis, metricslog, record, store
-from nnlab.data import DEBIAN_DIRS
+from nnlab.analysis import latent
+from nnlab.store import folders, metrics, record
+from nnlab.training.data import DEBIAN_DIRS
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = (1, 2, 3)
@@ -68,7 +69,7 @@ def init_table(runs: Path) -> str:
                     f"--seed={seed}",
                     "--snapshot_every=0",
                 )
-                final = metricslog.last_epoch(store.open_run(run_id, runs).metrics)
+                final = metrics.last_epoch(folders.open_run(run_id, runs).metrics)
                 accs.append(100 * final["test_acc"])
             cells.append(f"{statistics.mean(accs):.1f} ± {statistics.stdev(accs):.1f}%")
         lines.append(f"| {dataset} | {epochs} | {cells[0]} | {cells[1]} |")
@@ -100,12 +101,12 @@ def seed_claims_table(runs: Path) -> str:
                 f"--epochs={SEED_VAE_EPOCHS}",
                 "--snapshot_every=100000",  # record the start and the end only
             )
-            rec = record.load_recording(store.open_run(run_id, runs).latents, "vae")
+            rec = record.load_recording(folders.open_run(run_id, runs).latents, "vae")
             s = len(rec) - 1
-            gauss = analysis.class_gaussians(rec, s)
-            mix, _ = analysis.mixture_overlaps(rec.mu[s], rec.sd[s], rec.labels)
-            g_pairs = analysis.overlaps(gauss)
-            logdet, elong = analysis.shape_spread(gauss)
+            gauss = latent.class_gaussians(rec, s)
+            mix, _ = latent.mixture_overlaps(rec.mu[s], rec.sd[s], rec.labels)
+            g_pairs = latent.overlaps(gauss)
+            logdet, elong = latent.shape_spread(gauss)
             sizes = {c: float(np.linalg.slogdet(g[1])[1]) for c, g in gauss.items()}
             by_size = sorted(sizes, key=lambda c: -sizes[c])
             top = max(mix, key=mix.get)

@@ -23,8 +23,10 @@ from pathlib import Path
 import torch
 from measure_sources import measure  # docs/: runs dir, printing, the README's blocks
 
-from nnlab import data, files, metricslog, store
-from nnlab.runload import load_model
+from nnlab.helpers import files
+from nnlab.store import folders, metrics
+from nnlab.training import data
+from nnlab.training.loading import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -70,13 +72,13 @@ def nnlab(runs: Path, *args: str) -> str:
     return r.stdout.strip()
 
 
-def sparsity(run: store.Run) -> tuple[float, float]:
+def sparsity(run: folders.Run) -> tuple[float, float]:
     """(share of first-layer |w| below 1% of the largest, share exactly 0) at the end."""
     w = files.load_checkpoint(run.checkpoints / "final.pt")["model"]["layers.0.weight"].abs()
     return float((w < 0.01 * w.max()).float().mean()), float((w == 0).float().mean())
 
 
-def accuracies(run: store.Run) -> tuple[float, float]:
+def accuracies(run: folders.Run) -> tuple[float, float]:
     """(train, test) accuracy of the final model in evaluation mode (no dropout)."""
     cfg, model, _ = load_model(run, "final")
     s = data.load(cfg.dataset, None, cfg.val_fraction, cfg.seed)
@@ -96,7 +98,7 @@ def penalties(runs: Path) -> str:
     for name, flag in (("none", None), ("L1", "l1"), ("L2", "l2")):
         args = ["classifier", "--preset=linear-ce", SAMPLE, "--snapshot_every=0", "--seed=1"]
         run_id = nnlab(runs, "train", *args, *([f"--{flag}={STRENGTH}"] if flag else []))
-        run = store.open_run(run_id, runs)
+        run = folders.open_run(run_id, runs)
         share, _ = sparsity(run)
         w = files.load_checkpoint(run.checkpoints / "final.pt")["model"]["layers.0.weight"]
         acc = run.meta()["final"]["test_acc"]
@@ -127,7 +129,7 @@ def dropout(runs: Path) -> str:
                 runs, "train", "classifier", "--preset=nielsen", SAMPLE, "--snapshot_every=0",
                 f"--seed={seed}", *flags,
             )  # fmt: skip
-            tr, te = accuracies(store.open_run(run_id, runs))
+            tr, te = accuracies(folders.open_run(run_id, runs))
             trains.append(tr)
             tests.append(te)
         gaps = [a - b for a, b in zip(trains, tests, strict=True)]
@@ -159,11 +161,11 @@ def plasticity(runs: Path) -> str:
     results = {}
     for name, flags in METHODS.items():
         run_id = nnlab(runs, "train", *PLASTIC, *flags)
-        run = store.open_run(run_id, runs)
-        lines = metricslog.read(run.metrics)
+        run = folders.open_run(run_id, runs)
+        lines = metrics.read(run.metrics)
         results[name] = {
-            "tasks": metricslog.of_kind(lines, "task"),
-            "epochs": metricslog.of_kind(lines, "epoch"),
+            "tasks": metrics.of_kind(lines, "task"),
+            "epochs": metrics.of_kind(lines, "epoch"),
             "seconds": run.meta()["train_seconds"],
         }
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), dpi=80)

@@ -1,6 +1,6 @@
 """python -m nnlab."""
 
-from nnlab.cli import main
+from nnlab.commands.cli import main
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from nnlab import cli
+from nnlab.commands import cli
 
 # Small, fast settings for real training on the bundled sample (3,600 train images).
 FAST = ["--dataset=mnist-sample", "--probe_size=200", "--log_every=10"]

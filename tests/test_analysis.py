@@ -5,16 +5,16 @@ import math
 import numpy as np
 import pytest
 
-from nnlab import analysis
-from nnlab.record import Recording
+from nnlab.analysis import latent
+from nnlab.store.record import Recording
 
 
 def test_bhattacharyya_identical_far_and_closed_form():
     m, s = np.zeros(2), np.eye(2)
-    assert analysis.bhattacharyya(m, s, m, s) == pytest.approx(1.0)
-    assert analysis.bhattacharyya(m, s, np.array([40.0, 0]), s) < 1e-80
+    assert latent.bhattacharyya(m, s, m, s) == pytest.approx(1.0)
+    assert latent.bhattacharyya(m, s, np.array([40.0, 0]), s) < 1e-80
     # equal unit covariances: BC = exp(-d^2 / 8)
-    assert analysis.bhattacharyya(m, s, np.array([2.0, 0]), s) == pytest.approx(math.exp(-0.5))
+    assert latent.bhattacharyya(m, s, np.array([2.0, 0]), s) == pytest.approx(math.exp(-0.5))
 
 
 def test_bhattacharyya_matches_numeric_integral():
@@ -30,34 +30,34 @@ def test_bhattacharyya_matches_numeric_integral():
         return np.exp(-q / 2) / (2 * math.pi * math.sqrt(np.linalg.det(s)))
 
     numeric = np.sqrt(pdf(m1, s1) * pdf(m2, s2)).sum() * (xs[1] - xs[0]) ** 2
-    assert analysis.bhattacharyya(m1, s1, m2, s2) == pytest.approx(numeric, rel=1e-4)
+    assert latent.bhattacharyya(m1, s1, m2, s2) == pytest.approx(numeric, rel=1e-4)
 
 
 def test_separability_hand_computed():
     pts = np.array([[-1.0, 0], [-3, 0], [1, 0], [3, 0]])
     labels = np.array([0, 0, 1, 1])
-    acc, ratio = analysis.separability(pts, labels)
+    acc, ratio = latent.separability(pts, labels)
     assert acc == 1.0 and ratio == pytest.approx(4.0)  # between 4, within 1
-    acc, _ = analysis.separability(np.array([[0.0], [1], [0.9], [0.1]]), np.array([0, 0, 1, 1]))
+    acc, _ = latent.separability(np.array([[0.0], [1], [0.9], [0.1]]), np.array([0, 0, 1, 1]))
     assert acc == 0.5
 
 
 def test_shape_spread():
     same = {0: (np.zeros(2), np.eye(2)), 1: (np.ones(2), np.eye(2))}
-    assert analysis.shape_spread(same) == pytest.approx((0.0, 0.0), abs=1e-9)
+    assert latent.shape_spread(same) == pytest.approx((0.0, 0.0), abs=1e-9)
     scaled = {0: (np.zeros(2), np.eye(2)), 1: (np.zeros(2), math.e * np.eye(2))}
-    assert analysis.shape_spread(scaled)[0] == pytest.approx(2.0, rel=1e-5)
+    assert latent.shape_spread(scaled)[0] == pytest.approx(2.0, rel=1e-5)
     elongated = {0: (np.zeros(2), np.diag([1.0, 1.0])), 1: (np.zeros(2), np.diag([math.e**2, 1]))}
-    assert analysis.shape_spread(elongated)[1] == pytest.approx(1.0, rel=1e-5)  # sd of {0, 2}
+    assert latent.shape_spread(elongated)[1] == pytest.approx(1.0, rel=1e-5)  # sd of {0, 2}
 
 
 def test_posterior_health():
-    h = analysis.posterior_health(np.zeros((50, 2)), np.ones((50, 2)))
+    h = latent.posterior_health(np.zeros((50, 2)), np.ones((50, 2)))
     assert h["kl_per_dim"] == pytest.approx([0, 0]) and h["active_units"] == 0
     assert h["aggregate_kl_to_prior"] == pytest.approx(0, abs=1e-5)
     rng = np.random.default_rng(0)
     mu = np.stack([rng.normal(0, 1, 500), np.zeros(500)], 1)
-    h = analysis.posterior_health(mu, np.full((500, 2), 0.1))
+    h = latent.posterior_health(mu, np.full((500, 2), 0.1))
     assert h["active_units"] == 1
     expected = 0.5 * (mu[:, 0] ** 2 + 0.01 - 1).mean() - math.log(0.1)
     assert h["kl_per_dim"][0] == pytest.approx(expected)
@@ -66,7 +66,7 @@ def test_posterior_health():
 def test_corner_distances():
     act = np.array([[0.0, 0, 0], [0.1, 0, 0], [1, 1, 1], [0.5, 0.5, 0.5]])
     labels = np.array([0, 0, 1, 1])
-    c = analysis.corner_distances(act, labels)
+    c = latent.corner_distances(act, labels)
     assert c["0"]["mean_distance"] == pytest.approx(0.05) and c["0"]["corner"] == "000"
     assert c["0"]["share_at_corner"] == 1.0
     assert c["1"]["mean_distance"] == pytest.approx(math.sqrt(3) * 0.25)
@@ -87,7 +87,7 @@ def test_snapshot_metrics_on_constructed_recordings():
         mu=mu[None],
         sd=np.full((1, 300, 2), 0.5),
     )
-    m = analysis.snapshot_metrics(rec, 0)
+    m = latent.snapshot_metrics(rec, 0)
     assert m["top_overlaps"][0]["pair"] == "0-1" and m["overlap_max"] > 0.98
     assert dict((p["pair"], p["coefficient"]) for p in m["top_overlaps"])["0-2"] < 1e-6
     assert m["active_units"] == 2 and m["step"] == 5  # both coordinates vary over the data
@@ -101,10 +101,10 @@ def test_snapshot_metrics_on_constructed_recordings():
         "test",
         act=np.stack([np.full((300, 3), 0.5), act]),
     )
-    end = analysis.trend(crec)["end"]
+    end = latent.trend(crec)["end"]
     assert end["ncm_accuracy"] == 1.0 and end["corner_distance_mean"] < 0.05
     assert [end["corners"][str(c)]["corner"] for c in range(3)] == ["100", "010", "001"]
-    s = analysis.series(crec)
+    s = latent.series(crec)
     assert s["step"].tolist() == [0, 9] and s["corner_distance_mean"][0] == pytest.approx(
         math.sqrt(0.75)
     )
@@ -139,13 +139,13 @@ def test_mixture_overlap_matches_a_brute_force_integral():
             sd.append(rng.uniform(0.2, 0.5, (40, 2)))
             labels += [c] * 40
     mu, sd, labels = np.concatenate(mu), np.concatenate(sd), np.array(labels)
-    pairs, coverage = analysis.mixture_overlaps(mu, sd, labels)
-    assert abs(coverage - 1) <= analysis.COVERAGE_TOLERANCE
+    pairs, coverage = latent.mixture_overlaps(mu, sd, labels)
+    assert abs(coverage - 1) <= latent.COVERAGE_TOLERANCE
     for a, b in ((0, 1), (0, 2), (1, 2)):
         assert pairs[f"{a}-{b}"] == pytest.approx(_brute_force_bc(mu, sd, labels, a, b), abs=1e-3)
     assert pairs["0-2"] < 1e-6 and pairs["1-2"] < 1e-6  # distant mixtures: ~0
     # the Gaussians overstate the overlap of the two-cluster class with the middle one
-    gauss = analysis.overlaps(analysis.class_gaussians(_rec(mu, sd, labels), 0))
+    gauss = latent.overlaps(latent.class_gaussians(_rec(mu, sd, labels), 0))
     assert gauss["0-1"] > pairs["0-1"] + 0.1
 
 
@@ -153,7 +153,7 @@ def test_mixture_overlap_of_identical_mixtures_is_one():
     rng = np.random.default_rng(1)
     mu = rng.normal(0, 1, (30, 2))
     sd = rng.uniform(0.05, 0.3, (30, 2))  # narrow components: the grid is refined
-    pairs, coverage = analysis.mixture_overlaps(
+    pairs, coverage = latent.mixture_overlaps(
         np.concatenate([mu, mu]), np.concatenate([sd, sd]), np.repeat([0, 1], 30)
     )
     assert pairs["0-1"] == pytest.approx(1.0, abs=1e-3) and abs(coverage - 1) <= 1e-3
@@ -177,6 +177,6 @@ def test_summary_trend_has_both_overlaps_for_2d_vaes():
     labels = np.repeat(np.arange(3), 20)
     mu = rng.normal(labels[:, None], 0.5, (60, 2))
     sd = np.full((60, 2), 0.3)
-    end = analysis.trend(_rec(mu, sd, labels))["end"]
+    end = latent.trend(_rec(mu, sd, labels))["end"]
     assert {"mixture_overlap_max", "overlap_max", "top_mixture_overlaps"} <= set(end)
-    assert "mixture_overlap_max" not in analysis.snapshot_metrics(_rec(mu, sd, labels), 0)
+    assert "mixture_overlap_max" not in latent.snapshot_metrics(_rec(mu, sd, labels), 0)

@@ -6,9 +6,9 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from nnlab import record, store
 from nnlab.render import animate as anim
 from nnlab.render import sources
+from nnlab.store import folders, record
 from tests.conftest import FAST
 
 
@@ -39,8 +39,8 @@ def test_compare_two_runs_side_by_side(nnlab, trained):
     assert r.code == 0, r.err
     frames = gif_frames(r.out.split()[0])
     assert frames.shape[0] == 4 and frames.shape[2] == 1120  # two panels; frames 0,2,4,6
-    store_run = store.open_run(runs["vae"], root)
-    cfgs = [store_run.config(), store.open_run(runs["vae10"], root).config()]
+    store_run = folders.open_run(runs["vae"], root)
+    cfgs = [store_run.config(), folders.open_run(runs["vae10"], root).config()]
     assert sources.differing_labels(cfgs) == ["β = 1", "β = 10"]
 
 
@@ -91,7 +91,7 @@ def test_each_panel_names_its_own_runs_classes():
     import matplotlib
 
     matplotlib.use("Agg")
-    from nnlab.config import build
+    from nnlab.config.config import build
 
     def source(dataset):
         rec = record.Recording(

@@ -8,10 +8,11 @@ import math
 import pytest
 import torch
 
-from nnlab import files, store
-from nnlab.cbp import ContinualBackprop
-from nnlab.config import build
-from nnlab.models import build_model, make_optimizer
+from nnlab.config.config import build
+from nnlab.helpers import files
+from nnlab.store import folders
+from nnlab.training.cbp import ContinualBackprop
+from nnlab.training.models import build_model, make_optimizer
 from tests.conftest import FAST
 
 
@@ -172,7 +173,7 @@ def test_a_killed_cbp_run_resumes_bit_exact(nnlab, runs):
     from tests.test_train import _assert_same_run
 
     reference = nnlab(*CBP_RUN).out.strip()
-    ck = files.load_checkpoint(store.open_run(reference, runs).checkpoints / "final.pt")
+    ck = files.load_checkpoint(folders.open_run(reference, runs).checkpoints / "final.pt")
     assert ck["cbp"]["replaced"] > 10  # units were really replaced
     before = {p.name for p in runs.iterdir()}
     # killed inside its 3rd checkpoint write (step 80, mid-epoch): temp file written, not
@@ -181,11 +182,11 @@ def test_a_killed_cbp_run_resumes_bit_exact(nnlab, runs):
     p.wait(timeout=120)
     assert p.returncode == -9
     run_id = _only_run(runs, exclude=before)
-    assert store.open_run(run_id, runs).meta()["resumable_step"] == 40
+    assert folders.open_run(run_id, runs).meta()["resumable_step"] == 40
     r = nnlab("train", "--resume", run_id)
     assert r.code == 0, r.err
     _assert_same_run(runs, reference, run_id)
-    resumed = files.load_checkpoint(store.open_run(run_id, runs).checkpoints / "final.pt")
+    resumed = files.load_checkpoint(folders.open_run(run_id, runs).checkpoints / "final.pt")
     for key in ("util", "mean_act", "age"):
         for a, b in zip(resumed["cbp"][key], ck["cbp"][key], strict=True):
             assert torch.equal(a, b)

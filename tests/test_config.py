@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from nnlab import config
-from nnlab.config import ClassifierConfig, VAEConfig, build, from_yaml, to_yaml
-from nnlab.errors import NnlabError
+from nnlab.config import config
+from nnlab.config.config import ClassifierConfig, VAEConfig, build, from_yaml, to_yaml
+from nnlab.helpers.errors import NnlabError
 
 
 def test_vae_defaults_are_the_reference_experiment():

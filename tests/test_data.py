@@ -6,8 +6,8 @@ import struct
 import numpy as np
 import pytest
 
-from nnlab import data
-from nnlab.errors import NnlabError
+from nnlab.helpers.errors import NnlabError
+from nnlab.training import data
 
 
 def write_idx(path, array: np.ndarray, compress: bool = False) -> None:

@@ -6,7 +6,13 @@ import numpy as np
 import torch
 from torch.distributions import MultivariateNormal, Normal
 
-from nnlab.density import axis_table, grid_density, mixture_moments, one_sigma_density, pca_basis
+from nnlab.analysis.density import (
+    axis_table,
+    grid_density,
+    mixture_moments,
+    one_sigma_density,
+    pca_basis,
+)
 
 
 def test_mixture_moments_match_monte_carlo():
@@ -92,7 +98,7 @@ def test_flushing_changes_no_pixel_by_more_than_one_colour_level(monkeypatch):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nnlab import density
+    from nnlab.analysis import density
     from nnlab.render.panels import DensityPanel
     from nnlab.render.sources import load_source, shared_limits
     from nnlab.render.style import class_colors

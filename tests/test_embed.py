@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from nnlab import files, record
-from nnlab.models import kl_to_standard_normal
+from nnlab.helpers import files
+from nnlab.store import record
+from nnlab.training.models import kl_to_standard_normal
 from tests.conftest import FAST
 
 

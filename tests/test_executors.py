@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from nnlab import executors, store
+from nnlab.commands import executors
+from nnlab.store import folders
 from tests.conftest import FAST
 from tests.test_sweep import _assert_same_points, _record, _spawn, _wait_for_checkpoints
 
@@ -75,7 +76,7 @@ def test_ray_sweep_survives_a_killed_worker_with_exact_results(runs, tmp_path, r
     assert _record(runs, sweep_id)["settings"]["executor"] == "ray"
     log = (runs / sweep_id / "logs" / f"{first}.log").read_text()
     assert "resuming" in log  # Ray retried the task, which resumed the run
-    assert store.open_run(first, runs).meta()["status"] == "finished"
+    assert folders.open_run(first, runs).meta()["status"] == "finished"
     _assert_same_points(runs, sweep_id, reference)
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnlab import export, record, store
+from nnlab.render import export
+from nnlab.store import folders, record
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing import event_accumulator as ea  # noqa: E402
@@ -46,7 +47,7 @@ def _accumulator(folder: Path):
 def test_export_of_a_vae_run(nnlab, runs, copied):
     r = nnlab("export", copied["vae"], "--snapshots=first,last")
     assert r.code == 0, r.err
-    run = store.open_run(copied["vae"], runs)
+    run = folders.open_run(copied["vae"], runs)
     out = Path(r.out.strip())
     assert out == run.file("media", "tensorboard")
     assert_scalars_match_run(read_scalars(out), run, all_snapshots=True)
@@ -83,7 +84,9 @@ def test_export_of_a_classifier_has_masks(nnlab, runs, copied):
     acc = _accumulator(Path(r.out.strip()))
     assert {"latent space", "first-layer masks"} <= set(acc.Tags()["images"])
     masks = acc.Images("first-layer masks")
-    assert [m.step for m in masks] == [int(store.open_run(copied["l3"], runs).meta()["steps_done"])]
+    assert [m.step for m in masks] == [
+        int(folders.open_run(copied["l3"], runs).meta()["steps_done"])
+    ]
 
 
 def test_export_twice_refuses_then_replaces_with_force(nnlab, runs, copied):
@@ -109,13 +112,13 @@ def test_export_twice_refuses_then_replaces_with_force(nnlab, runs, copied):
 def test_bad_export_options(nnlab, runs, copied, args, message):
     r = nnlab("export", copied["vae"], *args)
     assert r.code == 2 and message in r.err and r.err.count("\n") == 1, r.err
-    assert not store.open_run(copied["vae"], runs).file("media", "tensorboard").exists()
+    assert not folders.open_run(copied["vae"], runs).file("media", "tensorboard").exists()
 
 
 def test_export_without_tensorboard_says_how(nnlab, runs, copied, monkeypatch):
-    from nnlab import tblog
+    from nnlab.training import tensorboard
 
-    monkeypatch.setattr(tblog, "available", lambda: False)
+    monkeypatch.setattr(tensorboard, "available", lambda: False)
     r = nnlab("export", copied["vae"])
     assert r.code == 2 and 'pip install -e ".[tensorboard]"' in r.err
 
@@ -148,7 +151,7 @@ def test_export_of_a_sweep_has_one_run_per_point_and_hparams(nnlab, runs, copied
     out = Path(r.out.strip())
     assert out == runs / sweep_id / "media" / "tensorboard"
     for i, beta in enumerate((1.0, 10.0)):
-        run = store.open_run(f"{sweep_id}-p{i}", runs)
+        run = folders.open_run(f"{sweep_id}-p{i}", runs)
         acc = _accumulator(out / run.id)
         content = acc.PluginTagToContent("hparams")
         start = plugin_data_pb2.HParamsPluginData.FromString(

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from nnlab import files
-from nnlab.errors import RunError
+from nnlab.helpers import files
+from nnlab.helpers.errors import RunError
 
 
 def test_atomic_write_keeps_old_version_on_failure(tmp_path, monkeypatch):

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from nnlab import config, grid
-from nnlab.errors import NnlabError
+from nnlab.config import config, grid
+from nnlab.helpers.errors import NnlabError
 
 
 def test_scalar_and_list_values_split_as_typed():

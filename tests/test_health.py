@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from nnlab import health
-from nnlab.config import build
-from nnlab.models import build_model
+from nnlab.config.config import build
+from nnlab.training import health
+from nnlab.training.models import build_model
 
 
 @pytest.mark.parametrize("k", [1, 3, 7])

@@ -9,8 +9,10 @@ import sys
 
 import pytest
 
-from nnlab import __version__, cli, config
-from nnlab.help import parse_docstring
+from nnlab import __version__
+from nnlab.commands import cli
+from nnlab.commands.help import parse_docstring
+from nnlab.config import config
 
 
 def _field_line(page: str, name: str) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import imageio.v3 as iio
 import pytest
 
-from nnlab import store
 from nnlab.render.masks import unit_titles
+from nnlab.store import folders
 
 
 def gif_frames(path):
@@ -31,9 +31,9 @@ def test_masks_linear_run(nnlab, trained, tmp_path):
     )
     assert r.code == 0, r.err
     assert gif_frames(r.out.split()[0]).shape[0] == 2
-    cfg = store.open_run(runs["lin"], root).config()
+    cfg = folders.open_run(runs["lin"], root).config()
     assert unit_titles(cfg, [3]) == ["Mask for digit 3"]
-    assert unit_titles(store.open_run(runs["l3"], root).config(), [7]) == ["Hidden unit 7"]
+    assert unit_titles(folders.open_run(runs["l3"], root).config(), [7]) == ["Hidden unit 7"]
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,7 @@ def test_colour_scale_is_set_by_a_high_percentile_not_the_extremes(nnlab, traine
     """A few extreme weights must not wash the masks out: the scale is the 99th percentile."""
     import torch
 
-    from nnlab import files
+    from nnlab.helpers import files
 
     root, runs = trained
     path = root / runs["lin"] / "checkpoints" / "final.pt"
@@ -85,7 +85,7 @@ def test_masks_of_a_deep_linear_net_are_the_composed_map(nnlab, runs):
     import numpy as np
 
     from nnlab.render.masks import mask_weights
-    from nnlab.runload import load_model
+    from nnlab.training.loading import load_model
     from tests.conftest import FAST
 
     r = nnlab(
@@ -93,7 +93,7 @@ def test_masks_of_a_deep_linear_net_are_the_composed_map(nnlab, runs):
         "--loss=ce", "--lr=0.01", "--epochs=1", "--snapshot_every=0",
     )  # fmt: skip
     assert r.code == 0, r.err
-    run = store.open_run(r.out.strip(), runs)
+    run = folders.open_run(r.out.strip(), runs)
     cfg, model, _ = load_model(run, "final")
     weights, composed = mask_weights(cfg, model)
     w1 = model.layers[0].weight.detach().double().numpy()

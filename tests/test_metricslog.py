@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from nnlab import metricslog
+from nnlab.store import metrics
 
 
 def test_append_flush_size_truncate(tmp_path):
-    log = metricslog.MetricsLog(tmp_path / "metrics.jsonl")
+    log = metrics.MetricsLog(tmp_path / "metrics.jsonl")
     assert log.size() == 0
     log.append(kind="step", step=10, loss=1.5)
     assert log.size() == 0  # queued until the next flush
@@ -16,21 +16,21 @@ def test_append_flush_size_truncate(tmp_path):
     first = log.size()
     log.append(kind="step", step=20, loss=1.25)
     log.flush()
-    assert [m["step"] for m in metricslog.read(log.path)] == [10, 20]
+    assert [m["step"] for m in metrics.read(log.path)] == [10, 20]
     log.append(kind="step", step=30, loss=1.0)  # queued, then dropped by the truncate
     log.truncate(first)
     log.flush()
-    assert metricslog.read(log.path) == [{"kind": "step", "step": 10, "loss": 1.5}]
+    assert metrics.read(log.path) == [{"kind": "step", "step": 10, "loss": 1.5}]
     log.remove()
-    assert not log.path.exists() and metricslog.read(log.path) == []
+    assert not log.path.exists() and metrics.read(log.path) == []
 
 
 def test_parse_counts_a_torn_line(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text(json.dumps({"kind": "epoch", "epoch": 1}) + '\n{"kind": "ep')
-    lines, bad = metricslog.parse(path)
+    lines, bad = metrics.parse(path)
     assert lines == [{"kind": "epoch", "epoch": 1}] and bad == 1
-    assert metricslog.last_epoch(path) == {"kind": "epoch", "epoch": 1}
+    assert metrics.last_epoch(path) == {"kind": "epoch", "epoch": 1}
 
 
 def test_best_values_direction():
@@ -38,16 +38,16 @@ def test_best_values_direction():
         {"kind": "epoch", "epoch": 1, "step": 5, "val_acc": 0.8, "test_elbo": -90.0},
         {"kind": "epoch", "epoch": 2, "step": 9, "val_acc": 0.7, "test_elbo": -80.0},
     ]
-    best = metricslog.best_values(lines)
+    best = metrics.best_values(lines)
     assert best["val_acc"] == {"value": 0.8, "epoch": 1, "step": 5}
     assert best["test_elbo"]["epoch"] == 2 and "step" not in best
 
 
 def test_headlines():
     vae = {"test_elbo": -100.123, "test_mse": 90.0, "test_kl": 10.123}
-    assert metricslog.epoch_headline("vae", vae) == "test ELBO -100.12 (mse 90.00, KL 10.12)"
+    assert metrics.epoch_headline("vae", vae) == "test ELBO -100.12 (mse 90.00, KL 10.12)"
     clf = {"test_acc": 0.91234, "test_loss": 0.05}
-    assert metricslog.epoch_headline("classifier", clf) == "test accuracy 91.23% (loss 0.0500)"
-    assert metricslog.headline("vae", vae) == ("test ELBO", -100.123)
-    assert metricslog.format_headline("classifier", 0.5) == "50.00%"
-    assert metricslog.format_headline("vae", None) == "-"
+    assert metrics.epoch_headline("classifier", clf) == "test accuracy 91.23% (loss 0.0500)"
+    assert metrics.headline("vae", vae) == ("test ELBO", -100.123)
+    assert metrics.format_headline("classifier", 0.5) == "50.00%"
+    assert metrics.format_headline("vae", None) == "-"

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
-from nnlab.config import build
-from nnlab.models import (
+from nnlab.config.config import build
+from nnlab.training.models import (
     VAE,
     Classifier,
     build_model,

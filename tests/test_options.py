@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nnlab import options
-from nnlab.errors import NnlabError
+from nnlab.helpers import options
+from nnlab.helpers.errors import NnlabError
 
 
 @pytest.mark.parametrize("word", ["true", "Yes", "1", "ON", True])

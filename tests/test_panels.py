@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnlab import record
 from nnlab.render.panels import DensityPanel, spread_labels
 from nnlab.render.style import class_colors
+from nnlab.store import record
 
 
 def test_density_panel_colours_each_class_where_it_lives():

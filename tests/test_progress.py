@@ -9,7 +9,7 @@ import signal
 import pytest
 from rich.console import Console
 
-from nnlab.progress import StopSignals, TrainProgress
+from nnlab.helpers.progress import StopSignals, TrainProgress
 
 
 def test_first_sigint_sets_a_flag_second_interrupts():
@@ -33,7 +33,7 @@ def test_progress_prints_epoch_lines_to_its_console():
 
 
 def test_without_a_terminal_progress_is_a_log_line_every_few_seconds(monkeypatch):
-    from nnlab import progress
+    from nnlab.helpers import progress
 
     monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
     buf = io.StringIO()

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from nnlab import record
-from nnlab.errors import RunError
+from nnlab.helpers.errors import RunError
+from nnlab.store import record
 
 
 def test_probe_indices_all_or_stratified():

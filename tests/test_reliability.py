@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from nnlab import files, metricslog, record, store
+from nnlab.helpers import files
+from nnlab.store import folders, metrics, record
 from tests.conftest import FAST
 from tests.test_train import _assert_same_run
 
@@ -53,7 +54,7 @@ def _only_run(runs, exclude=()):
 def _resume_until_done(nnlab, run_id):
     r = nnlab("train", "--resume", run_id)
     assert r.code == 0, r.err
-    assert not list((store.runs_root(None) / run_id).rglob(".tmp-*"))
+    assert not list((folders.runs_root(None) / run_id).rglob(".tmp-*"))
 
 
 @pytest.mark.slow
@@ -172,7 +173,7 @@ def test_hostile_run_ids_fuzz(nnlab, runs, tmp_path):
     (runs / "link").symlink_to(outside, target_is_directory=True)
     snapshot = sorted(p.name for p in tmp_path.rglob("*"))
     for bad in [*_hostile_ids(), "link"]:
-        if store.ID_RE.match(bad) and not bad.isdigit() and bad != "link":
+        if folders.ID_RE.match(bad) and not bad.isdigit() and bad != "link":
             continue  # a generated id that happens to be valid is simply unknown
         for args in (
             ("summary", bad),
@@ -218,7 +219,7 @@ def test_two_different_runs_in_parallel(runs):
     ids = [p.name for p in runs.iterdir() if not p.name.startswith(".")]
     assert len(ids) == 2
     for i in ids:
-        assert store.open_run(i, runs).meta()["status"] == "finished"
+        assert folders.open_run(i, runs).meta()["status"] == "finished"
 
 
 CORRUPTIONS = ["truncate", "bitflip", "empty", "delete"]
@@ -349,10 +350,10 @@ def test_run_killed_before_its_first_checkpoint_is_not_damaged(nnlab, runs):
     (runs / run_id / "checkpoints" / "latest.pt").unlink()
     (runs / run_id / "checkpoints" / "final.pt").unlink()
     (runs / run_id / "metrics.jsonl").unlink()
-    run = store.Run(runs, run_id)
+    run = folders.Run(runs, run_id)
     meta = run.meta()
     changes = {"status": "running", "steps_done": 0, "epochs_done": 0, "metrics_bytes": 0}
-    run.write_meta({**meta, **changes, "metrics_sha256": metricslog.prefix_digest(run.metrics, 0)})
+    run.write_meta({**meta, **changes, "metrics_sha256": metrics.prefix_digest(run.metrics, 0)})
     d = nnlab("summary", run_id, "--json").json()
     assert d["status"] == "interrupted (nothing to resume, start again)" and not d["problems"]
     assert nnlab("train", "--resume", run_id).code == 0  # starts again in the same run
@@ -711,7 +712,7 @@ def _flag_cases():
     import dataclasses
     import typing
 
-    from nnlab import config
+    from nnlab.config import config
 
     cases = []
     for model, cls in config.CONFIG_CLASSES.items():
@@ -816,7 +817,7 @@ def test_bombs_are_refused_in_time_and_memory_in_process(nnlab, runs):
         z.writestr("latest/data/bomb", b"\0" * (64 * 2**20))
     import importlib
 
-    for module in ("nnlab.render.animate", "nnlab.render.masks", "nnlab.runload"):
+    for module in ("nnlab.render.animate", "nnlab.render.masks", "nnlab.training.loading"):
         importlib.import_module(module)  # imports are start-up, not the refusal
 
     for args in (("animate", vae, "--dpi=30"), ("masks", lin)):

@@ -10,8 +10,8 @@ import re
 import numpy as np
 import pytest
 
-from nnlab import record, store
-from nnlab.report import dequantise
+from nnlab.render.report import dequantise
+from nnlab.store import folders, record
 from tests import browser
 from tests.test_sweepsummary import (
     SWEEP,
@@ -32,7 +32,7 @@ def pages(trained, tmp_path_factory):
     import contextlib
     import io
 
-    from nnlab import cli
+    from nnlab.commands import cli
 
     root, runs = trained
     out = tmp_path_factory.mktemp("pages")
@@ -61,7 +61,7 @@ def test_the_embedded_data_is_the_recording_within_the_quantisation(pages):
     for key, run_key in (("vae", "vae"), ("cube", "l3"), ("wide", "wide")):
         d = page_data(paths[key])
         (r,) = d["runs"]
-        run = store.open_run(runs[run_key], root)
+        run = folders.open_run(runs[run_key], root)
         rec = record.load_recording(run.latents, r["model"])
         L = r["latent"]
         assert L["steps"] == rec.steps.tolist()
@@ -89,7 +89,7 @@ def test_the_embedded_data_is_the_recording_within_the_quantisation(pages):
                 np.testing.assert_allclose(pts, src.points[:, keep], atol=step / 2 + 1e-9)
                 assert L["axis_labels"] == list(src.axis_labels)
         # the images are the probe images as the dataset has them
-        from nnlab import data
+        from nnlab.training import data
 
         cfg = run.config()
         x = data.load(cfg.dataset, None, cfg.val_fraction, cfg.seed).split(rec.split)[0]

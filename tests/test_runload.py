@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from nnlab import files, store
-from nnlab.errors import NnlabError, RunError
-from nnlab.runload import checkpoint_path, load_model
+from nnlab.helpers import files
+from nnlab.helpers.errors import NnlabError, RunError
+from nnlab.store import folders
+from nnlab.training.loading import checkpoint_path, load_model
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "store-format1"
 LINEAR = "classifier-20261129-022729-format1"
@@ -19,7 +20,7 @@ LINEAR = "classifier-20261129-022729-format1"
 @pytest.fixture
 def run(runs):
     shutil.copytree(FIXTURE, runs)
-    return store.open_run(LINEAR, runs)
+    return folders.open_run(LINEAR, runs)
 
 
 def test_checkpoint_names_and_paths(run):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnlab import record
 from nnlab.render import sources
+from nnlab.store import record
 
 
 def test_align_by_fraction_when_lengths_differ():

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from nnlab import store, sweep
+from nnlab.commands import sweep
+from nnlab.store import folders
 from tests.conftest import FAST
 from tests.test_reliability import _spawn
 from tests.test_train import _assert_same_run
@@ -31,7 +32,7 @@ LONG = [
 
 
 def _sweep_id(runs: Path) -> str:
-    (sweep_id,) = store.list_sweep_ids(runs)
+    (sweep_id,) = folders.list_sweep_ids(runs)
     return sweep_id
 
 
@@ -87,7 +88,7 @@ def test_two_by_two_sweep_makes_four_runs_of_the_grid(nnlab, runs):
     grid_values = [(1.0, 0), (1.0, 1), (10.0, 0), (10.0, 1)]
     for i, (point, (beta, seed)) in enumerate(zip(rec["points"], grid_values, strict=True)):
         assert point["run"] == f"{sweep_id}-p{i}" and point["status"] == "finished"
-        run = store.open_run(point["run"], runs)
+        run = folders.open_run(point["run"], runs)
         cfg = run.config()
         assert (cfg.beta, cfg.seed, cfg.dataset, cfg.snapshot_every) == (
             beta,
@@ -122,7 +123,7 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_sweep(nnlab, runs, reference
     assert rec["status"] == "interrupted"
     assert [pt["status"] for pt in rec["points"]] == ["interrupted", "interrupted"]
     for pt in rec["points"]:  # each run stopped cleanly, resumable on its own
-        assert store.open_run(pt["run"], runs).meta()["status"] == "interrupted"
+        assert folders.open_run(pt["run"], runs).meta()["status"] == "interrupted"
     r = nnlab("sweep", "--resume", sweep_id)
     assert r.code == 0 and r.out.strip() == sweep_id, r.err
     assert "resuming" in (runs / sweep_id / "logs" / f"{sweep_id}-p0.log").read_text()
@@ -213,7 +214,7 @@ def test_a_grid_over_ten_thousand_points_runs_with_yes(nnlab, runs):
 
 def test_sweeps_are_not_runs(nnlab, runs):
     root = runs
-    sw = store.create_sweep(root, "sweep-vae-20260101-000000")
+    sw = folders.create_sweep(root, "sweep-vae-20260101-000000")
     sw.release()
     (root / sw.id / "sweep.json").write_text("{}")
     for cmd in ("masks", "embed", "decode"):
@@ -222,7 +223,7 @@ def test_sweeps_are_not_runs(nnlab, runs):
 
 
 def test_point_config_rebuilds_from_the_record_and_refuses_tampering(tmp_path):
-    from nnlab import config, grid
+    from nnlab.config import config, grid
 
     g = grid.build("vae", [("beta", "1,4"), ("seed", "3")])
     first = g.configs()[0]
@@ -264,7 +265,7 @@ def test_a_point_trained_after_others_in_one_worker_equals_a_fresh_one(nnlab, ru
     ],
 )
 def test_a_damaged_sweep_record_is_one_line(nnlab, runs, change):
-    sw = store.create_sweep(runs, "sweep-vae-20260101-000000")
+    sw = folders.create_sweep(runs, "sweep-vae-20260101-000000")
     sw.release()
     rec = {
         "format": 1,

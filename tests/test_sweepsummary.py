@@ -9,9 +9,10 @@ import shutil
 import numpy as np
 import pytest
 
-from nnlab import analysis, latentstats, record, store, sweepsummary
+from nnlab.analysis import cache, latent, sweeps
 from nnlab.render import animate as animate_mod
 from nnlab.render.sweepplot import curves
+from nnlab.store import folders, record
 
 SWEEP = "sweep-vae-20260101-000000"
 
@@ -37,7 +38,7 @@ def swept(trained, runs):
         "command": "nnlab sweep vae --beta=1,10",
         "created": "2026-01-01T00:00:00.000+00:00",
         "status": "finished",
-        "base": store.open_run(points[0]["run"], runs).file("config.yaml").read_text(),
+        "base": folders.open_run(points[0]["run"], runs).file("config.yaml").read_text(),
         "grid": {"beta": [1.0, 10.0]},
         "points": points,
     }
@@ -58,7 +59,7 @@ def test_seed_groups_are_mean_and_sample_sd():
                     "metrics": {"test_loss": float(rng.normal(100, 5)), "ncm_accuracy": None},
                 }
             )
-    groups = sweepsummary.seed_groups(grid, points, ["test_loss", "ncm_accuracy"])
+    groups = sweeps.seed_groups(grid, points, ["test_loss", "ncm_accuracy"])
     assert [g["values"] for g in groups] == [{"beta": 1.0}, {"beta": 4.0}]
     for g, beta, n in zip(groups, grid["beta"], (3, 2), strict=True):
         xs = [
@@ -71,19 +72,19 @@ def test_seed_groups_are_mean_and_sample_sd():
         assert stats["mean"] == pytest.approx(np.mean(xs))
         assert stats["sd"] == pytest.approx(np.std(xs, ddof=1))
         assert "ncm_accuracy" not in g["metrics"]  # no values: no statistic
-    assert sweepsummary.seed_groups({"beta": [1.0, 2.0]}, points[:2], ["test_loss"]) == []
+    assert sweeps.seed_groups({"beta": [1.0, 2.0]}, points[:2], ["test_loss"]) == []
 
 
 def test_summary_of_a_sweep_reads_each_points_run(nnlab, swept):
     d = nnlab("summary", SWEEP, "--json").json()
     assert d["kind"] == "sweep" and d["status"] == "finished" and d["counts"] == {"finished": 2}
     for p in d["points"]:
-        run = store.open_run(p["run"], swept)
+        run = folders.open_run(p["run"], swept)
         meta = run.meta()
         assert p["metrics"]["test_elbo"] == pytest.approx(meta["final"]["test_elbo"])
         assert p["metrics"]["train_loss"] == pytest.approx(meta["final"]["train_loss"])
         rec = record.load_recording(run.latents, "vae")  # the whole recording, its last row
-        last = analysis.snapshot_metrics(rec, len(rec) - 1)
+        last = latent.snapshot_metrics(rec, len(rec) - 1)
         for key in ("overlap_max", "ncm_accuracy", "aggregate_kl_to_prior", "active_units"):
             assert p["metrics"][key] == pytest.approx(last[key]), key
     text = nnlab("summary", SWEEP)
@@ -96,13 +97,13 @@ def test_summary_of_a_sweep_reads_each_points_run(nnlab, swept):
 def test_a_second_summary_reads_the_cached_latent_metrics_only(nnlab, swept, monkeypatch):
     first = nnlab("summary", SWEEP, "--json").json()
     for p in first["points"]:
-        assert store.open_run(p["run"], swept).file(latentstats.CACHE_FILE).exists()
+        assert folders.open_run(p["run"], swept).file(cache.CACHE_FILE).exists()
 
     def refuse(*a, **k):
         raise AssertionError("read although the cache was valid")
 
     # A hit parses no config and reads no recording: that is what keeps 100 points fast.
-    monkeypatch.setattr(store.Run, "config", refuse)
+    monkeypatch.setattr(folders.Run, "config", refuse)
     monkeypatch.setattr(record, "load_last", refuse)
     second = nnlab("summary", SWEEP, "--json").json()
     assert [p["metrics"] for p in second["points"]] == [p["metrics"] for p in first["points"]]
@@ -119,7 +120,7 @@ def test_runs_table_lists_sweeps_beside_runs(nnlab, swept):
 
 
 def test_plot_of_a_sweep(nnlab, swept):
-    d = sweepsummary.describe(SWEEP, swept)
+    d = sweeps.describe(SWEEP, swept)
     ((label, xs, means, sds),) = curves(d, "beta", "test_elbo")
     assert label == "all" and xs == [1.0, 10.0] and sds == [0.0, 0.0]
     assert means == [p["metrics"]["test_elbo"] for p in d["points"]]

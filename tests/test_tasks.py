@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from nnlab import files, metricslog, record, store, tasks
-from nnlab.models import encode_latents
-from nnlab.runload import load_model
+from nnlab.config import tasks
+from nnlab.helpers import files
+from nnlab.store import folders, metrics, record
+from nnlab.training.loading import load_model
+from nnlab.training.models import encode_latents
 from tests.conftest import FAST
 
 
@@ -71,7 +73,7 @@ def permuted(tmp_path_factory):
     import contextlib
     import io
 
-    from nnlab import cli
+    from nnlab.commands import cli
 
     root = tmp_path_factory.mktemp("permuted")
     out = io.StringIO()
@@ -82,17 +84,17 @@ def permuted(tmp_path_factory):
 
 def test_a_permuted_run_logs_tasks_and_evaluates_each_on_its_own_pixels(permuted):
     root, run_id = permuted
-    run = store.open_run(run_id, root)
-    lines = metricslog.read(run.metrics)
-    task_lines = metricslog.of_kind(lines, "task")
+    run = folders.open_run(run_id, root)
+    lines = metrics.read(run.metrics)
+    task_lines = metrics.of_kind(lines, "task")
     assert [(t["task"], t["epoch"]) for t in task_lines] == [(0, 2), (1, 4)]
-    epochs = metricslog.of_kind(lines, "epoch")
+    epochs = metrics.of_kind(lines, "epoch")
     assert [e["task"] for e in epochs] == [0, 0, 1, 1]
     assert task_lines[1]["test_acc"] == epochs[-1]["test_acc"]
     assert "h1_dead" in epochs[-1] and "h1_effective_rank" in epochs[-1]
     # the final test accuracy is on task 1's permutation: recompute it by hand
     cfg, model, _ = load_model(run, "final")
-    from nnlab import data
+    from nnlab.training import data
 
     splits = data.load(cfg.dataset, None, cfg.val_fraction, cfg.seed)
     order = torch.from_numpy(tasks.read(run.path, 2)[1])
@@ -103,10 +105,10 @@ def test_a_permuted_run_logs_tasks_and_evaluates_each_on_its_own_pixels(permuted
 
 def test_snapshots_are_encoded_as_their_task_shows_the_images(permuted):
     root, run_id = permuted
-    run = store.open_run(run_id, root)
+    run = folders.open_run(run_id, root)
     rec = record.load_recording(run.latents, "classifier")
     cfg, model, ck = load_model(run, "final")
-    from nnlab import data
+    from nnlab.training import data
 
     splits = data.load(cfg.dataset, None, cfg.val_fraction, cfg.seed)
     assert tasks.at(float(rec.epochs[-1]), 2) == 1
@@ -179,7 +181,7 @@ def test_a_task_of_a_few_thousand_images_costs_well_under_a_second(nnlab, runs):
         "--checkpoint_every_steps=0",
     )
     assert r.code == 0, r.err
-    meta = store.open_run(r.out.strip(), runs).meta()
+    meta = folders.open_run(r.out.strip(), runs).meta()
     per_task = meta["train_seconds"] / 20
     assert per_task < 0.6, per_task
     print(json.dumps({"seconds_per_task": per_task}))

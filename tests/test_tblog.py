@@ -13,7 +13,9 @@ import time
 
 import pytest
 
-from nnlab import analysis, metricslog, record, store, tblog
+from nnlab.analysis import latent
+from nnlab.store import folders, metrics, record
+from nnlab.training import tensorboard
 from tests.conftest import FAST
 
 pytest.importorskip("tensorboard")
@@ -30,15 +32,15 @@ def read_scalars(folder) -> dict[str, list[tuple[int, float]]]:
 def expected_from_metrics(path) -> dict[str, dict[int, float]]:
     """What metrics.jsonl says each train/ and epoch/ tag holds, step by step."""
     out: dict[str, dict[int, float]] = {}
-    for line in metricslog.read(path):
-        step, values = tblog.line_scalars(line)
+    for line in metrics.read(path):
+        step, values = tensorboard.line_scalars(line)
         for tag, v in values.items():
             assert step not in out.setdefault(tag, {}), (tag, step)
             out[tag][step] = v
     return out
 
 
-def assert_scalars_match_run(scalars: dict, run: store.Run, all_snapshots: bool) -> None:
+def assert_scalars_match_run(scalars: dict, run: folders.Run, all_snapshots: bool) -> None:
     expected = expected_from_metrics(run.metrics)
     for tag, by_step in expected.items():
         got = scalars[tag]
@@ -46,7 +48,7 @@ def assert_scalars_match_run(scalars: dict, run: store.Run, all_snapshots: bool)
         for step, value in got:
             assert value == pytest.approx(by_step[step], rel=1e-6, abs=1e-6), (tag, step)
     cfg = run.config()
-    epochs = [m for m in metricslog.read(run.metrics) if m.get("kind") == "epoch"]
+    epochs = [m for m in metrics.read(run.metrics) if m.get("kind") == "epoch"]
     assert [s for s, _ in scalars["train/lr"]] == [m["step"] for m in epochs]
     assert all(v == pytest.approx(cfg.lr) for _, v in scalars["train/lr"])
     rec = record.load_recording(run.latents, cfg.model)
@@ -57,20 +59,24 @@ def assert_scalars_match_run(scalars: dict, run: store.Run, all_snapshots: bool)
         assert latent_steps == [int(s) for s in rec.steps]
     assert latent_steps[-1] == int(rec.steps[-1])  # the last snapshot always
     for step in latent_steps[:3] + latent_steps[-2:]:
-        metrics = tblog.latent_scalars(analysis.snapshot_metrics(rec, index[step]))
-        for tag, value in metrics.items():
+        numbers = tensorboard.latent_scalars(latent.snapshot_metrics(rec, index[step]))
+        for tag, value in numbers.items():
             got = dict(scalars[tag])[step]
             assert got == pytest.approx(value, rel=1e-5, abs=1e-6), (tag, step)
 
 
 def test_tags_of_lines_and_latent_metrics():
-    step, values = tblog.line_scalars({"kind": "step", "step": 50, "epoch": 0.44, "loss": 2.5})
+    step, values = tensorboard.line_scalars(
+        {"kind": "step", "step": 50, "epoch": 0.44, "loss": 2.5}
+    )
     assert (step, values) == (50, {"train/loss": 2.5})
-    _, values = tblog.line_scalars({"kind": "epoch", "epoch": 1, "step": 113, "test_acc": 0.9})
+    _, values = tensorboard.line_scalars(
+        {"kind": "epoch", "epoch": 1, "step": 113, "test_acc": 0.9}
+    )
     assert values == {"epoch/test_acc": 0.9}
-    assert tblog.line_scalars({"kind": "diverged", "step": 3, "loss": "nan"})[1] == {}
-    latent = tblog.latent_scalars({"step": 4, "ncm_accuracy": 0.5, "kl_per_dim": [0.1, 0.2]})
-    assert latent == {
+    assert tensorboard.line_scalars({"kind": "diverged", "step": 3, "loss": "nan"})[1] == {}
+    scalars = tensorboard.latent_scalars({"step": 4, "ncm_accuracy": 0.5, "kl_per_dim": [0.1, 0.2]})
+    assert scalars == {
         "latent/ncm_accuracy": 0.5,
         "latent/kl_per_dim/z1": 0.1,
         "latent/kl_per_dim/z2": 0.2,
@@ -80,7 +86,7 @@ def test_tags_of_lines_and_latent_metrics():
 def test_live_scalars_equal_the_runs_own_records(nnlab, runs):
     r = nnlab("train", "vae", *FAST, "--epochs=2", "--snapshot_every=20", "--tensorboard=true")
     assert r.code == 0, r.err
-    run = store.open_run(r.out.strip(), runs)
+    run = folders.open_run(r.out.strip(), runs)
     assert run.config().tensorboard is True
     scalars = read_scalars(run.file("tensorboard"))
     assert_scalars_match_run(scalars, run, all_snapshots=False)
@@ -88,11 +94,11 @@ def test_live_scalars_equal_the_runs_own_records(nnlab, runs):
 
 def test_off_by_default_writes_nothing(nnlab, runs):
     r = nnlab("train", "vae", *FAST, "--snapshot_every=0")
-    assert not store.open_run(r.out.strip(), runs).file("tensorboard").exists()
+    assert not folders.open_run(r.out.strip(), runs).file("tensorboard").exists()
 
 
 def test_without_tensorboard_installed_it_says_how(nnlab, runs, monkeypatch):
-    monkeypatch.setattr(tblog, "available", lambda: False)
+    monkeypatch.setattr(tensorboard, "available", lambda: False)
     r = nnlab("train", "vae", *FAST, "--tensorboard=true")
     assert r.code == 2 and 'pip install -e ".[tensorboard]"' in r.err
     assert r.err.count("\n") == 1 and not runs.exists()
@@ -129,19 +135,19 @@ def test_killed_and_resumed_run_shows_each_step_once(nnlab, runs):
     assert run_id and p.returncode == -signal.SIGKILL
     r = nnlab("train", "--resume", run_id)
     assert r.code == 0, r.err
-    run = store.open_run(run_id, runs)
+    run = folders.open_run(run_id, runs)
     files = list(run.file("tensorboard").iterdir())
     assert len(files) == 2  # one event file per process
     assert_scalars_match_run(read_scalars(run.file("tensorboard")), run, all_snapshots=False)
 
 
 def test_a_resumed_writer_replaces_what_an_earlier_one_wrote_from_its_purge_step(tmp_path):
-    first = tblog.Writer(tmp_path)  # a process that got to step 10, then died
+    first = tensorboard.Writer(tmp_path)  # a process that got to step 10, then died
     for step in range(1, 11):
         first.scalars(step, {"train/loss": float(step)})
     first.close()
     time.sleep(1.1)  # event file names carry the second they were made
-    second = tblog.Writer(tmp_path, purge_step=6)  # resumed from its checkpoint at step 5
+    second = tensorboard.Writer(tmp_path, purge_step=6)  # resumed from its checkpoint at step 5
     for step in range(6, 13):
         second.scalars(step, {"train/loss": 100.0 + step})
     second.close()

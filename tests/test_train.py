@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from nnlab import data, files, record, store, trainer
-from nnlab.metricslog import read as read_metrics
-from nnlab.models import build_model, encode_latents
+from nnlab.helpers import files
+from nnlab.store import folders, record
+from nnlab.store.metrics import read as read_metrics
+from nnlab.training import data, trainer
+from nnlab.training.models import build_model, encode_latents
 from tests.conftest import FAST
 
 L3 = [
@@ -27,7 +29,7 @@ L3 = [
 
 
 def _run(runs, run_id):
-    return store.Run(runs, run_id)
+    return folders.Run(runs, run_id)
 
 
 def test_vae_trains_records_and_logs(nnlab, runs):
@@ -201,8 +203,8 @@ def test_bfloat16_recording_stays_close_to_float32(nnlab, runs):
 def test_training_matches_a_plain_loop(nnlab, runs):
     """nnlab's loop (in-memory batches, seeded permutation and noise, fused AdamW, the
     machinery around it) gives the loss curve of a plain PyTorch loop with the same seed."""
-    from nnlab.config import build
-    from nnlab.models import VAE, vae_loss
+    from nnlab.config.config import build
+    from nnlab.training.models import VAE, vae_loss
 
     run_id = nnlab("train", "vae", *FAST, "--snapshot_every=0", "--seed=4").out.strip()
     logged = [m for m in read_metrics(runs / run_id / "metrics.jsonl") if m["kind"] == "step"]

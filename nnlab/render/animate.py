@@ -13,12 +13,11 @@ import os
 
 import numpy as np
 
-from nnlab import tasks
-from nnlab.console import stderr_console
-from nnlab.data import class_names
-from nnlab.errors import NnlabError
-from nnlab.options import parse_classes, positive_int, positive_number
-from nnlab.progress import CountProgress
+from nnlab.config import tasks
+from nnlab.helpers.console import stderr_console
+from nnlab.helpers.errors import NnlabError
+from nnlab.helpers.options import parse_classes, positive_int, positive_number
+from nnlab.helpers.progress import CountProgress
 from nnlab.render.panels import DensityPanel, Panel, Scatter3DPanel, ScatterPanel
 from nnlab.render.sources import (
     KIND_WORDS,
@@ -38,6 +37,7 @@ from nnlab.render.style import (
     TITLE_SIZE,
     class_colors,
 )
+from nnlab.training.data import class_names
 
 MAX_FRAMES = 150  # without --every, snapshots are thinned to at most this many frames
 MAX_DPI = 600
@@ -106,14 +106,14 @@ def animate(
 def expand_sweeps(ids: list[str], runs_dir, console):
     """The run ids to draw: each sweep id replaced by its points that have a recording (at
     most MAX_PANELS in all, said on stderr when capped); and the first id's sweep, if any."""
-    from nnlab import record, store
+    from nnlab.store import folders, record
 
     out, first_sweep = [], None
     for k, item in enumerate(ids):
-        if not store.is_sweep(item, runs_dir):
+        if not folders.is_sweep(item, runs_dir):
             out.append(item)
             continue
-        sweep = store.open_sweep(item, runs_dir)
+        sweep = folders.open_sweep(item, runs_dir)
         first_sweep = sweep if k == 0 else first_sweep
         points = [p["run"] for p in sweep.record()["points"]]
         recorded = [r for r in points if record.chunk_files(sweep.root / r / "latents")]

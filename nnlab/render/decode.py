@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnlab import files, schema, store
-from nnlab.console import stderr_console
-from nnlab.data import class_names
-from nnlab.errors import NnlabError, RunError
-from nnlab.options import parse_pair
-from nnlab.progress import CountProgress
+from nnlab.helpers import files
+from nnlab.helpers.console import stderr_console
+from nnlab.helpers.errors import NnlabError, RunError
+from nnlab.helpers.options import parse_pair
+from nnlab.helpers.progress import CountProgress
+from nnlab.store import folders, schema
+from nnlab.training.data import class_names
 
 GRID = 15  # manifold tiles per side
 SPAN = 3.0  # the manifold covers [-SPAN, SPAN]^2 (in standard deviations of the prior)
@@ -40,7 +41,7 @@ def manifold_points(latent_dim: int, means: np.ndarray | None):
     gx, gy = np.meshgrid(u, u[::-1])
     if latent_dim == 2:
         return np.stack([gx.ravel(), gy.ravel()], 1)
-    from nnlab.density import pca_basis
+    from nnlab.analysis.density import pca_basis
 
     centre, basis, _ = pca_basis(means, 2)
     scale = np.sqrt(((means - centre) @ basis.T).var(0))  # SPAN standard deviations along each
@@ -55,7 +56,7 @@ def manifold_mosaic(cfg, ck: dict, points: np.ndarray) -> np.ndarray:
     """The decoded manifold grid of a VAE checkpoint as one grey uint8 mosaic."""
     import torch
 
-    from nnlab.models import build_model
+    from nnlab.training.models import build_model
 
     model = build_model(cfg)
     model.load_state_dict(ck["model"])
@@ -106,11 +107,11 @@ def decode(
     import matplotlib.pyplot as plt
     import torch
 
-    from nnlab import data
     from nnlab.render.gif import figure_to_array, output_folder, write_gif, write_png
-    from nnlab.runload import load_model
+    from nnlab.training import data
+    from nnlab.training.loading import load_model
 
-    run = store.open_run(run_id, runs_dir)
+    run = folders.open_run(run_id, runs_dir)
     run.meta()
     cfg = run.config()
     if cfg.model != "vae":

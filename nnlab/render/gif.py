@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnlab import files
+from nnlab.helpers import files
 
 
 def canvas_array(fig) -> np.ndarray:
@@ -27,7 +27,7 @@ def figure_to_array(fig) -> np.ndarray:
 
 def output_folder(out, run, command: str) -> Path:
     """--out=DIR, or the run's media folder, for a command that writes several files."""
-    from nnlab.errors import NnlabError
+    from nnlab.helpers.errors import NnlabError
 
     folder = Path(str(out)).expanduser() if out else run.file("media")
     if folder.exists() and not folder.is_dir():

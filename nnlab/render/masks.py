@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnlab import store
-from nnlab.data import class_names
-from nnlab.errors import RunError
-from nnlab.options import parse_units
+from nnlab.helpers.errors import RunError
+from nnlab.helpers.options import parse_units
+from nnlab.store import folders
+from nnlab.training.data import class_names
 
 SCALE_PERCENTILE = 99.0  # the colour scale ends at this percentile of |w|
 
@@ -58,9 +58,9 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     import matplotlib.pyplot as plt
 
     from nnlab.render.gif import figure_to_array, output_folder, write_gif, write_png
-    from nnlab.runload import load_model
+    from nnlab.training.loading import load_model
 
-    run = store.open_run(run_id, runs_dir)
+    run = folders.open_run(run_id, runs_dir)
     run.meta()
     cfg = run.config()
     if cfg.model != "classifier":

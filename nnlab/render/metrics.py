@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from nnlab import analysis, metricslog, record, schema, store
-from nnlab.console import stderr_console
-from nnlab.progress import CountProgress
+from nnlab.analysis import latent
+from nnlab.helpers.console import stderr_console
+from nnlab.helpers.progress import CountProgress
 from nnlab.render.style import subscript
+from nnlab.store import folders, metrics, record, schema
 
 
 def metric_panels(series: dict) -> list[tuple[str, tuple[str, ...]]]:
     """(title, metric keys) of each latent-metric panel the series has, in METRICS order."""
     panels: dict[str, list[str]] = {}
-    for m in analysis.METRICS:
+    for m in latent.METRICS:
         if m.panel and m.key in series:
             panels.setdefault(m.panel, []).append(m.key)
     return [(title, tuple(keys)) for title, keys in panels.items()]
@@ -34,9 +35,7 @@ def health_panels(epochs: list[dict]) -> list[tuple[str, tuple[str, ...]]]:
     last = epochs[-1]
     out = []
     for number, title in HEALTH_PANELS:
-        keys = tuple(
-            k for k in last if (m := metricslog.HEALTH_RE.match(k)) and m.group(2) == number
-        )
+        keys = tuple(k for k in last if (m := metrics.HEALTH_RE.match(k)) and m.group(2) == number)
         if keys:
             out.append((title, keys))
     return out
@@ -51,29 +50,29 @@ def plot_metrics(run_id, runs_dir=None):
 
     from nnlab.render.gif import figure_to_array, write_png
 
-    run = store.open_run(run_id, runs_dir)
+    run = folders.open_run(run_id, runs_dir)
     meta = run.meta()
     cfg = run.config()
     schema.check_metrics_size(run.metrics, cfg, meta)
-    lines = metricslog.read(run.metrics)
-    steps = metricslog.of_kind(lines, "step")
-    epochs = metricslog.of_kind(lines, "epoch")
+    lines = metrics.read(run.metrics)
+    steps = metrics.of_kind(lines, "step")
+    epochs = metrics.of_kind(lines, "epoch")
     series = {}
     if record.chunk_files(run.latents):
         rec = record.load_recording(run.latents, cfg.model, schema.size_ceilings(cfg, meta)[1])
-        n = len(analysis.series_indices(len(rec), 200))
+        n = len(latent.series_indices(len(rec), 200))
         with CountProgress(stderr_console(), "latent metrics", n) as bar:
-            series = analysis.series(rec, 200, on_step=bar.advance)
+            series = latent.series(rec, 200, on_step=bar.advance)
 
     panels = [("loss", None)]
     if cfg.model == "classifier":
         panels.append(("accuracy", None))
-    task_lines = metricslog.of_kind(lines, "task")
+    task_lines = metrics.of_kind(lines, "task")
     if task_lines:
         panels.append(("accuracy at the end of each task", None))
     panels += health_panels(epochs)
     panels += metric_panels(series)
-    vectors = {m.key for m in analysis.METRICS if m.vector}
+    vectors = {m.key for m in latent.METRICS if m.vector}
     cols = 2 if len(panels) > 1 else 1
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 3.0 * rows), dpi=100, squeeze=False)

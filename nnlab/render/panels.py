@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from nnlab.density import grid_density, mixture_moments, one_sigma_density
+from nnlab.analysis.density import grid_density, mixture_moments, one_sigma_density
 from nnlab.render.style import (
     DENSITY_GRID,
     LABEL_SIZE,

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nnlab import record, schema, store
-from nnlab.density import pca_basis
-from nnlab.errors import NnlabError, RunError
+from nnlab.analysis.density import pca_basis
+from nnlab.helpers.errors import NnlabError, RunError
+from nnlab.store import folders, record, schema
 
 KINDS = ("auto", "density", "scatter")
 KIND_WORDS = {"density": "class densities", "scatter": "points", "scatter3d": "a 3-D cube"}
@@ -28,7 +28,7 @@ def frame_indices(n: int, every: int) -> list[int]:
 class Source:
     """One run's recording, prepared for drawing."""
 
-    run: store.Run
+    run: folders.Run
     cfg: object
     rec: record.Recording
     kind: str  # density, scatter, scatter3d
@@ -40,7 +40,7 @@ class Source:
 
 def load_source(run_id: str, runs_dir, kind: str) -> Source:
     """Open a run and its recording, and choose how to draw it."""
-    run = store.open_run(run_id, runs_dir)
+    run = folders.open_run(run_id, runs_dir)
     meta = run.meta()
     cfg = run.config()
     if cfg.snapshot_every == 0 and not record.chunk_files(run.latents):

@@ -7,7 +7,7 @@ import itertools
 import math
 from pathlib import Path
 
-from nnlab.options import text_of
+from nnlab.helpers.options import text_of
 
 # metric key -> (panel title, scale): the sweep table's columns as plot panels
 TITLES = {
@@ -68,7 +68,7 @@ def plot_sweep(d: dict, runs_dir=None) -> Path:
     fields = [k for k in d["grid"] if k != "seed"] or ["seed"]
     metrics = [m for m in d["columns"] if any(p["metrics"].get(m) is not None for p in d["points"])]
     if not metrics:
-        from nnlab.errors import NnlabError
+        from nnlab.helpers.errors import NnlabError
 
         raise NnlabError(f"sweep {d['id']}: no point has finished yet; nothing to plot")
     panels = [(m, f) for m in metrics for f in fields]

@@ -1,0 +1,130 @@
+"""The latent metrics of a run's recording, as `summary` shows them, cached in the run.
+
+Computing them means reading the recording and measuring overlaps, a nearest-class-mean
+classifier and (for a 2-D VAE) a grid integral: ~0.1 s for the last snapshot of a
+10,000-image probe set and ~0.6 s for the start/middle/end trend. A 100-point sweep's table
+would spend seconds on it every time. So the values are written once into
+<run>/latent-metrics.json beside the recording's signature, and read back while the
+signature still matches.
+
+The signature is a sha256 over every file of the recording (probe.npz and the chunks):
+name, size and modification time in nanoseconds, plus this nnlab's version (a newer nnlab
+may measure differently). nnlab writes each recording file atomically (a new inode, a new
+mtime), and a resume truncates or adds chunks, so any change nnlab makes changes the
+signature; hashing the bytes themselves would cost as much as the computation it saves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+
+import nnlab
+from nnlab.analysis import latent
+from nnlab.helpers import files
+from nnlab.helpers.errors import NnlabError
+from nnlab.store import folders, record
+
+CACHE_FILE = "latent-metrics.json"
+FORMAT = 1
+
+
+def signature(folder: Path) -> str:
+    """The recording's signature: sha256 of each file's name, size and mtime (ns), and the
+    nnlab version; '' when there is no recording."""
+    if not folder.is_dir():
+        return ""
+    h = hashlib.sha256(f"nnlab {nnlab.__version__} format {FORMAT}\n".encode())
+    with os.scandir(folder) as it:
+        entries = sorted((e for e in it if e.name.endswith(".npz")), key=lambda e: e.name)
+    for e in entries:
+        st = e.stat(follow_symlinks=False)
+        h.update(f"{e.name} {st.st_size} {st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def last_metrics(run: folders.Run, model: str, max_bytes: int | None = None) -> dict:
+    """latent.snapshot_metrics of the recording's last snapshot, from the cache when the
+    recording has not changed since it was written."""
+
+    def compute() -> dict:
+        return latent.snapshot_metrics(record.load_last(run.latents, model, max_bytes), 0)
+
+    return _cached(run, "last", compute)
+
+
+def trend(run: folders.Run, model: str, max_bytes: int | None = None) -> dict:
+    """latent.trend of the whole recording (start, middle, end), cached likewise."""
+
+    def compute() -> dict:
+        return latent.trend(record.load_recording(run.latents, model, max_bytes))
+
+    return _cached(run, "trend", compute)
+
+
+def series(run: folders.Run, model: str, max_bytes: int | None, max_points: int) -> dict:
+    """latent.series over the recording (at most max_points snapshots) as lists (NaN as
+    None), cached likewise."""
+
+    def compute() -> dict:
+        rec = record.load_recording(run.latents, model, max_bytes)
+        values = latent.series(rec, max_points)
+        return {k: _finite_lists(v.tolist()) for k, v in values.items()}
+
+    return _cached(run, f"series{max_points}", compute)
+
+
+def _finite_lists(value):
+    """Nested lists of numbers with NaN and infinities as None (strict JSON)."""
+    if isinstance(value, list):
+        return [_finite_lists(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def cached(run: folders.Run, kind: str) -> dict | None:
+    """The cached `kind` ("last" or "trend") while the recording is unchanged, else None:
+    a caller that finds it needs neither the config nor the recording."""
+    return _lookup(run, kind)[0]
+
+
+def _lookup(run: folders.Run, kind: str) -> tuple[dict | None, str, dict]:
+    """(the cached `kind` or None, the recording's signature now, the cache file's data)."""
+    sig = signature(run.latents)
+    cache = _read(run.file(CACHE_FILE))
+    hit = cache.get(kind) if cache.get("signature") == sig else None
+    return (hit if isinstance(hit, dict) else None), sig, cache
+
+
+def _cached(run: folders.Run, kind: str, compute) -> dict:
+    """The cached value of `kind` if its signature matches, else compute() (then cached)."""
+    hit, sig, cache = _lookup(run, kind)
+    if hit is not None:
+        return hit
+    # Through JSON and back, so that a computed value and a cached one are the same data.
+    value = json.loads(json.dumps(compute()))
+    if cache.get("signature") != sig:
+        cache = {"format": FORMAT, "signature": sig}
+    cache[kind] = value
+    # Computed from what was read: if the recording changed meanwhile, the signature taken
+    # before reading no longer matches it and the next reader recomputes.
+    try:
+        files.write_json(run.file(CACHE_FILE), cache)
+    except OSError:  # a read-only store still gets its numbers, just not cached
+        pass
+    return value
+
+
+def _read(path: Path) -> dict:
+    """The cache file, or {} when it is missing, damaged, or of another format."""
+    if not path.is_file():
+        return {}
+    try:
+        cache = files.read_json(path)
+    except (NnlabError, OSError, ValueError):
+        return {}
+    return cache if isinstance(cache, dict) and cache.get("format") == FORMAT else {}

@@ -1,0 +1,255 @@
+"""`nnlab summary SWEEP_ID`: one row per point (swept values, status, final metrics, latent
+metrics at the end of training), points that differ only in seed pooled as mean ± sd, and
+the sweeps listed beside the runs in `nnlab summary`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from nnlab.helpers.console import table_text
+from nnlab.helpers.errors import NnlabError
+from nnlab.helpers.options import text_of
+from nnlab.store import folders, schema
+
+
+@dataclass(frozen=True)
+class Column:
+    """One metric column of the sweep table."""
+
+    key: str
+    label: str
+    fmt: str
+    latent: bool = False  # from the recording's last snapshot, not the last epoch line
+
+
+COLUMNS = {
+    "vae": (
+        Column("train_loss", "train loss", "{:.2f}"),
+        Column("test_loss", "test loss", "{:.2f}"),
+        Column("test_elbo", "test ELBO", "{:.2f}"),
+        Column("overlap_max", "top overlap", "{:.3f}", True),
+        Column("ncm_accuracy", "NCM acc", "{:.1%}", True),
+        Column("aggregate_kl_to_prior", "KL to prior", "{:.3f}", True),
+        Column("active_units", "active units", "{:.3g}", True),
+    ),
+    "classifier": (
+        Column("train_loss", "train loss", "{:.4f}"),
+        Column("test_loss", "test loss", "{:.4f}"),
+        Column("test_acc", "test acc", "{:.2%}"),
+        Column("overlap_max", "top overlap", "{:.3f}", True),
+        Column("ncm_accuracy", "NCM acc", "{:.1%}", True),
+    ),
+}
+
+
+def describe(sweep_id: str, runs_dir=None) -> dict:
+    """Everything about a sweep: its record, and each point's status and metrics."""
+    sweep = folders.open_sweep(sweep_id, runs_dir)
+    rec = sweep.record()
+    columns = COLUMNS[rec["model"]]
+    points = []
+    for i, p in enumerate(rec["points"]):
+        status = sweep.point_status(rec, i)
+        metrics, problem = _point_metrics(sweep.root, p["run"], columns)
+        points.append(
+            {
+                "index": i,
+                "run": p["run"],
+                "values": p["values"],
+                "status": status,
+                "error": p.get("error") or problem,
+                "metrics": metrics,
+            }
+        )
+    counts: dict[str, int] = {}
+    for p in points:
+        counts[p["status"]] = counts.get(p["status"], 0) + 1
+    return {
+        "id": sweep.id,
+        "path": str(sweep.path),
+        "kind": "sweep",
+        "model": rec["model"],
+        "status": _sweep_status(rec, points),
+        "command": rec.get("command"),
+        "created": rec.get("created"),
+        "ended": rec.get("ended"),
+        "settings": rec.get("settings"),
+        "grid": rec["grid"],
+        "counts": counts,
+        "columns": [c.key for c in columns],
+        "points": points,
+        "seed_groups": seed_groups(rec["grid"], points, [c.key for c in columns]),
+    }
+
+
+def _sweep_status(rec: dict, points: list[dict]) -> str:
+    if any(p["status"] == "running" for p in points):
+        return "running"
+    if all(p["status"] == "finished" for p in points):
+        return "finished"
+    return rec.get("status", "interrupted")
+
+
+def _point_metrics(root, run_id: str, columns) -> tuple[dict, str | None]:
+    """A point's final metrics (last epoch) and latent metrics (last snapshot)."""
+    from nnlab.analysis import cache
+    from nnlab.store import record
+
+    out: dict = {c.key: None for c in columns}
+    path = root / run_id
+    if not (path / "meta.json").exists():
+        return out, None
+    try:
+        run = folders.open_run(run_id, root)
+        meta = run.meta()
+        final = meta.get("final") or {}
+        for c in columns:
+            if not c.latent and isinstance(final.get(c.key), (int, float)):
+                out[c.key] = float(final[c.key])
+        if meta.get("status") == "finished" and record.chunk_files(run.latents):
+            # The cache first: a hit needs neither the config (parsing YAML is most of a
+            # cached point's cost) nor the recording.
+            latent = cache.cached(run, "last")
+            if latent is None:
+                cfg = run.config()
+                chunk_max = schema.size_ceilings(cfg, meta)[1]
+                latent = cache.last_metrics(run, cfg.model, chunk_max)
+            for c in columns:
+                if c.latent and c.key in latent:
+                    out[c.key] = float(latent[c.key])
+    except NnlabError as e:
+        return out, str(e)
+    return out, None
+
+
+def seed_groups(grid: dict, points: list[dict], keys: list[str]) -> list[dict]:
+    """Where seed is swept: the finished points that differ only in seed, pooled: each
+    metric's mean and sample sd (n - 1) over the seeds. Empty when seed is not swept."""
+    if "seed" not in grid:
+        return []
+    others = [k for k in grid if k != "seed"]
+    groups: dict[str, dict] = {}
+    for p in points:
+        key = repr([p["values"][k] for k in others])
+        g = groups.setdefault(key, {"values": {k: p["values"][k] for k in others}, "rows": []})
+        if p["status"] == "finished":
+            g["rows"].append(p)
+    out = []
+    for g in groups.values():
+        rows = g["rows"]
+        stats: dict[str, dict] = {}
+        for k in keys:
+            xs = [r["metrics"][k] for r in rows if r["metrics"].get(k) is not None]
+            if xs:
+                mean = sum(xs) / len(xs)
+                var = sum((x - mean) ** 2 for x in xs) / (len(xs) - 1) if len(xs) > 1 else 0.0
+                stats[k] = {"mean": mean, "sd": math.sqrt(var), "n": len(xs)}
+        out.append(
+            {
+                "values": g["values"],
+                "seeds": [r["values"]["seed"] for r in rows],
+                "metrics": stats,
+            }
+        )
+    return out
+
+
+def list_sweeps(runs_dir=None) -> list[dict]:
+    """One row per sweep: id, model, points, how many finished, status, created."""
+    rows = []
+    for sweep_id in folders.list_sweep_ids(runs_dir):
+        sweep = folders.Sweep(folders.runs_root(runs_dir), sweep_id)
+        try:
+            rec = sweep.record()
+        except NnlabError as e:
+            rows.append({"kind": "sweep", "id": sweep_id, "status": "damaged", "problem": str(e)})
+            continue
+        statuses = [p["status"] for p in rec["points"]]
+        rows.append(
+            {
+                "kind": "sweep",
+                "id": sweep_id,
+                "model": rec["model"],
+                "points": len(statuses),
+                "finished": statuses.count("finished"),
+                "grid": {k: len(v) for k, v in rec["grid"].items()},
+                "status": "running" if _locked(sweep) else rec.get("status"),
+                "created": rec.get("created"),
+            }
+        )
+    return rows
+
+
+def _locked(sweep: folders.Sweep) -> bool:
+    from nnlab.helpers.files import is_locked
+
+    return is_locked(sweep.file("lock"))
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _fmt(col: Column, value) -> str:
+    return "-" if value is None else col.fmt.format(value)
+
+
+def render(d: dict, color: bool = False) -> str:
+    """A sweep as text: what it is, a row per point, and the seed-pooled rows."""
+    columns = [c for c in COLUMNS[d["model"]] if c.key in d["columns"]]
+    fields = list(d["grid"])
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(d["counts"].items()))
+    grid_words = " × ".join(f"{len(v)} {k}" for k, v in d["grid"].items())
+    lines = [
+        f"sweep {d['id']} · {d['model']} · {len(d['points'])} points ({grid_words}): {counts}",
+        f"command: {d['command']}",
+        "",
+    ]
+    header = ["run", *fields, "status", *(c.label for c in columns)]
+    cells = [
+        [
+            p["run"],
+            *(text_of(p["values"][k]) for k in fields),
+            p["status"],
+            *(_fmt(c, p["metrics"].get(c.key)) for c in columns),
+        ]
+        for p in d["points"]
+    ]
+    lines.append(table_text(header, cells, color))
+    if d["seed_groups"]:
+        others = [k for k in fields if k != "seed"]
+        header = [*others, "seeds", *(c.label for c in columns)]
+        cells = []
+        for g in d["seed_groups"]:
+            row = [*(text_of(g["values"][k]) for k in others), str(len(g["seeds"]))]
+            for c in columns:
+                s = g["metrics"].get(c.key)
+                row.append("-" if s is None else f"{_fmt(c, s['mean'])} ± {_fmt(c, s['sd'])}")
+            cells.append(row)
+        lines += ["", "mean ± sd over seeds (finished points):", table_text(header, cells, color)]
+    failed = [p for p in d["points"] if p["status"] in ("failed", "diverged") and p["error"]]
+    if failed:
+        lines += ["", *(f"{p['run']}: {p['status']}: {p['error']}" for p in failed)]
+    return "\n".join(lines)
+
+
+def render_list(rows: list[dict], color: bool = False) -> str:
+    """The sweeps table shown under the runs table."""
+    header = ["sweep", "model", "grid", "finished", "status", "created"]
+    cells = []
+    for r in rows:
+        if r["status"] == "damaged":
+            cells.append([r["id"], "-", "-", "-", "damaged", "-"])
+            continue
+        grid = " × ".join(f"{n} {k}" for k, n in r["grid"].items())
+        cells.append(
+            [
+                r["id"],
+                r["model"],
+                grid,
+                f"{r['finished']}/{r['points']}",
+                str(r["status"]),
+                str(r["created"] or "-")[:19].replace("T", " "),
+            ]
+        )
+    return table_text(header, cells, color)

@@ -1,0 +1,355 @@
+"""Where a sweep's points run: a pool of local worker processes, or tasks on a Ray cluster.
+
+Both report each point's end through `on_event(index, status, error)` and leave the
+training to the point's worker (nnlab.commands.sweep.run_point), which starts or resumes the
+point's run. A worker that is killed mid-run has its point started again, which resumes
+the run from its last checkpoint: locally by this pool, on Ray by Ray's task retry.
+
+Local workers run in their own session so that a Ctrl-C at the terminal reaches only the
+coordinator, which forwards exactly one SIGINT to each worker (two would stop a worker at
+once instead of at its next step, with a checkpoint).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnlab.helpers.errors import NnlabError, TrainingStopped
+from nnlab.helpers.progress import CountProgress, StopSignals
+from nnlab.store import folders
+
+RAY_HINT = 'pip install -e ".[ray]" (or pip install "nnlab[ray]")'
+
+
+def log_path(sweep: folders.Sweep, run_id: str) -> Path:
+    """The log file of a point (its worker's progress lines and errors)."""
+    folder = sweep.file("logs")
+    folder.mkdir(exist_ok=True)
+    return folder / f"{folders.validate_id(run_id)}.log"
+
+
+@contextlib.contextmanager
+def session(settings):
+    """The executor's session: for Ray, the Ray module connected to the cluster (see
+    connect), with stdout sent to stderr meanwhile (Ray prints worker deaths and retries on
+    stdout, which carries only nnlab's result) and Ray shut down at the end; else None."""
+    if settings.executor != "ray":
+        yield None
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        ray = connect(settings)
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+
+
+def connect(settings):
+    """The Ray module, connected to the cluster at settings.address; a missing Ray or an
+    unreachable cluster is a one-line error before anything is written."""
+    try:
+        import ray
+    except ImportError:
+        raise NnlabError(f"--executor=ray needs Ray, which is not installed: {RAY_HINT}") from None
+    _check_reachable(settings.address)
+    if not ray.is_initialized():
+        try:
+            ray.init(address=settings.address, log_to_driver=False, logging_level="ERROR")
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise NnlabError(
+                f"--address={settings.address}: no Ray cluster there ({first}); start one "
+                "with: ray start --head"
+            ) from None
+    return ray
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse a HOST:PORT where nothing listens at once (Ray itself retries for minutes)."""
+    m = re.match(r"^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$", address)
+    if not m:
+        return  # auto, ray://...: Ray resolves these itself, quickly
+    host, port = m.group(1).strip("[]"), int(m.group(2))
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as e:
+        raise NnlabError(
+            f"--address={address}: no Ray cluster there ({e.strerror or e}); start one with: "
+            "ray start --head"
+        ) from None
+
+
+def check_storage(sweep: folders.Sweep, ray) -> None:
+    """Refuse a runs directory that some Ray node cannot see: every node writes its points'
+    runs there, so it must be storage all nodes mount at the same path."""
+    token = os.urandom(16).hex()
+    probe = sweep.file(".storage-check")
+    probe.write_text(token)
+    try:
+        sees = ray.remote(num_cpus=0)(_sees_file)
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        refs = [
+            sees.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+            ).remote(str(probe), token)
+            for n in nodes
+        ]
+        seen = ray.get(refs, timeout=120)
+    finally:
+        probe.unlink(missing_ok=True)
+    blind = [n.get("NodeManagerAddress", "?") for n, ok in zip(nodes, seen, strict=True) if not ok]
+    if blind:
+        raise NnlabError(
+            f"the runs directory {sweep.root} is not visible on Ray node(s) "
+            f"{', '.join(blind)}: put it on storage every node mounts at the same path "
+            "(e.g. NFS) and give that path with --runs_dir"
+        )
+
+
+def _sees_file(path: str, token: str) -> bool:
+    """On a Ray node: whether it reads the token just written at path."""
+    try:
+        return Path(path).read_text() == token
+    except OSError:
+        return False
+
+
+def run(sweep, todo: list[int], settings, session, on_event, console, task=None) -> None:
+    """Run the points `todo` with the chosen executor; TrainingStopped on a Ctrl-C."""
+    if not todo:
+        return
+    if settings.executor == "ray":
+        _run_ray(sweep, todo, settings, session, on_event, console, task)
+    else:
+        _run_local(sweep, todo, settings, on_event, console)
+
+
+# ---------------------------------------------------------------- local processes
+
+
+@dataclass
+class _Worker:
+    """A local worker process and the point it is training (None: idle)."""
+
+    proc: subprocess.Popen
+    log: Path
+    point: int | None = None
+    buffer: bytes = b""
+
+
+def _finisher(on_event, bar):
+    """A function that records a point's end: the event, the bar, and the failures so far."""
+    failures = 0
+
+    def finish(i: int, status: str, error: str | None) -> None:
+        nonlocal failures
+        on_event(i, status, error)
+        bar.advance()
+        if status in ("failed", "diverged"):
+            failures += 1
+            bar.set_note(f"{failures} did not finish")
+
+    return finish
+
+
+def _run_local(sweep, todo, settings, on_event, console) -> None:
+    queue = collections.deque(todo)
+    workers: list[_Worker] = []
+    kills = collections.Counter()
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # set before torch starts its pools
+        env[var] = str(settings.threads)
+    record = sweep.record()
+    spawned = 0
+
+    def spawn() -> None:
+        nonlocal spawned
+        spawned += 1
+        log = log_path(sweep, f"worker-{spawned}")
+        with open(log, "a", encoding="utf-8") as err:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "nnlab.commands.sweep",
+                    str(sweep.root),
+                    sweep.id,
+                    str(settings.threads),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env=env,
+                start_new_session=True,  # a terminal's Ctrl-C reaches the coordinator only
+            )
+        workers.append(_Worker(proc, log))
+
+    def collect(ws: list[_Worker], timeout: float) -> None:
+        for w, outcome in _read_outcomes(ws, timeout):
+            if outcome.get("index") == w.point:
+                w.point = None
+                finish(outcome["index"], outcome["status"], outcome.get("error"))
+
+    with StopSignals() as signals, CountProgress(console, "sweep", len(todo)) as bar:
+        finish = _finisher(on_event, bar)
+        forwarded = False
+        try:
+            for _ in range(min(settings.jobs, len(queue))):
+                spawn()
+            while workers:
+                if signals.received and not forwarded:
+                    _signal_all(workers, signal.SIGINT)
+                    forwarded = True
+                for w in workers:  # give idle workers work, or let them end
+                    if w.point is None and w.proc.stdin and not w.proc.stdin.closed:
+                        if queue and not signals.received:
+                            w.point = queue.popleft()
+                            _send(w, f"{w.point}\n")
+                            on_event(w.point, "running", attempt=True)
+                        elif not queue:
+                            w.proc.stdin.close()
+                collect(workers, timeout=0.1)
+                for w in [w for w in workers if w.proc.poll() is not None]:
+                    workers.remove(w)
+                    collect([w], timeout=0)  # its last words
+                    w.proc.stdout.close()
+                    rc = w.proc.returncode
+                    if w.point is not None:  # died mid-point: killed, or a crash
+                        i, run_id = w.point, record["points"][w.point]["run"]
+                        if rc < 0 and not signals.received and kills[i] < settings.retries:
+                            kills[i] += 1
+                            console.print(
+                                f"{run_id}: its worker was killed ({_signal_name(rc)}); "
+                                "resuming it from its last checkpoint",
+                                soft_wrap=True,
+                            )
+                            queue.appendleft(i)
+                        elif signals.received:
+                            finish(i, "interrupted", None)
+                        elif rc < 0:
+                            finish(
+                                i, "failed", f"worker killed by {_signal_name(rc)}, retries used up"
+                            )
+                        else:
+                            finish(i, "failed", _last_line(w.log) or f"worker exit status {rc}")
+                    if queue and not signals.received and len(workers) < settings.jobs:
+                        spawn()
+        except KeyboardInterrupt:  # a second Ctrl-C: every worker stops at once
+            _signal_all(workers, signal.SIGINT)
+            for w in workers:
+                w.proc.wait()
+            raise
+    if signals.received:
+        raise TrainingStopped(f"sweep {sweep.id} interrupted", exit_code=130)
+
+
+def _send(w: _Worker, text: str) -> None:
+    """Give a worker a line of work (a worker that died meanwhile is noticed by poll)."""
+    try:
+        w.proc.stdin.write(text.encode())
+        w.proc.stdin.flush()
+    except (BrokenPipeError, OSError):
+        pass
+
+
+def _read_outcomes(workers: list[_Worker], timeout: float):
+    """(worker, outcome) for each complete JSON line the workers wrote within timeout."""
+    import json
+    import select
+
+    fds = {w.proc.stdout.fileno(): w for w in workers if w.proc.stdout}
+    if not fds:
+        time.sleep(timeout)
+        return []
+    ready, _, _ = select.select(list(fds), [], [], timeout)
+    out = []
+    for fd in ready:
+        w = fds[fd]
+        chunk = os.read(fd, 65536)
+        w.buffer += chunk
+        *lines, w.buffer = w.buffer.split(b"\n")
+        for line in lines:
+            try:
+                out.append((w, json.loads(line)))
+            except ValueError:
+                continue
+    return out
+
+
+def _signal_all(workers: list[_Worker], sig: int) -> None:
+    for w in workers:
+        try:
+            w.proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+
+def _signal_name(rc: int) -> str:
+    try:
+        return signal.Signals(-rc).name
+    except ValueError:
+        return f"signal {-rc}"
+
+
+def _last_line(path: Path) -> str | None:
+    """The last line a worker wrote (its one-line error), without nnlab's prefix."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 4096))
+            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines()]
+    except OSError:
+        return None
+    lines = [ln for ln in lines if ln]
+    if not lines:
+        return None
+    last = lines[-1]
+    for prefix in ("nnlab: error: ", "nnlab: "):
+        last = last.removeprefix(prefix)
+    return last[:300]
+
+
+# ---------------------------------------------------------------- Ray
+
+
+def _run_ray(sweep, todo, settings, ray, on_event, console, task) -> None:
+    remote = ray.remote(num_cpus=1, max_retries=settings.retries, retry_exceptions=False)(task)
+    refs = {remote.remote(str(sweep.root), sweep.id, i, settings.threads): i for i in todo}
+    with StopSignals() as signals, CountProgress(console, "sweep", len(todo)) as bar:
+        finish = _finisher(on_event, bar)
+        cancelled = False
+        try:
+            while refs:
+                if signals.received and not cancelled:
+                    for ref in refs:
+                        ray.cancel(ref)
+                    cancelled = True
+                ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.2)
+                for ref in ready:
+                    i = refs.pop(ref)
+                    try:
+                        out = ray.get(ref)
+                        status, error = out["status"], out["error"]
+                    except ray.exceptions.TaskCancelledError:
+                        status, error = "interrupted", None
+                    except ray.exceptions.RayError as e:
+                        status = "failed"
+                        error = (str(e).strip().splitlines() or [type(e).__name__])[-1][:300]
+                    finish(i, status, error)
+        except KeyboardInterrupt:
+            for ref in refs:
+                ray.cancel(ref)
+            raise
+    if signals.received:
+        raise TrainingStopped(f"sweep {sweep.id} interrupted", exit_code=130)

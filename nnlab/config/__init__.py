@@ -1,0 +1,1 @@
+"""Run configurations: the config classes and their fields, presets, grids, task permutations."""

@@ -1,0 +1,1 @@
+"""Helpers every layer uses: errors, atomic files, the console, progress bars, option parsing."""

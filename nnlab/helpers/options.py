@@ -1,0 +1,227 @@
+"""Turning the text a user typed into values: config fields, lists, flags, run ids.
+
+Fire guesses types from what is typed (`007` becomes 7, `0,4` a tuple), so every option is
+re-read from the raw argument list where it matters and converted here, by the type it is
+meant to have. One set of words for booleans, one message per kind of mistake.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import typing
+from typing import Any
+
+from nnlab.helpers.errors import NnlabError
+
+TRUE_WORDS = ("true", "yes", "1", "on")
+FALSE_WORDS = ("false", "no", "0", "off")
+
+
+def text_of(value) -> str:
+    """A value Fire parsed, back as text (lists and tuples as [a,b])."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(text_of(x) for x in value) + "]"
+    return str(value)
+
+
+def parse_bool(value, key: str) -> bool:
+    """true/yes/1/on or false/no/0/off (any case), or a bool already."""
+    if isinstance(value, bool):
+        return value
+    low = str(value).strip().lower()
+    if low in TRUE_WORDS:
+        return True
+    if low in FALSE_WORDS:
+        return False
+    raise NnlabError(f"--{key}: expected true or false, got '{str(value).strip()}'")
+
+
+def parse_scalar(text: str, typ: Any, key: str) -> Any:
+    """Text into a bool, int, float or str (quotes around text are dropped)."""
+    text = text.strip()
+    if typ is bool:
+        return parse_bool(text, key)
+    if typ is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise NnlabError(f"--{key}: expected a whole number, got '{text}'") from None
+    if typ is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise NnlabError(f"--{key}: expected a number, got '{text}'") from None
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    return text
+
+
+def parse_value(key: str, text: str, typ: Any) -> Any:
+    """The text typed for --key in the field's type: scalars, list[X] and Optional[X]."""
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if origin is list:
+        inner = text.strip()
+        if inner.startswith(("[", "(")) and inner.endswith(("]", ")")):
+            inner = inner[1:-1]
+        parts = [p for p in (s.strip() for s in inner.split(",")) if p]
+        return [parse_scalar(p, args[0], key) for p in parts]
+    if type(None) in args:  # Optional[X]
+        if text.strip().lower() in ("none", "null", ""):
+            return None
+        (inner_type,) = [a for a in args if a is not type(None)]
+        return parse_scalar(text, inner_type, key)
+    return parse_scalar(text, typ, key)
+
+
+def int_list(value, option: str, example: str) -> list[int]:
+    """Whole numbers from an option however Fire passed it (4 / (0, 4) / "0,4" / "[0,4]")."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        items = [value]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        items = [s for s in str(value).strip("[]() ").split(",") if s.strip()]
+    try:
+        return [int(str(v).strip()) for v in items]
+    except ValueError:
+        raise NnlabError(
+            f"--{option}={value}: give whole numbers, e.g. --{option}={example}"
+        ) from None
+
+
+def parse_classes(classes) -> list[int]:
+    """--classes as typed (0,4,9 / [0,4,9] / 4) into a sorted list of class ids; all if None."""
+    if classes is None:
+        return list(range(10))
+    out = sorted(set(int_list(classes, "classes", "0,4,9")))
+    if not out or min(out) < 0 or max(out) > 9:
+        raise NnlabError(f"--classes={classes}: class numbers run from 0 to 9")
+    return out
+
+
+def parse_units(units, n: int) -> list[int]:
+    """--units as typed (3 / 0,3,7 / [0,3,7]) into unit indices below n; all if None."""
+    if units is None:
+        return list(range(n))
+    out = int_list(units, "units", "0,3,7")
+    if not out or min(out) < 0 or max(out) >= n:
+        raise NnlabError(f"--units={units}: this layer has units 0 to {n - 1}")
+    return out
+
+
+def parse_pair(between) -> tuple[int, int] | None:
+    """--between=i,j as typed, into two test-set indices (None when not given)."""
+    if between is None:
+        return None
+    pair = int_list(between, "between", "4,9")
+    if len(pair) != 2:
+        raise NnlabError(f"--between={between}: give two test image indices, e.g. --between=4,9")
+    i, j = pair
+    return i, j
+
+
+def positive_int(value, name: str) -> int:
+    """A whole number of at least 1."""
+    try:
+        i = int(str(value))
+    except ValueError:
+        raise NnlabError(f"--{name}={value}: expected a whole number of at least 1") from None
+    if i < 1:
+        raise NnlabError(f"--{name}={value}: expected a whole number of at least 1")
+    return i
+
+
+def positive_number(value, name: str) -> float:
+    """A finite number above 0."""
+    try:
+        x = float(str(value))
+    except ValueError:
+        raise NnlabError(f"--{name}={value}: expected a positive number") from None
+    if not x > 0 or not math.isfinite(x):
+        raise NnlabError(f"--{name}={value}: expected a positive number")
+    return x
+
+
+def text_or_none(value) -> str | None:
+    """An optional option as text (Fire may have made a number of it)."""
+    return None if value is None else str(value)
+
+
+def run_id_text(run_id):
+    """A run id as Fire passed it: text stays text, anything else is refused clearly."""
+    if run_id is None or isinstance(run_id, str):
+        return run_id
+    raise NnlabError(f"invalid run id {run_id!r}: run ids are text like vae-20260101-120000")
+
+
+def raw_flags(tokens: list[str] | None, parsed: dict) -> dict[str, str]:
+    """The text typed for each --flag of a command (Fire's conversions undone; a flag
+    typed twice keeps its last value, as Fire does).
+
+    tokens: the command's argument list after the command name; None falls back to the
+    values Fire parsed (a call from Python rather than from a shell).
+    """
+    return dict(raw_flag_list(tokens, parsed))
+
+
+def raw_flag_list(tokens: list[str] | None, parsed: dict) -> list[tuple[str, str]]:
+    """Every --flag typed and its text, in order, repeats kept (see raw_flags)."""
+    if tokens is None:
+        return [(k, text_of(v)) for k, v in parsed.items()]
+    raw: list[tuple[str, str]] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok == "--":
+            break
+        if tok.startswith("--") and len(tok) > 2:
+            key, eq, value = tok[2:].partition("=")
+            key = key.replace("-", "_")
+            if not eq:
+                nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+                if nxt is not None and not nxt.startswith("--") and parsed.get(key) is not True:
+                    value, i = nxt, i + 1
+                else:
+                    value = "true"
+            raw.append((key, value))
+        i += 1
+    return raw
+
+
+def raw_values(tokens: list[str] | None, key: str, parsed) -> list[str]:
+    """Every text typed for a repeatable --key (Fire keeps only the last)."""
+    if tokens is None:
+        return [] if parsed is None else [text_of(parsed)]
+    out = []
+    for i, tok in enumerate(tokens):
+        if tok.startswith(f"--{key}="):
+            out.append(tok.split("=", 1)[1])
+        elif tok == f"--{key}" and i + 1 < len(tokens):
+            out.append(tokens[i + 1])
+    return out
+
+
+def is_flag(token: str) -> bool:
+    """Whether Fire reads a token as a flag: --anything, or -x / -x=... (a negative number
+    such as -1 is a value)."""
+    return token.startswith("--") or bool(re.match(r"^-[A-Za-z]", token))
+
+
+def split_command_line(tokens: list[str]) -> tuple[list[str], list[str]]:
+    """(positional arguments, flag names) of a command's arguments, read as Fire reads them:
+    `--key=value`, or `--key value` when the next token is not a flag, or `--key` alone."""
+    positional, flags = [], []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if is_flag(tok):
+            key, eq, _ = tok.lstrip("-").partition("=")
+            flags.append(key.replace("-", "_"))
+            if not eq and i + 1 < len(tokens) and not is_flag(tokens[i + 1]):
+                i += 1  # the next token is this flag's value
+        else:
+            positional.append(tok)
+        i += 1
+    return positional, flags

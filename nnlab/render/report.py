@@ -1,0 +1,332 @@
+"""`nnlab report`: one self-contained HTML page per run, runs or sweep, to explore the
+latent space in a browser: a step slider over the recording, play/pause, hover for an
+image, class toggles, sprites, 3-D rotation, metric plots with a cursor, and the masks or
+the decoded manifold at the nearest kept checkpoint.
+
+The page is one file: the data is JSON inside a <script> element and the script and styles
+are inline (nnlab/assets/report.html), so it opens from disk with no network. What makes
+it small enough:
+- the probe points drawn are a class-stratified subsample of the recording (PAGE_POINTS,
+  the same choice as the recording's own probe set), said on the page;
+- every recorded coordinate is quantised to 16 bits over its own range across the whole
+  recording: lo + q * (hi - lo) / 65535, an error of at most (hi - lo) / 131070; a VAE's
+  standard deviations are quantised the same way in log space (relative error at most
+  (ln hi - ln lo) / 131070);
+- images are 28x28 8-bit grey, once per probe image drawn.
+Numbers in the data are base64 of little-endian arrays.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from nnlab.analysis import cache
+from nnlab.helpers import files
+from nnlab.helpers.console import stderr_console
+from nnlab.helpers.errors import NnlabError
+from nnlab.render.style import CLASS_COLORS
+from nnlab.store import folders, metrics, record, schema
+from nnlab.training.data import class_names
+
+PAGE_POINTS = 1000  # probe points on the page, class-stratified
+MAX_RUNS = 16  # panels side by side, as `nnlab animate`
+SERIES_POINTS = 60  # latent metrics over training: snapshots measured for the plots
+Q = 65535
+
+
+def report(ids: list[str], runs_dir=None, *, out=None, points=PAGE_POINTS, console=None) -> str:
+    """Write the page for the runs (a sweep stands for its points); return its path."""
+    from importlib import resources
+
+    console = console or stderr_console()
+    if not ids:
+        raise NnlabError("name a run or sweep: nnlab report RUN_ID|SWEEP_ID [RUN_ID ...]")
+    points = _positive_points(points)
+    first = ids[0]
+    run_ids, notes = _expand(ids, runs_dir)
+    runs = [folders.open_run(r, runs_dir) for r in run_ids]
+    cfgs = [r.config() for r in runs]
+    models = {c.model for c in cfgs}
+    if len(models) > 1:
+        kinds = ", ".join(f"{r.id} is a {c.model}" for r, c in zip(runs, cfgs, strict=True))
+        raise NnlabError(f"runs of different models cannot share a report ({kinds})")
+    path = _output_path(out, first, runs_dir)
+    payload = {
+        "colors": list(CLASS_COLORS),
+        "title": first if len(ids) == 1 else f"{first} and {len(run_ids) - 1} more",
+        "notes": notes,
+        "runs": [],
+        "differences": _differences(cfgs),
+        "quantisation": "16-bit per coordinate over its range (sd in log space)",
+    }
+    images: dict = {}
+    for run, cfg in zip(runs, cfgs, strict=True):
+        payload["runs"].append(_run_payload(run, cfg, points, images, console))
+    payload["images"] = {k: _b64(v) for k, v in images.items()}
+    template = (resources.files("nnlab") / "assets" / "report.html").read_text("utf-8")
+    text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    # inside <script>, "</" would end the element: JSON allows "<\/" for it
+    page = template.replace("/*NNLAB_DATA*/null", text.replace("</", "<\\/"))
+    files.write_text(path, page)
+    return str(path)
+
+
+def _positive_points(points) -> int:
+    try:
+        n = int(str(points))
+    except ValueError:
+        raise NnlabError(f"--points={points}: expected a whole number, e.g. 1000") from None
+    if not 10 <= n <= 20000:
+        raise NnlabError(f"--points={points}: choose 10 to 20000 probe points for the page")
+    return n
+
+
+def _expand(ids: list[str], runs_dir) -> tuple[list[str], list[str]]:
+    """Run ids (a sweep's points in its place), at most MAX_RUNS, and what was left out."""
+    out, notes = [], []
+    for item in ids:
+        if folders.is_sweep(item, runs_dir):
+            sweep = folders.open_sweep(item, runs_dir)
+            pts = [p["run"] for p in sweep.record()["points"]]
+            have = [r for r in pts if (sweep.root / r / "meta.json").exists()]
+            if len(have) < len(pts):
+                notes.append(f"sweep {sweep.id}: {len(pts) - len(have)} point(s) not started")
+            out.extend(have)
+        else:
+            out.append(folders.validate_id(item))
+    if not out:
+        raise NnlabError(f"{ids[0]}: no run to show yet")
+    if len(out) > MAX_RUNS:
+        notes.append(f"showing the first {MAX_RUNS} of {len(out)} runs")
+        out = out[:MAX_RUNS]
+    return out, notes
+
+
+def _output_path(out, first: str, runs_dir) -> Path:
+    """--out=FILE.html (its folder must exist), or report.html in the first id's media."""
+    if out:
+        path = Path(str(out)).expanduser()
+        if path.suffix.lower() != ".html":
+            raise NnlabError(f"--out={out}: give a file name ending in .html")
+        if not path.parent.is_dir():
+            raise NnlabError(f"--out={out}: the folder {path.parent} does not exist")
+        return path
+    folder = (
+        folders.open_sweep(first, runs_dir).path
+        if folders.is_sweep(first, runs_dir)
+        else folders.open_run(first, runs_dir).path
+    ) / "media"
+    folder.mkdir(exist_ok=True)
+    return folder / "report.html"
+
+
+def _differences(cfgs) -> list[str]:
+    """Config fields whose values differ between the runs (highlighted on the page)."""
+    dicts = [dataclasses.asdict(c) for c in cfgs]
+    keys = list(dicts[0])
+    return [k for k in keys if any(d.get(k) != dicts[0].get(k) for d in dicts)]
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(
+        np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
+    ).decode()
+
+
+def quantise(a: np.ndarray) -> dict:
+    """16-bit codes of a float array over its own range: {b64, lo, hi, shape}."""
+    a = np.asarray(a, dtype=np.float64)
+    finite = a[np.isfinite(a)]
+    lo = float(finite.min()) if finite.size else 0.0
+    hi = float(finite.max()) if finite.size else 1.0
+    if hi <= lo:
+        hi = lo + 1.0
+    q = np.clip(np.nan_to_num((a - lo) / (hi - lo), nan=0.0), 0, 1)
+    codes = np.round(q * Q).astype(np.uint16)
+    return {"b64": _b64(codes), "lo": lo, "hi": hi, "shape": list(a.shape)}
+
+
+def dequantise(block: dict) -> np.ndarray:
+    """The values a quantise() block stands for (what the page computes)."""
+    codes = np.frombuffer(base64.b64decode(block["b64"]), dtype="<u2").astype(np.float64)
+    return (block["lo"] + codes / Q * (block["hi"] - block["lo"])).reshape(block["shape"])
+
+
+def _run_payload(run: folders.Run, cfg, points: int, images: dict, console) -> dict:
+    """Everything the page shows of one run."""
+    meta = run.meta()
+    lines = []
+    try:
+        schema.check_metrics_size(run.metrics, cfg, meta)
+        lines = metrics.read(run.metrics)
+    except NnlabError as e:
+        console.print(f"{run.id}: metrics left out ({e})")
+    params = meta.get("parameters") or []
+    out = {
+        "id": run.id,
+        "model": cfg.model,
+        "dataset": meta.get("dataset"),
+        "status": meta.get("status"),
+        "parameters": sum(p["count"] for p in params),
+        "config": dataclasses.asdict(cfg),
+        "final": {k: v for k, v in (meta.get("final") or {}).items() if _number(v)},
+        "class_names": class_names(cfg.dataset),
+        "metrics": _metric_series(lines),
+        "latent": None,
+        "left_out": [],
+        "extras": [],
+    }
+    if not record.chunk_files(run.latents):
+        out["left_out"].append(
+            "no latent recording (trained with snapshot_every=0): the latent explorer is left "
+            "out; the metrics are shown"
+        )
+        return out
+    out["latent"] = _latent_payload(run, cfg, meta, points, images)
+    chunk_max = schema.size_ceilings(cfg, meta)[1]
+    out["metrics"]["latent"] = cache.series(run, cfg.model, chunk_max, SERIES_POINTS)
+    out["extras"] = _extras(run, cfg, meta, console)
+    return out
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _metric_series(lines: list[dict]) -> dict:
+    """Loss per log step, and every numeric key of the epoch and task lines, by step."""
+    steps = metrics.of_kind(lines, "step")
+    epochs = metrics.of_kind(lines, "epoch")
+    keys = []
+    for line in epochs:
+        keys += [k for k, v in line.items() if k not in keys and _number(v)]
+    keys = [k for k in keys if k not in metrics.POSITION_KEYS]
+    return {
+        "train_step": [m["step"] for m in steps],
+        "train_loss": [m.get("loss") for m in steps],
+        "epoch_step": [m["step"] for m in epochs],
+        "epoch": {k: [m.get(k) if _number(m.get(k)) else None for m in epochs] for k in keys},
+    }
+
+
+def _latent_payload(run, cfg, meta, points: int, images: dict) -> dict:
+    """The subsampled, quantised recording, as the page draws it."""
+    from nnlab.render.sources import load_source
+
+    src = load_source(run.id, run.root, "auto")
+    rec = src.rec
+    n = len(rec.labels)
+    keep = np.sort(record.probe_indices(rec.labels, min(points, n), cfg.seed))
+    labels = rec.labels[keep]
+    payload = {
+        "kind": src.kind,
+        "total_points": n,
+        "points": len(keep),
+        "labels": labels.astype(int).tolist(),
+        "steps": rec.steps.astype(int).tolist(),
+        "epochs": [round(float(e), 6) for e in rec.epochs],
+        "axis_labels": list(src.axis_labels),
+        "limits": _limits(src),
+        "split": rec.split,
+        "indices": rec.indices[keep].astype(int).tolist(),
+        "every": getattr(cfg, "permute_every", 0),
+        "total_epochs": cfg.epochs,
+    }
+    if src.kind == "density":
+        payload["mu"] = quantise(rec.mu[:, keep])
+        sd = np.maximum(rec.sd[:, keep].astype(np.float64), 1e-12)
+        payload["log_sd"] = quantise(np.log(sd))
+    else:
+        payload["coords"] = quantise(src.points[:, keep])
+    # runs that drew the same probe images share one copy of them in the page
+    digest = hashlib.sha256(rec.indices[keep].astype("<i8").tobytes()).hexdigest()[:16]
+    key = f"{cfg.dataset}:{rec.split}:{digest}"
+    if key not in images:
+        images[key] = _probe_images(cfg, rec, keep)
+    payload["images"] = key
+    return payload
+
+
+def _limits(src) -> list[float]:
+    """The panel's axes: as `animate` sets them; for a cube, one range for all three axes
+    that holds the unit cube and every point."""
+    from nnlab.render.sources import source_limits
+
+    if src.kind == "scatter3d":
+        lo = min(0.0, float(np.nanmin(src.points)))
+        hi = max(1.0, float(np.nanmax(src.points)))
+        return [lo, hi, lo, hi]
+    return [float(x) for x in source_limits(src, list(range(10)))]
+
+
+def _probe_images(cfg, rec, keep) -> np.ndarray:
+    """The chosen probe images as (N, 784) uint8, from the run's dataset and split."""
+    from nnlab.training import data
+
+    splits = data.load(cfg.dataset, cfg.data_dir or None, cfg.val_fraction, cfg.seed)
+    x, _, _ = splits.split(rec.split)
+    idx = rec.indices[keep]
+    imgs = x[idx].cpu().numpy() if hasattr(x, "cpu") else np.asarray(x)[idx]
+    return (np.clip(imgs, 0, 1) * 255).round().astype(np.uint8)
+
+
+def _extras(run, cfg, meta, console) -> list[dict]:
+    """Per kept checkpoint (by step): the classifier's masks or the VAE's decoded manifold,
+    as grey 8-bit images."""
+    from nnlab.render.decode import manifold_mosaic, manifold_points
+    from nnlab.render.masks import mask_weights
+    from nnlab.training.models import build_model
+
+    ceiling = schema.size_ceilings(cfg, meta)[0]
+    seen, out = set(), []
+    cks = []
+    for p in sorted(run.checkpoints.glob("*.pt")):
+        try:
+            ck = files.load_checkpoint(p, max_bytes=ceiling)
+        except NnlabError as e:
+            console.print(f"{run.id}: {p.name} left out ({e})")
+            continue
+        cks.append((int(ck["step"]), ck))
+    for step, ck in sorted(cks, key=lambda c: c[0]):
+        if step in seen:
+            continue
+        seen.add(step)
+        if cfg.model == "vae":
+            means = None
+            if cfg.latent_dim != 2:
+                means = record.load_last(run.latents, "vae").mu[0].astype(np.float64)
+            mosaic = manifold_mosaic(cfg, ck, manifold_points(cfg.latent_dim, means))
+            out.append(
+                {
+                    "step": step,
+                    "what": "manifold",
+                    "width": mosaic.shape[1],
+                    "height": mosaic.shape[0],
+                    "b64": _b64(mosaic),
+                }  # fmt: skip
+            )
+        else:
+            model = build_model(cfg)
+            model.load_state_dict(ck["model"])
+            model.eval()
+            weights, composed = mask_weights(cfg, model)
+            w = weights[:16]
+            vmax = float(np.percentile(np.abs(w), 99.0)) or 1.0
+            codes = np.round((np.clip(w / vmax, -1, 1) + 1) * 127.5).astype(np.uint8)
+            out.append(
+                {
+                    "step": step,
+                    "what": "composed masks" if composed else "masks",
+                    "units": len(w),
+                    "vmax": vmax,
+                    "b64": _b64(codes),
+                }  # fmt: skip
+            )
+    return out

@@ -1,0 +1,505 @@
+"""The run store: run ids, run directories, their locks, and the meta.json schema.
+
+A run directory holds config.yaml, meta.json, metrics.jsonl, checkpoints/, latents/,
+media/ and embeddings/. Every file in it is written and read through nnlab.helpers.files
+(atomic replacement, safe loading).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nnlab.helpers.errors import NnlabError, RunError, did_you_mean
+from nnlab.helpers.files import (
+    TMP_PREFIX,
+    Lock,
+    is_locked,
+    read_json,
+    read_text,
+    sha256_text,
+    write_json,
+)
+from nnlab.store import schema
+
+FORMAT_VERSION = 1  # bump when the layout of a run changes incompatibly
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def default_runs_dir() -> Path:
+    """$NNLAB_RUNS, or ./runs."""
+    return Path(os.environ.get("NNLAB_RUNS") or "runs")
+
+
+def runs_root(runs_dir: str | Path | None) -> Path:
+    """The runs directory as an absolute path (not created)."""
+    return Path(runs_dir if runs_dir else default_runs_dir()).expanduser().absolute()
+
+
+def now_iso() -> str:
+    """The current local time, ISO 8601 with offset, to the millisecond (orders runs)."""
+    return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def new_meta(
+    run_id: str,
+    model: str,
+    *,
+    versions: dict,
+    device: str,
+    data: dict,
+    steps_per_epoch: int,
+    parameters: list[dict],
+    probe: dict,
+    config_sha256: str,
+    sweep: dict | None = None,
+) -> dict:
+    """meta.json of a run that is about to start training (this is its schema).
+
+    versions: nnlab, torch, python. data: dataset, dataset_requested, data_source,
+    train_size, val_size, test_size. The trainer keeps steps_done, epochs_done,
+    resumable_step, metrics_bytes and snapshots up to date at each checkpoint, and the
+    run's end sets status, ended, train_seconds and final (the last epoch's metrics).
+    sweep: {"id", "point"} for a point of a sweep (the key is absent otherwise).
+    """
+    now = now_iso()
+    return {
+        "format": FORMAT_VERSION,
+        "id": run_id,
+        "model": model,
+        "status": "running",
+        "created": now,
+        "updated": now,
+        "ended": None,
+        "nnlab_version": versions["nnlab"],
+        "torch_version": versions["torch"],
+        "python": versions["python"],
+        "device": device,
+        **{
+            k: data[k]
+            for k in (
+                "dataset",
+                "dataset_requested",
+                "data_source",
+                "train_size",
+                "val_size",
+                "test_size",
+            )
+        },
+        "steps_per_epoch": steps_per_epoch,
+        "steps_done": 0,
+        "epochs_done": 0,
+        "resumable_step": 0,
+        "train_seconds": 0.0,
+        "parameters": parameters,
+        "parameter_count": sum(p["count"] for p in parameters),
+        "probe": probe,
+        "snapshots": 0,
+        "final": {},
+        "config_sha256": config_sha256,  # config.yaml is checked against it on every read
+        **({"sweep": sweep} if sweep else {}),
+    }
+
+
+# ---------------------------------------------------------------- ids and locks
+
+
+def validate_id(run_id: Any) -> str:
+    """Return run_id as text if it is a safe run id, else raise NnlabError."""
+    if not isinstance(run_id, str):
+        raise NnlabError(f"invalid run id {run_id!r}: run ids are text like vae-20260101-120000")
+    if not ID_RE.match(run_id) or run_id.isdigit():
+        shown = run_id if len(run_id) <= 80 else run_id[:77] + "..."
+        raise NnlabError(
+            f"invalid run id {shown!r}: use letters, digits, '.', '-' and '_' "
+            "(at most 128, not only digits)"
+        )
+    return run_id
+
+
+def holder_info(run_id: str) -> dict:
+    """What a lock file records about its holder."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "run": run_id, "since": now_iso()}
+
+
+# ---------------------------------------------------------------- runs
+
+
+@dataclass
+class Folder:
+    """A run's or a sweep's directory inside a runs dir."""
+
+    root: Path  # the runs dir
+    id: str
+
+    @property
+    def path(self) -> Path:
+        """The directory."""
+        return self.root / self.id
+
+    def file(self, *parts: str) -> Path:
+        """A path inside the directory."""
+        return self.path.joinpath(*parts)
+
+
+@dataclass
+class Run(Folder):
+    """A run directory inside a runs dir."""
+
+    lock: Lock | None = field(default=None, repr=False)
+    name_lock: Lock | None = field(default=None, repr=False)
+
+    @property
+    def checkpoints(self) -> Path:
+        """The checkpoints folder."""
+        return self.file("checkpoints")
+
+    @property
+    def latents(self) -> Path:
+        """The latent recording folder."""
+        return self.file("latents")
+
+    @property
+    def metrics(self) -> Path:
+        """The metrics log (see nnlab.store.metrics)."""
+        return self.file("metrics.jsonl")
+
+    def meta(self) -> dict:
+        """meta.json, checked for a format this nnlab can read."""
+        meta = read_json(self.file("meta.json"))
+        fmt = meta.get("format")
+        if not isinstance(fmt, int):
+            raise RunError(f"{self.file('meta.json')}: damaged (no format version)")
+        if fmt > FORMAT_VERSION:
+            raise RunError(
+                f"run {self.id} was written by a newer nnlab (format {fmt}; this nnlab reads "
+                f"format {FORMAT_VERSION}): upgrade nnlab to read it"
+            )
+        schema.check_meta(meta, self.file("meta.json"))
+        if "checksum" in meta:  # runs written before checksums existed have none
+            sealed = {k: v for k, v in meta.items() if k != "checksum"}
+            if meta["checksum"] != schema.meta_checksum(sealed):
+                raise RunError(f"{self.file('meta.json')}: damaged (its checksum differs)")
+        return meta
+
+    def write_meta(self, meta: dict) -> None:
+        """Replace meta.json atomically, sealed with a checksum of its other values."""
+        meta = {k: v for k, v in meta.items() if k != "checksum"}
+        write_json(self.file("meta.json"), {**meta, "checksum": schema.meta_checksum(meta)})
+
+    def update_meta(self, **changes) -> dict:
+        """Read, change and rewrite meta.json."""
+        meta = self.meta()
+        meta.update(changes)
+        self.write_meta(meta)
+        return meta
+
+    def config(self):
+        """The run's saved config, rebuilt as its dataclass."""
+        from nnlab.config.config import from_yaml
+
+        path = self.file("config.yaml")
+        try:
+            text = read_text(path)
+        except FileNotFoundError:
+            raise RunError(f"{path}: missing") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise RunError(f"{path}: damaged ({e})") from None
+        expected = self.meta().get("config_sha256")
+        if expected and sha256_text(text) != expected:
+            raise RunError(f"{path}: damaged or edited (its checksum differs from meta.json's)")
+        try:
+            return from_yaml(text, str(path))
+        except NnlabError as e:
+            raise RunError(str(e)) from None
+
+    def resumable_step(self) -> int:
+        """The step of the latest complete checkpoint, as meta.json records it (0 if unread)."""
+        try:
+            return int(self.meta().get("resumable_step", 0))
+        except (NnlabError, TypeError, ValueError):
+            return 0
+
+    def is_running(self) -> bool:
+        """True when a training process holds this run's lock."""
+        return is_locked(self.file("lock"))
+
+    def acquire(self) -> None:
+        """Lock the run for training, or raise naming the holder."""
+        self.lock = Lock(self.file("lock"), f"run {self.id}")
+        self.lock.acquire(holder_info(self.id))
+
+    def release(self) -> None:
+        """Release the training lock (and the name lock, if this process took one)."""
+        for lock in (self.lock, self.name_lock):
+            if lock:
+                lock.release()
+        self.lock = self.name_lock = None
+
+    def clean_temp_files(self) -> int:
+        """Delete temp files left by an interrupted write; returns how many."""
+        n = 0
+        for p in self.path.rglob(TMP_PREFIX + "*"):
+            try:
+                p.unlink()
+                n += 1
+            except OSError:
+                pass
+        return n
+
+
+def open_run(run_id: Any, runs_dir: str | Path | None = None) -> Run:
+    """The existing run `run_id` ('latest' for the newest), validated to lie inside runs_dir."""
+    root = runs_root(runs_dir)
+    if run_id == "latest":
+        ids = list_run_ids(root)
+        if not ids:
+            raise RunError(f"no runs in {root}")
+        run_id = max(ids, key=lambda i: (_created(root / i), i))
+    run_id = validate_id(run_id)
+    path = root / run_id
+    if path.is_symlink() or (path.exists() and path.resolve().parent != root.resolve()):
+        raise NnlabError(f"refusing run {run_id}: its directory points outside {root}")
+    if (path / SWEEP_FILE).is_file() and not (path / "meta.json").exists():
+        raise NnlabError(
+            f"'{run_id}' is a sweep, not a run: give one of its runs, e.g. {run_id}-p0 "
+            f"(nnlab summary {run_id} lists them)"
+        )
+    if not path.is_dir():
+        hint = ""
+        ids = list_run_ids(root)
+        if ids:
+            hint = did_you_mean(run_id, ids) if len(ids) < 200 else ""
+        raise NnlabError(f"no run '{run_id}' in {root}{hint}")
+    check_tree(path)
+    return Run(root, run_id)
+
+
+def check_tree(path: Path) -> None:
+    """Refuse a run directory that holds anything but plain files and folders.
+
+    Every command opens its run through this check, so nothing nnlab reads, writes,
+    truncates or deletes inside a run can be redirected: a symbolic link (to a file or a
+    folder, at any depth) would send it outside the store, and a special file (a FIFO, a
+    socket, a device) would hang a reader or never end. Raises RunError naming the first.
+    """
+    # os.scandir's entries know their type from the directory listing itself (no stat
+    # call per file on Linux): `nnlab summary` checks every run of a store this way.
+    folders = [os.fspath(path)]
+    while folders:
+        with os.scandir(folders.pop()) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            if e.is_symlink():
+                raise RunError(
+                    f"{e.path}: a symbolic link inside a run; nnlab never follows links in a "
+                    "run (replace it with the file itself)"
+                )
+            if e.is_dir(follow_symlinks=False):
+                folders.append(e.path)
+            elif not e.is_file(follow_symlinks=False):
+                raise RunError(f"{e.path}: not a regular file (a FIFO, socket or device); refused")
+
+
+def _created(path: Path) -> str:
+    try:
+        check_tree(path)
+        return str(json.loads((path / "meta.json").read_text()).get("created", ""))
+    except (OSError, ValueError, RunError, AttributeError):
+        return ""
+
+
+def list_run_ids(runs_dir: str | Path | None = None) -> list[str]:
+    """Ids of the run directories in runs_dir (symlinks and odd names skipped)."""
+    return _ids_holding(runs_dir, "meta.json")
+
+
+def _ids_holding(runs_dir: str | Path | None, marker: str) -> list[str]:
+    """Names of the folders in runs_dir that hold `marker` (symlinks, odd names skipped)."""
+    root = runs_root(runs_dir)
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and not p.is_symlink() and ID_RE.match(p.name) and (p / marker).exists()
+    )
+
+
+def lock_name(runs_dir: str | Path | None, model: str, name: str) -> Lock | None:
+    """Take the lock on a run name (model + --name), or raise RunError naming its holder.
+
+    Taken before the data is loaded, so a second training of the same name fails at once.
+    """
+    if not name:
+        return None
+    locks = runs_root(runs_dir) / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    lock = Lock(locks / f"{model}-{name}.lock", f"run name '{name}'")
+    lock.acquire(holder_info(f"{model}-*-{name}"))
+    return lock
+
+
+def create_run(
+    runs_dir: str | Path | None,
+    model: str,
+    name: str = "",
+    name_lock: Lock | None = None,
+    run_id: str | None = None,
+) -> Run:
+    """Make a new, locked run directory `<model>-<yyyymmdd-hhmmss>[-<name>]`, or exactly
+    `run_id` when given (a sweep names its points).
+
+    With a name, a second training of the same model and name started while the first
+    runs is refused (the name lock); without, a clashing id gets a -2, -3... suffix.
+    """
+    root = runs_root(runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    if name and name_lock is None:
+        name_lock = lock_name(root, model, name)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{model}-{stamp}" + (f"-{name}" if name else "")
+    for attempt in range(1, 100):
+        if run_id is not None:
+            chosen = validate_id(run_id)
+        else:
+            chosen = validate_id(base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            os.mkdir(root / chosen)
+        except FileExistsError:
+            if run_id is not None:
+                raise RunError(f"run {run_id} exists already in {root}") from None
+            continue
+        run = Run(root, chosen)
+        try:
+            run.acquire()
+        except BaseException:  # e.g. a full disk at the lock write: leave no empty run
+            shutil.rmtree(root / chosen, ignore_errors=True)
+            raise
+        run.name_lock = name_lock  # held until training ends
+        return run
+    raise NnlabError(f"could not find a free run id for {base} in {root}")
+
+
+# ---------------------------------------------------------------- sweeps
+
+SWEEP_FILE = "sweep.json"
+
+
+@dataclass
+class Sweep(Folder):
+    """A sweep directory inside a runs dir: sweep.json (the record), logs/, media/.
+
+    Its points are ordinary runs beside it, named <sweep id>-p<k>. Only the process that
+    holds the sweep's lock writes sweep.json.
+    """
+
+    lock: Lock | None = field(default=None, repr=False)
+
+    def record(self) -> dict:
+        """sweep.json, checked before any of its values is used."""
+        rec = read_json(self.file(SWEEP_FILE))
+        schema.check_sweep(rec, self.file(SWEEP_FILE))
+        if rec["format"] > FORMAT_VERSION:
+            raise RunError(
+                f"sweep {self.id} was written by a newer nnlab (format {rec['format']}): "
+                "upgrade nnlab to read it"
+            )
+        return rec
+
+    def write_record(self, rec: dict) -> None:
+        """Replace sweep.json atomically."""
+        write_json(self.file(SWEEP_FILE), rec)
+
+    def point_status(self, rec: dict, index: int) -> str:
+        """Point `index`'s status as its run tells it (no run yet: pending)."""
+        run = Run(self.root, validate_id(rec["points"][index]["run"]))
+        if not run.file("meta.json").exists():
+            return "interrupted" if run.path.exists() else "pending"
+        try:
+            meta = run.meta()
+        except NnlabError:
+            return "failed"
+        status = meta.get("status")
+        if status == "running":
+            return "running" if run.is_running() else "interrupted"
+        return status if status in ("finished", "diverged", "interrupted") else "failed"
+
+    def acquire(self) -> None:
+        """Lock the sweep for running, or raise naming the holder."""
+        self.lock = Lock(self.file("lock"), f"sweep {self.id}")
+        self.lock.acquire(holder_info(self.id))
+
+    def release(self) -> None:
+        """Release the sweep's lock."""
+        if self.lock:
+            self.lock.release()
+        self.lock = None
+
+
+def point_run_id(sweep_id: str, index: int, total: int) -> str:
+    """The run id of point `index` of a sweep of `total` points: <sweep id>-p<k>, k padded
+    to the width of the largest index so that the ids sort in grid order."""
+    width = len(str(max(total - 1, 0)))
+    return validate_id(f"{sweep_id}-p{index:0{width}d}")
+
+
+def sweep_id_base(model: str, name: str = "") -> str:
+    """The id a sweep started now would get (before any clash suffix)."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"sweep-{model}-{stamp}" + (f"-{name}" if name else "")
+
+
+def create_sweep(runs_dir: str | Path | None, base: str) -> Sweep:
+    """Make a new, locked sweep directory named base (or base-2, base-3... on a clash)."""
+    root = runs_root(runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 100):
+        sweep_id = validate_id(base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            os.mkdir(root / sweep_id)
+        except FileExistsError:
+            continue
+        sweep = Sweep(root, sweep_id)
+        try:
+            sweep.acquire()
+        except BaseException:
+            shutil.rmtree(root / sweep_id, ignore_errors=True)
+            raise
+        return sweep
+    raise NnlabError(f"could not find a free sweep id for {base} in {root}")
+
+
+def is_sweep(item_id: Any, runs_dir: str | Path | None = None) -> bool:
+    """Whether item_id names a sweep (not a run) in runs_dir."""
+    if not isinstance(item_id, str) or not ID_RE.match(item_id) or item_id == "latest":
+        return False
+    path = runs_root(runs_dir) / item_id
+    return not path.is_symlink() and (path / SWEEP_FILE).is_file()
+
+
+def open_sweep(sweep_id: Any, runs_dir: str | Path | None = None) -> Sweep:
+    """The existing sweep `sweep_id`, validated to lie inside runs_dir."""
+    root = runs_root(runs_dir)
+    sweep_id = validate_id(sweep_id)
+    path = root / sweep_id
+    if path.is_symlink() or (path.exists() and path.resolve().parent != root.resolve()):
+        raise NnlabError(f"refusing sweep {sweep_id}: its directory points outside {root}")
+    if not (path / SWEEP_FILE).is_file():
+        ids = list_sweep_ids(root)
+        hint = did_you_mean(sweep_id, ids) if ids and len(ids) < 200 else ""
+        raise NnlabError(f"no sweep '{sweep_id}' in {root}{hint}")
+    check_tree(path)
+    return Sweep(root, sweep_id)
+
+
+def list_sweep_ids(runs_dir: str | Path | None = None) -> list[str]:
+    """Ids of the sweep directories in runs_dir."""
+    return _ids_holding(runs_dir, SWEEP_FILE)

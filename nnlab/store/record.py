@@ -1,0 +1,218 @@
+"""The latent recording: a fixed probe set encoded every few steps, stored by snapshot.
+
+latents/probe.npz holds the probe set's labels and indices into its split;
+latents/chunk-NNNNNN.npz hold consecutive snapshots: `steps`, `epochs` and, per snapshot,
+`mu` and `sd` (VAE posterior, each (S, N, D)) or `act` (classifier layer, (S, N, D)).
+A chunk is written (atomically) whenever the trainer checkpoints, so the recording on disk
+always ends at or after the latest checkpoint, and a resume drops the chunks beyond it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nnlab.helpers.errors import RunError
+from nnlab.helpers.files import check_npz, load_npz, save_npz
+
+CHUNK_RE = re.compile(r"^chunk-(\d{6})\.npz$")
+FLOAT16_REL_PRECISION = 2.0**-11  # float16 keeps 11 significant bits: relative error <= 4.9e-4
+
+
+def probe_indices(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Positions of the probe images in a split: all, or a seeded class-stratified subset."""
+    n = len(labels)
+    if size >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    picked = []
+    classes, counts = np.unique(labels, return_counts=True)
+    # Share the budget in proportion to class sizes (largest remainders), so small probe
+    # sets still show every class.
+    share = counts / n * size
+    take = np.floor(share).astype(int)
+    for i in np.argsort(-(share - take))[: size - take.sum()]:
+        take[i] += 1
+    for c, k in zip(classes, take, strict=True):
+        members = np.flatnonzero(labels == c)
+        picked.append(rng.choice(members, k, replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+@dataclass
+class Recording:
+    """A whole recording read back: steps, epochs, labels and the latent arrays."""
+
+    model: str  # "vae" or "classifier": the run's model family
+    steps: np.ndarray  # (S,) int64
+    epochs: np.ndarray  # (S,) float64: epochs done, fractional within an epoch
+    labels: np.ndarray  # (N,) int64
+    indices: np.ndarray  # (N,) positions in the probe split
+    split: str
+    mu: np.ndarray | None = None  # VAE (S, N, D) float32
+    sd: np.ndarray | None = None
+    act: np.ndarray | None = None  # classifier (S, N, D) float32
+
+    @property
+    def latents(self) -> np.ndarray:
+        """The recorded points: posterior means (VAE) or activations (classifier)."""
+        return self.mu if self.model == "vae" else self.act
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+class Recorder:
+    """Takes snapshots of the probe set in memory and flushes them as chunk files."""
+
+    def __init__(self, folder: Path, model: str, dtype: str = "float16"):
+        self.folder = Path(folder)
+        self.model = model
+        self.dtype = np.dtype(dtype)
+        self.pending: list[tuple[int, float, np.ndarray, np.ndarray | None]] = []
+        self._saved: int | None = None  # snapshots on disk, counted once then kept up to date
+
+    def write_probe(self, labels: np.ndarray, indices: np.ndarray, split: str) -> None:
+        """Save the probe set's labels and split indices (once, when the run starts)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        save_npz(
+            self.folder / "probe.npz",
+            labels=labels.astype(np.int64),
+            indices=indices.astype(np.int64),
+            split=np.array(split),
+        )
+
+    def add(self, step: int, epoch: float, a, b=None) -> None:
+        """Keep one snapshot (torch tensors or arrays) until the next flush."""
+        a = a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+        if b is not None:
+            b = b.detach().cpu().numpy() if hasattr(b, "detach") else np.asarray(b)
+            b = b.astype(self.dtype)
+        self.pending.append((int(step), float(epoch), a.astype(self.dtype), b))
+
+    def chunk_count(self) -> int:
+        """How many chunk files are on disk."""
+        return len(chunk_files(self.folder))
+
+    def saved(self) -> int:
+        """How many snapshots the chunk files on disk hold."""
+        if self._saved is None:
+            self._saved = snapshot_count(self.folder)
+        return self._saved
+
+    def flush(self) -> int:
+        """Write pending snapshots as the next chunk; return the number of chunks on disk."""
+        n = self.chunk_count()
+        if not self.pending:
+            return n
+        before = self.saved()  # counted before the new chunk exists
+        steps = np.array([p[0] for p in self.pending], dtype=np.int64)
+        epochs = np.array([p[1] for p in self.pending], dtype=np.float64)
+        first = np.stack([p[2] for p in self.pending])
+        path = self.folder / f"chunk-{n:06d}.npz"
+        if self.model == "vae":
+            save_npz(
+                path,
+                steps=steps,
+                epochs=epochs,
+                mu=first,
+                sd=np.stack([p[3] for p in self.pending]),
+            )
+        else:
+            save_npz(path, steps=steps, epochs=epochs, act=first)
+        self._saved = before + len(self.pending)
+        self.pending.clear()
+        return n + 1
+
+    def truncate(self, keep_chunks: int) -> None:
+        """Drop pending snapshots and chunk files past the first `keep_chunks` (on resume)."""
+        self.pending.clear()
+        for i, path in enumerate(chunk_files(self.folder)):
+            if i >= keep_chunks:
+                path.unlink()
+        self._saved = None
+
+
+def chunk_files(folder: Path) -> list[Path]:
+    """The chunk files of a recording, in order."""
+    if not Path(folder).is_dir():
+        return []
+    return sorted(p for p in Path(folder).iterdir() if CHUNK_RE.match(p.name))
+
+
+def snapshot_count(folder: Path, max_bytes: int | None = None) -> int:
+    """Number of snapshots on disk, reading only the small `steps` arrays (each chunk's
+    claims checked against max_bytes first, when given)."""
+    return len(load_steps(folder, max_bytes))
+
+
+def load_steps(folder: Path, max_bytes: int | None = None) -> np.ndarray:
+    """The steps of every snapshot on disk, reading only the small `steps` arrays."""
+    parts = []
+    for path in chunk_files(folder):
+        if max_bytes is not None:
+            check_npz(path, max_bytes)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                parts.append(np.asarray(z["steps"], dtype=np.int64))
+        except Exception:
+            raise RunError(f"{path}: damaged") from None
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def load_last(folder: Path, model: str, max_bytes: int | None = None) -> Recording:
+    """The last snapshot of a run's recording alone (reads the probe and the last chunk)."""
+    rec = load_recording(folder, model, max_bytes, last_chunk_only=True)
+    keep = slice(len(rec) - 1, len(rec))
+    return dataclasses.replace(
+        rec,
+        steps=rec.steps[keep],
+        epochs=rec.epochs[keep],
+        **{k: getattr(rec, k)[keep] for k in (("mu", "sd") if model == "vae" else ("act",))},
+    )
+
+
+def load_recording(
+    folder: Path, model: str, max_bytes: int | None = None, last_chunk_only: bool = False
+) -> Recording:
+    """Read the whole recording of a run (float32 in memory); with max_bytes, a file
+    whose arrays claim more is refused before it is read (schema.size_ceilings)."""
+    folder = Path(folder)
+    probe = load_npz(folder / "probe.npz", max_bytes)
+    files = chunk_files(folder)
+    files = files[-1:] if last_chunk_only else files
+    if not files:
+        raise RunError(f"{folder}: no latent snapshots recorded")
+    parts = [load_npz(p, max_bytes) for p in files]
+    keys = ("mu", "sd") if model == "vae" else ("act",)
+    width = None  # every chunk's arrays: (S, N, D) with one D, S integer steps and epochs
+    for p, part in zip(files, parts, strict=True):
+        if any(k not in part for k in ("steps", "epochs", *keys)):
+            raise RunError(f"{p}: damaged (missing arrays)")
+        s = part["steps"]
+        if s.ndim != 1 or not np.issubdtype(s.dtype, np.integer) or len(part["epochs"]) != len(s):
+            raise RunError(f"{p}: damaged (steps are not whole numbers, one per snapshot)")
+        for k in keys:
+            a = part[k]
+            if a.ndim != 3 or len(a) != len(s) or (width is not None and a.shape[2] != width):
+                raise RunError(f"{p}: damaged ('{k}' has shape {a.shape})")
+            width = a.shape[2]
+    arrays = {k: np.concatenate([part[k] for part in parts]).astype(np.float32) for k in keys}
+    steps = np.concatenate([part["steps"] for part in parts]).astype(np.int64)
+    n = len(probe["labels"])
+    for k, v in arrays.items():
+        if v.ndim != 3 or v.shape[0] != len(steps) or v.shape[1] != n:
+            raise RunError(f"{folder}: damaged ('{k}' has shape {v.shape})")
+    return Recording(
+        model=model,
+        steps=steps,
+        epochs=np.concatenate([part["epochs"] for part in parts]).astype(np.float64),
+        labels=probe["labels"].astype(np.int64),
+        indices=probe["indices"].astype(np.int64),
+        split=str(probe.get("split", "test")),
+        **arrays,
+    )

@@ -1,0 +1,227 @@
+"""What nnlab reads back must have the shape it wrote: meta.json's values, a checkpoint's
+loop position, and the most bytes a run's files can hold. Every check raises RunError with
+one line naming the file and the value, so a planted or damaged value is never used."""
+
+from __future__ import annotations
+
+import math
+
+from nnlab.helpers.errors import RunError
+
+CEILING_SLACK = 16 * 2**20  # headers, RNG states, small arrays: generous on top of the sums
+
+
+def size_ceilings(cfg, meta: dict) -> tuple[int, int]:
+    """(checkpoint bytes, chunk-array bytes): the most a run's files can rightly hold, from
+    its config and meta.json. Readers refuse a file claiming more before reading it.
+
+    A checkpoint holds the weights and at most three tensors as large again (gradients are
+    not saved; Adam's two moments are) and the epoch's permutation; a chunk array holds at
+    most every snapshot of the run, of every probe image, in the widest recorded layer.
+    """
+    train = _count(meta.get("train_size"))
+    checkpoint = 4 * 4 * cfg.parameter_count() + 8 * train + CEILING_SLACK
+    steps = _count(meta.get("steps_per_epoch")) * max(cfg.epochs, _count(meta.get("epochs_done")))
+    snapshots = (steps // cfg.snapshot_every if cfg.snapshot_every else 0) + 2
+    probe = _count((meta.get("probe") or {}).get("size")) or cfg.probe_size
+    dims = cfg.latent_dim if cfg.model == "vae" else max(cfg.sizes)
+    return checkpoint, 4 * snapshots * probe * dims + CEILING_SLACK
+
+
+def metrics_ceiling(cfg, meta: dict) -> int:
+    """The most bytes a run's metrics.jsonl can rightly hold: a line of at most 4 KiB per
+    log window and per epoch, and room for a few more."""
+    steps = _count(meta.get("steps_per_epoch")) * max(cfg.epochs, _count(meta.get("epochs_done")))
+    lines = steps // max(cfg.log_every, 1) + max(cfg.epochs, _count(meta.get("epochs_done"))) + 64
+    return 4096 * lines
+
+
+def check_metrics_size(path, cfg, meta: dict) -> None:
+    """Refuse a metrics.jsonl larger than metrics_ceiling, before anyone reads it."""
+    from pathlib import Path
+
+    size = Path(path).stat().st_size if Path(path).exists() else 0
+    if size > metrics_ceiling(cfg, meta):
+        raise RunError(f"{path}: damaged (larger than this run can have written)")
+
+
+def _count(value) -> int:
+    """A non-negative whole number read from meta.json, or 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+STATUSES = ("running", "finished", "interrupted", "diverged")
+_COUNTS = (
+    "train_size",
+    "val_size",
+    "test_size",
+    "steps_per_epoch",
+    "steps_done",
+    "epochs_done",
+    "resumable_step",
+    "snapshots",
+    "metrics_bytes",
+    "parameter_count",
+)
+_TEXTS = (
+    "checksum",
+    "metrics_sha256",
+    "id",
+    "created",
+    "updated",
+    "nnlab_version",
+    "torch_version",
+    "python",
+    "device",
+    "dataset",
+    "dataset_requested",
+    "data_source",
+    "config_sha256",
+)
+
+
+def meta_checksum(meta: dict) -> str:
+    """SHA-256 of meta.json's values in a canonical form (keys sorted, no spaces)."""
+    import hashlib
+    import json
+
+    text = json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_meta(meta: dict, where) -> None:
+    """Every value of meta.json of the type and range its schema (new_meta) gives it: a
+    planted or damaged value is reported in one line, never used."""
+
+    def bad(key, what):
+        shown = repr(meta[key])
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise RunError(f"{where}: damaged ('{key}' should be {what}, got {shown})")
+
+    for key in _COUNTS:
+        v = meta.get(key, 0)
+        if not (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**53):
+            bad(key, "a whole number from 0")
+    for key in _TEXTS:
+        if key in meta and not isinstance(meta[key], str):
+            bad(key, "text")
+    if "status" in meta and meta["status"] not in STATUSES:
+        bad("status", ", ".join(STATUSES))
+    if "model" in meta and meta["model"] not in ("vae", "classifier"):
+        bad("model", "vae or classifier")
+    if "ended" in meta and meta["ended"] is not None and not isinstance(meta["ended"], str):
+        bad("ended", "text or null")
+    seconds = meta.get("train_seconds", 0.0)
+    if not (isinstance(seconds, (int, float)) and 0 <= seconds < 1e12):
+        bad("train_seconds", "a number of seconds")
+    for key, shape in (("final", dict), ("probe", dict), ("parameters", list)):
+        if key in meta and not isinstance(meta[key], shape):
+            bad(key, "an object" if shape is dict else "a list")
+    for v in (meta.get("final") or {}).values():
+        if isinstance(v, float) and not math.isfinite(v) or isinstance(v, (list, dict)):
+            bad("final", "finite numbers")
+    for row in meta.get("parameters") or []:
+        ok = (
+            isinstance(row, dict)
+            and isinstance(row.get("name"), str)
+            and isinstance(row.get("count"), int)
+            and isinstance(row.get("shape"), list)
+            and all(isinstance(n, int) for n in row["shape"])
+        )
+        if not ok:
+            bad("parameters", "rows of name, shape and count")
+    if "probe" in meta and not isinstance(meta["probe"].get("size", 0), int):
+        bad("probe", "a split and a whole-number size")
+    sweep = meta.get("sweep")
+    if sweep is not None and not (
+        isinstance(sweep, dict)
+        and isinstance(sweep.get("id"), str)
+        and isinstance(sweep.get("point"), int)
+    ):
+        bad("sweep", "a sweep id and a point number")
+
+
+POINT_STATUSES = ("pending", "running", "finished", "interrupted", "diverged", "failed")
+
+
+def check_sweep(rec, where) -> None:
+    """sweep.json of the shape nnlab.commands.sweep writes: a format, a model, a base config, a
+    grid, and one point per grid combination naming its run; RunError in one line if not."""
+    import re
+
+    def bad(what):
+        raise RunError(f"{where}: damaged ({what})")
+
+    if not isinstance(rec, dict):
+        bad("not an object")
+    if not isinstance(rec.get("format"), int):
+        bad("no format version")
+    if rec.get("model") not in ("vae", "classifier"):
+        bad("'model' should be vae or classifier")
+    if not isinstance(rec.get("base"), str):
+        bad("'base' should be the base config as YAML text")
+    grid, points = rec.get("grid"), rec.get("points")
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        bad("'grid' should map each swept field to its values")
+    if not isinstance(points, list):
+        bad("'points' should be a list")
+    total = math.prod(len(v) for v in grid.values())
+    if len(points) != total:
+        bad(f"{len(points)} points for a grid of {total}")
+    settings = rec.get("settings")
+    if settings is not None:
+        ok = (
+            isinstance(settings, dict)
+            and set(settings) == {"executor", "jobs", "threads", "address", "retries"}
+            and settings["executor"] in ("local", "ray")
+            and isinstance(settings["address"], str)
+            and all(
+                isinstance(settings[k], int) and not isinstance(settings[k], bool)
+                for k in ("jobs", "threads", "retries")
+            )
+            and 1 <= settings["jobs"] <= 4096
+            and 1 <= settings["threads"] <= 4096
+            and 0 <= settings["retries"] <= 100
+        )
+        if not ok:
+            bad("'settings' should be an executor, jobs, threads, address and retries")
+    safe = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # as store.ID_RE
+    for i, p in enumerate(points):
+        ok = (
+            isinstance(p, dict)
+            and isinstance(p.get("run"), str)
+            and safe.match(p["run"]) is not None
+            and isinstance(p.get("values"), dict)
+            and set(p["values"]) == set(grid)
+            and p.get("status") in POINT_STATUSES
+        )
+        if not ok:
+            bad(f"point {i} should name a run id, its values and a status")
+
+
+def check_positions(ck: dict, where, n_train: int, steps_per_epoch: int) -> None:
+    """A checkpoint's loop position of the right types and ranges, its permutation a real
+    permutation of the train split: a planted value is refused in one line, never used."""
+
+    import torch
+
+    def whole(key, low=0):
+        v = ck.get(key)
+        if not (isinstance(v, int) and not isinstance(v, bool) and low <= v < 2**53):
+            raise RunError(f"{where}: damaged ('{key}' should be a whole number, got {v!r:.40})")
+
+    for key in ("step", "epoch", "batch", "metrics_bytes", "latent_chunks"):
+        whole(key)
+    whole("last_snapshot_step", low=-1)
+    if ck["batch"] > steps_per_epoch:
+        raise RunError(f"{where}: damaged (batch {ck['batch']} of {steps_per_epoch})")
+    perm = ck.get("perm")
+    if perm is not None:
+        ok = (
+            isinstance(perm, torch.Tensor)
+            and perm.shape == (n_train,)
+            and not perm.is_floating_point()
+            and torch.equal(perm.sort().values.cpu(), torch.arange(n_train))
+        )
+        if not ok:
+            raise RunError(f"{where}: damaged (its permutation is not one of the train split)")

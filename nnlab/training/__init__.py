@@ -1,0 +1,1 @@
+"""Torch: data, models, the training loop, snapshots, continual backprop, loading, embedding."""

@@ -1,0 +1,158 @@
+"""Continual backprop (Dohare et al., "Loss of plasticity in deep continual learning",
+Nature 632, 2024): keep a network plastic by re-initialising its least useful hidden units.
+
+For each hidden unit i of layer l, after every optimisation step:
+
+    u_i <- decay * u_i + (1 - decay) * mean_batch|h_i| * sum_k |W_next[k, i]|
+
+(its contribution utility: how much it adds to the next layer), read bias-corrected as
+u_i / (1 - decay^age_i), as Adam corrects its moments. Units older than `maturity` steps
+are eligible; rate * (eligible units) replacements accumulate per step, and each whole one
+re-initialises the eligible unit of lowest corrected utility: its incoming weights are
+re-drawn from the layer's initial distribution, its bias set to 0, its outgoing weights
+set to 0 (so the network's output does not jump) with the next layer's bias absorbing the
+unit's mean contribution, and its utility, mean activation and age reset to 0. The
+optimiser's running moments of those weights are zeroed too.
+
+Everything here (utilities, mean activations, ages, the fractional count, the generator
+that draws new weights) is in the checkpoint, so a resumed run replaces the same units.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nnlab.config.config import ClassifierConfig
+
+
+class ContinualBackprop:
+    """The generate-and-test state of a classifier's hidden layers."""
+
+    def __init__(self, model: nn.Module, cfg: ClassifierConfig, seed: int):
+        self.model = model
+        self.rate, self.maturity, self.decay = cfg.cbp_rate, cfg.cbp_maturity, cfg.cbp_decay
+        self.init = cfg.init
+        widths = cfg.sizes[1:-1]
+        self.util = [torch.zeros(n) for n in widths]
+        self.mean_act = [torch.zeros(n) for n in widths]
+        self.age = [torch.zeros(n, dtype=torch.long) for n in widths]
+        self.owed = [0.0 for _ in widths]  # fractional replacements carried to the next step
+        self.replaced = 0  # units replaced so far (all layers)
+        self.gen = torch.Generator().manual_seed(seed)
+
+    # ------------------------------------------------------------ state
+
+    def state_dict(self) -> dict:
+        """Everything that decides the next replacement (tensors and plain values)."""
+        return {
+            "util": [u.clone() for u in self.util],
+            "mean_act": [m.clone() for m in self.mean_act],
+            "age": [a.clone() for a in self.age],
+            "owed": list(self.owed),
+            "replaced": self.replaced,
+            "rng": self.gen.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore state_dict()'s values."""
+        self.util = [u.clone() for u in state["util"]]
+        self.mean_act = [m.clone() for m in state["mean_act"]]
+        self.age = [a.clone() for a in state["age"]]
+        self.owed = [float(x) for x in state["owed"]]
+        self.replaced = int(state["replaced"])
+        self.gen.set_state(state["rng"])
+
+    # ------------------------------------------------------------ the step
+
+    def corrected_utility(self, layer: int) -> torch.Tensor:
+        """Layer `layer`'s (0-based hidden layer) utilities, bias-corrected for their age."""
+        age = self.age[layer].to(torch.float64)
+        correction = 1 - torch.pow(torch.tensor(self.decay, dtype=torch.float64), age)
+        # a unit of age 0 has no measurement yet: its utility reads as 0, not 0/0
+        return torch.where(age > 0, self.util[layer] / correction.clamp_min(1e-300), 0.0).to(
+            self.util[layer].dtype
+        )
+
+    @torch.no_grad()
+    def update_utility(self, hidden: list[torch.Tensor]) -> None:
+        """Age every unit by one step and fold this batch's contributions into utilities."""
+        layers = self.model.layers
+        for i, h in enumerate(hidden):
+            h = h.detach().to("cpu", torch.float32)
+            self.age[i] += 1
+            outgoing = layers[i + 1].weight.detach().to("cpu").abs().sum(dim=0)
+            contribution = h.abs().mean(dim=0) * outgoing
+            self.util[i].mul_(self.decay).add_((1 - self.decay) * contribution)
+            self.mean_act[i].mul_(self.decay).add_((1 - self.decay) * h.mean(dim=0))
+
+    @torch.no_grad()
+    def step(self, hidden: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> int:
+        """After an optimisation step: update utilities, replace what is owed; returns the
+        number of units replaced now."""
+        if not self.rate:
+            return 0
+        self.update_utility(hidden)
+        layers = self.model.layers
+        done = 0
+        for i in range(len(self.util)):
+            eligible = torch.nonzero(self.age[i] > self.maturity).flatten()
+            if not len(eligible):
+                continue
+            self.owed[i] += self.rate * len(eligible)
+            n = int(self.owed[i] + 1e-9)  # 50 * 0.02 summed may read 0.99999999...
+            if n == 0:
+                continue
+            self.owed[i] -= n
+            n = min(n, len(eligible))
+            util = self.corrected_utility(i)[eligible]
+            # lowest utility first; ties broken by unit index, so the choice is reproducible
+            order = torch.argsort(util, stable=True)
+            units = eligible[order[:n]]
+            self._replace(layers[i], layers[i + 1], i, units, optimizer)
+            done += n
+        self.replaced += done
+        return done
+
+    def _replace(self, layer: nn.Linear, after: nn.Linear, i: int, units, optimizer) -> None:
+        """Re-initialise `units` of hidden layer i (incoming `layer`, outgoing `after`)."""
+        device = layer.weight.device
+        idx = units.to(device)
+        # The next layer's bias takes over the unit's mean contribution (its outgoing
+        # weights times its running mean activation), before those weights are zeroed.
+        correction = 1 - self.decay ** self.age[i][units].to(torch.float64)
+        mean = (self.mean_act[i][units].to(torch.float64) / correction).to(after.bias.dtype)
+        after.bias += (after.weight[:, idx] * mean.to(device)).sum(dim=1)
+        after.weight[:, idx] = 0
+        layer.weight[idx] = self._fresh(len(units), layer.in_features).to(device)
+        layer.bias[idx] = 0
+        self.util[i][units] = 0
+        self.mean_act[i][units] = 0
+        self.age[i][units] = 0
+        _reset_moments(optimizer, layer.weight, rows=idx)
+        _reset_moments(optimizer, layer.bias, rows=idx)
+        _reset_moments(optimizer, after.weight, cols=idx)
+
+    def _fresh(self, n: int, fan_in: int) -> torch.Tensor:
+        """n rows of incoming weights from the distribution the layer was first drawn from
+        (nnlab's `init`): PyTorch's uniform(+-1/sqrt(fan_in)), N(0, 1) or N(0, 1/fan_in)."""
+        if self.init == "normal":
+            return torch.randn(n, fan_in, generator=self.gen)
+        if self.init == "scaled":
+            return torch.randn(n, fan_in, generator=self.gen) * fan_in**-0.5
+        bound = fan_in**-0.5
+        return (torch.rand(n, fan_in, generator=self.gen) * 2 - 1) * bound
+
+
+def _reset_moments(optimizer: torch.optim.Optimizer, param, rows=None, cols=None) -> None:
+    """Zero the optimiser's running values (Adam's moments, SGD's momentum) of some rows or
+    columns of a parameter: a new unit starts without its predecessor's history."""
+    state = optimizer.state.get(param, {})
+    for key in ("exp_avg", "exp_avg_sq", "momentum_buffer"):
+        buf = state.get(key)
+        if buf is None:
+            continue
+        if rows is not None:
+            buf[rows] = 0
+        else:
+            buf[:, cols] = 0

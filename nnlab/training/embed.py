@@ -1,0 +1,145 @@
+"""`nnlab embed`: the latents of a whole split, from a run's checkpoint.
+
+The model is rebuilt from the run's saved config, the split is encoded in batches with no
+gradients, and the result is written as .npz (allow_pickle=False readable) or .csv.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from nnlab.config import tasks
+from nnlab.helpers import files
+from nnlab.helpers.console import stderr_console, warn
+from nnlab.helpers.errors import NnlabError
+from nnlab.helpers.progress import CountProgress
+from nnlab.store import folders
+
+
+def embed(
+    run_id,
+    runs_dir=None,
+    *,
+    split="test",
+    checkpoint=None,
+    layer=None,
+    fmt="npz",
+    task=None,
+    console=None,
+) -> str:
+    """Encode a split at a checkpoint, write it into <run>/embeddings/, return the path.
+
+    For a permuted run (permute_every) the images are shown as the checkpoint's task shows
+    them (or as `task` does: how the network sees an earlier task's images now)."""
+    import torch
+
+    from nnlab.training import data
+    from nnlab.training.loading import load_model
+    from nnlab.training.models import encode_latents, kl_to_standard_normal
+
+    if split not in ("train", "val", "test"):
+        raise NnlabError(f"--split={split}: choose from test, train, val")
+    if fmt not in ("npz", "csv"):
+        raise NnlabError(f"--format={fmt}: choose npz or csv")
+    run = folders.open_run(run_id, runs_dir)
+    meta = run.meta()
+    cfg = run.config()
+    if layer is not None:
+        if cfg.model != "classifier":
+            raise NnlabError("--layer applies to classifier runs; a VAE's latent is its posterior")
+        try:
+            layer = int(str(layer))
+        except ValueError:
+            raise NnlabError(f"--layer={layer}: expected a layer index into sizes") from None
+        if not 1 <= layer < len(cfg.sizes):
+            raise NnlabError(
+                f"--layer={layer}: choose 1 to {len(cfg.sizes) - 1} (sizes {cfg.sizes})"
+            )
+    every = getattr(cfg, "permute_every", 0)
+    if task is not None and not every:
+        raise NnlabError("--task applies to runs trained with --permute_every")
+    cfg, model, ck = load_model(run, checkpoint)
+    order = None
+    if every:
+        n_tasks = tasks.count(cfg.epochs, every)
+        own = tasks.at(ck_position(ck, meta), every)
+        task = own if task is None else _task_number(task, n_tasks)
+        order = torch.from_numpy(tasks.read(run.path, n_tasks)[task])
+    console = console or stderr_console()
+    splits = data.load(
+        cfg.dataset,
+        cfg.data_dir or None,
+        cfg.val_fraction,
+        cfg.seed,
+        warn=lambda m: warn(console, m),
+    )
+    x, y, index = splits.split(split)
+    if order is not None:
+        x = x[:, order]
+    batch = 4096
+    with torch.inference_mode(), CountProgress(console, "embed", -(-len(x) // batch)) as bar:
+        enc = encode_latents(model, cfg, x, layer=layer, batch=batch, on_batch=bar.advance)
+    step = int(ck["step"])
+    arrays = {
+        "labels": y.cpu().numpy().astype(np.int64),
+        "indices": index.astype(np.int64),
+        "step": np.array(step),
+        "split": np.array(split),
+        **({"task": np.array(task)} if order is not None else {}),
+    }
+    if cfg.model == "vae":
+        arrays.update(mu=enc.points.numpy(), sd=enc.sd.numpy())
+        kl = kl_to_standard_normal(enc.points, enc.sd).mean(0).tolist()
+        console.print(
+            f"mean KL to N(0, I) per latent dimension on {split} ({len(x):,} images): "
+            + ", ".join(f"z{i}: {v:.3f}" for i, v in enumerate(kl))
+            + f" · total {sum(kl):.3f} nats",
+            soft_wrap=True,
+        )
+    else:
+        arrays.update(act=enc.points.numpy(), layer=np.array(layer or cfg.recorded_layer))
+    folder = run.file("embeddings")
+    folder.mkdir(exist_ok=True)
+    # names say what is inside: an explicitly chosen layer is part of the name
+    suffix = f"-layer{layer}" if layer is not None else ""
+    suffix += f"-task{task}" if order is not None else ""
+    path = folder / f"{split}-step{step}{suffix}.{fmt}"
+    if fmt == "npz":
+        files.save_npz(path, **arrays)
+    else:
+        files.write_text(path, _csv(arrays, cfg.model))
+    return str(path)
+
+
+def ck_position(ck: dict, meta: dict) -> float:
+    """A checkpoint's place in training in epochs (fractional mid-epoch)."""
+    per = int(meta.get("steps_per_epoch") or 0)
+    return int(ck["epoch"]) + (int(ck["batch"]) / per if per else 0.0)
+
+
+def _task_number(task, n_tasks: int) -> int:
+    try:
+        t = int(str(task))
+    except ValueError:
+        raise NnlabError(f"--task={task}: expected a task number, 0 to {n_tasks - 1}") from None
+    if not 0 <= t < n_tasks:
+        raise NnlabError(f"--task={task}: this run has tasks 0 to {n_tasks - 1}")
+    return t
+
+
+def _csv(arrays: dict, model: str) -> str:
+    cols = ["index", "label"]
+    blocks = [arrays["indices"][:, None], arrays["labels"][:, None]]
+    names = ("mu", "sd") if model == "vae" else ("act",)
+    for name in names:
+        m = arrays[name]
+        cols += [f"{name}{i}" for i in range(m.shape[1])]
+        blocks.append(m)
+    buf = io.StringIO()
+    buf.write(",".join(cols) + "\n")
+    table = np.concatenate([blk.astype(np.float64) for blk in blocks], axis=1)
+    fmt = ["%d", "%d"] + ["%.7g"] * (table.shape[1] - 2)
+    np.savetxt(buf, table, fmt=fmt, delimiter=",")
+    return buf.getvalue()

@@ -1,0 +1,89 @@
+"""Latent snapshots while training: the probe set, one no-grad encoding pass per snapshot,
+and the worker thread that runs those passes beside training for bfloat16 recording."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import numpy as np
+import torch
+
+from nnlab.config.config import Config
+from nnlab.store import record
+from nnlab.training.models import build_model, encode_latents
+
+
+def choose_probe(cfg: Config, split_x: torch.Tensor, split_y: torch.Tensor):
+    """The probe images of a split: (x, labels, positions in the split), seeded, stratified."""
+    labels = split_y.cpu().numpy()
+    chosen = record.probe_indices(labels, cfg.probe_size, cfg.seed)
+    x = split_x[torch.from_numpy(chosen).to(split_x.device)]
+    return x, labels[chosen], np.asarray(chosen)
+
+
+def encode_probe(model, cfg: Config, probe_x: torch.Tensor) -> tuple:
+    """The recorded latents of the probe set as float32 (bf16 arithmetic if configured)."""
+    bf16 = cfg.record_precision == "bfloat16"
+    with torch.autocast(probe_x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        enc = encode_latents(model, cfg, probe_x)
+    return enc.points.float(), (None if enc.sd is None else enc.sd.float())
+
+
+class SnapshotWorker:
+    """Encodes snapshots in a background thread from copies of the weights at their step,
+    so the recording is the same as a synchronous one, only computed beside training."""
+
+    def __init__(self, cfg: Config, probe_x: torch.Tensor, recorder: record.Recorder):
+        self.cfg, self.probe_x, self.recorder = cfg, probe_x, recorder
+        self.model = build_model(cfg).to(probe_x.device).eval()
+        self.queue: queue.Queue = queue.Queue(maxsize=4)  # bounded: at most 4 weight copies
+        self.error: BaseException | None = None
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # one core trains, the other encodes
+        self.thread = threading.Thread(target=self._work, name="nnlab-snapshots", daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def wanted(cfg: Config, device: torch.device, cpus: int) -> bool:
+        """bf16 snapshots are cheap enough to keep up on a core of their own: training then
+        runs single-threaded on one core while the worker encodes on the other."""
+        return bool(
+            cfg.snapshot_every
+            and cfg.record_precision == "bfloat16"
+            and device.type == "cpu"
+            and cpus >= 2
+        )
+
+    def submit(self, step: int, epoch: float, params: list[torch.Tensor]) -> None:
+        """Queue a snapshot (blocks while 4 are waiting)."""
+        self.queue.put((step, epoch, params))
+
+    def _work(self) -> None:
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                step, epoch, params = item
+                with torch.no_grad():
+                    for dst, src in zip(self.model.parameters(), params, strict=True):
+                        dst.copy_(src)
+                a, b = encode_probe(self.model, self.cfg, self.probe_x)
+                self.recorder.add(step, epoch, a, b)
+            except BaseException as e:  # re-raised in the training thread by drain()
+                self.error = e
+            finally:
+                self.queue.task_done()
+
+    def drain(self) -> None:
+        """Wait until every queued snapshot is in the recorder."""
+        self.queue.join()
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Stop the thread and give torch its threads back."""
+        self.queue.put(None)
+        self.thread.join()
+        torch.set_num_threads(self.threads)
