@@ -201,12 +201,12 @@ def animate_density(b: Bench) -> list[Row]:
 
     log("4. animate")
     run_id = b.done["record"]["id"]
-    rec = record.load_recording(folders.open_run(run_id, b.runs).latents, "vae")
+    rec = record.load_recording(folders.open_run(run_id, b.runs).latents, ("mu", "sd"))
     n_frames = min(len(rec), 40 if b.quick else 400)
     every = max(1, len(rec) // n_frames)
     frames = len(range(0, len(rec), every)) + (0 if (len(rec) - 1) % every == 0 else 1)
     fps = frames / wall("animate", run_id, f"--runs_dir={b.runs}", f"--every={every}")
-    ref_fps = ref.reference_render(rec.mu, rec.sd, rec.labels, 2 if b.quick else 4, b.tmp)
+    ref_fps = ref.reference_render(rec.points, rec.sd, rec.labels, 2 if b.quick else 4, b.tmp)
     return [
         Row(
             f"4. animate VAE densities, {len(rec.labels):,} points, {frames} frames (frames/s)",
@@ -251,7 +251,7 @@ def cube_and_masks(b: Bench) -> list[Row]:
 
     every = "--snapshot_every=20" if b.quick else "--snapshot_every=54"
     l3 = nnlab_train(b.runs, ["classifier", "--preset=latent3", *b.common, "--epochs=2", every])
-    n = len(record.load_recording(folders.open_run(l3["id"], b.runs).latents, "classifier"))
+    n = len(record.load_recording(folders.open_run(l3["id"], b.runs).latents, ("act",)))
     cube = n / wall("animate", l3["id"], f"--runs_dir={b.runs}")
     masks_s = wall("masks", l3["id"], f"--runs_dir={b.runs}")
     return [
@@ -284,7 +284,7 @@ def memory_and_disk(b: Bench) -> list[Row]:
 
     nn1 = b.done["record"]
     latents = folders.open_run(nn1["id"], b.runs).latents
-    rec = record.load_recording(latents, "vae")
+    rec = record.load_recording(latents, ("mu", "sd"))
     chunks = record.chunk_files(latents)
     arrays = sum(v.nbytes for p in chunks for k, v in np.load(p).items() if k in ("mu", "sd"))
     on_disk = sum(p.stat().st_size for p in chunks)

@@ -101,10 +101,10 @@ def seed_claims_table(runs: Path) -> str:
                 f"--epochs={SEED_VAE_EPOCHS}",
                 "--snapshot_every=100000",  # record the start and the end only
             )
-            rec = record.load_recording(folders.open_run(run_id, runs).latents, "vae")
+            rec = record.load_recording(folders.open_run(run_id, runs).latents, ("mu", "sd"))
             s = len(rec) - 1
             gauss = latent.class_gaussians(rec, s)
-            mix, _ = latent.mixture_overlaps(rec.mu[s], rec.sd[s], rec.labels)
+            mix, _ = latent.mixture_overlaps(rec.points[s], rec.sd[s], rec.labels)
             g_pairs = latent.overlaps(gauss)
             logdet, elong = latent.shape_spread(gauss)
             sizes = {c: float(np.linalg.slogdet(g[1])[1]) for c, g in gauss.items()}

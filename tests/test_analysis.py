@@ -78,13 +78,13 @@ def test_snapshot_metrics_on_constructed_recordings():
     centres = np.array([[0.0, 0], [0.0, 0], [30, 0]])  # classes 0 and 1 identical, 2 far away
     mu = centres[labels] + rng.normal(0, 1, (300, 2))
     rec = Recording(
-        "vae",
+        ("mu", "sd"),
         np.array([5]),
         np.array([0.1]),
         labels,
         np.arange(300),
         "test",
-        mu=mu[None],
+        points=mu[None],
         sd=np.full((1, 300, 2), 0.5),
     )
     m = latent.snapshot_metrics(rec, 0)
@@ -93,13 +93,13 @@ def test_snapshot_metrics_on_constructed_recordings():
     assert m["active_units"] == 2 and m["step"] == 5  # both coordinates vary over the data
     act = np.clip(np.eye(3)[labels] + rng.normal(0, 0.02, (300, 3)), 0, 1)
     crec = Recording(
-        "classifier",
+        ("act",),
         np.array([0, 9]),
         np.zeros(2),
         labels,
         np.arange(300),
         "test",
-        act=np.stack([np.full((300, 3), 0.5), act]),
+        points=np.stack([np.full((300, 3), 0.5), act]),
     )
     end = latent.trend(crec)["end"]
     assert end["ncm_accuracy"] == 1.0 and end["corner_distance_mean"] < 0.05
@@ -161,13 +161,13 @@ def test_mixture_overlap_of_identical_mixtures_is_one():
 
 def _rec(mu, sd, labels):
     return Recording(
-        "vae",
+        ("mu", "sd"),
         np.array([0]),
         np.array([0.0]),
         labels,
         np.arange(len(labels)),
         "test",
-        mu=mu[None],
+        points=mu[None],
         sd=sd[None],
     )
 

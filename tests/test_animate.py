@@ -95,13 +95,13 @@ def test_each_panel_names_its_own_runs_classes():
 
     def source(dataset):
         rec = record.Recording(
-            "vae",
+            ("mu", "sd"),
             np.array([0]),
             np.array([0.0]),
             np.arange(10),
             np.arange(10),
             "test",
-            mu=np.random.default_rng(0).normal(size=(1, 10, 2)),
+            points=np.random.default_rng(0).normal(size=(1, 10, 2)),
             sd=np.full((1, 10, 2), 0.5),
         )
         cfg = build("vae", overrides={"dataset": dataset})

@@ -5,8 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from nnlab import families
 from nnlab.config import config
-from nnlab.config.config import ClassifierConfig, VAEConfig, build, from_yaml, to_yaml
+from nnlab.config.config import build, from_yaml, to_yaml
+from nnlab.families.classifier import ClassifierConfig
+from nnlab.families.vae import VAEConfig
 from nnlab.helpers.errors import NnlabError
 
 
@@ -162,13 +165,13 @@ def test_defaults_live_once():
     """A subclass redeclares a base field only to change its default, and a preset sets
     only values that differ from its model's defaults."""
     base = {f.name: f for f in dataclasses.fields(config.Config)}
-    for cls in config.CONFIG_CLASSES.values():
+    for cls in (f.config_class for f in families.FAMILIES.values()):
         for name in cls.__annotations__:
             if name in base and name != "model":
                 assert getattr(cls(), name) != base[name].default, f"{cls.__name__}.{name}"
     for name in config.preset_names():
         layer = config.load_preset(name)
-        defaults = dataclasses.asdict(config.CONFIG_CLASSES[layer["model"]]())
+        defaults = dataclasses.asdict(families.get(layer["model"]).config_class())
         same = [k for k, v in layer.items() if k != "model" and defaults[k] == v]
         assert not same, f"preset {name} repeats defaults: {same}"
 
@@ -176,7 +179,7 @@ def test_defaults_live_once():
 def test_fields_added_later_declare_a_legacy_value():
     legacy = {
         f.name: f.metadata["legacy"]
-        for f in dataclasses.fields(config.VAEConfig)
+        for f in dataclasses.fields(VAEConfig)
         if "legacy" in f.metadata
     }
     assert legacy == {
@@ -190,7 +193,7 @@ def test_fields_added_later_declare_a_legacy_value():
     }
     classifier_only = {
         f.name: f.metadata["legacy"]
-        for f in dataclasses.fields(config.ClassifierConfig)
+        for f in dataclasses.fields(ClassifierConfig)
         if "legacy" in f.metadata and f.name not in legacy
     }
     assert classifier_only == {

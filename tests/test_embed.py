@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from nnlab.families.networks import kl_to_standard_normal
 from nnlab.helpers import files
 from nnlab.store import record
-from nnlab.training.models import kl_to_standard_normal
 from tests.conftest import FAST
 
 
@@ -22,9 +22,9 @@ def test_vae_embed_matches_last_snapshot_and_reports_kl(nnlab, runs):
     assert path.endswith("embeddings/test-step113.npz")
     z = files.load_npz(path)
     assert z["mu"].shape == z["sd"].shape == (1000, 2) and int(z["step"]) == 113
-    rec = record.load_recording(runs / run_id / "latents", "vae")
+    rec = record.load_recording(runs / run_id / "latents", ("mu", "sd"))
     assert rec.steps[-1] == 113 and np.array_equal(rec.indices, z["indices"])
-    np.testing.assert_allclose(z["mu"], rec.mu[-1], atol=1e-5)
+    np.testing.assert_allclose(z["mu"], rec.points[-1], atol=1e-5)
     np.testing.assert_allclose(z["sd"], rec.sd[-1], atol=1e-5)
     kl = kl_to_standard_normal(torch.from_numpy(z["mu"]), torch.from_numpy(z["sd"])).mean(0)
     shown = [float(v) for v in re.findall(r"z\d: ([0-9.]+)", r.err)]

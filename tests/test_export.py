@@ -53,7 +53,7 @@ def test_export_of_a_vae_run(nnlab, runs, copied):
     assert_scalars_match_run(read_scalars(out), run, all_snapshots=True)
     assert "latent space" in _accumulator(out).Tags()["images"]
     # the projector: each embedding's tensor, labels and sprite agree in size
-    rec = record.load_recording(run.latents, "vae")
+    rec = record.load_recording(run.latents, ("mu", "sd"))
     config = (out / "projector_config.pbtxt").read_text()
     tensors = [line.split('"')[1] for line in config.splitlines() if "tensor_path" in line]
     metas = [line.split('"')[1] for line in config.splitlines() if "metadata_path" in line]
@@ -75,7 +75,7 @@ def test_export_of_a_vae_run(nnlab, runs, copied):
     last = np.loadtxt(out / tensors[1], delimiter="\t", ndmin=2)
     keep = export.projector_subset(rec.labels, run.config().seed)
     assert int(first_step) == int(rec.steps[0])
-    np.testing.assert_allclose(last, rec.mu[-1][keep], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(last, rec.points[-1][keep], rtol=1e-5, atol=1e-5)
 
 
 def test_export_of_a_classifier_has_masks(nnlab, runs, copied):

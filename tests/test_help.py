@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from nnlab import __version__
+from nnlab import __version__, families
 from nnlab.commands import cli
 from nnlab.commands.help import parse_docstring
 from nnlab.config import config
@@ -25,7 +25,7 @@ def test_train_model_page_lists_every_field(nnlab, model):
     r = nnlab("train", model, "--help")
     assert r.code == 0 and r.err == "", r.err
     page = r.out[r.out.index("config fields of") :]
-    cls = config.CONFIG_CLASSES[model]
+    cls = families.get(model).config_class
     for f in dataclasses.fields(cls):
         if f.name == "model":
             continue

@@ -20,7 +20,7 @@ VAE_RUN = "vae-20261129-022720-format1"
 # The layers, bottom to top: a module may import the modules of its own package and of
 # the packages below it, never of one above (the import-cycle test covers a package's
 # own modules). A new package must be placed here.
-LAYERS = ["helpers", "config", "store", "analysis", "training", "render", "commands"]
+LAYERS = ["helpers", "families", "config", "store", "analysis", "training", "render", "commands"]
 
 
 def layer_of(module: str) -> int:

@@ -33,33 +33,33 @@ def _forbid_computing(monkeypatch):
 
 
 def test_values_equal_a_direct_computation_and_are_then_read_back(run, monkeypatch):
-    direct_last = latent.snapshot_metrics(record.load_last(run.latents, "vae"), 0)
-    direct_trend = latent.trend(record.load_recording(run.latents, "vae"))
+    direct_last = latent.snapshot_metrics(record.load_last(run.latents, ("mu", "sd")), 0)
+    direct_trend = latent.trend(record.load_recording(run.latents, ("mu", "sd")))
     assert cache.cached(run, "last") is None
-    last = cache.last_metrics(run, "vae")
-    trend = cache.trend(run, "vae")
+    last = cache.last_metrics(run, ("mu", "sd"))
+    trend = cache.trend(run, ("mu", "sd"))
     assert last == json.loads(json.dumps(direct_last))
     assert trend == json.loads(json.dumps(direct_trend))
     assert last["step"] == int(record.load_steps(run.latents)[-1])
     stored = json.loads(run.file(cache.CACHE_FILE).read_text())
     assert stored["signature"] == cache.signature(run.latents)
     _forbid_computing(monkeypatch)
-    assert cache.last_metrics(run, "vae") == last
-    assert cache.trend(run, "vae") == trend
+    assert cache.last_metrics(run, ("mu", "sd")) == last
+    assert cache.trend(run, ("mu", "sd")) == trend
     assert cache.cached(run, "last") == last
 
 
 def test_a_changed_recording_is_measured_again(run):
-    before = cache.last_metrics(run, "vae")
+    before = cache.last_metrics(run, ("mu", "sd"))
     # Rewrite the last chunk with shifted latents, as a resumed run rewrites its recording.
     last = record.chunk_files(run.latents)[-1]
     arrays = files.load_npz(last)
     arrays["mu"] = (arrays["mu"].astype(np.float32) * 3.0).astype(arrays["mu"].dtype)
     files.save_npz(last, **arrays)
     assert cache.cached(run, "last") is None
-    after = cache.last_metrics(run, "vae")
+    after = cache.last_metrics(run, ("mu", "sd"))
     assert after == json.loads(
-        json.dumps(latent.snapshot_metrics(record.load_last(run.latents, "vae"), 0))
+        json.dumps(latent.snapshot_metrics(record.load_last(run.latents, ("mu", "sd")), 0))
     )
     assert after["aggregate_kl_to_prior"] != before["aggregate_kl_to_prior"]
 
@@ -75,10 +75,10 @@ def test_a_removed_chunk_changes_the_signature(run):
 
 @pytest.mark.parametrize("text", ["{not json", "[]", '{"format": 99, "signature": "x"}'])
 def test_a_damaged_or_foreign_cache_is_recomputed_not_an_error(run, text):
-    expected = cache.last_metrics(run, "vae")
+    expected = cache.last_metrics(run, ("mu", "sd"))
     run.file(cache.CACHE_FILE).write_text(text)
     assert cache.cached(run, "last") is None
-    assert cache.last_metrics(run, "vae") == expected
+    assert cache.last_metrics(run, ("mu", "sd")) == expected
     assert json.loads(run.file(cache.CACHE_FILE).read_text())["last"] == expected
 
 
@@ -87,7 +87,7 @@ def test_a_read_only_run_still_gets_its_numbers(run, monkeypatch):
         raise PermissionError("read-only")
 
     monkeypatch.setattr(files, "write_json", fail)
-    assert cache.last_metrics(run, "vae")["step"] > 0
+    assert cache.last_metrics(run, ("mu", "sd"))["step"] > 0
     assert not run.file(cache.CACHE_FILE).exists()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from nnlab.families.classifier import CLASSIFIER
+from nnlab.families.vae import VAE
 from nnlab.store import metrics
 
 
@@ -45,9 +47,9 @@ def test_best_values_direction():
 
 def test_headlines():
     vae = {"test_elbo": -100.123, "test_mse": 90.0, "test_kl": 10.123}
-    assert metrics.epoch_headline("vae", vae) == "test ELBO -100.12 (mse 90.00, KL 10.12)"
+    assert VAE.epoch_headline(vae) == "test ELBO -100.12 (mse 90.00, KL 10.12)"
     clf = {"test_acc": 0.91234, "test_loss": 0.05}
-    assert metrics.epoch_headline("classifier", clf) == "test accuracy 91.23% (loss 0.0500)"
-    assert metrics.headline("vae", vae) == ("test ELBO", -100.123)
-    assert metrics.format_headline("classifier", 0.5) == "50.00%"
-    assert metrics.format_headline("vae", None) == "-"
+    assert CLASSIFIER.epoch_headline(clf) == "test accuracy 91.23% (loss 0.0500)"
+    assert VAE.headline(vae) == ("test ELBO", -100.123)
+    assert CLASSIFIER.format_headline(0.5) == "50.00%"
+    assert VAE.format_headline(None) == "-"

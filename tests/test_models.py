@@ -5,17 +5,19 @@ import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
 from nnlab.config.config import build
-from nnlab.training.models import (
+from nnlab.families.networks import (
     VAE,
     Classifier,
-    build_model,
     classifier_loss,
-    encode_latents,
     kl_to_standard_normal,
+    vae_loss,
+)
+from nnlab.training.models import (
+    build_model,
+    encode_latents,
     loss_terms,
     parameter_table,
     penalty,
-    vae_loss,
 )
 
 

@@ -20,13 +20,13 @@ def test_density_panel_colours_each_class_where_it_lives():
     labels = np.repeat([0, 1], 50)
     mu = np.where(labels[:, None] == 0, [-2.0, 0.0], [2.0, 0.0]) + rng.normal(0, 0.1, (100, 2))
     rec = record.Recording(
-        "vae",
+        ("mu", "sd"),
         np.array([0]),
         np.array([0.0]),
         labels,
         np.arange(100),
         "test",
-        mu=mu[None],
+        points=mu[None],
         sd=np.full((1, 100, 2), 0.3),
     )
     fig, ax = plt.subplots()
@@ -56,13 +56,13 @@ def test_class_labels_never_overlap_even_when_the_classes_do():
 
     labels = np.repeat(np.arange(10), 20)
     rec = record.Recording(
-        "vae",
+        ("mu", "sd"),
         np.array([0]),
         np.array([0.0]),
         labels,
         np.arange(200),
         "test",
-        mu=np.random.default_rng(0).normal(0, 0.05, (1, 200, 2)),
+        points=np.random.default_rng(0).normal(0, 0.05, (1, 200, 2)),
         sd=np.full((1, 200, 2), 0.7),
     )
     names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"] + ["Sandal", "Shirt"] * 2

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from nnlab import families
 from nnlab.helpers import files
 from nnlab.store import folders, metrics, record
 from tests.conftest import FAST
@@ -320,7 +321,7 @@ def test_newer_format_refused_by_every_reader(nnlab, runs):
 
 def test_recording_float16_storage_budget(nnlab, runs):
     run_id = nnlab("train", "vae", *FAST, "--snapshot_every=4").out.strip()
-    rec = record.load_recording(runs / run_id / "latents", "vae")
+    rec = record.load_recording(runs / run_id / "latents", ("mu", "sd"))
     raw = sum(
         np.load(p)["mu"].nbytes + np.load(p)["sd"].nbytes
         for p in record.chunk_files(runs / run_id / "latents")
@@ -715,7 +716,8 @@ def _flag_cases():
     from nnlab.config import config
 
     cases = []
-    for model, cls in config.CONFIG_CLASSES.items():
+    for model, family in families.FAMILIES.items():
+        cls = family.config_class
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             if f.name in ("model", "name", "data_dir"):

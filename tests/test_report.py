@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 
+from nnlab import families
 from nnlab.render.report import dequantise
 from nnlab.store import folders, record
 from tests import browser
@@ -62,7 +63,7 @@ def test_the_embedded_data_is_the_recording_within_the_quantisation(pages):
         d = page_data(paths[key])
         (r,) = d["runs"]
         run = folders.open_run(runs[run_key], root)
-        rec = record.load_recording(run.latents, r["model"])
+        rec = record.load_recording(run.latents, families.get(r["model"]).arrays)
         L = r["latent"]
         assert L["steps"] == rec.steps.tolist()
         assert L["total_points"] == len(rec.labels)
@@ -73,7 +74,7 @@ def test_the_embedded_data_is_the_recording_within_the_quantisation(pages):
         if L["kind"] == "density":
             mu = dequantise(L["mu"])
             step = (L["mu"]["hi"] - L["mu"]["lo"]) / 65535
-            np.testing.assert_allclose(mu, rec.mu[:, keep], atol=step / 2 + 1e-9)
+            np.testing.assert_allclose(mu, rec.points[:, keep], atol=step / 2 + 1e-9)
             sd = np.exp(dequantise(L["log_sd"]))
             lstep = (L["log_sd"]["hi"] - L["log_sd"]["lo"]) / 65535
             np.testing.assert_allclose(sd, rec.sd[:, keep], rtol=np.expm1(lstep / 2) + 1e-9)
@@ -81,7 +82,7 @@ def test_the_embedded_data_is_the_recording_within_the_quantisation(pages):
             pts = dequantise(L["coords"])
             step = (L["coords"]["hi"] - L["coords"]["lo"]) / 65535
             if key == "cube":
-                np.testing.assert_allclose(pts, rec.act[:, keep], atol=step / 2 + 1e-9)
+                np.testing.assert_allclose(pts, rec.points[:, keep], atol=step / 2 + 1e-9)
             else:  # a 30-unit layer: on the same principal axes as nnlab animate
                 from nnlab.render.sources import load_source
 

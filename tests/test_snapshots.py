@@ -26,8 +26,8 @@ def test_worker_records_what_a_synchronous_pass_records(tmp_path):
     torch.manual_seed(0)
     model = build_model(cfg)
     probe = torch.rand(50, 784)
-    sync = record.Recorder(tmp_path / "a", "vae", "float32")
-    threaded = record.Recorder(tmp_path / "b", "vae", "float32")
+    sync = record.Recorder(tmp_path / "a", ("mu", "sd"), "float32")
+    threaded = record.Recorder(tmp_path / "b", ("mu", "sd"), "float32")
     threads = torch.get_num_threads()
     worker = SnapshotWorker(cfg, probe, threaded)
     try:

@@ -11,7 +11,13 @@ from nnlab.store import record
 def test_align_by_fraction_when_lengths_differ():
     def src(steps):
         r = record.Recording(
-            "vae", np.array(steps), np.zeros(len(steps)), np.zeros(1, int), np.zeros(1, int), "test"
+            ("mu", "sd"),
+            np.array(steps),
+            np.zeros(len(steps)),
+            np.zeros(1, int),
+            np.zeros(1, int),
+            "test",
+            np.zeros((len(steps), 1, 2), np.float32),
         )
         return sources.Source(None, None, r, "density")
 
@@ -31,13 +37,13 @@ def _outlier_source(frames=200, n=1000, seed=0):
     early = int(0.03 * frames)
     mu[:early, :20] = rng.uniform(6.0, 8.6, (early, 20, 2)) * rng.choice([-1, 1], (early, 20, 2))
     rec = record.Recording(
-        "vae",
+        ("mu", "sd"),
         np.arange(frames),
         np.linspace(0, 1, frames),
         rng.integers(0, 10, n),
         np.arange(n),
         "test",
-        mu=mu.astype(np.float32),
+        points=mu.astype(np.float32),
         sd=np.full((frames, n, 2), 0.05, np.float32),
     )
     return sources.Source(None, None, rec, "density"), mu

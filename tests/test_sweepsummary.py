@@ -83,7 +83,7 @@ def test_summary_of_a_sweep_reads_each_points_run(nnlab, swept):
         meta = run.meta()
         assert p["metrics"]["test_elbo"] == pytest.approx(meta["final"]["test_elbo"])
         assert p["metrics"]["train_loss"] == pytest.approx(meta["final"]["train_loss"])
-        rec = record.load_recording(run.latents, "vae")  # the whole recording, its last row
+        rec = record.load_recording(run.latents, ("mu", "sd"))  # the whole recording, its last row
         last = latent.snapshot_metrics(rec, len(rec) - 1)
         for key in ("overlap_max", "ncm_accuracy", "aggregate_kl_to_prior", "active_units"):
             assert p["metrics"][key] == pytest.approx(last[key]), key

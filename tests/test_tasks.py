@@ -106,7 +106,7 @@ def test_a_permuted_run_logs_tasks_and_evaluates_each_on_its_own_pixels(permuted
 def test_snapshots_are_encoded_as_their_task_shows_the_images(permuted):
     root, run_id = permuted
     run = folders.open_run(run_id, root)
-    rec = record.load_recording(run.latents, "classifier")
+    rec = record.load_recording(run.latents, ("act",))
     cfg, model, ck = load_model(run, "final")
     from nnlab.training import data
 
@@ -115,9 +115,9 @@ def test_snapshots_are_encoded_as_their_task_shows_the_images(permuted):
     order = torch.from_numpy(tasks.permutation(cfg.seed, 1))
     x = splits.test_x[torch.from_numpy(rec.indices)][:, order]
     # float16 storage: relative error <= 4.9e-4
-    np.testing.assert_allclose(rec.act[-1], encode_latents(model, cfg, x).points, rtol=1e-3)
+    np.testing.assert_allclose(rec.points[-1], encode_latents(model, cfg, x).points, rtol=1e-3)
     unpermuted = encode_latents(model, cfg, splits.test_x[torch.from_numpy(rec.indices)]).points
-    assert np.abs(rec.act[-1] - unpermuted.numpy()).max() > 0.1
+    assert np.abs(rec.points[-1] - unpermuted.numpy()).max() > 0.1
 
 
 def test_summary_animate_and_embed_know_the_task(permuted, nnlab, monkeypatch):

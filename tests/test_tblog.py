@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from nnlab import families
 from nnlab.analysis import latent
 from nnlab.store import folders, metrics, record
 from nnlab.training import tensorboard
@@ -51,7 +52,7 @@ def assert_scalars_match_run(scalars: dict, run: folders.Run, all_snapshots: boo
     epochs = [m for m in metrics.read(run.metrics) if m.get("kind") == "epoch"]
     assert [s for s, _ in scalars["train/lr"]] == [m["step"] for m in epochs]
     assert all(v == pytest.approx(cfg.lr) for _, v in scalars["train/lr"])
-    rec = record.load_recording(run.latents, cfg.model)
+    rec = record.load_recording(run.latents, families.of(cfg).arrays)
     index = {int(s): i for i, s in enumerate(rec.steps)}
     latent_steps = [s for s, _ in scalars["latent/ncm_accuracy"]]
     assert len(set(latent_steps)) == len(latent_steps) and set(latent_steps) <= set(index)

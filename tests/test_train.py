@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from nnlab import families
 from nnlab.helpers import files
 from nnlab.store import folders, record
 from nnlab.store.metrics import read as read_metrics
@@ -40,9 +41,9 @@ def test_vae_trains_records_and_logs(nnlab, runs):
     run = _run(runs, run_id)
     meta = run.meta()
     assert meta["status"] == "finished" and meta["steps_done"] == 113 == meta["steps_per_epoch"]
-    rec = record.load_recording(run.latents, "vae")
+    rec = record.load_recording(run.latents, ("mu", "sd"))
     assert rec.steps.tolist() == [0, 20, 40, 60, 80, 100, 113]  # step 0, cadence, final
-    assert rec.mu.shape == rec.sd.shape == (7, 200, 2) and np.all(rec.sd > 0)
+    assert rec.points.shape == rec.sd.shape == (7, 200, 2) and np.all(rec.sd > 0)
     assert np.bincount(rec.labels).tolist() == [20] * 10
     lines = read_metrics(run.file("metrics.jsonl"))
     steps = [m for m in lines if m["kind"] == "step"]
@@ -62,11 +63,11 @@ def test_snapshot_matches_model_at_that_step(nnlab, runs):
     ck = files.load_checkpoint(run.checkpoints / "final.pt")
     model = build_model(cfg)
     model.load_state_dict(ck["model"])
-    rec = record.load_recording(run.latents, "classifier")
+    rec = record.load_recording(run.latents, ("act",))
     splits = data.load(cfg.dataset, None, cfg.val_fraction, cfg.seed)
     a, _ = encode_latents(model, cfg, splits.test_x[torch.from_numpy(rec.indices)])
     assert rec.steps[-1] == ck["step"] == 90
-    np.testing.assert_allclose(rec.act[-1], a.numpy(), atol=1e-6)
+    np.testing.assert_allclose(rec.points[-1], a.numpy(), atol=1e-6)
 
 
 def _tensors(path):
@@ -86,11 +87,11 @@ def _assert_same_run(runs, a, b):
     assert (runs / a / "metrics.jsonl").read_bytes() == (runs / b / "metrics.jsonl").read_bytes()
     for kind in ("classifier", "vae"):
         try:
-            ra, rb = record.load_recording(runs / a / "latents", kind), None
+            ra, rb = record.load_recording(runs / a / "latents", families.get(kind).arrays), None
         except Exception:
             continue
-        rb = record.load_recording(runs / b / "latents", kind)
-        assert np.array_equal(ra.steps, rb.steps) and np.array_equal(ra.latents, rb.latents)
+        rb = record.load_recording(runs / b / "latents", families.get(kind).arrays)
+        assert np.array_equal(ra.steps, rb.steps) and np.array_equal(ra.points, rb.points)
 
 
 def test_resume_more_epochs_is_bit_exact(nnlab, runs):
@@ -188,10 +189,10 @@ def test_bfloat16_recording_stays_close_to_float32(nnlab, runs):
         "--record_dtype=float32",
         "--record_precision=bfloat16",
     ).out
-    a = record.load_recording(runs / exact.strip() / "latents", "vae")
-    b = record.load_recording(runs / fast.strip() / "latents", "vae")
+    a = record.load_recording(runs / exact.strip() / "latents", ("mu", "sd"))
+    b = record.load_recording(runs / fast.strip() / "latents", ("mu", "sd"))
     assert np.array_equal(a.steps, b.steps)
-    np.testing.assert_allclose(b.mu, a.mu, atol=0.05, rtol=0.03)
+    np.testing.assert_allclose(b.points, a.points, atol=0.05, rtol=0.03)
     np.testing.assert_allclose(b.sd, a.sd, atol=0.02, rtol=0.03)
     # training itself is unchanged (bf16 snapshots run beside a single-threaded trainer, so
     # only the float rounding of the training maths may differ)
@@ -204,7 +205,7 @@ def test_training_matches_a_plain_loop(nnlab, runs):
     """nnlab's loop (in-memory batches, seeded permutation and noise, fused AdamW, the
     machinery around it) gives the loss curve of a plain PyTorch loop with the same seed."""
     from nnlab.config.config import build
-    from nnlab.training.models import VAE, vae_loss
+    from nnlab.families.networks import VAE, vae_loss
 
     run_id = nnlab("train", "vae", *FAST, "--snapshot_every=0", "--seed=4").out.strip()
     logged = [m for m in read_metrics(runs / run_id / "metrics.jsonl") if m["kind"] == "step"]

@@ -46,31 +46,33 @@ def signature(folder: Path) -> str:
     return h.hexdigest()
 
 
-def last_metrics(run: folders.Run, model: str, max_bytes: int | None = None) -> dict:
+def last_metrics(run: folders.Run, arrays: tuple[str, ...], max_bytes: int | None = None) -> dict:
     """latent.snapshot_metrics of the recording's last snapshot, from the cache when the
     recording has not changed since it was written."""
 
     def compute() -> dict:
-        return latent.snapshot_metrics(record.load_last(run.latents, model, max_bytes), 0)
+        return latent.snapshot_metrics(record.load_last(run.latents, arrays, max_bytes), 0)
 
     return _cached(run, "last", compute)
 
 
-def trend(run: folders.Run, model: str, max_bytes: int | None = None) -> dict:
+def trend(run: folders.Run, arrays: tuple[str, ...], max_bytes: int | None = None) -> dict:
     """latent.trend of the whole recording (start, middle, end), cached likewise."""
 
     def compute() -> dict:
-        return latent.trend(record.load_recording(run.latents, model, max_bytes))
+        return latent.trend(record.load_recording(run.latents, arrays, max_bytes))
 
     return _cached(run, "trend", compute)
 
 
-def series(run: folders.Run, model: str, max_bytes: int | None, max_points: int) -> dict:
+def series(
+    run: folders.Run, arrays: tuple[str, ...], max_bytes: int | None, max_points: int
+) -> dict:
     """latent.series over the recording (at most max_points snapshots) as lists (NaN as
     None), cached likewise."""
 
     def compute() -> dict:
-        rec = record.load_recording(run.latents, model, max_bytes)
+        rec = record.load_recording(run.latents, arrays, max_bytes)
         values = latent.series(rec, max_points)
         return {k: _finite_lists(v.tolist()) for k, v in values.items()}
 

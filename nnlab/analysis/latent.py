@@ -43,10 +43,10 @@ def class_gaussians(rec: Recording, s: int) -> dict[int, tuple[np.ndarray, np.nd
     out = {}
     for c in np.unique(rec.labels):
         sel = rec.labels == c
-        if rec.model == "vae":
-            out[int(c)] = mixture_moments(rec.mu[s, sel], rec.sd[s, sel])
+        if rec.sd is not None:  # each point a Gaussian: the class is their mixture
+            out[int(c)] = mixture_moments(rec.points[s, sel], rec.sd[s, sel])
         else:
-            x = rec.act[s, sel].astype(np.float64)
+            x = rec.points[s, sel].astype(np.float64)
             mean = x.mean(0)
             out[int(c)] = (mean, (x - mean).T @ (x - mean) / len(x))
     return out
@@ -160,7 +160,7 @@ def snapshot_metrics(rec: Recording, s: int, top: int = 3, mixtures: bool = Fals
     gauss = class_gaussians(rec, s)
     pairs = overlaps(gauss)
     worst = sorted(pairs.items(), key=lambda kv: -kv[1])[:top]
-    points = rec.latents[s].astype(np.float64)
+    points = rec.points[s].astype(np.float64)
     acc, ratio = separability(points, rec.labels)
     out = {
         "step": int(rec.steps[s]),
@@ -171,16 +171,16 @@ def snapshot_metrics(rec: Recording, s: int, top: int = 3, mixtures: bool = Fals
         "ncm_accuracy": acc,
         "between_within": ratio,
     }
-    if mixtures and rec.model == "vae" and rec.mu.shape[2] == 2:
-        mix, coverage = mixture_overlaps(rec.mu[s], rec.sd[s], rec.labels)
+    if mixtures and rec.sd is not None and rec.points.shape[2] == 2:
+        mix, coverage = mixture_overlaps(rec.points[s], rec.sd[s], rec.labels)
         ranked = sorted(mix.items(), key=lambda kv: -kv[1])
         out["mixture_overlap_max"] = ranked[0][1] if ranked else 0.0
         out["mixture_overlap_mean"] = float(np.mean(list(mix.values()))) if mix else 0.0
         out["top_mixture_overlaps"] = [{"pair": k, "coefficient": v} for k, v in ranked[:top]]
         out["mixture_coverage"] = coverage
-    if rec.model == "vae":
+    if rec.sd is not None:
         out["shape_logdet_spread"], out["shape_elongation_spread"] = shape_spread(gauss)
-        out.update(posterior_health(rec.mu[s], rec.sd[s]))
+        out.update(posterior_health(rec.points[s], rec.sd[s]))
     elif points.shape[1] == 3 and points.min() >= 0 and points.max() <= 1:
         corners = corner_distances(points, rec.labels)
         out["corners"] = corners

@@ -5,49 +5,20 @@ the sweeps listed beside the runs in `nnlab summary`."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
+from nnlab import families
+from nnlab.families.family import Column
 from nnlab.helpers.console import table_text
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.options import text_of
 from nnlab.store import folders, schema
 
 
-@dataclass(frozen=True)
-class Column:
-    """One metric column of the sweep table."""
-
-    key: str
-    label: str
-    fmt: str
-    latent: bool = False  # from the recording's last snapshot, not the last epoch line
-
-
-COLUMNS = {
-    "vae": (
-        Column("train_loss", "train loss", "{:.2f}"),
-        Column("test_loss", "test loss", "{:.2f}"),
-        Column("test_elbo", "test ELBO", "{:.2f}"),
-        Column("overlap_max", "top overlap", "{:.3f}", True),
-        Column("ncm_accuracy", "NCM acc", "{:.1%}", True),
-        Column("aggregate_kl_to_prior", "KL to prior", "{:.3f}", True),
-        Column("active_units", "active units", "{:.3g}", True),
-    ),
-    "classifier": (
-        Column("train_loss", "train loss", "{:.4f}"),
-        Column("test_loss", "test loss", "{:.4f}"),
-        Column("test_acc", "test acc", "{:.2%}"),
-        Column("overlap_max", "top overlap", "{:.3f}", True),
-        Column("ncm_accuracy", "NCM acc", "{:.1%}", True),
-    ),
-}
-
-
 def describe(sweep_id: str, runs_dir=None) -> dict:
     """Everything about a sweep: its record, and each point's status and metrics."""
     sweep = folders.open_sweep(sweep_id, runs_dir)
     rec = sweep.record()
-    columns = COLUMNS[rec["model"]]
+    columns = families.get(rec["model"]).sweep_columns
     points = []
     for i, p in enumerate(rec["points"]):
         status = sweep.point_status(rec, i)
@@ -114,7 +85,7 @@ def _point_metrics(root, run_id: str, columns) -> tuple[dict, str | None]:
             if latent is None:
                 cfg = run.config()
                 chunk_max = schema.size_ceilings(cfg, meta)[1]
-                latent = cache.last_metrics(run, cfg.model, chunk_max)
+                latent = cache.last_metrics(run, families.of(cfg).arrays, chunk_max)
             for c in columns:
                 if c.latent and c.key in latent:
                     out[c.key] = float(latent[c.key])
@@ -196,7 +167,7 @@ def _fmt(col: Column, value) -> str:
 
 def render(d: dict, color: bool = False) -> str:
     """A sweep as text: what it is, a row per point, and the seed-pooled rows."""
-    columns = [c for c in COLUMNS[d["model"]] if c.key in d["columns"]]
+    columns = [c for c in families.get(d["model"]).sweep_columns if c.key in d["columns"]]
     fields = list(d["grid"])
     counts = ", ".join(f"{n} {s}" for s, n in sorted(d["counts"].items()))
     grid_words = " × ".join(f"{len(v)} {k}" for k, v in d["grid"].items())

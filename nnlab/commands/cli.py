@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import sys
 
-from nnlab import __version__
+from nnlab import __version__, families
 from nnlab.helpers import options
 from nnlab.helpers.errors import NnlabError, TrainingStopped, did_you_mean
 
@@ -349,8 +349,8 @@ def help_text(argv: list[str]) -> str | None:
     command = argv[0] if argv and argv[0] in COMMANDS else None
     if command == "train":
         model = argv[1] if len(argv) > 1 and not argv[1].startswith("-") else None
-        if model is not None and model not in ("classifier", "vae"):
-            raise NnlabError(f"unknown model '{model}'{did_you_mean(model, ('classifier', 'vae'))}")
+        if model is not None:
+            families.get(model)  # an unknown model: one line with a suggestion
         return pages.train_page(model, train)
     if command == "sweep":
         return pages.sweep_page(sweep)

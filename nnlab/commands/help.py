@@ -15,8 +15,9 @@ import shutil
 import textwrap
 import typing
 
-from nnlab import __version__
+from nnlab import __version__, families
 from nnlab.config import config
+from nnlab.families.family import Config
 
 ARG_RE = re.compile(r"^\s{4,}(\w+):\s*(?:\{([^}]*)\}\s*)?(.*)$")
 # Options of `nnlab train` that are not config fields, with their meanings.
@@ -198,7 +199,8 @@ def _presets(model: str | None) -> list[str]:
         if model and layer.get("model") != model:
             continue
         changes = ", ".join(f"{k}={_shown(v)}" for k, v in layer.items() if k != "model")
-        default = " (the default)" if config.DEFAULT_PRESET.get(layer["model"]) == name else ""
+        family = families.FAMILIES.get(layer["model"])
+        default = " (the default)" if family and family.default_preset == name else ""
         rows.append((name, f"{layer['model']}{default}: {changes or 'the defaults, unchanged'}"))
     return _rows(rows)
 
@@ -219,15 +221,15 @@ def train_page(model: str | None, fn) -> str:
         "options:",
         *_rows([(f"--{k}={t}", m) for k, (t, m) in TRAIN_OPTIONS.items()]),
     ]
-    models = [model] if model else list(config.MODELS)
-    base = [f.name for f in dataclasses.fields(config.Config) if f.name != "model"]
+    models = [model] if model else list(families.NAMES)
+    base = [f.name for f in dataclasses.fields(Config) if f.name != "model"]
     for m in models:
-        cls = config.CONFIG_CLASSES[m]
+        cls = families.get(m).config_class
         own = [f.name for f in dataclasses.fields(cls) if f.name not in base and f.name != "model"]
         lines += ["", f"config fields of {m} (each a --FIELD=VALUE; defaults before any preset):"]
         lines += _rows(_field_rows(cls, own + base if model else own))
     if not model:
         lines += ["", "config fields of both (defaults of the vae; see nnlab train MODEL --help):"]
-        lines += _rows(_field_rows(config.VAEConfig, base))
+        lines += _rows(_field_rows(families.get("vae").config_class, base))
     lines += ["", "presets (what each sets on top of its model's defaults):", *_presets(model)]
     return "\n".join(lines)

@@ -10,6 +10,7 @@ import dataclasses
 import io
 import json
 
+from nnlab import families
 from nnlab.helpers import files
 from nnlab.helpers.console import table_text
 from nnlab.helpers.errors import NnlabError
@@ -42,7 +43,8 @@ def list_runs(runs_dir=None) -> list[dict]:
             rows.append({"kind": "run", "id": run_id, "status": "damaged", "problem": str(e)})
             continue
         final = meta.get("final") or {}
-        name, value = metrics.headline(meta.get("model", ""), final)
+        family = families.FAMILIES.get(meta.get("model"))
+        name, value = family.headline(final) if family else ("headline", None)
         rows.append(
             {
                 "kind": "run",
@@ -124,7 +126,7 @@ def describe(run_id: str, runs_dir=None) -> dict:
     trend = None
     if snaps:
         try:
-            trend = cache.trend(run, meta.get("model", ""), chunk_max)
+            trend = cache.trend(run, families.of(cfg).arrays, chunk_max)
         except NnlabError as e:
             problems.append(str(e))
     params = meta.get("parameters") or []
@@ -222,7 +224,8 @@ def render_runs(rows: list[dict], color: bool = False) -> str:
         if r["status"] == "damaged":
             cells.append((r["id"], "-", "-", "-", "-", "-", "damaged", "-"))
             continue
-        value = metrics.format_headline(r["model"], r["value"])
+        family = families.FAMILIES.get(r["model"])
+        value = family.format_headline(r["value"]) if family else "-"
         cells.append(
             (
                 r["id"],

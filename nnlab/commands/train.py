@@ -14,13 +14,12 @@ import time
 
 from rich.console import Console
 
-from nnlab import __version__
+from nnlab import __version__, families
 from nnlab.config import config
 from nnlab.helpers import files, options
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped
 from nnlab.store import folders, schema
-from nnlab.store.metrics import epoch_headline
 from nnlab.training import tensorboard
 
 # Options of `nnlab train` that are not config fields.
@@ -215,7 +214,7 @@ def _run(trainer, console: Console) -> str:
     seconds = _add_seconds(run, time.perf_counter() - t0)
     run.update_meta(status="finished", ended=folders.now_iso(), final=final)
     console.print(
-        f"finished {run.id}: {epoch_headline(trainer.cfg.model, final)} · "
+        f"finished {run.id}: {families.of(trainer.cfg).epoch_headline(final)} · "
         f"{trainer.step} steps, {seconds:.1f} s · {run.path}",
         soft_wrap=True,
     )

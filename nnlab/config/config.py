@@ -1,13 +1,10 @@
-"""Run configurations: dataclasses per model family, presets, merging and validation.
+"""Run configurations: presets, merging, type checks, validation, YAML.
 
 Order of precedence: dataclass defaults < preset or --config YAML < command-line flags.
-The defaults live here and nowhere else: a preset lists only what it changes. The resolved
-config is saved verbatim in the run as config.yaml and is the only thing later commands use
-to rebuild the model.
-
-The module is long (~440 lines) because it is the whole schema in one place: every field
-with its default, meaning and allowed values (the help pages are generated from them),
-the presets, merging and validation.
+The defaults live in the config classes (nnlab/families: the fields every family shares in
+family.py, each family's own in its module) and nowhere else: a preset lists only what it
+changes. The resolved config is saved verbatim in the run as config.yaml and is the only
+thing later commands use to rebuild the model.
 
 Format evolution. A field added after a run format's first release is declared with
 `added_later(default, legacy)`: `legacy` is the value that reproduces what nnlab did
@@ -23,194 +20,17 @@ import math
 import os
 import re
 import typing
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from nnlab import families
+from nnlab.families.family import Config
 from nnlab.helpers.errors import NnlabError, did_you_mean
 from nnlab.helpers.options import parse_value
 
-MODELS = ("classifier", "vae")
-DATASETS = ("mnist", "fashion-mnist", "kmnist", "mnist-sample")
-ACTIVATIONS = ("sigmoid", "relu", "tanh", "silu", "softplus", "identity", "gelu", "leaky_relu")
-INITS = ("default", "normal", "scaled")
-POSTERIOR_SCALES = ("std", "variance")
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SPLITS = ("test", "val", "train")
-LOSSES = ("mse", "ce")
-INPUT_DIM = 784  # every dataset nnlab knows is 28x28 grey images
-NUM_CLASSES = 10
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{0,64}$")
 _NONE = object()  # no legacy value declared
-
-
-def option(default, help: str, *, choices: tuple | None = None, **extra):
-    """A config field with its one-line meaning (and allowed values) for `--help`."""
-    meta = {"help": help, **({"choices": choices} if choices else {}), **extra}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def added_later(default, help: str, *, legacy, choices: tuple | None = None):
-    """A field added after runs were first written: new runs get `default`, a run saved
-    without the field is read with `legacy` (the value that reproduces the old behaviour)."""
-    return option(default, help, choices=choices, legacy=legacy)
-
-
-@dataclass
-class Config:
-    """Fields shared by every model family: data, optimisation, recording, checkpoints.
-
-    A subclass redeclares a field only to change its default (its meaning stays here).
-    """
-
-    model: str = option("", "the model family, chosen by the first argument", choices=MODELS)
-    name: str = option("", "a tag appended to the run id (letters, digits, . - _)")
-    dataset: str = option("mnist", "the images to train on", choices=DATASETS)
-    data_dir: str = option("", 'where IDX files live; "" means $NNLAB_DATA or ~/.cache/nnlab/data')
-    val_fraction: float = option(0.1, "share of the train split held out for validation")
-    seed: int = option(0, "seeds the weights, the batch order and the VAE's sampling")
-    device: str = option("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
-    deterministic: bool = option(True, "deterministic kernels, so a resume is bit-exact on CPU")
-    epochs: int = option(1, "passes over the train split")
-    batch_size: int = option(32, "images per optimisation step")
-    optimizer: str = option("adamw", "the optimiser", choices=OPTIMIZERS)
-    lr: float = option(1e-3, "learning rate")
-    weight_decay: float = option(0.0, "the optimiser's weight decay (decoupled for adamw)")
-    momentum: float = option(0.0, "momentum (sgd only)")
-    log_every: int = option(50, "steps between training-loss lines in metrics.jsonl")
-    snapshot_every: int = option(4, "steps between latent snapshots; 0 turns recording off")
-    probe_split: str = option("test", "the split whose images are recorded", choices=SPLITS)
-    probe_size: int = option(10000, "most probe images recorded (class-stratified when capped)")
-    record_dtype: str = option(
-        "float16", "storage of recorded latents", choices=("float16", "float32")
-    )
-    record_precision: str = added_later(
-        "float32",
-        "snapshot arithmetic: bfloat16 is ~3x faster on CPUs with AMX/AVX-512 bf16 (and much "
-        "slower without them), relative error ~0.5%",
-        choices=("float32", "bfloat16"),
-        legacy="float32",  # runs from before it existed recorded in float32
-    )
-    checkpoint_every: int = option(0, "keep a checkpoint every N epochs (0: latest and final)")
-    checkpoint_every_steps: int = option(500, "refresh the latest checkpoint every N steps")
-    tensorboard: bool = added_later(
-        False,
-        "also write TensorBoard event files into <run>/tensorboard/ while training "
-        "(pip install tensorboard)",
-        legacy=False,
-    )
-    l1: float = added_later(
-        0.0,
-        "L1 penalty l1 * sum|w| on every layer's weights (not biases), added to the loss",
-        legacy=0.0,
-    )
-    l2: float = added_later(
-        0.0,
-        "L2 penalty (l2 / 2) * sum w^2 on every layer's weights (not biases), added to the loss "
-        "(unlike weight_decay, which the optimiser applies)",
-        legacy=0.0,
-    )
-    dropout: list[float] = added_later(
-        [],
-        "dropout probability on the hidden layers' outputs in training: one value for every "
-        "hidden layer or one per layer (VAE: per encoder layer, mirrored in the decoder); "
-        "empty: off",
-        legacy=[],
-    )
-    init: str = added_later(
-        "default",
-        "weights and biases: default (PyTorch's uniform), normal (N(0, 1), as network.py), "
-        "scaled (weights N(0, 1/fan_in), biases N(0, 1))",
-        choices=INITS,
-        legacy="default",  # runs from before it existed used PyTorch's
-    )
-
-    def parameter_count(self) -> int:
-        """How many parameters the model of this config has (without building it)."""
-        if self.model == "vae":
-            widths = [INPUT_DIM, *self.hidden_dims]
-            enc = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
-            head = widths[-1] * 2 * self.latent_dim + 2 * self.latent_dim
-            dec_widths = [self.latent_dim, *reversed(self.hidden_dims), INPUT_DIM]
-            dec = sum(a * b + b for a, b in zip(dec_widths[:-1], dec_widths[1:], strict=True))
-            return enc + head + dec
-        return sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True))
-
-
-@dataclass
-class VAEConfig(Config):
-    """A beta-VAE with MLP encoder and decoder and a diagonal Gaussian posterior."""
-
-    model: str = "vae"
-    hidden_dims: list[int] = option([256, 128], "encoder layer widths; the decoder mirrors them")
-    latent_dim: int = option(2, "latent dimensions")
-    activation: str = option("silu", "hidden-layer activation", choices=ACTIVATIONS)
-    recon: str = option("bce", "reconstruction term, summed over pixels", choices=("bce", "mse"))
-    beta: float = option(1.0, "weight of KL(q(z|x) || N(0, I))")
-    posterior_scale: str = added_later(
-        "std",
-        "what softplus(raw) is: the posterior's std, or its variance (the seed project's)",
-        choices=POSTERIOR_SCALES,
-        legacy="std",  # runs from before it existed used std
-    )
-    weight_decay: float = 1e-2  # AdamW's decoupled decay, as in the reference experiment
-
-
-@dataclass
-class ClassifierConfig(Config):
-    """An MLP classifier; sizes lists every layer's width from 784 inputs to 10 outputs."""
-
-    model: str = "classifier"
-    sizes: list[int] = option([784, 30, 10], "every layer's width, from 784 inputs to 10 outputs")
-    activation: str = option("sigmoid", "hidden-layer activation", choices=ACTIVATIONS)
-    loss: str = option(
-        "mse",
-        "mse: quadratic cost on one-hot targets (sigmoid outputs); ce: softmax cross-entropy",
-        choices=LOSSES,
-    )
-    latent_layer: int | None = option(
-        None, "index into sizes of the recorded layer (none: the narrowest hidden layer)"
-    )
-    cbp_rate: float = added_later(
-        0.0,
-        "continual backprop: mature units replaced per step, as a fraction of each hidden "
-        "layer (Dohare et al. 2024; e.g. 1e-4); 0: off",
-        legacy=0.0,
-    )
-    cbp_maturity: int = added_later(
-        100, "continual backprop: steps a unit lives before it may be replaced", legacy=100
-    )
-    cbp_decay: float = added_later(
-        0.99, "continual backprop: decay of each unit's running contribution utility", legacy=0.99
-    )
-    permute_every: int = added_later(
-        0,
-        "a continual task: every K epochs the pixels are shuffled by a new seeded permutation "
-        "(Permuted MNIST; task 0 is the images as they are); 0: off",
-        legacy=0,
-    )
-    optimizer: str = "sgd"
-    lr: float = 3.0
-    batch_size: int = 10
-    epochs: int = 30
-    snapshot_every: int = 500
-
-    @property
-    def recorded_layer(self) -> int:
-        """Index into sizes of the recorded layer (the narrowest hidden layer by default)."""
-        if self.latent_layer is not None:
-            return self.latent_layer
-        hidden = range(1, len(self.sizes) - 1)
-        if not hidden:
-            return len(self.sizes) - 1  # no hidden layer: record the outputs
-        return min(hidden, key=lambda i: (self.sizes[i], i))
-
-
-CONFIG_CLASSES: dict[str, type[Config]] = {"vae": VAEConfig, "classifier": ClassifierConfig}
-DEFAULT_PRESET = {"vae": "vae", "classifier": "classifier"}
 
 
 def field_info(cls: type[Config], name: str) -> dict:
@@ -273,9 +93,10 @@ def check_keys(cls: type[Config], keys, where: str) -> None:
     for k in keys:
         if k not in known:
             owners = [
-                name
-                for name, other in CONFIG_CLASSES.items()
-                if other is not cls and k in {f.name for f in dataclasses.fields(other)}
+                f.name
+                for f in families.FAMILIES.values()
+                if f.config_class is not cls
+                and k in {field.name for field in dataclasses.fields(f.config_class)}
             ]
             if owners:  # a real key of the other model: say so rather than "unknown"
                 raise NnlabError(
@@ -364,13 +185,12 @@ def base_values(
     if model is None:
         raise NnlabError("name the model to train: nnlab train classifier|vae")
     model = str(model)
-    if model not in MODELS:
-        raise NnlabError(f"unknown model '{model}'{did_you_mean(model, MODELS)}")
+    family = families.get(model)
     if layer_model is not None and layer_model != model:
         raise NnlabError(f"{where} is for model '{layer_model}', not '{model}'")
     if not preset and not config_file:
-        layer, where = load_preset(DEFAULT_PRESET[model]), f"preset '{DEFAULT_PRESET[model]}'"
-    cls = CONFIG_CLASSES[model]
+        layer, where = load_preset(family.default_preset), f"preset '{family.default_preset}'"
+    cls = family.config_class
     check_keys(cls, layer, where)
     values = coerce(cls, layer, where)
     values["model"] = model
@@ -456,7 +276,7 @@ def validate(cfg: Config) -> None:
     for key in ("l1", "l2"):
         if not 0 <= getattr(cfg, key) <= 1e3:
             bad(key, "must be at least 0 (off) and at most 1e3")
-    hidden = len(cfg.hidden_dims) if cfg.model == "vae" else len(cfg.sizes) - 2
+    hidden = cfg.hidden_layers()
     if cfg.dropout:
         if not all(0 <= p < 1 for p in cfg.dropout):
             bad("dropout", "each probability must be at least 0 and below 1")
@@ -464,33 +284,7 @@ def validate(cfg: Config) -> None:
             bad("dropout", "the network has no hidden layer to drop units from")
         if len(cfg.dropout) not in (1, hidden):
             bad("dropout", f"give one probability, or one per hidden layer ({hidden})")
-    if cfg.model == "vae":
-        if not cfg.hidden_dims or min(cfg.hidden_dims) < 1:
-            bad("hidden_dims", "give at least one layer width, each at least 1")
-        if cfg.latent_dim < 1:
-            bad("latent_dim", "must be at least 1")
-        choice("recon")
-        choice("posterior_scale")
-        if cfg.beta < 0:
-            bad("beta", "must not be negative")
-    else:
-        if len(cfg.sizes) < 2 or cfg.sizes[0] != INPUT_DIM or cfg.sizes[-1] != NUM_CLASSES:
-            bad("sizes", f"must start at {INPUT_DIM} and end at {NUM_CLASSES}, e.g. [784,30,10]")
-        if min(cfg.sizes) < 1:
-            bad("sizes", "every layer needs at least 1 unit")
-        choice("loss")
-        if cfg.latent_layer is not None and not 1 <= cfg.latent_layer < len(cfg.sizes):
-            bad("latent_layer", f"must index a layer of sizes: 1 to {len(cfg.sizes) - 1}")
-        if not 0 <= cfg.cbp_rate < 1:
-            bad("cbp_rate", "must be in [0, 1): a fraction of each hidden layer per step")
-        if cfg.cbp_rate and hidden == 0:
-            bad("cbp_rate", "continual backprop replaces hidden units; this network has none")
-        if cfg.cbp_maturity < 0:
-            bad("cbp_maturity", "must not be negative")
-        if not 0 <= cfg.cbp_decay < 1:
-            bad("cbp_decay", "must be in [0, 1)")
-        if cfg.permute_every < 0:
-            bad("permute_every", "must be 0 (off) or a number of epochs per task")
+    families.of(cfg).check(cfg, bad, choice)
     _check_size(cfg, bad)
 
 
@@ -503,11 +297,8 @@ def _check_size(cfg: Config, bad) -> None:
     except (ValueError, OSError, AttributeError):
         return
     if need > memory / 2:
-        key = "sizes"
-        if cfg.model == "vae":
-            key = "latent_dim" if cfg.latent_dim > max(cfg.hidden_dims) else "hidden_dims"
         bad(
-            key,
+            families.of(cfg).size_key(cfg),
             f"a model of {cfg.parameter_count():,} parameters needs ~{need / 2**30:,.0f} GiB "
             f"to train; this machine has {memory / 2**30:,.0f} GiB",
         )
@@ -525,9 +316,9 @@ def from_yaml(text: str, where: str = "config.yaml") -> Config:
     legacy values); refuse unknown keys, other missing keys, or bad values."""
     data = _read_yaml(text, where)
     model = data.get("model")
-    if model not in CONFIG_CLASSES:
+    if model not in families.FAMILIES:
         raise NnlabError(f"{where}: unknown model {model!r}")
-    cls = CONFIG_CLASSES[model]
+    cls = families.FAMILIES[model].config_class
     check_keys(cls, data, where)
     for f in dataclasses.fields(cls):
         legacy = field_info(cls, f.name).get("legacy", _NONE)

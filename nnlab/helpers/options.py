@@ -10,12 +10,28 @@ from __future__ import annotations
 import math
 import re
 import typing
+from dataclasses import field
 from typing import Any
 
 from nnlab.helpers.errors import NnlabError
 
 TRUE_WORDS = ("true", "yes", "1", "on")
 FALSE_WORDS = ("false", "no", "0", "off")
+
+
+def option(default, help: str, *, choices: tuple | None = None, **extra):
+    """A dataclass field with its one-line meaning (and allowed values) for `--help`."""
+    meta = {"help": help, **({"choices": choices} if choices else {}), **extra}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def added_later(default, help: str, *, legacy, choices: tuple | None = None):
+    """A config field added after runs were first written: new runs get `default`, a run
+    saved without the field is read with `legacy` (the value that reproduces the old
+    behaviour)."""
+    return option(default, help, choices=choices, legacy=legacy)
 
 
 def text_of(value) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnlab import families
 from nnlab.helpers import files
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError, RunError
@@ -112,9 +113,9 @@ def decode(
     from nnlab.training.loading import load_model
 
     run = folders.open_run(run_id, runs_dir)
-    run.meta()
+    run.meta()  # checked before the config is read
     cfg = run.config()
-    if cfg.model != "vae":
+    if "decode" not in families.of(cfg).pictures:
         raise RunError(f"decode needs a VAE run; {run.id} is a {cfg.model}")
     pair = parse_pair(between)
     console = stderr_console()

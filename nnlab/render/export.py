@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nnlab import families
 from nnlab.analysis import latent
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError
@@ -133,7 +134,8 @@ def _export_run(run: folders.Run, folder: Path, picks: list[int], console) -> No
         for line in metrics.read(run.metrics):
             writer.line(line, lr=cfg.lr)
         if record.chunk_files(run.latents):
-            rec = record.load_recording(run.latents, cfg.model, schema.size_ceilings(cfg, meta)[1])
+            arrays = families.of(cfg).arrays
+            rec = record.load_recording(run.latents, arrays, schema.size_ceilings(cfg, meta)[1])
             with CountProgress(console, f"latent metrics {run.id}", len(rec)) as bar:
                 for s in range(len(rec)):
                     numbers = latent.snapshot_metrics(rec, s)
@@ -141,7 +143,7 @@ def _export_run(run: folders.Run, folder: Path, picks: list[int], console) -> No
                     bar.advance()
             _embeddings(writer.writer, run, cfg, rec, picks)
             _frames(writer.writer, run, rec)
-        if cfg.model == "classifier":
+        if "masks" in families.of(cfg).pictures:
             _masks(writer.writer, run)
     finally:
         writer.close()
@@ -166,7 +168,7 @@ def _embeddings(writer, run: folders.Run, cfg, rec: record.Recording, picks: lis
     names = data.class_names(cfg.dataset)
     labels = [names[int(c)] for c in rec.labels[keep]]
     for s in picks:
-        points = torch.from_numpy(np.asarray(rec.latents[s][keep], dtype=np.float32))
+        points = torch.from_numpy(np.asarray(rec.points[s][keep], dtype=np.float32))
         writer.add_embedding(
             points,
             metadata=labels,
@@ -226,9 +228,7 @@ def _write_hparams(folder: Path, rec: dict, runs: list[folders.Run]) -> None:
     from torch.utils.tensorboard import SummaryWriter
     from torch.utils.tensorboard.summary import hparams
 
-    from nnlab.analysis.sweeps import COLUMNS
-
-    keys = [c.key for c in COLUMNS[rec["model"]] if not c.latent]
+    keys = [c.key for c in families.get(rec["model"]).sweep_columns if not c.latent]
     points = {p["run"]: p for p in rec["points"]}
     domains = {
         k: list(v)

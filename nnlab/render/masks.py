@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnlab import families
 from nnlab.helpers.errors import RunError
 from nnlab.helpers.options import parse_units
 from nnlab.store import folders
@@ -61,9 +62,9 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     from nnlab.training.loading import load_model
 
     run = folders.open_run(run_id, runs_dir)
-    run.meta()
+    run.meta()  # checked before the config is read
     cfg = run.config()
-    if cfg.model != "classifier":
+    if "masks" not in families.of(cfg).pictures:
         raise RunError(f"masks needs a classifier run; {run.id} is a {cfg.model}")
     cfg, model, ck = load_model(run, checkpoint)
     weights, composed = mask_weights(cfg, model)

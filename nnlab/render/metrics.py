@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nnlab import families
 from nnlab.analysis import latent
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.progress import CountProgress
@@ -59,13 +60,14 @@ def plot_metrics(run_id, runs_dir=None):
     epochs = metrics.of_kind(lines, "epoch")
     series = {}
     if record.chunk_files(run.latents):
-        rec = record.load_recording(run.latents, cfg.model, schema.size_ceilings(cfg, meta)[1])
+        arrays = families.of(cfg).arrays
+        rec = record.load_recording(run.latents, arrays, schema.size_ceilings(cfg, meta)[1])
         n = len(latent.series_indices(len(rec), 200))
         with CountProgress(stderr_console(), "latent metrics", n) as bar:
             series = latent.series(rec, 200, on_step=bar.advance)
 
     panels = [("loss", None)]
-    if cfg.model == "classifier":
+    if families.of(cfg).accuracy:
         panels.append(("accuracy", None))
     task_lines = metrics.of_kind(lines, "task")
     if task_lines:

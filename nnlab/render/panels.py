@@ -112,7 +112,7 @@ class DensityPanel:
             idx = self.members[c]
             if not len(idx):
                 continue
-            mu, sd = self.rec.mu[s, idx], self.rec.sd[s, idx]
+            mu, sd = self.rec.points[s, idx], self.rec.sd[s, idx]
             dens = grid_density(mu, sd, self.xs, self.ys, dtype=np.float32)
             mean, cov = mixture_moments(mu, sd)
             level = one_sigma_density(cov)

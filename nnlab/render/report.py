@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nnlab import families
 from nnlab.analysis import cache
 from nnlab.helpers import files
 from nnlab.helpers.console import stderr_console
@@ -191,7 +192,8 @@ def _run_payload(run: folders.Run, cfg, points: int, images: dict, console) -> d
         return out
     out["latent"] = _latent_payload(run, cfg, meta, points, images)
     chunk_max = schema.size_ceilings(cfg, meta)[1]
-    out["metrics"]["latent"] = cache.series(run, cfg.model, chunk_max, SERIES_POINTS)
+    arrays = families.of(cfg).arrays
+    out["metrics"]["latent"] = cache.series(run, arrays, chunk_max, SERIES_POINTS)
     out["extras"] = _extras(run, cfg, meta, console)
     return out
 
@@ -240,7 +242,7 @@ def _latent_payload(run, cfg, meta, points: int, images: dict) -> dict:
         "total_epochs": cfg.epochs,
     }
     if src.kind == "density":
-        payload["mu"] = quantise(rec.mu[:, keep])
+        payload["mu"] = quantise(rec.points[:, keep])
         sd = np.maximum(rec.sd[:, keep].astype(np.float64), 1e-12)
         payload["log_sd"] = quantise(np.log(sd))
     else:
@@ -298,10 +300,11 @@ def _extras(run, cfg, meta, console) -> list[dict]:
         if step in seen:
             continue
         seen.add(step)
-        if cfg.model == "vae":
+        if "decode" in families.of(cfg).pictures:
             means = None
             if cfg.latent_dim != 2:
-                means = record.load_last(run.latents, "vae").mu[0].astype(np.float64)
+                last = record.load_last(run.latents, families.of(cfg).arrays)
+                means = last.points[0].astype(np.float64)
             mosaic = manifold_mosaic(cfg, ck, manifold_points(cfg.latent_dim, means))
             out.append(
                 {

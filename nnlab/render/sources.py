@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nnlab import families
 from nnlab.analysis.density import pca_basis
 from nnlab.helpers.errors import NnlabError, RunError
 from nnlab.store import folders, record, schema
@@ -45,33 +46,34 @@ def load_source(run_id: str, runs_dir, kind: str) -> Source:
     cfg = run.config()
     if cfg.snapshot_every == 0 and not record.chunk_files(run.latents):
         raise RunError(f"run {run.id} has no latent recording (trained with snapshot_every=0)")
-    rec = record.load_recording(run.latents, cfg.model, schema.size_ceilings(cfg, meta)[1])
-    dims = rec.latents.shape[2]
+    family = families.of(cfg)
+    rec = record.load_recording(run.latents, family.arrays, schema.size_ceilings(cfg, meta)[1])
+    dims = rec.points.shape[2]
     if kind not in KINDS:
         raise NnlabError(f"--kind={kind}: choose from auto, density, scatter")
-    if kind == "density" and not (cfg.model == "vae" and dims == 2):
-        raise NnlabError(
-            f"--kind=density needs a VAE with a 2-D latent; run {run.id} has "
-            f"{'a classifier' if cfg.model != 'vae' else f'{dims} latent dimensions'}"
-        )
+    # densities need each point's spread (a posterior's sd) and a plane to draw them on
+    drawable = rec.sd is not None and dims == 2
+    if kind == "density" and not drawable:
+        has = f"{dims} latent dimensions" if family.spread else family.noun
+        raise NnlabError(f"--kind=density needs a VAE with a 2-D latent; run {run.id} has {has}")
     src = Source(run, cfg, rec, "scatter")
-    if cfg.model == "vae" and dims == 2 and kind != "scatter":
+    units = (f"{family.symbol}₁", f"{family.symbol}₂")
+    if drawable and kind != "scatter":
         src.kind = "density"
     elif dims == 3 and kind != "scatter":
-        src.kind, src.points = "scatter3d", rec.latents
+        src.kind, src.points = "scatter3d", rec.points
         src.axis_labels = ("h₁", "h₂")
     elif dims <= 2:
-        pts = rec.latents
+        pts = rec.points
         if dims == 1:  # a 1-D latent: spread the classes vertically
             pts = np.concatenate(
                 [pts, np.broadcast_to(rec.labels[None, :, None] / 9.0, pts.shape)], 2
             )
         src.points = pts
-        if cfg.model != "vae":
-            src.axis_labels = ("h₁", "h₂") if dims == 2 else ("h₁", "class")
+        src.axis_labels = units if dims == 2 else (units[0], "class")
     else:
-        centre, basis, ratio = pca_basis(rec.latents[-1], 2)  # fitted once, on the final snapshot
-        src.points = (rec.latents - centre) @ basis.T
+        centre, basis, ratio = pca_basis(rec.points[-1], 2)  # fitted once, on the final snapshot
+        src.points = (rec.points - centre) @ basis.T
         src.axis_labels = (
             f"PC1 ({100 * ratio[0]:.0f}% of variance)",
             f"PC2 ({100 * ratio[1]:.0f}% of variance)",
@@ -81,11 +83,7 @@ def load_source(run_id: str, runs_dir, kind: str) -> Source:
 
 def run_label(cfg) -> str:
     """A short description of a run's model."""
-    if cfg.model == "vae":
-        return f"β-VAE · β = {cfg.beta:g} · {cfg.latent_dim}-D latent · {cfg.dataset}"
-    return (
-        f"classifier {'-'.join(map(str, cfg.sizes))} · layer {cfg.recorded_layer} · {cfg.dataset}"
-    )
+    return families.of(cfg).label(cfg)
 
 
 def differing_labels(cfgs) -> list[str]:
@@ -133,7 +131,7 @@ def source_limits(src: Source, classes: list[int]) -> tuple[float, float, float,
     least its 2-sigma circle), the bulk of the points otherwise."""
     sel = np.isin(src.rec.labels, classes)
     if src.kind == "density":
-        lim = robust_limits(src.rec.mu[:, sel], src.rec.sd[:, sel])
+        lim = robust_limits(src.rec.points[:, sel], src.rec.sd[:, sel])
         reach = min(max(2.5, float(np.abs(lim).max())), 50.0)
         return -reach, reach, -reach, reach
     (x0, x1), (y0, y1) = robust_limits(src.points[:, sel, :2])
@@ -144,7 +142,8 @@ def outside_counts(src: Source, classes: list[int], limits) -> np.ndarray | None
     """Per snapshot, how many shown points lie outside fixed 2-D limits (None for 3-D)."""
     if limits is None:
         return None
-    pts = (src.rec.mu if src.kind == "density" else src.points)[:, np.isin(src.rec.labels, classes)]
+    shown = np.isin(src.rec.labels, classes)
+    pts = (src.rec.points if src.kind == "density" else src.points)[:, shown]
     x0, x1, y0, y1 = limits
     x, y = pts[..., 0], pts[..., 1]
     return ((x < x0) | (x > x1) | (y < y0) | (y > y1)).sum(axis=1)

@@ -2,7 +2,7 @@
 
 `MetricsLog` is the writer (lines queued between checkpoints, appended and fsynced at each
 one, cut back to a checkpoint's size on resume); the functions below it are the readers
-(parse, best values, headlines), kept beside the writer as `record.py` keeps `Recorder`
+(parse, best values), kept beside the writer as `record.py` keeps `Recorder`
 beside `load_recording`. Line kinds: "step" (mean training loss over `log_every` steps),
 "epoch" (train, validation and test metrics, and the unit health of the hidden layers),
 "task" (the end of a task of a permuted run: its accuracies) and "diverged".
@@ -147,30 +147,3 @@ def best_values(epoch_lines: list[dict]) -> dict:
             if cur is None or (v > cur["value"] if higher else v < cur["value"]):
                 best[k] = {"value": v, "epoch": line.get("epoch"), "step": line.get("step")}
     return best
-
-
-def headline(model: str, final: dict) -> tuple[str, float | None]:
-    """A run's headline metric name and value (test accuracy or test ELBO)."""
-    if model == "vae":
-        return "test ELBO", final.get("test_elbo")
-    return "test acc", final.get("test_acc")
-
-
-def format_headline(model: str, value: float | None) -> str:
-    """The headline value as the runs table shows it: accuracy in percent, ELBO in nats."""
-    if value is None:
-        return "-"
-    return f"{100 * value:.2f}%" if model == "classifier" else f"{value:.2f}"
-
-
-def epoch_headline(model: str, line: dict) -> str:
-    """An epoch line in words, as training prints it (test ELBO and its terms, or accuracy)."""
-    if not line:
-        return ""
-    if model == "vae":
-        recon = "mse" if "test_mse" in line else "bce"  # the VAE's reconstruction term
-        return (
-            f"test ELBO {line['test_elbo']:.2f} ({recon} {line[f'test_{recon}']:.2f}, "
-            f"KL {line['test_kl']:.2f})"
-        )
-    return f"test accuracy {100 * line['test_acc']:.2f}% (loss {line['test_loss']:.4f})"

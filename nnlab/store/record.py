@@ -2,7 +2,8 @@
 
 latents/probe.npz holds the probe set's labels and indices into its split;
 latents/chunk-NNNNNN.npz hold consecutive snapshots: `steps`, `epochs` and, per snapshot,
-`mu` and `sd` (VAE posterior, each (S, N, D)) or `act` (classifier layer, (S, N, D)).
+the family's arrays (`Family.arrays`): `mu` and `sd` (a VAE's posterior, each (S, N, D))
+or `act` (a classifier's layer, (S, N, D)).
 A chunk is written (atomically) whenever the trainer checkpoints, so the recording on disk
 always ends at or after the latest checkpoint, and a resume drops the chunks beyond it.
 """
@@ -47,20 +48,14 @@ def probe_indices(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
 class Recording:
     """A whole recording read back: steps, epochs, labels and the latent arrays."""
 
-    model: str  # "vae" or "classifier": the run's model family
+    names: tuple[str, ...]  # the arrays of a snapshot, as the family names them on disk
     steps: np.ndarray  # (S,) int64
     epochs: np.ndarray  # (S,) float64: epochs done, fractional within an epoch
     labels: np.ndarray  # (N,) int64
     indices: np.ndarray  # (N,) positions in the probe split
     split: str
-    mu: np.ndarray | None = None  # VAE (S, N, D) float32
-    sd: np.ndarray | None = None
-    act: np.ndarray | None = None  # classifier (S, N, D) float32
-
-    @property
-    def latents(self) -> np.ndarray:
-        """The recorded points: posterior means (VAE) or activations (classifier)."""
-        return self.mu if self.model == "vae" else self.act
+    points: np.ndarray  # (S, N, D) float32: VAE posterior means, or a layer's activations
+    sd: np.ndarray | None = None  # (S, N, D) float32: each point's spread, where recorded
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -69,9 +64,9 @@ class Recording:
 class Recorder:
     """Takes snapshots of the probe set in memory and flushes them as chunk files."""
 
-    def __init__(self, folder: Path, model: str, dtype: str = "float16"):
+    def __init__(self, folder: Path, arrays: tuple[str, ...], dtype: str = "float16"):
         self.folder = Path(folder)
-        self.model = model
+        self.arrays = arrays  # the family's names: the points, then their spread if any
         self.dtype = np.dtype(dtype)
         self.pending: list[tuple[int, float, np.ndarray, np.ndarray | None]] = []
         self._saved: int | None = None  # snapshots on disk, counted once then kept up to date
@@ -112,18 +107,9 @@ class Recorder:
         before = self.saved()  # counted before the new chunk exists
         steps = np.array([p[0] for p in self.pending], dtype=np.int64)
         epochs = np.array([p[1] for p in self.pending], dtype=np.float64)
-        first = np.stack([p[2] for p in self.pending])
+        stacked = [np.stack([p[2 + i] for p in self.pending]) for i in range(len(self.arrays))]
         path = self.folder / f"chunk-{n:06d}.npz"
-        if self.model == "vae":
-            save_npz(
-                path,
-                steps=steps,
-                epochs=epochs,
-                mu=first,
-                sd=np.stack([p[3] for p in self.pending]),
-            )
-        else:
-            save_npz(path, steps=steps, epochs=epochs, act=first)
+        save_npz(path, steps=steps, epochs=epochs, **dict(zip(self.arrays, stacked, strict=True)))
         self._saved = before + len(self.pending)
         self.pending.clear()
         return n + 1
@@ -164,23 +150,28 @@ def load_steps(folder: Path, max_bytes: int | None = None) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def load_last(folder: Path, model: str, max_bytes: int | None = None) -> Recording:
+def load_last(folder: Path, arrays: tuple[str, ...], max_bytes: int | None = None) -> Recording:
     """The last snapshot of a run's recording alone (reads the probe and the last chunk)."""
-    rec = load_recording(folder, model, max_bytes, last_chunk_only=True)
+    rec = load_recording(folder, arrays, max_bytes, last_chunk_only=True)
     keep = slice(len(rec) - 1, len(rec))
     return dataclasses.replace(
         rec,
         steps=rec.steps[keep],
         epochs=rec.epochs[keep],
-        **{k: getattr(rec, k)[keep] for k in (("mu", "sd") if model == "vae" else ("act",))},
+        points=rec.points[keep],
+        sd=None if rec.sd is None else rec.sd[keep],
     )
 
 
 def load_recording(
-    folder: Path, model: str, max_bytes: int | None = None, last_chunk_only: bool = False
+    folder: Path,
+    arrays: tuple[str, ...],
+    max_bytes: int | None = None,
+    last_chunk_only: bool = False,
 ) -> Recording:
-    """Read the whole recording of a run (float32 in memory); with max_bytes, a file
-    whose arrays claim more is refused before it is read (schema.size_ceilings)."""
+    """Read the whole recording of a run (float32 in memory): the arrays named by its
+    family (the points, then their spread if any); with max_bytes, a file whose arrays
+    claim more is refused before it is read (schema.size_ceilings)."""
     folder = Path(folder)
     probe = load_npz(folder / "probe.npz", max_bytes)
     files = chunk_files(folder)
@@ -188,7 +179,7 @@ def load_recording(
     if not files:
         raise RunError(f"{folder}: no latent snapshots recorded")
     parts = [load_npz(p, max_bytes) for p in files]
-    keys = ("mu", "sd") if model == "vae" else ("act",)
+    keys = tuple(arrays)
     width = None  # every chunk's arrays: (S, N, D) with one D, S integer steps and epochs
     for p, part in zip(files, parts, strict=True):
         if any(k not in part for k in ("steps", "epochs", *keys)):
@@ -201,18 +192,19 @@ def load_recording(
             if a.ndim != 3 or len(a) != len(s) or (width is not None and a.shape[2] != width):
                 raise RunError(f"{p}: damaged ('{k}' has shape {a.shape})")
             width = a.shape[2]
-    arrays = {k: np.concatenate([part[k] for part in parts]).astype(np.float32) for k in keys}
+    loaded = {k: np.concatenate([part[k] for part in parts]).astype(np.float32) for k in keys}
     steps = np.concatenate([part["steps"] for part in parts]).astype(np.int64)
     n = len(probe["labels"])
-    for k, v in arrays.items():
+    for k, v in loaded.items():
         if v.ndim != 3 or v.shape[0] != len(steps) or v.shape[1] != n:
             raise RunError(f"{folder}: damaged ('{k}' has shape {v.shape})")
     return Recording(
-        model=model,
+        names=keys,
         steps=steps,
         epochs=np.concatenate([part["epochs"] for part in parts]).astype(np.float64),
         labels=probe["labels"].astype(np.int64),
         indices=probe["indices"].astype(np.int64),
         split=str(probe.get("split", "test")),
-        **arrays,
+        points=loaded[keys[0]],
+        sd=loaded[keys[1]] if len(keys) > 1 else None,
     )

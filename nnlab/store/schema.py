@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from nnlab import families
 from nnlab.helpers.errors import RunError
 
 CEILING_SLACK = 16 * 2**20  # headers, RNG states, small arrays: generous on top of the sums
@@ -24,8 +25,7 @@ def size_ceilings(cfg, meta: dict) -> tuple[int, int]:
     steps = _count(meta.get("steps_per_epoch")) * max(cfg.epochs, _count(meta.get("epochs_done")))
     snapshots = (steps // cfg.snapshot_every if cfg.snapshot_every else 0) + 2
     probe = _count((meta.get("probe") or {}).get("size")) or cfg.probe_size
-    dims = cfg.latent_dim if cfg.model == "vae" else max(cfg.sizes)
-    return checkpoint, 4 * snapshots * probe * dims + CEILING_SLACK
+    return checkpoint, 4 * snapshots * probe * cfg.latent_width() + CEILING_SLACK
 
 
 def metrics_ceiling(cfg, meta: dict) -> int:
@@ -107,8 +107,8 @@ def check_meta(meta: dict, where) -> None:
             bad(key, "text")
     if "status" in meta and meta["status"] not in STATUSES:
         bad("status", ", ".join(STATUSES))
-    if "model" in meta and meta["model"] not in ("vae", "classifier"):
-        bad("model", "vae or classifier")
+    if "model" in meta and meta["model"] not in families.NAMES:
+        bad("model", " or ".join(families.NAMES))
     if "ended" in meta and meta["ended"] is not None and not isinstance(meta["ended"], str):
         bad("ended", "text or null")
     seconds = meta.get("train_seconds", 0.0)
@@ -156,8 +156,8 @@ def check_sweep(rec, where) -> None:
         bad("not an object")
     if not isinstance(rec.get("format"), int):
         bad("no format version")
-    if rec.get("model") not in ("vae", "classifier"):
-        bad("'model' should be vae or classifier")
+    if rec.get("model") not in families.NAMES:
+        bad(f"'model' should be {' or '.join(families.NAMES)}")
     if not isinstance(rec.get("base"), str):
         bad("'base' should be the base config as YAML text")
     grid, points = rec.get("grid"), rec.get("points")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nnlab.config.config import ClassifierConfig
+from nnlab.families.classifier import ClassifierConfig
 
 
 class ContinualBackprop:

@@ -10,6 +10,7 @@ import io
 
 import numpy as np
 
+from nnlab import families
 from nnlab.config import tasks
 from nnlab.helpers import files
 from nnlab.helpers.console import stderr_console, warn
@@ -37,7 +38,7 @@ def embed(
 
     from nnlab.training import data
     from nnlab.training.loading import load_model
-    from nnlab.training.models import encode_latents, kl_to_standard_normal
+    from nnlab.training.models import encode_latents
 
     if split not in ("train", "val", "test"):
         raise NnlabError(f"--split={split}: choose from test, train, val")
@@ -46,17 +47,8 @@ def embed(
     run = folders.open_run(run_id, runs_dir)
     meta = run.meta()
     cfg = run.config()
-    if layer is not None:
-        if cfg.model != "classifier":
-            raise NnlabError("--layer applies to classifier runs; a VAE's latent is its posterior")
-        try:
-            layer = int(str(layer))
-        except ValueError:
-            raise NnlabError(f"--layer={layer}: expected a layer index into sizes") from None
-        if not 1 <= layer < len(cfg.sizes):
-            raise NnlabError(
-                f"--layer={layer}: choose 1 to {len(cfg.sizes) - 1} (sizes {cfg.sizes})"
-            )
+    family = families.of(cfg)
+    layer = family.embed_layer(cfg, layer)
     every = getattr(cfg, "permute_every", 0)
     if task is not None and not every:
         raise NnlabError("--task applies to runs trained with --permute_every")
@@ -89,17 +81,12 @@ def embed(
         "split": np.array(split),
         **({"task": np.array(task)} if order is not None else {}),
     }
-    if cfg.model == "vae":
-        arrays.update(mu=enc.points.numpy(), sd=enc.sd.numpy())
-        kl = kl_to_standard_normal(enc.points, enc.sd).mean(0).tolist()
-        console.print(
-            f"mean KL to N(0, I) per latent dimension on {split} ({len(x):,} images): "
-            + ", ".join(f"z{i}: {v:.3f}" for i, v in enumerate(kl))
-            + f" · total {sum(kl):.3f} nats",
-            soft_wrap=True,
-        )
-    else:
-        arrays.update(act=enc.points.numpy(), layer=np.array(layer or cfg.recorded_layer))
+    recorded = (enc.points, enc.sd)[: len(family.arrays)]
+    arrays.update({k: v.numpy() for k, v in zip(family.arrays, recorded, strict=True)})
+    extras, note = family.embed_extras(cfg, enc, layer, f"{split} ({len(x):,} images)")
+    arrays.update(extras)
+    if note:
+        console.print(note, soft_wrap=True)
     folder = run.file("embeddings")
     folder.mkdir(exist_ok=True)
     # names say what is inside: an explicitly chosen layer is part of the name
@@ -109,7 +96,7 @@ def embed(
     if fmt == "npz":
         files.save_npz(path, **arrays)
     else:
-        files.write_text(path, _csv(arrays, cfg.model))
+        files.write_text(path, _csv(arrays, family.arrays))
     return str(path)
 
 
@@ -129,10 +116,10 @@ def _task_number(task, n_tasks: int) -> int:
     return t
 
 
-def _csv(arrays: dict, model: str) -> str:
+def _csv(arrays: dict, names: tuple[str, ...]) -> str:
+    """Index, label, then each recorded array's columns (mu0, mu1, ..., sd0, ... or act0, ...)."""
     cols = ["index", "label"]
     blocks = [arrays["indices"][:, None], arrays["labels"][:, None]]
-    names = ("mu", "sd") if model == "vae" else ("act",)
     for name in names:
         m = arrays[name]
         cols += [f"{name}{i}" for i in range(m.shape[1])]

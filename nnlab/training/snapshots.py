@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import torch
 
-from nnlab.config.config import Config
+from nnlab.families.family import Config
 from nnlab.store import record
 from nnlab.training.models import build_model, encode_latents
 

@@ -16,8 +16,9 @@ import time
 import torch
 from rich.console import Console
 
+from nnlab import families
 from nnlab.config import tasks
-from nnlab.config.config import Config
+from nnlab.families.family import Config
 from nnlab.helpers import files
 from nnlab.helpers.console import stderr_console, warn
 from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped
@@ -77,13 +78,7 @@ def evaluate(model, cfg: Config, x: torch.Tensor, y: torch.Tensor, chunk: int = 
         for k, v in loss_terms(model, cfg, xb, yb, gen).items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(xb)
     model.train(was)
-    out = {k: v / max(n, 1) for k, v in sums.items()}
-    if cfg.model == "vae":
-        # metrics.jsonl keeps its key order (reconstruction, KL, loss), then the true ELBO
-        # (beta = 1) per image.
-        out = {cfg.recon: out[cfg.recon], "kl": out["kl"], "loss": out["loss"]}
-        out["elbo"] = -(out[cfg.recon] + out["kl"])
-    return out
+    return families.of(cfg).evaluation(cfg, {k: v / max(n, 1) for k, v in sums.items()})
 
 
 class Trainer:
@@ -108,7 +103,7 @@ class Trainer:
         self.steps_per_epoch = math.ceil(self.n_train / cfg.batch_size)
         px, py, _ = splits.split(cfg.probe_split)
         self.probe_x, self.probe_labels, self.probe_split_index = choose_probe(cfg, px, py)
-        self.recorder = record.Recorder(run.latents, cfg.model, cfg.record_dtype)
+        self.recorder = record.Recorder(run.latents, families.of(cfg).arrays, cfg.record_dtype)
         self.every = getattr(cfg, "permute_every", 0)  # epochs per task (classifier only)
         self._pixel_orders: dict[int, torch.Tensor] = {}
         self.cbp: ContinualBackprop | None = None
@@ -371,7 +366,7 @@ class Trainer:
             self.snapshot()  # the final state, so the animation ends where training did
         keep = bool(cfg.checkpoint_every) and self.epoch % cfg.checkpoint_every == 0
         self.checkpoint(final=done, keep_epoch=keep)
-        bar.epoch(self.epoch, cfg.epochs, metrics.epoch_headline(cfg.model, line))
+        bar.epoch(self.epoch, cfg.epochs, families.of(cfg).epoch_headline(line))
         return line
 
     def _epoch_line(self) -> dict:
@@ -456,15 +451,15 @@ class LiveBoard:
         import numpy as np
 
         tr = self.trainer
-        arrays = {"mu": a, "sd": b} if tr.cfg.model == "vae" else {"act": a}
         return record.Recording(
-            model=tr.cfg.model,
+            names=families.of(tr.cfg).arrays,
             steps=np.array([step]),
             epochs=np.array([epoch]),
             labels=np.asarray(tr.probe_labels, dtype=np.int64),
             indices=np.asarray(tr.probe_split_index, dtype=np.int64),
             split=tr.cfg.probe_split,
-            **{k: np.asarray(v, dtype=np.float32)[None] for k, v in arrays.items()},
+            points=np.asarray(a, dtype=np.float32)[None],
+            sd=None if b is None else np.asarray(b, dtype=np.float32)[None],
         )
 
     def close(self) -> None:

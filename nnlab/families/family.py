@@ -1,0 +1,205 @@
+"""What every model family has: the config fields all families share, and the behaviour
+each family defines (`Family`). A family is one module beside this one (its config class,
+its Family object) and one line in the registry, nnlab/families/__init__.py.
+
+Everything outside the family modules asks the family (`families.of(cfg)`) instead of
+testing a model's name: what a snapshot records, which pictures apply, its headline
+metric, its loss terms. The torch parts (building, losses, encoding) are methods that
+import torch when called, so the light commands read families without loading it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from nnlab.helpers.options import added_later, option
+
+if TYPE_CHECKING:  # annotations only: importing torch here would load it everywhere
+    import torch
+
+DATASETS = ("mnist", "fashion-mnist", "kmnist", "mnist-sample")
+ACTIVATIONS = ("sigmoid", "relu", "tanh", "silu", "softplus", "identity", "gelu", "leaky_relu")
+INITS = ("default", "normal", "scaled")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SPLITS = ("test", "val", "train")
+INPUT_DIM = 784  # every dataset nnlab knows is 28x28 grey images
+NUM_CLASSES = 10
+
+
+@dataclass
+class Config:
+    """Fields shared by every model family: data, optimisation, recording, checkpoints.
+
+    A subclass redeclares a field only to change its default (its meaning stays here).
+    """
+
+    model: str = option("", "the model family, chosen by the first argument")
+    name: str = option("", "a tag appended to the run id (letters, digits, . - _)")
+    dataset: str = option("mnist", "the images to train on", choices=DATASETS)
+    data_dir: str = option("", 'where IDX files live; "" means $NNLAB_DATA or ~/.cache/nnlab/data')
+    val_fraction: float = option(0.1, "share of the train split held out for validation")
+    seed: int = option(0, "seeds the weights, the batch order and the VAE's sampling")
+    device: str = option("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    deterministic: bool = option(True, "deterministic kernels, so a resume is bit-exact on CPU")
+    epochs: int = option(1, "passes over the train split")
+    batch_size: int = option(32, "images per optimisation step")
+    optimizer: str = option("adamw", "the optimiser", choices=OPTIMIZERS)
+    lr: float = option(1e-3, "learning rate")
+    weight_decay: float = option(0.0, "the optimiser's weight decay (decoupled for adamw)")
+    momentum: float = option(0.0, "momentum (sgd only)")
+    log_every: int = option(50, "steps between training-loss lines in metrics.jsonl")
+    snapshot_every: int = option(4, "steps between latent snapshots; 0 turns recording off")
+    probe_split: str = option("test", "the split whose images are recorded", choices=SPLITS)
+    probe_size: int = option(10000, "most probe images recorded (class-stratified when capped)")
+    record_dtype: str = option(
+        "float16", "storage of recorded latents", choices=("float16", "float32")
+    )
+    record_precision: str = added_later(
+        "float32",
+        "snapshot arithmetic: bfloat16 is ~3x faster on CPUs with AMX/AVX-512 bf16 (and much "
+        "slower without them), relative error ~0.5%",
+        choices=("float32", "bfloat16"),
+        legacy="float32",  # runs from before it existed recorded in float32
+    )
+    checkpoint_every: int = option(0, "keep a checkpoint every N epochs (0: latest and final)")
+    checkpoint_every_steps: int = option(500, "refresh the latest checkpoint every N steps")
+    tensorboard: bool = added_later(
+        False,
+        "also write TensorBoard event files into <run>/tensorboard/ while training "
+        "(pip install tensorboard)",
+        legacy=False,
+    )
+    l1: float = added_later(
+        0.0,
+        "L1 penalty l1 * sum|w| on every layer's weights (not biases), added to the loss",
+        legacy=0.0,
+    )
+    l2: float = added_later(
+        0.0,
+        "L2 penalty (l2 / 2) * sum w^2 on every layer's weights (not biases), added to the loss "
+        "(unlike weight_decay, which the optimiser applies)",
+        legacy=0.0,
+    )
+    dropout: list[float] = added_later(
+        [],
+        "dropout probability on the hidden layers' outputs in training: one value for every "
+        "hidden layer or one per layer (VAE: per encoder layer, mirrored in the decoder); "
+        "empty: off",
+        legacy=[],
+    )
+    init: str = added_later(
+        "default",
+        "weights and biases: default (PyTorch's uniform), normal (N(0, 1), as network.py), "
+        "scaled (weights N(0, 1/fan_in), biases N(0, 1))",
+        choices=INITS,
+        legacy="default",  # runs from before it existed used PyTorch's
+    )
+
+    def parameter_count(self) -> int:
+        """How many parameters the model of this config has (without building it)."""
+        raise NotImplementedError
+
+    def hidden_layers(self) -> int:
+        """How many hidden layers the network has (dropout gives one value per layer)."""
+        raise NotImplementedError
+
+    def latent_width(self) -> int:
+        """The widest layer a snapshot can record (its files' size ceilings follow)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Column:
+    """One metric column of a sweep's table."""
+
+    key: str
+    label: str
+    fmt: str
+    latent: bool = False  # from the recording's last snapshot, not the last epoch line
+
+
+class Family:
+    """One model family: its config class and everything nnlab does differently for it.
+
+    A subclass sets the class attributes and implements the methods; one instance of it is
+    listed in the registry.
+    """
+
+    name: str  # the first argument of `nnlab train`, and `model` in config.yaml
+    noun: str  # the family in a sentence: "a classifier"
+    config_class: type[Config]
+    default_preset: str  # the preset a run starts from when none is given
+    # The arrays one snapshot records, each (probe images, width): the points first, then
+    # their spread (a posterior's sd) when the family has one; the chunk files use these names.
+    arrays: tuple[str, ...]
+    symbol: str  # the letter of a latent unit in axis labels: z1 or h1
+    pictures: frozenset[str] = frozenset()  # family-only pictures: "masks", "decode"
+    rebuildable: bool = True  # nnlab can rebuild the network from the run's config
+    accuracy: bool = False  # its lines log accuracies (train_acc ...): an accuracy plot
+    headline_key: str  # the final metric a run is known by, and its label
+    headline_label: str
+    sweep_columns: tuple[Column, ...]
+
+    @property
+    def spread(self) -> bool:
+        """Whether a snapshot records each point's spread (then densities apply)."""
+        return len(self.arrays) > 1
+
+    # Light behaviour: no torch.
+
+    def check(self, cfg: Config, bad, choice) -> None:
+        """Refuse values of the family's own fields (bad(key, why), choice(key))."""
+
+    def size_key(self, cfg: Config) -> str:
+        """The field to name when the model is too big for this machine."""
+        raise NotImplementedError
+
+    def label(self, cfg: Config) -> str:
+        """A short description of a run's model, for titles."""
+        raise NotImplementedError
+
+    def headline(self, final: dict) -> tuple[str, float | None]:
+        """A run's headline metric name and value."""
+        return self.headline_label, final.get(self.headline_key)
+
+    def format_headline(self, value: float | None) -> str:
+        """The headline value as the runs table shows it."""
+        raise NotImplementedError
+
+    def epoch_headline(self, line: dict) -> str:
+        """An epoch line in words, as training prints it."""
+        raise NotImplementedError
+
+    # Torch: imported when called.
+
+    def build(self, cfg: Config) -> torch.nn.Module:
+        """A freshly constructed network for cfg (initialised by training.models)."""
+        raise NotImplementedError
+
+    def loss_terms(self, model, cfg: Config, x, y, generator=None) -> dict[str, Any]:
+        """The batch-mean loss (first key "loss") and the terms logged beside it."""
+        raise NotImplementedError
+
+    def evaluation(self, cfg: Config, means: dict[str, float]) -> dict[str, float]:
+        """The numbers an evaluation logs, from the per-image means of the loss terms."""
+        return means
+
+    def encode(self, model, cfg: Config, x, layer: int | None = None):
+        """The recorded arrays of a batch of images, in `arrays` order (no grad, eval)."""
+        raise NotImplementedError
+
+    def embed_layer(self, cfg: Config, layer) -> int | None:
+        """`nnlab embed --layer`: the layer to encode (None: the recorded one), or refuse."""
+        from nnlab.helpers.errors import NnlabError
+
+        if layer is not None:
+            raise NnlabError(f"--layer: {self.noun} records one layer only")
+        return None
+
+    def embed_extras(
+        self, cfg: Config, encoded, layer: int | None, where: str
+    ) -> tuple[dict, str | None]:
+        """Arrays an embedding adds beside the recorded ones, and a line for stderr about
+        the images encoded (`where`: e.g. "test (10,000 images)")."""
+        return {}, None

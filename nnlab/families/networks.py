@@ -1,0 +1,169 @@
+"""The families' networks in torch: the MLP classifier and the beta-VAE, and their losses.
+
+Imported only by the families' torch methods and the training layer, never at the import
+of nnlab.families.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {
+    "sigmoid": nn.Sigmoid,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "silu": nn.SiLU,
+    "softplus": nn.Softplus,
+    "identity": nn.Identity,  # no non-linearity: the whole network is one linear map
+    "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,  # negative slope 0.01
+}
+STD_FLOOR = 1e-6  # keeps log(std) finite when softplus underflows for very negative inputs
+
+
+def dropout_per_layer(dropout: list[float], hidden: int) -> list[float]:
+    """The dropout probability of each of `hidden` layers: one value for all, or one each."""
+    if not dropout:
+        return [0.0] * hidden
+    return list(dropout) * hidden if len(dropout) == 1 else list(dropout)
+
+
+class Classifier(nn.Module):
+    """An MLP from 784 inputs to 10 outputs; can return any layer's activations.
+
+    With `keep_hidden` set, a forward pass keeps each hidden layer's activations (before
+    dropout, detached) in `hidden`: continual backprop measures its units' utility on them.
+    """
+
+    def __init__(
+        self,
+        sizes: list[int],
+        activation: str = "sigmoid",
+        loss: str = "mse",
+        dropout: list[float] | None = None,
+    ):
+        super().__init__()
+        self.sizes = list(sizes)
+        self.loss_name = loss
+        pairs = zip(sizes[:-1], sizes[1:], strict=True)
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairs)
+        self.act = ACTIVATIONS[activation]()
+        self.drop = nn.ModuleList(
+            nn.Dropout(p) for p in dropout_per_layer(dropout or [], len(sizes) - 2)
+        )
+        self.keep_hidden = False
+        self.hidden: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor, upto: int | None = None) -> torch.Tensor:
+        """Outputs for x; with `upto`=k, the activations of layer k of sizes instead.
+
+        Hidden layers use the configured activation (then dropout, in training mode); the
+        output layer gives sigmoid activations for the mse loss (targets are one-hot) and
+        logits for ce.
+        """
+        last = len(self.layers)
+        upto = last if upto is None else upto
+        kept = []
+        for i, layer in enumerate(self.layers[:upto], start=1):
+            x = layer(x)
+            if i < last:
+                x = self.act(x)
+                if self.keep_hidden:
+                    kept.append(x.detach())
+                if i < upto:  # a recorded layer is read before dropout
+                    x = self.drop[i - 1](x)
+            elif self.loss_name == "mse":
+                x = torch.sigmoid(x)
+        if self.keep_hidden:
+            self.hidden = kept
+        return x
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores in [0, 1]: softmax of the logits (ce) or the sigmoid outputs (mse)."""
+        out = self(x)
+        return torch.softmax(out, dim=1) if self.loss_name == "ce" else out
+
+
+def classifier_loss(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    """Batch-mean loss: 0.5*||a - onehot(y)||^2 (Nielsen's quadratic cost) or cross-entropy."""
+    if loss == "ce":
+        return F.cross_entropy(out, y)
+    target = F.one_hot(y, out.shape[1]).to(out.dtype)
+    # The 1/2 and the mean over the batch match Nielsen's C = 1/(2n) sum ||y - a||^2, so
+    # his learning rate (eta = 3.0) carries over unchanged.
+    return 0.5 * (out - target).pow(2).sum(dim=1).mean()
+
+
+class VAE(nn.Module):
+    """A beta-VAE with MLP encoder/decoder and posterior N(mu, diag(std^2)), where
+    softplus(raw) is std (posterior_scale="std") or std^2 ("variance")."""
+
+    def __init__(
+        self,
+        hidden_dims: list[int],
+        latent_dim: int = 2,
+        activation: str = "silu",
+        input_dim: int = 784,
+        posterior_scale: str = "std",
+        dropout: list[float] | None = None,
+    ):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.posterior_scale = posterior_scale
+        act = ACTIVATIONS[activation]
+        probs = dropout_per_layer(dropout or [], len(hidden_dims))
+        enc, width = [], input_dim
+        for h, p in zip(hidden_dims, probs, strict=True):
+            enc += [nn.Linear(width, h), act(), *([nn.Dropout(p)] if p else [])]
+            width = h
+        self.encoder = nn.Sequential(*enc)
+        self.to_latent = nn.Linear(width, 2 * latent_dim)  # mean and raw std, side by side
+        dec, width = [], latent_dim
+        for h, p in zip(reversed(hidden_dims), reversed(probs), strict=True):
+            dec += [nn.Linear(width, h), act(), *([nn.Dropout(p)] if p else [])]
+            width = h
+        dec.append(nn.Linear(width, input_dim))
+        self.decoder = nn.Sequential(*dec)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and standard deviation of z given x."""
+        mu, raw = self.to_latent(self.encoder(x)).chunk(2, dim=1)
+        if self.posterior_scale == "variance":  # softplus(raw) is the variance
+            return mu, torch.sqrt(F.softplus(raw) + STD_FLOOR**2)
+        return mu, F.softplus(raw) + STD_FLOOR
+
+    def reparameterize(self, mu, std, generator: torch.Generator | None = None):
+        """A sample z = mu + std * eps, with eps drawn from `generator` (seeded, resumable)."""
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + std * eps
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Pixel logits for latent points z."""
+        return self.decoder(z)
+
+    def forward(self, x, generator: torch.Generator | None = None):
+        """Reconstruction logits, mean and std for x."""
+        mu, std = self.encode(x)
+        return self.decode(self.reparameterize(mu, std, generator)), mu, std
+
+
+def kl_to_standard_normal(mu: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(std^2)) || N(0, I)) per latent dimension, shape like mu.
+
+    Closed form from Kingma & Welling (2014), Appendix B:
+    -KL = 1/2 * sum(1 + log std^2 - mu^2 - std^2).
+    """
+    return 0.5 * (mu.pow(2) + std.pow(2) - 1.0) - torch.log(std)
+
+
+def vae_loss(x, logits, mu, std, beta: float, recon: str = "bce") -> dict[str, torch.Tensor]:
+    """Per-batch-mean terms: recon (summed over pixels), kl, and loss = recon + beta * kl."""
+    if recon == "bce":
+        rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    else:
+        rec = (torch.sigmoid(logits) - x).pow(2)
+    rec = rec.sum(dim=1).mean()
+    kl = kl_to_standard_normal(mu, std).sum(dim=1).mean()
+    return {"recon": rec, "kl": kl, "loss": rec + beta * kl}

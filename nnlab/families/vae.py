@@ -1,0 +1,155 @@
+"""The beta-VAE family: an MLP encoder and decoder and a diagonal Gaussian posterior. A
+snapshot records each probe image's posterior mean and sd, so the class densities and
+the mixture overlaps apply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nnlab.families.family import ACTIVATIONS, INPUT_DIM, Column, Config, Family
+from nnlab.helpers.errors import NnlabError
+from nnlab.helpers.options import added_later, option
+
+POSTERIOR_SCALES = ("std", "variance")
+
+
+@dataclass
+class VAEConfig(Config):
+    """A beta-VAE with MLP encoder and decoder and a diagonal Gaussian posterior."""
+
+    model: str = "vae"
+    hidden_dims: list[int] = option([256, 128], "encoder layer widths; the decoder mirrors them")
+    latent_dim: int = option(2, "latent dimensions")
+    activation: str = option("silu", "hidden-layer activation", choices=ACTIVATIONS)
+    recon: str = option("bce", "reconstruction term, summed over pixels", choices=("bce", "mse"))
+    beta: float = option(1.0, "weight of KL(q(z|x) || N(0, I))")
+    posterior_scale: str = added_later(
+        "std",
+        "what softplus(raw) is: the posterior's std, or its variance (the seed project's)",
+        choices=POSTERIOR_SCALES,
+        legacy="std",  # runs from before it existed used std
+    )
+    weight_decay: float = 1e-2  # AdamW's decoupled decay, as in the reference experiment
+
+    def parameter_count(self) -> int:
+        """How many parameters the model of this config has (without building it)."""
+        widths = [INPUT_DIM, *self.hidden_dims]
+        enc = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+        head = widths[-1] * 2 * self.latent_dim + 2 * self.latent_dim
+        dec_widths = [self.latent_dim, *reversed(self.hidden_dims), INPUT_DIM]
+        dec = sum(a * b + b for a, b in zip(dec_widths[:-1], dec_widths[1:], strict=True))
+        return enc + head + dec
+
+    def hidden_layers(self) -> int:
+        """Encoder layers (the decoder mirrors them)."""
+        return len(self.hidden_dims)
+
+    def latent_width(self) -> int:
+        """The latent's dimensions."""
+        return self.latent_dim
+
+
+class VAEFamily(Family):
+    """The beta-VAE: ELBO terms, the posterior recorded, decoder pictures."""
+
+    name = "vae"
+    noun = "a VAE"
+    config_class = VAEConfig
+    default_preset = "vae"
+    arrays = ("mu", "sd")
+    symbol = "z"
+    pictures = frozenset({"decode"})
+    headline_key, headline_label = "test_elbo", "test ELBO"
+    sweep_columns = (
+        Column("train_loss", "train loss", "{:.2f}"),
+        Column("test_loss", "test loss", "{:.2f}"),
+        Column("test_elbo", "test ELBO", "{:.2f}"),
+        Column("overlap_max", "top overlap", "{:.3f}", True),
+        Column("ncm_accuracy", "NCM acc", "{:.1%}", True),
+        Column("aggregate_kl_to_prior", "KL to prior", "{:.3f}", True),
+        Column("active_units", "active units", "{:.3g}", True),
+    )
+
+    def check(self, cfg: VAEConfig, bad, choice) -> None:
+        """Widths, latent size, reconstruction term, posterior scale, beta."""
+        if not cfg.hidden_dims or min(cfg.hidden_dims) < 1:
+            bad("hidden_dims", "give at least one layer width, each at least 1")
+        if cfg.latent_dim < 1:
+            bad("latent_dim", "must be at least 1")
+        choice("recon")
+        choice("posterior_scale")
+        if cfg.beta < 0:
+            bad("beta", "must not be negative")
+
+    def size_key(self, cfg: VAEConfig) -> str:
+        """The latent when it is the widest layer, else the hidden widths."""
+        return "latent_dim" if cfg.latent_dim > max(cfg.hidden_dims) else "hidden_dims"
+
+    def label(self, cfg: VAEConfig) -> str:
+        """β, latent size and dataset."""
+        return f"β-VAE · β = {cfg.beta:g} · {cfg.latent_dim}-D latent · {cfg.dataset}"
+
+    def format_headline(self, value: float | None) -> str:
+        """The ELBO in nats."""
+        return "-" if value is None else f"{value:.2f}"
+
+    def epoch_headline(self, line: dict) -> str:
+        """Test ELBO and its terms."""
+        if not line:
+            return ""
+        recon = "mse" if "test_mse" in line else "bce"  # the VAE's reconstruction term
+        return (
+            f"test ELBO {line['test_elbo']:.2f} ({recon} {line[f'test_{recon}']:.2f}, "
+            f"KL {line['test_kl']:.2f})"
+        )
+
+    def build(self, cfg: VAEConfig):
+        """The encoder, the posterior head and the mirrored decoder."""
+        from nnlab.families.networks import VAE
+
+        return VAE(
+            cfg.hidden_dims,
+            cfg.latent_dim,
+            cfg.activation,
+            posterior_scale=cfg.posterior_scale,
+            dropout=cfg.dropout,
+        )
+
+    def loss_terms(self, model, cfg: VAEConfig, x, y, generator=None) -> dict:
+        """loss = recon + beta * kl, the reconstruction term under its name (bce or mse)."""
+        from nnlab.families.networks import vae_loss
+
+        logits, mu, std = model(x, generator)
+        terms = vae_loss(x, logits, mu, std, cfg.beta, cfg.recon)
+        return {"loss": terms["loss"], cfg.recon: terms["recon"], "kl": terms["kl"]}
+
+    def evaluation(self, cfg: VAEConfig, means: dict[str, float]) -> dict[str, float]:
+        """Reconstruction, KL and loss, then the true ELBO (beta = 1) per image."""
+        # metrics.jsonl keeps its key order (reconstruction, KL, loss), then the ELBO
+        out = {cfg.recon: means[cfg.recon], "kl": means["kl"], "loss": means["loss"]}
+        out["elbo"] = -(out[cfg.recon] + out["kl"])
+        return out
+
+    def encode(self, model, cfg: VAEConfig, x, layer: int | None = None):
+        """The posterior's mean and sd."""
+        return model.encode(x)
+
+    def embed_layer(self, cfg: VAEConfig, layer) -> None:
+        """A VAE records its posterior: no layer to choose."""
+        if layer is not None:
+            raise NnlabError("--layer applies to classifier runs; a VAE's latent is its posterior")
+        return None
+
+    def embed_extras(self, cfg: VAEConfig, encoded, layer, where: str) -> tuple[dict, str]:
+        """No extra arrays; the mean KL per latent dimension for stderr."""
+        from nnlab.families.networks import kl_to_standard_normal
+
+        kl = kl_to_standard_normal(encoded.points, encoded.sd).mean(0).tolist()
+        return {}, (
+            f"mean KL to N(0, I) per latent dimension on {where}: "
+            + ", ".join(f"z{i}: {v:.3f}" for i, v in enumerate(kl))
+            + f" · total {sum(kl):.3f} nats"
+        )
+
+
+VAE = VAEFamily()
