@@ -93,6 +93,7 @@ class ClassifierFamily(Family):
     pictures = frozenset({"masks"})
     accuracy = True
     headline_key, headline_label = "test_acc", "test acc"
+    quality_title, quality_keys = "accuracy", ("train_acc", "val_acc", "test_acc")
     sweep_columns = (
         Column("train_loss", "train loss", "{:.4f}"),
         Column("test_loss", "test loss", "{:.4f}"),

@@ -137,6 +137,9 @@ class Family:
     pictures: frozenset[str] = frozenset()  # family-only pictures: "masks", "decode"
     rebuildable: bool = True  # nnlab can rebuild the network from the run's config
     accuracy: bool = False  # its lines log accuracies (train_acc ...): an accuracy plot
+    # The epoch numbers that say how good a model is, plotted beside the loss by the report
+    quality_title: str
+    quality_keys: tuple[str, ...]
     headline_key: str  # the final metric a run is known by, and its label
     headline_label: str
     sweep_columns: tuple[Column, ...]

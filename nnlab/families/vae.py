@@ -60,6 +60,7 @@ class VAEFamily(Family):
     symbol = "z"
     pictures = frozenset({"decode"})
     headline_key, headline_label = "test_elbo", "test ELBO"
+    quality_title, quality_keys = "ELBO (per image)", ("test_elbo", "val_elbo")
     sweep_columns = (
         Column("train_loss", "train loss", "{:.2f}"),
         Column("test_loss", "test loss", "{:.2f}"),

@@ -39,6 +39,10 @@ from nnlab.training.data import class_names
 PAGE_POINTS = 1000  # probe points on the page, class-stratified
 MAX_RUNS = 16  # panels side by side, as `nnlab animate`
 SERIES_POINTS = 60  # latent metrics over training: snapshots measured for the plots
+EXTRA_TITLES = {  # a family's checkpoint pictures in the page, by picture
+    "decode": "Decoded manifold at the nearest kept checkpoint",
+    "masks": "Masks (first-layer weights) at the nearest kept checkpoint",
+}
 Q = 65535
 
 
@@ -66,6 +70,7 @@ def report(ids: list[str], runs_dir=None, *, out=None, points=PAGE_POINTS, conso
         "runs": [],
         "differences": _differences(cfgs),
         "quantisation": "16-bit per coordinate over its range (sd in log space)",
+        **_family_payload(families.of(cfgs[0])),
     }
     images: dict = {}
     for run, cfg in zip(runs, cfgs, strict=True):
@@ -277,6 +282,16 @@ def _probe_images(cfg, rec, keep) -> np.ndarray:
     idx = rec.indices[keep]
     imgs = x[idx].cpu().numpy() if hasattr(x, "cpu") else np.asarray(x)[idx]
     return (np.clip(imgs, 0, 1) * 255).round().astype(np.uint8)
+
+
+def _family_payload(family) -> dict:
+    """What the page draws differently for the runs' family: the quality plot's title and
+    keys, and the title of the checkpoint pictures."""
+    extras = [EXTRA_TITLES[p] for p in sorted(family.pictures) if p in EXTRA_TITLES]
+    return {
+        "quality": {"title": family.quality_title, "keys": list(family.quality_keys)},
+        "extras_title": extras[0] if extras else "",
+    }
 
 
 def _extras(run, cfg, meta, console) -> list[dict]:

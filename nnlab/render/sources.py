@@ -62,7 +62,7 @@ def load_source(run_id: str, runs_dir, kind: str) -> Source:
         src.kind = "density"
     elif dims == 3 and kind != "scatter":
         src.kind, src.points = "scatter3d", rec.points
-        src.axis_labels = ("h₁", "h₂")
+        src.axis_labels = units
     elif dims <= 2:
         pts = rec.points
         if dims == 1:  # a 1-D latent: spread the classes vertically
