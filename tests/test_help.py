@@ -11,7 +11,6 @@ import pytest
 
 from nnlab import __version__, families
 from nnlab.commands import cli
-from nnlab.commands.help import parse_docstring
 from nnlab.config import config
 
 
@@ -60,10 +59,8 @@ def test_train_page_without_model_and_with_a_typo(nnlab):
 def test_sweep_page_lists_its_options(nnlab):
     r = nnlab("sweep", "--help")
     assert r.code == 0 and r.err == "" and r.out.startswith("usage: nnlab sweep MODEL")
-    _, _, documented = parse_docstring(cli.sweep)
-    for name in documented:
-        if name != "model":
-            assert f"--{name}" in r.out
+    for option in cli.COMMANDS["sweep"].options:
+        assert f"--{option.name}" in r.out
     assert "one of: local, ray" in r.out and "nnlab train MODEL --help" in r.out
 
 
@@ -71,12 +68,18 @@ def test_sweep_page_lists_its_options(nnlab):
 def test_command_pages_list_every_option(nnlab, command):
     r = nnlab(command, "--help")
     assert r.code == 0 and r.err == ""
-    fn = cli.COMMANDS[command]
-    _, _, documented = parse_docstring(fn)
-    for name in inspect.signature(fn).parameters:
-        assert name in documented, f"{command}: document {name} in Args"
-        if name not in ("run_id", "run_ids"):
-            assert f"--{name}" in r.out
+    declared = cli.COMMANDS[command]
+    for option in declared.options:
+        assert f"--{option.name}" in r.out
+        entry = r.out[r.out.index(f"\n  --{option.name}") + 1 :].split("\n  --")[0]
+        assert option.help[:20] in " ".join(entry.split()), entry
+        for choice in option.allowed():
+            assert choice in entry
+    # every keyword of the command's function is declared, and nothing else
+    params = inspect.signature(declared.run).parameters
+    keywords = {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert keywords == {o.name for o in declared.options}
+    assert declared.positional.help in " ".join(r.out.split())
     assert "INFO:" not in r.out and "Optional[" not in r.out and "--run_id" not in r.out
 
 

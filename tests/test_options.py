@@ -70,20 +70,18 @@ def test_classes_sorted_and_unique():
     )
 
 
-def test_raw_flags_keep_the_text_typed():
+def test_command_line_split_keeps_the_text_typed():
     tokens = ["vae", "--name=007", "--epochs", "3", "--deterministic", "--hidden-dims=[8,4]"]
-    parsed = {"name": 7, "epochs": 3, "deterministic": True, "hidden_dims": (8, 4)}
-    assert options.raw_flags(tokens, parsed) == {
-        "name": "007",
-        "epochs": "3",
-        "deterministic": "true",
-        "hidden_dims": "[8,4]",
-    }
-    assert options.raw_flags(None, {"hidden_dims": (8, 4)}) == {"hidden_dims": "[8,4]"}
-    assert options.raw_flags(["--a=1", "--", "--b=2"], {}) == {"a": "1"}
-
-
-def test_raw_values_of_a_repeated_option():
-    tokens = ["r1", "--compare=a,b", "--compare", "c"]
-    assert options.raw_values(tokens, "compare", "c") == ["a,b", "c"]
-    assert options.raw_values(None, "compare", ("a", "b")) == ["[a,b]"]
+    positional, flags = options.split_command_line(tokens)
+    assert positional == ["vae"]
+    assert flags == [
+        ("name", "007"),
+        ("epochs", "3"),
+        ("deterministic", "true"),
+        ("hidden_dims", "[8,4]"),
+    ]
+    # a negative number is a value; a repeated flag is kept, in order
+    assert options.split_command_line(["--lr", "-1", "r", "--c=a", "--c", "b"]) == (
+        ["r"],
+        [("lr", "-1"), ("c", "a"), ("c", "b")],
+    )

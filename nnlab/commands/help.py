@@ -1,33 +1,21 @@
-"""Help pages, generated from what they describe: the commands' signatures and docstrings,
-and the config dataclasses (each field's type, default, allowed values and meaning).
-
-A command's docstring is its page: a first line, paragraphs, then an `Args:` section with
-one `name: meaning` line per option, where a meaning may start with `{a,b,c}` to list the
-allowed values. Pages are plain text for stdout: no pager, no colours.
+"""Help pages, generated from what they describe: the commands' declarations (nnlab.commands
+.command: each option's type, default, allowed values and meaning; the docstring of the
+command's function for its first line and paragraphs) and the config dataclasses (each
+field's type, default, allowed values and meaning). Pages are plain text for stdout: no
+pager, no colours.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import re
 import shutil
 import textwrap
 import typing
 
 from nnlab import __version__, families
+from nnlab.commands.command import Command, Option
 from nnlab.config import config
 from nnlab.families.family import Config
-
-ARG_RE = re.compile(r"^\s{4,}(\w+):\s*(?:\{([^}]*)\}\s*)?(.*)$")
-# Options of `nnlab train` that are not config fields, with their meanings.
-TRAIN_OPTIONS = {
-    "preset": ("TEXT", "a preset (listed below) as the starting point"),
-    "config": ("FILE", "a YAML file of config fields as the starting point"),
-    "resume": ("RUN_ID", "continue a run from its latest checkpoint (with --epochs only)"),
-    "epochs": ("INT", "with --resume: train on to this many epochs (at least those done)"),
-    "runs_dir": ("DIR", "the run store (default ./runs, or $NNLAB_RUNS)"),
-}
 
 
 def _width() -> int:
@@ -80,24 +68,7 @@ def _paragraphs(text: str) -> list[str]:
     ]
 
 
-def parse_docstring(fn) -> tuple[str, list[str], dict[str, tuple[tuple, str]]]:
-    """(first line, further paragraphs, {option: (allowed values, meaning)}) of a command."""
-    doc = inspect.getdoc(fn) or ""
-    body, _, args = doc.partition("\nArgs:\n")
-    first, _, rest = body.partition("\n")
-    options = {}
-    for line in ("    " + args.replace("\n", "\n    ")).splitlines():
-        m = ARG_RE.match(line)
-        if m:
-            choices = tuple(c.strip() for c in m.group(2).split(",")) if m.group(2) else ()
-            options[m.group(1)] = (choices, m.group(3).strip())
-        elif line.strip() and options:  # a continued meaning
-            name = next(reversed(options))
-            options[name] = (options[name][0], options[name][1] + " " + line.strip())
-    return first.strip(), _paragraphs(rest), options
-
-
-def overview(commands: dict) -> str:
+def overview(commands: dict[str, Command]) -> str:
     """`nnlab --help`: the commands and where to read more."""
     lines = [
         f"nnlab {__version__}: see what a neural network learns.",
@@ -106,7 +77,7 @@ def overview(commands: dict) -> str:
         "",
         "commands:",
     ]
-    lines += _rows([(name, parse_docstring(fn)[0]) for name, fn in commands.items()])
+    lines += _rows([(name, c.doc()[0]) for name, c in commands.items()])
     lines += [
         "",
         "nnlab COMMAND --help shows a command's options; nnlab train MODEL --help the config",
@@ -116,55 +87,44 @@ def overview(commands: dict) -> str:
     return "\n".join(lines)
 
 
-def command_page(name: str, fn) -> str:
-    """`nnlab COMMAND --help` for every command but train."""
-    first, paragraphs, documented = parse_docstring(fn)
-    params = inspect.signature(fn).parameters
-    hints = typing.get_type_hints(fn)
-    positional = "RUN_ID" if "run_id" in params else ""
-    if "run_ids" in params:  # several: nnlab report RUN_ID|SWEEP_ID [RUN_ID ...]
-        positional = "RUN_ID|SWEEP_ID [RUN_ID ...]"
-    optional = name == "summary"
-    usage = f"usage: nnlab {name}" + (f" [{positional}]" if optional else f" {positional}")
-    lines = [usage + " [--OPTION=VALUE ...]", "", first, *[f"\n{p}" for p in paragraphs]]
-    rows = []
-    for pname, p in params.items():
-        choices, meaning = documented.get(pname, ((), ""))
-        if pname in ("run_id", "run_ids"):
-            continue
-        typ = "CHOICE" if choices else type_name(hints.get(pname, str))
-        text = meaning + (f"; one of: {', '.join(choices)}" if choices else "")
-        default = p.default
-        if default is not None and default is not False:
-            text += f" [default: {_shown(default)}]"
-        rows.append((f"--{pname}" + ("" if typ == "BOOL" else f"={typ}"), text))
-    for pname in ("run_id", "run_ids"):
-        if pname in params:
-            rows.insert(0, (positional, documented.get(pname, ((), ""))[1]))
+def _text(option: Option) -> str:
+    """An option's meaning, with its allowed values."""
+    choices = option.allowed()
+    return option.help + (f"; one of: {', '.join(choices)}" if choices else "")
+
+
+def _page_start(command: Command, usage: str) -> list[str]:
+    first, paragraphs = command.doc()
+    return [usage, "", first, *[f"\n{_paragraphs(p)[0]}" for p in paragraphs]]
+
+
+def command_page(command: Command) -> str:
+    """`nnlab COMMAND --help` for every command but train and sweep."""
+    pos = command.positional
+    shown = "" if pos is None else (f"[{pos.shown}]" if pos.optional else pos.shown)
+    lines = _page_start(command, f"usage: nnlab {command.name} {shown} [--OPTION=VALUE ...]")
+    rows = [] if pos is None else [(pos.shown, pos.help)]
+    for o in command.options:
+        typ = o.metavar or ("CHOICE" if o.allowed() else type_name(o.type))
+        text = _text(o)
+        if o.default is not None and o.default is not False:
+            text += f" [default: {_shown(o.default)}]"
+        rows.append((f"--{o.name}" + ("" if typ == "BOOL" else f"={typ}"), text))
     return "\n".join([*lines, "", "options:", *_rows(rows)])
 
 
-def sweep_page(fn) -> str:
-    """`nnlab sweep --help`: its own options (from the docstring) and where the config
-    fields it sweeps are listed."""
-    first, paragraphs, documented = parse_docstring(fn)
+def sweep_page(command: Command) -> str:
+    """`nnlab sweep --help`: its own options and where the config fields it sweeps are
+    listed."""
     usage = (
         "usage: nnlab sweep MODEL [--preset=P|--config=FILE] --FIELD=V1,V2,... "
         "[--FIELD2=...] [--OPTION=VALUE ...]\n       nnlab sweep --resume SWEEP_ID "
         "[--jobs=N] [--executor=local|ray]"
     )
-    rows = []
-    for name, (choices, meaning) in documented.items():
-        if name == "model":
-            continue
-        text = meaning + (f"; one of: {', '.join(choices)}" if choices else "")
-        rows.append((f"--{name}", text))
+    rows = [(f"--{o.name}", _text(o)) for o in command.options]
     return "\n".join(
         [
-            usage,
-            "",
-            first,
-            *[f"\n{p}" for p in paragraphs],
+            *_page_start(command, usage),
             "",
             "options:",
             *_rows(rows),
@@ -205,21 +165,19 @@ def _presets(model: str | None) -> list[str]:
     return _rows(rows)
 
 
-def train_page(model: str | None, fn) -> str:
-    """`nnlab train --help` and `nnlab train MODEL --help` (fn: the train command): usage,
-    options, every config field with its type, default, allowed values and meaning, and
-    the presets."""
-    first, paragraphs, _ = parse_docstring(fn)
+def train_page(model: str | None, command: Command) -> str:
+    """`nnlab train --help` and `nnlab train MODEL --help`: usage, options, every config
+    field with its type, default, allowed values and meaning, and the presets."""
     shown = model or "MODEL"
+    usage = (
+        f"usage: nnlab train {shown} [--preset=NAME | --config=FILE] [--FIELD=VALUE ...]\n"
+        "       nnlab train --resume RUN_ID [--epochs=N]"
+    )
     lines = [
-        f"usage: nnlab train {shown} [--preset=NAME | --config=FILE] [--FIELD=VALUE ...]",
-        "       nnlab train --resume RUN_ID [--epochs=N]",
-        "",
-        first,
-        *[f"\n{p}" for p in paragraphs],
+        *_page_start(command, usage),
         "",
         "options:",
-        *_rows([(f"--{k}={t}", m) for k, (t, m) in TRAIN_OPTIONS.items()]),
+        *_rows([(f"--{o.name}={o.metavar or type_name(o.type)}", o.help) for o in command.options]),
     ]
     models = [model] if model else list(families.NAMES)
     base = [f.name for f in dataclasses.fields(Config) if f.name != "model"]

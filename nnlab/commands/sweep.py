@@ -29,19 +29,6 @@ from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped, did_you_
 from nnlab.store import folders
 from nnlab.training import tensorboard
 
-# Options of `nnlab sweep` that are not config fields.
-SWEEP_OPTIONS = (
-    "preset",
-    "config",
-    "runs_dir",
-    "jobs",
-    "executor",
-    "address",
-    "retries",
-    "dry_run",
-    "yes",
-    "resume",
-)
 EXECUTORS = ("local", "ray")
 DONE = ("finished", "diverged")  # a resume skips these: a diverged run would diverge again
 
@@ -61,13 +48,18 @@ class Settings:
         return dataclasses.asdict(self)
 
 
-def command(model: str | None, flags: list[tuple[str, str]], argv: list[str] | None) -> str:
-    """`nnlab sweep MODEL --KEY=v1,v2 ...` or `--resume SWEEP_ID`, every flag as typed and
-    in order; returns the sweep id (or, with --dry_run, the plan)."""
-    opts = {k: v for k, v in flags if k in SWEEP_OPTIONS}
-    fields = [(k, v) for k, v in flags if k not in SWEEP_OPTIONS]
-    for key in SWEEP_OPTIONS:
-        if sum(k == key for k, _ in flags) > 1:
+def command(
+    model: str | None,
+    opt_list: list[tuple[str, str]],
+    fields: list[tuple[str, str]],
+    argv: list[str] | None,
+) -> str:
+    """`nnlab sweep MODEL --KEY=v1,v2 ...` or `--resume SWEEP_ID`: the command's own options
+    and the config fields, each as typed and in order; returns the sweep id (or, with
+    --dry_run, the plan)."""
+    opts = dict(opt_list)
+    for key in opts:
+        if sum(k == key for k, _ in opt_list) > 1:
             raise NnlabError(f"--{key} is given twice")
     runs_dir = opts.get("runs_dir")
     if "resume" in opts:

@@ -22,15 +22,14 @@ from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped
 from nnlab.store import folders, schema
 from nnlab.training import tensorboard
 
-# Options of `nnlab train` that are not config fields.
-COMMAND_OPTIONS = ("preset", "config", "resume", "runs_dir")
 
-
-def command(model: str | None, flags: dict[str, str]) -> str:
+def command(model: str | None, opts: dict[str, str], flags: dict[str, str]) -> str:
     """`nnlab train MODEL [--preset|--config] [--KEY=VALUE...]` or `--resume RUN_ID
-    [--epochs=N]`, with every flag as the text typed; returns the run id."""
-    flags = dict(flags)
-    preset, config_file, resume_id, runs_dir = (flags.pop(k, None) for k in COMMAND_OPTIONS)
+    [--epochs=N]`: opts are the command's own options (preset, config, resume, runs_dir),
+    flags the config fields, each as the text typed; returns the run id."""
+    preset, config_file, resume_id, runs_dir = (
+        opts.get(k) for k in ("preset", "config", "resume", "runs_dir")
+    )
     if resume_id is not None:
         if resume_id in ("", "true"):  # a bare --resume: nnlab's own ids never read "true"
             raise NnlabError("--resume needs a run id: nnlab train --resume RUN_ID (or latest)")

@@ -172,71 +172,27 @@ def run_id_text(run_id):
     raise NnlabError(f"invalid run id {run_id!r}: run ids are text like vae-20260101-120000")
 
 
-def raw_flags(tokens: list[str] | None, parsed: dict) -> dict[str, str]:
-    """The text typed for each --flag of a command (Fire's conversions undone; a flag
-    typed twice keeps its last value, as Fire does).
-
-    tokens: the command's argument list after the command name; None falls back to the
-    values Fire parsed (a call from Python rather than from a shell).
-    """
-    return dict(raw_flag_list(tokens, parsed))
-
-
-def raw_flag_list(tokens: list[str] | None, parsed: dict) -> list[tuple[str, str]]:
-    """Every --flag typed and its text, in order, repeats kept (see raw_flags)."""
-    if tokens is None:
-        return [(k, text_of(v)) for k, v in parsed.items()]
-    raw: list[tuple[str, str]] = []
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok == "--":
-            break
-        if tok.startswith("--") and len(tok) > 2:
-            key, eq, value = tok[2:].partition("=")
-            key = key.replace("-", "_")
-            if not eq:
-                nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-                if nxt is not None and not nxt.startswith("--") and parsed.get(key) is not True:
-                    value, i = nxt, i + 1
-                else:
-                    value = "true"
-            raw.append((key, value))
-        i += 1
-    return raw
-
-
-def raw_values(tokens: list[str] | None, key: str, parsed) -> list[str]:
-    """Every text typed for a repeatable --key (Fire keeps only the last)."""
-    if tokens is None:
-        return [] if parsed is None else [text_of(parsed)]
-    out = []
-    for i, tok in enumerate(tokens):
-        if tok.startswith(f"--{key}="):
-            out.append(tok.split("=", 1)[1])
-        elif tok == f"--{key}" and i + 1 < len(tokens):
-            out.append(tokens[i + 1])
-    return out
-
-
 def is_flag(token: str) -> bool:
     """Whether Fire reads a token as a flag: --anything, or -x / -x=... (a negative number
     such as -1 is a value)."""
     return token.startswith("--") or bool(re.match(r"^-[A-Za-z]", token))
 
 
-def split_command_line(tokens: list[str]) -> tuple[list[str], list[str]]:
-    """(positional arguments, flag names) of a command's arguments, read as Fire reads them:
-    `--key=value`, or `--key value` when the next token is not a flag, or `--key` alone."""
+def split_command_line(tokens: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(positional arguments, every --flag and the text typed for it, in order, repeats
+    kept) of a command's arguments, read as Fire reads them: `--key=value`, or `--key value`
+    when the next token is not a flag, or `--key` alone (the text "true")."""
     positional, flags = [], []
     i = 0
     while i < len(tokens):
         tok = tokens[i]
         if is_flag(tok):
-            key, eq, _ = tok.lstrip("-").partition("=")
-            flags.append(key.replace("-", "_"))
-            if not eq and i + 1 < len(tokens) and not is_flag(tokens[i + 1]):
-                i += 1  # the next token is this flag's value
+            key, eq, value = tok.lstrip("-").partition("=")
+            if not eq:
+                value = "true"
+                if i + 1 < len(tokens) and not is_flag(tokens[i + 1]):
+                    value, i = tokens[i + 1], i + 1  # the next token is this flag's value
+            flags.append((key.replace("-", "_"), value))
         else:
             positional.append(tok)
         i += 1

@@ -18,6 +18,9 @@ from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.progress import CountProgress
 from nnlab.store import folders
 
+SPLITS = ("test", "train", "val")  # as `nnlab embed --help` lists them
+FORMATS = ("npz", "csv")
+
 
 def embed(
     run_id,
@@ -40,10 +43,10 @@ def embed(
     from nnlab.training.loading import load_model
     from nnlab.training.models import encode_latents
 
-    if split not in ("train", "val", "test"):
-        raise NnlabError(f"--split={split}: choose from test, train, val")
-    if fmt not in ("npz", "csv"):
-        raise NnlabError(f"--format={fmt}: choose npz or csv")
+    if split not in SPLITS:
+        raise NnlabError(f"--split={split}: choose from {', '.join(SPLITS)}")
+    if fmt not in FORMATS:
+        raise NnlabError(f"--format={fmt}: choose {' or '.join(FORMATS)}")
     run = folders.open_run(run_id, runs_dir)
     meta = run.meta()
     cfg = run.config()
