@@ -138,7 +138,7 @@ def test_animate_a_sweep_draws_its_points_side_by_side(nnlab, swept, monkeypatch
 
     frame = iio.imread(gif, index=0)
     assert frame.shape[1] > 1.6 * frame.shape[0]  # two panels in a row (one: 0.86)
-    monkeypatch.setattr(animate_mod, "MAX_PANELS", 1)
+    monkeypatch.setattr(folders, "MAX_SIDE_BY_SIDE", 1)
     capped = nnlab("animate", SWEEP, "--every=3", "--dpi=40", "--out", str(swept / "one.gif"))
     assert capped.code == 0 and "drawing the first 1 of 2 runs" in capped.err
     assert animate_mod.grid_shape(4) == (1, 4) and animate_mod.grid_shape(16) == (4, 4)

@@ -17,14 +17,6 @@ from nnlab.helpers.errors import NnlabError
 from nnlab.store import folders, metrics, schema
 
 
-def status_of(run: folders.Run, meta: dict) -> str:
-    """running / finished / interrupted / diverged: 'running' only while a process holds it."""
-    status = meta.get("status", "unknown")
-    if status == "running" and not run.is_running():
-        return "interrupted"
-    return status
-
-
 def _status_text(status: str, nothing_yet: bool) -> str:
     if status == "interrupted" and nothing_yet:
         return "interrupted (nothing to resume, start again)"
@@ -55,7 +47,7 @@ def list_runs(runs_dir=None) -> list[dict]:
                 "steps_done": meta.get("steps_done"),
                 "headline": name,
                 "value": value,
-                "status": status_of(run, meta),
+                "status": run.status(meta),
                 "created": meta.get("created"),
             }
         )
@@ -69,9 +61,9 @@ def describe(run_id: str, runs_dir=None) -> dict:
     from nnlab.analysis import cache
     from nnlab.store.record import chunk_files, snapshot_count
 
-    run = folders.open_run(run_id, runs_dir)
-    meta = run.meta()
-    cfg = run.config()  # refuses a damaged or foreign config.yaml
+    opened = folders.read_run(run_id, runs_dir)  # refuses a damaged or foreign config.yaml
+
+    run, meta, cfg = opened.run, opened.meta, opened.cfg
     config = dataclasses.asdict(cfg)
     checkpoint_max, chunk_max = schema.size_ceilings(cfg, meta)
     problems = []  # damage that does not stop the summary is shown, not hidden
@@ -135,7 +127,7 @@ def describe(run_id: str, runs_dir=None) -> dict:
         "id": run.id,
         "path": str(run.path),
         "model": meta.get("model"),
-        "status": "damaged" if problems else _status_text(status_of(run, meta), nothing_yet),
+        "status": "damaged" if problems else _status_text(run.status(meta), nothing_yet),
         "problems": problems,
         "dataset": meta.get("dataset"),
         "dataset_requested": meta.get("dataset_requested"),

@@ -133,9 +133,8 @@ def resume(
 ) -> str:
     """Continue run_id from its latest checkpoint (optionally to a new epoch count)."""
     console = console or stderr_console()
-    run = folders.open_run(run_id, runs_dir)
-    meta = run.meta()
-    cfg = run.config()
+    opened = folders.read_run(run_id, runs_dir)
+    run, meta, cfg = opened.run, opened.meta, opened.cfg
     if cfg.tensorboard:
         tensorboard.check_available(f"run {run.id} (trained with --tensorboard=true)")
     if epochs is not None:

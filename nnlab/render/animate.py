@@ -41,7 +41,6 @@ from nnlab.training.data import class_names
 
 MAX_FRAMES = 150  # without --every, snapshots are thinned to at most this many frames
 MAX_DPI = 600
-MAX_PANELS = 16  # a sweep's points beyond this are left out (and the user told so)
 
 
 def animate(
@@ -105,34 +104,25 @@ def animate(
 
 def expand_sweeps(ids: list[str], runs_dir, console):
     """The run ids to draw: each sweep id replaced by its points that have a recording (at
-    most MAX_PANELS in all, said on stderr when capped); and the first id's sweep, if any."""
+    most folders.MAX_SIDE_BY_SIDE in all, said on stderr when capped); and the first id's
+    sweep, if any."""
     from nnlab.store import folders, record
 
-    out, first_sweep = [], None
-    for k, item in enumerate(ids):
-        if not folders.is_sweep(item, runs_dir):
-            out.append(item)
-            continue
-        sweep = folders.open_sweep(item, runs_dir)
-        first_sweep = sweep if k == 0 else first_sweep
-        points = [p["run"] for p in sweep.record()["points"]]
-        recorded = [r for r in points if record.chunk_files(sweep.root / r / "latents")]
-        if not recorded:
+    found = folders.expand_sweeps(ids, runs_dir, lambda p: bool(record.chunk_files(p / "latents")))
+    for sweep, kept, total in found.partial:
+        if not kept:
             raise NnlabError(f"sweep {sweep.id}: no point has a latent recording yet")
-        if len(recorded) < len(points):
-            console.print(
-                f"sweep {sweep.id}: {len(points) - len(recorded)} point(s) without a "
-                "recording yet are left out"
-            )
-        out.extend(recorded)
-    if len(out) > MAX_PANELS:
         console.print(
-            f"drawing the first {MAX_PANELS} of {len(out)} runs (at most {MAX_PANELS} panels); "
+            f"sweep {sweep.id}: {total - kept} point(s) without a recording yet are left out"
+        )
+    cap = folders.MAX_SIDE_BY_SIDE
+    if found.before_cap > cap:
+        console.print(
+            f"drawing the first {cap} of {found.before_cap} runs (at most {cap} panels); "
             "choose others with RUN_ID --compare=...",
             soft_wrap=True,
         )
-        out = out[:MAX_PANELS]
-    return out, first_sweep
+    return found.runs, found.first_sweep
 
 
 def grid_shape(n: int) -> tuple[int, int]:

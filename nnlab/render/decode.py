@@ -98,6 +98,37 @@ def manifold_axes(ax, latent_dim: int) -> None:
         ax.set_ylabel("PC2 (standard deviations)")
 
 
+class _Writer:
+    """Decodes latent points with the loaded model and writes the figures to one folder."""
+
+    def __init__(self, model, folder, written: list):
+        self.model, self.folder, self.written = model, folder, written
+
+    def decode(self, z) -> np.ndarray:
+        """Images (N, 28, 28) in [0, 1] of latent points z."""
+        import torch
+
+        with torch.inference_mode():
+            logits = self.model.decode(torch.as_tensor(z, dtype=torch.float32))
+            return torch.sigmoid(logits).numpy().reshape(-1, 28, 28)
+
+    def means(self, x) -> np.ndarray:
+        """Posterior means of images x."""
+        import torch
+
+        with torch.inference_mode():
+            return self.model.encode(x)[0].numpy()
+
+    def save(self, fig, name: str) -> None:
+        """Write a figure as PNG and close it."""
+        import matplotlib.pyplot as plt
+
+        from nnlab.render.gif import figure_to_array, write_png
+
+        self.written.append(write_png(self.folder / name, figure_to_array(fig)))
+        plt.close(fig)
+
+
 def decode(
     run_id, runs_dir=None, *, checkpoint=None, out=None, between=None, over_training=False, seed=0
 ) -> list[str]:
@@ -105,114 +136,115 @@ def decode(
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import torch
 
-    from nnlab.render.gif import figure_to_array, output_folder, write_gif, write_png
+    from nnlab.render.gif import output_folder
     from nnlab.training import data
     from nnlab.training.loading import load_model
 
-    run = folders.open_run(run_id, runs_dir)
-    run.meta()  # checked before the config is read
-    cfg = run.config()
+    opened = folders.read_run(run_id, runs_dir)
+    run, cfg = opened.run, opened.cfg
     if "decode" not in families.of(cfg).pictures:
         raise RunError(f"decode needs a VAE run; {run.id} is a {cfg.model}")
     pair = parse_pair(between)
     console = stderr_console()
     with console.status(f"loading the model and {cfg.dataset}…"):
-        cfg, model, ck = load_model(run, checkpoint)
-        splits = data.load(cfg.dataset, cfg.data_dir or None, cfg.val_fraction, cfg.seed)
+        cfg, model, ck = load_model(opened, checkpoint)
+        splits = data.load_for(cfg)
     test_x, test_y = splits.test_x, splits.test_y.numpy()
     if pair is None:  # default: the first 4 and the first 9 of the test split
         pair = (int(np.flatnonzero(test_y == 4)[0]), int(np.flatnonzero(test_y == 9)[0]))
     if not all(0 <= k < len(test_x) for k in pair):
         raise NnlabError(f"--between={between}: test indices run from 0 to {len(test_x) - 1}")
-    folder = output_folder(out, run, "decode")
-    step = int(ck["step"])
-    names = class_names(cfg.dataset)
-    written = []
-
-    def dec(z) -> np.ndarray:
-        with torch.inference_mode():
-            return (
-                torch.sigmoid(model.decode(torch.as_tensor(z, dtype=torch.float32)))
-                .numpy()
-                .reshape(-1, 28, 28)
-            )
-
-    def save(fig, name: str):
-        written.append(write_png(folder / name, figure_to_array(fig)))
-        plt.close(fig)
-
+    step, written = int(ck["step"]), []
+    w = _Writer(model, output_folder(out, run, "decode"), written)
     with CountProgress(console, "decode", 5 if over_training else 4) as bar:
-        with torch.inference_mode():
-            means = model.encode(test_x)[0].numpy()
-        points = manifold_points(cfg.latent_dim, means)
-        fig, ax, _ = _mosaic_figure(
-            tiles(dec(points), GRID, GRID), (6.6, 6.6), f"{run.id}: the decoded latent grid"
-        )
-        manifold_axes(ax, cfg.latent_dim)
-        fig.tight_layout()
-        save(fig, f"decode-manifold-step{step}.png")
+        points = manifold_points(cfg.latent_dim, w.means(test_x))
+        _manifold(w, run.id, cfg, points, step)
         bar.advance()
-
-        firsts = [int(np.flatnonzero(test_y == c)[0]) for c in range(10) if (test_y == c).any()]
-        originals = test_x[firsts].numpy().reshape(-1, 28, 28)
-        with torch.inference_mode():
-            recon = dec(model.encode(test_x[firsts])[0])
-        both = tiles(np.concatenate([originals, recon]), 2, len(firsts))
-        fig, ax, _ = _mosaic_figure(
-            both, (0.95 * len(firsts) + 1.4, 2.9), "test images and their reconstructions"
-        )
-        ax.set_xticks(_tile_centres(len(firsts)), [names[int(test_y[i])] for i in firsts])
-        ax.set_yticks(_tile_centres(2), ["original", "reconstruction"])
-        ax.tick_params(length=0, labelsize=8)
-        fig.tight_layout()
-        save(fig, f"decode-reconstructions-step{step}.png")
+        _reconstructions(w, cfg, test_x, test_y, step)
         bar.advance()
-
-        z = torch.randn(64, cfg.latent_dim, generator=torch.Generator().manual_seed(seed)).numpy()
-        fig, ax, _ = _mosaic_figure(tiles(dec(z), 8, 8), (5.6, 5.9), "64 samples from N(0, I)")
-        ax.set_axis_off()
-        fig.tight_layout()
-        save(fig, f"decode-samples-step{step}.png")
+        _samples(w, cfg, seed, step)
         bar.advance()
-
-        with torch.inference_mode():
-            ends = model.encode(test_x[list(pair)])[0].numpy()
-        t = np.linspace(0, 1, 12)[:, None]
-        strip = dec((1 - t) * ends[0] + t * ends[1])
-        name = f"decode-interpolation-{pair[0]}-{pair[1]}-step{step}"
-        fig, ax, _ = _mosaic_figure(
-            tiles(strip, 1, len(strip)),
-            (11.5, 1.9),
-            "from one test image's posterior mean to another's, in 12 steps",
-        )
-        ends_at = _tile_centres(len(strip))[[0, -1]]
-        ax.set_xticks(ends_at, [f"test #{k} ({names[int(test_y[k])]})" for k in pair])
-        ax.set_yticks([])
-        ax.tick_params(length=0, labelsize=8)
-        fig.tight_layout()
-        save(fig, f"{name}.png")
-        big = [np.kron(tiles(img[None], 1, 1, pad=0), np.ones((6, 6), np.uint8)) for img in strip]
-        frames = [np.repeat(f[..., None], 3, axis=2) for f in big + big[-2:0:-1]]  # and back
-        written.append(write_gif(folder / f"{name}.gif", frames, fps=8, hold_last_s=0.125))
+        _interpolation(w, cfg, test_x, test_y, pair, step)
         bar.advance()
-
         if over_training:
-            written.append(_manifold_over_training(run, cfg, points, folder))
+            written.append(_manifold_over_training(opened, points, w.folder))
             bar.advance()
     return [str(p) for p in written]
 
 
-def _manifold_over_training(run, cfg, points, folder):
+def _manifold(w: _Writer, run_id: str, cfg, points, step: int) -> None:
+    """The decoded latent grid."""
+    fig, ax, _ = _mosaic_figure(
+        tiles(w.decode(points), GRID, GRID), (6.6, 6.6), f"{run_id}: the decoded latent grid"
+    )
+    manifold_axes(ax, cfg.latent_dim)
+    fig.tight_layout()
+    w.save(fig, f"decode-manifold-step{step}.png")
+
+
+def _reconstructions(w: _Writer, cfg, test_x, test_y, step: int) -> None:
+    """The first test image of each class above its reconstruction."""
+    names = class_names(cfg.dataset)
+    firsts = [int(np.flatnonzero(test_y == c)[0]) for c in range(10) if (test_y == c).any()]
+    originals = test_x[firsts].numpy().reshape(-1, 28, 28)
+    recon = w.decode(w.means(test_x[firsts]))
+    both = tiles(np.concatenate([originals, recon]), 2, len(firsts))
+    fig, ax, _ = _mosaic_figure(
+        both, (0.95 * len(firsts) + 1.4, 2.9), "test images and their reconstructions"
+    )
+    ax.set_xticks(_tile_centres(len(firsts)), [names[int(test_y[i])] for i in firsts])
+    ax.set_yticks(_tile_centres(2), ["original", "reconstruction"])
+    ax.tick_params(length=0, labelsize=8)
+    fig.tight_layout()
+    w.save(fig, f"decode-reconstructions-step{step}.png")
+
+
+def _samples(w: _Writer, cfg, seed: int, step: int) -> None:
+    """64 images decoded from seeded draws of the prior."""
+    import torch
+
+    z = torch.randn(64, cfg.latent_dim, generator=torch.Generator().manual_seed(seed)).numpy()
+    fig, ax, _ = _mosaic_figure(tiles(w.decode(z), 8, 8), (5.6, 5.9), "64 samples from N(0, I)")
+    ax.set_axis_off()
+    fig.tight_layout()
+    w.save(fig, f"decode-samples-step{step}.png")
+
+
+def _interpolation(w: _Writer, cfg, test_x, test_y, pair, step: int) -> None:
+    """From one test image's posterior mean to another's: a strip (PNG) and a GIF."""
+    from nnlab.render.gif import write_gif
+
+    names = class_names(cfg.dataset)
+    ends = w.means(test_x[list(pair)])
+    t = np.linspace(0, 1, 12)[:, None]
+    strip = w.decode((1 - t) * ends[0] + t * ends[1])
+    name = f"decode-interpolation-{pair[0]}-{pair[1]}-step{step}"
+    fig, ax, _ = _mosaic_figure(
+        tiles(strip, 1, len(strip)),
+        (11.5, 1.9),
+        "from one test image's posterior mean to another's, in 12 steps",
+    )
+    ends_at = _tile_centres(len(strip))[[0, -1]]
+    ax.set_xticks(ends_at, [f"test #{k} ({names[int(test_y[k])]})" for k in pair])
+    ax.set_yticks([])
+    ax.tick_params(length=0, labelsize=8)
+    fig.tight_layout()
+    w.save(fig, f"{name}.png")
+    big = [np.kron(tiles(img[None], 1, 1, pad=0), np.ones((6, 6), np.uint8)) for img in strip]
+    frames = [np.repeat(f[..., None], 3, axis=2) for f in big + big[-2:0:-1]]  # and back
+    w.written.append(write_gif(w.folder / f"{name}.gif", frames, fps=8, hold_last_s=0.125))
+
+
+def _manifold_over_training(opened: folders.Opened, points, folder):
     """The manifold at every saved checkpoint, oldest first, as a GIF with axes."""
     import matplotlib.pyplot as plt
 
     from nnlab.render.gif import figure_to_array, write_gif
 
+    run, cfg = opened.run, opened.cfg
     cks = []
-    ceiling = schema.size_ceilings(cfg, run.meta())[0]
+    ceiling = schema.size_ceilings(cfg, opened.meta)[0]
     for p in sorted(run.checkpoints.glob("*.pt")):
         ck = files.load_checkpoint(p, max_bytes=ceiling)
         cks.append((int(ck["step"]), p.name, ck))

@@ -51,15 +51,15 @@ def export(
     if folders.is_sweep(item_id, runs_dir):
         sweep = folders.open_sweep(item_id, runs_dir)
         rec = sweep.record()
-        runs = [folders.open_run(p["run"], sweep.root) for p in rec["points"] if _exists(sweep, p)]
+        runs = [folders.read_run(p["run"], sweep.root) for p in rec["points"] if _exists(sweep, p)]
         if not runs:
             raise NnlabError(f"sweep {sweep.id}: no point has a run yet")
         dest = Path(logdir).expanduser() if logdir else sweep.file("media", "tensorboard")
     else:
-        run = folders.open_run(item_id, runs_dir)
-        runs, rec = [run], None
-        dest = Path(logdir).expanduser() if logdir else run.file("media", "tensorboard")
-    plans = [(run, _snapshot_plan(run, snapshots)) for run in runs]  # bad --snapshots: now
+        opened = folders.read_run(item_id, runs_dir)
+        runs, rec = [opened], None
+        dest = Path(logdir).expanduser() if logdir else opened.run.file("media", "tensorboard")
+    plans = [(o, _snapshot_plan(o, snapshots)) for o in runs]  # bad --snapshots: now
     if dest.exists() and not force:
         raise NnlabError(f"{dest} exists already: export with --force to replace it")
     if logdir is None:
@@ -69,9 +69,9 @@ def export(
     tmp = dest.parent / f".tmp-export-{dest.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        for run, steps in plans:
+        for opened, steps in plans:
             # one TensorBoard run per point of a sweep, named by its run id
-            _export_run(run, tmp / run.id if rec else tmp, steps, console)
+            _export_run(opened, tmp / opened.id if rec else tmp, steps, console)
         if rec:
             _write_hparams(tmp, rec, runs)
         _replace(tmp, dest)
@@ -96,9 +96,9 @@ def _replace(tmp: Path, dest: Path) -> None:
         os.replace(tmp, dest)
 
 
-def _snapshot_plan(run: folders.Run, spec: str) -> list[int]:
+def _snapshot_plan(opened: folders.Opened, spec: str) -> list[int]:
     """The snapshot indices --snapshots names: first, middle, last, or recorded steps."""
-    meta, cfg = run.meta(), run.config()
+    run, meta, cfg = opened.run, opened.meta, opened.cfg
     if not record.chunk_files(run.latents):
         return []
     steps = record.load_steps(run.latents, schema.size_ceilings(cfg, meta)[1])
@@ -125,9 +125,9 @@ def _snapshot_plan(run: folders.Run, spec: str) -> list[int]:
     return sorted(set(out))
 
 
-def _export_run(run: folders.Run, folder: Path, picks: list[int], console) -> None:
+def _export_run(opened: folders.Opened, folder: Path, picks: list[int], console) -> None:
     """Every scalar, the projector embeddings at `picks`, frames and masks of one run."""
-    meta, cfg = run.meta(), run.config()
+    run, meta, cfg = opened.run, opened.meta, opened.cfg
     schema.check_metrics_size(run.metrics, cfg, meta)
     writer = tensorboard.Writer(folder)
     try:
@@ -144,7 +144,7 @@ def _export_run(run: folders.Run, folder: Path, picks: list[int], console) -> No
             _embeddings(writer.writer, run, cfg, rec, picks)
             _frames(writer.writer, run, rec)
         if "masks" in families.of(cfg).pictures:
-            _masks(writer.writer, run)
+            _masks(writer.writer, opened)
     finally:
         writer.close()
 
@@ -162,7 +162,7 @@ def _embeddings(writer, run: folders.Run, cfg, rec: record.Recording, picks: lis
     if not picks:
         return
     keep = projector_subset(rec.labels, cfg.seed)
-    splits = data.load(cfg.dataset, cfg.data_dir or None, cfg.val_fraction, cfg.seed)
+    splits = data.load_for(cfg)
     split_x, _, _ = splits.split(rec.split)
     images = split_x[torch.from_numpy(rec.indices[keep])].reshape(-1, 1, 28, 28).float()
     names = data.class_names(cfg.dataset)
@@ -198,19 +198,20 @@ def _frames(writer, run: folders.Run, rec: record.Recording) -> None:
         writer.add_image("latent space", frame, int(rec.steps[s]), dataformats="HWC")
 
 
-def _masks(writer, run: folders.Run) -> None:
+def _masks(writer, opened: folders.Opened) -> None:
     """The first layer's weights as masks (red for, blue against) at each kept checkpoint."""
     from matplotlib import colormaps
 
     from nnlab.training.loading import load_model
 
+    run = opened.run
     names = sorted(p.name for p in run.checkpoints.glob("epoch-*.pt"))
     names += ["final.pt"] if (run.checkpoints / "final.pt").exists() else ["latest.pt"]
     cmap = colormaps["RdBu_r"]
     for name in names:
         if not (run.checkpoints / name).exists():
             continue
-        _, model, ck = load_model(run, str(run.checkpoints / name))
+        _, model, ck = load_model(opened, str(run.checkpoints / name))
         w = model.layers[0].weight.detach().cpu().numpy().reshape(-1, 28, 28)
         vmax = float(np.percentile(np.abs(w), 99)) or 1.0
         cols = min(10, len(w))
@@ -223,7 +224,7 @@ def _masks(writer, run: folders.Run) -> None:
         writer.add_image("first-layer masks", rgb, int(ck["step"]), dataformats="HWC")
 
 
-def _write_hparams(folder: Path, rec: dict, runs: list[folders.Run]) -> None:
+def _write_hparams(folder: Path, rec: dict, runs: list[folders.Opened]) -> None:
     """The HParams plugin's table: each point's swept values and final metrics."""
     from torch.utils.tensorboard import SummaryWriter
     from torch.utils.tensorboard.summary import hparams
@@ -237,8 +238,7 @@ def _write_hparams(folder: Path, rec: dict, runs: list[folders.Run]) -> None:
     }
     for run in runs:
         values = {k: _hparam(v) for k, v in points[run.id]["values"].items()}
-        meta = run.meta()
-        final = meta.get("final") or {}
+        final = run.meta.get("final") or {}
         finals = {
             f"hparams/{k}": float(final[k]) for k in keys if isinstance(final.get(k), (int, float))
         }
@@ -249,7 +249,7 @@ def _write_hparams(folder: Path, rec: dict, runs: list[folders.Run]) -> None:
             w.file_writer.add_summary(ssi)
             w.file_writer.add_summary(sei)
             for k, v in finals.items():
-                w.add_scalar(k, v, int(meta.get("steps_done") or 0))
+                w.add_scalar(k, v, int(run.meta.get("steps_done") or 0))
         finally:
             w.close()
 

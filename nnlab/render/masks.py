@@ -61,12 +61,11 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     from nnlab.render.gif import figure_to_array, output_folder, write_gif, write_png
     from nnlab.training.loading import load_model
 
-    run = folders.open_run(run_id, runs_dir)
-    run.meta()  # checked before the config is read
-    cfg = run.config()
+    opened = folders.read_run(run_id, runs_dir)
+    run, cfg = opened.run, opened.cfg
     if "masks" not in families.of(cfg).pictures:
         raise RunError(f"masks needs a classifier run; {run.id} is a {cfg.model}")
-    cfg, model, ck = load_model(run, checkpoint)
+    cfg, model, ck = load_model(opened, checkpoint)
     weights, composed = mask_weights(cfg, model)
     chosen = parse_units(units, weights.shape[0])
     titles = unit_titles(cfg, chosen)

@@ -51,9 +51,9 @@ def plot_metrics(run_id, runs_dir=None):
 
     from nnlab.render.gif import figure_to_array, write_png
 
-    run = folders.open_run(run_id, runs_dir)
-    meta = run.meta()
-    cfg = run.config()
+    opened = folders.read_run(run_id, runs_dir)
+
+    run, meta, cfg = opened.run, opened.meta, opened.cfg
     schema.check_metrics_size(run.metrics, cfg, meta)
     lines = metrics.read(run.metrics)
     steps = metrics.of_kind(lines, "step")

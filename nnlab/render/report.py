@@ -37,7 +37,6 @@ from nnlab.store import folders, metrics, record, schema
 from nnlab.training.data import class_names
 
 PAGE_POINTS = 1000  # probe points on the page, class-stratified
-MAX_RUNS = 16  # panels side by side, as `nnlab animate`
 SERIES_POINTS = 60  # latent metrics over training: snapshots measured for the plots
 EXTRA_TITLES = {  # a family's checkpoint pictures in the page, by picture
     "decode": "Decoded manifold at the nearest kept checkpoint",
@@ -95,24 +94,20 @@ def _positive_points(points) -> int:
 
 
 def _expand(ids: list[str], runs_dir) -> tuple[list[str], list[str]]:
-    """Run ids (a sweep's points in its place), at most MAX_RUNS, and what was left out."""
-    out, notes = [], []
+    """Run ids (a sweep's points in its place), at most folders.MAX_SIDE_BY_SIDE, and what
+    was left out."""
     for item in ids:
-        if folders.is_sweep(item, runs_dir):
-            sweep = folders.open_sweep(item, runs_dir)
-            pts = [p["run"] for p in sweep.record()["points"]]
-            have = [r for r in pts if (sweep.root / r / "meta.json").exists()]
-            if len(have) < len(pts):
-                notes.append(f"sweep {sweep.id}: {len(pts) - len(have)} point(s) not started")
-            out.extend(have)
-        else:
-            out.append(folders.validate_id(item))
-    if not out:
+        if not folders.is_sweep(item, runs_dir):
+            folders.validate_id(item)
+    found = folders.expand_sweeps(ids, runs_dir, lambda p: (p / "meta.json").exists())
+    notes = [
+        f"sweep {s.id}: {total - kept} point(s) not started" for s, kept, total in found.partial
+    ]
+    if not found.runs:
         raise NnlabError(f"{ids[0]}: no run to show yet")
-    if len(out) > MAX_RUNS:
-        notes.append(f"showing the first {MAX_RUNS} of {len(out)} runs")
-        out = out[:MAX_RUNS]
-    return out, notes
+    if found.before_cap > folders.MAX_SIDE_BY_SIDE:
+        notes.append(f"showing the first {folders.MAX_SIDE_BY_SIDE} of {found.before_cap} runs")
+    return found.runs, notes
 
 
 def _output_path(out, first: str, runs_dir) -> Path:
@@ -277,7 +272,7 @@ def _probe_images(cfg, rec, keep) -> np.ndarray:
     """The chosen probe images as (N, 784) uint8, from the run's dataset and split."""
     from nnlab.training import data
 
-    splits = data.load(cfg.dataset, cfg.data_dir or None, cfg.val_fraction, cfg.seed)
+    splits = data.load_for(cfg)
     x, _, _ = splits.split(rec.split)
     idx = rec.indices[keep]
     imgs = x[idx].cpu().numpy() if hasattr(x, "cpu") else np.asarray(x)[idx]

@@ -41,9 +41,8 @@ class Source:
 
 def load_source(run_id: str, runs_dir, kind: str) -> Source:
     """Open a run and its recording, and choose how to draw it."""
-    run = folders.open_run(run_id, runs_dir)
-    meta = run.meta()
-    cfg = run.config()
+    opened = folders.read_run(run_id, runs_dir)
+    run, meta, cfg = opened.run, opened.meta, opened.cfg
     if cfg.snapshot_every == 0 and not record.chunk_files(run.latents):
         raise RunError(f"run {run.id} has no latent recording (trained with snapshot_every=0)")
     family = families.of(cfg)

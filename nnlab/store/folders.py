@@ -201,8 +201,9 @@ class Run(Folder):
         self.write_meta(meta)
         return meta
 
-    def config(self):
-        """The run's saved config, rebuilt as its dataclass."""
+    def config(self, meta: dict | None = None):
+        """The run's saved config, rebuilt as its dataclass (checked against meta.json's
+        digest: `meta` when the caller has read it already)."""
         from nnlab.config.config import from_yaml
 
         path = self.file("config.yaml")
@@ -212,13 +213,21 @@ class Run(Folder):
             raise RunError(f"{path}: missing") from None
         except (OSError, UnicodeDecodeError) as e:
             raise RunError(f"{path}: damaged ({e})") from None
-        expected = self.meta().get("config_sha256")
+        expected = (self.meta() if meta is None else meta).get("config_sha256")
         if expected and sha256_text(text) != expected:
             raise RunError(f"{path}: damaged or edited (its checksum differs from meta.json's)")
         try:
             return from_yaml(text, str(path))
         except NnlabError as e:
             raise RunError(str(e)) from None
+
+    def status(self, meta: dict) -> str:
+        """meta.json's status, except that a 'running' run no process holds is
+        'interrupted' (killed, or its machine stopped)."""
+        status = meta.get("status", "unknown")
+        if status == "running" and not self.is_running():
+            return "interrupted"
+        return status
 
     def resumable_step(self) -> int:
         """The step of the latest complete checkpoint, as meta.json records it (0 if unread)."""
@@ -280,6 +289,28 @@ def open_run(run_id: Any, runs_dir: str | Path | None = None) -> Run:
         raise NnlabError(f"no run '{run_id}' in {root}{hint}")
     check_tree(path)
     return Run(root, run_id)
+
+
+@dataclass
+class Opened:
+    """A run opened for reading: its folder, meta.json and config, each read and checked
+    once (commands pass this along instead of reading the files again)."""
+
+    run: Run
+    meta: dict
+    cfg: Any  # the run's config dataclass (nnlab.families)
+
+    @property
+    def id(self) -> str:
+        """The run's id."""
+        return self.run.id
+
+
+def read_run(run: Any, runs_dir: str | Path | None = None) -> Opened:
+    """Open a run (an id, 'latest', or a Run) and read its meta.json and config."""
+    run = run if isinstance(run, Run) else open_run(run, runs_dir)
+    meta = run.meta()
+    return Opened(run, meta, run.config(meta))
 
 
 def check_tree(path: Path) -> None:
@@ -427,10 +458,8 @@ class Sweep(Folder):
             meta = run.meta()
         except NnlabError:
             return "failed"
-        status = meta.get("status")
-        if status == "running":
-            return "running" if run.is_running() else "interrupted"
-        return status if status in ("finished", "diverged", "interrupted") else "failed"
+        status = run.status(meta)
+        return status if status in ("running", "finished", "diverged", "interrupted") else "failed"
 
     def acquire(self) -> None:
         """Lock the sweep for running, or raise naming the holder."""
@@ -503,3 +532,34 @@ def open_sweep(sweep_id: Any, runs_dir: str | Path | None = None) -> Sweep:
 def list_sweep_ids(runs_dir: str | Path | None = None) -> list[str]:
     """Ids of the sweep directories in runs_dir."""
     return _ids_holding(runs_dir, SWEEP_FILE)
+
+
+MAX_SIDE_BY_SIDE = 16  # runs drawn side by side (animate's panels, the report's columns)
+
+
+@dataclass
+class Expansion:
+    """Run ids with each sweep replaced by its usable points."""
+
+    runs: list[str]  # at most MAX_SIDE_BY_SIDE
+    first_sweep: Sweep | None  # the sweep the first id names, if it names one
+    partial: list[tuple[Sweep, int, int]]  # (sweep, usable points, points) where some are not
+    before_cap: int  # how many runs there were before the cap
+
+
+def expand_sweeps(ids: list[str], runs_dir, usable) -> Expansion:
+    """Each sweep id among ids replaced by its points whose folder `usable(path)` accepts;
+    other ids kept as they are (opening them checks them)."""
+    out, first, partial = [], None, []
+    for k, item in enumerate(ids):
+        if not is_sweep(item, runs_dir):
+            out.append(item)
+            continue
+        sweep = open_sweep(item, runs_dir)
+        first = sweep if k == 0 else first
+        points = [p["run"] for p in sweep.record()["points"]]
+        kept = [r for r in points if usable(sweep.root / r)]
+        if len(kept) < len(points):
+            partial.append((sweep, len(kept), len(points)))
+        out.extend(kept)
+    return Expansion(out[:MAX_SIDE_BY_SIDE], first, partial, len(out))

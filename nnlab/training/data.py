@@ -263,3 +263,9 @@ def load(
 ) -> Splits:
     """Load dataset `name` and return its splits as tensors on `device`."""
     return split(load_raw(name, data_dir, warn=warn), val_fraction, seed, device)
+
+
+def load_for(cfg, device="cpu", *, warn=None) -> Splits:
+    """The splits a run's config trains on: its dataset and data folder, split by its
+    validation share and seed (the same splits in every command that reads the run)."""
+    return load(cfg.dataset, cfg.data_dir or None, cfg.val_fraction, cfg.seed, device, warn=warn)

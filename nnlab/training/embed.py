@@ -47,15 +47,14 @@ def embed(
         raise NnlabError(f"--split={split}: choose from {', '.join(SPLITS)}")
     if fmt not in FORMATS:
         raise NnlabError(f"--format={fmt}: choose {' or '.join(FORMATS)}")
-    run = folders.open_run(run_id, runs_dir)
-    meta = run.meta()
-    cfg = run.config()
+    opened = folders.read_run(run_id, runs_dir)
+    run, meta, cfg = opened.run, opened.meta, opened.cfg
     family = families.of(cfg)
     layer = family.embed_layer(cfg, layer)
     every = getattr(cfg, "permute_every", 0)
     if task is not None and not every:
         raise NnlabError("--task applies to runs trained with --permute_every")
-    cfg, model, ck = load_model(run, checkpoint)
+    cfg, model, ck = load_model(opened, checkpoint)
     order = None
     if every:
         n_tasks = tasks.count(cfg.epochs, every)
@@ -63,13 +62,7 @@ def embed(
         task = own if task is None else _task_number(task, n_tasks)
         order = torch.from_numpy(tasks.read(run.path, n_tasks)[task])
     console = console or stderr_console()
-    splits = data.load(
-        cfg.dataset,
-        cfg.data_dir or None,
-        cfg.val_fraction,
-        cfg.seed,
-        warn=lambda m: warn(console, m),
-    )
+    splits = data.load_for(cfg, warn=lambda m: warn(console, m))
     x, y, index = splits.split(split)
     if order is not None:
         x = x[:, order]

@@ -35,13 +35,17 @@ def checkpoint_path(run: folders.Run, spec: str | None) -> Path:
     return path
 
 
-def load_model(run: folders.Run, checkpoint: str | None = None, device: str = "cpu"):
-    """(config, model in eval mode, checkpoint dict) for a run at a checkpoint."""
+def load_model(
+    run: folders.Run | folders.Opened, checkpoint: str | None = None, device: str = "cpu"
+):
+    """(config, model in eval mode, checkpoint dict) for a run at a checkpoint (a run that
+    is already open is not read again)."""
     from nnlab.training.models import build_model
 
-    cfg = run.config()
+    opened = run if isinstance(run, folders.Opened) else folders.read_run(run)
+    cfg, run = opened.cfg, opened.run
     path = checkpoint_path(run, checkpoint)
-    ceiling = schema.size_ceilings(cfg, run.meta())[0]
+    ceiling = schema.size_ceilings(cfg, opened.meta)[0]
     ck = files.load_checkpoint(path, map_location=device, max_bytes=ceiling)
     step = ck.get("step")
     if not (isinstance(step, int) and not isinstance(step, bool) and step >= 0):

@@ -55,14 +55,7 @@ def setup(cfg: Config) -> torch.device:
 
 def load_splits(cfg: Config, device, console: Console) -> data.Splits:
     """The run's dataset as tensors on `device` (warnings, e.g. a fallback, on the console)."""
-    return data.load(
-        cfg.dataset,
-        cfg.data_dir or None,
-        cfg.val_fraction,
-        cfg.seed,
-        device,
-        warn=lambda m: warn(console, m),
-    )
+    return data.load_for(cfg, device, warn=lambda m: warn(console, m))
 
 
 @torch.no_grad()
