@@ -99,7 +99,7 @@ def _set_up_run(run, cfg, splits, device, requested: str, console: Console, swee
     trainer = loop.Trainer(run, cfg, splits, device, console)
     config_text = config.to_yaml(cfg)
     files.write_text(run.file("config.yaml"), config_text)
-    meta = folders.new_meta(
+    meta = schema.new_meta(
         run.id,
         cfg.model,
         versions={
@@ -120,6 +120,7 @@ def _set_up_run(run, cfg, splits, device, requested: str, console: Console, swee
         parameters=parameter_table(trainer.model),
         probe={"split": cfg.probe_split, "size": len(trainer.probe_labels)},
         config_sha256=files.sha256_text(config_text),
+        now=folders.now_iso(),
         sweep=sweep,
     )
     run.write_meta(meta)

@@ -29,7 +29,7 @@ from nnlab.helpers.files import (
 )
 from nnlab.store import schema
 
-FORMAT_VERSION = 1  # bump when the layout of a run changes incompatibly
+FORMAT_VERSION = schema.FORMAT_VERSION
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -46,66 +46,6 @@ def runs_root(runs_dir: str | Path | None) -> Path:
 def now_iso() -> str:
     """The current local time, ISO 8601 with offset, to the millisecond (orders runs)."""
     return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
-
-
-def new_meta(
-    run_id: str,
-    model: str,
-    *,
-    versions: dict,
-    device: str,
-    data: dict,
-    steps_per_epoch: int,
-    parameters: list[dict],
-    probe: dict,
-    config_sha256: str,
-    sweep: dict | None = None,
-) -> dict:
-    """meta.json of a run that is about to start training (this is its schema).
-
-    versions: nnlab, torch, python. data: dataset, dataset_requested, data_source,
-    train_size, val_size, test_size. The trainer keeps steps_done, epochs_done,
-    resumable_step, metrics_bytes and snapshots up to date at each checkpoint, and the
-    run's end sets status, ended, train_seconds and final (the last epoch's metrics).
-    sweep: {"id", "point"} for a point of a sweep (the key is absent otherwise).
-    """
-    now = now_iso()
-    return {
-        "format": FORMAT_VERSION,
-        "id": run_id,
-        "model": model,
-        "status": "running",
-        "created": now,
-        "updated": now,
-        "ended": None,
-        "nnlab_version": versions["nnlab"],
-        "torch_version": versions["torch"],
-        "python": versions["python"],
-        "device": device,
-        **{
-            k: data[k]
-            for k in (
-                "dataset",
-                "dataset_requested",
-                "data_source",
-                "train_size",
-                "val_size",
-                "test_size",
-            )
-        },
-        "steps_per_epoch": steps_per_epoch,
-        "steps_done": 0,
-        "epochs_done": 0,
-        "resumable_step": 0,
-        "train_seconds": 0.0,
-        "parameters": parameters,
-        "parameter_count": sum(p["count"] for p in parameters),
-        "probe": probe,
-        "snapshots": 0,
-        "final": {},
-        "config_sha256": config_sha256,  # config.yaml is checked against it on every read
-        **({"sweep": sweep} if sweep else {}),
-    }
 
 
 # ---------------------------------------------------------------- ids and locks

@@ -45,6 +45,9 @@ def check_metrics_size(path, cfg, meta: dict) -> None:
         raise RunError(f"{path}: damaged (larger than this run can have written)")
 
 
+FORMAT_VERSION = 1  # of a run's layout: bump when it changes incompatibly
+
+
 def _count(value) -> int:
     """A non-negative whole number read from meta.json, or 0."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
@@ -89,8 +92,69 @@ def meta_checksum(meta: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def new_meta(
+    run_id: str,
+    model: str,
+    *,
+    versions: dict,
+    device: str,
+    data: dict,
+    steps_per_epoch: int,
+    parameters: list[dict],
+    probe: dict,
+    config_sha256: str,
+    now: str,
+    sweep: dict | None = None,
+) -> dict:
+    """meta.json of a run that is about to start training (this is its schema).
+
+    versions: nnlab, torch, python. data: dataset, dataset_requested, data_source,
+    train_size, val_size, test_size. The trainer keeps steps_done, epochs_done,
+    resumable_step, metrics_bytes and snapshots up to date at each checkpoint, and the
+    run's end sets status, ended, train_seconds and final (the last epoch's metrics).
+    sweep: {"id", "point"} for a point of a sweep (the key is absent otherwise). check_meta,
+    below, checks every value a reader gets against this schema.
+    """
+    return {
+        "format": FORMAT_VERSION,
+        "id": run_id,
+        "model": model,
+        "status": "running",
+        "created": now,
+        "updated": now,
+        "ended": None,
+        "nnlab_version": versions["nnlab"],
+        "torch_version": versions["torch"],
+        "python": versions["python"],
+        "device": device,
+        **{
+            k: data[k]
+            for k in (
+                "dataset",
+                "dataset_requested",
+                "data_source",
+                "train_size",
+                "val_size",
+                "test_size",
+            )
+        },
+        "steps_per_epoch": steps_per_epoch,
+        "steps_done": 0,
+        "epochs_done": 0,
+        "resumable_step": 0,
+        "train_seconds": 0.0,
+        "parameters": parameters,
+        "parameter_count": sum(p["count"] for p in parameters),
+        "probe": probe,
+        "snapshots": 0,
+        "final": {},
+        "config_sha256": config_sha256,  # config.yaml is checked against it on every read
+        **({"sweep": sweep} if sweep else {}),
+    }
+
+
 def check_meta(meta: dict, where) -> None:
-    """Every value of meta.json of the type and range its schema (new_meta) gives it: a
+    """Every value of meta.json of the type and range its schema (new_meta, above) gives it: a
     planted or damaged value is reported in one line, never used."""
 
     def bad(key, what):
