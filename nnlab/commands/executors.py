@@ -164,91 +164,111 @@ def _finisher(on_event, bar):
     return finish
 
 
-def _run_local(sweep, todo, settings, on_event, console) -> None:
-    queue = collections.deque(todo)
-    workers: list[_Worker] = []
-    kills = collections.Counter()
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # set before torch starts its pools
-        env[var] = str(settings.threads)
-    record = sweep.record()
-    spawned = 0
+class _Pool:
+    """The local worker processes of a sweep: started, handed points one at a time, their
+    outcomes collected, a killed one's point resumed (up to settings.retries)."""
 
-    def spawn() -> None:
-        nonlocal spawned
-        spawned += 1
-        log = log_path(sweep, f"worker-{spawned}")
+    def __init__(self, sweep, todo, settings, on_event, console, signals, bar):
+        self.sweep, self.settings, self.on_event = sweep, settings, on_event
+        self.console, self.signals, self.bar = console, signals, bar
+        self.queue = collections.deque(todo)
+        self.workers: list[_Worker] = []
+        self.kills = collections.Counter()
+        self.env = dict(os.environ)
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # set before torch starts its pools
+            self.env[var] = str(settings.threads)
+        self.points = sweep.record()["points"]
+        self.spawned = 0
+        self.finish = _finisher(on_event, bar)
+
+    def spawn(self) -> None:
+        """Start one more worker (in its own session: a terminal's Ctrl-C reaches the
+        coordinator only, which passes it on)."""
+        self.spawned += 1
+        log = log_path(self.sweep, f"worker-{self.spawned}")
+        module = "nnlab.commands.sweep"
+        args = [str(self.sweep.root), self.sweep.id, str(self.settings.threads)]
         with open(log, "a", encoding="utf-8") as err:
             proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "nnlab.commands.sweep",
-                    str(sweep.root),
-                    sweep.id,
-                    str(settings.threads),
-                ],
+                [sys.executable, "-m", module, *args],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
-                env=env,
-                start_new_session=True,  # a terminal's Ctrl-C reaches the coordinator only
+                env=self.env,
+                start_new_session=True,
             )
-        workers.append(_Worker(proc, log))
+        self.workers.append(_Worker(proc, log))
 
-    def collect(ws: list[_Worker], timeout: float) -> None:
+    def collect(self, ws: list[_Worker], timeout: float) -> None:
+        """Outcomes the workers ws have written within timeout seconds."""
         for w, outcome in _read_outcomes(ws, timeout):
             if outcome.get("index") == w.point:
                 w.point = None
-                finish(outcome["index"], outcome["status"], outcome.get("error"))
+                self.finish(outcome["index"], outcome["status"], outcome.get("error"))
 
-    with StopSignals() as signals, CountProgress(console, "sweep", len(todo)) as bar:
-        finish = _finisher(on_event, bar)
+    def hand_out(self) -> None:
+        """Give idle workers work, or let them end when there is none."""
+        for w in self.workers:
+            if w.point is None and w.proc.stdin and not w.proc.stdin.closed:
+                if self.queue and not self.signals.received:
+                    w.point = self.queue.popleft()
+                    _send(w, f"{w.point}\n")
+                    self.on_event(w.point, "running", attempt=True)
+                elif not self.queue:
+                    w.proc.stdin.close()
+
+    def reap(self, w: _Worker) -> None:
+        """A worker that ended: its last words, and its point if it died mid-point (killed:
+        resumed from the checkpoint while retries last; a crash: failed)."""
+        self.workers.remove(w)
+        self.collect([w], timeout=0)
+        w.proc.stdout.close()
+        rc = w.proc.returncode
+        if w.point is None:
+            return
+        i, run_id = w.point, self.points[w.point]["run"]
+        stopping = self.signals.received
+        if rc < 0 and not stopping and self.kills[i] < self.settings.retries:
+            self.kills[i] += 1
+            self.console.print(
+                f"{run_id}: its worker was killed ({_signal_name(rc)}); "
+                "resuming it from its last checkpoint",
+                soft_wrap=True,
+            )
+            self.queue.appendleft(i)
+        elif stopping:
+            self.finish(i, "interrupted", None)
+        elif rc < 0:
+            self.finish(i, "failed", f"worker killed by {_signal_name(rc)}, retries used up")
+        else:
+            self.finish(i, "failed", _last_line(w.log) or f"worker exit status {rc}")
+
+    def run(self) -> None:
+        """Until every point is done (or stopped): hand out, collect, reap, top up."""
         forwarded = False
+        for _ in range(min(self.settings.jobs, len(self.queue))):
+            self.spawn()
+        while self.workers:
+            if self.signals.received and not forwarded:
+                _signal_all(self.workers, signal.SIGINT)
+                forwarded = True
+            self.hand_out()
+            self.collect(self.workers, timeout=0.1)
+            for w in [w for w in self.workers if w.proc.poll() is not None]:
+                self.reap(w)
+                wanted = self.queue and not self.signals.received
+                if wanted and len(self.workers) < self.settings.jobs:
+                    self.spawn()
+
+
+def _run_local(sweep, todo, settings, on_event, console) -> None:
+    with StopSignals() as signals, CountProgress(console, "sweep", len(todo)) as bar:
+        pool = _Pool(sweep, todo, settings, on_event, console, signals, bar)
         try:
-            for _ in range(min(settings.jobs, len(queue))):
-                spawn()
-            while workers:
-                if signals.received and not forwarded:
-                    _signal_all(workers, signal.SIGINT)
-                    forwarded = True
-                for w in workers:  # give idle workers work, or let them end
-                    if w.point is None and w.proc.stdin and not w.proc.stdin.closed:
-                        if queue and not signals.received:
-                            w.point = queue.popleft()
-                            _send(w, f"{w.point}\n")
-                            on_event(w.point, "running", attempt=True)
-                        elif not queue:
-                            w.proc.stdin.close()
-                collect(workers, timeout=0.1)
-                for w in [w for w in workers if w.proc.poll() is not None]:
-                    workers.remove(w)
-                    collect([w], timeout=0)  # its last words
-                    w.proc.stdout.close()
-                    rc = w.proc.returncode
-                    if w.point is not None:  # died mid-point: killed, or a crash
-                        i, run_id = w.point, record["points"][w.point]["run"]
-                        if rc < 0 and not signals.received and kills[i] < settings.retries:
-                            kills[i] += 1
-                            console.print(
-                                f"{run_id}: its worker was killed ({_signal_name(rc)}); "
-                                "resuming it from its last checkpoint",
-                                soft_wrap=True,
-                            )
-                            queue.appendleft(i)
-                        elif signals.received:
-                            finish(i, "interrupted", None)
-                        elif rc < 0:
-                            finish(
-                                i, "failed", f"worker killed by {_signal_name(rc)}, retries used up"
-                            )
-                        else:
-                            finish(i, "failed", _last_line(w.log) or f"worker exit status {rc}")
-                    if queue and not signals.received and len(workers) < settings.jobs:
-                        spawn()
+            pool.run()
         except KeyboardInterrupt:  # a second Ctrl-C: every worker stops at once
-            _signal_all(workers, signal.SIGINT)
-            for w in workers:
+            _signal_all(pool.workers, signal.SIGINT)
+            for w in pool.workers:
                 w.proc.wait()
             raise
     if signals.received:

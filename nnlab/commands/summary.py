@@ -59,30 +59,48 @@ def describe(run_id: str, runs_dir=None) -> dict:
     """Everything about one run: config, parameters, metrics, timings, contents."""
     # numpy-backed readers, imported here so that the runs table starts without numpy
     from nnlab.analysis import cache
-    from nnlab.store.record import chunk_files, snapshot_count
+    from nnlab.store.record import snapshot_count
 
     opened = folders.read_run(run_id, runs_dir)  # refuses a damaged or foreign config.yaml
-
     run, meta, cfg = opened.run, opened.meta, opened.cfg
-    config = dataclasses.asdict(cfg)
-    checkpoint_max, chunk_max = schema.size_ceilings(cfg, meta)
+    _, chunk_max = schema.size_ceilings(cfg, meta)
     problems = []  # damage that does not stop the summary is shown, not hidden
-    lines, bad_lines, too_big = [], 0, False
-    try:
-        schema.check_metrics_size(run.metrics, cfg, meta)
-        lines, bad_lines = metrics.parse(run.metrics)
-    except NnlabError as e:  # too large to read: reported, not read
-        too_big = True
-        problems.append(str(e))
-    epochs = metrics.of_kind(lines, "epoch")
-    final = epochs[-1] if epochs else (meta.get("final") or {})
+    lines, too_big = _metric_lines(opened, problems)
     try:
         snaps = snapshot_count(run.latents, chunk_max)
     except NnlabError as e:
         snaps, problems = None, [*problems, str(e)]
-    log_path = run.metrics
+    nothing_yet = _check_files(opened, too_big, snaps, problems)
+    trend = None
+    if snaps:
+        try:
+            trend = cache.trend(run, families.of(cfg).arrays, chunk_max)
+        except NnlabError as e:
+            problems.append(str(e))
+    status = "damaged" if problems else _status_text(run.status(meta), nothing_yet)
+    return _description(opened, lines, status, problems, snaps, trend)
+
+
+def _metric_lines(opened: folders.Opened, problems: list[str]) -> tuple[list[dict], bool]:
+    """metrics.jsonl's lines, and whether it was too large to read (said in problems)."""
+    lines, bad_lines = [], 0
+    try:
+        schema.check_metrics_size(opened.run.metrics, opened.cfg, opened.meta)
+        lines, bad_lines = metrics.parse(opened.run.metrics)
+    except NnlabError as e:  # too large to read: reported, not read
+        problems.append(str(e))
+        return [], True
     if bad_lines:
-        problems.append(f"{log_path}: {bad_lines} unreadable line(s) skipped")
+        problems.append(f"{opened.run.metrics}: {bad_lines} unreadable line(s) skipped")
+    return lines, False
+
+
+def _check_files(opened: folders.Opened, too_big: bool, snaps, problems: list[str]) -> bool:
+    """Damage to the metrics log, the recording and the checkpoints, added to problems;
+    returns whether the run was killed before its first checkpoint (nothing to resume,
+    and nothing damaged)."""
+    run, meta = opened.run, opened.meta
+    log_path = run.metrics
     recorded = int(meta.get("metrics_bytes") or 0)
     if not too_big and (log_path.stat().st_size if log_path.exists() else 0) < recorded:
         problems.append(f"{log_path}: shorter than its last checkpoint recorded (lines lost)")
@@ -94,10 +112,10 @@ def describe(run_id: str, runs_dir=None) -> dict:
         problems.append(f"{log_path}: damaged (its checksum differs from meta.json's)")
     if snaps is not None and snaps < int(meta.get("snapshots") or 0):
         problems.append(f"{run.latents}: {meta['snapshots'] - snaps} snapshot(s) missing")
-    # Killed before its first checkpoint: nothing to resume (and nothing damaged).
     nothing_yet = not (run.checkpoints / "latest.pt").exists() and not meta.get("steps_done")
     expected = [] if nothing_yet else ["latest.pt"]
     expected += ["final.pt"] if meta.get("status") == "finished" else []
+    checkpoint_max = schema.size_ceilings(opened.cfg, meta)[0]
     for name in ("latest.pt", "final.pt"):
         p = run.checkpoints / name
         if p.exists():
@@ -107,6 +125,16 @@ def describe(run_id: str, runs_dir=None) -> dict:
                 problems.append(str(e))
         elif name in expected:
             problems.append(f"{p}: missing")
+    return nothing_yet
+
+
+def _description(opened: folders.Opened, lines, status, problems, snaps, trend) -> dict:
+    """The summary of a run as a dict (what --json prints)."""
+    from nnlab.store.record import chunk_files
+
+    run, meta = opened.run, opened.meta
+    config = dataclasses.asdict(opened.cfg)
+    epochs = metrics.of_kind(lines, "epoch")
     seconds = float(meta.get("train_seconds") or 0.0)
     steps = int(meta.get("steps_done") or 0)
     listing = {
@@ -115,24 +143,14 @@ def describe(run_id: str, runs_dir=None) -> dict:
         else []
         for sub in ("checkpoints", "media", "embeddings")
     }
-    trend = None
-    if snaps:
-        try:
-            trend = cache.trend(run, families.of(cfg).arrays, chunk_max)
-        except NnlabError as e:
-            problems.append(str(e))
     params = meta.get("parameters") or []
-    last_step = next((m for m in reversed(lines) if m.get("kind") == "step"), None)
     return {
         "id": run.id,
         "path": str(run.path),
         "model": meta.get("model"),
-        "status": "damaged" if problems else _status_text(run.status(meta), nothing_yet),
+        "status": status,
         "problems": problems,
-        "dataset": meta.get("dataset"),
-        "dataset_requested": meta.get("dataset_requested"),
-        "data_source": meta.get("data_source"),
-        "device": meta.get("device"),
+        **{k: meta.get(k) for k in ("dataset", "dataset_requested", "data_source", "device")},
         "versions": {
             "nnlab": meta.get("nnlab_version"),
             "torch": meta.get("torch_version"),
@@ -149,9 +167,9 @@ def describe(run_id: str, runs_dir=None) -> dict:
             "steps_per_epoch": meta.get("steps_per_epoch"),
         },
         "metrics": {
-            "final": final,
+            "final": epochs[-1] if epochs else (meta.get("final") or {}),
             "best": metrics.best_values(epochs),
-            "last_step": last_step,
+            "last_step": next((m for m in reversed(lines) if m.get("kind") == "step"), None),
         },
         "timings": {
             "train_seconds": seconds,

@@ -56,9 +56,8 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    from nnlab.render.gif import figure_to_array, output_folder, write_gif, write_png
+    from nnlab.render.gif import output_folder
     from nnlab.training.loading import load_model
 
     opened = folders.read_run(run_id, runs_dir)
@@ -80,7 +79,27 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     if chosen != list(range(weights.shape[0])):  # a subset: say which, never overwrite all
         tag += "-units" + "-".join(map(str, chosen))
 
-    # the GIF: one unit per frame, artists reused
+    layers = len(cfg.sizes) - 1
+    gif = _masks_gif(
+        folder / f"masks-{tag}.gif", images, titles, vmax, label, layers if composed else 0
+    )
+    what = (
+        f"composed map W{_sub(layers)}···W₁ of a linear network (no non-linearity)"
+        if composed
+        else "first layer weights"
+    )
+    heading = f"{run.id} · {what} at step {int(ck['step'])}\n{scale_note}"
+    grid = _masks_grid(folder / f"masks-{tag}.png", images, titles, vmax, label, heading)
+    return [str(gif), str(grid)]
+
+
+def _masks_gif(path, images, titles, vmax: float, label: str, composed: int):
+    """One unit per frame, one second each (the artists reused frame to frame); composed:
+    the number of linear layers whose product the masks are (0: the first layer's own)."""
+    import matplotlib.pyplot as plt
+
+    from nnlab.render.gif import figure_to_array, write_gif
+
     fig, ax = plt.subplots(figsize=(4.2, 4.0), dpi=100)
     im = ax.imshow(images[0], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
     ax.set_xticks([])
@@ -88,7 +107,7 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, extend="both")
     bar.set_label(label, fontsize=8)
     if composed:
-        ax.set_xlabel(f"composed map of {len(cfg.sizes) - 1} linear layers", fontsize=8)
+        ax.set_xlabel(f"composed map of {composed} linear layers", fontsize=8)
     title = ax.set_title(titles[0], fontsize=11)
     fig.tight_layout()
     frames = []
@@ -97,11 +116,17 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
         title.set_text(text)
         frames.append(figure_to_array(fig))
     plt.close(fig)
-    gif = write_gif(folder / f"masks-{tag}.gif", frames, durations_ms=[1000] * len(frames))
+    return write_gif(path, frames, durations_ms=[1000] * len(frames))
 
-    # the grid: all chosen units, one colour bar
-    cols = min(5, len(chosen))
-    rows = -(-len(chosen) // cols)
+
+def _masks_grid(path, images, titles, vmax: float, label: str, heading: str):
+    """All chosen units in a grid with one colour bar."""
+    import matplotlib.pyplot as plt
+
+    from nnlab.render.gif import figure_to_array, write_png
+
+    cols = min(5, len(images))
+    rows = -(-len(images) // cols)
     fig, axes = plt.subplots(
         rows, cols, figsize=(2.0 * cols + 1.6, 2.1 * rows + 0.6), dpi=100, squeeze=False
     )
@@ -114,16 +139,10 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
         a.set_title(text, fontsize=8)
     bar = fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, extend="both")
     bar.set_label(label, fontsize=8)
-    n = len(cfg.sizes) - 1
-    what = (
-        f"composed map W{_sub(n)}···W₁ of a linear network (no non-linearity)"
-        if composed
-        else "first layer weights"
-    )
-    fig.suptitle(f"{run.id} · {what} at step {int(ck['step'])}\n{scale_note}", fontsize=9)
-    grid = write_png(folder / f"masks-{tag}.png", figure_to_array(fig))
+    fig.suptitle(heading, fontsize=9)
+    path = write_png(path, figure_to_array(fig))
     plt.close(fig)
-    return [str(gif), str(grid)]
+    return path
 
 
 def _sub(n: int) -> str:

@@ -52,29 +52,18 @@ def plot_metrics(run_id, runs_dir=None):
     from nnlab.render.gif import figure_to_array, write_png
 
     opened = folders.read_run(run_id, runs_dir)
-
     run, meta, cfg = opened.run, opened.meta, opened.cfg
     schema.check_metrics_size(run.metrics, cfg, meta)
     lines = metrics.read(run.metrics)
-    steps = metrics.of_kind(lines, "step")
+    series = _latent_series(opened)
     epochs = metrics.of_kind(lines, "epoch")
-    series = {}
-    if record.chunk_files(run.latents):
-        arrays = families.of(cfg).arrays
-        rec = record.load_recording(run.latents, arrays, schema.size_ceilings(cfg, meta)[1])
-        n = len(latent.series_indices(len(rec), 200))
-        with CountProgress(stderr_console(), "latent metrics", n) as bar:
-            series = latent.series(rec, 200, on_step=bar.advance)
-
     panels = [("loss", None)]
     if families.of(cfg).accuracy:
         panels.append(("accuracy", None))
-    task_lines = metrics.of_kind(lines, "task")
-    if task_lines:
+    if metrics.of_kind(lines, "task"):
         panels.append(("accuracy at the end of each task", None))
     panels += health_panels(epochs)
     panels += metric_panels(series)
-    vectors = {m.key for m in latent.METRICS if m.vector}
     cols = 2 if len(panels) > 1 else 1
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 3.0 * rows), dpi=100, squeeze=False)
@@ -84,40 +73,7 @@ def plot_metrics(run_id, runs_dir=None):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        if title == "loss":
-            if steps:
-                ax.plot(
-                    [m["step"] for m in steps],
-                    [m["loss"] for m in steps],
-                    lw=0.8,
-                    color="0.5",
-                    label="train (per log step)",
-                )
-            _epoch_curves(ax, epochs, (("val_loss", "o-"), ("test_loss", "s--")))
-        elif title == "accuracy":
-            _epoch_curves(ax, epochs, (("train_acc", "-"), ("val_acc", "o-"), ("test_acc", "s--")))
-        elif title.startswith("accuracy at the end"):
-            ax.set_xlabel("task")
-            for key, style in (("train_acc", "-"), ("test_acc", "-")):
-                pts = [(t["task"], t[key]) for t in task_lines if key in t]
-                if pts:
-                    ax.plot(*zip(*pts, strict=True), style, lw=1, label=key.replace("_", " "))
-            ax.legend(fontsize=8)
-        elif title.startswith("unit health"):
-            for key in keys:
-                pts = [(m["step"], m[key]) for m in epochs if key in m]
-                ax.plot(*zip(*pts, strict=True), "-", ms=2, label=key.split("_")[0])
-            ax.legend(fontsize=8, ncol=min(len(keys), 4))
-        elif keys[0] in vectors:  # one line per latent dimension
-            values = series[keys[0]]
-            for d in range(values.shape[1]):
-                ax.plot(series["step"], values[:, d], label=f"z{subscript(d + 1)}")
-            ax.legend(fontsize=8, ncol=min(values.shape[1], 4))
-        else:
-            for key in keys:
-                ax.plot(series["step"], series[key], label=key.replace("_", " "))
-            if len(keys) > 1:
-                ax.legend(fontsize=8)
+        _draw_panel(ax, title, keys, lines, series)
     fig.suptitle(f"{run.id} · {meta.get('model')} on {meta.get('dataset')}", fontsize=10)
     fig.tight_layout()
     folder = run.file("media")
@@ -125,6 +81,54 @@ def plot_metrics(run_id, runs_dir=None):
     path = write_png(folder / "metrics.png", figure_to_array(fig))
     plt.close(fig)
     return path
+
+
+def _latent_series(opened: folders.Opened) -> dict:
+    """The latent metrics over the recording (at most 200 snapshots; none unrecorded)."""
+    run, cfg = opened.run, opened.cfg
+    if not record.chunk_files(run.latents):
+        return {}
+    arrays = families.of(cfg).arrays
+    rec = record.load_recording(run.latents, arrays, schema.size_ceilings(cfg, opened.meta)[1])
+    n = len(latent.series_indices(len(rec), 200))
+    with CountProgress(stderr_console(), "latent metrics", n) as bar:
+        return latent.series(rec, 200, on_step=bar.advance)
+
+
+def _draw_panel(ax, title: str, keys, lines: list[dict], series: dict) -> None:
+    """One panel of the metrics plot: its curves and legend."""
+    epochs = metrics.of_kind(lines, "epoch")
+    if title == "loss":
+        steps = metrics.of_kind(lines, "step")
+        if steps:
+            x, y = [m["step"] for m in steps], [m["loss"] for m in steps]
+            ax.plot(x, y, lw=0.8, color="0.5", label="train (per log step)")
+        _epoch_curves(ax, epochs, (("val_loss", "o-"), ("test_loss", "s--")))
+    elif title == "accuracy":
+        _epoch_curves(ax, epochs, (("train_acc", "-"), ("val_acc", "o-"), ("test_acc", "s--")))
+    elif title.startswith("accuracy at the end"):
+        ax.set_xlabel("task")
+        task_lines = metrics.of_kind(lines, "task")
+        for key, style in (("train_acc", "-"), ("test_acc", "-")):
+            pts = [(t["task"], t[key]) for t in task_lines if key in t]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), style, lw=1, label=key.replace("_", " "))
+        ax.legend(fontsize=8)
+    elif title.startswith("unit health"):
+        for key in keys:
+            pts = [(m["step"], m[key]) for m in epochs if key in m]
+            ax.plot(*zip(*pts, strict=True), "-", ms=2, label=key.split("_")[0])
+        ax.legend(fontsize=8, ncol=min(len(keys), 4))
+    elif keys[0] in {m.key for m in latent.METRICS if m.vector}:  # one line per dimension
+        values = series[keys[0]]
+        for d in range(values.shape[1]):
+            ax.plot(series["step"], values[:, d], label=f"z{subscript(d + 1)}")
+        ax.legend(fontsize=8, ncol=min(values.shape[1], 4))
+    else:
+        for key in keys:
+            ax.plot(series["step"], series[key], label=key.replace("_", " "))
+        if len(keys) > 1:
+            ax.legend(fontsize=8)
 
 
 def _epoch_curves(ax, epochs: list[dict], keys) -> None:

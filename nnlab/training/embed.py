@@ -48,19 +48,13 @@ def embed(
     if fmt not in FORMATS:
         raise NnlabError(f"--format={fmt}: choose {' or '.join(FORMATS)}")
     opened = folders.read_run(run_id, runs_dir)
-    run, meta, cfg = opened.run, opened.meta, opened.cfg
+    run, cfg = opened.run, opened.cfg
     family = families.of(cfg)
     layer = family.embed_layer(cfg, layer)
-    every = getattr(cfg, "permute_every", 0)
-    if task is not None and not every:
+    if task is not None and not getattr(cfg, "permute_every", 0):
         raise NnlabError("--task applies to runs trained with --permute_every")
     cfg, model, ck = load_model(opened, checkpoint)
-    order = None
-    if every:
-        n_tasks = tasks.count(cfg.epochs, every)
-        own = tasks.at(ck_position(ck, meta), every)
-        task = own if task is None else _task_number(task, n_tasks)
-        order = torch.from_numpy(tasks.read(run.path, n_tasks)[task])
+    task, order = _task_order(opened, ck, task)
     console = console or stderr_console()
     splits = data.load_for(cfg, warn=lambda m: warn(console, m))
     x, y, index = splits.split(split)
@@ -75,7 +69,7 @@ def embed(
         "indices": index.astype(np.int64),
         "step": np.array(step),
         "split": np.array(split),
-        **({"task": np.array(task)} if order is not None else {}),
+        **({"task": np.array(task)} if task is not None else {}),
     }
     recorded = (enc.points, enc.sd)[: len(family.arrays)]
     arrays.update({k: v.numpy() for k, v in zip(family.arrays, recorded, strict=True)})
@@ -83,17 +77,36 @@ def embed(
     arrays.update(extras)
     if note:
         console.print(note, soft_wrap=True)
+    return str(_write(run, arrays, family.arrays, split, step, layer, task, fmt))
+
+
+def _task_order(opened: folders.Opened, ck: dict, task):
+    """(task, pixel order) of the images to encode: a permuted run's images as the
+    checkpoint's own task (or `task`) permutes them; (None, None) for other runs."""
+    import torch
+
+    every = getattr(opened.cfg, "permute_every", 0)
+    if not every:
+        return None, None
+    n_tasks = tasks.count(opened.cfg.epochs, every)
+    own = tasks.at(ck_position(ck, opened.meta), every)
+    task = own if task is None else _task_number(task, n_tasks)
+    return task, torch.from_numpy(tasks.read(opened.run.path, n_tasks)[task])
+
+
+def _write(run, arrays: dict, names, split: str, step: int, layer, task, fmt: str):
+    """Write the embedding into <run>/embeddings/, named for what is inside (an explicitly
+    chosen layer and a task are part of the name); return its path."""
     folder = run.file("embeddings")
     folder.mkdir(exist_ok=True)
-    # names say what is inside: an explicitly chosen layer is part of the name
     suffix = f"-layer{layer}" if layer is not None else ""
-    suffix += f"-task{task}" if order is not None else ""
+    suffix += f"-task{task}" if task is not None else ""
     path = folder / f"{split}-step{step}{suffix}.{fmt}"
     if fmt == "npz":
         files.save_npz(path, **arrays)
     else:
-        files.write_text(path, _csv(arrays, family.arrays))
-    return str(path)
+        files.write_text(path, _csv(arrays, names))
+    return path
 
 
 def ck_position(ck: dict, meta: dict) -> float:
