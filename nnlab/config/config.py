@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import typing
 from importlib import resources
 from pathlib import Path
@@ -29,7 +28,6 @@ from nnlab.families.family import Config
 from nnlab.helpers.errors import NnlabError, did_you_mean
 from nnlab.helpers.options import parse_value
 
-NAME_RE = re.compile(r"^[A-Za-z0-9._-]{0,64}$")
 _NONE = object()  # no legacy value declared
 
 
@@ -217,7 +215,8 @@ def make(cls: type[Config], values: dict[str, Any]) -> Config:
 
 
 def validate(cfg: Config) -> None:
-    """Check ranges and choices; raise NnlabError naming the first bad key."""
+    """Check values: finite, each field's choices and range (declared with the field), then
+    what involves several fields; raise NnlabError naming the first bad key."""
 
     def bad(key: str, why: str):
         raise NnlabError(f"--{key}={getattr(cfg, key)!r}: {why}")
@@ -236,50 +235,17 @@ def validate(cfg: Config) -> None:
             bad(f.name, "must hold finite numbers")
         if any(isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2**31 for v in items):
             bad(f.name, "too large (whole numbers here stay below 2**31)")
-    if not 0 <= cfg.seed < 2**32:
-        bad("seed", "use a whole number from 0 to 4294967295")
-    if not NAME_RE.match(cfg.name):
-        bad("name", "use up to 64 letters, digits, '.', '-' or '_'")
-    choice("dataset")
-    if not re.match(r"^(auto|cpu|cuda|cuda:\d+|mps)$", cfg.device):
-        bad("device", "use auto, cpu, cuda or cuda:N")
-    if not 0.0 <= cfg.val_fraction < 0.5:
-        bad("val_fraction", "must be at least 0 and below 0.5")
-    if cfg.epochs < 1:
-        bad("epochs", "must be at least 1")
-    if cfg.batch_size < 1:
-        bad("batch_size", "must be at least 1")
-    choice("optimizer")
-    if not 0 < cfg.lr <= 1e6:  # beyond float32's range the optimiser step overflows
-        bad("lr", "must be positive and at most 1e6")
-    if cfg.weight_decay < 0:
-        bad("weight_decay", "must not be negative")
-    if not 0 <= cfg.momentum < 1:
-        bad("momentum", "must be in [0, 1)")
-    if cfg.log_every < 1:
-        bad("log_every", "must be at least 1")
-    if cfg.snapshot_every < 0:
-        bad("snapshot_every", "must be 0 (off) or a number of steps")
-    choice("probe_split")
+    for f in dataclasses.fields(cfg):  # each field's allowed values and range, in order
+        info = field_info(type(cfg), f.name)
+        if "choices" in info:
+            choice(f.name)
+        test, why = info.get("check", (None, ""))
+        if test is not None and not test(getattr(cfg, f.name)):
+            bad(f.name, why)
     if cfg.probe_split == "val" and cfg.val_fraction == 0:
         bad("probe_split", "there is no validation split with --val_fraction=0")
-    if cfg.probe_size < 1:
-        bad("probe_size", "must be at least 1")
-    choice("record_dtype")
-    choice("record_precision")
-    if cfg.checkpoint_every < 0:
-        bad("checkpoint_every", "must not be negative")
-    if cfg.checkpoint_every_steps < 0:
-        bad("checkpoint_every_steps", "must not be negative")
-    choice("activation")
-    choice("init")
-    for key in ("l1", "l2"):
-        if not 0 <= getattr(cfg, key) <= 1e3:
-            bad(key, "must be at least 0 (off) and at most 1e3")
     hidden = cfg.hidden_layers()
     if cfg.dropout:
-        if not all(0 <= p < 1 for p in cfg.dropout):
-            bad("dropout", "each probability must be at least 0 and below 1")
         if hidden == 0:
             bad("dropout", "the network has no hidden layer to drop units from")
         if len(cfg.dropout) not in (1, hidden):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nnlab.config import config
+from nnlab.families.family import NAME_RE
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.options import parse_value, text_of
 
@@ -102,7 +103,7 @@ def build(
             if len(values) > 1:
                 raise NnlabError("--name names the sweep and cannot be swept")
             name = str(values[0])
-            if not config.NAME_RE.match(name):
+            if not NAME_RE.match(name):
                 raise NnlabError(f"--name={name}: use up to 64 letters, digits, '.', '-' or '_'")
             continue
         for i, v in enumerate(values):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from nnlab.families.family import (
     ACTIVATIONS,
     INPUT_DIM,
+    NOT_NEGATIVE,
     NUM_CLASSES,
     Column,
     Config,
@@ -24,7 +25,11 @@ class ClassifierConfig(Config):
     """An MLP classifier; sizes lists every layer's width from 784 inputs to 10 outputs."""
 
     model: str = "classifier"
-    sizes: list[int] = option([784, 30, 10], "every layer's width, from 784 inputs to 10 outputs")
+    sizes: list[int] = option(
+        [784, 30, 10],
+        "every layer's width, from 784 inputs to 10 outputs",
+        check=(lambda v: not v or min(v) >= 1, "every layer needs at least 1 unit"),
+    )
     activation: str = option("sigmoid", "hidden-layer activation", choices=ACTIVATIONS)
     loss: str = option(
         "mse",
@@ -39,18 +44,26 @@ class ClassifierConfig(Config):
         "continual backprop: mature units replaced per step, as a fraction of each hidden "
         "layer (Dohare et al. 2024; e.g. 1e-4); 0: off",
         legacy=0.0,
+        check=(lambda v: 0 <= v < 1, "must be in [0, 1): a fraction of each hidden layer per step"),
     )
     cbp_maturity: int = added_later(
-        100, "continual backprop: steps a unit lives before it may be replaced", legacy=100
+        100,
+        "continual backprop: steps a unit lives before it may be replaced",
+        legacy=100,
+        check=NOT_NEGATIVE,
     )
     cbp_decay: float = added_later(
-        0.99, "continual backprop: decay of each unit's running contribution utility", legacy=0.99
+        0.99,
+        "continual backprop: decay of each unit's running contribution utility",
+        legacy=0.99,
+        check=(lambda v: 0 <= v < 1, "must be in [0, 1)"),
     )
     permute_every: int = added_later(
         0,
         "a continual task: every K epochs the pixels are shuffled by a new seeded permutation "
         "(Permuted MNIST; task 0 is the images as they are); 0: off",
         legacy=0,
+        check=(lambda v: v >= 0, "must be 0 (off) or a number of epochs per task"),
     )
     optimizer: str = "sgd"
     lr: float = 3.0
@@ -103,24 +116,14 @@ class ClassifierFamily(Family):
     )
 
     def check(self, cfg: ClassifierConfig, bad, choice) -> None:
-        """Layer sizes, loss, recorded layer, continual backprop, tasks."""
+        """What one field's range cannot say: the layer sizes' ends, the recorded layer
+        within them, continual backprop only with hidden units."""
         if len(cfg.sizes) < 2 or cfg.sizes[0] != INPUT_DIM or cfg.sizes[-1] != NUM_CLASSES:
             bad("sizes", f"must start at {INPUT_DIM} and end at {NUM_CLASSES}, e.g. [784,30,10]")
-        if min(cfg.sizes) < 1:
-            bad("sizes", "every layer needs at least 1 unit")
-        choice("loss")
         if cfg.latent_layer is not None and not 1 <= cfg.latent_layer < len(cfg.sizes):
             bad("latent_layer", f"must index a layer of sizes: 1 to {len(cfg.sizes) - 1}")
-        if not 0 <= cfg.cbp_rate < 1:
-            bad("cbp_rate", "must be in [0, 1): a fraction of each hidden layer per step")
         if cfg.cbp_rate and cfg.hidden_layers() == 0:
             bad("cbp_rate", "continual backprop replaces hidden units; this network has none")
-        if cfg.cbp_maturity < 0:
-            bad("cbp_maturity", "must not be negative")
-        if not 0 <= cfg.cbp_decay < 1:
-            bad("cbp_decay", "must be in [0, 1)")
-        if cfg.permute_every < 0:
-            bad("permute_every", "must be 0 (off) or a number of epochs per task")
 
     def size_key(self, cfg: ClassifierConfig) -> str:
         """The layer sizes."""

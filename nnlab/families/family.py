@@ -10,6 +10,7 @@ import torch when called, so the light commands read families without loading it
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,12 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SPLITS = ("test", "val", "train")
 INPUT_DIM = 784  # every dataset nnlab knows is 28x28 grey images
 NUM_CLASSES = 10
+NAME_RE = re.compile(r"^[A-Za-z0-9._-]{0,64}$")
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+# Range checks of fields (config.validate applies them): (test, what a value must be).
+AT_LEAST_1 = (lambda v: v >= 1, "must be at least 1")
+NOT_NEGATIVE = (lambda v: v >= 0, "must not be negative")
+PENALTY = (lambda v: 0 <= v <= 1e3, "must be at least 0 (off) and at most 1e3")
 
 
 @dataclass
@@ -35,23 +42,53 @@ class Config:
     """
 
     model: str = option("", "the model family, chosen by the first argument")
-    name: str = option("", "a tag appended to the run id (letters, digits, . - _)")
+    name: str = option(
+        "",
+        "a tag appended to the run id (letters, digits, . - _)",
+        check=(NAME_RE.match, "use up to 64 letters, digits, '.', '-' or '_'"),
+    )
     dataset: str = option("mnist", "the images to train on", choices=DATASETS)
     data_dir: str = option("", 'where IDX files live; "" means $NNLAB_DATA or ~/.cache/nnlab/data')
-    val_fraction: float = option(0.1, "share of the train split held out for validation")
-    seed: int = option(0, "seeds the weights, the batch order and the VAE's sampling")
-    device: str = option("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    val_fraction: float = option(
+        0.1,
+        "share of the train split held out for validation",
+        check=(lambda v: 0.0 <= v < 0.5, "must be at least 0 and below 0.5"),
+    )
+    seed: int = option(
+        0,
+        "seeds the weights, the batch order and the VAE's sampling",
+        check=(lambda v: 0 <= v < 2**32, "use a whole number from 0 to 4294967295"),
+    )
+    device: str = option(
+        "auto",
+        "auto (CUDA when present), cpu, cuda or cuda:N",
+        check=(DEVICE_RE.match, "use auto, cpu, cuda or cuda:N"),
+    )
     deterministic: bool = option(True, "deterministic kernels, so a resume is bit-exact on CPU")
-    epochs: int = option(1, "passes over the train split")
-    batch_size: int = option(32, "images per optimisation step")
+    epochs: int = option(1, "passes over the train split", check=AT_LEAST_1)
+    batch_size: int = option(32, "images per optimisation step", check=AT_LEAST_1)
     optimizer: str = option("adamw", "the optimiser", choices=OPTIMIZERS)
-    lr: float = option(1e-3, "learning rate")
-    weight_decay: float = option(0.0, "the optimiser's weight decay (decoupled for adamw)")
-    momentum: float = option(0.0, "momentum (sgd only)")
-    log_every: int = option(50, "steps between training-loss lines in metrics.jsonl")
-    snapshot_every: int = option(4, "steps between latent snapshots; 0 turns recording off")
+    lr: float = option(  # beyond float32's range the optimiser step overflows
+        1e-3, "learning rate", check=(lambda v: 0 < v <= 1e6, "must be positive and at most 1e6")
+    )
+    weight_decay: float = option(
+        0.0, "the optimiser's weight decay (decoupled for adamw)", check=NOT_NEGATIVE
+    )
+    momentum: float = option(
+        0.0, "momentum (sgd only)", check=(lambda v: 0 <= v < 1, "must be in [0, 1)")
+    )
+    log_every: int = option(
+        50, "steps between training-loss lines in metrics.jsonl", check=AT_LEAST_1
+    )
+    snapshot_every: int = option(
+        4,
+        "steps between latent snapshots; 0 turns recording off",
+        check=(lambda v: v >= 0, "must be 0 (off) or a number of steps"),
+    )
     probe_split: str = option("test", "the split whose images are recorded", choices=SPLITS)
-    probe_size: int = option(10000, "most probe images recorded (class-stratified when capped)")
+    probe_size: int = option(
+        10000, "most probe images recorded (class-stratified when capped)", check=AT_LEAST_1
+    )
     record_dtype: str = option(
         "float16", "storage of recorded latents", choices=("float16", "float32")
     )
@@ -62,8 +99,12 @@ class Config:
         choices=("float32", "bfloat16"),
         legacy="float32",  # runs from before it existed recorded in float32
     )
-    checkpoint_every: int = option(0, "keep a checkpoint every N epochs (0: latest and final)")
-    checkpoint_every_steps: int = option(500, "refresh the latest checkpoint every N steps")
+    checkpoint_every: int = option(
+        0, "keep a checkpoint every N epochs (0: latest and final)", check=NOT_NEGATIVE
+    )
+    checkpoint_every_steps: int = option(
+        500, "refresh the latest checkpoint every N steps", check=NOT_NEGATIVE
+    )
     tensorboard: bool = added_later(
         False,
         "also write TensorBoard event files into <run>/tensorboard/ while training "
@@ -74,12 +115,14 @@ class Config:
         0.0,
         "L1 penalty l1 * sum|w| on every layer's weights (not biases), added to the loss",
         legacy=0.0,
+        check=PENALTY,
     )
     l2: float = added_later(
         0.0,
         "L2 penalty (l2 / 2) * sum w^2 on every layer's weights (not biases), added to the loss "
         "(unlike weight_decay, which the optimiser applies)",
         legacy=0.0,
+        check=PENALTY,
     )
     dropout: list[float] = added_later(
         [],
@@ -87,6 +130,10 @@ class Config:
         "hidden layer or one per layer (VAE: per encoder layer, mirrored in the decoder); "
         "empty: off",
         legacy=[],
+        check=(
+            lambda v: all(0 <= p < 1 for p in v),
+            "each probability must be at least 0 and below 1",
+        ),
     )
     init: str = added_later(
         "default",

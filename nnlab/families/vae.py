@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nnlab.families.family import ACTIVATIONS, INPUT_DIM, Column, Config, Family
+from nnlab.families.family import (
+    ACTIVATIONS,
+    AT_LEAST_1,
+    INPUT_DIM,
+    NOT_NEGATIVE,
+    Column,
+    Config,
+    Family,
+)
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.options import added_later, option
 
@@ -18,11 +26,15 @@ class VAEConfig(Config):
     """A beta-VAE with MLP encoder and decoder and a diagonal Gaussian posterior."""
 
     model: str = "vae"
-    hidden_dims: list[int] = option([256, 128], "encoder layer widths; the decoder mirrors them")
-    latent_dim: int = option(2, "latent dimensions")
+    hidden_dims: list[int] = option(
+        [256, 128],
+        "encoder layer widths; the decoder mirrors them",
+        check=(lambda v: v and min(v) >= 1, "give at least one layer width, each at least 1"),
+    )
+    latent_dim: int = option(2, "latent dimensions", check=AT_LEAST_1)
     activation: str = option("silu", "hidden-layer activation", choices=ACTIVATIONS)
     recon: str = option("bce", "reconstruction term, summed over pixels", choices=("bce", "mse"))
-    beta: float = option(1.0, "weight of KL(q(z|x) || N(0, I))")
+    beta: float = option(1.0, "weight of KL(q(z|x) || N(0, I))", check=NOT_NEGATIVE)
     posterior_scale: str = added_later(
         "std",
         "what softplus(raw) is: the posterior's std, or its variance (the seed project's)",
@@ -70,17 +82,6 @@ class VAEFamily(Family):
         Column("aggregate_kl_to_prior", "KL to prior", "{:.3f}", True),
         Column("active_units", "active units", "{:.3g}", True),
     )
-
-    def check(self, cfg: VAEConfig, bad, choice) -> None:
-        """Widths, latent size, reconstruction term, posterior scale, beta."""
-        if not cfg.hidden_dims or min(cfg.hidden_dims) < 1:
-            bad("hidden_dims", "give at least one layer width, each at least 1")
-        if cfg.latent_dim < 1:
-            bad("latent_dim", "must be at least 1")
-        choice("recon")
-        choice("posterior_scale")
-        if cfg.beta < 0:
-            bad("beta", "must not be negative")
 
     def size_key(self, cfg: VAEConfig) -> str:
         """The latent when it is the widest layer, else the hidden widths."""

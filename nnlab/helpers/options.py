@@ -19,19 +19,22 @@ TRUE_WORDS = ("true", "yes", "1", "on")
 FALSE_WORDS = ("false", "no", "0", "off")
 
 
-def option(default, help: str, *, choices: tuple | None = None, **extra):
-    """A dataclass field with its one-line meaning (and allowed values) for `--help`."""
+def option(default, help: str, *, choices: tuple | None = None, check=None, **extra):
+    """A dataclass field with its one-line meaning (and allowed values) for `--help`; check:
+    (a test of the value, what a value must be when it fails), for validation."""
     meta = {"help": help, **({"choices": choices} if choices else {}), **extra}
+    if check is not None:
+        meta["check"] = check
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
-def added_later(default, help: str, *, legacy, choices: tuple | None = None):
+def added_later(default, help: str, *, legacy, choices: tuple | None = None, check=None):
     """A config field added after runs were first written: new runs get `default`, a run
     saved without the field is read with `legacy` (the value that reproduces the old
     behaviour)."""
-    return option(default, help, choices=choices, legacy=legacy)
+    return option(default, help, choices=choices, check=check, legacy=legacy)
 
 
 def text_of(value) -> str:
