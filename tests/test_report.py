@@ -14,7 +14,7 @@ from nnlab import families
 from nnlab.render.report import dequantise
 from nnlab.store import folders, record
 from tests import browser
-from tests.test_sweepsummary import (
+from tests.test_comparison import (
     SWEEP,
     swept,  # noqa: F401  (the fixture: a 2-point sweep)
 )

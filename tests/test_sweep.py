@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nnlab.commands import sweep
-from nnlab.store import folders
+from nnlab.store import folders, sweeps
 from tests.conftest import FAST
 from tests.test_reliability import _spawn
 from tests.test_train import _assert_same_run
@@ -32,7 +32,7 @@ LONG = [
 
 
 def _sweep_id(runs: Path) -> str:
-    (sweep_id,) = folders.list_sweep_ids(runs)
+    (sweep_id,) = sweeps.list_sweep_ids(runs)
     return sweep_id
 
 
@@ -214,7 +214,7 @@ def test_a_grid_over_ten_thousand_points_runs_with_yes(nnlab, runs):
 
 def test_sweeps_are_not_runs(nnlab, runs):
     root = runs
-    sw = folders.create_sweep(root, "sweep-vae-20260101-000000")
+    sw = sweeps.create_sweep(root, "sweep-vae-20260101-000000")
     sw.release()
     (root / sw.id / "sweep.json").write_text("{}")
     for cmd in ("masks", "embed", "decode"):
@@ -265,7 +265,7 @@ def test_a_point_trained_after_others_in_one_worker_equals_a_fresh_one(nnlab, ru
     ],
 )
 def test_a_damaged_sweep_record_is_one_line(nnlab, runs, change):
-    sw = folders.create_sweep(runs, "sweep-vae-20260101-000000")
+    sw = sweeps.create_sweep(runs, "sweep-vae-20260101-000000")
     sw.release()
     rec = {
         "format": 1,

@@ -26,12 +26,12 @@ from pathlib import Path
 
 from nnlab.helpers.errors import NnlabError, TrainingStopped
 from nnlab.helpers.progress import CountProgress, StopSignals
-from nnlab.store import folders
+from nnlab.store import folders, sweeps
 
 RAY_HINT = 'pip install -e ".[ray]" (or pip install "nnlab[ray]")'
 
 
-def log_path(sweep: folders.Sweep, run_id: str) -> Path:
+def log_path(sweep: sweeps.Sweep, run_id: str) -> Path:
     """The log file of a point (its worker's progress lines and errors)."""
     folder = sweep.file("logs")
     folder.mkdir(exist_ok=True)
@@ -89,7 +89,7 @@ def _check_reachable(address: str) -> None:
         ) from None
 
 
-def check_storage(sweep: folders.Sweep, ray) -> None:
+def check_storage(sweep: sweeps.Sweep, ray) -> None:
     """Refuse a runs directory that some Ray node cannot see: every node writes its points'
     runs there, so it must be storage all nodes mount at the same path."""
     token = os.urandom(16).hex()

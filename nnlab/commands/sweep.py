@@ -26,7 +26,7 @@ from nnlab.config import config, grid
 from nnlab.helpers import options
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped, did_you_mean
-from nnlab.store import folders
+from nnlab.store import folders, sweeps
 from nnlab.training import tensorboard
 
 EXECUTORS = ("local", "ray")
@@ -86,9 +86,9 @@ def command(
     if any(c.tensorboard for c in configs):
         tensorboard.check_available("--tensorboard=true")
     settings = _settings(opts, None)
-    base_id = folders.sweep_id_base(configs[0].model, the_grid.name)
+    base_id = sweeps.sweep_id_base(configs[0].model, the_grid.name)
     if dry_run:
-        ids = [folders.point_run_id(base_id, i, total) for i in range(total)]
+        ids = [sweeps.point_run_id(base_id, i, total) for i in range(total)]
         stderr_console().print(
             f"dry run: {total:,} points of {configs[0].model} "
             f"({' × '.join(f'{len(v)} {k}' for k, v in the_grid.axes.items())}), "
@@ -96,7 +96,7 @@ def command(
         )
         return grid.plan_table(the_grid, ids)
     with executors.session(settings) as session:  # before anything is written: fail fast
-        sweep = folders.create_sweep(runs_dir, base_id)
+        sweep = sweeps.create_sweep(runs_dir, base_id)
         try:
             rec = _new_record(sweep, the_grid, configs[0], opts, settings, argv)
             sweep.write_record(rec)
@@ -115,14 +115,14 @@ def command(
 def resume(sweep_id: str, runs_dir=None, opts: dict | None = None) -> str:
     """Go on with a sweep: finished points are skipped, interrupted ones resumed from
     their checkpoints, the rest started."""
-    sweep = folders.open_sweep(sweep_id, runs_dir)
+    sweep = sweeps.open_sweep(sweep_id, runs_dir)
     rec = sweep.record()
     settings = _settings(opts or {}, rec.get("settings"))
     with executors.session(settings) as session:
         return _resume(sweep, rec, settings, session)
 
 
-def _resume(sweep: folders.Sweep, rec: dict, settings: Settings, session) -> str:
+def _resume(sweep: sweeps.Sweep, rec: dict, settings: Settings, session) -> str:
     sweep.acquire()
     try:
         if session is not None:
@@ -201,7 +201,7 @@ def _new_record(sweep, the_grid: grid.Grid, first: config.Config, opts, settings
         "grid": {k: list(v) for k, v in the_grid.axes.items()},
         "points": [
             {
-                "run": folders.point_run_id(sweep.id, i, total),
+                "run": sweeps.point_run_id(sweep.id, i, total),
                 "values": point,
                 "status": "pending",
                 "attempts": 0,
@@ -222,7 +222,7 @@ def point_config(rec: dict, index: int, where: str = "sweep.json") -> config.Con
     return config.make(cls, {**dataclasses.asdict(base), **values})
 
 
-def _run(sweep: folders.Sweep, rec: dict, settings: Settings, session, console: Console) -> str:
+def _run(sweep: sweeps.Sweep, rec: dict, settings: Settings, session, console: Console) -> str:
     """Run the points not yet done, keep sweep.json up to date, and say how it ended."""
     todo = [i for i, p in enumerate(rec["points"]) if p["status"] not in DONE]
     rec.update(status="running", ended=None, updated=folders.now_iso())
@@ -279,7 +279,7 @@ def _executor_words(settings: Settings) -> str:
     return f"{settings.jobs} local worker(s) × {settings.threads} torch thread(s)"
 
 
-def _outcome(sweep: folders.Sweep, rec: dict, seconds: float, console: Console) -> str:
+def _outcome(sweep: sweeps.Sweep, rec: dict, seconds: float, console: Console) -> str:
     """The sweep id when every point finished; else TrainingStopped naming what did not."""
     points = rec["points"]
     finished = sum(p["status"] == "finished" for p in points)
@@ -311,7 +311,7 @@ def _outcome(sweep: folders.Sweep, rec: dict, seconds: float, console: Console) 
 # ---------------------------------------------------------------- one point (in a worker)
 
 
-def run_point(sweep: folders.Sweep, rec: dict, index: int, threads: int, console=None) -> str:
+def run_point(sweep: sweeps.Sweep, rec: dict, index: int, threads: int, console=None) -> str:
     """Train point `index` of a sweep (rec: its sweep.json) to its end: start its run, or
     resume it from its checkpoint when an earlier worker was stopped or killed. Returns
     the run id."""
@@ -347,7 +347,7 @@ def run_point_task(runs_dir: str, sweep_id: str, index: int, threads: int) -> di
     """run_point with its output appended to the point's log in the sweep, and the outcome
     returned as {"status", "error"}: a local worker's and a Ray task's unit of work (a
     killed worker is the pool's, or Ray's, to retry)."""
-    sweep = folders.open_sweep(sweep_id, runs_dir)
+    sweep = sweeps.open_sweep(sweep_id, runs_dir)
     rec = sweep.record()  # read once a point: the worker may live through many points
     log = executors.log_path(sweep, rec["points"][index]["run"])
     with open(log, "a", encoding="utf-8") as f:

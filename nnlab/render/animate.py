@@ -104,18 +104,18 @@ def animate(
 
 def expand_sweeps(ids: list[str], runs_dir, console):
     """The run ids to draw: each sweep id replaced by its points that have a recording (at
-    most folders.MAX_SIDE_BY_SIDE in all, said on stderr when capped); and the first id's
+    most sweeps.MAX_SIDE_BY_SIDE in all, said on stderr when capped); and the first id's
     sweep, if any."""
-    from nnlab.store import folders, record
+    from nnlab.store import record, sweeps
 
-    found = folders.expand_sweeps(ids, runs_dir, lambda p: bool(record.chunk_files(p / "latents")))
+    found = sweeps.expand_sweeps(ids, runs_dir, lambda p: bool(record.chunk_files(p / "latents")))
     for sweep, kept, total in found.partial:
         if not kept:
             raise NnlabError(f"sweep {sweep.id}: no point has a latent recording yet")
         console.print(
             f"sweep {sweep.id}: {total - kept} point(s) without a recording yet are left out"
         )
-    cap = folders.MAX_SIDE_BY_SIDE
+    cap = sweeps.MAX_SIDE_BY_SIDE
     if found.before_cap > cap:
         console.print(
             f"drawing the first {cap} of {found.before_cap} runs (at most {cap} panels); "

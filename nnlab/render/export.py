@@ -25,7 +25,7 @@ from nnlab.analysis import latent
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.progress import CountProgress
-from nnlab.store import folders, metrics, record, schema
+from nnlab.store import folders, metrics, record, schema, sweeps
 from nnlab.training import data, tensorboard
 
 TARGETS = ("tensorboard",)
@@ -48,8 +48,8 @@ def export(
         raise NnlabError(f"--to={to}: nnlab exports to tensorboard")
     tensorboard.check_available("nnlab export --to=tensorboard")
     console = console or stderr_console()
-    if folders.is_sweep(item_id, runs_dir):
-        sweep = folders.open_sweep(item_id, runs_dir)
+    if sweeps.is_sweep(item_id, runs_dir):
+        sweep = sweeps.open_sweep(item_id, runs_dir)
         rec = sweep.record()
         runs = [folders.read_run(p["run"], sweep.root) for p in rec["points"] if _exists(sweep, p)]
         if not runs:
@@ -81,7 +81,7 @@ def export(
     return str(dest)
 
 
-def _exists(sweep: folders.Sweep, point: dict) -> bool:
+def _exists(sweep: sweeps.Sweep, point: dict) -> bool:
     return (sweep.root / point["run"] / "meta.json").exists()
 
 

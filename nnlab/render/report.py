@@ -33,7 +33,7 @@ from nnlab.helpers import files
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError
 from nnlab.render.style import CLASS_COLORS
-from nnlab.store import folders, metrics, record, schema
+from nnlab.store import folders, metrics, record, schema, sweeps
 from nnlab.training.data import class_names
 
 PAGE_POINTS = 1000  # probe points on the page, class-stratified
@@ -94,19 +94,19 @@ def _positive_points(points) -> int:
 
 
 def _expand(ids: list[str], runs_dir) -> tuple[list[str], list[str]]:
-    """Run ids (a sweep's points in its place), at most folders.MAX_SIDE_BY_SIDE, and what
+    """Run ids (a sweep's points in its place), at most sweeps.MAX_SIDE_BY_SIDE, and what
     was left out."""
     for item in ids:
-        if not folders.is_sweep(item, runs_dir):
+        if not sweeps.is_sweep(item, runs_dir):
             folders.validate_id(item)
-    found = folders.expand_sweeps(ids, runs_dir, lambda p: (p / "meta.json").exists())
+    found = sweeps.expand_sweeps(ids, runs_dir, lambda p: (p / "meta.json").exists())
     notes = [
         f"sweep {s.id}: {total - kept} point(s) not started" for s, kept, total in found.partial
     ]
     if not found.runs:
         raise NnlabError(f"{ids[0]}: no run to show yet")
-    if found.before_cap > folders.MAX_SIDE_BY_SIDE:
-        notes.append(f"showing the first {folders.MAX_SIDE_BY_SIDE} of {found.before_cap} runs")
+    if found.before_cap > sweeps.MAX_SIDE_BY_SIDE:
+        notes.append(f"showing the first {sweeps.MAX_SIDE_BY_SIDE} of {found.before_cap} runs")
     return found.runs, notes
 
 
@@ -120,8 +120,8 @@ def _output_path(out, first: str, runs_dir) -> Path:
             raise NnlabError(f"--out={out}: the folder {path.parent} does not exist")
         return path
     folder = (
-        folders.open_sweep(first, runs_dir).path
-        if folders.is_sweep(first, runs_dir)
+        sweeps.open_sweep(first, runs_dir).path
+        if sweeps.is_sweep(first, runs_dir)
         else folders.open_run(first, runs_dir).path
     ) / "media"
     folder.mkdir(exist_ok=True)

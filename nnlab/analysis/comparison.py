@@ -11,12 +11,12 @@ from nnlab.families.family import Column
 from nnlab.helpers.console import table_text
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.options import text_of
-from nnlab.store import folders, schema
+from nnlab.store import folders, schema, sweeps
 
 
 def describe(sweep_id: str, runs_dir=None) -> dict:
     """Everything about a sweep: its record, and each point's status and metrics."""
-    sweep = folders.open_sweep(sweep_id, runs_dir)
+    sweep = sweeps.open_sweep(sweep_id, runs_dir)
     rec = sweep.record()
     columns = families.get(rec["model"]).sweep_columns
     points = []
@@ -129,8 +129,8 @@ def seed_groups(grid: dict, points: list[dict], keys: list[str]) -> list[dict]:
 def list_sweeps(runs_dir=None) -> list[dict]:
     """One row per sweep: id, model, points, how many finished, status, created."""
     rows = []
-    for sweep_id in folders.list_sweep_ids(runs_dir):
-        sweep = folders.Sweep(folders.runs_root(runs_dir), sweep_id)
+    for sweep_id in sweeps.list_sweep_ids(runs_dir):
+        sweep = sweeps.Sweep(folders.runs_root(runs_dir), sweep_id)
         try:
             rec = sweep.record()
         except NnlabError as e:
@@ -152,7 +152,7 @@ def list_sweeps(runs_dir=None) -> list[dict]:
     return rows
 
 
-def _locked(sweep: folders.Sweep) -> bool:
+def _locked(sweep: sweeps.Sweep) -> bool:
     from nnlab.helpers.files import is_locked
 
     return is_locked(sweep.file("lock"))

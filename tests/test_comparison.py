@@ -9,10 +9,10 @@ import shutil
 import numpy as np
 import pytest
 
-from nnlab.analysis import cache, latent, sweeps
+from nnlab.analysis import cache, comparison, latent
 from nnlab.render import animate as animate_mod
 from nnlab.render.sweepplot import curves
-from nnlab.store import folders, record
+from nnlab.store import folders, record, sweeps
 
 SWEEP = "sweep-vae-20260101-000000"
 
@@ -59,7 +59,7 @@ def test_seed_groups_are_mean_and_sample_sd():
                     "metrics": {"test_loss": float(rng.normal(100, 5)), "ncm_accuracy": None},
                 }
             )
-    groups = sweeps.seed_groups(grid, points, ["test_loss", "ncm_accuracy"])
+    groups = comparison.seed_groups(grid, points, ["test_loss", "ncm_accuracy"])
     assert [g["values"] for g in groups] == [{"beta": 1.0}, {"beta": 4.0}]
     for g, beta, n in zip(groups, grid["beta"], (3, 2), strict=True):
         xs = [
@@ -72,7 +72,7 @@ def test_seed_groups_are_mean_and_sample_sd():
         assert stats["mean"] == pytest.approx(np.mean(xs))
         assert stats["sd"] == pytest.approx(np.std(xs, ddof=1))
         assert "ncm_accuracy" not in g["metrics"]  # no values: no statistic
-    assert sweeps.seed_groups({"beta": [1.0, 2.0]}, points[:2], ["test_loss"]) == []
+    assert comparison.seed_groups({"beta": [1.0, 2.0]}, points[:2], ["test_loss"]) == []
 
 
 def test_summary_of_a_sweep_reads_each_points_run(nnlab, swept):
@@ -120,7 +120,7 @@ def test_runs_table_lists_sweeps_beside_runs(nnlab, swept):
 
 
 def test_plot_of_a_sweep(nnlab, swept):
-    d = sweeps.describe(SWEEP, swept)
+    d = comparison.describe(SWEEP, swept)
     ((label, xs, means, sds),) = curves(d, "beta", "test_elbo")
     assert label == "all" and xs == [1.0, 10.0] and sds == [0.0, 0.0]
     assert means == [p["metrics"]["test_elbo"] for p in d["points"]]
@@ -138,7 +138,7 @@ def test_animate_a_sweep_draws_its_points_side_by_side(nnlab, swept, monkeypatch
 
     frame = iio.imread(gif, index=0)
     assert frame.shape[1] > 1.6 * frame.shape[0]  # two panels in a row (one: 0.86)
-    monkeypatch.setattr(folders, "MAX_SIDE_BY_SIDE", 1)
+    monkeypatch.setattr(sweeps, "MAX_SIDE_BY_SIDE", 1)
     capped = nnlab("animate", SWEEP, "--every=3", "--dpi=40", "--out", str(swept / "one.gif"))
     assert capped.code == 0 and "drawing the first 1 of 2 runs" in capped.err
     assert animate_mod.grid_shape(4) == (1, 4) and animate_mod.grid_shape(16) == (4, 4)

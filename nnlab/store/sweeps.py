@@ -1,0 +1,157 @@
+"""Sweep folders in the run store: sweep.json (the record), logs/ and media/, beside the
+sweep's points, which are ordinary runs named <sweep id>-p<k>; and a list of ids with each
+sweep replaced by its points, for the commands that draw runs side by side."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nnlab.helpers.errors import NnlabError, RunError, did_you_mean
+from nnlab.helpers.files import Lock, read_json, write_json
+from nnlab.store import folders, schema
+
+
+@dataclass
+class Sweep(folders.Folder):
+    """A sweep directory inside a runs dir: sweep.json (the record), logs/, media/.
+
+    Its points are ordinary runs beside it, named <sweep id>-p<k>. Only the process that
+    holds the sweep's lock writes sweep.json.
+    """
+
+    lock: Lock | None = field(default=None, repr=False)
+
+    def record(self) -> dict:
+        """sweep.json, checked before any of its values is used."""
+        rec = read_json(self.file(folders.SWEEP_FILE))
+        schema.check_sweep(rec, self.file(folders.SWEEP_FILE))
+        if rec["format"] > folders.FORMAT_VERSION:
+            raise RunError(
+                f"sweep {self.id} was written by a newer nnlab (format {rec['format']}): "
+                "upgrade nnlab to read it"
+            )
+        return rec
+
+    def write_record(self, rec: dict) -> None:
+        """Replace sweep.json atomically."""
+        write_json(self.file(folders.SWEEP_FILE), rec)
+
+    def point_status(self, rec: dict, index: int) -> str:
+        """Point `index`'s status as its run tells it (no run yet: pending)."""
+        run = folders.Run(self.root, folders.validate_id(rec["points"][index]["run"]))
+        if not run.file("meta.json").exists():
+            return "interrupted" if run.path.exists() else "pending"
+        try:
+            meta = run.meta()
+        except NnlabError:
+            return "failed"
+        status = run.status(meta)
+        return status if status in ("running", "finished", "diverged", "interrupted") else "failed"
+
+    def acquire(self) -> None:
+        """Lock the sweep for running, or raise naming the holder."""
+        self.lock = Lock(self.file("lock"), f"sweep {self.id}")
+        self.lock.acquire(folders.holder_info(self.id))
+
+    def release(self) -> None:
+        """Release the sweep's lock."""
+        if self.lock:
+            self.lock.release()
+        self.lock = None
+
+
+def point_run_id(sweep_id: str, index: int, total: int) -> str:
+    """The run id of point `index` of a sweep of `total` points: <sweep id>-p<k>, k padded
+    to the width of the largest index so that the ids sort in grid order."""
+    width = len(str(max(total - 1, 0)))
+    return folders.validate_id(f"{sweep_id}-p{index:0{width}d}")
+
+
+def sweep_id_base(model: str, name: str = "") -> str:
+    """The id a sweep started now would get (before any clash suffix)."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"sweep-{model}-{stamp}" + (f"-{name}" if name else "")
+
+
+def create_sweep(runs_dir: str | Path | None, base: str) -> Sweep:
+    """Make a new, locked sweep directory named base (or base-2, base-3... on a clash)."""
+    root = folders.runs_root(runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 100):
+        sweep_id = folders.validate_id(base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            os.mkdir(root / sweep_id)
+        except FileExistsError:
+            continue
+        sweep = Sweep(root, sweep_id)
+        try:
+            sweep.acquire()
+        except BaseException:
+            shutil.rmtree(root / sweep_id, ignore_errors=True)
+            raise
+        return sweep
+    raise NnlabError(f"could not find a free sweep id for {base} in {root}")
+
+
+def is_sweep(item_id: Any, runs_dir: str | Path | None = None) -> bool:
+    """Whether item_id names a sweep (not a run) in runs_dir."""
+    if not isinstance(item_id, str) or not folders.ID_RE.match(item_id) or item_id == "latest":
+        return False
+    path = folders.runs_root(runs_dir) / item_id
+    return not path.is_symlink() and (path / folders.SWEEP_FILE).is_file()
+
+
+def open_sweep(sweep_id: Any, runs_dir: str | Path | None = None) -> Sweep:
+    """The existing sweep `sweep_id`, validated to lie inside runs_dir."""
+    root = folders.runs_root(runs_dir)
+    sweep_id = folders.validate_id(sweep_id)
+    path = root / sweep_id
+    if path.is_symlink() or (path.exists() and path.resolve().parent != root.resolve()):
+        raise NnlabError(f"refusing sweep {sweep_id}: its directory points outside {root}")
+    if not (path / folders.SWEEP_FILE).is_file():
+        ids = list_sweep_ids(root)
+        hint = did_you_mean(sweep_id, ids) if ids and len(ids) < 200 else ""
+        raise NnlabError(f"no sweep '{sweep_id}' in {root}{hint}")
+    folders.check_tree(path)
+    return Sweep(root, sweep_id)
+
+
+def list_sweep_ids(runs_dir: str | Path | None = None) -> list[str]:
+    """Ids of the sweep directories in runs_dir."""
+    return folders.ids_holding(runs_dir, folders.SWEEP_FILE)
+
+
+MAX_SIDE_BY_SIDE = 16  # runs drawn side by side (animate's panels, the report's columns)
+
+
+@dataclass
+class Expansion:
+    """folders.Run ids with each sweep replaced by its usable points."""
+
+    runs: list[str]  # at most MAX_SIDE_BY_SIDE
+    first_sweep: Sweep | None  # the sweep the first id names, if it names one
+    partial: list[tuple[Sweep, int, int]]  # (sweep, usable points, points) where some are not
+    before_cap: int  # how many runs there were before the cap
+
+
+def expand_sweeps(ids: list[str], runs_dir, usable) -> Expansion:
+    """Each sweep id among ids replaced by its points whose folder `usable(path)` accepts;
+    other ids kept as they are (opening them checks them)."""
+    out, first, partial = [], None, []
+    for k, item in enumerate(ids):
+        if not is_sweep(item, runs_dir):
+            out.append(item)
+            continue
+        sweep = open_sweep(item, runs_dir)
+        first = sweep if k == 0 else first
+        points = [p["run"] for p in sweep.record()["points"]]
+        kept = [r for r in points if usable(sweep.root / r)]
+        if len(kept) < len(points):
+            partial.append((sweep, len(kept), len(points)))
+        out.extend(kept)
+    return Expansion(out[:MAX_SIDE_BY_SIDE], first, partial, len(out))
