@@ -8,10 +8,8 @@ continues exactly as the uninterrupted one would have.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import time
 
 import torch
 from rich.console import Console
@@ -24,7 +22,7 @@ from nnlab.helpers.console import stderr_console, warn
 from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped
 from nnlab.helpers.progress import StopSignals, TrainProgress
 from nnlab.store import folders, metrics, record, schema
-from nnlab.training import data, health
+from nnlab.training import data, health, tensorboard
 from nnlab.training.cbp import ContinualBackprop
 from nnlab.training.models import build_model, loss_terms, make_optimizer
 from nnlab.training.snapshots import SnapshotWorker, choose_probe, encode_probe
@@ -115,7 +113,7 @@ class Trainer:
         self.last_snapshot_step = -1
         self.signals = StopSignals()  # entered while fit() runs
         self.worker: SnapshotWorker | None = None  # exists only while fit() runs
-        self.board: LiveBoard | None = None  # TensorBoard, while fit() runs with it on
+        self.board: tensorboard.LiveBoard | None = None  # TensorBoard, while fit() runs with it on
         fault = os.environ.get(FAULT_NAN_ENV, "")
         self.nan_at_step = int(fault) if fault.isdigit() else -1
 
@@ -270,7 +268,9 @@ class Trainer:
         if not self.every and SnapshotWorker.wanted(self.cfg, self.device, os.cpu_count() or 1):
             self.worker = SnapshotWorker(self.cfg, self.probe_x, self.recorder)
         if self.cfg.tensorboard:
-            self.board = LiveBoard(self, purge_step=self.step + 1 if self.step else None)
+            self.board = tensorboard.LiveBoard(
+                self, purge_step=self.step + 1 if self.step else None
+            )
         total = self.cfg.epochs * self.steps_per_epoch
         last: dict = {}
         try:
@@ -400,61 +400,3 @@ class Trainer:
             f"Resume with: nnlab train --resume {self.run.id}",
             exit_code=130,
         )
-
-
-class LiveBoard:
-    """TensorBoard scalars written while a run trains (cfg.tensorboard): at each checkpoint,
-    the metrics lines and snapshots it commits, so the event files hold what the run holds.
-
-    The latent metrics of a snapshot (~20 ms for 10,000 probe images) are computed for as
-    many snapshots as fit in LATENT_BUDGET of the training time, and always for the last;
-    `nnlab export` writes them for every snapshot.
-    """
-
-    LATENT_BUDGET = 0.03
-
-    def __init__(self, trainer: Trainer, purge_step: int | None):
-        from nnlab.training import tensorboard
-
-        self.trainer = trainer
-        self.writer = tensorboard.Writer(trainer.run.file("tensorboard"), purge_step=purge_step)
-        self.t0 = time.perf_counter()
-        self.spent = 0.0
-
-    def write(self, lines: list[str], snapshots: list, final: bool) -> None:
-        """Write the queued metrics lines and latent metrics of the queued snapshots."""
-        from nnlab.analysis import latent
-        from nnlab.training import tensorboard
-
-        for text in lines:
-            self.writer.line(json.loads(text), lr=self.trainer.cfg.lr)
-        for k, (step, epoch, a, b) in enumerate(snapshots):
-            last = final and k == len(snapshots) - 1
-            if not last and self.spent > self.LATENT_BUDGET * (time.perf_counter() - self.t0):
-                continue
-            t = time.perf_counter()
-            rec = self._recording(step, epoch, a, b)
-            numbers = latent.snapshot_metrics(rec, 0)
-            self.writer.scalars(step, tensorboard.latent_scalars(numbers))
-            self.spent += time.perf_counter() - t
-        self.writer.flush()
-
-    def _recording(self, step, epoch, a, b) -> record.Recording:
-        """One snapshot as the recording will read it back (stored dtype, then float32)."""
-        import numpy as np
-
-        tr = self.trainer
-        return record.Recording(
-            names=families.of(tr.cfg).arrays,
-            steps=np.array([step]),
-            epochs=np.array([epoch]),
-            labels=np.asarray(tr.probe_labels, dtype=np.int64),
-            indices=np.asarray(tr.probe_split_index, dtype=np.int64),
-            split=tr.cfg.probe_split,
-            points=np.asarray(a, dtype=np.float32)[None],
-            sd=None if b is None else np.asarray(b, dtype=np.float32)[None],
-        )
-
-    def close(self) -> None:
-        """Close the event file."""
-        self.writer.close()
