@@ -128,19 +128,11 @@ def _check_files(opened: folders.Opened, too_big: bool, snaps, problems: list[st
 
 def _description(opened: folders.Opened, lines, status, problems, snaps, trend) -> dict:
     """The summary of a run as a dict (what --json prints)."""
-    from nnlab.store.record import chunk_files
-
     run, meta = opened.run, opened.meta
     config = dataclasses.asdict(opened.cfg)
     epochs = metrics.of_kind(lines, "epoch")
     seconds = float(meta.get("train_seconds") or 0.0)
     steps = int(meta.get("steps_done") or 0)
-    listing = {
-        sub: sorted(p.name for p in run.file(sub).iterdir() if not p.name.startswith("."))
-        if run.file(sub).is_dir()
-        else []
-        for sub in ("checkpoints", "media", "embeddings")
-    }
     params = meta.get("parameters") or []
     return {
         "id": run.id,
@@ -181,14 +173,28 @@ def _description(opened: folders.Opened, lines, status, problems, snaps, trend) 
             "last_epoch": epochs[-1].get("epoch") if epochs else None,
         },
         "tasks": _task_summary(config, metrics.of_kind(lines, "task")),
-        "holds": {
-            "checkpoints": listing["checkpoints"],
-            "snapshots": snaps,
-            "snapshot_chunks": len(chunk_files(run.latents)),
-            "probe": meta.get("probe"),
-            "media": listing["media"],
-            "embeddings": listing["embeddings"],
-        },
+        "holds": _holdings(opened, snaps),
+    }
+
+
+def _holdings(opened: folders.Opened, snaps) -> dict:
+    """What the run's folder holds: checkpoints, snapshots, media, embeddings."""
+    from nnlab.store.record import chunk_files
+
+    run = opened.run
+    listing = {
+        sub: sorted(p.name for p in run.file(sub).iterdir() if not p.name.startswith("."))
+        if run.file(sub).is_dir()
+        else []
+        for sub in ("checkpoints", "media", "embeddings")
+    }
+    return {
+        "checkpoints": listing["checkpoints"],
+        "snapshots": snaps,
+        "snapshot_chunks": len(chunk_files(run.latents)),
+        "probe": opened.meta.get("probe"),
+        "media": listing["media"],
+        "embeddings": listing["embeddings"],
     }
 
 

@@ -74,6 +74,13 @@ def command(
                 f"{shown}: a sweep keeps its grid"
             )
         return resume(sweep_id, runs_dir, opts)
+    return start(model, opts, fields, argv)
+
+
+def start(model: str | None, opts: dict, fields: list[tuple[str, str]], argv) -> str:
+    """A new sweep: the grid built and every point validated before anything is written,
+    then run (or, with --dry_run, only its plan)."""
+    runs_dir = opts.get("runs_dir")
     dry_run = options.parse_bool(opts.get("dry_run", False), "dry_run")
     the_grid = grid.build(model, fields, preset=opts.get("preset"), config_file=opts.get("config"))
     total = len(the_grid)

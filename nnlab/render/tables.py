@@ -51,7 +51,6 @@ def render_runs(rows: list[dict], color: bool = False) -> str:
 
 def render_run(d: dict, color: bool = False) -> str:
     """One run's details as text."""
-    from rich.table import Table
 
     buf = io.StringIO()
     c = _console(buf, color)
@@ -69,32 +68,8 @@ def render_run(d: dict, color: bool = False) -> str:
     c.print("\n[bold]config[/]")
     cfg = d["config"]
     c.print("  " + "  ".join(f"{k}={v}" for k, v in cfg.items()), soft_wrap=False)
-    t = Table(box=None, header_style="bold", title=None, pad_edge=False)
-    for col, just in (("layer", "left"), ("shape", "left"), ("count", "right")):
-        t.add_column(col, justify=just)
-    for p in d["parameters"]["layers"]:
-        t.add_row(p["name"], "×".join(map(str, p["shape"])), f"{p['count']:,}")
-    t.add_row("[bold]total[/]", "", f"[bold]{d['parameters']['total']:,}[/]")
-    c.print("\n[bold]parameters[/]")
-    c.print(t)
-    m = d["metrics"]
-    c.print("\n[bold]metrics[/] (final epoch, and best over epochs)")
-    t = Table(box=None, header_style="bold", pad_edge=False)
-    for col, just in (
-        ("metric", "left"),
-        ("final", "right"),
-        ("best", "right"),
-        ("at epoch", "right"),
-    ):
-        t.add_column(col, justify=just)
-    for k, v in m["final"].items():
-        if k in metrics.POSITION_KEYS or not isinstance(v, (int, float)):
-            continue
-        if metrics.HEALTH_RE.match(k) or k in metrics.NOT_RANKED:
-            continue  # in their own sections
-        b = m["best"].get(k)
-        t.add_row(k, f"{v:.4f}", f"{b['value']:.4f}" if b else "", str(b["epoch"]) if b else "")
-    c.print(t)
+    _render_parameters(c, d["parameters"])
+    _render_metrics(c, d["metrics"])
     if (d.get("unit_health") or {}).get("last"):
         _render_health(c, d["unit_health"])
     if d.get("tasks"):
@@ -116,6 +91,43 @@ def render_run(d: dict, color: bool = False) -> str:
         f"embeddings: {', '.join(h['embeddings']) or '-'}"
     )
     return buf.getvalue().rstrip("\n")
+
+
+def _render_parameters(c, params: dict) -> None:
+    """The parameter table: each tensor's shape and count, and the total."""
+    from rich.table import Table
+
+    t = Table(box=None, header_style="bold", title=None, pad_edge=False)
+    for col, just in (("layer", "left"), ("shape", "left"), ("count", "right")):
+        t.add_column(col, justify=just)
+    for p in params["layers"]:
+        t.add_row(p["name"], "×".join(map(str, p["shape"])), f"{p['count']:,}")
+    t.add_row("[bold]total[/]", "", f"[bold]{params['total']:,}[/]")
+    c.print("\n[bold]parameters[/]")
+    c.print(t)
+
+
+def _render_metrics(c, m: dict) -> None:
+    """Each metric of the last epoch, and its best over the epochs."""
+    from rich.table import Table
+
+    c.print("\n[bold]metrics[/] (final epoch, and best over epochs)")
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    for col, just in (
+        ("metric", "left"),
+        ("final", "right"),
+        ("best", "right"),
+        ("at epoch", "right"),
+    ):
+        t.add_column(col, justify=just)
+    for k, v in m["final"].items():
+        if k in metrics.POSITION_KEYS or not isinstance(v, (int, float)):
+            continue
+        if metrics.HEALTH_RE.match(k) or k in metrics.NOT_RANKED:
+            continue  # in their own sections
+        b = m["best"].get(k)
+        t.add_row(k, f"{v:.4f}", f"{b['value']:.4f}" if b else "", str(b["epoch"]) if b else "")
+    c.print(t)
 
 
 def _render_health(c, uh: dict) -> None:
