@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from nnlab.config.config import build
+from nnlab.store import metrics
 from nnlab.training import health
 from nnlab.training.models import build_model
 
@@ -74,7 +75,9 @@ def test_measure_a_classifier_layer_by_layer():
         never = (model.layers[0](x) <= 0).all(dim=0)
     assert never[:3].all()  # the three forced ones are dead, and counted with the rest
     assert out["h1_dead"] == pytest.approx(float(never.float().mean()))
-    assert set(out) == {f"h{i}_{k}" for i in (1, 2) for k in health.KEYS if k != "saturated"}
+    assert set(out) == {
+        f"h{i}_{k}" for i in (1, 2) for k in metrics.HEALTH_NUMBERS if k != "saturated"
+    }
     act = torch.relu(model.layers[0](x))
     assert out["h1_effective_rank"] == pytest.approx(health.effective_rank(act))
     assert out["h2_weight_norm"] == pytest.approx(

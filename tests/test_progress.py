@@ -12,14 +12,24 @@ from rich.console import Console
 from nnlab.helpers.progress import StopSignals, TrainProgress
 
 
-def test_first_sigint_sets_a_flag_second_interrupts():
-    before = signal.getsignal(signal.SIGINT)
+@pytest.mark.parametrize("first", [signal.SIGINT, signal.SIGTERM])
+def test_first_signal_sets_a_flag_second_sigint_interrupts(first):
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with StopSignals() as stop:
-        os.kill(os.getpid(), signal.SIGTERM)
-        assert stop.received == "SIGTERM"
+        os.kill(os.getpid(), first)  # the first: a flag, no exception
+        assert stop.received == signal.Signals(first).name
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is before  # handlers restored
+    assert {s: signal.getsignal(s) for s in before} == before  # handlers restored
+
+
+def test_a_second_sigterm_does_not_interrupt():
+    """Only a person's second Ctrl-C stops at once; a repeated SIGTERM (a supervisor) still
+    lets the job save and stop."""
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.received == "SIGTERM"
 
 
 def test_progress_prints_epoch_lines_to_its_console():

@@ -3,6 +3,7 @@ self-containment, bad input, and the page itself driven in headless Chromium."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -11,13 +12,19 @@ import numpy as np
 import pytest
 
 from nnlab import families
-from nnlab.render.report import dequantise
+from nnlab.render.report import Q
 from nnlab.store import folders, record
 from tests import browser
 from tests.test_comparison import (
     SWEEP,
     swept,  # noqa: F401  (the fixture: a 2-point sweep)
 )
+
+
+def dequantise(block: dict) -> np.ndarray:
+    """The values a quantised block stands for, computed here as the page's script does."""
+    codes = np.frombuffer(base64.b64decode(block["b64"]), dtype="<u2").astype(np.float64)
+    return (block["lo"] + codes / Q * (block["hi"] - block["lo"])).reshape(block["shape"])
 
 
 def page_data(path) -> dict:

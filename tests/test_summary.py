@@ -76,7 +76,18 @@ def test_latent_metrics_in_summary_and_plot(nnlab, runs):
     assert r.code == 0 and r.out.strip().endswith("media/metrics.png")
     import imageio.v3 as iio
 
-    assert iio.imread(r.out.strip()).shape[0] > 500
+    from nnlab.render import metrics as plot
+    from nnlab.store import folders, metrics
+
+    opened = folders.read_run(run_id)
+    lines = metrics.read(opened.run.metrics)
+    titles = [t for t, _ in plot.panel_list(opened.cfg, lines, plot._latent_series(opened))]
+    assert titles[0] == "loss" and "accuracy" not in titles  # a VAE logs no accuracy
+    assert any(t.startswith("unit health") for t in titles)
+    assert any(t.startswith("overlap:") for t in titles), titles
+    assert "nearest-class-mean accuracy" in titles, titles
+    rows = -(-len(titles) // 2)  # two panels a row, 3 inches (300 pixels) each
+    assert iio.imread(r.out.strip()).shape[:2] == (300 * rows, 1240)
     assert nnlab("summary", "--plot").code == 2
     l3 = nnlab("train", "classifier", "--preset=latent3", *FAST, "--epochs=1").out.strip()
     end = nnlab("summary", l3, "--json").json()["latent_metrics"]["end"]

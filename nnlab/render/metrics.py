@@ -56,14 +56,7 @@ def plot_metrics(run_id, runs_dir=None):
     schema.check_metrics_size(run.metrics, cfg, meta)
     lines = metrics.read(run.metrics)
     series = _latent_series(opened)
-    epochs = metrics.of_kind(lines, "epoch")
-    panels = [("loss", None)]
-    if families.of(cfg).accuracy:
-        panels.append(("accuracy", None))
-    if metrics.of_kind(lines, "task"):
-        panels.append(("accuracy at the end of each task", None))
-    panels += health_panels(epochs)
-    panels += metric_panels(series)
+    panels = panel_list(cfg, lines, series)
     cols = 2 if len(panels) > 1 else 1
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 3.0 * rows), dpi=100, squeeze=False)
@@ -81,6 +74,19 @@ def plot_metrics(run_id, runs_dir=None):
     path = write_png(folder / "metrics.png", figure_to_array(fig))
     plt.close(fig)
     return path
+
+
+def panel_list(cfg, lines: list[dict], series: dict) -> list[tuple[str, list | None]]:
+    """(title, keys) of each panel of the metrics plot, in order: the loss, accuracy where
+    the family logs it, the tasks of a permuted run, unit health, the latent metrics."""
+    panels = [("loss", None)]
+    if families.of(cfg).accuracy:
+        panels.append(("accuracy", None))
+    if metrics.of_kind(lines, "task"):
+        panels.append(("accuracy at the end of each task", None))
+    panels += health_panels(metrics.of_kind(lines, "epoch"))
+    panels += metric_panels(series)
+    return panels
 
 
 def _latent_series(opened: folders.Opened) -> dict:

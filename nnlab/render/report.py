@@ -55,8 +55,8 @@ def report(ids: list[str], runs_dir=None, *, out=None, points=PAGE_POINTS, conso
     points = _positive_points(points)
     first = ids[0]
     run_ids, notes = _expand(ids, runs_dir)
-    runs = [folders.open_run(r, runs_dir) for r in run_ids]
-    cfgs = [r.config() for r in runs]
+    opened = [folders.read_run(r, runs_dir) for r in run_ids]
+    runs, cfgs = [o.run for o in opened], [o.cfg for o in opened]
     models = {c.model for c in cfgs}
     if len(models) > 1:
         kinds = ", ".join(f"{r.id} is a {c.model}" for r, c in zip(runs, cfgs, strict=True))
@@ -72,8 +72,8 @@ def report(ids: list[str], runs_dir=None, *, out=None, points=PAGE_POINTS, conso
         **_family_payload(families.of(cfgs[0])),
     }
     images: dict = {}
-    for run, cfg in zip(runs, cfgs, strict=True):
-        payload["runs"].append(_run_payload(run, cfg, points, images, console))
+    for o in opened:
+        payload["runs"].append(_run_payload(o, points, images, console))
     payload["images"] = {k: _b64(v) for k, v in images.items()}
     template = (resources.files("nnlab") / "assets" / "report.html").read_text("utf-8")
     text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
@@ -154,15 +154,9 @@ def quantise(a: np.ndarray) -> dict:
     return {"b64": _b64(codes), "lo": lo, "hi": hi, "shape": list(a.shape)}
 
 
-def dequantise(block: dict) -> np.ndarray:
-    """The values a quantise() block stands for (what the page computes)."""
-    codes = np.frombuffer(base64.b64decode(block["b64"]), dtype="<u2").astype(np.float64)
-    return (block["lo"] + codes / Q * (block["hi"] - block["lo"])).reshape(block["shape"])
-
-
-def _run_payload(run: folders.Run, cfg, points: int, images: dict, console) -> dict:
+def _run_payload(opened: folders.Opened, points: int, images: dict, console) -> dict:
     """Everything the page shows of one run."""
-    meta = run.meta()
+    run, meta, cfg = opened.run, opened.meta, opened.cfg
     lines = []
     try:
         schema.check_metrics_size(run.metrics, cfg, meta)

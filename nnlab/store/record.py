@@ -21,7 +21,6 @@ from nnlab.helpers.errors import RunError
 from nnlab.helpers.files import check_npz, load_npz, save_npz
 
 CHUNK_RE = re.compile(r"^chunk-(\d{6})\.npz$")
-FLOAT16_REL_PRECISION = 2.0**-11  # float16 keeps 11 significant bits: relative error <= 4.9e-4
 
 
 def probe_indices(labels: np.ndarray, size: int, seed: int) -> np.ndarray:

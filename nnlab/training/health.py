@@ -21,13 +21,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nnlab.store import metrics
-
 RELU_LIKE = ("relu", "leaky_relu", "gelu", "silu", "softplus")
 SATURATING = ("sigmoid", "tanh")
 SATURATION = 0.99  # share of the range beyond which a unit counts as saturated
 SPARSE_BELOW = 0.01  # |w| below this share of the layer's largest counts as zero
-KEYS = metrics.HEALTH_NUMBERS  # the numbers, as metrics.jsonl names them
 
 
 def effective_rank(act: torch.Tensor) -> float:
