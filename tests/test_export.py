@@ -23,7 +23,7 @@ from nnlab.store import folders, record
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing import event_accumulator as ea  # noqa: E402
 
-from tests.test_tblog import assert_scalars_match_run, read_scalars  # noqa: E402
+from tests.test_tensorboard import assert_scalars_match_run, read_scalars  # noqa: E402
 
 SWEEP = "sweep-vae-20260101-000000"
 

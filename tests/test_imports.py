@@ -151,3 +151,19 @@ def test_light_commands_import_no_torch(args, tmp_path):
     modules = imported_modules(*args, runs=runs)
     assert "nnlab" in modules  # the check sees nnlab's own imports
     assert "torch" not in modules
+
+
+def test_every_module_has_its_test_module():
+    """tests/test_<module>.py, or test_<package>_<module>.py where two packages share a
+    module name, or test_<package>.py for a package tested as one (the families)."""
+    tests = {p.name for p in Path(__file__).parent.glob("test_*.py")}
+    missing = []
+    for name in sorted(import_graph()):
+        parts = name.split(".")
+        if len(parts) < 3 or parts[-1] == "__main__":
+            continue
+        package, module = parts[1], parts[-1]
+        wanted = {f"test_{module}.py", f"test_{package}_{module}.py", f"test_{package}.py"}
+        if not wanted & tests:
+            missing.append(f"{name}: add tests/test_{module}.py")
+    assert not missing, "\n".join(missing)

@@ -1,0 +1,31 @@
+"""The read-side commands' declarations: every keyword of a command's function is a declared
+option and the reverse, each option has a meaning, and a default that its type can hold."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from nnlab.commands import cli, readers
+
+
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_each_command_declares_exactly_what_its_function_takes(name):
+    command = cli.COMMANDS[name]
+    params = inspect.signature(command.run).parameters
+    keywords = {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    if command.fields:  # train and sweep get their options and the config fields as pairs
+        assert {"opts", "fields"} <= keywords
+    else:
+        assert keywords == {o.name for o in command.options}
+    assert command.positional is None or command.positional.name in params
+    for option in command.options:
+        assert option.help and not option.help.endswith(".")
+        if option.default is not None:
+            assert isinstance(option.default, option.type) or option.type is float
+
+
+def test_the_readers_are_the_commands_that_read_the_store():
+    assert set(readers.COMMANDS) == set(cli.COMMANDS) - {"train", "sweep"}
+    assert list(cli.COMMANDS)[:3] == ["train", "sweep", "summary"]  # the overview's order

@@ -1,0 +1,26 @@
+"""The metrics plot's panels: what each kind of run gets, in order (the image itself is
+checked in tests/test_summary.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnlab.config.config import build
+from nnlab.render.metrics import panel_list
+
+
+def test_a_classifier_gets_accuracy_and_a_permuted_run_its_tasks():
+    cfg = build("classifier", overrides={"permute_every": "1"})
+    lines = [
+        {"kind": "epoch", "step": 10, "epoch": 1, "h1_dead": 0.0, "test_acc": 0.5},
+        {"kind": "task", "task": 0, "step": 10, "train_acc": 0.4, "test_acc": 0.5},
+    ]
+    titles = [t for t, _ in panel_list(cfg, lines, {})]
+    assert titles[:3] == ["loss", "accuracy", "accuracy at the end of each task"]
+    assert any(t.startswith("unit health") for t in titles)
+
+
+def test_a_vae_gets_no_accuracy_and_one_panel_per_latent_metric_group():
+    series = {"step": np.array([0, 4]), "ncm_accuracy": np.array([0.1, 0.2])}
+    titles = [t for t, _ in panel_list(build("vae"), [], series)]
+    assert titles == ["loss", "nearest-class-mean accuracy"]

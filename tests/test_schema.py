@@ -1,0 +1,87 @@
+"""meta.json's schema: what new_meta writes passes check_meta, and every planted value is
+refused in one line; the checksum is canonical; size ceilings follow the config."""
+
+from __future__ import annotations
+
+import pytest
+
+from nnlab.config.config import build
+from nnlab.helpers.errors import RunError
+from nnlab.store import schema
+
+
+def _meta(**changes) -> dict:
+    meta = schema.new_meta(
+        "vae-20260101-000000",
+        "vae",
+        versions={"nnlab": "0.1.0", "torch": "2.x", "python": "3.11"},
+        device="cpu",
+        data={
+            "dataset": "mnist-sample",
+            "dataset_requested": "mnist-sample",
+            "data_source": "bundled",
+            "train_size": 3600,
+            "val_size": 400,
+            "test_size": 1000,
+        },
+        steps_per_epoch=113,
+        parameters=[{"name": "w", "shape": [2, 3], "count": 6}],
+        probe={"split": "test", "size": 200},
+        config_sha256="0" * 64,
+        now="2026-01-01T00:00:00.000+00:00",
+    )
+    meta.update(changes)
+    return meta
+
+
+def test_what_new_meta_writes_passes_the_check():
+    meta = _meta()
+    schema.check_meta(meta, "meta.json")
+    assert meta["format"] == schema.FORMAT_VERSION and meta["status"] == "running"
+    assert meta["parameter_count"] == 6 and "sweep" not in meta
+    assert _meta(sweep={"id": "s", "point": 0})["sweep"] == {"id": "s", "point": 0}
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("steps_done", -1),
+        ("steps_done", True),
+        ("train_size", 2**60),
+        ("status", "exploded"),
+        ("model", "gan"),
+        ("ended", 5),
+        ("train_seconds", -3.0),
+        ("final", {"test_loss": float("nan")}),
+        ("parameters", [{"name": "w"}]),
+        ("sweep", {"id": 3}),
+        ("device", ["cpu"]),
+    ],
+)
+def test_a_planted_value_is_refused_in_one_line(key, value):
+    with pytest.raises(RunError) as e:
+        schema.check_meta(_meta(**{key: value}), "runs/x/meta.json")
+    message = str(e.value)
+    assert message.startswith("runs/x/meta.json: damaged") and f"'{key}'" in message
+    assert "\n" not in message
+
+
+def test_the_checksum_ignores_key_order_and_sees_every_value():
+    a = _meta()
+    b = dict(reversed(list(a.items())))
+    assert schema.meta_checksum(a) == schema.meta_checksum(b)
+    assert schema.meta_checksum(a) != schema.meta_checksum({**a, "steps_done": 1})
+
+
+def test_size_ceilings_grow_with_the_model_and_the_recording():
+    small, meta = build("vae"), _meta()
+    wide = build("vae", overrides={"latent_dim": "20", "hidden_dims": "512,256"})
+    (ck_small, chunk_small), (ck_wide, chunk_wide) = (
+        schema.size_ceilings(small, meta),
+        schema.size_ceilings(wide, meta),
+    )
+    assert ck_wide > ck_small and chunk_wide > chunk_small
+    assert ck_small >= 16 * small.parameter_count()  # weights and Adam's moments fit
+    # a chunk holds at most every snapshot of every probe image in the widest layer
+    snaps = 113 // small.snapshot_every + 2
+    assert chunk_small >= 4 * snaps * 200 * small.latent_width()

@@ -1,0 +1,46 @@
+"""Sweep folders: point ids that sort in grid order, ids that never clash, and a list of ids
+with each sweep replaced by its usable points."""
+
+from __future__ import annotations
+
+import pytest
+
+from nnlab.helpers.errors import NnlabError
+from nnlab.store import folders, sweeps
+
+
+def test_point_ids_are_padded_to_sort_in_grid_order():
+    ids = [sweeps.point_run_id("s", i, 12) for i in range(12)]
+    assert ids[:2] == ["s-p00", "s-p01"] and ids == sorted(ids)
+    assert sweeps.point_run_id("s", 0, 1) == "s-p0"
+
+
+def test_a_clash_gets_the_next_suffix_and_a_sweep_is_not_a_run(tmp_path):
+    a = sweeps.create_sweep(tmp_path, "sweep-vae-x")
+    b = sweeps.create_sweep(tmp_path, "sweep-vae-x")
+    try:
+        assert (a.id, b.id) == ("sweep-vae-x", "sweep-vae-x-2")
+    finally:
+        a.release()
+        b.release()
+    (a.path / folders.SWEEP_FILE).write_text("{}")
+    assert sweeps.is_sweep(a.id, tmp_path) and not sweeps.is_sweep("latest", tmp_path)
+    with pytest.raises(NnlabError, match="is a sweep, not a run"):
+        folders.open_run(a.id, tmp_path)
+
+
+def test_expanding_keeps_runs_replaces_sweeps_and_caps(tmp_path, monkeypatch):
+    s = sweeps.Sweep(tmp_path, "sw")
+    s.path.mkdir()
+    points = [{"run": f"sw-p{i}"} for i in range(3)]
+    monkeypatch.setattr(sweeps.Sweep, "record", lambda self: {"points": points})
+    (s.path / folders.SWEEP_FILE).write_text("{}")
+    for p in points[:2]:
+        (tmp_path / p["run"]).mkdir()
+    found = sweeps.expand_sweeps(["r1", "sw"], tmp_path, lambda path: path.exists())
+    assert found.runs == ["r1", "sw-p0", "sw-p1"] and found.first_sweep is None
+    assert [(x.id, kept, total) for x, kept, total in found.partial] == [("sw", 2, 3)]
+    monkeypatch.setattr(sweeps, "MAX_SIDE_BY_SIDE", 2)
+    capped = sweeps.expand_sweeps(["sw", "r1"], tmp_path, lambda path: path.exists())
+    assert capped.runs == ["sw-p0", "sw-p1"] and capped.before_cap == 3
+    assert capped.first_sweep.id == "sw"
