@@ -30,7 +30,6 @@ from nnlab.render.sources import (
     shared_limits,
 )
 from nnlab.render.style import (
-    DPI,
     LABEL_SIZE,
     PANEL_INCHES,
     PRIOR_COLOR,
@@ -47,16 +46,17 @@ def animate(
     run_id,
     runs_dir=None,
     *,
-    kind="auto",
+    kind,
+    fps,
+    dpi,
     classes=None,
-    fps=10,
     every=None,
     out=None,
     compare=(),
-    dpi=DPI,
     console=None,
 ) -> list[str]:
-    """Write the latent-space GIF (and its final frame as PNG); return the two paths."""
+    """Write the latent-space GIF (and its final frame as PNG); return the two paths. kind,
+    fps and dpi have their defaults where the command is declared (nnlab.commands.readers)."""
     from nnlab.render.gif import write_gif, write_png
 
     classes = parse_classes(classes)

@@ -37,9 +37,9 @@ def export(
     item_id,
     runs_dir=None,
     *,
-    to: str = "tensorboard",
+    to: str,
+    snapshots: str,
     logdir=None,
-    snapshots: str = "first,middle,last",
     force: bool = False,
     console=None,
 ) -> str:

@@ -6,7 +6,7 @@ the decoded manifold at the nearest kept checkpoint.
 The page is one file: the data is JSON inside a <script> element and the script and styles
 are inline (nnlab/assets/report.html), so it opens from disk with no network. What makes
 it small enough:
-- the probe points drawn are a class-stratified subsample of the recording (PAGE_POINTS,
+- the probe points drawn are a class-stratified subsample of the recording (--points,
   the same choice as the recording's own probe set), said on the page;
 - every recorded coordinate is quantised to 16 bits over its own range across the whole
   recording: lo + q * (hi - lo) / 65535, an error of at most (hi - lo) / 131070; a VAE's
@@ -36,7 +36,6 @@ from nnlab.render.style import CLASS_COLORS
 from nnlab.store import folders, metrics, record, schema, sweeps
 from nnlab.training.data import class_names
 
-PAGE_POINTS = 1000  # probe points on the page, class-stratified
 SERIES_POINTS = 60  # latent metrics over training: snapshots measured for the plots
 EXTRA_TITLES = {  # a family's checkpoint pictures in the page, by picture
     "decode": "Decoded manifold at the nearest kept checkpoint",
@@ -45,8 +44,9 @@ EXTRA_TITLES = {  # a family's checkpoint pictures in the page, by picture
 Q = 65535
 
 
-def report(ids: list[str], runs_dir=None, *, out=None, points=PAGE_POINTS, console=None) -> str:
-    """Write the page for the runs (a sweep stands for its points); return its path."""
+def report(ids: list[str], runs_dir=None, *, points, out=None, console=None) -> str:
+    """Write the page for the runs (a sweep stands for its points); return its path. points:
+    the probe images drawn (its default where the command is declared)."""
     from importlib import resources
 
     console = console or stderr_console()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 PANEL_INCHES = 5.6  # one animation panel is a 5.6-inch square (plus room for titles)
-DPI = 100
 TITLE_SIZE = 10
 LABEL_SIZE = 8  # class tags, legends
 DENSITY_GRID = 160  # density grid points per axis

@@ -26,10 +26,10 @@ def embed(
     run_id,
     runs_dir=None,
     *,
-    split="test",
+    split,
+    fmt,
     checkpoint=None,
     layer=None,
-    fmt="npz",
     task=None,
     console=None,
 ) -> str:
