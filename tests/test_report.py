@@ -271,3 +271,59 @@ def test_browser_tests_run_in_ci():
     """CI installs playwright and Chromium (.ci/run): there the browser tests must run."""
     if os.environ.get("CI"):
         assert REASON is None, REASON
+
+
+HOSTILE = "<!--<script>\u2028</SCRIPT><Script>&"  # every HTML-parser state a string can reach
+
+
+@pytest.fixture(scope="module")
+def hostile_page(tmp_path_factory):
+    """A run whose stored strings hold what an HTML parser reacts to inside a <script>: a
+    config string (data_dir) and a metrics.jsonl key, and its report."""
+    import contextlib
+    import io
+
+    from nnlab.commands import cli
+    from nnlab.helpers import files
+    from tests.conftest import FAST
+
+    root = tmp_path_factory.mktemp("hostile")
+
+    def call(*args):
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(io.StringIO()):
+            cli.main([*args, f"--runs_dir={root}"])
+        return buf.getvalue().strip()
+
+    run_id = call("train", "vae", *FAST, "--snapshot_every=60", f"--data_dir={HOSTILE}")
+    run = folders.open_run(run_id, root)
+    meta = run.meta()
+    lines = run.metrics.read_text().splitlines()
+    last = json.loads(lines[-1])
+    lines[-1] = json.dumps({**last, f"note{HOSTILE}": 1.0})  # a key as a later nnlab may add
+    text = "\n".join(lines) + "\n"
+    files.write_text(run.metrics, text)
+    run.write_meta(
+        {**meta, "metrics_bytes": len(text.encode()), "metrics_sha256": files.sha256_text(text)}
+    )
+    out = root / "page.html"
+    assert call("report", run_id, f"--out={out}") == str(out)
+    return out
+
+
+def test_no_stored_string_reaches_the_html_parser(hostile_page):
+    text = hostile_page.read_text(encoding="utf-8")
+    data = text.split('<script id="nnlab-data" type="application/json">', 1)[1]
+    data = data.split("</script>", 1)[0]
+    assert "<" not in data and ">" not in data and "&" not in data
+    d = page_data(hostile_page)
+    assert d["runs"][0]["config"]["data_dir"] == HOSTILE  # read back unchanged
+
+
+@needs_browser
+def test_the_page_draws_whatever_its_strings_hold(hostile_page):
+    with browser.page_of(str(hostile_page)) as (page, errors):
+        assert page.evaluate("window.nnlabReport.readyMs") > 0  # the page's script ran
+        body = page.evaluate("document.body.textContent")  # collapsed details too
+        assert all(part in body for part in HOSTILE.split("\u2028")), body[:500]
+        assert errors == []

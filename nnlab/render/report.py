@@ -76,11 +76,23 @@ def report(ids: list[str], runs_dir=None, *, points, out=None, console=None) -> 
         payload["runs"].append(_run_payload(o, points, images, console))
     payload["images"] = {k: _b64(v) for k, v in images.items()}
     template = (resources.files("nnlab") / "assets" / "report.html").read_text("utf-8")
-    text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
-    # inside <script>, "</" would end the element: JSON allows "<\/" for it
-    page = template.replace("/*NNLAB_DATA*/null", text.replace("</", "<\\/"))
+    text = script_json(payload)
+    page = template.replace("/*NNLAB_DATA*/null", text)
     files.write_text(path, page)
     return str(path)
+
+
+# Inside a <script> element the HTML parser still looks for "</script", "<!--" and
+# "<script" (the double-escaped state, which swallows the page's own script): no "<" may
+# reach it. JSON may spell any character as \uXXXX, and the page's JSON.parse reads it back.
+_SCRIPT_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def script_json(payload) -> str:
+    """payload as JSON that is safe inside a <script> element, whatever its strings hold."""
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).translate(_SCRIPT_ESCAPES)
 
 
 def _positive_points(points) -> int:
