@@ -210,3 +210,47 @@ def test_a_tensorboard_server_serves_the_export(nnlab, runs, copied):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _digests(root: Path) -> dict[str, str]:
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_force_replaces_only_an_earlier_export(nnlab, runs, copied, tmp_path):
+    """--force never deletes what nnlab did not export: the store, a run, a folder of the
+    user's, a file, an export with a file added to it; each refused in one line, nothing
+    changed in the store or in a decoy folder outside it."""
+    decoy = tmp_path / "mine"
+    decoy.mkdir()
+    (decoy / "notes.txt").write_text("mine")
+    afile = tmp_path / "file.txt"
+    afile.write_text("a file")
+    other = copied["vae"]
+    exported = nnlab("export", copied["vae10"], "--snapshots=last")
+    assert exported.code == 0
+    added = Path(exported.out.strip())
+    (added / "mine.txt").write_text("added by hand")
+    before = {"store": _digests(runs), "decoy": _digests(decoy)}
+    for logdir in (runs, runs / other, decoy, afile, added):
+        r = nnlab("export", copied["vae10"], "--snapshots=last", f"--logdir={logdir}", "--force")
+        assert r.code == 2 and "--force replaces only an earlier nnlab export" in r.err, r.err
+        assert r.err.count("\n") == 1
+    assert {"store": _digests(runs), "decoy": _digests(decoy)} == before
+    assert afile.read_text() == "a file" and not list(tmp_path.glob(".tmp-*"))
+    # an export nnlab wrote is replaced, and says what it holds
+    (added / "mine.txt").unlink()
+    again = nnlab("export", copied["vae10"], "--snapshots=last", "--force")
+    assert again.code == 0
+    manifest = json.loads((added / "nnlab-export.json").read_text())
+    assert manifest["kind"] == "nnlab-export" and manifest["of"] == copied["vae10"]
+    assert sorted(manifest["files"]) == sorted(
+        str(p.relative_to(added))
+        for p in added.rglob("*")
+        if p.is_file() and p.name != "nnlab-export.json"
+    )

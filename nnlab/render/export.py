@@ -22,6 +22,7 @@ import numpy as np
 
 from nnlab import families
 from nnlab.analysis import latent
+from nnlab.helpers import files
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.progress import CountProgress
@@ -60,8 +61,10 @@ def export(
         runs, rec = [opened], None
         dest = Path(logdir).expanduser() if logdir else opened.run.file("media", "tensorboard")
     plans = [(o, _snapshot_plan(o, snapshots)) for o in runs]  # bad --snapshots: now
-    if dest.exists() and not force:
-        raise NnlabError(f"{dest} exists already: export with --force to replace it")
+    if dest.exists() or dest.is_symlink():
+        if not force:
+            raise NnlabError(f"{dest} exists already: export with --force to replace it")
+        check_replaceable(dest)
     if logdir is None:
         dest.parent.mkdir(exist_ok=True)  # the run's (or sweep's) media folder
     elif not dest.parent.is_dir():
@@ -74,11 +77,51 @@ def export(
             _export_run(opened, tmp / opened.id if rec else tmp, steps, console)
         if rec:
             _write_hparams(tmp, rec, runs)
+        _write_manifest(tmp, item_id)
         _replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return str(dest)
+
+
+MANIFEST = "nnlab-export.json"  # in every export: what nnlab wrote there, and nothing else
+
+
+def _write_manifest(folder: Path, item_id) -> None:
+    """List every file of a finished export, so that --force can prove a folder is one."""
+    written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    files.write_json(
+        folder / MANIFEST, {"kind": "nnlab-export", "of": str(item_id), "files": written}
+    )
+
+
+def check_replaceable(dest: Path) -> None:
+    """Refuse to replace anything but an earlier nnlab export: a folder holding its
+    manifest and only the files the manifest lists (never a run, a sweep, the store, a
+    folder of the user's, a file or a link)."""
+    why = None
+    if dest.is_symlink() or not dest.is_dir():
+        why = "it is not a folder"
+    else:
+        try:
+            manifest = files.read_json(dest / MANIFEST)
+            listed = set(manifest["files"]) if manifest.get("kind") == "nnlab-export" else None
+        except (NnlabError, KeyError, TypeError, AttributeError):
+            listed = None
+        if listed is None:
+            why = f"it has no {MANIFEST} of an nnlab export"
+        else:
+            for p in dest.rglob("*"):
+                rel = str(p.relative_to(dest))
+                if p.is_symlink() or (p.is_file() and rel not in listed and rel != MANIFEST):
+                    why = f"it holds {rel}, which nnlab did not write there"
+                    break
+    if why:
+        raise NnlabError(
+            f"--force replaces only an earlier nnlab export; {dest} is not one ({why}): "
+            "choose another --logdir"
+        )
 
 
 def _exists(sweep: sweeps.Sweep, point: dict) -> bool:
