@@ -99,3 +99,32 @@ def test_summary_of_a_run_uses_and_fills_the_cache(run, runs, nnlab, monkeypatch
     second = nnlab("summary", run.id, "--json", f"--runs_dir={runs}")
     assert second.code == 0, second.err
     assert json.loads(second.out)["latent_metrics"] == json.loads(first.out)["latent_metrics"]
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda c: c["last"].update(ncm_accuracy=0.999),  # a forged number
+        lambda c: c["last"].update(ncm_accuracy="high"),  # a string where a number belongs
+        lambda c: c["last"].update(ncm_accuracy=None, step=None),
+        lambda c: c["last"].update(overlap_max=float("nan")),
+        lambda c: c.update(trend={"start": [], "middle": 1}),
+    ],
+)
+def test_a_changed_cache_is_never_shown(run, runs, nnlab, forge):
+    """Whatever is changed in latent-metrics.json (its seal no longer matches, or its
+    shape is not what nnlab writes), the numbers shown are measured from the recording."""
+    true_last = cache.last_metrics(run, ("mu", "sd"))
+    cache.trend(run, ("mu", "sd"))
+    path = run.file(cache.CACHE_FILE)
+    data = json.loads(path.read_text())
+    forge(data)
+    path.write_text(json.dumps(data))
+    assert cache.last_metrics(run, ("mu", "sd")) == true_last
+    resealed = {k: v for k, v in data.items() if k != "checksum"}  # a forger who reseals
+    forge(resealed)
+    files.write_json(path, {**resealed, "checksum": cache._digest(resealed)})
+    if resealed["last"]["ncm_accuracy"] != 0.999:  # malformed: refused by its shape
+        assert cache.last_metrics(run, ("mu", "sd")) == true_last
+    r = nnlab("summary", run.id)
+    assert r.code == 0 and "nan%" not in r.out and "Traceback" not in r.err

@@ -26,6 +26,8 @@ def swept(trained, runs):
     for i, (key, beta) in enumerate((("vae", 1.0), ("vae10", 10.0))):
         run_id = f"{SWEEP}-p{i}"
         shutil.copytree(root / ids[key], runs / run_id)
+        point = folders.Run(runs, run_id)  # made by the sweep: its meta.json says so
+        point.write_meta({**point.meta(), "sweep": {"id": SWEEP, "point": i}})
         points.append(
             {"run": run_id, "values": {"beta": beta}, "status": "finished", "attempts": 1}
         )

@@ -254,3 +254,24 @@ def test_force_replaces_only_an_earlier_export(nnlab, runs, copied, tmp_path):
         for p in added.rglob("*")
         if p.is_file() and p.name != "nnlab-export.json"
     )
+
+
+def test_every_reader_of_metrics_checks_its_seal(nnlab, runs, copied):
+    """One digit changed in the sealed part of metrics.jsonl: summary marks the run
+    damaged, and report, export and the plot never show the changed number."""
+    run = folders.open_run(copied["vae"], runs)
+    text = run.metrics.read_text()
+    i = text.index('"loss": ') + len('"loss": ')
+    digit = text[i + 1]
+    changed = text[: i + 1] + ("1" if digit != "1" else "2") + text[i + 2 :]
+    run.metrics.write_text(changed)
+    assert nnlab("summary", run.id, "--json").json()["status"] == "damaged"
+    for args in (("export", run.id), ("summary", run.id, "--plot")):
+        r = nnlab(*args)
+        assert r.code == 2 and "checksum differs" in r.err and r.err.count("\n") == 1, r.err
+    r = nnlab("report", run.id)
+    assert r.code == 0 and "metrics left out" in r.err and "checksum differs" in r.err
+    page = json.loads(
+        Path(r.out.strip()).read_text().split('type="application/json">')[1].split("</script>")[0]
+    )
+    assert not page["runs"][0]["metrics"]["train_step"]  # nothing of the changed log drawn

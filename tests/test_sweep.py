@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from nnlab.commands import sweep
 from nnlab.store import folders, sweeps
@@ -187,6 +188,7 @@ def test_a_diverging_point_is_recorded_and_the_others_go_on(nnlab, runs, monkeyp
         (["vae", "--epochs=2"], "nothing to sweep"),
         (["--resume", "x", "--beta=1,2"], "--resume takes only"),
         (["nosuch", "--beta=1,2"], "unknown model 'nosuch'"),
+        (["vae", "--beta=1,2", "--name=p0"], "a sweep's name may not be p and digits"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(nnlab, runs, args, message):
@@ -283,3 +285,57 @@ def test_a_damaged_sweep_record_is_one_line(nnlab, runs, change):
     for args in (("sweep", "--resume", sw.id), ("summary", sw.id)):
         r = nnlab(*args)
         assert r.code == 2 and "sweep.json: damaged" in r.err and r.err.count("\n") == 1, r.err
+
+
+def _digests(root: Path) -> dict:
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_point_never_removes_or_adopts_a_folder_it_did_not_make(runs):
+    """A folder at a point's id that this sweep did not make for that point (another
+    sweep, a user's folder, a run of someone else's through a tampered sweep.json) is
+    refused in one line and left as it was; such a run never counts as the point."""
+    from nnlab.config.config import build, to_yaml
+    from nnlab.helpers.errors import RunError
+
+    sw = sweeps.create_sweep(runs, "sweep-vae-20260101-000000")
+    sw.release()
+    base = to_yaml(build("vae", overrides={"dataset": "mnist-sample", "probe_size": "20"}))
+    points = [{"run": f"{sw.id}-p{i}", "values": {"beta": float(i + 1)}} for i in range(3)]
+    rec = {"format": 1, "model": "vae", "base": base, "grid": {"beta": [1.0, 2.0, 3.0]}}
+    rec["points"] = [{**p, "status": "pending", "attempts": 0} for p in points]
+    (sw.path / "sweep.json").write_text(json.dumps(rec))
+    other = sweeps.create_sweep(runs, f"{sw.id}-p0")  # another sweep in point 0's place
+    other.release()
+    (other.path / "sweep.json").write_text("{}")
+    mine = runs / f"{sw.id}-p1"  # a user's folder in point 1's place
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    theirs = runs / f"{sw.id}-p2"  # a run of no sweep in point 2's place (tampered record)
+    theirs.mkdir()
+    run = folders.Run(runs, theirs.name)
+    files_meta = {"format": 1, "id": theirs.name, "model": "vae", "status": "finished"}
+    run.write_meta(files_meta)
+    before = _digests(runs)
+    threads = torch.get_num_threads()
+    for i, needle in (
+        (0, "nnlab did not make it"),
+        (1, "nnlab did not make it"),
+        (2, "not point 2"),
+    ):
+        with pytest.raises(RunError, match=needle) as e:
+            sweep.run_point(sw, sw.record(), i, threads=1)
+        assert "\n" not in str(e.value)
+    assert _digests(runs) == before
+    assert torch.get_num_threads() == threads  # refused before it set the worker's threads
+    assert [sw.point_status(sw.record(), i) for i in range(3)] == [
+        "interrupted",
+        "interrupted",
+        "failed",
+    ]

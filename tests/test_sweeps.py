@@ -44,3 +44,30 @@ def test_expanding_keeps_runs_replaces_sweeps_and_caps(tmp_path, monkeypatch):
     capped = sweeps.expand_sweeps(["sw", "r1"], tmp_path, lambda path: path.exists())
     assert capped.runs == ["sw-p0", "sw-p1"] and capped.before_cap == 3
     assert capped.first_sweep.id == "sw"
+
+
+def test_the_lock_holder_removes_what_a_killed_record_write_left(tmp_path):
+    sw = sweeps.create_sweep(tmp_path, "sweep-vae-y")
+    sw.release()
+    left = sw.path / ".tmp-sweep.json.abc123"  # a kill between the write and the rename
+    left.write_text("{")
+    mine = sw.path / "notes.tmp"
+    mine.write_text("not a temp file of nnlab's")
+    sw.acquire()
+    sw.release()
+    assert not left.exists() and mine.exists()
+
+
+def test_a_point_that_is_a_link_to_a_run_elsewhere_never_counts(tmp_path):
+    store, elsewhere = tmp_path / "runs", tmp_path / "elsewhere"
+    sw = sweeps.create_sweep(store, "sweep-vae-z")
+    sw.release()
+    rec = {"points": [{"run": f"{sw.id}-p0"}]}
+    real = folders.Run(elsewhere, f"{sw.id}-p0")
+    real.path.mkdir(parents=True)
+    real.write_meta({"format": 1, "status": "finished", "sweep": {"id": sw.id, "point": 0}})
+    (store / real.id).symlink_to(real.path, target_is_directory=True)
+    assert sw.point_status(rec, 0) == "failed"
+    (store / real.id).unlink()
+    real.path.rename(store / real.id)  # the same run inside the store is the point
+    assert sw.point_status(rec, 0) == "finished"

@@ -29,7 +29,7 @@ from nnlab.helpers.errors import NnlabError
 from nnlab.store import folders, record
 
 CACHE_FILE = "latent-metrics.json"
-FORMAT = 1
+FORMAT = 2  # 2: sealed with a checksum of its content (format 1 caches are recomputed)
 
 
 def signature(folder: Path) -> str:
@@ -99,7 +99,7 @@ def _lookup(run: folders.Run, kind: str) -> tuple[dict | None, str, dict]:
     sig = signature(run.latents)
     cache = _read(run.file(CACHE_FILE))
     hit = cache.get(kind) if cache.get("signature") == sig else None
-    return (hit if isinstance(hit, dict) else None), sig, cache
+    return (hit if _valid(kind, hit) else None), sig, cache
 
 
 def _cached(run: folders.Run, kind: str, compute) -> dict:
@@ -115,7 +115,7 @@ def _cached(run: folders.Run, kind: str, compute) -> dict:
     # Computed from what was read: if the recording changed meanwhile, the signature taken
     # before reading no longer matches it and the next reader recomputes.
     try:
-        files.write_json(run.file(CACHE_FILE), cache)
+        files.write_json(run.file(CACHE_FILE), {**cache, "checksum": _digest(cache)})
     except OSError:  # a read-only store still gets its numbers, just not cached
         pass
     return value
@@ -129,4 +129,51 @@ def _read(path: Path) -> dict:
         cache = files.read_json(path)
     except (NnlabError, OSError, ValueError):
         return {}
-    return cache if isinstance(cache, dict) and cache.get("format") == FORMAT else {}
+    if cache.get("format") != FORMAT:
+        return {}
+    sealed = {k: v for k, v in cache.items() if k != "checksum"}
+    return sealed if cache.get("checksum") == _digest(sealed) else {}  # changed: recompute
+
+
+def _digest(cache: dict) -> str:
+    """SHA-256 of the cache's content in a canonical form (its seal, as meta.json's)."""
+    text = json.dumps(cache, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _valid(kind: str, value) -> bool:
+    """Whether a cached value has the shape nnlab writes: every number finite (or None), a
+    snapshot's metrics with their step, a trend's three snapshots, a series' steps."""
+
+    def numbers_ok(v) -> bool:
+        if isinstance(v, dict):
+            return all(isinstance(k, str) and numbers_ok(x) for k, x in v.items())
+        if isinstance(v, list):
+            return all(numbers_ok(x) for x in v)
+        if isinstance(v, float):
+            return math.isfinite(v)
+        return v is None or isinstance(v, (int, str))
+
+    def number(x) -> bool:
+        return (
+            x is None
+            or (isinstance(x, (int, float)) and not isinstance(x, bool))
+            and (math.isfinite(x))
+        )
+
+    def snapshot_ok(v) -> bool:
+        if not (isinstance(v, dict) and isinstance(v.get("step"), int) and numbers_ok(v)):
+            return False
+        for m in latent.METRICS:  # each metric a number (a vector: a list of numbers)
+            x = v.get(m.key)
+            ok = isinstance(x, list) and all(map(number, x)) if m.vector else number(x)
+            if m.key in v and not ok:
+                return False
+        return True
+
+    if kind == "last":
+        return snapshot_ok(value)
+    if kind == "trend":
+        parts = ("start", "middle", "end")
+        return isinstance(value, dict) and all(snapshot_ok(value.get(p)) for p in parts)
+    return isinstance(value, dict) and isinstance(value.get("step"), list) and numbers_ok(value)

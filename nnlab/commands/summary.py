@@ -98,16 +98,11 @@ def _check_files(opened: folders.Opened, too_big: bool, snaps, problems: list[st
     returns whether the run was killed before its first checkpoint (nothing to resume,
     and nothing damaged)."""
     run, meta = opened.run, opened.meta
-    log_path = run.metrics
-    recorded = int(meta.get("metrics_bytes") or 0)
-    if not too_big and (log_path.stat().st_size if log_path.exists() else 0) < recorded:
-        problems.append(f"{log_path}: shorter than its last checkpoint recorded (lines lost)")
-    elif (
-        not too_big
-        and "metrics_sha256" in meta  # runs from before checksums existed have none
-        and meta["metrics_sha256"] != metrics.prefix_digest(log_path, recorded)
-    ):
-        problems.append(f"{log_path}: damaged (its checksum differs from meta.json's)")
+    if not too_big:
+        try:  # runs from before checksums existed have none: only their length is checked
+            schema.check_metrics_digest(run.metrics, meta)
+        except NnlabError as e:
+            problems.append(str(e))
     if snaps is not None and snaps < int(meta.get("snapshots") or 0):
         problems.append(f"{run.latents}: {meta['snapshots'] - snaps} snapshot(s) missing")
     nothing_yet = not (run.checkpoints / "latest.pt").exists() and not meta.get("steps_done")

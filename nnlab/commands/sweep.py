@@ -23,7 +23,7 @@ from rich.console import Console
 
 from nnlab.commands import executors
 from nnlab.config import config, grid
-from nnlab.helpers import options
+from nnlab.helpers import files, options
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped, did_you_mean
 from nnlab.store import folders, sweeps
@@ -326,28 +326,55 @@ def run_point(sweep: sweeps.Sweep, rec: dict, index: int, threads: int, console=
 
     from nnlab.commands import train
 
-    torch.set_num_threads(max(1, int(threads)))
     console = console or stderr_console()
     point = rec["points"][index]
     run_id = folders.validate_id(point["run"])
     cfg = point_config(rec, index, str(sweep.file(folders.SWEEP_FILE)))
     path = sweep.root / run_id
+    own = {"id": sweep.id, "point": index}
     if path.is_dir() and (path / "meta.json").exists():
         run = folders.open_run(run_id, sweep.root)
-        status = run.meta().get("status")
+        meta = run.meta()
+        if meta.get("sweep") != own:
+            raise RunError(
+                f"run {run_id} is not point {index} of sweep {sweep.id} (its meta.json says "
+                f"{meta.get('sweep') or 'it belongs to no sweep'}); nnlab leaves it alone"
+            )
+        status = meta.get("status")
         if status == "finished":
             return run_id
         if status == "diverged":
             raise TrainingStopped(f"run {run_id} diverged earlier; not retried", exit_code=1)
+        torch.set_num_threads(max(1, int(threads)))  # the worker's share of the cores
         return train.resume(run_id, sweep.root, console=console)
-    if path.is_dir():
-        # killed between making the directory and writing meta.json: nothing to resume
-        if folders.Run(sweep.root, run_id).is_running():
-            raise RunError(f"run {run_id} is being set up by another process")
-        shutil.rmtree(path)
+    if path.exists() or path.is_symlink():
+        # killed between making the directory and writing meta.json: nothing to resume,
+        # and removed only when its marker proves that this sweep made it for this point
+        _remove_unstarted_point(sweep, path, own)
+    torch.set_num_threads(max(1, int(threads)))
     return train.start(
         cfg, sweep.root, console, run_id=run_id, sweep={"id": sweep.id, "point": index}
     )
+
+
+def _remove_unstarted_point(sweep: sweeps.Sweep, path: Path, own: dict) -> None:
+    """Remove a point's folder that a killed worker left before its run began, after
+    checking that it is one: a plain folder holding this point's marker, no sweep.json."""
+    marker = path / folders.POINT_FILE
+    ours = False
+    if path.is_dir() and not path.is_symlink() and not (path / folders.SWEEP_FILE).exists():
+        try:
+            ours = files.read_json(marker) == own
+        except NnlabError:
+            ours = False
+    if not ours:
+        raise RunError(
+            f"{path} is in the way of point {own['point']} of sweep {sweep.id} and nnlab did "
+            "not make it for that point; nnlab leaves it alone (move it away to run the point)"
+        )
+    if folders.Run(sweep.root, path.name).is_running():
+        raise RunError(f"run {path.name} is being set up by another process")
+    shutil.rmtree(path)
 
 
 def run_point_task(runs_dir: str, sweep_id: str, index: int, threads: int) -> dict:

@@ -76,7 +76,7 @@ def start(
     requested = cfg.dataset
     if splits.name != cfg.dataset:
         cfg = dataclasses.replace(cfg, dataset=splits.name)
-    run = folders.create_run(runs_dir, cfg.model, cfg.name, name_lock, run_id=run_id)
+    run = folders.create_run(runs_dir, cfg.model, cfg.name, name_lock, run_id=run_id, point=sweep)
     try:
         try:
             trainer = _set_up_run(run, cfg, splits, device, requested, console, sweep)

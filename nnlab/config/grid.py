@@ -103,8 +103,6 @@ def build(
             if len(values) > 1:
                 raise NnlabError("--name names the sweep and cannot be swept")
             name = str(values[0])
-            if not NAME_RE.match(name):
-                raise NnlabError(f"--name={name}: use up to 64 letters, digits, '.', '-' or '_'")
             continue
         for i, v in enumerate(values):
             if v in values[:i]:
@@ -117,6 +115,7 @@ def build(
         raise NnlabError(
             "nothing to sweep: give at least one flag with several values, e.g. --beta=1,10"
         )
+    check_name(name)
     return Grid(cls, base, axes, name)
 
 
@@ -132,3 +131,16 @@ def plan_table(grid: Grid, run_ids: list[str]) -> str:
     for run_id, point in zip(run_ids, grid.points(), strict=True):
         rows.append("\t".join([run_id, *(text_of(point[k]) for k in keys)]))
     return "\n".join(rows)
+
+
+def check_name(name: str) -> None:
+    """A sweep's name: the run-name rules, and never p<digits>: the sweep's id would then
+    be the id of point <digits> of a sweep started in the same second (its points are
+    <sweep id>-p<k>)."""
+    if not NAME_RE.match(name):
+        raise NnlabError(f"--name={name}: use up to 64 letters, digits, '.', '-' or '_'")
+    if re.fullmatch(r"p\d+", name):
+        raise NnlabError(
+            f"--name={name}: a sweep's name may not be p and digits (its points are named "
+            "<sweep id>-p<k>); choose another, e.g. run-" + name
+        )

@@ -61,8 +61,9 @@ def write(folder: Path, seed: int, every: int, epochs: int) -> None:
     )
 
 
-def read(folder: Path, n_tasks: int) -> np.ndarray:
-    """A run's permutations, checked: n_tasks rows, each a permutation of 0..783."""
+def read(folder: Path, n_tasks: int, seed: int) -> np.ndarray:
+    """A run's permutations, checked: n_tasks rows, each the permutation its run's seed
+    draws for that task (a file holding any other, valid or not, is damage)."""
     path = folder / TASKS_FILE
     if not path.exists():
         raise RunError(f"{path}: missing (a run with permute_every writes it)")
@@ -72,4 +73,6 @@ def read(folder: Path, n_tasks: int) -> np.ndarray:
     ok = (np.sort(perms.astype(np.int64), axis=1) == np.arange(PIXELS)).all()
     if not ok:
         raise RunError(f"{path}: damaged (a row is not a permutation of the pixels)")
+    if not np.array_equal(perms.astype(np.int64), table(seed, n_tasks).astype(np.int64)):
+        raise RunError(f"{path}: damaged (not the permutations of the run's seed {seed})")
     return perms.astype(np.int64)

@@ -171,7 +171,7 @@ def _snapshot_plan(opened: folders.Opened, spec: str) -> list[int]:
 def _export_run(opened: folders.Opened, folder: Path, picks: list[int], console) -> None:
     """Every scalar, the projector embeddings at `picks`, frames and masks of one run."""
     run, meta, cfg = opened.run, opened.meta, opened.cfg
-    schema.check_metrics_size(run.metrics, cfg, meta)
+    schema.check_metrics(run.metrics, cfg, meta)
     writer = tensorboard.Writer(folder)
     try:
         for line in metrics.read(run.metrics):

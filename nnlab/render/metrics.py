@@ -53,7 +53,7 @@ def plot_metrics(run_id, runs_dir=None):
 
     opened = folders.read_run(run_id, runs_dir)
     run, meta, cfg = opened.run, opened.meta, opened.cfg
-    schema.check_metrics_size(run.metrics, cfg, meta)
+    schema.check_metrics(run.metrics, cfg, meta)
     lines = metrics.read(run.metrics)
     series = _latent_series(opened)
     panels = panel_list(cfg, lines, series)

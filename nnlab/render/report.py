@@ -171,7 +171,7 @@ def _run_payload(opened: folders.Opened, points: int, images: dict, console) -> 
     run, meta, cfg = opened.run, opened.meta, opened.cfg
     lines = []
     try:
-        schema.check_metrics_size(run.metrics, cfg, meta)
+        schema.check_metrics(run.metrics, cfg, meta)
         lines = metrics.read(run.metrics)
     except NnlabError as e:
         console.print(f"{run.id}: metrics left out ({e})")

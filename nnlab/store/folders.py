@@ -31,6 +31,7 @@ from nnlab.store import schema
 
 FORMAT_VERSION = schema.FORMAT_VERSION
 SWEEP_FILE = "sweep.json"  # a sweep's folder holds it (nnlab.store.sweeps), a run's never
+POINT_FILE = "point.json"  # a sweep point's run holds it from its first moment: whose it is
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -325,9 +326,11 @@ def create_run(
     name: str = "",
     name_lock: Lock | None = None,
     run_id: str | None = None,
+    point: dict | None = None,
 ) -> Run:
     """Make a new, locked run directory `<model>-<yyyymmdd-hhmmss>[-<name>]`, or exactly
-    `run_id` when given (a sweep names its points).
+    `run_id` when given (a sweep names its points; `point`, {"id", "point"}, is written
+    into it at once as POINT_FILE, the proof a sweep made it).
 
     With a name, a second training of the same model and name started while the first
     runs is refused (the name lock); without, a clashing id gets a -2, -3... suffix.
@@ -356,5 +359,7 @@ def create_run(
             shutil.rmtree(root / chosen, ignore_errors=True)
             raise
         run.name_lock = name_lock  # held until training ends
+        if point is not None:
+            write_json(run.file(POINT_FILE), point)
         return run
     raise NnlabError(f"could not find a free run id for {base} in {root}")

@@ -48,6 +48,26 @@ def check_metrics_size(path, cfg, meta: dict) -> None:
 FORMAT_VERSION = 1  # of a run's layout: bump when it changes incompatibly
 
 
+def check_metrics_digest(path, meta: dict) -> None:
+    """Refuse a metrics.jsonl whose lines up to the last checkpoint are not the ones
+    meta.json sealed (lost, or changed); lines after it are not sealed yet."""
+    from pathlib import Path
+
+    from nnlab.store.metrics import prefix_digest
+
+    recorded = int(meta.get("metrics_bytes") or 0)
+    if (Path(path).stat().st_size if Path(path).exists() else 0) < recorded:
+        raise RunError(f"{path}: shorter than its last checkpoint recorded (lines lost)")
+    if "metrics_sha256" in meta and meta["metrics_sha256"] != prefix_digest(path, recorded):
+        raise RunError(f"{path}: damaged (its checksum differs from meta.json's)")
+
+
+def check_metrics(path, cfg, meta: dict) -> None:
+    """What every reader of metrics.jsonl checks first: its size, then its seal."""
+    check_metrics_size(path, cfg, meta)
+    check_metrics_digest(path, meta)
+
+
 def _count(value) -> int:
     """A non-negative whole number read from meta.json, or 0."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nnlab.helpers.errors import NnlabError, RunError, did_you_mean
-from nnlab.helpers.files import Lock, read_json, write_json
+from nnlab.helpers.files import TMP_PREFIX, Lock, read_json, write_json
 from nnlab.store import folders, schema
 
 
@@ -44,19 +44,26 @@ class Sweep(folders.Folder):
     def point_status(self, rec: dict, index: int) -> str:
         """Point `index`'s status as its run tells it (no run yet: pending)."""
         run = folders.Run(self.root, folders.validate_id(rec["points"][index]["run"]))
+        if run.path.is_symlink():  # a link to a run elsewhere is none of this sweep's
+            return "failed"
         if not run.file("meta.json").exists():
             return "interrupted" if run.path.exists() else "pending"
         try:
             meta = run.meta()
         except NnlabError:
             return "failed"
+        if meta.get("sweep") != {"id": self.id, "point": index}:
+            return "failed"  # a run that is not this point (a tampered sweep.json)
         status = run.status(meta)
         return status if status in ("running", "finished", "diverged", "interrupted") else "failed"
 
     def acquire(self) -> None:
-        """Lock the sweep for running, or raise naming the holder."""
+        """Lock the sweep for running, or raise naming the holder; then remove what a write
+        of sweep.json killed at its rename left (only the lock holder writes it)."""
         self.lock = Lock(self.file("lock"), f"sweep {self.id}")
         self.lock.acquire(folders.holder_info(self.id))
+        for p in self.path.glob(f"{TMP_PREFIX}{folders.SWEEP_FILE}.*"):
+            p.unlink(missing_ok=True)
 
     def release(self) -> None:
         """Release the sweep's lock."""

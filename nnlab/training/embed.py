@@ -91,7 +91,7 @@ def _task_order(opened: folders.Opened, ck: dict, task):
     n_tasks = tasks.count(opened.cfg.epochs, every)
     own = tasks.at(ck_position(ck, opened.meta), every)
     task = own if task is None else _task_number(task, n_tasks)
-    return task, torch.from_numpy(tasks.read(opened.run.path, n_tasks)[task])
+    return task, torch.from_numpy(tasks.read(opened.run.path, n_tasks, opened.cfg.seed)[task])
 
 
 def _write(run, arrays: dict, names, split: str, step: int, layer, task, fmt: str):
