@@ -104,9 +104,10 @@ def test_a_second_summary_reads_the_cached_latent_metrics_only(nnlab, swept, mon
     def refuse(*a, **k):
         raise AssertionError("read although the cache was valid")
 
-    # A hit parses no config and reads no recording: that is what keeps 100 points fast.
-    monkeypatch.setattr(folders.Run, "config", refuse)
+    # A hit reads no recording: that is what keeps 100 points fast. (Each point's config
+    # is still read, to check sweep.json's values against the run: ~4 ms a point.)
     monkeypatch.setattr(record, "load_last", refuse)
+    monkeypatch.setattr(record, "load_recording", refuse)
     second = nnlab("summary", SWEEP, "--json").json()
     assert [p["metrics"] for p in second["points"]] == [p["metrics"] for p in first["points"]]
 
@@ -150,3 +151,19 @@ def test_animate_a_sweep_draws_its_points_side_by_side(nnlab, swept, monkeypatch
 def test_a_sweep_id_where_a_run_is_needed(nnlab, swept):
     r = nnlab("masks", SWEEP)
     assert r.code == 2 and f"'{SWEEP}' is a sweep, not a run" in r.err
+
+
+def test_a_point_whose_run_disagrees_with_sweep_json_is_damage(nnlab, swept):
+    """sweep.json says what was asked, the run's sealed config what was done: two points'
+    values swapped in sweep.json show as damage, not as beta=1's numbers under beta=10."""
+    path = swept / SWEEP / "sweep.json"
+    rec = json.loads(path.read_text())
+    rec["points"][0]["values"], rec["points"][1]["values"] = (
+        rec["points"][1]["values"],
+        rec["points"][0]["values"],
+    )
+    path.write_text(json.dumps(rec))
+    d = nnlab("summary", SWEEP, "--json").json()
+    for p in d["points"]:
+        assert p["status"] == "damaged" and "disagrees with its run" in p["error"]
+        assert all(v is None for v in p["metrics"].values())

@@ -22,7 +22,9 @@ def describe(sweep_id: str, runs_dir=None) -> dict:
     points = []
     for i, p in enumerate(rec["points"]):
         status = sweep.point_status(rec, i)
-        metrics, problem = _point_metrics(sweep.root, p["run"], columns)
+        metrics, problem = _point_metrics(sweep.root, p, columns)
+        if problem and problem.startswith(DISAGREE):
+            status = "damaged"
         points.append(
             {
                 "index": i,
@@ -62,18 +64,31 @@ def _sweep_status(rec: dict, points: list[dict]) -> str:
     return rec.get("status", "interrupted")
 
 
-def _point_metrics(root, run_id: str, columns) -> tuple[dict, str | None]:
-    """A point's final metrics (last epoch) and latent metrics (last snapshot)."""
+DISAGREE = "sweep.json disagrees with its run"
+
+
+def _point_metrics(root, point: dict, columns) -> tuple[dict, str | None]:
+    """A point's final metrics (last epoch) and latent metrics (last snapshot), once its
+    run's own config (sealed by its meta.json) shows the values sweep.json says it has."""
     from nnlab.analysis import cache
     from nnlab.store import record
 
     out: dict = {c.key: None for c in columns}
+    run_id = point["run"]
     path = root / run_id
     if not (path / "meta.json").exists():
         return out, None
     try:
         run = folders.open_run(run_id, root)
         meta = run.meta()
+        cfg = run.config(meta)  # sweep.json says what was asked; the run, what was done
+        for key, asked in point["values"].items():
+            done = getattr(cfg, key, None)
+            if done != asked:
+                return out, (
+                    f"{DISAGREE}: it says {key}={text_of(asked)}, run {run_id} was trained "
+                    f"with {key}={text_of(done)}"
+                )
         final = meta.get("final") or {}
         for c in columns:
             if not c.latent and isinstance(final.get(c.key), (int, float)):
@@ -83,7 +98,6 @@ def _point_metrics(root, run_id: str, columns) -> tuple[dict, str | None]:
             # cached point's cost) nor the recording.
             latent = cache.cached(run, "last")
             if latent is None:
-                cfg = run.config()
                 chunk_max = schema.size_ceilings(cfg, meta)[1]
                 latent = cache.last_metrics(run, families.of(cfg).arrays, chunk_max)
             for c in columns:
