@@ -151,6 +151,40 @@ def test_a_killed_worker_is_resumed_from_its_checkpoint(nnlab, runs, reference):
     _assert_same_points(runs, sweep_id, reference)
 
 
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie waiting to be reaped does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_killing_the_coordinator_stops_its_workers_and_resume_finishes(nnlab, runs, reference):
+    """SIGKILL of `nnlab sweep`: its workers stop within 10 s (each checkpoints and marks its
+    run interrupted), and --resume ends with every point equal to an uninterrupted sweep."""
+    p = _spawn(LONG, runs)
+    points = _wait_for_checkpoints(runs, 2)
+    workers = [json.loads((runs / run_id / "lock").read_text())["pid"] for run_id in points]
+    assert p.pid not in workers
+    p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=60)
+    deadline = time.time() + 10
+    while any(_alive(pid) for pid in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), "a worker outlived its coordinator"
+    for run_id in points:  # each stopped cleanly, with a checkpoint to resume from
+        assert folders.open_run(run_id, runs).meta()["status"] == "interrupted"
+    sweep_id = _sweep_id(runs)
+    r = nnlab("sweep", "--resume", sweep_id)
+    assert r.code == 0 and r.out.strip() == sweep_id, r.err
+    _assert_same_points(runs, sweep_id, reference)
+    for run_id in points:  # no traceback in a worker's log
+        assert "Traceback" not in (runs / sweep_id / "logs" / f"{run_id}.log").read_text()
+
+
 @pytest.mark.slow
 def test_a_diverging_point_is_recorded_and_the_others_go_on(nnlab, runs, monkeypatch):
     monkeypatch.setenv("NNLAB_FAULT_NAN_AT_STEP", "30")  # every worker inherits it
@@ -264,6 +298,13 @@ def test_a_point_trained_after_others_in_one_worker_equals_a_fresh_one(nnlab, ru
         {"points": []},
         {"grid": {"beta": []}},
         {"base": 7},
+        {
+            "points": [
+                {"run": "x-p0", "values": {"beta": 1.0}, "status": "pending", "attempts": "many"}
+            ]
+            * 2
+        },
+        {"points": [{"run": "x-p0", "values": {"beta": 1.0}, "status": "failed", "error": 3}] * 2},
     ],
 )
 def test_a_damaged_sweep_record_is_one_line(nnlab, runs, change):

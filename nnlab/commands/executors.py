@@ -149,6 +149,9 @@ class _Worker:
     buffer: bytes = b""
 
 
+COORDINATOR_ENV = "NNLAB_SWEEP_COORDINATOR"  # a local worker's coordinator's pid
+
+
 def _finisher(on_event, bar):
     """A function that records a point's end: the event, the bar, and the failures so far."""
     failures = 0
@@ -177,6 +180,7 @@ class _Pool:
         self.env = dict(os.environ)
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # set before torch starts its pools
             self.env[var] = str(settings.threads)
+        self.env[COORDINATOR_ENV] = str(os.getpid())  # a worker stops when it dies
         self.points = sweep.record()["points"]
         self.spawned = 0
         self.finish = _finisher(on_event, bar)

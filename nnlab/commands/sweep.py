@@ -414,6 +414,7 @@ def main(argv: list[str] | None = None) -> None:
     import json
 
     runs_dir, sweep_id, threads = (argv if argv is not None else sys.argv[1:])[:3]
+    _stop_with_coordinator()
     # only the outcomes go to the coordinator: anything else printed goes to stderr
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
@@ -425,6 +426,28 @@ def main(argv: list[str] | None = None) -> None:
             if outcome["status"] == "interrupted":
                 sys.exit(130)
     except KeyboardInterrupt:  # stopped between points (or while starting)
+        sys.exit(130)
+    except BrokenPipeError:  # the coordinator is gone: the point's run says how it ended
+        sys.exit(130)
+
+
+def _stop_with_coordinator() -> None:
+    """Have the kernel send this worker SIGTERM when its coordinator dies (Linux's
+    PR_SET_PDEATHSIG), so that a killed `nnlab sweep` leaves no worker training: the
+    trainer stops after its step, checkpoints and marks the run interrupted, and the next
+    --resume goes on from there. Elsewhere the worker still ends at the end of its stdin."""
+    import ctypes
+    import ctypes.util
+    import signal
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        if libc.prctl(1, int(signal.SIGTERM), 0, 0, 0) != 0:  # 1: PR_SET_PDEATHSIG
+            return
+    except (OSError, AttributeError, TypeError):
+        return
+    expected = os.environ.get(executors.COORDINATOR_ENV, "")
+    if expected.isdigit() and os.getppid() != int(expected):  # it died before prctl
         sys.exit(130)
 
 

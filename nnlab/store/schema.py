@@ -278,9 +278,11 @@ def check_sweep(rec, where) -> None:
             and isinstance(p.get("values"), dict)
             and set(p["values"]) == set(grid)
             and p.get("status") in POINT_STATUSES
+            and _count(p.get("attempts", 0)) == p.get("attempts", 0)
+            and isinstance(p.get("error"), (str, type(None)))
         )
         if not ok:
-            bad(f"point {i} should name a run id, its values and a status")
+            bad(f"point {i} should name a run id, its values, a status, attempts and error")
 
 
 def check_positions(ck: dict, where, n_train: int, steps_per_epoch: int) -> None:
