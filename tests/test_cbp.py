@@ -64,6 +64,66 @@ def test_utility_equals_a_hand_computation():
     assert cbp.replaced == 0
 
 
+def test_adaptable_utility_equals_the_authors_formula_in_float64():
+    """util_type='adaptable_contribution' of Dohare et al.'s gnt.py: the mean activation is
+    updated first and bias-corrected by the unit's age, then
+    new = mean_k |W_next[k, j]| * mean_batch |h_j - corrected mean_j| / mean_i |W[j, i]|."""
+    cfg, model = _net(maturity="1000", cbp_utility="adaptable_contribution")
+    cbp = ContinualBackprop(model, cfg, seed=0)
+    decay = 0.9
+    util = [torch.zeros(6, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)]
+    mean = [torch.zeros(6, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)]
+    torch.manual_seed(1)
+    opt = make_optimizer(cfg, model.parameters())
+    for age in range(1, 5):
+        model(torch.rand(5, 784))
+        hidden = [h.clone().double() for h in model.hidden]
+        weights = [layer.weight.detach().double().clone() for layer in model.layers]
+        cbp.step([h.float() for h in hidden], opt)
+        for i, h in enumerate(hidden):
+            mean[i] = decay * mean[i] + (1 - decay) * h.mean(0)
+            corrected = mean[i] / (1 - decay**age)
+            out_mag = weights[i + 1].abs().mean(0)
+            in_mag = weights[i].abs().mean(1)
+            new = out_mag * (h - corrected).abs().mean(0) / in_mag
+            util[i] = decay * util[i] + (1 - decay) * new
+    for i in range(2):
+        assert torch.allclose(cbp.util[i].double(), util[i], rtol=1e-5, atol=1e-9)
+    # not the plain contribution: a unit always on at a large value is no longer useful
+    plain = ContinualBackprop(model, _net(maturity="1000")[0], seed=0)
+    plain.step([h.float() for h in hidden], opt)
+    assert not torch.allclose(plain.util[0].double(), cbp.util[0].double())
+
+
+@pytest.mark.parametrize("activation,gain", [("relu", 2**0.5), ("tanh", 5 / 3), ("sigmoid", 1.0)])
+def test_kaiming_init_and_replaced_units_share_its_bounds(activation, gain):
+    cfg, model = _net(
+        rate="0.5", maturity="0", sizes="[784,64,10]", init="kaiming", activation=activation
+    )
+    hidden, out = model.layers
+    bound = gain * (3 / 784) ** 0.5
+    w = hidden.weight.detach()
+    assert w.abs().max() <= bound and w.abs().max() > 0.99 * bound  # uniform up to its bound
+    assert abs(w.std().item() - bound / 3**0.5) < 0.02 * bound  # uniform's sd: bound/sqrt(3)
+    assert torch.all(hidden.bias == 0) and torch.all(out.bias == 0)
+    assert out.weight.abs().max() <= (3 / 64) ** 0.5  # the output layer: gain 1
+    cbp = ContinualBackprop(model, cfg, seed=0)
+    model(torch.rand(8, 784))
+    before = hidden.weight.detach().clone()
+    cbp.step(model.hidden, make_optimizer(cfg, model.parameters()))
+    changed = (hidden.weight.detach() != before).any(dim=1)
+    assert changed.sum() == 32  # half the layer re-drawn, within the same bound
+    assert hidden.weight.detach()[changed].abs().max() <= bound
+
+
+def test_runs_from_before_read_the_plain_utility():
+    from nnlab.config.config import from_yaml, to_yaml
+
+    text = to_yaml(_net()[0]).replace("cbp_utility: contribution\n", "")
+    assert "cbp_utility" not in text
+    assert from_yaml(text).cbp_utility == "contribution"
+
+
 def test_replacements_follow_the_rate_and_reset_the_units():
     rate, maturity, steps = 0.02, 5, 300
     cfg, model = _net(rate=str(rate), maturity=str(maturity), sizes="[784,50,10]")
@@ -168,17 +228,20 @@ CBP_RUN = [
 
 
 @pytest.mark.slow
-def test_a_killed_cbp_run_resumes_bit_exact(nnlab, runs):
+@pytest.mark.parametrize(
+    "extra", [[], ["--cbp_utility=adaptable_contribution", "--init=kaiming"]], ids=["", "authors"]
+)
+def test_a_killed_cbp_run_resumes_bit_exact(nnlab, runs, extra):
     from tests.test_reliability import _only_run, _spawn
     from tests.test_train import _assert_same_run
 
-    reference = nnlab(*CBP_RUN).out.strip()
+    reference = nnlab(*CBP_RUN, *extra).out.strip()
     ck = files.load_checkpoint(folders.open_run(reference, runs).checkpoints / "final.pt")
     assert ck["cbp"]["replaced"] > 10  # units were really replaced
     before = {p.name for p in runs.iterdir()}
     # killed inside its 3rd checkpoint write (step 80, mid-epoch): temp file written, not
     # renamed; the resume starts from step 40 with the CBP state saved there
-    p = _spawn(CBP_RUN, runs, **{files.FAULT_KILL_ENV: "3"})
+    p = _spawn([*CBP_RUN, *extra], runs, **{files.FAULT_KILL_ENV: "3"})
     p.wait(timeout=120)
     assert p.returncode == -9
     run_id = _only_run(runs, exclude=before)

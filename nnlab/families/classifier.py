@@ -52,6 +52,14 @@ class ClassifierConfig(Config):
         legacy=100,
         check=NOT_NEGATIVE,
     )
+    cbp_utility: str = added_later(
+        "contribution",
+        "continual backprop: contribution (mean |h| x outgoing |w|, the paper's Eq. 1) or "
+        "adaptable_contribution (|h - mean h| x mean outgoing |w| / mean incoming |w|, what "
+        "the authors' Permuted-MNIST and ImageNet experiments used)",
+        choices=("contribution", "adaptable_contribution"),
+        legacy="contribution",
+    )
     cbp_decay: float = added_later(
         0.99,
         "continual backprop: decay of each unit's running contribution utility",

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # annotations only: importing torch here would load it everyw
 
 DATASETS = ("mnist", "fashion-mnist", "kmnist", "mnist-sample")
 ACTIVATIONS = ("sigmoid", "relu", "tanh", "silu", "softplus", "identity", "gelu", "leaky_relu")
-INITS = ("default", "normal", "scaled")
+INITS = ("default", "normal", "scaled", "kaiming")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SPLITS = ("test", "val", "train")
 INPUT_DIM = 784  # every dataset nnlab knows is 28x28 grey images
@@ -138,7 +138,9 @@ class Config:
     init: str = added_later(
         "default",
         "weights and biases: default (PyTorch's uniform), normal (N(0, 1), as network.py), "
-        "scaled (weights N(0, 1/fan_in), biases N(0, 1))",
+        "scaled (weights N(0, 1/fan_in), biases N(0, 1)), kaiming (weights uniform within "
+        "+-gain*sqrt(3/fan_in), the gain of the activation for hidden layers and 1 for the "
+        "output, biases 0: the continual-backprop authors' init)",
         choices=INITS,
         legacy="default",  # runs from before it existed used PyTorch's
     )

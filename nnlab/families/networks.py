@@ -23,6 +23,15 @@ ACTIVATIONS = {
 STD_FLOOR = 1e-6  # keeps log(std) finite when softplus underflows for very negative inputs
 
 
+def kaiming_gain(activation: str) -> float:
+    """The gain torch recommends for an activation (sqrt 2 for relu); like the continual
+    backprop authors' code, smooth relu-like ones (silu, gelu, softplus) take relu's."""
+    from torch.nn.init import calculate_gain
+
+    like = {"silu": "relu", "gelu": "relu", "softplus": "relu", "identity": "linear"}
+    return calculate_gain(like.get(activation, activation))
+
+
 def dropout_per_layer(dropout: list[float], hidden: int) -> list[float]:
     """The dropout probability of each of `hidden` layers: one value for all, or one each."""
     if not dropout:
@@ -80,6 +89,10 @@ class Classifier(nn.Module):
             self.hidden = kept
         return x
 
+    def hidden_linears(self) -> list[nn.Linear]:
+        """The layers whose outputs go through the hidden activation (all but the last)."""
+        return list(self.layers[:-1])
+
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores in [0, 1]: softmax of the logits (ce) or the sigmoid outputs (mse)."""
         out = self(x)
@@ -126,6 +139,13 @@ class VAE(nn.Module):
             width = h
         dec.append(nn.Linear(width, input_dim))
         self.decoder = nn.Sequential(*dec)
+
+    def hidden_linears(self) -> list[nn.Linear]:
+        """The layers whose outputs go through the hidden activation: the encoder's, and the
+        decoder's but its last (the posterior head and the pixel logits are linear)."""
+        enc = [m for m in self.encoder if isinstance(m, nn.Linear)]
+        dec = [m for m in self.decoder if isinstance(m, nn.Linear)]
+        return enc + dec[:-1]
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and standard deviation of z given x."""

@@ -32,7 +32,8 @@ class ContinualBackprop:
     def __init__(self, model: nn.Module, cfg: ClassifierConfig, seed: int):
         self.model = model
         self.rate, self.maturity, self.decay = cfg.cbp_rate, cfg.cbp_maturity, cfg.cbp_decay
-        self.init = cfg.init
+        self.init, self.activation = cfg.init, cfg.activation
+        self.utility = getattr(cfg, "cbp_utility", "contribution")
         widths = cfg.sizes[1:-1]
         self.util = [torch.zeros(n) for n in widths]
         self.mean_act = [torch.zeros(n) for n in widths]
@@ -81,10 +82,19 @@ class ContinualBackprop:
         for i, h in enumerate(hidden):
             h = h.detach().to("cpu", torch.float32)
             self.age[i] += 1
-            outgoing = layers[i + 1].weight.detach().to("cpu").abs().sum(dim=0)
-            contribution = h.abs().mean(dim=0) * outgoing
-            self.util[i].mul_(self.decay).add_((1 - self.decay) * contribution)
             self.mean_act[i].mul_(self.decay).add_((1 - self.decay) * h.mean(dim=0))
+            if self.utility == "adaptable_contribution":
+                # |h - its bias-corrected mean| * mean |outgoing w| / mean |incoming w|, as
+                # the authors' util_type='adaptable_contribution'
+                correction = 1 - self.decay ** self.age[i].to(torch.float64)
+                mean = (self.mean_act[i].to(torch.float64) / correction).to(h.dtype)
+                outgoing = layers[i + 1].weight.detach().to("cpu").abs().mean(dim=0)
+                incoming = layers[i].weight.detach().to("cpu").abs().mean(dim=1)
+                contribution = (h - mean).abs().mean(dim=0) * outgoing / incoming
+            else:  # mean |h| * sum |outgoing w|: the paper's Eq. 1
+                outgoing = layers[i + 1].weight.detach().to("cpu").abs().sum(dim=0)
+                contribution = h.abs().mean(dim=0) * outgoing
+            self.util[i].mul_(self.decay).add_((1 - self.decay) * contribution)
 
     @torch.no_grad()
     def step(self, hidden: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> int:
@@ -135,7 +145,13 @@ class ContinualBackprop:
 
     def _fresh(self, n: int, fan_in: int) -> torch.Tensor:
         """n rows of incoming weights from the distribution the layer was first drawn from
-        (nnlab's `init`): PyTorch's uniform(+-1/sqrt(fan_in)), N(0, 1) or N(0, 1/fan_in)."""
+        (nnlab's `init`): PyTorch's uniform(+-1/sqrt(fan_in)), N(0, 1), N(0, 1/fan_in) or
+        Kaiming's uniform(+-gain*sqrt(3/fan_in))."""
+        if self.init == "kaiming":
+            from nnlab.families.networks import kaiming_gain
+
+            bound = kaiming_gain(self.activation) * (3 / fan_in) ** 0.5
+            return (torch.rand(n, fan_in, generator=self.gen) * 2 - 1) * bound
         if self.init == "normal":
             return torch.randn(n, fan_in, generator=self.gen)
         if self.init == "scaled":

@@ -13,14 +13,26 @@ from nnlab.families.family import Config
 
 
 @torch.no_grad()
-def initialise(model: nn.Module, how: str) -> nn.Module:
+def initialise(model: nn.Module, how: str, activation: str = "relu") -> nn.Module:
     """Re-draw every linear layer's weights and biases (from the global torch RNG).
 
     default: leave PyTorch's uniform(+-1/sqrt(fan_in)); normal: N(0, 1) for weights and
     biases, as Nielsen's network.py; scaled: weights N(0, 1/fan_in), biases N(0, 1), his
-    chapter 3 improvement.
+    chapter 3 improvement; kaiming: weights uniform(+-gain * sqrt(3 / fan_in)) with the
+    activation's gain on hidden layers and 1 on the others, biases 0 (Dohare et al.'s code).
     """
     if how == "default":
+        return model
+    if how == "kaiming":
+        from nnlab.families.networks import kaiming_gain
+
+        hidden = {id(m) for m in model.hidden_linears()}
+        for layer in model.modules():
+            if isinstance(layer, nn.Linear):
+                gain = kaiming_gain(activation) if id(layer) in hidden else 1.0
+                bound = gain * (3 / layer.in_features) ** 0.5
+                layer.weight.uniform_(-bound, bound)
+                layer.bias.zero_()
         return model
     for layer in model.modules():
         if isinstance(layer, nn.Linear):
@@ -66,7 +78,7 @@ def loss_terms(
 
 def build_model(cfg: Config) -> nn.Module:
     """A freshly initialised model for cfg (seed the RNG first for reproducible weights)."""
-    return initialise(families.of(cfg).build(cfg), cfg.init)
+    return initialise(families.of(cfg).build(cfg), cfg.init, cfg.activation)
 
 
 def make_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
