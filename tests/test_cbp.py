@@ -194,6 +194,7 @@ def test_state_round_trip():
         ("--cbp_rate=-0.1", "--cbp_rate=-0.1: must be in [0, 1)"),
         ("--cbp_decay=1", "--cbp_decay"),
         ("--cbp_maturity=-1", "--cbp_maturity"),
+        ("--cbp_adam_steps=true", "use it with --optimizer=adam or adamw"),  # sgd's default
     ],
 )
 def test_bad_cbp_values(nnlab, runs, flag, needle):
@@ -229,7 +230,18 @@ CBP_RUN = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "extra", [[], ["--cbp_utility=adaptable_contribution", "--init=kaiming"]], ids=["", "authors"]
+    "extra",
+    [
+        [],
+        [
+            "--cbp_utility=adaptable_contribution",
+            "--init=kaiming",
+            "--optimizer=adam",
+            "--lr=0.001",
+            "--cbp_adam_steps=true",
+        ],
+    ],
+    ids=["", "authors"],
 )
 def test_a_killed_cbp_run_resumes_bit_exact(nnlab, runs, extra):
     from tests.test_reliability import _only_run, _spawn
@@ -254,3 +266,44 @@ def test_a_killed_cbp_run_resumes_bit_exact(nnlab, runs, extra):
         for a, b in zip(resumed["cbp"][key], ck["cbp"][key], strict=True):
             assert torch.equal(a, b)
     assert resumed["cbp"]["replaced"] == ck["cbp"]["replaced"]
+
+
+@pytest.mark.parametrize("decoupled", [False, True], ids=["adam", "adamw"])
+def test_stepwise_adam_is_torchs_adam_until_a_unit_is_replaced(decoupled):
+    from nnlab.training.cbp import StepwiseAdam, _reset_moments
+
+    torch.manual_seed(0)
+    ours = torch.nn.Parameter(torch.randn(4, 3))
+    theirs = torch.nn.Parameter(ours.detach().clone())
+    opt = StepwiseAdam([ours], lr=0.01, weight_decay=0.1, decoupled=decoupled)
+    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+    ref = cls([theirs], lr=0.01, weight_decay=0.1)
+    grads = [torch.randn(4, 3) for _ in range(6)]
+    for g in grads[:5]:  # no replacement: the same updates as torch's
+        ours.grad, theirs.grad = g.clone(), g.clone()
+        opt.step()
+        ref.step()
+    torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-6, atol=1e-7)
+    # row 1 is a new unit: fresh weights, moments and step counts reset
+    with torch.no_grad():
+        ours[1] = torch.tensor([0.5, -0.5, 0.25])
+    _reset_moments(opt, ours, rows=torch.tensor([1]))
+    before = ours.detach()[1].clone()
+    ours.grad = grads[5].clone()
+    opt.step()
+    fresh = torch.nn.Parameter(before.clone())
+    first = cls([fresh], lr=0.01, weight_decay=0.1)
+    fresh.grad = grads[5][1].clone()
+    first.step()  # what a fresh optimizer does to that row on its first step
+    torch.testing.assert_close(ours.detach()[1], fresh.detach(), rtol=1e-6, atol=1e-7)
+    assert opt.state[ours]["step"][1].tolist() == [1.0, 1.0, 1.0]
+    assert opt.state[ours]["step"][0].tolist() == [6.0, 6.0, 6.0]
+
+
+def test_cbp_uses_stepwise_adam_when_asked():
+    from nnlab.training.cbp import StepwiseAdam
+
+    cfg, model = _net(cbp_adam_steps="true")
+    assert isinstance(make_optimizer(cfg, model.parameters()), StepwiseAdam)
+    cfg, model = _net()  # the default, and every run from before: torch's Adam
+    assert not isinstance(make_optimizer(cfg, model.parameters()), StepwiseAdam)

@@ -200,6 +200,7 @@ def test_fields_added_later_declare_a_legacy_value():
         "cbp_rate": 0.0,
         "cbp_maturity": 100,
         "cbp_utility": "contribution",
+        "cbp_adam_steps": False,
         "cbp_decay": 0.99,
         "permute_every": 0,
     }

@@ -60,6 +60,13 @@ class ClassifierConfig(Config):
         choices=("contribution", "adaptable_contribution"),
         legacy="contribution",
     )
+    cbp_adam_steps: bool = added_later(
+        False,
+        "continual backprop with adam/adamw: count Adam's steps per weight and reset a "
+        "replaced unit's count with its moments, so its first updates are bias-corrected as "
+        "a fresh start (the authors' AdamGnT); false: one count per tensor (torch's Adam)",
+        legacy=False,  # runs from before it existed used torch's Adam
+    )
     cbp_decay: float = added_later(
         0.99,
         "continual backprop: decay of each unit's running contribution utility",
@@ -132,6 +139,8 @@ class ClassifierFamily(Family):
             bad("latent_layer", f"must index a layer of sizes: 1 to {len(cfg.sizes) - 1}")
         if cfg.cbp_rate and cfg.hidden_layers() == 0:
             bad("cbp_rate", "continual backprop replaces hidden units; this network has none")
+        if cfg.cbp_adam_steps and cfg.optimizer == "sgd":
+            bad("cbp_adam_steps", "counts Adam's steps: use it with --optimizer=adam or adamw")
 
     def size_key(self, cfg: ClassifierConfig) -> str:
         """The layer sizes."""

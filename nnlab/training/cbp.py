@@ -161,10 +161,14 @@ class ContinualBackprop:
 
 
 def _reset_moments(optimizer: torch.optim.Optimizer, param, rows=None, cols=None) -> None:
-    """Zero the optimiser's running values (Adam's moments, SGD's momentum) of some rows or
-    columns of a parameter: a new unit starts without its predecessor's history."""
+    """Zero the optimiser's running values (Adam's moments and, with StepwiseAdam, its step
+    counts; SGD's momentum) of some rows or columns of a parameter: a new unit starts
+    without its predecessor's history."""
     state = optimizer.state.get(param, {})
-    for key in ("exp_avg", "exp_avg_sq", "momentum_buffer"):
+    keys = ["exp_avg", "exp_avg_sq", "momentum_buffer"]
+    if isinstance(optimizer, StepwiseAdam):
+        keys.append("step")
+    for key in keys:
         buf = state.get(key)
         if buf is None:
             continue
@@ -172,3 +176,45 @@ def _reset_moments(optimizer: torch.optim.Optimizer, param, rows=None, cols=None
             buf[rows] = 0
         else:
             buf[:, cols] = 0
+
+
+class StepwiseAdam(torch.optim.Optimizer):
+    """Adam (or AdamW, `decoupled`) with one step count per weight, as the continual
+    backprop authors' AdamGnT: when a unit is replaced, its weights' counts are reset with
+    their moments, so its first updates are bias-corrected as a fresh start. torch's Adam
+    keeps one count per tensor, which scales a new unit's early updates up (about 2.5x after
+    one step for beta = 0.9/0.999). Otherwise the same update as torch's Adam/AdamW."""
+
+    def __init__(self, params, lr, weight_decay=0.0, decoupled=False, betas=(0.9, 0.999), eps=1e-8):
+        defaults = {"lr": lr, "weight_decay": weight_decay, "betas": betas, "eps": eps}
+        super().__init__(params, defaults)
+        self.decoupled = decoupled
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One update of every parameter with a gradient."""
+        loss = None if closure is None else closure()
+        for group in self.param_groups:
+            lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = torch.zeros_like(p)
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                if wd and self.decoupled:
+                    p.mul_(1 - lr * wd)
+                elif wd:
+                    grad = grad.add(p, alpha=wd)
+                state["step"] += 1
+                state["exp_avg"].lerp_(grad, 1 - beta1)
+                state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                bc1 = 1 - beta1 ** state["step"]
+                bc2 = 1 - beta2 ** state["step"]
+                denom = (state["exp_avg_sq"] / bc2).sqrt_().add_(eps)
+                p.addcdiv_(state["exp_avg"] / bc1, denom, value=-lr)
+        return loss

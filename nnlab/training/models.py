@@ -88,6 +88,10 @@ def make_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
         return torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
         )
+    if getattr(cfg, "cbp_rate", 0) and getattr(cfg, "cbp_adam_steps", False):  # adam(w) only
+        from nnlab.training.cbp import StepwiseAdam
+
+        return StepwiseAdam(params, cfg.lr, cfg.weight_decay, decoupled=cfg.optimizer == "adamw")
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     try:
         # Fused kernels cut a small model's step time by about a fifth on CPU.
