@@ -34,6 +34,10 @@ SAMPLE = "--dataset=mnist-sample"
 STRENGTH = 1e-3  # the same lambda for L1 and L2
 DROPOUT_SEEDS = (1, 2, 3)
 TASKS = 300  # Permuted MNIST tasks of one epoch of the sample's 4,000 training images
+SEEDS = "1,2,3"
+# The continual-backprop authors' Permuted-MNIST settings scaled to this machine: ReLU,
+# Kaiming init, SGD, the adaptable-contribution utility; their replacement rate 1e-4 per
+# example and maturity 100 examples become per step of 32 examples 3.2e-3 and 4 steps.
 PLASTIC = [
     "classifier",
     SAMPLE,
@@ -49,13 +53,19 @@ PLASTIC = [
     "--snapshot_every=0",
     "--probe_size=500",
     "--checkpoint_every_steps=0",
-    "--seed=1",
+    "--init=kaiming",
+    "--cbp_utility=adaptable_contribution",
+    "--cbp_maturity=4",
 ]
-METHODS = {
-    "SGD": [],
-    "SGD + L2 (λ = 1e-3)": ["--l2=1e-3"],
-    "continual backprop (ρ = 1e-3)": ["--cbp_rate=1e-3"],
-}
+# One grid: the methods (L2 on or off, continual backprop on or off) and the seeds.
+GRID = ["--l2=0,1e-3", "--cbp_rate=0,3.2e-3", f"--seed={SEEDS}", "--jobs=2"]
+
+
+def method_name(values: dict) -> str:
+    """A point's method, from its swept values."""
+    parts = [f"L2 ({values['l2']:g})"] if values["l2"] else []
+    parts += [f"continual backprop (ρ = {values['cbp_rate']:g})"] if values["cbp_rate"] else []
+    return "SGD + " + " + ".join(parts) if parts else "SGD"
 
 
 def nnlab(runs: Path, *args: str) -> str:
@@ -151,69 +161,90 @@ def _ms(values: list[float], points: bool = False) -> str:
 
 
 def plasticity(runs: Path) -> str:
-    """Permuted MNIST for TASKS tasks with SGD, L2 and continual backprop: accuracy at the
-    end of each task and the unit health of the hidden layer; docs/plasticity.png."""
+    """Permuted MNIST for TASKS tasks, as one `nnlab sweep` over the methods and 3 seeds:
+    accuracy at the end of each task and the hidden layer's health, mean ± sd over the
+    seeds; docs/plasticity.png."""
+    return plasticity_of(runs, nnlab(runs, "sweep", *PLASTIC, *GRID))
+
+
+def plasticity_of(runs: Path, sweep_id: str) -> str:
+    """The table (and docs/plasticity.png) of a finished plasticity sweep."""
+    rec = files.read_json(runs / sweep_id / "sweep.json")
+    results: dict[str, list[dict]] = {}
+    for point in rec["points"]:
+        lines = metrics.read(folders.open_run(point["run"], runs).metrics)
+        results.setdefault(method_name(point["values"]), []).append(
+            {"tasks": metrics.of_kind(lines, "task"), "epochs": metrics.of_kind(lines, "epoch")}
+        )
+    _plasticity_figure(results)
+    tenth = TASKS // 10
+    rows = [
+        f"| method ({len(SEEDS.split(','))} seeds, mean ± sd) | accuracy, tasks 1–{tenth} | "
+        f"accuracy, last {tenth} tasks | effective rank, first → last task | dead units, "
+        "first → last | units replaced |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, seeds in results.items():
+        early = [statistics.mean(x["test_acc"] for x in r["tasks"][:tenth]) for r in seeds]
+        late = [statistics.mean(x["test_acc"] for x in r["tasks"][-tenth:]) for r in seeds]
+        rank = [
+            (r["epochs"][0]["h1_effective_rank"], r["epochs"][-1]["h1_effective_rank"])
+            for r in seeds
+        ]
+        dead = [(r["epochs"][0]["h1_dead"], r["epochs"][-1]["h1_dead"]) for r in seeds]
+        replaced = [r["epochs"][-1].get("cbp_replaced", 0) for r in seeds]
+        rows.append(
+            f"| {name} | {_ms(early)} | {_ms(late)}"
+            f" | {statistics.mean(a for a, _ in rank):.1f} → {_ms_plain([b for _, b in rank])}"
+            f" | {statistics.mean(a for a, _ in dead):.0%} → {_ms([b for _, b in dead])}"
+            f" | {statistics.mean(replaced):,.0f} |"
+        )
+    return f"(`nnlab summary {sweep_id}` pools the same seeds)\n\n" + "\n".join(rows)
+
+
+def _ms_plain(values: list[float]) -> str:
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def _plasticity_figure(results: dict[str, list[dict]]) -> None:
+    """Three panels against the task: accuracy (10-task mean), effective rank, dead units;
+    each method's mean over its seeds, shaded ± one sd."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    results = {}
-    for name, flags in METHODS.items():
-        run_id = nnlab(runs, "train", *PLASTIC, *flags)
-        run = folders.open_run(run_id, runs)
-        lines = metrics.read(run.metrics)
-        results[name] = {
-            "tasks": metrics.of_kind(lines, "task"),
-            "epochs": metrics.of_kind(lines, "epoch"),
-            "seconds": run.meta()["train_seconds"],
-        }
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), dpi=80)
-    for name, r in results.items():
-        t = [x["task"] for x in r["tasks"]]
-        acc = [x["test_acc"] for x in r["tasks"]]
-        axes[0].plot(t, _smooth(acc), lw=1.2, label=name)
-        axes[1].plot(t, [e["h1_effective_rank"] for e in r["epochs"]], lw=1.2, label=name)
-        axes[2].plot(t, [100 * e["h1_dead"] for e in r["epochs"]], lw=1.2, label=name)
-    for ax, title in zip(
-        axes,
-        (
-            "test accuracy at the end of each task (mean of 10)",
-            "effective rank of the hidden layer",
-            "dead hidden units (%)",
-        ),
-        strict=True,
-    ):
+    for name, seeds in results.items():
+        t = [x["task"] for x in seeds[0]["tasks"]]
+        panels = (
+            np.array([_smooth([x["test_acc"] for x in r["tasks"]]) for r in seeds]),
+            np.array([[e["h1_effective_rank"] for e in r["epochs"]] for r in seeds]),
+            np.array([[100 * e["h1_dead"] for e in r["epochs"]] for r in seeds]),
+        )
+        for ax, values in zip(axes, panels, strict=True):
+            mean, sd = values.mean(0), values.std(0, ddof=1)
+            (line,) = ax.plot(t[: len(mean)], mean, lw=1.2, label=name)
+            ax.fill_between(t[: len(mean)], mean - sd, mean + sd, alpha=0.2, color=line.get_color())
+    titles = (
+        "test accuracy at the end of each task (mean of 10)",
+        "effective rank of the hidden layer",
+        "dead hidden units (%)",
+    )
+    for ax, title in zip(axes, titles, strict=True):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("task")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(
-        f"Permuted MNIST (bundled sample): {TASKS} tasks of one epoch, 784-100-10 ReLU, SGD "
-        "lr 0.05, batch 32",
+        f"Permuted MNIST (bundled sample): {TASKS} tasks of one epoch, 784-100-10 ReLU, Kaiming "
+        f"init, SGD lr 0.05, batch 32; mean ± sd over seeds {SEEDS}",
         fontsize=10,
     )
     fig.tight_layout()
     fig.savefig(DOCS / "plasticity.png")
     plt.close(fig)
-    tenth = TASKS // 10
-    rows = [
-        f"| method | accuracy, tasks 1–{tenth} | accuracy, last {tenth} tasks | effective rank, "
-        "first → last task | dead units, first → last | weight norm, first → last | units "
-        "replaced |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, r in results.items():
-        acc = [x["test_acc"] for x in r["tasks"]]
-        first, last = r["epochs"][0], r["epochs"][-1]
-        rows.append(
-            f"| {name} | {statistics.mean(acc[:tenth]):.1%} | {statistics.mean(acc[-tenth:]):.1%}"
-            f" | {first['h1_effective_rank']:.1f} → {last['h1_effective_rank']:.1f}"
-            f" | {first['h1_dead']:.0%} → {last['h1_dead']:.0%}"
-            f" | {first['h1_weight_norm']:.1f} → {last['h1_weight_norm']:.1f}"
-            f" | {last.get('cbp_replaced', 0):,} |"
-        )
-    return "\n".join(rows)
 
 
 def _smooth(values: list[float], k: int = 10) -> list[float]:
