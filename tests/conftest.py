@@ -84,3 +84,14 @@ def nnlab():
         return Result(code, out.getvalue(), err.getvalue())
 
     return call
+
+
+def digests(root) -> dict[str, str]:
+    """sha256 of every file under root, by relative path: what a command must not change."""
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }

@@ -23,6 +23,7 @@ from nnlab.store import folders, record
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing import event_accumulator as ea  # noqa: E402
 
+from tests.conftest import digests  # noqa: E402
 from tests.test_tensorboard import assert_scalars_match_run, read_scalars  # noqa: E402
 
 SWEEP = "sweep-vae-20260101-000000"
@@ -212,16 +213,6 @@ def test_a_tensorboard_server_serves_the_export(nnlab, runs, copied):
         server.wait(timeout=30)
 
 
-def _digests(root: Path) -> dict[str, str]:
-    import hashlib
-
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
 def test_force_replaces_only_an_earlier_export(nnlab, runs, copied, tmp_path):
     """--force never deletes what nnlab did not export: the store, a run, a folder of the
     user's, a file, an export with a file added to it; each refused in one line, nothing
@@ -236,12 +227,12 @@ def test_force_replaces_only_an_earlier_export(nnlab, runs, copied, tmp_path):
     assert exported.code == 0
     added = Path(exported.out.strip())
     (added / "mine.txt").write_text("added by hand")
-    before = {"store": _digests(runs), "decoy": _digests(decoy)}
+    before = {"store": digests(runs), "decoy": digests(decoy)}
     for logdir in (runs, runs / other, decoy, afile, added):
         r = nnlab("export", copied["vae10"], "--snapshots=last", f"--logdir={logdir}", "--force")
         assert r.code == 2 and "--force replaces only an earlier nnlab export" in r.err, r.err
         assert r.err.count("\n") == 1
-    assert {"store": _digests(runs), "decoy": _digests(decoy)} == before
+    assert {"store": digests(runs), "decoy": digests(decoy)} == before
     assert afile.read_text() == "a file" and not list(tmp_path.glob(".tmp-*"))
     # an export nnlab wrote is replaced, and says what it holds
     (added / "mine.txt").unlink()

@@ -15,7 +15,7 @@ import torch
 
 from nnlab.commands import sweep
 from nnlab.store import folders, sweeps
-from tests.conftest import FAST
+from tests.conftest import FAST, digests
 from tests.test_reliability import _spawn
 from tests.test_train import _assert_same_run
 
@@ -328,16 +328,6 @@ def test_a_damaged_sweep_record_is_one_line(nnlab, runs, change):
         assert r.code == 2 and "sweep.json: damaged" in r.err and r.err.count("\n") == 1, r.err
 
 
-def _digests(root: Path) -> dict:
-    import hashlib
-
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
 def test_a_point_never_removes_or_adopts_a_folder_it_did_not_make(runs):
     """A folder at a point's id that this sweep did not make for that point (another
     sweep, a user's folder, a run of someone else's through a tampered sweep.json) is
@@ -363,7 +353,7 @@ def test_a_point_never_removes_or_adopts_a_folder_it_did_not_make(runs):
     run = folders.Run(runs, theirs.name)
     files_meta = {"format": 1, "id": theirs.name, "model": "vae", "status": "finished"}
     run.write_meta(files_meta)
-    before = _digests(runs)
+    before = digests(runs)
     threads = torch.get_num_threads()
     for i, needle in (
         (0, "nnlab did not make it"),
@@ -373,7 +363,7 @@ def test_a_point_never_removes_or_adopts_a_folder_it_did_not_make(runs):
         with pytest.raises(RunError, match=needle) as e:
             sweep.run_point(sw, sw.record(), i, threads=1)
         assert "\n" not in str(e.value)
-    assert _digests(runs) == before
+    assert digests(runs) == before
     assert torch.get_num_threads() == threads  # refused before it set the worker's threads
     assert [sw.point_status(sw.record(), i) for i in range(3)] == [
         "interrupted",
