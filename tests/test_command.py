@@ -77,3 +77,26 @@ def test_a_command_that_takes_config_fields_gets_them_in_order_with_repeats():
 def test_allowed_values_by_reference_are_read_when_asked():
     opt = Option("kind", "auto", str, "what", choices="nnlab.render.sources:KINDS")
     assert opt.allowed() == ("auto", "density", "scatter")
+
+
+def _switch(name="show"):
+    return Command(
+        "show",
+        lambda run_id=None, *, json: repr((run_id, json)),
+        Positional("run_id", "RUN_ID", "a run"),
+        (Option("json", False, bool, "as JSON"),),
+    )
+
+
+@pytest.mark.parametrize(
+    "tokens, expected",
+    [
+        (["--json", "r1"], ("r1", "true")),  # a bare switch before the run id: true
+        (["r1", "--json"], ("r1", "true")),
+        (["--json", "false", "r1"], ("r1", "false")),  # a true/false word is its value
+        (["--json=no", "r1"], ("r1", "no")),
+    ],
+)
+def test_a_switch_before_the_run_id_does_not_swallow_it(tokens, expected):
+    command = _switch()
+    assert _run(command, command.switches(tokens)) == repr(expected)

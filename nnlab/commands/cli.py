@@ -182,11 +182,11 @@ def main(argv: list[str] | None = None) -> None:
             hint = did_you_mean(argv[0], COMMANDS)
             raise NnlabError(f"unknown command '{argv[0]}'{hint} (see nnlab --help)")
         command = COMMANDS[argv[0]]
-        tokens = argv[1:]
+        tokens = command.switches(argv[1:])
         flags = command.check(tokens)
         import fire
 
-        call = command.dispatcher(tokens, flags)
+        call = command.dispatcher(argv[1:], flags)  # the sweep records what was typed
         fire.Fire(
             {command.name: call}, [command.name, *command.fire_tokens(tokens, flags)], "nnlab"
         )

@@ -72,6 +72,19 @@ class Command:
             self._index.update({o.name: o for o in self.options})
         return self._index.get(name)
 
+    def switches(self, tokens: list[str]) -> list[str]:
+        """The tokens with each true/false option typed alone made explicit: in
+        `nnlab summary --json RUN_ID` the run id is the positional argument, not the value
+        of --json (a value is still read when it is a true/false word: --json false)."""
+        bools = {f"--{o.name}" for o in self.options if o.type is bool}
+        words = (*options.TRUE_WORDS, *options.FALSE_WORDS)
+        out = []
+        for i, tok in enumerate(tokens):
+            nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+            bare = nxt is None or options.is_flag(nxt) or nxt.lower() not in words
+            out.append(f"{tok}=true" if tok in bools and bare else tok)
+        return out
+
     def check(self, tokens: list[str]) -> list[tuple[str, str]]:
         """Refuse, before anything runs, what Fire would take up only after the work is done
         (or never): unknown options, stray arguments, Fire's own separators. Returns every

@@ -31,3 +31,15 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     if close:
         return f" (did you mean '{close[0]}'?)"
     return f" (choose from: {', '.join(choices)})"
+
+
+def closest_ids(word: str, ids: Iterable[str], lister: str) -> str:
+    """' (did you mean X?)' or ' (did you mean X, Y or Z?)' for the nearest of many ids (at
+    most five, 'latest' among them), else where to see them all: a store holds hundreds
+    of runs, too many to list in an error."""
+    close = difflib.get_close_matches(str(word), ["latest", *ids], n=5, cutoff=0.6)
+    if not close:
+        return f" ({lister} lists them)"
+    quoted = [f"'{c}'" for c in close]
+    shown = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+    return f" (did you mean {shown}?)"

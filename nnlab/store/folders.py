@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnlab.helpers.errors import NnlabError, RunError, did_you_mean
+from nnlab.helpers.errors import NnlabError, RunError, closest_ids
 from nnlab.helpers.files import (
     TMP_PREFIX,
     Lock,
@@ -227,7 +227,7 @@ def open_run(run_id: Any, runs_dir: str | Path | None = None) -> Run:
         hint = ""
         ids = list_run_ids(root)
         if ids:
-            hint = did_you_mean(run_id, ids) if len(ids) < 200 else ""
+            hint = closest_ids(run_id, ids, "nnlab summary")
         raise NnlabError(f"no run '{run_id}' in {root}{hint}")
     check_tree(path)
     return Run(root, run_id)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnlab.helpers.errors import NnlabError, RunError, did_you_mean
+from nnlab.helpers.errors import NnlabError, RunError, closest_ids
 from nnlab.helpers.files import TMP_PREFIX, Lock, read_json, write_json
 from nnlab.store import folders, schema
 
@@ -122,7 +122,7 @@ def open_sweep(sweep_id: Any, runs_dir: str | Path | None = None) -> Sweep:
         raise NnlabError(f"refusing sweep {sweep_id}: its directory points outside {root}")
     if not (path / folders.SWEEP_FILE).is_file():
         ids = list_sweep_ids(root)
-        hint = did_you_mean(sweep_id, ids) if ids and len(ids) < 200 else ""
+        hint = closest_ids(sweep_id, ids, "nnlab summary") if ids else ""
         raise NnlabError(f"no sweep '{sweep_id}' in {root}{hint}")
     folders.check_tree(path)
     return Sweep(root, sweep_id)
