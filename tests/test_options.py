@@ -85,3 +85,10 @@ def test_command_line_split_keeps_the_text_typed():
         ["r"],
         [("lr", "-1"), ("c", "a"), ("c", "b")],
     )
+
+
+def test_layer_sizes_as_papers_write_them():
+    assert options.parse_value("sizes", "784-10-3-10", list[int]) == [784, 10, 3, 10]
+    assert options.parse_value("sizes", "[784,10]", list[int]) == [784, 10]
+    with pytest.raises(NnlabError):
+        options.parse_value("dropout", "0.2-0.5", list[float])  # only whole numbers

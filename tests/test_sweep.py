@@ -223,6 +223,8 @@ def test_a_diverging_point_is_recorded_and_the_others_go_on(nnlab, runs, monkeyp
         (["--resume", "x", "--beta=1,2"], "--resume takes only"),
         (["nosuch", "--beta=1,2"], "unknown model 'nosuch'"),
         (["vae", "--beta=1,2", "--name=p0"], "a sweep's name may not be p and digits"),
+        (["vae", "--hidden_dims=256,128,512"], "sweep a list field as bracketed groups"),
+        (["vae", "--beta=[1,10]"], "write the values without brackets, e.g. --beta=1,10"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(nnlab, runs, args, message):

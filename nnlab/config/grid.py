@@ -70,6 +70,10 @@ def split_values(key: str, text: str, typ: Any) -> list[str]:
                 f"--{key}=[256,128],[512]"
             )
         return [text]  # 256,128: one list value
+    if "[" in text or "]" in text:  # --beta=[1,10]: a scalar field's values need none
+        raise NnlabError(
+            f"--{key}={text}: to sweep it, write the values without brackets, e.g. --{key}=1,10"
+        )
     parts = [p.strip() for p in text.split(",")]
     if not text or any(not p for p in parts):
         raise NnlabError(f"--{key}={text}: give a value or a comma-separated list, e.g. 1,10")
@@ -111,6 +115,12 @@ def build(
             base[key] = values[0]
         else:
             axes[key] = values
+    lists = [k for k, t in flags if typing.get_origin(types.get(k)) is list and "," in t]
+    if not axes and lists:  # --hidden_dims=256,128,512 is one list value, not three
+        raise NnlabError(
+            f"nothing to sweep: --{lists[0]} is one list; sweep a list field as bracketed "
+            f"groups, e.g. --{lists[0]}=[256,128],[512]"
+        )
     if not axes:
         raise NnlabError(
             "nothing to sweep: give at least one flag with several values, e.g. --beta=1,10"

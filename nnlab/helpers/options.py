@@ -82,6 +82,8 @@ def parse_value(key: str, text: str, typ: Any) -> Any:
     args = typing.get_args(typ)
     if origin is list:
         inner = text.strip()
+        if args[0] is int and re.fullmatch(r"\d+(-\d+)+", inner):
+            inner = inner.replace("-", ",")  # 784-10-3-10, as papers and the README write it
         if inner.startswith(("[", "(")) and inner.endswith(("]", ")")):
             inner = inner[1:-1]
         parts = [p for p in (s.strip() for s in inner.split(",")) if p]
