@@ -143,3 +143,24 @@ def test_console_script_end_to_end(tmp_path):
         env={"PAGER": "cat", "PATH": "/usr/bin:/bin"},
     )
     assert h.returncode == 0 and "train" in h.stdout and "summary" in h.stdout
+
+
+def test_small_things_a_new_user_met(nnlab, runs, trained, tmp_path, monkeypatch):
+    """A finished run's resume says it is finished; --compare names each run once; a
+    relative --out is printed absolute; a VAE's KL per dimension is named z₁, z₂."""
+    import shutil
+
+    root, ids = trained
+    runs.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(root / ids["vae"], runs / ids["vae"])
+    run_id = ids["vae"]
+    r = nnlab("train", "--resume", run_id)
+    assert r.code == 0 and r.out.strip() == run_id and "is finished already" in r.err
+    assert "resuming" not in r.err
+    r = nnlab("animate", run_id, f"--compare={run_id}")
+    assert r.code == 2 and f"--compare: {run_id} is drawn already" in r.err
+    monkeypatch.chdir(tmp_path)
+    r = nnlab("report", run_id, "--out=page.html")
+    assert r.code == 0 and r.out.strip() == str(tmp_path / "page.html")
+    r = nnlab("embed", run_id)
+    assert r.code == 0 and "z₁:" in r.err and "z₂:" in r.err

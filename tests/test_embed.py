@@ -27,7 +27,7 @@ def test_vae_embed_matches_last_snapshot_and_reports_kl(nnlab, runs):
     np.testing.assert_allclose(z["mu"], rec.points[-1], atol=1e-5)
     np.testing.assert_allclose(z["sd"], rec.sd[-1], atol=1e-5)
     kl = kl_to_standard_normal(torch.from_numpy(z["mu"]), torch.from_numpy(z["sd"])).mean(0)
-    shown = [float(v) for v in re.findall(r"z\d: ([0-9.]+)", r.err)]
+    shown = [float(v) for v in re.findall(r"z[₀-₉]+: ([0-9.]+)", r.err)]
     np.testing.assert_allclose(shown, kl.numpy(), atol=1e-3)
 
 

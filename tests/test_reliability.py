@@ -133,8 +133,9 @@ def test_planted_pickle_checkpoint_is_refused(nnlab, runs, tmp_path, command):
             runs / run_id / "checkpoints" / name,
             pickle_module=pickle,
         )
-    args = ["train", "--resume", run_id] if command == "resume" else [command, run_id]
-    r = nnlab(*args)
+    # (a finished run's resume loads nothing: --epochs=2 makes it load the checkpoint)
+    resume = ["train", "--resume", run_id, "--epochs=2"]
+    r = nnlab(*(resume if command == "resume" else [command, run_id]))
     assert r.code != 0 and "cannot be loaded safely" in r.err
     assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
     assert not sentinel.exists()

@@ -104,13 +104,19 @@ def command_page(command: Command) -> str:
     shown = "" if pos is None else (f"[{pos.shown}]" if pos.optional else pos.shown)
     lines = _page_start(command, f"usage: nnlab {command.name} {shown} [--OPTION=VALUE ...]")
     rows = [] if pos is None else [(pos.shown, pos.help)]
+    return "\n".join([*lines, "", "options:", *_rows(rows + _option_rows(command))])
+
+
+def _option_rows(command: Command) -> list[tuple[str, str]]:
+    """--name=TYPE and meaning (allowed values, default) of each declared option."""
+    rows = []
     for o in command.options:
         typ = o.metavar or ("CHOICE" if o.allowed() else type_name(o.type))
         text = _text(o)
         if o.default is not None and o.default is not False:
             text += f" [default: {_shown(o.default)}]"
         rows.append((f"--{o.name}" + ("" if typ == "BOOL" else f"={typ}"), text))
-    return "\n".join([*lines, "", "options:", *_rows(rows)])
+    return rows
 
 
 def sweep_page(command: Command) -> str:
@@ -121,7 +127,7 @@ def sweep_page(command: Command) -> str:
         "[--FIELD2=...] [--OPTION=VALUE ...]\n       nnlab sweep --resume SWEEP_ID "
         "[--jobs=N] [--executor=local|ray]"
     )
-    rows = [(f"--{o.name}", _text(o)) for o in command.options]
+    rows = _option_rows(command)
     return "\n".join(
         [
             *_page_start(command, usage),

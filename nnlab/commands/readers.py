@@ -50,6 +50,9 @@ def animate(run_id: str | None = None, *, kind, classes, fps, every, out, compar
     others = [o for o in (compare or "").split(",") if o]
     if compare is not None and not others:  # e.g. --compare="$id" with id unset: say so
         raise NnlabError("--compare: give the run ids to draw beside RUN_ID, e.g. --compare=ID")
+    twice = next((o for i, o in enumerate(others) if o in (run_id, *others[:i])), None)
+    if twice is not None:  # it would be drawn twice, side by side with itself
+        raise NnlabError(f"--compare: {twice} is drawn already; name each run once")
     paths = animate_run(
         _required_id(run_id, "animate"),
         runs_dir,

@@ -146,6 +146,14 @@ def resume(
                 f"give --epochs={max(done, 1)} or more"
             )
         cfg = dataclasses.replace(cfg, epochs=int(epochs))
+    done = int(meta.get("epochs_done") or 0)
+    if meta.get("status") == "finished" and cfg.epochs <= done:
+        console.print(
+            f"run {run.id} is finished already ({done} epoch(s)): nothing to resume "
+            f"(--epochs={done + 1} or more trains it on)",
+            soft_wrap=True,
+        )
+        return run.id
     run.acquire()
     try:
         from nnlab.training import trainer as loop

@@ -125,7 +125,7 @@ def _expand(ids: list[str], runs_dir) -> tuple[list[str], list[str]]:
 def _output_path(out, first: str, runs_dir) -> Path:
     """--out=FILE.html (its folder must exist), or report.html in the first id's media."""
     if out:
-        path = Path(str(out)).expanduser()
+        path = Path(str(out)).expanduser().absolute()  # printed absolute, as other paths
         if path.suffix.lower() != ".html":
             raise NnlabError(f"--out={out}: give a file name ending in .html")
         if not path.parent.is_dir():
