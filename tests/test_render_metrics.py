@@ -24,3 +24,21 @@ def test_a_vae_gets_no_accuracy_and_one_panel_per_latent_metric_group():
     series = {"step": np.array([0, 4]), "ncm_accuracy": np.array([0.1, 0.2])}
     titles = [t for t, _ in panel_list(build("vae"), [], series)]
     assert titles == ["loss", "nearest-class-mean accuracy"]
+
+
+def test_a_one_epoch_run_draws_its_numbers_as_points():
+    """One epoch line gives one value a curve: drawn as a point, not as an invisible line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nnlab.render.metrics import _draw_panel
+
+    line = {"kind": "epoch", "step": 113, "epoch": 1, "train_acc": 0.8, "h1_dead": 0.1}
+    for title, keys in (("accuracy", None), ("unit health: share of dead units", ("h1_dead",))):
+        fig, ax = plt.subplots()
+        _draw_panel(ax, title, keys, [line], {})
+        drawn = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 1]
+        assert drawn and all(ln.get_marker() == "o" for ln in drawn), title
+        plt.close(fig)

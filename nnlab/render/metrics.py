@@ -123,7 +123,8 @@ def _draw_panel(ax, title: str, keys, lines: list[dict], series: dict) -> None:
     elif title.startswith("unit health"):
         for key in keys:
             pts = [(m["step"], m[key]) for m in epochs if key in m]
-            ax.plot(*zip(*pts, strict=True), "-", ms=2, label=key.split("_")[0])
+            style = "o-" if len(pts) == 1 else "-"  # one epoch: a point, not an empty line
+            ax.plot(*zip(*pts, strict=True), style, ms=3, label=key.split("_")[0])
         ax.legend(fontsize=8, ncol=min(len(keys), 4))
     elif keys[0] in {m.key for m in latent.METRICS if m.vector}:  # one line per dimension
         values = series[keys[0]]
@@ -141,6 +142,8 @@ def _epoch_curves(ax, epochs: list[dict], keys) -> None:
     """Per-epoch values of each key (with its line style) against step, and a legend."""
     for key, style in keys:
         pts = [(m["step"], m[key]) for m in epochs if key in m]
+        if len(pts) == 1 and not any(c in style for c in "os"):
+            style = "o" + style  # one epoch: a point, not an empty line
         if pts:
             ax.plot(*zip(*pts, strict=True), style, ms=3, label=key.replace("_", " "))
     ax.legend(fontsize=8)
