@@ -1,7 +1,7 @@
 """Where a sweep's points run: a pool of local worker processes, or tasks on a Ray cluster.
 
 Both report each point's end through `on_event(index, status, error)` and leave the
-training to the point's worker (nnlab.commands.sweep.run_point), which starts or resumes the
+training to the point's worker (nnlab.commands.worker.run_point), which starts or resumes the
 point's run. A worker that is killed mid-run has its point started again, which resumes
 the run from its last checkpoint: locally by this pool, on Ray by Ray's task retry.
 
@@ -190,7 +190,7 @@ class _Pool:
         coordinator only, which passes it on)."""
         self.spawned += 1
         log = log_path(self.sweep, f"worker-{self.spawned}")
-        module = "nnlab.commands.sweep"
+        module = "nnlab.commands.worker"
         args = [str(self.sweep.root), self.sweep.id, str(self.settings.threads)]
         with open(log, "a", encoding="utf-8") as err:
             proc = subprocess.Popen(
