@@ -95,7 +95,6 @@ def test_each_panel_names_its_own_runs_classes():
 
     def source(dataset):
         rec = record.Recording(
-            ("mu", "sd"),
             np.array([0]),
             np.array([0.0]),
             np.arange(10),

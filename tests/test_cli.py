@@ -26,6 +26,8 @@ from tests.conftest import FAST
         (["train", "--resume", "nope-1", "--beta=3"], "--resume takes only --epochs"),
         (["summary", "nope-1"], "no run 'nope-1'"),
         (["summary", "a/../../b"], "invalid run id"),
+        (["summary", "12"], "invalid run id '12'"),  # digits stay the text typed
+        (["animate", "007"], "invalid run id '007'"),
         (["trian"], "unknown command 'trian' (did you mean 'train'?)"),
         (["train", "vae", "--val_fraction=0", "--probe_split=val"], "no validation split"),
         (["animate"], "give a run id: nnlab animate RUN_ID"),

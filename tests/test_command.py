@@ -27,9 +27,10 @@ ECHO = Command(
 
 
 def _run(command: Command, tokens: list[str]) -> str:
-    flags = command.check(tokens)
+    positional, flags = command.check(tokens)
     call = command.dispatcher(tokens, flags)
-    return fire.Fire({command.name: call}, [command.name, *command.fire_tokens(tokens, flags)])
+    typed = command.fire_tokens(tokens, positional, flags)
+    return fire.Fire({command.name: call}, [command.name, *typed])
 
 
 def test_values_arrive_as_typed_with_declared_defaults():

@@ -3,7 +3,7 @@ terminal."""
 
 from __future__ import annotations
 
-from nnlab.helpers.console import stderr_console, table_text, warn
+from nnlab.helpers.console import stderr_console, subscript, table_text, warn
 
 
 def test_messages_go_to_stderr_not_stdout(capsys):
@@ -25,3 +25,7 @@ def test_a_table_for_a_terminal_is_aligned():
     assert len(lines) == 3
     starts = {line.find(v) for line, v in zip(lines, ["n", "1", "22"], strict=True)}
     assert len(starts) == 1  # the second column starts at one place in every row
+
+
+def test_subscripts():
+    assert subscript(1) == "₁" and subscript(12) == "₁₂"

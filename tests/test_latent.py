@@ -78,7 +78,6 @@ def test_snapshot_metrics_on_constructed_recordings():
     centres = np.array([[0.0, 0], [0.0, 0], [30, 0]])  # classes 0 and 1 identical, 2 far away
     mu = centres[labels] + rng.normal(0, 1, (300, 2))
     rec = Recording(
-        ("mu", "sd"),
         np.array([5]),
         np.array([0.1]),
         labels,
@@ -93,7 +92,6 @@ def test_snapshot_metrics_on_constructed_recordings():
     assert m["active_units"] == 2 and m["step"] == 5  # both coordinates vary over the data
     act = np.clip(np.eye(3)[labels] + rng.normal(0, 0.02, (300, 3)), 0, 1)
     crec = Recording(
-        ("act",),
         np.array([0, 9]),
         np.zeros(2),
         labels,
@@ -161,7 +159,6 @@ def test_mixture_overlap_of_identical_mixtures_is_one():
 
 def _rec(mu, sd, labels):
     return Recording(
-        ("mu", "sd"),
         np.array([0]),
         np.array([0.0]),
         labels,

@@ -55,7 +55,6 @@ def test_int_list_however_fire_passed_it(value, expected):
         (lambda: options.parse_pair("1,2,3"), "give two test image indices"),
         (lambda: options.positive_int("0", "every"), "--every=0: expected a whole number"),
         (lambda: options.positive_number("inf", "fps"), "--fps=inf: expected a positive"),
-        (lambda: options.run_id_text(12), "invalid run id 12"),
     ],
 )
 def test_errors_name_the_option(call, needle):

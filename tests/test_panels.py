@@ -20,7 +20,6 @@ def test_density_panel_colours_each_class_where_it_lives():
     labels = np.repeat([0, 1], 50)
     mu = np.where(labels[:, None] == 0, [-2.0, 0.0], [2.0, 0.0]) + rng.normal(0, 0.1, (100, 2))
     rec = record.Recording(
-        ("mu", "sd"),
         np.array([0]),
         np.array([0.0]),
         labels,
@@ -56,7 +55,6 @@ def test_class_labels_never_overlap_even_when_the_classes_do():
 
     labels = np.repeat(np.arange(10), 20)
     rec = record.Recording(
-        ("mu", "sd"),
         np.array([0]),
         np.array([0.0]),
         labels,

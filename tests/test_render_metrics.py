@@ -38,7 +38,7 @@ def test_a_one_epoch_run_draws_its_numbers_as_points():
     line = {"kind": "epoch", "step": 113, "epoch": 1, "train_acc": 0.8, "h1_dead": 0.1}
     for title, keys in (("accuracy", None), ("unit health: share of dead units", ("h1_dead",))):
         fig, ax = plt.subplots()
-        _draw_panel(ax, title, keys, [line], {})
+        _draw_panel(ax, title, keys, {"step": [], "epoch": [line], "task": []}, {})
         drawn = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 1]
         assert drawn and all(ln.get_marker() == "o" for ln in drawn), title
         plt.close(fig)

@@ -11,7 +11,6 @@ from nnlab.store import record
 def test_align_by_fraction_when_lengths_differ():
     def src(steps):
         r = record.Recording(
-            ("mu", "sd"),
             np.array(steps),
             np.zeros(len(steps)),
             np.zeros(1, int),
@@ -37,7 +36,6 @@ def _outlier_source(frames=200, n=1000, seed=0):
     early = int(0.03 * frames)
     mu[:early, :20] = rng.uniform(6.0, 8.6, (early, 20, 2)) * rng.choice([-1, 1], (early, 20, 2))
     rec = record.Recording(
-        ("mu", "sd"),
         np.arange(frames),
         np.linspace(0, 1, frames),
         rng.integers(0, 10, n),

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from nnlab.render.style import class_colors, subscript
+from nnlab.render.style import class_colors
 
 
 def _lab(rgb):
@@ -32,7 +32,3 @@ def test_ten_classes_distinguishable_over_white():
     for alpha in (0.3, 0.45, 0.7):  # the density panels' range of opacities
         ours = _closest_pair(class_colors(), alpha)
         assert ours > 1.6 * _closest_pair(tab10, alpha) and ours > 9, alpha
-
-
-def test_subscripts():
-    assert subscript(1) == "₁" and subscript(12) == "₁₂"

@@ -155,11 +155,9 @@ def _valid(kind: str, value) -> bool:
         return v is None or isinstance(v, (int, str))
 
     def number(x) -> bool:
-        return (
-            x is None
-            or (isinstance(x, (int, float)) and not isinstance(x, bool))
-            and (math.isfinite(x))
-        )
+        if x is None:
+            return True
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
     def snapshot_ok(v) -> bool:
         if not (isinstance(v, dict) and isinstance(v.get("step"), int) and numbers_ok(v)):

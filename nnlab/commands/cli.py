@@ -183,13 +183,12 @@ def main(argv: list[str] | None = None) -> None:
             raise NnlabError(f"unknown command '{argv[0]}'{hint} (see nnlab --help)")
         command = COMMANDS[argv[0]]
         tokens = command.switches(argv[1:])
-        flags = command.check(tokens)
+        positional, flags = command.check(tokens)
         import fire
 
         call = command.dispatcher(argv[1:], flags)  # the sweep records what was typed
-        fire.Fire(
-            {command.name: call}, [command.name, *command.fire_tokens(tokens, flags)], "nnlab"
-        )
+        typed = command.fire_tokens(tokens, positional, flags)
+        fire.Fire({command.name: call}, [command.name, *typed], "nnlab")
     except TrainingStopped as e:
         if getattr(e, "run_id", None):
             try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from nnlab.helpers import options
 from nnlab.helpers.errors import NnlabError, did_you_mean
@@ -64,13 +64,6 @@ class Command:
     options: tuple[Option, ...]
     fields: bool = False
     keep_argv: bool = False  # the command gets the command line as typed (sweep records it)
-    _index: dict = field(default_factory=dict, compare=False, repr=False)
-
-    def option(self, name: str) -> Option | None:
-        """The declared option called name, if any."""
-        if not self._index:
-            self._index.update({o.name: o for o in self.options})
-        return self._index.get(name)
 
     def switches(self, tokens: list[str]) -> list[str]:
         """The tokens with each true/false option typed alone made explicit: in
@@ -85,10 +78,11 @@ class Command:
             out.append(f"{tok}=true" if tok in bools and bare else tok)
         return out
 
-    def check(self, tokens: list[str]) -> list[tuple[str, str]]:
+    def check(self, tokens: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
         """Refuse, before anything runs, what Fire would take up only after the work is done
-        (or never): unknown options, stray arguments, Fire's own separators. Returns every
-        --flag and its text, in order (a command that takes config fields gets them so)."""
+        (or never): unknown options, stray arguments, Fire's own separators. Returns the
+        positional arguments and every --flag with its text, in order (a command that takes
+        config fields gets them so)."""
         for tok in tokens:
             if tok in ("-", "--"):  # Fire's own separators: nnlab has no use for them
                 raise self._unexpected(tok)
@@ -102,14 +96,14 @@ class Command:
                 if key not in known:
                     hint = did_you_mean(key, known)
                     raise NnlabError(f"unknown option --{key} for '{self.name}'{hint}")
-        return flags
+        return positional, flags
 
-    def fire_tokens(self, tokens: list[str], flags: list[tuple[str, str]]) -> list[str]:
-        """The command's tokens for Fire, each repeatable option's texts joined into one."""
+    def fire_tokens(self, tokens: list[str], positional, flags: list[tuple[str, str]]) -> list[str]:
+        """The command's tokens for Fire (check's split of them given), each repeatable
+        option's texts joined into one."""
         repeated = {o.name for o in self.options if o.repeat}
         if not repeated:
             return list(tokens)
-        positional, _ = options.split_command_line(tokens)
         joined = {n: [v for k, v in flags if k == n] for n in repeated}
         kept = [f"--{k}={v}" for k, v in flags if k not in repeated]
         return [*positional, *kept, *(f"--{n}={','.join(v)}" for n, v in joined.items() if v)]

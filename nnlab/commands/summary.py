@@ -61,14 +61,14 @@ def describe(run_id: str, runs_dir=None) -> dict:
 
     opened = folders.read_run(run_id, runs_dir)  # refuses a damaged or foreign config.yaml
     run, meta, cfg = opened.run, opened.meta, opened.cfg
-    _, chunk_max = schema.size_ceilings(cfg, meta)
+    checkpoint_max, chunk_max = schema.size_ceilings(cfg, meta)
     problems = []  # damage that does not stop the summary is shown, not hidden
     lines, too_big = _metric_lines(opened, problems)
     try:
         snaps = snapshot_count(run.latents, chunk_max)
     except NnlabError as e:
         snaps, problems = None, [*problems, str(e)]
-    nothing_yet = _check_files(opened, too_big, snaps, problems)
+    nothing_yet = _check_files(opened, too_big, snaps, checkpoint_max, problems)
     trend = None
     if snaps:
         try:
@@ -93,7 +93,9 @@ def _metric_lines(opened: folders.Opened, problems: list[str]) -> tuple[list[dic
     return lines, False
 
 
-def _check_files(opened: folders.Opened, too_big: bool, snaps, problems: list[str]) -> bool:
+def _check_files(
+    opened: folders.Opened, too_big: bool, snaps, checkpoint_max: int, problems: list[str]
+) -> bool:
     """Damage to the metrics log, the recording and the checkpoints, added to problems;
     returns whether the run was killed before its first checkpoint (nothing to resume,
     and nothing damaged)."""
@@ -108,7 +110,6 @@ def _check_files(opened: folders.Opened, too_big: bool, snaps, problems: list[st
     nothing_yet = not (run.checkpoints / "latest.pt").exists() and not meta.get("steps_done")
     expected = [] if nothing_yet else ["latest.pt"]
     expected += ["final.pt"] if meta.get("status") == "finished" else []
-    checkpoint_max = schema.size_ceilings(opened.cfg, meta)[0]
     for name in ("latest.pt", "final.pt"):
         p = run.checkpoints / name
         if p.exists():

@@ -15,6 +15,7 @@ from nnlab.families.family import (
     Config,
     Family,
 )
+from nnlab.helpers.console import subscript
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.options import added_later, option
 
@@ -149,14 +150,9 @@ class VAEFamily(Family):
         kl = kl_to_standard_normal(encoded.points, encoded.sd).mean(0).tolist()
         return {}, (
             f"mean KL to N(0, I) per latent dimension on {where}: "
-            + ", ".join(f"z{_subscript(i + 1)}: {v:.3f}" for i, v in enumerate(kl))
+            + ", ".join(f"z{subscript(i + 1)}: {v:.3f}" for i, v in enumerate(kl))
             + f" · total {sum(kl):.3f} nats"
         )
 
 
 VAE = VAEFamily()
-
-
-def _subscript(n: int) -> str:
-    """n in subscript digits, as the plots name latent dimensions (z₁, z₂, ...)."""
-    return "".join("₀₁₂₃₄₅₆₇₈₉"[int(d)] for d in str(n))

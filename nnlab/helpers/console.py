@@ -40,3 +40,8 @@ def table_text(header: list[str], cells: list[list[str]], color: bool) -> str:
     width = shutil.get_terminal_size((120, 24)).columns
     Console(file=buf, force_terminal=True, width=width, highlight=False).print(t)
     return buf.getvalue().rstrip("\n")
+
+
+def subscript(i: int) -> str:
+    """i in subscript digits (z₁, h₂), as every picture and message names latent axes."""
+    return str(i).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))

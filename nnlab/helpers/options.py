@@ -165,18 +165,6 @@ def positive_number(value, name: str) -> float:
     return x
 
 
-def text_or_none(value) -> str | None:
-    """An optional option as text (Fire may have made a number of it)."""
-    return None if value is None else str(value)
-
-
-def run_id_text(run_id):
-    """A run id as Fire passed it: text stays text, anything else is refused clearly."""
-    if run_id is None or isinstance(run_id, str):
-        return run_id
-    raise NnlabError(f"invalid run id {run_id!r}: run ids are text like vae-20260101-120000")
-
-
 def is_flag(token: str) -> bool:
     """Whether Fire reads a token as a flag: --anything, or -x / -x=... (a negative number
     such as -1 is a value)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnlab import families
+from nnlab.helpers.console import subscript
 from nnlab.helpers.errors import RunError
 from nnlab.helpers.options import parse_units
 from nnlab.store import folders
@@ -84,7 +85,7 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
         folder / f"masks-{tag}.gif", images, titles, vmax, label, layers if composed else 0
     )
     what = (
-        f"composed map W{_sub(layers)}···W₁ of a linear network (no non-linearity)"
+        f"composed map W{subscript(layers)}···W₁ of a linear network (no non-linearity)"
         if composed
         else "first layer weights"
     )
@@ -143,8 +144,3 @@ def _masks_grid(path, images, titles, vmax: float, label: str, heading: str):
     path = write_png(path, figure_to_array(fig))
     plt.close(fig)
     return path
-
-
-def _sub(n: int) -> str:
-    """n as subscript digits."""
-    return str(n).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))

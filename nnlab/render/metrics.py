@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from nnlab import families
 from nnlab.analysis import latent
-from nnlab.helpers.console import stderr_console
+from nnlab.helpers.console import stderr_console, subscript
 from nnlab.helpers.progress import CountProgress
-from nnlab.render.style import subscript
 from nnlab.store import folders, metrics, record, schema
 
 
@@ -56,6 +55,7 @@ def plot_metrics(run_id, runs_dir=None):
     schema.check_metrics(run.metrics, cfg, meta)
     lines = metrics.read(run.metrics)
     series = _latent_series(opened)
+    kinds = {k: metrics.of_kind(lines, k) for k in ("step", "epoch", "task")}  # once
     panels = panel_list(cfg, lines, series)
     cols = 2 if len(panels) > 1 else 1
     rows = -(-len(panels) // cols)
@@ -66,7 +66,7 @@ def plot_metrics(run_id, runs_dir=None):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        _draw_panel(ax, title, keys, lines, series)
+        _draw_panel(ax, title, keys, kinds, series)
     fig.suptitle(f"{run.id} · {meta.get('model')} on {meta.get('dataset')}", fontsize=10)
     fig.tight_layout()
     folder = run.file("media")
@@ -101,11 +101,11 @@ def _latent_series(opened: folders.Opened) -> dict:
         return latent.series(rec, 200, on_step=bar.advance)
 
 
-def _draw_panel(ax, title: str, keys, lines: list[dict], series: dict) -> None:
+def _draw_panel(ax, title: str, keys, kinds: dict[str, list[dict]], series: dict) -> None:
     """One panel of the metrics plot: its curves and legend."""
-    epochs = metrics.of_kind(lines, "epoch")
+    epochs = kinds["epoch"]
     if title == "loss":
-        steps = metrics.of_kind(lines, "step")
+        steps = kinds["step"]
         if steps:
             x, y = [m["step"] for m in steps], [m["loss"] for m in steps]
             ax.plot(x, y, lw=0.8, color="0.5", label="train (per log step)")
@@ -114,7 +114,7 @@ def _draw_panel(ax, title: str, keys, lines: list[dict], series: dict) -> None:
         _epoch_curves(ax, epochs, (("train_acc", "-"), ("val_acc", "o-"), ("test_acc", "s--")))
     elif title.startswith("accuracy at the end"):
         ax.set_xlabel("task")
-        task_lines = metrics.of_kind(lines, "task")
+        task_lines = kinds["task"]
         for key, style in (("train_acc", "-"), ("test_acc", "-")):
             pts = [(t["task"], t[key]) for t in task_lines if key in t]
             if pts:

@@ -36,8 +36,3 @@ def class_colors() -> np.ndarray:
     from matplotlib.colors import to_rgb
 
     return np.array([to_rgb(c) for c in CLASS_COLORS])
-
-
-def subscript(i: int) -> str:
-    """i in subscript digits (z₁, h₂), as every picture names latent axes."""
-    return str(i).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))

@@ -47,7 +47,6 @@ def probe_indices(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
 class Recording:
     """A whole recording read back: steps, epochs, labels and the latent arrays."""
 
-    names: tuple[str, ...]  # the arrays of a snapshot, as the family names them on disk
     steps: np.ndarray  # (S,) int64
     epochs: np.ndarray  # (S,) float64: epochs done, fractional within an epoch
     labels: np.ndarray  # (N,) int64
@@ -198,7 +197,6 @@ def load_recording(
         if v.ndim != 3 or v.shape[0] != len(steps) or v.shape[1] != n:
             raise RunError(f"{folder}: damaged ('{k}' has shape {v.shape})")
     return Recording(
-        names=keys,
         steps=steps,
         epochs=np.concatenate([part["epochs"] for part in parts]).astype(np.float64),
         labels=probe["labels"].astype(np.int64),

@@ -140,12 +140,10 @@ class LiveBoard:
         """One snapshot as the recording will read it back (stored dtype, then float32)."""
         import numpy as np
 
-        from nnlab import families
         from nnlab.store import record
 
         tr = self.trainer
         return record.Recording(
-            names=families.of(tr.cfg).arrays,
             steps=np.array([step]),
             epochs=np.array([epoch]),
             labels=np.asarray(tr.probe_labels, dtype=np.int64),
