@@ -20,7 +20,17 @@ VAE_RUN = "vae-20261129-022720-format1"
 # The layers, bottom to top: a module may import the modules of its own package and of
 # the packages below it, never of one above (the import-cycle test covers a package's
 # own modules). A new package must be placed here.
-LAYERS = ["helpers", "families", "config", "store", "analysis", "training", "render", "commands"]
+LAYERS = [
+    "helpers",
+    "families",
+    "config",
+    "store",
+    "analysis",
+    "training",
+    "library",
+    "render",
+    "commands",
+]
 
 
 def layer_of(module: str) -> int:
@@ -101,8 +111,16 @@ def test_find_cycle_finds_one():
 
 
 def test_no_import_cycle():
-    cycle = find_cycle(import_graph())
+    # nnlab's lazy re-exports run after nnlab is whole: they cannot make a partial import
+    graph = {m: {d for d in deps if not facade(m, d)} for m, deps in import_graph().items()}
+    cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle)
+
+
+def facade(module: str, dep: str) -> bool:
+    """nnlab's own __init__ holds __version__ (below every layer) and re-exports the public
+    Python API from nnlab.library, lazily (imported on first use, never at import)."""
+    return module == "nnlab" and dep.startswith("nnlab.library.")
 
 
 def test_imports_point_down_the_layers():
@@ -111,7 +129,7 @@ def test_imports_point_down_the_layers():
         f"{m} ({LAYERS[layer_of(m)] if 0 <= layer_of(m) < len(LAYERS) else m}) imports {d}"
         for m, deps in graph.items()
         for d in deps
-        if layer_of(d) > layer_of(m)
+        if layer_of(d) > layer_of(m) and not facade(m, d)
     ]
     assert not upward, "\n".join(upward)
 

@@ -185,7 +185,7 @@ def train_page(model: str | None, command: Command) -> str:
         "options:",
         *_rows([(f"--{o.name}={o.metavar or type_name(o.type)}", o.help) for o in command.options]),
     ]
-    models = [model] if model else list(families.NAMES)
+    models = [model] if model else list(families.TRAINED)
     base = [f.name for f in dataclasses.fields(Config) if f.name != "model"]
     for m in models:
         cls = families.get(m).config_class

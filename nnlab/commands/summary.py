@@ -110,6 +110,8 @@ def _check_files(
     nothing_yet = not (run.checkpoints / "latest.pt").exists() and not meta.get("steps_done")
     expected = [] if nothing_yet else ["latest.pt"]
     expected += ["final.pt"] if meta.get("status") == "finished" else []
+    if not families.of(opened.cfg).rebuildable:  # a user's own loop checkpoints if it wants
+        expected = []
     for name in ("latest.pt", "final.pt"):
         p = run.checkpoints / name
         if p.exists():
@@ -124,7 +126,10 @@ def _check_files(
 
 def _description(opened: folders.Opened, lines, status, problems, snaps, trend) -> dict:
     """The summary of a run as a dict (what --json prints)."""
+    from nnlab.store import record
+
     run, meta = opened.run, opened.meta
+    names = record.probe_classes(run.latents) or families.of(opened.cfg).class_names(opened.cfg)
     config = dataclasses.asdict(opened.cfg)
     epochs = metrics.of_kind(lines, "epoch")
     seconds = float(meta.get("train_seconds") or 0.0)
@@ -162,6 +167,7 @@ def _description(opened: folders.Opened, lines, status, problems, snaps, trend) 
             "steps_per_second": round(steps / seconds, 2) if seconds else None,
         },
         "latent_metrics": trend,
+        "class_names": names,
         "unit_health": {
             "first": metrics.health_of(epochs[0]) if epochs else {},
             "last": metrics.health_of(epochs[-1]) if epochs else {},

@@ -136,6 +136,7 @@ def resume(
     console = console or stderr_console()
     opened = folders.read_run(run_id, runs_dir)
     run, meta, cfg = opened.run, opened.meta, opened.cfg
+    opened.require_rebuildable("train --resume")
     if cfg.tensorboard:
         tensorboard.check_available(f"run {run.id} (trained with --tensorboard=true)")
     if epochs is not None:

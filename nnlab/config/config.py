@@ -122,6 +122,8 @@ def coerce(cls: type[Config], data: dict[str, Any], where: str) -> dict[str, Any
             ok = isinstance(v, bool)
         elif typ is str:
             ok = isinstance(v, str)
+        elif typ is dict:
+            ok = isinstance(v, dict)
         elif origin is list and args[0] is float:
             ok = isinstance(v, list) and all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in v
@@ -146,9 +148,13 @@ def _type_name(typ: Any) -> str:
         )
     if type(None) in typing.get_args(typ):
         return "a whole number or null"
-    return {int: "a whole number", float: "a number", bool: "true or false", str: "text"}.get(
-        typ, str(typ)
-    )
+    return {
+        int: "a whole number",
+        float: "a number",
+        bool: "true or false",
+        str: "text",
+        dict: "a mapping",
+    }.get(typ, str(typ))
 
 
 def build(
@@ -184,6 +190,11 @@ def base_values(
         raise NnlabError("name the model to train: nnlab train classifier|vae")
     model = str(model)
     family = families.get(model)
+    if not family.rebuildable:
+        raise NnlabError(
+            f"'{model}' runs are written by your own training code through nnlab's Python API "
+            f"(README: Use nnlab from your own code); nnlab trains {' or '.join(families.TRAINED)}"
+        )
     if layer_model is not None and layer_model != model:
         raise NnlabError(f"{where} is for model '{layer_model}', not '{model}'")
     if not preset and not config_file:
@@ -242,6 +253,8 @@ def validate(cfg: Config) -> None:
         test, why = info.get("check", (None, ""))
         if test is not None and not test(getattr(cfg, f.name)):
             bad(f.name, why)
+    if not isinstance(cfg, Config):  # a family nnlab does not train (a user's own run)
+        return
     if cfg.probe_split == "val" and cfg.val_fraction == 0:
         bad("probe_split", "there is no validation split with --val_fraction=0")
     hidden = cfg.hidden_layers()

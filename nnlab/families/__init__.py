@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from nnlab.families.classifier import CLASSIFIER
 from nnlab.families.family import Config, Family
+from nnlab.families.own import OWN
 from nnlab.families.vae import VAE
 from nnlab.helpers.errors import NnlabError, did_you_mean
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (CLASSIFIER, VAE)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (CLASSIFIER, VAE, OWN)}
 NAMES = tuple(FAMILIES)
+TRAINED = tuple(f.name for f in FAMILIES.values() if f.rebuildable)  # what `nnlab train` trains
 
 
 def get(name: str) -> Family:

@@ -119,7 +119,6 @@ class ClassifierFamily(Family):
     arrays = ("act",)
     symbol = "h"
     pictures = frozenset({"masks"})
-    accuracy = True
     headline_key, headline_label = "test_acc", "test acc"
     quality_title, quality_keys = "accuracy", ("train_acc", "val_acc", "test_acc")
     sweep_columns = (

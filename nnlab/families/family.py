@@ -26,12 +26,41 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SPLITS = ("test", "val", "train")
 INPUT_DIM = 784  # every dataset nnlab knows is 28x28 grey images
 NUM_CLASSES = 10
+# Display names of each dataset's classes (digits where a dataset has none of its own)
+CLASS_NAMES = {
+    "fashion-mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
+    "kmnist": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
+}
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{0,64}$")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 # Range checks of fields (config.validate applies them): (test, what a value must be).
 AT_LEAST_1 = (lambda v: v >= 1, "must be at least 1")
 NOT_NEGATIVE = (lambda v: v >= 0, "must not be negative")
 PENALTY = (lambda v: 0 <= v <= 1e3, "must be at least 0 (off) and at most 1e3")
+
+
+def class_names(dataset: str) -> list[str]:
+    """Display names of the ten classes of a dataset (digits for MNIST and the sample)."""
+    return CLASS_NAMES.get(dataset, [str(i) for i in range(NUM_CLASSES)])
+
+
+def _count(value) -> int:
+    """A non-negative whole number read from meta.json, or 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+CEILING_SLACK = 16 * 2**20  # headers, RNG states, small arrays: generous on top of the sums
 
 
 @dataclass
@@ -185,7 +214,6 @@ class Family:
     symbol: str  # the letter of a latent unit in axis labels: z1 or h1
     pictures: frozenset[str] = frozenset()  # family-only pictures: "masks", "decode"
     rebuildable: bool = True  # nnlab can rebuild the network from the run's config
-    accuracy: bool = False  # its lines log accuracies (train_acc ...): an accuracy plot
     # The epoch numbers that say how good a model is, plotted beside the loss by the report
     quality_title: str
     quality_keys: tuple[str, ...]
@@ -202,6 +230,39 @@ class Family:
 
     def check(self, cfg: Config, bad, choice) -> None:
         """Refuse values of the family's own fields (bad(key, why), choice(key))."""
+
+    def class_names(self, cfg: Config) -> list[str]:
+        """Display names of the classes of the run's images (its probe may say otherwise:
+        store.record.class_names asks it first)."""
+        return class_names(cfg.dataset)
+
+    def unrecorded(self, cfg: Config) -> str:
+        """Why a run of this family may have no latent recording, for the error saying so."""
+        return "trained with snapshot_every=0" if cfg.snapshot_every == 0 else "none written yet"
+
+    def ceilings(self, cfg: Config, meta: dict) -> tuple[int, int]:
+        """(checkpoint bytes, chunk-array bytes): the most a run's files can rightly hold,
+        from its config and meta.json. Readers refuse a file claiming more before reading.
+
+        A checkpoint holds the weights and at most three tensors as large again (gradients
+        are not saved; Adam's two moments are) and the epoch's permutation; a chunk array
+        holds at most every snapshot of the run, of every probe image, in the widest
+        recorded layer.
+        """
+        train = _count(meta.get("train_size"))
+        checkpoint = 4 * 4 * cfg.parameter_count() + 8 * train + CEILING_SLACK
+        epochs = max(cfg.epochs, _count(meta.get("epochs_done")))
+        steps = _count(meta.get("steps_per_epoch")) * epochs
+        snapshots = (steps // cfg.snapshot_every if cfg.snapshot_every else 0) + 2
+        probe = _count((meta.get("probe") or {}).get("size")) or cfg.probe_size
+        return checkpoint, 4 * snapshots * probe * cfg.latent_width() + CEILING_SLACK
+
+    def metrics_ceiling(self, cfg: Config, meta: dict) -> int:
+        """The most bytes a run's metrics.jsonl can rightly hold: a line of at most 4 KiB
+        per log window and per epoch, and room for a few more."""
+        epochs = max(cfg.epochs, _count(meta.get("epochs_done")))
+        steps = _count(meta.get("steps_per_epoch")) * epochs
+        return 4096 * (steps // max(cfg.log_every, 1) + epochs + 64)
 
     def size_key(self, cfg: Config) -> str:
         """The field to name when the model is too big for this machine."""

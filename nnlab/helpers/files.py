@@ -184,9 +184,15 @@ def save_checkpoint(path: str | Path, obj: dict) -> None:
     write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path: str | Path, map_location="cpu", max_bytes: int | None = None) -> dict:
+def load_checkpoint(
+    path: str | Path,
+    map_location="cpu",
+    max_bytes: int | None = None,
+    required: tuple[str, ...] = ("model",),
+) -> dict:
     """Load a checkpoint with weights_only=True; never unpickles arbitrary objects; refuses
-    one whose members claim more than max_bytes in all (before inflating them)."""
+    one whose members claim more than max_bytes in all (before inflating them), or that
+    lacks a `required` key."""
     import torch
 
     path = Path(path)
@@ -200,7 +206,7 @@ def load_checkpoint(path: str | Path, map_location="cpu", max_bytes: int | None 
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RunError(f"{path}: cannot be loaded safely ({first[:200]})") from None
-    if not isinstance(obj, dict) or "model" not in obj:
+    if not isinstance(obj, dict) or any(k not in obj for k in required):
         raise RunError(f"{path}: not an nnlab checkpoint")
     return obj
 

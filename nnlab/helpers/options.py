@@ -25,8 +25,8 @@ def option(default, help: str, *, choices: tuple | None = None, check=None, **ex
     meta = {"help": help, **({"choices": choices} if choices else {}), **extra}
     if check is not None:
         meta["check"] = check
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
+    if isinstance(default, (list, dict)):  # each instance its own copy
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -112,13 +112,14 @@ def int_list(value, option: str, example: str) -> list[int]:
         ) from None
 
 
-def parse_classes(classes) -> list[int]:
-    """--classes as typed (0,4,9 / [0,4,9] / 4) into a sorted list of class ids; all if None."""
+def parse_classes(classes, n: int = 10) -> list[int]:
+    """--classes as typed (0,4,9 / [0,4,9] / 4) into a sorted list of class ids below n;
+    all if None."""
     if classes is None:
-        return list(range(10))
+        return list(range(n))
     out = sorted(set(int_list(classes, "classes", "0,4,9")))
-    if not out or min(out) < 0 or max(out) > 9:
-        raise NnlabError(f"--classes={classes}: class numbers run from 0 to 9")
+    if not out or min(out) < 0 or max(out) > n - 1:
+        raise NnlabError(f"--classes={classes}: class numbers run from 0 to {n - 1}")
     return out
 
 

@@ -36,7 +36,7 @@ from nnlab.render.style import (
     TITLE_SIZE,
     class_colors,
 )
-from nnlab.training.data import class_names
+from nnlab.store import record
 
 MAX_FRAMES = 150  # without --every, snapshots are thinned to at most this many frames
 MAX_DPI = 600
@@ -59,7 +59,6 @@ def animate(
     fps and dpi have their defaults where the command is declared (nnlab.commands.readers)."""
     from nnlab.render.gif import write_gif, write_png
 
-    classes = parse_classes(classes)
     out_path = _gif_path(out) if out else None
     asked = every is not None
     every = positive_int(every, "every") if asked else 1
@@ -71,6 +70,8 @@ def animate(
     console = console or stderr_console()
     ids, sweep = expand_sweeps([run_id, *compare], runs_dir, console)
     sources = [load_source(r, runs_dir, str(kind)) for r in ids]
+    n_classes = max(len(record.class_names(s.rec, s.cfg)) for s in sources)
+    classes = parse_classes(classes, n_classes)
     for other in sources[1:]:
         if other.kind != sources[0].kind:
             a, b = sources[0], other
@@ -92,7 +93,7 @@ def animate(
             digest = hashlib.sha256(stem.encode()).hexdigest()[:12]
             stem = f"compare-{len(compare)}-runs-{digest}"
         stem += f"-{sources[0].kind}"
-        if classes != list(range(10)):  # names say what is inside
+        if classes != list(range(n_classes)):  # names say what is inside
             stem += "-classes" + "-".join(map(str, classes))
         if asked and every > 1:
             stem += f"-every{every}"
@@ -258,7 +259,8 @@ def _figure(sources: list[Source], classes: list[int], n_frames: int, dpi: int, 
         if len(sources) > 1
         else [run_label(sources[0].cfg)]
     )
-    colors = class_colors()
+    names_of = [record.class_names(s.rec, s.cfg) for s in sources]  # each run's own
+    colors = class_colors(max(len(n) for n in names_of))
     limits = limits or shared_limits(sources, classes)
     n = len(sources)
     rows, cols = grid_shape(n)
@@ -270,7 +272,7 @@ def _figure(sources: list[Source], classes: list[int], n_frames: int, dpi: int, 
         three = src.kind == "scatter3d"
         ax = fig.add_subplot(rows, cols, i + 1, projection="3d" if three else None)
         labels_ = src.rec.labels
-        names = class_names(src.cfg.dataset)  # each panel its own run's classes
+        names = names_of[i]
         if src.kind == "density":
             panels.append(DensityPanel(ax, src.rec, classes, colors, names, limits[i]))
         elif three:
@@ -280,12 +282,10 @@ def _figure(sources: list[Source], classes: list[int], n_frames: int, dpi: int, 
         ax.set_xlabel(src.axis_labels[0])
         ax.set_ylabel(src.axis_labels[1])
         titles.append((ax.set_title(label, fontsize=TITLE_SIZE), label))
-    datasets = {s.cfg.dataset for s in sources}
-    if len(datasets) == 1:
-        _legend(fig, sources[0].kind == "density", classes, colors, names, cols)
+    if all(n == names_of[0] for n in names_of):
+        _legend(fig, sources[0].kind == "density", classes, colors, names_of[0], cols)
     else:  # different classes side by side: a legend under each panel
-        for ax, src in zip(fig.axes, sources, strict=True):
-            names = class_names(src.cfg.dataset)
+        for ax, src, names in zip(fig.axes, sources, names_of, strict=True):
             _legend(ax, src.kind == "density", classes, colors, names, 1, below_axes=True)
     # room on the left for a long axis label ("PC2 (23% of variance)") and its ticks, and
     # at the bottom for the legend (the same inches whatever the number of rows)

@@ -17,7 +17,6 @@ from nnlab.helpers.errors import NnlabError, RunError
 from nnlab.helpers.options import parse_pair
 from nnlab.helpers.progress import CountProgress
 from nnlab.store import folders, schema
-from nnlab.training.data import class_names
 
 GRID = 15  # manifold tiles per side
 SPAN = 3.0  # the manifold covers [-SPAN, SPAN]^2 (in standard deviations of the prior)
@@ -143,6 +142,7 @@ def decode(
 
     opened = folders.read_run(run_id, runs_dir)
     run, cfg = opened.run, opened.cfg
+    opened.require_rebuildable("decode")
     if "decode" not in families.of(cfg).pictures:
         raise RunError(f"decode needs a VAE run; {run.id} is a {cfg.model}")
     pair = parse_pair(between)
@@ -185,7 +185,7 @@ def _manifold(w: _Writer, run_id: str, cfg, points, step: int) -> None:
 
 def _reconstructions(w: _Writer, cfg, test_x, test_y, step: int) -> None:
     """The first test image of each class above its reconstruction."""
-    names = class_names(cfg.dataset)
+    names = families.of(cfg).class_names(cfg)
     firsts = [int(np.flatnonzero(test_y == c)[0]) for c in range(10) if (test_y == c).any()]
     originals = test_x[firsts].numpy().reshape(-1, 28, 28)
     recon = w.decode(w.means(test_x[firsts]))
@@ -215,7 +215,7 @@ def _interpolation(w: _Writer, cfg, test_x, test_y, pair, step: int) -> None:
     """From one test image's posterior mean to another's: a strip (PNG) and a GIF."""
     from nnlab.render.gif import write_gif
 
-    names = class_names(cfg.dataset)
+    names = families.of(cfg).class_names(cfg)
     ends = w.means(test_x[list(pair)])
     t = np.linspace(0, 1, 12)[:, None]
     strip = w.decode((1 - t) * ends[0] + t * ends[1])

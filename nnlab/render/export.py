@@ -26,8 +26,9 @@ from nnlab.helpers import files
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.progress import CountProgress
+from nnlab.render.sources import probe_images
 from nnlab.store import folders, metrics, record, schema, sweeps
-from nnlab.training import data, tensorboard
+from nnlab.training import tensorboard
 
 TARGETS = ("tensorboard",)
 MAX_PROJECTOR_POINTS = 2000  # the projector and its sprite stay light (a 45x45 sprite grid)
@@ -205,10 +206,8 @@ def _embeddings(writer, run: folders.Run, cfg, rec: record.Recording, picks: lis
     if not picks:
         return
     keep = projector_subset(rec.labels, cfg.seed)
-    splits = data.load_for(cfg)
-    split_x, _, _ = splits.split(rec.split)
-    images = split_x[torch.from_numpy(rec.indices[keep])].reshape(-1, 1, 28, 28).float()
-    names = data.class_names(cfg.dataset)
+    images = torch.from_numpy(probe_images(run, cfg, rec, keep)).float() / 255.0
+    names = record.class_names(rec, cfg)
     labels = [names[int(c)] for c in rec.labels[keep]]
     for s in picks:
         points = torch.from_numpy(np.asarray(rec.points[s][keep], dtype=np.float32))

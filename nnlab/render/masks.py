@@ -15,7 +15,6 @@ from nnlab.helpers.console import subscript
 from nnlab.helpers.errors import RunError
 from nnlab.helpers.options import parse_units
 from nnlab.store import folders
-from nnlab.training.data import class_names
 
 SCALE_PERCENTILE = 99.0  # the colour scale ends at this percentile of |w|
 
@@ -46,7 +45,7 @@ def unit_titles(cfg, units: list[int]) -> list[str]:
     """'Mask for digit 3' for an output layer (or a composed linear map), 'Hidden unit 7'
     otherwise."""
     if len(cfg.sizes) == 2 or is_composed(cfg):
-        names = class_names(cfg.dataset)
+        names = families.of(cfg).class_names(cfg)
         word = "digit" if cfg.dataset in ("mnist", "mnist-sample") else "class"
         return [f"Mask for {word} {names[u]}" for u in units]
     return [f"Hidden unit {u}" for u in units]
@@ -63,6 +62,7 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
 
     opened = folders.read_run(run_id, runs_dir)
     run, cfg = opened.run, opened.cfg
+    opened.require_rebuildable("masks")
     if "masks" not in families.of(cfg).pictures:
         raise RunError(f"masks needs a classifier run; {run.id} is a {cfg.model}")
     cfg, model, ck = load_model(opened, checkpoint)

@@ -80,7 +80,7 @@ def panel_list(cfg, lines: list[dict], series: dict) -> list[tuple[str, list | N
     """(title, keys) of each panel of the metrics plot, in order: the loss, accuracy where
     the family logs it, the tasks of a permuted run, unit health, the latent metrics."""
     panels = [("loss", None)]
-    if families.of(cfg).accuracy:
+    if any(k.endswith("_acc") for m in metrics.of_kind(lines, "epoch") for k in m):
         panels.append(("accuracy", None))
     if metrics.of_kind(lines, "task"):
         panels.append(("accuracy at the end of each task", None))

@@ -12,7 +12,7 @@ it small enough:
   recording: lo + q * (hi - lo) / 65535, an error of at most (hi - lo) / 131070; a VAE's
   standard deviations are quantised the same way in log space (relative error at most
   (ln hi - ln lo) / 131070);
-- images are 28x28 8-bit grey, once per probe image drawn.
+- images are 8-bit, C×H×W each (grey or colour, any size), once per probe image drawn.
 Numbers in the data are base64 of little-endian arrays.
 """
 
@@ -32,9 +32,9 @@ from nnlab.analysis import cache
 from nnlab.helpers import files
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError
-from nnlab.render.style import CLASS_COLORS
+from nnlab.render.sources import probe_images, run_class_names
+from nnlab.render.style import class_colors
 from nnlab.store import folders, metrics, record, schema, sweeps
-from nnlab.training.data import class_names
 
 SERIES_POINTS = 60  # latent metrics over training: snapshots measured for the plots
 EXTRA_TITLES = {  # a family's checkpoint pictures in the page, by picture
@@ -63,7 +63,7 @@ def report(ids: list[str], runs_dir=None, *, points, out=None, console=None) -> 
         raise NnlabError(f"runs of different models cannot share a report ({kinds})")
     path = _output_path(out, first, runs_dir)
     payload = {
-        "colors": list(CLASS_COLORS),
+        "colors": _colors(opened),
         "title": first if len(ids) == 1 else f"{first} and {len(run_ids) - 1} more",
         "notes": notes,
         "runs": [],
@@ -74,7 +74,7 @@ def report(ids: list[str], runs_dir=None, *, points, out=None, console=None) -> 
     images: dict = {}
     for o in opened:
         payload["runs"].append(_run_payload(o, points, images, console))
-    payload["images"] = {k: _b64(v) for k, v in images.items()}
+    payload["images"] = {k: {"b64": _b64(v), "shape": list(v.shape[1:])} for k, v in images.items()}
     template = (resources.files("nnlab") / "assets" / "report.html").read_text("utf-8")
     text = script_json(payload)
     page = template.replace("/*NNLAB_DATA*/null", text)
@@ -184,7 +184,7 @@ def _run_payload(opened: folders.Opened, points: int, images: dict, console) -> 
         "parameters": sum(p["count"] for p in params),
         "config": dataclasses.asdict(cfg),
         "final": {k: v for k, v in (meta.get("final") or {}).items() if _number(v)},
-        "class_names": class_names(cfg.dataset),
+        "class_names": _class_names(opened),
         "metrics": _metric_series(lines),
         "latent": None,
         "left_out": [],
@@ -200,7 +200,8 @@ def _run_payload(opened: folders.Opened, points: int, images: dict, console) -> 
     chunk_max = schema.size_ceilings(cfg, meta)[1]
     arrays = families.of(cfg).arrays
     out["metrics"]["latent"] = cache.series(run, arrays, chunk_max, SERIES_POINTS)
-    out["extras"] = _extras(run, cfg, meta, console)
+    if families.of(cfg).pictures:  # the masks or the decoded manifold at each checkpoint
+        out["extras"] = _extras(run, cfg, meta, console)
     return out
 
 
@@ -255,9 +256,9 @@ def _latent_payload(run, cfg, meta, points: int, images: dict) -> dict:
         payload["coords"] = quantise(src.points[:, keep])
     # runs that drew the same probe images share one copy of them in the page
     digest = hashlib.sha256(rec.indices[keep].astype("<i8").tobytes()).hexdigest()[:16]
-    key = f"{cfg.dataset}:{rec.split}:{digest}"
+    key = f"{run.id if rec.split == 'probe' else cfg.dataset}:{rec.split}:{digest}"
     if key not in images:
-        images[key] = _probe_images(cfg, rec, keep)
+        images[key] = probe_images(run, cfg, rec, keep)
     payload["images"] = key
     return payload
 
@@ -274,15 +275,17 @@ def _limits(src) -> list[float]:
     return [float(x) for x in source_limits(src, list(range(10)))]
 
 
-def _probe_images(cfg, rec, keep) -> np.ndarray:
-    """The chosen probe images as (N, 784) uint8, from the run's dataset and split."""
-    from nnlab.training import data
+def _class_names(opened: folders.Opened) -> list[str]:
+    """A run's class names: its probe's, or its family's for its dataset."""
+    return run_class_names(opened.run, opened.cfg)
 
-    splits = data.load_for(cfg)
-    x, _, _ = splits.split(rec.split)
-    idx = rec.indices[keep]
-    imgs = x[idx].cpu().numpy() if hasattr(x, "cpu") else np.asarray(x)[idx]
-    return (np.clip(imgs, 0, 1) * 255).round().astype(np.uint8)
+
+def _colors(opened: list) -> list[str]:
+    """One colour per class, enough for the run with the most classes."""
+    from matplotlib.colors import to_hex
+
+    n = max(len(_class_names(o)) for o in opened)
+    return [to_hex(c) for c in class_colors(n)]
 
 
 def _family_payload(family) -> dict:

@@ -185,3 +185,24 @@ def align(sources: list[Source], every: int) -> list[list[int]]:
             row.append(int(np.abs(steps - target).argmin()))
         out.append(row)
     return out
+
+
+def probe_images(run, cfg, rec, keep) -> np.ndarray:
+    """The chosen probe images as (n, C, H, W) uint8: stored with the probe, or from the
+    run's dataset and split."""
+    from nnlab.training import data
+
+    stored = record.load_images(run.latents, keep)
+    if stored is not None:
+        return stored
+    splits = data.load_for(cfg)
+    x, _, _ = splits.split(rec.split)
+    idx = rec.indices[keep]
+    imgs = x[idx].cpu().numpy() if hasattr(x, "cpu") else np.asarray(x)[idx]
+    return (np.clip(imgs, 0, 1) * 255).round().astype(np.uint8).reshape(len(idx), 1, 28, 28)
+
+
+def run_class_names(run: folders.Run, cfg) -> list[str]:
+    """A run's class names without reading its recording: its probe's, else its family's."""
+    names = record.probe_classes(run.latents)
+    return names if names is not None else families.of(cfg).class_names(cfg)

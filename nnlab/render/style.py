@@ -31,8 +31,11 @@ CLASS_COLORS = (
 )
 
 
-def class_colors() -> np.ndarray:
-    """The ten class colours as RGB in [0, 1], shape (10, 3)."""
+def class_colors(n: int = 10) -> np.ndarray:
+    """The class colours as RGB in [0, 1], shape (max(n, 10), 3): the ten above, then
+    matplotlib's tab20 and its hues again for datasets with more classes."""
+    from matplotlib import colormaps
     from matplotlib.colors import to_rgb
 
-    return np.array([to_rgb(c) for c in CLASS_COLORS])
+    more = [colormaps["tab20"](i % 20)[:3] for i in range(max(n - 10, 0))]
+    return np.array([to_rgb(c) for c in CLASS_COLORS] + more)

@@ -5,6 +5,7 @@ health, tasks and latent metrics, from the dicts nnlab.commands.summary builds (
 from __future__ import annotations
 
 import io
+import json
 
 from nnlab import families
 from nnlab.helpers.console import table_text
@@ -67,7 +68,8 @@ def render_run(d: dict, color: bool = False) -> str:
         c.print(f"[bold red]damaged:[/] {problem}", soft_wrap=True)
     c.print("\n[bold]config[/]")
     cfg = d["config"]
-    c.print("  " + "  ".join(f"{k}={v}" for k, v in cfg.items()), soft_wrap=False)
+    shown = (f"{k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in cfg.items())
+    c.print("  " + "  ".join(shown), soft_wrap=False)
     _render_parameters(c, d["parameters"])
     _render_metrics(c, d["metrics"])
     if (d.get("unit_health") or {}).get("last"):
@@ -75,12 +77,16 @@ def render_run(d: dict, color: bool = False) -> str:
     if d.get("tasks"):
         _render_tasks(c, d["tasks"])
     if d.get("latent_metrics"):
-        _render_latent(c, d["latent_metrics"], d["dataset"])
+        _render_latent(c, d["latent_metrics"], d["class_names"])
     p, tm, h = d["progress"], d["timings"], d["holds"]
     rate = f"{tm['steps_per_second']:,} steps/s" if tm["steps_per_second"] else "-"
+    per_epoch = f" ({p['steps_per_epoch']} steps/epoch)" if p["steps_per_epoch"] else ""
+    resume = (
+        f"can resume from step {p['resumable_step']}" if p["resumable_step"] else "no checkpoint"
+    )
     c.print(
-        f"\n[bold]progress[/] epoch {p['epochs_done']}, step {p['steps_done']} "
-        f"({p['steps_per_epoch']} steps/epoch) · can resume from step {p['resumable_step']}"
+        f"\n[bold]progress[/] epoch {p['epochs_done']}, step {p['steps_done']}{per_epoch} · "
+        + resume
     )
     c.print(f"[bold]timings[/] {tm['train_seconds']:.1f} s training · {rate}")
     probe = h.get("probe") or {}
@@ -183,15 +189,13 @@ def _pair_name(pair: str, names: list[str]) -> str:
     return f"{names[a]}–{names[b]}"
 
 
-def _render_latent(c, lm: dict, dataset: str) -> None:
+def _render_latent(c, lm: dict, names: list[str]) -> None:
     """The latent metrics section: start → middle → end of the recording."""
     from rich.markup import escape
     from rich.table import Table
 
     from nnlab.analysis import latent
-    from nnlab.training.data import class_names
 
-    names = class_names(dataset or "")
     start, mid, end = lm["start"], lm["middle"], lm["end"]
     c.print(
         f"\n[bold]latent metrics[/] over the recording (steps {start['step']} → "

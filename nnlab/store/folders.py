@@ -247,6 +247,18 @@ class Opened:
         """The run's id."""
         return self.run.id
 
+    def require_rebuildable(self, command: str) -> None:
+        """Refuse, in one line, a command that rebuilds the network of a run nnlab cannot
+        rebuild (one written by the user's own code)."""
+        from nnlab import families
+
+        if not families.of(self.cfg).rebuildable:
+            raise NnlabError(
+                f"{command} rebuilds the network from the run's config, and run {self.id} was "
+                "written by your own code, whose network nnlab cannot rebuild (summary, "
+                "animate, report and export read its recording)"
+            )
+
 
 def read_run(run: Any, runs_dir: str | Path | None = None) -> Opened:
     """Open a run (an id, 'latest', or a Run) and read its meta.json and config."""

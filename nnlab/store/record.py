@@ -1,9 +1,11 @@
 """The latent recording: a fixed probe set encoded every few steps, stored by snapshot.
 
-latents/probe.npz holds the probe set's labels and indices into its split;
-latents/chunk-NNNNNN.npz hold consecutive snapshots: `steps`, `epochs` and, per snapshot,
-the family's arrays (`Family.arrays`): `mu` and `sd` (a VAE's posterior, each (S, N, D))
-or `act` (a classifier's layer, (S, N, D)).
+latents/probe.npz holds the probe set's labels and indices into its split (and, for a run
+written by a user's own code, the images themselves, (N, C, H, W) uint8, and the class
+names); latents/chunk-NNNNNN.npz hold consecutive snapshots: `steps`, `epochs` and, per
+snapshot, the family's arrays (`Family.arrays`): `mu` and `sd` (a VAE's posterior, each
+(S, N, D)) or `act` (a classifier's layer, (S, N, D)). A name ending in "?" is an array a
+run may leave out (every chunk has it, or none).
 A chunk is written (atomically) whenever the trainer checkpoints, so the recording on disk
 always ends at or after the latest checkpoint, and a resume drops the chunks beyond it.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nnlab import families
 from nnlab.helpers.errors import RunError
 from nnlab.helpers.files import check_npz, load_npz, save_npz
 
@@ -54,6 +57,7 @@ class Recording:
     split: str
     points: np.ndarray  # (S, N, D) float32: VAE posterior means, or a layer's activations
     sd: np.ndarray | None = None  # (S, N, D) float32: each point's spread, where recorded
+    classes: list[str] | None = None  # the class names the probe came with, if any
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -64,19 +68,32 @@ class Recorder:
 
     def __init__(self, folder: Path, arrays: tuple[str, ...], dtype: str = "float16"):
         self.folder = Path(folder)
-        self.arrays = arrays  # the family's names: the points, then their spread if any
+        # the family's names (the points, then their spread if any), without "?" marks
+        self.arrays = tuple(a.rstrip("?") for a in arrays)
         self.dtype = np.dtype(dtype)
         self.pending: list[tuple[int, float, np.ndarray, np.ndarray | None]] = []
         self._saved: int | None = None  # snapshots on disk, counted once then kept up to date
 
-    def write_probe(self, labels: np.ndarray, indices: np.ndarray, split: str) -> None:
-        """Save the probe set's labels and split indices (once, when the run starts)."""
+    def write_probe(
+        self,
+        labels: np.ndarray,
+        indices: np.ndarray,
+        split: str,
+        images: np.ndarray | None = None,
+        classes: list[str] | None = None,
+    ) -> None:
+        """Save the probe set's labels and split indices (once, when the run starts), and
+        its images (N, C, H, W) uint8 and class names when nnlab cannot load them itself."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        extra = {} if images is None else {"images": images.astype(np.uint8)}
+        if classes is not None:
+            extra["classes"] = np.array([str(c) for c in classes], dtype=str)
         save_npz(
             self.folder / "probe.npz",
             labels=labels.astype(np.int64),
             indices=indices.astype(np.int64),
             split=np.array(split),
+            **extra,
         )
 
     def add(self, step: int, epoch: float, a, b=None) -> None:
@@ -105,9 +122,11 @@ class Recorder:
         before = self.saved()  # counted before the new chunk exists
         steps = np.array([p[0] for p in self.pending], dtype=np.int64)
         epochs = np.array([p[1] for p in self.pending], dtype=np.float64)
-        stacked = [np.stack([p[2 + i] for p in self.pending]) for i in range(len(self.arrays))]
+        present = 1 + (self.pending[0][3] is not None)  # the spread, when recorded
+        stacked = [np.stack([p[2 + i] for p in self.pending]) for i in range(present)]
+        named = dict(zip(self.arrays[:present], stacked, strict=True))
         path = self.folder / f"chunk-{n:06d}.npz"
-        save_npz(path, steps=steps, epochs=epochs, **dict(zip(self.arrays, stacked, strict=True)))
+        save_npz(path, steps=steps, epochs=epochs, **named)
         self._saved = before + len(self.pending)
         self.pending.clear()
         return n + 1
@@ -177,7 +196,8 @@ def load_recording(
     if not files:
         raise RunError(f"{folder}: no latent snapshots recorded")
     parts = [load_npz(p, max_bytes) for p in files]
-    keys = tuple(arrays)
+    # an optional array ("sd?") is read when the first chunk has it, then every chunk must
+    keys = tuple(a.rstrip("?") for a in arrays if not a.endswith("?") or a[:-1] in parts[0])
     width = None  # every chunk's arrays: (S, N, D) with one D, S integer steps and epochs
     for p, part in zip(files, parts, strict=True):
         if any(k not in part for k in ("steps", "epochs", *keys)):
@@ -204,4 +224,35 @@ def load_recording(
         split=str(probe.get("split", "test")),
         points=loaded[keys[0]],
         sd=loaded[keys[1]] if len(keys) > 1 else None,
+        classes=[str(c) for c in probe["classes"]] if "classes" in probe else None,
     )
+
+
+def class_names(rec: Recording, cfg) -> list[str]:
+    """The display names of a recording's classes: those its probe came with, else its
+    family's for the run's dataset."""
+    return rec.classes if rec.classes is not None else families.of(cfg).class_names(cfg)
+
+
+def probe_classes(folder: Path) -> list[str] | None:
+    """The class names the probe was written with (None for runs whose dataset names them)."""
+    path = Path(folder) / "probe.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return [str(c) for c in z["classes"]] if "classes" in z.files else None
+    except Exception:
+        raise RunError(f"{path}: damaged") from None
+
+
+def load_images(folder: Path, positions: np.ndarray, max_bytes: int | None = None):
+    """The probe images at `positions` as stored with the probe, (n, C, H, W) uint8, or
+    None when the probe holds no images (nnlab loads them from the run's dataset)."""
+    probe = load_npz(Path(folder) / "probe.npz", max_bytes)
+    if "images" not in probe:
+        return None
+    images = probe["images"]
+    if images.ndim != 4 or images.dtype != np.uint8 or len(images) != len(probe["labels"]):
+        raise RunError(f"{folder}/probe.npz: damaged (images of shape {images.shape})")
+    return images[positions]

@@ -9,31 +9,16 @@ import math
 from nnlab import families
 from nnlab.helpers.errors import RunError
 
-CEILING_SLACK = 16 * 2**20  # headers, RNG states, small arrays: generous on top of the sums
-
 
 def size_ceilings(cfg, meta: dict) -> tuple[int, int]:
     """(checkpoint bytes, chunk-array bytes): the most a run's files can rightly hold, from
-    its config and meta.json. Readers refuse a file claiming more before reading it.
-
-    A checkpoint holds the weights and at most three tensors as large again (gradients are
-    not saved; Adam's two moments are) and the epoch's permutation; a chunk array holds at
-    most every snapshot of the run, of every probe image, in the widest recorded layer.
-    """
-    train = _count(meta.get("train_size"))
-    checkpoint = 4 * 4 * cfg.parameter_count() + 8 * train + CEILING_SLACK
-    steps = _count(meta.get("steps_per_epoch")) * max(cfg.epochs, _count(meta.get("epochs_done")))
-    snapshots = (steps // cfg.snapshot_every if cfg.snapshot_every else 0) + 2
-    probe = _count((meta.get("probe") or {}).get("size")) or cfg.probe_size
-    return checkpoint, 4 * snapshots * probe * cfg.latent_width() + CEILING_SLACK
+    its config and meta.json, as its family counts them (Family.ceilings)."""
+    return families.of(cfg).ceilings(cfg, meta)
 
 
 def metrics_ceiling(cfg, meta: dict) -> int:
-    """The most bytes a run's metrics.jsonl can rightly hold: a line of at most 4 KiB per
-    log window and per epoch, and room for a few more."""
-    steps = _count(meta.get("steps_per_epoch")) * max(cfg.epochs, _count(meta.get("epochs_done")))
-    lines = steps // max(cfg.log_every, 1) + max(cfg.epochs, _count(meta.get("epochs_done"))) + 64
-    return 4096 * lines
+    """The most bytes a run's metrics.jsonl can rightly hold (Family.metrics_ceiling)."""
+    return families.of(cfg).metrics_ceiling(cfg, meta)
 
 
 def check_metrics_size(path, cfg, meta: dict) -> None:
@@ -73,7 +58,7 @@ def _count(value) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-STATUSES = ("running", "finished", "interrupted", "diverged")
+STATUSES = ("running", "finished", "interrupted", "diverged", "failed")
 _COUNTS = (
     "train_size",
     "val_size",
@@ -240,8 +225,8 @@ def check_sweep(rec, where) -> None:
         bad("not an object")
     if not isinstance(rec.get("format"), int):
         bad("no format version")
-    if rec.get("model") not in families.NAMES:
-        bad(f"'model' should be {' or '.join(families.NAMES)}")
+    if rec.get("model") not in families.TRAINED:
+        bad(f"'model' should be {' or '.join(families.TRAINED)}")
     if not isinstance(rec.get("base"), str):
         bad("'base' should be the base config as YAML text")
     grid, points = rec.get("grid"), rec.get("points")

@@ -29,26 +29,6 @@ IDX_FILES = (
 )
 DOWNLOAD_TIMEOUT_S = 15
 SAMPLE_TEST_PER_CLASS = 100  # mnist-sample: 400 train + 100 test images of each digit
-CLASS_NAMES = {
-    "fashion-mnist": [
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ],
-    "kmnist": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
-}
-
-
-def class_names(dataset: str) -> list[str]:
-    """Display names of the ten classes of a dataset (digits for MNIST and the sample)."""
-    return CLASS_NAMES.get(dataset, [str(i) for i in range(10)])
 
 
 @dataclass

@@ -49,6 +49,7 @@ def embed(
         raise NnlabError(f"--format={fmt}: choose {' or '.join(FORMATS)}")
     opened = folders.read_run(run_id, runs_dir)
     run, cfg = opened.run, opened.cfg
+    opened.require_rebuildable("embed")
     family = families.of(cfg)
     layer = family.embed_layer(cfg, layer)
     if task is not None and not getattr(cfg, "permute_every", 0):

@@ -1,0 +1,204 @@
+"""The probe of a run written by the user's own code: its images and labels checked once,
+and how a snapshot encodes them (the user's function, or a forward hook on a named
+module), in chunks, under no_grad and in eval mode, the module's mode restored after."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nnlab.helpers.errors import NnlabError, did_you_mean
+
+
+class UsageError(NnlabError, ValueError):
+    """A call of nnlab's Python API that cannot be honoured (bad arguments, or the wrong
+    moment); the run on disk is left as it was."""
+
+
+def as_array(x: Any, what: str) -> np.ndarray:
+    """A torch tensor or array-like as a numpy array (on the CPU)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu()
+        if str(x.dtype) == "torch.bfloat16":
+            x = x.float()
+        return x.numpy()
+    try:
+        return np.asarray(x)
+    except Exception as e:  # ragged lists and the like
+        raise UsageError(f"{what}: not an array ({e})") from None
+
+
+def display_images(images: np.ndarray) -> np.ndarray:
+    """Images as the pictures show them: (N, C, H, W) uint8. uint8 stays as it is; floats
+    in [0, 1] are scaled by 255; other floats (normalised inputs) by the set's min and max."""
+    if images.ndim == 3:
+        images = images[:, None]
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise UsageError(
+            f"images: expected N×H×W or N×C×H×W with C 1 or 3 (channels first), got shape "
+            f"{tuple(images.shape)}"
+        )
+    if images.dtype == np.uint8:
+        return images
+    if images.dtype == bool or not np.issubdtype(images.dtype, np.number):
+        raise UsageError(f"images: expected numbers, got {images.dtype}")
+    x = images.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise UsageError("images: hold NaN or infinite values")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:  # normalised inputs: shown with the set's own range
+        x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    return np.round(x * 255).astype(np.uint8)
+
+
+def check_labels(labels: np.ndarray, n: int, classes: Sequence[str] | None) -> list[str]:
+    """The class names for labels of n images (given, or 0..max); refuse what does not fit."""
+    if labels.ndim != 1 or len(labels) != n:
+        raise UsageError(
+            f"labels: expected one label per image ({n}), got shape {tuple(labels.shape)}"
+        )
+    if n == 0:
+        raise UsageError("images: the probe set is empty")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise UsageError(f"labels: expected whole numbers (class indices), got {labels.dtype}")
+    if labels.min() < 0:
+        raise UsageError(f"labels: class indices start at 0, got {int(labels.min())}")
+    if classes is None:
+        return [str(i) for i in range(int(labels.max()) + 1)]
+    names = [str(c) for c in classes]
+    if not names:
+        raise UsageError("classes: give at least one class name")
+    if int(labels.max()) >= len(names):
+        raise UsageError(
+            f"labels: label {int(labels.max())} but only {len(names)} class names "
+            f"(labels run from 0 to {len(names) - 1})"
+        )
+    return names
+
+
+@dataclass
+class Encoded:
+    """One snapshot's arrays: each probe image's point, and its spread when recorded."""
+
+    points: np.ndarray  # (N, D) float32
+    sd: np.ndarray | None
+
+
+class Encoder:
+    """Encodes the probe images for a snapshot: `encode(batch)` returning latents (or a
+    (mean, sd) pair), or the output of the submodule `layer` of `module` (a forward hook)."""
+
+    def __init__(
+        self,
+        images: Any,
+        *,
+        module=None,
+        encode: Callable | None = None,
+        layer: str | None = None,
+        batch_size: int = 1024,
+    ):
+        import torch
+
+        if (encode is None) == (layer is None):
+            raise UsageError("watch: give either encode= (a function) or layer= (a module name)")
+        if layer is not None and module is None:
+            raise UsageError(f"watch: layer='{layer}' needs module= (the network to run)")
+        if encode is not None and not callable(encode):
+            raise UsageError("watch: encode= must be a function of a batch of images")
+        if not (isinstance(batch_size, int) and batch_size >= 1):
+            raise UsageError(f"watch: batch_size={batch_size!r} must be a whole number ≥ 1")
+        if module is not None and not isinstance(module, torch.nn.Module):
+            raise UsageError(f"watch: module= must be a torch.nn.Module, got {type(module)}")
+        self.module, self.encode, self.batch_size = module, encode, batch_size
+        self.target = None
+        if layer is not None:
+            names = dict(module.named_modules())
+            if layer not in names or layer == "":
+                shown = [n for n in names if n][:20]
+                raise UsageError(
+                    f"watch: no module '{layer}' in {type(module).__name__}"
+                    f"{did_you_mean(layer, shown)} (its modules: {', '.join(shown)})"
+                )
+            self.target = names[layer]
+        x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.asarray(images))
+        if not x.is_floating_point():
+            x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        self.images = x  # on the CPU; copied to the module's device once per device
+        self._on: dict[str, torch.Tensor] = {}
+
+    def _device(self):
+        import torch
+
+        if self.module is not None:
+            for p in self.module.parameters():
+                return p.device
+        return torch.device("cpu")
+
+    def _probe(self):
+        device = self._device()
+        key = str(device)
+        if key not in self._on:
+            self._on = {key: self.images.to(device)}  # one copy, on the device in use
+        return self._on[key]
+
+    def __call__(self) -> Encoded:
+        """Encode every probe image: in chunks, no grad, eval mode, mode restored."""
+        import torch
+
+        was = self.module.training if self.module is not None else None
+        if self.module is not None:
+            self.module.eval()
+        captured: list = []
+        hook = None
+        if self.target is not None:
+            hook = self.target.register_forward_hook(lambda m, i, out: captured.append(out))
+        try:
+            probe = self._probe()
+            parts, spreads = [], []
+            with torch.no_grad():
+                for s in range(0, len(probe), self.batch_size):
+                    xb = probe[s : s + self.batch_size]
+                    if hook is not None:
+                        captured.clear()
+                        self.module(xb)
+                        if not captured:
+                            raise UsageError("watch: the watched layer did not run in forward()")
+                        out = captured[-1]
+                    else:
+                        out = self.encode(xb)
+                    a, b = _split(out, len(xb))
+                    parts.append(a)
+                    spreads.append(b)
+        finally:
+            if hook is not None:
+                hook.remove()
+            if was is not None:
+                self.module.train(was)
+        if any((b is None) != (spreads[0] is None) for b in spreads):
+            raise UsageError("encode: returned a spread for some batches and not others")
+        points = np.concatenate(parts).astype(np.float32)
+        sd = None if spreads[0] is None else np.concatenate(spreads).astype(np.float32)
+        return Encoded(points, sd)
+
+
+def _split(out, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A batch's latents as (points (n, D), spread or None): a tensor is the points (a
+    feature map is flattened); a pair is (mean, sd)."""
+    if isinstance(out, dict):
+        raise UsageError("encode: return latents, or a (mean, sd) pair, not a dict")
+    if isinstance(out, (tuple, list)):
+        if len(out) == 2 and all(hasattr(o, "shape") for o in out):
+            a, b = (as_array(o, "encode") for o in out)
+            if a.shape != b.shape:
+                raise UsageError(
+                    f"encode: mean {tuple(a.shape)} and sd {tuple(b.shape)} differ in shape"
+                )
+            return a.reshape(n, -1), b.reshape(n, -1)
+        out = out[0]  # a module returning several outputs: its first
+    a = as_array(out, "encode")
+    if a.ndim < 1 or a.shape[0] != n:
+        raise UsageError(f"encode: expected one row per image ({n}), got shape {a.shape}")
+    return a.reshape(n, -1), None
