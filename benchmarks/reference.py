@@ -187,6 +187,67 @@ def bare_vae_steps(x_train: torch.Tensor, steps: int, evals=()) -> float:
     return steps / (time.perf_counter() - t0)
 
 
+def api_vae_steps(
+    x_train: torch.Tensor, probe_x, probe_y, steps: int, every: int, runs: Path, evals=()
+) -> tuple[float, str]:
+    """bare_vae_steps's loop recorded through nnlab's Python API: the probe's posterior
+    every `every` steps, the loss every 50, the evaluation as an epoch line; (steps/s,
+    run id)."""
+    import nnlab
+
+    torch.manual_seed(0)
+    model = RefVAE()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2, fused=True)
+    gen = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(x_train), generator=gen)
+    t0 = time.perf_counter()
+    with nnlab.start("bench", settings={"every": every}, runs_dir=runs) as run:
+        run.watch(probe_x, probe_y, module=model, encode=model.encode, image_shape=(28, 28))
+        run.snapshot(0)
+        for step in range(1, steps + 1):
+            x = x_train[perm[(step - 1) * 32 : step * 32]]
+            mu, sd = model.encode(x)
+            z = mu + sd * torch.randn(mu.shape, generator=gen)
+            logits = model.dec(z)
+            rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1).mean()
+            kl = (0.5 * (mu**2 + sd**2 - 1) - torch.log(sd)).sum(1).mean()
+            loss = rec + kl
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if step % 50 == 0:
+                run.log(step, loss=loss.item())
+            if step % every == 0:
+                run.snapshot(step)
+        losses = {}
+        with torch.no_grad():
+            for name, x in zip(("val", "test"), evals, strict=False):
+                mu, sd = model.encode(x)
+                z = mu + sd * torch.randn(mu.shape, generator=gen)
+                logits = model.dec(z)
+                rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+                losses[f"{name}_loss"] = rec.sum(1).mean().item()
+        run.log_epoch(1, **losses)
+        run.checkpoint(steps, model=model.state_dict(), optimizer=opt.state_dict())
+    return steps / (time.perf_counter() - t0), run.id
+
+
+def api_main() -> None:
+    """`python reference.py api DATASET STEPS EVERY RUNS`: api_vae_steps in a fresh
+    process (as nnlab train runs in one), on nnlab's in-memory splits; prints JSON."""
+    import json
+    import sys
+
+    from nnlab.training import data
+
+    name, steps, every, runs = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5])
+    s = data.load(name, None, 0.1, 0)
+    rate, run_id = api_vae_steps(
+        s.train_x, s.test_x, s.test_y, steps, every, runs, (s.val_x, s.test_x)
+    )
+    print(json.dumps({"steps_per_s": rate, "id": run_id}))
+
+
 def prepare_torchvision_layout(tmp: Path, name: str) -> Path:
     """The dataset in torchvision's folder layout (for the reference's torchvision dataset)."""
     from nnlab.training import data
@@ -205,3 +266,10 @@ def prepare_torchvision_layout(tmp: Path, name: str) -> Path:
         header = bytes([0, 0, 8, a.ndim]) + b"".join(n.to_bytes(4, "big") for n in a.shape)
         (folder / f).write_bytes(header + a.tobytes())
     return tmp
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] == ["api"]:
+        api_main()

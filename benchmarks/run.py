@@ -154,6 +154,7 @@ def train_plain(b: Bench) -> list[Row]:
         lambda: ref.bare_vae_steps(b.splits.train_x, b.steps_per_epoch, evals),
         1 if b.quick else 3,
     )
+    b.done["bare"] = bare
     rate = nn2["steps_per_s"]
     return [
         Row(
@@ -191,6 +192,51 @@ def recording_overhead(b: Bench) -> list[Row]:
             ok=cost_b <= 1.5,
             note=f"{bf16['steps_per_s']:.0f} steps/s: "
             f"{bf16['steps_per_s'] / b.done['ref1']:.0f}x the reference of workload 1",
+        ),
+    ]
+
+
+def api_recording(b: Bench) -> list[Row]:
+    """11. A plain loop recording through nnlab's Python API, against nnlab train (same
+    network, probe and cadence: the whole test split every 4 steps, one epoch)."""
+    log("11. a plain loop recording through the Python API")
+    args = ["api", b.name, str(b.steps_per_epoch), "4", str(b.runs)]
+    script = str(Path(__file__).with_name("reference.py"))
+    apis, nnlabs = [], []
+    # alternated, each in a fresh process, medians: single runs on this machine vary ±20%
+    for _ in range(1 if b.quick else 3):
+        nnlabs.append(nnlab_train(b.runs, ["vae", *b.common, "--snapshot_every=4"]))
+        r = subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr)
+        apis.append(json.loads(r.stdout))
+    api = statistics.median(a["steps_per_s"] for a in apis)
+    run_id = apis[-1]["id"]
+    evals = (b.splits.val_x, b.splits.test_x)
+    bare = b.done.get("bare") or ref.bare_vae_steps(b.splits.train_x, b.steps_per_epoch, evals)
+    nnlab_rate = statistics.median(n["steps_per_s"] for n in nnlabs)
+    nnlab_cost = b.done["plain"]["steps_per_s"] / nnlab_rate  # with this row's median
+    api_cost = bare / api
+    return [
+        Row(
+            "11. own loop + Python API, record test split every 4 steps (steps/s)",
+            api,
+            nnlab_rate,
+            nnlab_rate / api,
+            "<= 1.1x nnlab train's time",
+            nnlab_rate / api <= 1.1,
+            f"medians of {len(apis)} alternated runs each (run {run_id}); ratio = the API "
+            "loop's time / nnlab train's time for one epoch",
+        ),
+        Row(
+            "11b. its recording overhead (time with / without) vs nnlab train's",
+            api_cost,
+            nnlab_cost,
+            api_cost / nnlab_cost,
+            "stated",
+            True,
+            "reference column: nnlab train's overhead; the API's is measured against a bare "
+            "loop, nnlab's against its own loop without recording (row 2b: the bare is faster)",
         ),
     ]
 
@@ -495,6 +541,7 @@ WORKLOADS = (
     train_recording,
     train_plain,
     recording_overhead,
+    api_recording,
     animate_density,
     cube_and_masks,
     startup,

@@ -3,8 +3,8 @@
 # Uses full Fashion-MNIST (apt-get install dataset-fashion-mnist) when it is installed,
 # else the bundled MNIST sample. Takes about ten minutes on 2 cores.
 #   docs/make_figures.sh              every picture
-#   docs/make_figures.sh vae sweep    some of them (vae, cube, masks, sweep, regularisation,
-#                                     report)
+#   docs/make_figures.sh vae sweep    some of them (vae, cube, masks, sweep, own,
+#                                     regularisation, report)
 # regularisation (the bundled sample, ~15 minutes) and report (needs playwright and
 # Chromium) also rewrite their measured tables in the README.
 set -euo pipefail
@@ -14,7 +14,7 @@ data=mnist-sample
 [ -d /usr/share/datasets/fashion-mnist ] && data=fashion-mnist
 echo "runs in $NNLAB_RUNS, dataset $data" >&2
 
-sections="${*:-vae cube masks sweep regularisation report}"
+sections="${*:-vae cube masks sweep own regularisation report}"
 want() { [[ " $sections " == *" $1 "* ]]; }
 
 # beta-VAE, beta = 1 against beta = 10 (same seed, same data): class densities over one epoch
@@ -54,6 +54,12 @@ cp "$(nnlab summary "$s" --plot)" docs/sweep-beta.png
 nnlab animate "$s-p00" --compare="$s-p03,$s-p06,$s-p09,$s-p12" --every=2 --dpi=50 \
   --out=docs/sweep-beta-latents.gif
 fi
+# a convolutional VAE written the plain PyTorch way, recorded through nnlab's Python API
+if want own; then
+o=$(python examples/own_loop.py)
+nnlab animate "$o" --dpi=60 --out=docs/own-conv-vae.gif
+fi
+
 # L1 against L2 masks, dropout's train/test gap, and plasticity on Permuted MNIST
 if want regularisation; then
 python docs/regularisation.py all --write-readme

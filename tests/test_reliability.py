@@ -717,7 +717,8 @@ def _flag_cases():
     from nnlab.config import config
 
     cases = []
-    for model, family in families.FAMILIES.items():
+    for model in families.TRAINED:  # flags of the families nnlab trains
+        family = families.get(model)
         cls = family.config_class
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):

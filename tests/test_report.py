@@ -101,7 +101,9 @@ def test_the_embedded_data_is_the_recording_within_the_quantisation(pages):
 
         cfg = run.config()
         x = data.load(cfg.dataset, None, cfg.val_fraction, cfg.seed).split(rec.split)[0]
-        img = np.frombuffer(__import__("base64").b64decode(d["images"][L["images"]]), np.uint8)
+        stored = d["images"][L["images"]]
+        assert stored["shape"] == [1, 28, 28]  # C x H x W of each image
+        img = np.frombuffer(__import__("base64").b64decode(stored["b64"]), np.uint8)
         expected = (x[rec.indices[keep]].numpy() * 255).round().astype(np.uint8)
         assert np.array_equal(img.reshape(len(keep), 784), expected)
 

@@ -4,6 +4,11 @@ module), in chunks, under no_grad and in eval mode, the module's mode restored a
 
 from __future__ import annotations
 
+import copy
+import os
+import queue
+import threading
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,9 +36,23 @@ def as_array(x: Any, what: str) -> np.ndarray:
         raise UsageError(f"{what}: not an array ({e})") from None
 
 
-def display_images(images: np.ndarray) -> np.ndarray:
+def display_images(images: np.ndarray, shape: Sequence[int] | None = None) -> np.ndarray:
     """Images as the pictures show them: (N, C, H, W) uint8. uint8 stays as it is; floats
-    in [0, 1] are scaled by 255; other floats (normalised inputs) by the set's min and max."""
+    in [0, 1] are scaled by 255; other floats (normalised inputs) by the set's min and max.
+    shape: each image's (H, W) or (C, H, W) when the network takes them flat (N, D)."""
+    if shape is not None:
+        size = int(np.prod(shape)) if len(shape) in (2, 3) else -1
+        if size != int(np.prod(images.shape[1:])):
+            raise UsageError(
+                f"image_shape={tuple(shape)}: does not hold the {int(np.prod(images.shape[1:]))} "
+                "values of each image (give (H, W) or (C, H, W))"
+            )
+        images = images.reshape(len(images), *shape)
+    if images.ndim == 2:
+        raise UsageError(
+            f"images: flat vectors ({images.shape[1]} values each): say how to draw them with "
+            "image_shape=(H, W) or (C, H, W)"
+        )
     if images.ndim == 3:
         images = images[:, None]
     if images.ndim != 4 or images.shape[1] not in (1, 3):
@@ -98,7 +117,8 @@ class Encoder:
         module=None,
         encode: Callable | None = None,
         layer: str | None = None,
-        batch_size: int = 1024,
+        batch_size: int = 4096,
+        precision: str = "float32",
     ):
         import torch
 
@@ -112,7 +132,10 @@ class Encoder:
             raise UsageError(f"watch: batch_size={batch_size!r} must be a whole number ≥ 1")
         if module is not None and not isinstance(module, torch.nn.Module):
             raise UsageError(f"watch: module= must be a torch.nn.Module, got {type(module)}")
+        if precision not in ("float32", "bfloat16"):
+            raise UsageError(f"watch: precision='{precision}': use float32 or bfloat16")
         self.module, self.encode, self.batch_size = module, encode, batch_size
+        self.layer, self.precision = layer, precision
         self.target = None
         if layer is not None:
             names = dict(module.named_modules())
@@ -155,10 +178,11 @@ class Encoder:
         hook = None
         if self.target is not None:
             hook = self.target.register_forward_hook(lambda m, i, out: captured.append(out))
+        bf16 = self.precision == "bfloat16"
         try:
             probe = self._probe()
             parts, spreads = [], []
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast(probe.device.type, torch.bfloat16, enabled=bf16):
                 for s in range(0, len(probe), self.batch_size):
                     xb = probe[s : s + self.batch_size]
                     if hook is not None:
@@ -182,6 +206,92 @@ class Encoder:
         points = np.concatenate(parts).astype(np.float32)
         sd = None if spreads[0] is None else np.concatenate(spreads).astype(np.float32)
         return Encoded(points, sd)
+
+    def twin(self) -> Encoder:
+        """The same encoder on a copy of the module (for a snapshot thread)."""
+        if self.module is None:
+            raise UsageError("watch: precision='bfloat16' records on a copy of module=: give it")
+        module = copy.deepcopy(self.module)
+        encode = self.encode
+        if encode is not None:
+            if getattr(encode, "__self__", None) is not self.module:
+                raise UsageError(
+                    "watch: precision='bfloat16' records beside training, on a copy of the "
+                    "module: give encode as a method of module (e.g. model.encode) or layer="
+                )
+            encode = types.MethodType(encode.__func__, module)
+        return Encoder(
+            self.images,
+            module=module,
+            encode=encode,
+            layer=self.layer,
+            batch_size=self.batch_size,
+            precision=self.precision,
+        )
+
+    def wants_thread(self) -> bool:
+        """bf16 snapshots keep up on a core of their own (nnlab's trainer does the same):
+        training then runs on one CPU core while a thread encodes on the other."""
+        return (
+            self.precision == "bfloat16"
+            and self._device().type == "cpu"
+            and ((os.cpu_count() or 1) >= 2)
+        )
+
+
+class SnapshotThread:
+    """Encodes snapshots on a thread beside training, each from a copy of the weights at
+    its step, so the recording is the one a synchronous snapshot would make. `accept(step,
+    epoch, encoded)` checks and keeps each; an error it raises comes back at drain()."""
+
+    def __init__(self, encoder: Encoder, accept: Callable):
+        import torch
+
+        self.source, self.twin, self.accept = encoder.module, encoder.twin(), accept
+        self.queue: queue.Queue = queue.Queue(maxsize=4)  # at most 4 weight copies waiting
+        self.error: BaseException | None = None
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # one core trains, the other encodes (given back at close)
+        self.thread = threading.Thread(target=self._work, name="nnlab-snapshots", daemon=True)
+        self.thread.start()
+
+    def submit(self, step: int, epoch: float) -> None:
+        """Queue a snapshot of the module as it is now (blocks while 4 are waiting)."""
+        state = [t.detach().clone() for t in self.source.state_dict().values()]
+        self.queue.put((step, epoch, state))
+
+    def _work(self) -> None:
+        import torch
+
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                step, epoch, state = item
+                with torch.no_grad():
+                    for dst, src in zip(self.twin.module.state_dict().values(), state, strict=True):
+                        dst.copy_(src)
+                self.accept(step, epoch, self.twin())
+            except BaseException as e:  # raised in the training thread by drain()
+                self.error = self.error or e
+            finally:
+                self.queue.task_done()
+
+    def drain(self) -> None:
+        """Wait until every queued snapshot is kept; raise the first error since the last."""
+        self.queue.join()
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def close(self) -> None:
+        """Stop the thread and give torch its threads back."""
+        import torch
+
+        self.queue.put(None)
+        self.thread.join()
+        torch.set_num_threads(self.threads)
 
 
 def _split(out, n: int) -> tuple[np.ndarray, np.ndarray | None]:

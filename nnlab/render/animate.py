@@ -273,20 +273,23 @@ def _figure(sources: list[Source], classes: list[int], n_frames: int, dpi: int, 
         ax = fig.add_subplot(rows, cols, i + 1, projection="3d" if three else None)
         labels_ = src.rec.labels
         names = names_of[i]
+        mine = [c for c in classes if c < len(names)]  # a run may have fewer classes
         if src.kind == "density":
-            panels.append(DensityPanel(ax, src.rec, classes, colors, names, limits[i]))
+            panels.append(DensityPanel(ax, src.rec, mine, colors, names, limits[i]))
         elif three:
-            panels.append(Scatter3DPanel(ax, src.points, labels_, classes, colors, n_frames))
+            panels.append(Scatter3DPanel(ax, src.points, labels_, mine, colors, n_frames))
         else:
-            panels.append(ScatterPanel(ax, src.points, labels_, classes, colors, limits[i]))
+            panels.append(ScatterPanel(ax, src.points, labels_, mine, colors, limits[i]))
         ax.set_xlabel(src.axis_labels[0])
         ax.set_ylabel(src.axis_labels[1])
         titles.append((ax.set_title(label, fontsize=TITLE_SIZE), label))
     if all(n == names_of[0] for n in names_of):
-        _legend(fig, sources[0].kind == "density", classes, colors, names_of[0], cols)
+        mine = [c for c in classes if c < len(names_of[0])]
+        _legend(fig, sources[0].kind == "density", mine, colors, names_of[0], cols)
     else:  # different classes side by side: a legend under each panel
         for ax, src, names in zip(fig.axes, sources, names_of, strict=True):
-            _legend(ax, src.kind == "density", classes, colors, names, 1, below_axes=True)
+            mine = [c for c in classes if c < len(names)]
+            _legend(ax, src.kind == "density", mine, colors, names, 1, below_axes=True)
     # room on the left for a long axis label ("PC2 (23% of variance)") and its ticks, and
     # at the bottom for the legend (the same inches whatever the number of rows)
     bottom, top = 0.2 * (PANEL_INCHES + 0.9) / height, 1 - 0.1 * (PANEL_INCHES + 0.9) / height

@@ -232,7 +232,8 @@ def _frames(writer, run: folders.Run, rec: record.Recording) -> None:
 
     src = load_source(run.id, run.root, "auto")
     every = max(1, math.ceil(len(rec) / MAX_IMAGE_FRAMES))
-    frames = render_frames([src], list(range(10)), every, 60, console=stderr_console())
+    classes = list(range(len(record.class_names(src.rec, src.cfg))))
+    frames = render_frames([src], classes, every, 60, console=stderr_console())
     shown = list(range(0, len(rec), every))
     if shown[-1] != len(rec) - 1:
         shown.append(len(rec) - 1)  # render_frames always ends on the last snapshot

@@ -1,0 +1,135 @@
+"""nnlab's Lightning callback (nnlab.library.lightning) with a real Trainer.fit on the
+bundled sample, and the examples/ scripts run as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nnlab.store import folders, metrics, record
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+if os.environ.get("CI"):  # CI installs the extra: a missing Lightning fails there
+    import lightning as L
+else:
+    L = pytest.importorskip("lightning")
+
+
+def sample(n_probe=100):
+    """The bundled digits as (train x, train y, probe x, probe y), 1x28x28 in [0, 1]."""
+    with np.load(resources.files("nnlab") / "assets/mnist-5k.npz") as z:
+        x = torch.from_numpy(z["images"]).float().div(255).unsqueeze(1)
+        y = torch.from_numpy(z["labels"].astype(np.int64))
+    held = torch.arange(len(x)) % 50 == 0  # 10 of each digit
+    return x[~held], y[~held], x[held], y[held]
+
+
+class Small(L.LightningModule):
+    def __init__(self, lr=1e-2):
+        super().__init__()
+        self.save_hyperparameters()
+        self.body = torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(784, 32), torch.nn.ReLU()
+        )
+        self.code = torch.nn.Linear(32, 3)
+        self.head = torch.nn.Linear(3, 10)
+
+    def forward(self, x):
+        return self.head(torch.sigmoid(self.code(self.body(x))))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = torch.nn.functional.cross_entropy(self(x), y)
+        self.log("train_loss", loss, on_epoch=True, on_step=False)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_acc", (self(x).argmax(1) == y).float().mean())
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+
+def fit(callback, epochs=1, module=None):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    tx, ty, px, py = sample()
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        callbacks=[callback],
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+    )
+    trainer.fit(
+        module or Small(),
+        DataLoader(TensorDataset(tx, ty), batch_size=128, shuffle=True),
+        DataLoader(TensorDataset(px, py), batch_size=500),
+    )
+    return trainer
+
+
+def test_a_real_fit_is_recorded(runs, nnlab):
+    import nnlab as api
+
+    _, _, px, py = sample()
+    cb = api.LatentCallback(px, py, layer="code", every_n_steps=10, name="pl", runs_dir=runs)
+    fit(cb)
+    opened = folders.read_run(cb.run_id, runs)
+    assert opened.meta["status"] == "finished"
+    assert opened.cfg.settings == {"lr": 0.01}  # the module's hparams
+    rec = record.load_recording(runs / cb.run_id / "latents", ("mu", "sd?"))
+    steps_per_epoch = 39  # 4,900 images in batches of 128
+    assert rec.steps.tolist() == [0, 10, 20, 30, steps_per_epoch]
+    assert rec.points.shape == (5, 100, 3) and rec.sd is None
+    lines = metrics.read(runs / cb.run_id / "metrics.jsonl")
+    epoch = metrics.of_kind(lines, "epoch")
+    assert len(epoch) == 1 and {"train_loss", "val_acc"} <= set(epoch[0])
+    assert [m["step"] for m in metrics.of_kind(lines, "step")] == [10, 20, 30]
+    assert api.load_checkpoint(cb.run_id, runs_dir=runs)["step"] == steps_per_epoch
+    r = nnlab("animate", cb.run_id)
+    assert r.code == 0 and "scatter3d" in r.out, r.err
+
+
+def test_an_exception_in_the_fit_marks_the_run_failed(runs):
+    import nnlab as api
+
+    class Broken(Small):
+        def training_step(self, batch, batch_idx):
+            if batch_idx == 3:
+                raise RuntimeError("boom")
+            return super().training_step(batch, batch_idx)
+
+    _, _, px, py = sample()
+    cb = api.LatentCallback(px, py, encode=lambda x: torch.zeros(len(x), 2), runs_dir=runs)
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(cb, module=Broken())
+    assert folders.open_run(cb.run_id, runs).meta()["status"] == "failed"
+    with pytest.raises(api.UsageError, match="has no such method"):
+        fit(api.LatentCallback(px, py, encode="encdoe", runs_dir=runs))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["own_loop.py", "lightning_loop.py"])
+def test_the_examples_run(script, runs, nnlab):
+    env = dict(os.environ, NNLAB_RUNS=str(runs), NNLAB_EXAMPLE_EPOCHS="1")
+    r = subprocess.run(
+        [sys.executable, str(EXAMPLES / script)], capture_output=True, text=True, env=env
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    run_id = r.stdout.strip().splitlines()[-1]
+    d = nnlab("summary", run_id, "--json").json()
+    assert d["status"] == "finished" and d["latent_metrics"], d["problems"]
+    assert nnlab("animate", run_id).code == 0
