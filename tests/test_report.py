@@ -329,3 +329,40 @@ def test_the_page_draws_whatever_its_strings_hold(hostile_page):
         body = page.evaluate("document.body.textContent")  # collapsed details too
         assert all(part in body for part in HOSTILE.split("\u2028")), body[:500]
         assert errors == []
+
+
+@needs_browser
+def test_colour_probe_images_of_their_own_size_are_drawn(tmp_path, nnlab):
+    """A run written by a user's own code with 12x20 colour images: the hover image and
+    the sprites show them in their colours and shape."""
+    import torch
+
+    import nnlab as api
+
+    n = 30
+    labels = torch.arange(n) % 3
+    images = torch.zeros(n, 3, 12, 20)
+    images[torch.arange(n), labels] = 1.0  # class 0 pure red, 1 green, 2 blue
+    root = tmp_path / "own"
+    with api.start(runs_dir=root) as run:
+        spread = torch.rand(n, 2) * 0.2  # 2-D points near their class's corner
+
+        run.watch(images, labels, classes=["r", "g", "b"], encode=lambda x: x[:, :2, 0, 0] + spread)
+        run.snapshot(0)
+    page_path = nnlab("report", run.id, f"--runs_dir={root}").out.strip()
+    with browser.page_of(page_path) as (page, errors):
+        x, y, cls, name = page.evaluate(f"window.nnlabReport.pointAt({json.dumps(run.id)}, 4)")
+        page.mouse.move(x, y)
+        assert page.is_visible("#tooltip") and name == ["r", "g", "b"][cls]
+        pixel = page.evaluate(
+            """() => Array.from(document.getElementById("tipimg").getContext("2d")
+                                .getImageData(10, 10, 1, 1).data)"""
+        )
+        assert pixel[:3] == [255 if c == cls else 0 for c in range(3)]
+        # 20 wide, 12 high, drawn in an 84-pixel box: the bottom rows stay empty
+        below = page.evaluate(
+            """() => Array.from(document.getElementById("tipimg").getContext("2d")
+                                .getImageData(10, 70, 1, 1).data)"""
+        )
+        assert below[3] == 0
+        assert errors == []

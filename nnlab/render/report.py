@@ -192,8 +192,8 @@ def _run_payload(opened: folders.Opened, points: int, images: dict, console) -> 
     }
     if not record.chunk_files(run.latents):
         out["left_out"].append(
-            "no latent recording (trained with snapshot_every=0): the latent explorer is left "
-            "out; the metrics are shown"
+            f"no latent recording ({families.of(cfg).unrecorded(cfg)}): the latent explorer "
+            "is left out; the metrics are shown"
         )
         return out
     out["latent"] = _latent_payload(run, cfg, meta, points, images)

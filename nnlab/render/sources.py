@@ -43,9 +43,9 @@ def load_source(run_id: str, runs_dir, kind: str) -> Source:
     """Open a run and its recording, and choose how to draw it."""
     opened = folders.read_run(run_id, runs_dir)
     run, meta, cfg = opened.run, opened.meta, opened.cfg
-    if cfg.snapshot_every == 0 and not record.chunk_files(run.latents):
-        raise RunError(f"run {run.id} has no latent recording (trained with snapshot_every=0)")
     family = families.of(cfg)
+    if not record.chunk_files(run.latents):
+        raise RunError(f"run {run.id} has no latent recording ({family.unrecorded(cfg)})")
     rec = record.load_recording(run.latents, family.arrays, schema.size_ceilings(cfg, meta)[1])
     dims = rec.points.shape[2]
     if kind not in KINDS:
