@@ -166,3 +166,25 @@ def test_small_things_a_new_user_met(nnlab, runs, trained, tmp_path, monkeypatch
     assert r.code == 0 and r.out.strip() == str(tmp_path / "page.html")
     r = nnlab("embed", run_id)
     assert r.code == 0 and "z₁:" in r.err and "z₂:" in r.err
+
+
+@pytest.mark.slow
+def test_the_readme_first_command_ends_with_classes_apart(nnlab, runs):
+    """The README's first command, after installing: its training separates the digits
+    (nearest-class-mean accuracy at the last snapshot ≥ 0.45) and animate draws it."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    first = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    train = re.search(r"id=\$\(nnlab (train [^)]*)\)", first).group(1)
+    assert 'nnlab animate "$id"' in first
+    r = nnlab(*shlex.split(train))
+    assert r.code == 0, r.err
+    run_id = r.out.strip()
+    assert f"next: nnlab animate {run_id}" in r.err
+    d = nnlab("summary", run_id, "--json").json()
+    assert d["latent_metrics"]["end"]["ncm_accuracy"] >= 0.45
+    r = nnlab("animate", run_id)
+    assert r.code == 0 and r.out.split()[0].endswith(".gif")

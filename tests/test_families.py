@@ -88,3 +88,17 @@ def test_no_module_outside_the_families_compares_a_model_name():
 def test_the_comparison_check_finds_them():
     source = 'if cfg.model == "vae": pass\nok = m in ("classifier", "x")\nx = "vae"\n'
     assert name_comparisons(source) == [(1, ["vae"]), (2, ["classifier"])]
+
+
+def test_differences_name_what_sets_a_run_apart():
+    from nnlab.config import config
+    from nnlab.families.own import OwnConfig
+
+    cfg = config.build("vae", overrides={"beta": "10", "epochs": "10", "seed": "3"})
+    assert families.of(cfg).differences(cfg) == "seed=3 epochs=10 beta=10"
+    cfg = config.build("classifier", preset="latent3")
+    assert "sizes=784-10-3-10" in families.of(cfg).differences(cfg)
+    own = OwnConfig(settings={"lr": 0.001, "dims": [16, 2]})
+    assert families.of(own).differences(own) == "lr=0.001 dims=16-2"
+    long = OwnConfig(settings={f"k{i}": i for i in range(40)})
+    assert len(families.of(long).differences(long)) == 80

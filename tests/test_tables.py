@@ -18,6 +18,7 @@ def test_runs_table_for_a_pipe_and_a_damaged_run():
             "value": -180.123,
             "status": "finished",
             "created": "2026-01-01T10:00:00.000+00:00",
+            "settings": "beta=10 epochs=10",
         },
         {"id": "odd", "status": "damaged"},
     ]
@@ -32,6 +33,7 @@ def test_runs_table_for_a_pipe_and_a_damaged_run():
         "test ELBO -180.12",
         "finished",
         "2026-01-01 10:00:00",
+        "beta=10 epochs=10",  # what sets it apart from the model's defaults
     ]
     assert lines[2].split("\t")[0] == "odd" and "damaged" in lines[2]
     assert "nnlab train vae" in render_runs([], color=False)

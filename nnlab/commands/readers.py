@@ -11,6 +11,13 @@ from nnlab.helpers import options
 from nnlab.helpers.errors import NnlabError
 
 RUNS_DIR = Option("runs_dir", None, str, "the run store (default ./runs, or $NNLAB_RUNS)")
+PROJECTION = Option(
+    "projection",
+    None,
+    str,
+    "draw the layer through a 2-D embedding kept in the run: pca, tsne or umap (nnlab project)",
+    choices="nnlab.analysis.projection:METHODS",
+)
 CHECKPOINT = Option("checkpoint", None, str, "latest, final, epoch-N or a path [default: latest]")
 
 
@@ -39,7 +46,19 @@ def _required_id(run_id, command: str) -> str:
     return run_id
 
 
-def animate(run_id: str | None = None, *, kind, classes, fps, every, out, compare, dpi, runs_dir):
+def animate(
+    run_id: str | None = None,
+    *,
+    kind,
+    classes,
+    fps,
+    every,
+    out,
+    compare,
+    dpi,
+    projection,
+    runs_dir,
+):
     """Write a GIF of a run's latent space over training, and its last frame as PNG.
 
     One frame per recorded snapshot: class densities for a VAE with a 2-D latent, points
@@ -63,8 +82,22 @@ def animate(run_id: str | None = None, *, kind, classes, fps, every, out, compar
         out=out,
         compare=others,
         dpi=dpi,
+        projection=projection,
     )
     return "\n".join(paths)
+
+
+def project(run_id: str | None = None, *, method, points, every, runs_dir) -> str:
+    """Embed a run's recorded layer in 2-D at its snapshots, each frame continuing from the
+    last (t-SNE, UMAP) or on one basis (PCA); keep the coordinates in the run.
+
+    animate --projection and report draw them. Prints the path of the kept coordinates.
+    """
+    from nnlab.render.sources import project as project_run
+
+    return project_run(
+        _required_id(run_id, "project"), runs_dir, method=method, points=points, every=every
+    )
 
 
 def masks(run_id: str | None = None, *, out, units, checkpoint, runs_dir) -> str:
@@ -139,7 +172,7 @@ def export(run_id: str | None = None, *, to, logdir, snapshots, force, runs_dir)
     )
 
 
-def report(*run_ids: str, out, points, runs_dir) -> str:
+def report(*run_ids: str, out, points, projection, runs_dir) -> str:
     """Write one self-contained HTML page to explore runs in a browser; print its path.
 
     A step slider (with play/pause and speed) moves every panel at once: the probe images'
@@ -147,14 +180,15 @@ def report(*run_ids: str, out, points, runs_dir) -> str:
     principal components beyond), hover for an image and its label, click a class to hide
     it, images drawn at their places; the metric plots follow the slider, and the masks or
     the decoded manifold show the nearest kept checkpoint. Several runs (or a sweep's
-    points) sit side by side, aligned by step or by fraction of training. The page needs
-    no network: data and script are inside it.
+    points) sit side by side, aligned by step or by fraction of training. A wide layer is
+    drawn through the t-SNE or UMAP `nnlab project` kept in the run (or --projection). The
+    page needs no network: data and script are inside it.
     """
     from nnlab.render.report import report as write_report
 
     if not run_ids:
         raise NnlabError("give a run id: nnlab report RUN_ID|SWEEP_ID [RUN_ID ...] (or latest)")
-    return write_report(list(run_ids), runs_dir, out=out, points=points)
+    return write_report(list(run_ids), runs_dir, out=out, points=points, projection=projection)
 
 
 COMMANDS = {
@@ -211,6 +245,35 @@ COMMANDS = {
                     repeat=True,
                 ),
                 Option("dpi", 100, int, "pixels per inch of a 5.6-inch panel"),
+                PROJECTION,
+                RUNS_DIR,
+            ),
+        ),
+        Command(
+            "project",
+            project,
+            Positional("run_id", "RUN_ID", "the run whose recorded layer to embed (or latest)"),
+            (
+                Option(
+                    "method",
+                    "tsne",
+                    str,
+                    "pca, tsne (pip install openTSNE) or umap (pip install umap-learn)",
+                    choices="nnlab.analysis.projection:METHODS",
+                ),
+                Option(
+                    "points",
+                    2000,
+                    int,
+                    "probe images embedded (a class-stratified subsample, the same in every frame)",
+                ),
+                Option(
+                    "every",
+                    None,
+                    int,
+                    "embed every K-th snapshot, always ending on the last (default: at most "
+                    "100 frames)",
+                ),
                 RUNS_DIR,
             ),
         ),
@@ -329,6 +392,7 @@ COMMANDS = {
                     int,
                     "probe images drawn (a class-stratified subsample of the recording)",
                 ),
+                PROJECTION,
                 RUNS_DIR,
             ),
         ),

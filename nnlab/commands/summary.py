@@ -40,6 +40,7 @@ def list_runs(runs_dir=None) -> list[dict]:
                 "kind": "run",
                 "id": run_id,
                 "model": meta.get("model"),
+                "settings": meta.get("settings", ""),
                 "dataset": meta.get("dataset"),
                 "epochs_done": meta.get("epochs_done"),
                 "steps_done": meta.get("steps_done"),

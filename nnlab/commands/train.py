@@ -122,6 +122,7 @@ def _set_up_run(run, cfg, splits, device, requested: str, console: Console, swee
         config_sha256=files.sha256_text(config_text),
         now=folders.now_iso(),
         sweep=sweep,
+        settings=families.of(cfg).differences(cfg),
     )
     run.write_meta(meta)
     run.checkpoints.mkdir()
@@ -224,6 +225,10 @@ def _run(trainer, console: Console) -> str:
     console.print(
         f"finished {run.id}: {families.of(trainer.cfg).epoch_headline(final)} · "
         f"{trainer.step} steps, {seconds:.1f} s · {run.path}",
+        soft_wrap=True,
+    )
+    console.print(
+        f"next: nnlab animate {run.id} · nnlab summary {run.id} · nnlab report {run.id}",
         soft_wrap=True,
     )
     return run.id

@@ -60,6 +60,22 @@ def _count(value) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
+def _shown(value) -> str:
+    """A setting's value as typed: 0.001 as 0.001, [784, 30, 10] as 784-30-10."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "-".join(_shown(v) for v in value) or "[]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}={_shown(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _cap(text: str, most: int = 80) -> str:
+    """Text of at most `most` characters (an ellipsis where it was cut)."""
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
 CEILING_SLACK = 16 * 2**20  # headers, RNG states, small arrays: generous on top of the sums
 
 
@@ -263,6 +279,20 @@ class Family:
         epochs = max(cfg.epochs, _count(meta.get("epochs_done")))
         steps = _count(meta.get("steps_per_epoch")) * epochs
         return 4096 * (steps // max(cfg.log_every, 1) + epochs + 64)
+
+    def differences(self, cfg) -> str:
+        """The settings in which a run differs from its model's defaults, in a line for the
+        runs table ("beta=10 epochs=10"): what tells two runs of a model apart."""
+        import dataclasses
+
+        base = self.config_class()
+        skip = {"model", "name", "dataset", "data_dir", "device"}
+        parts = [
+            f"{f.name}={_shown(getattr(cfg, f.name))}"
+            for f in dataclasses.fields(cfg)
+            if f.name not in skip and getattr(cfg, f.name) != getattr(base, f.name)
+        ]
+        return _cap(" ".join(parts))
 
     def size_key(self, cfg: Config) -> str:
         """The field to name when the model is too big for this machine."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nnlab.families.family import CEILING_SLACK, NAME_RE, Family, _count
+from nnlab.families.family import CEILING_SLACK, NAME_RE, Family, _cap, _count, _shown
 from nnlab.helpers.options import option
 
 # Snapshots held by one chunk file at most (the API flushes before a chunk would hold
@@ -88,6 +88,10 @@ class OwnFamily(Family):
     def metrics_ceiling(self, cfg: OwnConfig, meta: dict) -> int:
         """What meta.json sealed, and what one flush can have appended since."""
         return _count(meta.get("metrics_bytes")) + METRICS_SLACK
+
+    def differences(self, cfg: OwnConfig) -> str:
+        """The user's settings, in a line."""
+        return _cap(" ".join(f"{k}={_shown(v)}" for k, v in cfg.settings.items()))
 
     def size_key(self, cfg: OwnConfig) -> str:
         """Never asked: nnlab builds nothing."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from nnlab import __version__
+from nnlab import __version__, families
 from nnlab.config import config
 from nnlab.families.family import NAME_RE
 from nnlab.families.own import CHUNK_SNAPSHOTS, OwnConfig
@@ -85,6 +85,7 @@ def start(
             probe={},
             config_sha256=files.sha256_text(text),
             now=folders.now_iso(),
+            settings=families.of(cfg).differences(cfg),
         )
         run.write_meta(meta)
         run.checkpoints.mkdir()

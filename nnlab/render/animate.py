@@ -26,6 +26,7 @@ from nnlab.render.sources import (
     differing_labels,
     load_source,
     outside_counts,
+    projected,
     run_label,
     shared_limits,
 )
@@ -53,6 +54,7 @@ def animate(
     every=None,
     out=None,
     compare=(),
+    projection=None,
     console=None,
 ) -> list[str]:
     """Write the latent-space GIF (and its final frame as PNG); return the two paths. kind,
@@ -70,6 +72,9 @@ def animate(
     console = console or stderr_console()
     ids, sweep = expand_sweeps([run_id, *compare], runs_dir, console)
     sources = [load_source(r, runs_dir, str(kind)) for r in ids]
+    if projection is not None:  # a 2-D embedding of each recording, kept in the run
+        sources = [projected(s, str(projection), every=every if asked else None) for s in sources]
+        every, asked = 1, False  # the embedding's frames are the snapshots it thinned
     n_classes = max(len(record.class_names(s.rec, s.cfg)) for s in sources)
     classes = parse_classes(classes, n_classes)
     for other in sources[1:]:
@@ -92,7 +97,7 @@ def animate(
         if len(stem) > 150:  # many ids: a file name stays well under 255 bytes
             digest = hashlib.sha256(stem.encode()).hexdigest()[:12]
             stem = f"compare-{len(compare)}-runs-{digest}"
-        stem += f"-{sources[0].kind}"
+        stem += f"-{sources[0].kind}" + (f"-{projection}" if projection else "")
         if classes != list(range(n_classes)):  # names say what is inside
             stem += "-classes" + "-".join(map(str, classes))
         if asked and every > 1:
@@ -207,7 +212,7 @@ def _render_parallel(sources, job, frames_of, workers, bar) -> list:
 
     # each worker reads the recordings itself (spawned: no copy of this process's memory)
     # and runs its BLAS on one thread, so the workers do not oversubscribe the cores
-    requests = [(s.run.root, s.run.id, _KIND_REQUEST[s.kind]) for s in sources]
+    requests = [(s.run.root, s.run.id, _KIND_REQUEST[s.kind], s.request) for s in sources]
     chunks = [
         (start, frames_of[start : start + CHUNK]) for start in range(0, len(frames_of), CHUNK)
     ]
@@ -240,7 +245,8 @@ _KIND_REQUEST = {"density": "density", "scatter": "scatter", "scatter3d": "auto"
 def _start_worker(requests, job) -> None:
     """In a render worker: load the sources and build the figure once."""
     global _WORKER
-    sources = [load_source(run_id, root, kind) for root, run_id, kind in requests]
+    sources = [load_source(run_id, root, kind) for root, run_id, kind, _ in requests]
+    sources = [projected(s, *r[3]) if r[3] else s for s, r in zip(sources, requests, strict=True)]
     _WORKER = _Renderer(sources, *job)
 
 
@@ -282,6 +288,10 @@ def _figure(sources: list[Source], classes: list[int], n_frames: int, dpi: int, 
             panels.append(ScatterPanel(ax, src.points, labels_, mine, colors, limits[i]))
         ax.set_xlabel(src.axis_labels[0])
         ax.set_ylabel(src.axis_labels[1])
+        if src.method:  # embedding axes: their units mean nothing
+            ax.set_xticks([])
+            ax.set_yticks([])
+            label = f"{label} · {src.method}"
         titles.append((ax.set_title(label, fontsize=TITLE_SIZE), label))
     if all(n == names_of[0] for n in names_of):
         mine = [c for c in classes if c < len(names_of[0])]

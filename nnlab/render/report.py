@@ -44,9 +44,13 @@ EXTRA_TITLES = {  # a family's checkpoint pictures in the page, by picture
 Q = 65535
 
 
-def report(ids: list[str], runs_dir=None, *, points, out=None, console=None) -> str:
+def report(
+    ids: list[str], runs_dir=None, *, points, out=None, projection=None, console=None
+) -> str:
     """Write the page for the runs (a sweep stands for its points); return its path. points:
-    the probe images drawn (its default where the command is declared)."""
+    the probe images drawn (its default where the command is declared); projection: draw a
+    wide layer through this 2-D embedding (pca, tsne, umap; default: a t-SNE or UMAP
+    `nnlab project` kept in the run, else PCA)."""
     from importlib import resources
 
     console = console or stderr_console()
@@ -73,7 +77,7 @@ def report(ids: list[str], runs_dir=None, *, points, out=None, console=None) -> 
     }
     images: dict = {}
     for o in opened:
-        payload["runs"].append(_run_payload(o, points, images, console))
+        payload["runs"].append(_run_payload(o, points, images, console, projection))
     payload["images"] = {k: {"b64": _b64(v), "shape": list(v.shape[1:])} for k, v in images.items()}
     template = (resources.files("nnlab") / "assets" / "report.html").read_text("utf-8")
     text = script_json(payload)
@@ -166,7 +170,9 @@ def quantise(a: np.ndarray) -> dict:
     return {"b64": _b64(codes), "lo": lo, "hi": hi, "shape": list(a.shape)}
 
 
-def _run_payload(opened: folders.Opened, points: int, images: dict, console) -> dict:
+def _run_payload(
+    opened: folders.Opened, points: int, images: dict, console, projection=None
+) -> dict:
     """Everything the page shows of one run."""
     run, meta, cfg = opened.run, opened.meta, opened.cfg
     lines = []
@@ -196,7 +202,7 @@ def _run_payload(opened: folders.Opened, points: int, images: dict, console) -> 
             "is left out; the metrics are shown"
         )
         return out
-    out["latent"] = _latent_payload(run, cfg, meta, points, images)
+    out["latent"] = _latent_payload(run, cfg, meta, points, images, projection)
     chunk_max = schema.size_ceilings(cfg, meta)[1]
     arrays = families.of(cfg).arrays
     out["metrics"]["latent"] = cache.series(run, arrays, chunk_max, SERIES_POINTS)
@@ -225,11 +231,18 @@ def _metric_series(lines: list[dict]) -> dict:
     }
 
 
-def _latent_payload(run, cfg, meta, points: int, images: dict) -> dict:
+def _latent_payload(run, cfg, meta, points: int, images: dict, projection=None) -> dict:
     """The subsampled, quantised recording, as the page draws it."""
-    from nnlab.render.sources import load_source
+    from nnlab.analysis import projection as projections
+    from nnlab.render.sources import load_source, projected
 
     src = load_source(run.id, run.root, "auto")
+    if projection is not None:  # asked for: made now if it is not kept in the run
+        src = projected(src, str(projection), points=min(points, len(src.rec.labels)))
+    elif src.kind == "scatter" and src.rec.points.shape[2] > 2:
+        kept = projections.stored(run, src.rec)  # `nnlab project` made one: draw it
+        if kept is not None:
+            src = projected(src, kept[0], points=kept[1], every=kept[2])
     rec = src.rec
     n = len(rec.labels)
     keep = np.sort(record.probe_indices(rec.labels, min(points, n), cfg.seed))

@@ -9,6 +9,7 @@ import numpy as np
 
 from nnlab import families
 from nnlab.analysis.density import pca_basis
+from nnlab.helpers import options
 from nnlab.helpers.errors import NnlabError, RunError
 from nnlab.store import folders, record, schema
 
@@ -37,6 +38,9 @@ class Source:
     points: np.ndarray | None = None  # (S, N, 2 or 3) for scatter kinds
     axis_labels: tuple[str, str] = ("z₁", "z₂")
     frames: list[int] = field(default_factory=list)
+    method: str = ""  # the 2-D embedding drawn ("t-SNE", "UMAP"), when not the layer itself
+    request: tuple = ()  # projected()'s (method, points, every): how to make this source again
+    kept: str = ""  # where the embedding's coordinates are kept in the run
 
 
 def load_source(run_id: str, runs_dir, kind: str) -> Source:
@@ -78,6 +82,68 @@ def load_source(run_id: str, runs_dir, kind: str) -> Source:
             f"PC2 ({100 * ratio[1]:.0f}% of variance)",
         )
     return src
+
+
+def projected(src: Source, method: str, points: int | None = None, every: int | None = None):
+    """The source drawn through a 2-D embedding of its recording (nnlab project): the
+    embedded snapshots, the subsample of points, coordinates kept in the run."""
+    import dataclasses
+    import math
+
+    from nnlab.analysis import projection
+    from nnlab.helpers.console import stderr_console, warn
+    from nnlab.helpers.progress import CountProgress
+
+    projection.require(method)
+    rec = src.rec
+    console = stderr_console()
+    if method != "pca" and rec.points.shape[2] <= 2:
+        warn(
+            console,
+            f"run {src.run.id}: the layer is {rec.points.shape[2]}-D already; "
+            f"{projection.NAMES[method]} rearranges what animate draws as it is",
+        )
+    every = every if every is not None else math.ceil(len(rec) / projection.MAX_FRAMES)
+    every = options.positive_int(every, "every")
+    name = projection.NAMES[method]
+    points = projection.DEFAULT_POINTS if points is None else options.positive_int(points, "points")
+    proj = projection.project(
+        src.run,
+        rec,
+        method,
+        points,
+        every,
+        src.cfg.seed,
+        bar=lambda n: CountProgress(console, f"{name} {src.run.id}", n),
+    )
+    snaps, pos = proj.snapshots, proj.positions
+    sub = dataclasses.replace(
+        rec,
+        steps=rec.steps[snaps],
+        epochs=rec.epochs[snaps],
+        labels=rec.labels[pos],
+        indices=rec.indices[pos],
+        points=rec.points[snaps][:, pos],
+        sd=None,
+    )
+    labels = (f"{name} 1", f"{name} 2")
+    return Source(
+        src.run,
+        src.cfg,
+        sub,
+        "scatter",
+        src.label,
+        proj.coords,
+        labels,
+        method=name,
+        request=(method, points, every),
+        kept=str(proj.path),
+    )
+
+
+def project(run_id, runs_dir=None, *, method, points, every=None) -> str:
+    """`nnlab project`: a run's recording embedded in 2-D (kept in the run); its path."""
+    return projected(load_source(run_id, runs_dir, "auto"), method, points, every).kept
 
 
 def run_label(cfg) -> str:

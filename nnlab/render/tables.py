@@ -27,11 +27,22 @@ def render_runs(rows: list[dict], color: bool = False) -> str:
     """The runs table: aligned columns for a terminal (color), tab-separated otherwise."""
     if not rows:
         return "no runs yet: start one with `nnlab train vae`"
-    header = ("id", "model", "dataset", "epochs", "steps", "headline", "status", "created")
+    # settings last: scripts that cut the first columns keep working
+    header = (
+        "id",
+        "model",
+        "dataset",
+        "epochs",
+        "steps",
+        "headline",
+        "status",
+        "created",
+        "settings",
+    )
     cells = []
     for r in rows:
         if r["status"] == "damaged":
-            cells.append((r["id"], "-", "-", "-", "-", "-", "damaged", "-"))
+            cells.append((r["id"], "-", "-", "-", "-", "-", "damaged", "-", "-"))
             continue
         family = families.FAMILIES.get(r["model"])
         value = family.format_headline(r["value"]) if family else "-"
@@ -45,6 +56,7 @@ def render_runs(rows: list[dict], color: bool = False) -> str:
                 f"{r['headline']} {value}",
                 r["status"],
                 str(r["created"] or "-")[:19].replace("T", " "),
+                r.get("settings") or "-",
             )
         )
     return table_text(list(header), [list(c) for c in cells], color)

@@ -85,6 +85,7 @@ _TEXTS = (
     "dataset_requested",
     "data_source",
     "config_sha256",
+    "settings",
 )
 
 
@@ -110,6 +111,7 @@ def new_meta(
     config_sha256: str,
     now: str,
     sweep: dict | None = None,
+    settings: str = "",
 ) -> dict:
     """meta.json of a run that is about to start training (this is its schema).
 
@@ -117,7 +119,8 @@ def new_meta(
     train_size, val_size, test_size. The trainer keeps steps_done, epochs_done,
     resumable_step, metrics_bytes and snapshots up to date at each checkpoint, and the
     run's end sets status, ended, train_seconds and final (the last epoch's metrics).
-    sweep: {"id", "point"} for a point of a sweep (the key is absent otherwise). check_meta,
+    sweep: {"id", "point"} for a point of a sweep (the key is absent otherwise). settings:
+    the config's differences from its model's defaults, for the runs table. check_meta,
     below, checks every value a reader gets against this schema.
     """
     return {
@@ -154,6 +157,7 @@ def new_meta(
         "snapshots": 0,
         "final": {},
         "config_sha256": config_sha256,  # config.yaml is checked against it on every read
+        "settings": settings,
         **({"sweep": sweep} if sweep else {}),
     }
 
