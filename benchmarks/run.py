@@ -553,6 +553,28 @@ WORKLOADS = (
 )
 
 
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # what decides bfloat16's speed
+
+
+def cpu_description() -> str:
+    """The CPU's model name and which of CPU_FLAGS it has, as read from /proc/cpuinfo."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "CPU flags unknown"
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")),
+        "?",
+    )
+    flags = set(
+        next(
+            (ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []
+        )
+    )
+    shown = " ".join(f if f in flags else f"no {f}" for f in CPU_FLAGS)
+    return f"{model} ({shown})"
+
+
 def print_table(name: str, machine: str, quick: bool, rows: list[Row]) -> None:
     """The rows as the README shows them."""
     print(f"dataset {name} · {machine}" + (" · --quick" if quick else ""))
@@ -590,7 +612,10 @@ def main() -> None:
             rows += workload(bench)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    machine = f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    machine = (
+        f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f" · {cpu_description()}"
+    )
     if opts.json:
         table = [dataclasses.asdict(r) for r in rows]
         print(

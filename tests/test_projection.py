@@ -117,6 +117,9 @@ def test_the_commands_draw_a_kept_projection(trained, nnlab, tmp_path):
     assert r.code == 0, r.err
     kept = Path(r.out.strip())
     assert kept.is_file() and kept.parent.name == "projections"
+    mtime = kept.stat().st_mtime_ns
+    again = nnlab("project", run_id, "--method=tsne", "--points=200")  # found, not redone
+    assert again.out == r.out and kept.stat().st_mtime_ns == mtime
     r = nnlab("animate", run_id, "--projection=tsne")
     assert r.code == 0 and r.out.split()[0].endswith("-scatter-tsne.gif"), r.err
     r = nnlab("report", run_id)  # the kept t-SNE is drawn

@@ -142,7 +142,29 @@ def projected(src: Source, method: str, points: int | None = None, every: int | 
 
 
 def project(run_id, runs_dir=None, *, method, points, every=None) -> str:
-    """`nnlab project`: a run's recording embedded in 2-D (kept in the run); its path."""
+    """`nnlab project`: a run's recording embedded in 2-D (kept in the run); its path.
+    Coordinates kept already are found from the recording's steps and labels alone."""
+    import math
+
+    from nnlab.analysis import projection
+
+    opened = folders.read_run(run_id, runs_dir)
+    run = opened.run
+    projection.require(method)
+    if record.chunk_files(run.latents):
+        n = len(record.load_steps(run.latents, schema.size_ceilings(opened.cfg, opened.meta)[1]))
+        labels = record.probe_labels(run.latents)
+        chosen = (
+            projection.DEFAULT_POINTS if points is None else options.positive_int(points, "points")
+        )
+        often = (
+            math.ceil(n / projection.MAX_FRAMES)
+            if every is None
+            else options.positive_int(every, "every")
+        )
+        hit = projection.kept(run, labels, n, method, chosen, often, opened.cfg.seed)
+        if hit is not None:
+            return str(hit.path)
     return projected(load_source(run_id, runs_dir, "auto"), method, points, every).kept
 
 

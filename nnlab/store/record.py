@@ -234,6 +234,18 @@ def class_names(rec: Recording, cfg) -> list[str]:
     return rec.classes if rec.classes is not None else families.of(cfg).class_names(cfg)
 
 
+def probe_labels(folder: Path) -> np.ndarray:
+    """The probe's labels alone (not its images), from probe.npz."""
+    path = Path(folder) / "probe.npz"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return np.asarray(z["labels"], dtype=np.int64)
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing") from None
+    except Exception:
+        raise RunError(f"{path}: damaged") from None
+
+
 def probe_classes(folder: Path) -> list[str] | None:
     """The class names the probe was written with (None for runs whose dataset names them)."""
     path = Path(folder) / "probe.npz"
