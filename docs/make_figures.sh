@@ -24,6 +24,8 @@ b=$(nnlab train vae --preset=vae-beta10 --dataset=$data --seed=16 --name=beta10)
 nnlab animate "$a" --compare="$b" --every=8 --dpi=75 --out=docs/vae-beta1-vs-beta10.gif
 # the numbers behind it, and what the decoder makes of the latent space
 cp "$(nnlab summary "$b" --plot)" docs/metrics-vae-beta10.png
+python -c "import sys; from nnlab.render.metrics import panel_titles; print(*panel_titles(sys.argv[1]), sep='\n')" \
+  "$b" > docs/metrics-vae-beta10.panels.txt  # what it shows: tests/test_render_metrics.py compares
 nnlab summary "$a" > docs/summary-vae-beta1.txt
 nnlab summary "$b" > docs/summary-vae-beta10.txt
 manifold=$(nnlab decode "$a" --out="$NNLAB_RUNS/decode" | head -1)

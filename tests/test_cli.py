@@ -78,9 +78,11 @@ def test_piped_runs_table_is_tab_separated_and_whole(nnlab, runs):
         "headline",
         "status",
         "created",
+        "settings",
     ]
     rows = [line.split("\t") for line in lines[1:]]
-    assert [r[0] for r in rows][0] == a.strip() and all(len(r) == 8 for r in rows)
+    assert [r[0] for r in rows][0] == a.strip() and all(len(r) == 9 for r in rows)
+    assert rows[0][8] == "log_every=10 snapshot_every=0 probe_size=200"  # what it changed
     assert [r[2] for r in rows] == ["mnist-sample"] * 2 and [r[6] for r in rows] == ["finished"] * 2
     detail = nnlab("summary", a.strip()).out
     assert "…" not in detail

@@ -96,7 +96,7 @@ def test_retraining_reproduces_the_frozen_metrics(nnlab, runs, tmp_path, run_id)
     new_meta = files.read_json(runs / r.out.strip() / "meta.json")
     # meta.json keeps its schema and key order; since format 1's fixture it also carries
     # checksums of config.yaml, metrics.jsonl and itself
-    added = ("config_sha256", "metrics_sha256", "checksum")
+    added = ("config_sha256", "metrics_sha256", "checksum", "settings")  # settings: #29
     assert [k for k in new_meta if k not in added] == list(meta)
     assert new_meta["config_sha256"] == files.sha256_text(
         (runs / r.out.strip() / "config.yaml").read_text()

@@ -42,3 +42,15 @@ def test_a_one_epoch_run_draws_its_numbers_as_points():
         drawn = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 1]
         assert drawn and all(ln.get_marker() == "o" for ln in drawn), title
         plt.close(fig)
+
+
+def test_the_readme_metrics_picture_shows_todays_panels(trained):
+    """docs/metrics-vae-beta10.png was drawn with the panels summary --plot draws today
+    for a 2-D VAE (docs/make_figures.sh vae remakes both)."""
+    from pathlib import Path
+
+    from nnlab.render.metrics import panel_titles
+
+    root, runs = trained
+    kept = Path(__file__).resolve().parent.parent / "docs" / "metrics-vae-beta10.panels.txt"
+    assert kept.read_text().splitlines() == panel_titles(runs["vae"], root)

@@ -76,6 +76,14 @@ def plot_metrics(run_id, runs_dir=None):
     return path
 
 
+def panel_titles(run_id, runs_dir=None) -> list[str]:
+    """The titles of the panels `summary --plot` draws for a run, in order
+    (docs/make_figures.sh keeps them beside the README's picture; a test compares)."""
+    opened = folders.read_run(run_id, runs_dir)
+    lines = metrics.read(opened.run.metrics)
+    return [title for title, _ in panel_list(opened.cfg, lines, _latent_series(opened))]
+
+
 def panel_list(cfg, lines: list[dict], series: dict) -> list[tuple[str, list | None]]:
     """(title, keys) of each panel of the metrics plot, in order: the loss, accuracy where
     the family logs it, the tasks of a permuted run, unit health, the latent metrics."""
