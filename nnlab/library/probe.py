@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import copy
 import os
-import queue
-import threading
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from nnlab.helpers.background import Background
 from nnlab.helpers.errors import NnlabError, did_you_mean
 
 
@@ -245,53 +244,30 @@ class SnapshotThread:
     epoch, encoded)` checks and keeps each; an error it raises comes back at drain()."""
 
     def __init__(self, encoder: Encoder, accept: Callable):
-        import torch
-
         self.source, self.twin, self.accept = encoder.module, encoder.twin(), accept
-        self.queue: queue.Queue = queue.Queue(maxsize=4)  # at most 4 weight copies waiting
-        self.error: BaseException | None = None
-        self.threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # one core trains, the other encodes (given back at close)
-        self.thread = threading.Thread(target=self._work, name="nnlab-snapshots", daemon=True)
-        self.thread.start()
+        self.background = Background(self._encode, "nnlab-snapshots")
 
     def submit(self, step: int, epoch: float) -> None:
         """Queue a snapshot of the module as it is now (blocks while 4 are waiting)."""
         state = [t.detach().clone() for t in self.source.state_dict().values()]
-        self.queue.put((step, epoch, state))
+        self.background.put((step, epoch, state))
 
-    def _work(self) -> None:
+    def _encode(self, item) -> None:
         import torch
 
-        while True:
-            item = self.queue.get()
-            try:
-                if item is None:
-                    return
-                step, epoch, state = item
-                with torch.no_grad():
-                    for dst, src in zip(self.twin.module.state_dict().values(), state, strict=True):
-                        dst.copy_(src)
-                self.accept(step, epoch, self.twin())
-            except BaseException as e:  # raised in the training thread by drain()
-                self.error = self.error or e
-            finally:
-                self.queue.task_done()
+        step, epoch, state = item
+        with torch.no_grad():
+            for dst, src in zip(self.twin.module.state_dict().values(), state, strict=True):
+                dst.copy_(src)
+        self.accept(step, epoch, self.twin())
 
     def drain(self) -> None:
         """Wait until every queued snapshot is kept; raise the first error since the last."""
-        self.queue.join()
-        if self.error is not None:
-            error, self.error = self.error, None
-            raise error
+        self.background.drain()
 
     def close(self) -> None:
-        """Stop the thread and give torch its threads back."""
-        import torch
-
-        self.queue.put(None)
-        self.thread.join()
-        torch.set_num_threads(self.threads)
+        """Stop the thread (torch gets its threads back)."""
+        self.background.close()
 
 
 def _split(out, n: int) -> tuple[np.ndarray, np.ndarray | None]:

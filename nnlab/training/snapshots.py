@@ -3,13 +3,11 @@ and the worker thread that runs those passes beside training for bfloat16 record
 
 from __future__ import annotations
 
-import queue
-import threading
-
 import numpy as np
 import torch
 
 from nnlab.families.family import Config
+from nnlab.helpers.background import Background
 from nnlab.store import record
 from nnlab.training.models import build_model, encode_latents
 
@@ -37,12 +35,7 @@ class SnapshotWorker:
     def __init__(self, cfg: Config, probe_x: torch.Tensor, recorder: record.Recorder):
         self.cfg, self.probe_x, self.recorder = cfg, probe_x, recorder
         self.model = build_model(cfg).to(probe_x.device).eval()
-        self.queue: queue.Queue = queue.Queue(maxsize=4)  # bounded: at most 4 weight copies
-        self.error: BaseException | None = None
-        self.threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # one core trains, the other encodes
-        self.thread = threading.Thread(target=self._work, name="nnlab-snapshots", daemon=True)
-        self.thread.start()
+        self.background = Background(self._encode, "nnlab-snapshots")  # at most 4 copies wait
 
     @staticmethod
     def wanted(cfg: Config, device: torch.device, cpus: int) -> bool:
@@ -57,33 +50,20 @@ class SnapshotWorker:
 
     def submit(self, step: int, epoch: float, params: list[torch.Tensor]) -> None:
         """Queue a snapshot (blocks while 4 are waiting)."""
-        self.queue.put((step, epoch, params))
+        self.background.put((step, epoch, params))
 
-    def _work(self) -> None:
-        while True:
-            item = self.queue.get()
-            try:
-                if item is None:
-                    return
-                step, epoch, params = item
-                with torch.no_grad():
-                    for dst, src in zip(self.model.parameters(), params, strict=True):
-                        dst.copy_(src)
-                a, b = encode_probe(self.model, self.cfg, self.probe_x)
-                self.recorder.add(step, epoch, a, b)
-            except BaseException as e:  # re-raised in the training thread by drain()
-                self.error = e
-            finally:
-                self.queue.task_done()
+    def _encode(self, item) -> None:
+        step, epoch, params = item
+        with torch.no_grad():
+            for dst, src in zip(self.model.parameters(), params, strict=True):
+                dst.copy_(src)
+        a, b = encode_probe(self.model, self.cfg, self.probe_x)
+        self.recorder.add(step, epoch, a, b)
 
     def drain(self) -> None:
         """Wait until every queued snapshot is in the recorder."""
-        self.queue.join()
-        if self.error is not None:
-            raise self.error
+        self.background.drain()
 
     def close(self) -> None:
         """Stop the thread and give torch its threads back."""
-        self.queue.put(None)
-        self.thread.join()
-        torch.set_num_threads(self.threads)
+        self.background.close()
