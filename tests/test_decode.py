@@ -34,6 +34,8 @@ def test_decode_writes_four_figures(nnlab, runs):
     assert iio.imread(paths[4], index=None).shape[0] == 22  # 12 steps there, 10 back
     over = iio.imread(paths[5], index=None)
     assert over.shape[0] == 2 and not np.array_equal(over[0], over[-1])  # epochs 1 and 2
+    # each frame's title fits: the top rows are background, no letters cut at the edge
+    assert (over[:, :3] >= 250).all()
 
 
 @pytest.mark.parametrize(

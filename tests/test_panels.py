@@ -69,13 +69,15 @@ def test_class_labels_never_overlap_even_when_the_classes_do():
     panel = DensityPanel(ax, rec, list(range(10)), class_colors(), names, (-4, 4, -4, 4))
     panel.update(0)
     fig.canvas.draw()
-    boxes = [t.get_window_extent() for t in panel.tags.values()]
-    for i in range(10):
-        for j in range(i + 1, 10):
+    shown = [t for t in panel.tags.values() if t.get_visible()]  # (hidden ones: no box)
+    assert shown
+    boxes = [t.get_window_extent() for t in shown]
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
             a, b = boxes[i], boxes[j]
             overlap_x = min(a.x1, b.x1) - max(a.x0, b.x0)
             overlap_y = min(a.y1, b.y1) - max(a.y0, b.y0)
-            assert overlap_x <= 1 or overlap_y <= 1, (names[i], names[j])
+            assert overlap_x <= 1 or overlap_y <= 1, (shown[i].get_text(), shown[j].get_text())
     ax_box = ax.get_window_extent()
     assert all(ax_box.x0 - 1 <= b.x0 and b.x1 <= ax_box.x1 + 1 for b in boxes)
     plt.close(fig)
@@ -85,3 +87,39 @@ def test_spread_labels_leaves_separate_labels_alone():
     xy = np.array([[0.0, 0.0], [2.0, 2.0]])
     half = np.full((2, 2), 0.5)
     np.testing.assert_array_equal(spread_labels(xy, half, (-4, 4, -4, 4)), xy)
+
+
+def test_labels_far_from_their_class_are_hidden_until_classes_separate():
+    """Step 0, every class at one place: the labels pushed off their class's mean are
+    hidden (they would name the wrong place); classes apart: every label shows, each with
+    a white halo so it reads over its own colour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = np.repeat(np.arange(10), 20)
+    rng = np.random.default_rng(0)
+    together = rng.normal(0, 0.05, (200, 2))
+    apart = together + np.stack(
+        [3 * np.cos(labels * 0.6), 3 * np.sin(labels * 0.6)], axis=1
+    )  # ten classes on a circle of radius 3
+    rec = record.Recording(
+        np.array([0, 1]),
+        np.array([0.0, 1.0]),
+        labels,
+        np.arange(200),
+        "test",
+        points=np.stack([together, apart]),
+        sd=np.full((2, 200, 2), 0.1),
+    )
+    fig, ax = plt.subplots(figsize=(5.6, 5.6), dpi=100)
+    panel = DensityPanel(
+        ax, rec, list(range(10)), class_colors(), list("abcdefghij"), (-4, 4, -4, 4)
+    )
+    panel.update(0)
+    assert sum(t.get_visible() for t in panel.tags.values()) <= 3
+    panel.update(1)
+    assert all(t.get_visible() for t in panel.tags.values())
+    assert all(t.get_path_effects() for t in panel.tags.values())  # the halo
+    plt.close(fig)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from nnlab.render import sources
 from nnlab.store import record
@@ -58,3 +59,26 @@ def test_axes_follow_the_bulk_of_the_data_not_an_early_outlier():
     assert used > 0.5, (x0, x1, used)  # less than half of the panel empty at the end
     outside = sources.outside_counts(src, list(range(10)), (x0, x1, y0, y1))
     assert outside[0] > 0 and outside[-1] == 0  # the frames say what they leave out
+
+
+def test_density_axes_follow_a_drifting_cloud_and_keep_the_prior():
+    """A cloud that drifts to x in [-5, 2] fills its panel (the README's sweep GIF spanned
+    +-9 around the prior), on a square so the prior's circles stay round."""
+    frames, n = 20, 500
+    rng = np.random.default_rng(0)
+    mu = np.stack([rng.uniform(-5, 2, n), rng.uniform(-1, 1, n)], axis=1)[None].repeat(frames, 0)
+    rec = record.Recording(
+        np.arange(frames),
+        np.linspace(0, 1, frames),
+        rng.integers(0, 10, n),
+        np.arange(n),
+        "test",
+        points=mu.astype(np.float32),
+        sd=np.full((frames, n, 2), 0.05, np.float32),
+    )
+    x0, x1, y0, y1 = sources.source_limits(
+        sources.Source(None, None, rec, "density"), list(range(10))
+    )
+    assert x1 - x0 == pytest.approx(y1 - y0)  # square
+    assert x0 <= -5 and x1 >= 2.2 and y0 <= -2.2 and y1 >= 2.2  # data and the 2-sigma circle
+    assert x1 - x0 < 7.8  # no wider than they need (it was 2 x 5.1 around the prior)

@@ -257,6 +257,9 @@ def _manifold_over_training(opened: folders.Opened, points, folder):
     blank = np.zeros((GRID * 29 + 1, GRID * 29 + 1), np.uint8)
     fig, ax, image = _mosaic_figure(blank, (6.6, 6.6), "")
     manifold_axes(ax, cfg.latent_dim)
+    # laid out with the longest title the frames will have, so none is cut at the top
+    last = max((c[0] for c in cks), default=0)
+    ax.set_title(f"{run.id}: the decoded latent grid at step {last}", fontsize=10)
     fig.tight_layout()
     seen, frames = set(), []
     for step, _, ck in sorted(cks, key=lambda x: x[0]):

@@ -61,6 +61,7 @@ class DensityPanel:
     """Each class's mixture density as a translucent region, above its one-sigma level."""
 
     def __init__(self, ax, rec, classes: list[int], colors: np.ndarray, names, limits):
+        from matplotlib import patheffects
         from matplotlib.patches import Circle
 
         self.rec, self.classes, self.colors = rec, classes, colors
@@ -92,6 +93,8 @@ class DensityPanel:
                 zorder=3,
                 color=colors[c] * 0.6,
                 fontweight="bold",
+                # a white halo: readable over its own class's colour (gold on gold)
+                path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
             )
             for c in classes
         }
@@ -126,9 +129,14 @@ class DensityPanel:
         shown = list(means)
         if shown:
             half = self._label_half_sizes()[[self.classes.index(c) for c in shown]]
-            placed = spread_labels(np.array([means[c] for c in shown]), half, self.limits)
-            for c, (x, y) in zip(shown, placed, strict=True):
+            at = np.array([means[c] for c in shown])
+            placed = spread_labels(at, half, self.limits)
+            # a label pushed more than its own size off its class's mean would name the
+            # wrong place: hidden until the classes move apart (all of them at step 0)
+            moved = np.abs(placed - at) / half
+            for c, (x, y), far in zip(shown, placed, moved.max(1) > 2, strict=True):
                 self.tags[c].set_position((float(x), float(y)))
+                self.tags[c].set_visible(not far)
         # uint8 pixels: matplotlib resamples them as they are, with no float normalisation
         self.image.set_data((img * 255 + 0.5).astype(np.uint8))
 

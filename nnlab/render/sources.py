@@ -14,6 +14,7 @@ from nnlab.helpers.errors import NnlabError, RunError
 from nnlab.store import folders, record, schema
 
 KINDS = ("auto", "density", "scatter")
+PRIOR_REACH = 2.2  # density panels always hold the prior's 2-sigma circle, and a margin
 KIND_WORDS = {"density": "class densities", "scatter": "points", "scatter3d": "a 3-D cube"}
 GREEK = {"beta": "β", "lr": "lr", "latent_dim": "latent dim", "hidden_dims": "hidden"}
 
@@ -214,13 +215,17 @@ def robust_limits(points: np.ndarray, spread: np.ndarray | None = None) -> np.nd
 
 
 def source_limits(src: Source, classes: list[int]) -> tuple[float, float, float, float]:
-    """Fixed axes for the whole animation: a square around the prior for densities (at
-    least its 2-sigma circle), the bulk of the points otherwise."""
+    """Fixed axes for the whole animation: for densities, a square (circles stay round)
+    around the bulk of the data and the prior's 2-sigma circle, centred on them, not on the
+    prior: a cloud that drifts away fills the panel; the bulk of the points otherwise."""
     sel = np.isin(src.rec.labels, classes)
     if src.kind == "density":
         lim = robust_limits(src.rec.points[:, sel], src.rec.sd[:, sel])
-        reach = min(max(2.5, float(np.abs(lim).max())), 50.0)
-        return -reach, reach, -reach, reach
+        lo = np.minimum(lim[:, 0], -PRIOR_REACH)
+        hi = np.maximum(lim[:, 1], PRIOR_REACH)
+        span = min(max(float((hi - lo).max()), 2 * PRIOR_REACH), 100.0)
+        cx, cy = (lo + hi) / 2
+        return cx - span / 2, cx + span / 2, cy - span / 2, cy + span / 2
     (x0, x1), (y0, y1) = robust_limits(src.points[:, sel, :2])
     return float(x0), float(x1), float(y0), float(y1)
 
