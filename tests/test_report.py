@@ -366,3 +366,30 @@ def test_colour_probe_images_of_their_own_size_are_drawn(tmp_path, nnlab):
         )
         assert below[3] == 0
         assert errors == []
+
+
+def test_side_by_side_panels_share_one_scale_and_are_named_by_what_differs(pages):
+    _, runs, paths = pages
+    d = page_data(paths["two"])
+    a, b = (r["latent"] for r in d["runs"])
+    assert a["kind"] == b["kind"] == "density"
+    assert a["shared_limits"] == b["shared_limits"]  # one scale, by default
+    x0, x1, y0, y1 = a["shared_limits"]
+    assert x1 - x0 == pytest.approx(y1 - y0)  # square: the prior's circles stay round
+    for L in (a, b):
+        assert x0 <= L["limits"][0] and L["limits"][1] <= x1
+        assert y0 <= L["limits"][2] and L["limits"][3] <= y1
+    assert [r["label"] for r in d["runs"]] == ["β = 1", "β = 10"]  # legends, not "run 2"
+
+
+@needs_browser
+def test_the_one_scale_toggle_redraws_the_panels(pages):
+    _, runs, paths = pages
+    with browser.page_of(paths["two"]) as (page, errors):
+        assert page.is_visible("#sharedbox") and page.is_checked("#shared")
+        ids = (runs["vae"], runs["vae10"])
+        before = [browser.canvas_pixels(page, i) for i in ids]
+        page.uncheck("#shared")
+        after = [browser.canvas_pixels(page, i) for i in ids]
+        assert before != after  # the narrower panel on its own, tighter scale
+        assert errors == []

@@ -32,7 +32,7 @@ from nnlab.analysis import cache
 from nnlab.helpers import files
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError
-from nnlab.render.sources import probe_images, run_class_names
+from nnlab.render.sources import differing_labels, probe_images, run_class_names
 from nnlab.render.style import class_colors
 from nnlab.store import folders, metrics, record, schema, sweeps
 
@@ -78,6 +78,12 @@ def report(
     images: dict = {}
     for o in opened:
         payload["runs"].append(_run_payload(o, points, images, console, projection))
+    labels = differing_labels(cfgs) if len(cfgs) > 1 else [r.id for r in runs]
+    if len(set(labels)) < len(labels):  # the same settings: their ids tell them apart
+        labels = [r.id for r in runs]
+    for run, label in zip(payload["runs"], labels, strict=True):
+        run["label"] = label  # what tells it apart in legends: "β = 10", not "run 2"
+    _share_limits([r["latent"] for r in payload["runs"] if r["latent"]])
     payload["images"] = {k: {"b64": _b64(v), "shape": list(v.shape[1:])} for k, v in images.items()}
     template = (resources.files("nnlab") / "assets" / "report.html").read_text("utf-8")
     text = script_json(payload)
@@ -97,6 +103,24 @@ _SCRIPT_ESCAPES = str.maketrans(
 def script_json(payload) -> str:
     """payload as JSON that is safe inside a <script> element, whatever its strings hold."""
     return json.dumps(payload, separators=(",", ":"), allow_nan=False).translate(_SCRIPT_ESCAPES)
+
+
+def _share_limits(latents: list[dict]) -> None:
+    """Give the panels drawn the same way (densities, points) one scale, `shared_limits`
+    (a square for densities, so the prior's circles stay round and equal)."""
+    for kind in ("density", "scatter"):
+        group = [L for L in latents if L["kind"] == kind]
+        if len(group) < 2:
+            continue
+        x0 = min(L["limits"][0] for L in group)
+        x1 = max(L["limits"][1] for L in group)
+        y0 = min(L["limits"][2] for L in group)
+        y1 = max(L["limits"][3] for L in group)
+        if kind == "density":
+            span, cx, cy = max(x1 - x0, y1 - y0), (x0 + x1) / 2, (y0 + y1) / 2
+            x0, x1, y0, y1 = cx - span / 2, cx + span / 2, cy - span / 2, cy + span / 2
+        for L in group:
+            L["shared_limits"] = [x0, x1, y0, y1]
 
 
 def _positive_points(points) -> int:
