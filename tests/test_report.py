@@ -393,3 +393,20 @@ def test_the_one_scale_toggle_redraws_the_panels(pages):
         after = [browser.canvas_pixels(page, i) for i in ids]
         assert before != after  # the narrower panel on its own, tighter scale
         assert errors == []
+
+
+@needs_browser
+def test_metric_axes_start_at_step_0_and_never_pad_below_zero(pages):
+    """A one-epoch run's per-epoch numbers sit at the end of a 0..step axis (not on a
+    'step 1688 … 1689' one), and quantities that cannot be negative start from 0."""
+    _, runs, paths = pages
+    d = page_data(paths["vae"])
+    with browser.page_of(paths["vae"]) as (page, errors):
+        charts = page.evaluate("window.nnlabReport.charts()")
+        assert charts and all(ch["range"][0] == 0 for ch in charts)
+        by_title = {ch["title"]: ch["range"] for ch in charts}
+        rank = by_title["effective rank of hidden layers"]
+        assert rank[2] == 0  # not padded below zero
+        assert len(d["runs"][0]["metrics"]["epoch_step"]) == 1  # one epoch: one point each
+        assert page.evaluate("window.nnlabReport.niceTicks(0, 1688, 4)") == [0, 500, 1000, 1500]
+        assert errors == []
