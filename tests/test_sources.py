@@ -36,6 +36,12 @@ def _outlier_source(frames=200, n=1000, seed=0):
     mu = rng.uniform(-1, 1, (frames, n, 2)) * reach
     early = int(0.03 * frames)
     mu[:early, :20] = rng.uniform(6.0, 8.6, (early, 20, 2)) * rng.choice([-1, 1], (early, 20, 2))
+    return _density_source(mu, rng), mu
+
+
+def _density_source(mu: np.ndarray, rng) -> sources.Source:
+    """A density source of posterior means mu (frames, n, 2), sd 0.05, random classes."""
+    frames, n, _ = mu.shape
     rec = record.Recording(
         np.arange(frames),
         np.linspace(0, 1, frames),
@@ -45,7 +51,7 @@ def _outlier_source(frames=200, n=1000, seed=0):
         points=mu.astype(np.float32),
         sd=np.full((frames, n, 2), 0.05, np.float32),
     )
-    return sources.Source(None, None, rec, "density"), mu
+    return sources.Source(None, None, rec, "density")
 
 
 def test_axes_follow_the_bulk_of_the_data_not_an_early_outlier():
@@ -67,18 +73,7 @@ def test_density_axes_follow_a_drifting_cloud_and_keep_the_prior():
     frames, n = 20, 500
     rng = np.random.default_rng(0)
     mu = np.stack([rng.uniform(-5, 2, n), rng.uniform(-1, 1, n)], axis=1)[None].repeat(frames, 0)
-    rec = record.Recording(
-        np.arange(frames),
-        np.linspace(0, 1, frames),
-        rng.integers(0, 10, n),
-        np.arange(n),
-        "test",
-        points=mu.astype(np.float32),
-        sd=np.full((frames, n, 2), 0.05, np.float32),
-    )
-    x0, x1, y0, y1 = sources.source_limits(
-        sources.Source(None, None, rec, "density"), list(range(10))
-    )
+    x0, x1, y0, y1 = sources.source_limits(_density_source(mu, rng), list(range(10)))
     assert x1 - x0 == pytest.approx(y1 - y0)  # square
     assert x0 <= -5 and x1 >= 2.2 and y0 <= -2.2 and y1 >= 2.2  # data and the 2-sigma circle
     assert x1 - x0 < 7.8  # no wider than they need (it was 2 x 5.1 around the prior)
