@@ -90,6 +90,7 @@ def test_the_embedded_data_is_the_recording_within_the_quantisation(pages):
             step = (L["coords"]["hi"] - L["coords"]["lo"]) / 65535
             if key == "cube":
                 np.testing.assert_allclose(pts, rec.points[:, keep], atol=step / 2 + 1e-9)
+                assert L["axis_labels"] == ["h₁", "h₂", "h₃"]  # each edge of the cube named
             else:  # a 30-unit layer: on the same principal axes as nnlab animate
                 from nnlab.render.sources import load_source
 

@@ -278,7 +278,8 @@ def _latent_payload(run, cfg, meta, points: int, images: dict, projection=None) 
         "labels": labels.astype(int).tolist(),
         "steps": rec.steps.astype(int).tolist(),
         "epochs": [round(float(e), 6) for e in rec.epochs],
-        "axis_labels": list(src.axis_labels),
+        "axis_labels": list(src.axis_labels)
+        + ([src.axis_labels[0][:-1] + "₃"] if src.kind == "scatter3d" else []),
         "limits": _limits(src),
         "split": rec.split,
         "indices": rec.indices[keep].astype(int).tolist(),
