@@ -130,7 +130,7 @@ def _description(opened: folders.Opened, lines, status, problems, snaps, trend) 
     from nnlab.store import record
 
     run, meta = opened.run, opened.meta
-    names = record.probe_classes(run.latents) or families.of(opened.cfg).class_names(opened.cfg)
+    names = record.run_class_names(run.latents, opened.cfg)
     config = dataclasses.asdict(opened.cfg)
     epochs = metrics.of_kind(lines, "epoch")
     seconds = float(meta.get("train_seconds") or 0.0)

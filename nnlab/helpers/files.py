@@ -158,9 +158,12 @@ def check_npz(path: str | Path, max_bytes: int) -> None:
         raise RunError(f"{path}: damaged ({type(e).__name__}: {e})") from None
 
 
-def load_npz(path: str | Path, max_bytes: int | None = None) -> dict:
-    """Read an .npz with allow_pickle=False into a dict of arrays; RunError if damaged, or
-    if a member claims more than max_bytes (checked before anything is read)."""
+def load_npz(
+    path: str | Path, max_bytes: int | None = None, keys: tuple[str, ...] | None = None
+) -> dict:
+    """Read an .npz with allow_pickle=False into a dict of arrays (only the members named
+    in `keys` that it has, when given: the others are never decompressed); RunError if
+    damaged, or if a member claims more than max_bytes (checked before anything is read)."""
     import numpy as np
 
     path = Path(path)
@@ -168,7 +171,7 @@ def load_npz(path: str | Path, max_bytes: int | None = None) -> dict:
         check_npz(path, max_bytes)
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+            return {k: z[k] for k in z.files if keys is None or k in keys}
     except FileNotFoundError:
         raise RunError(f"{path}: missing") from None
     except Exception as e:  # zipfile, ValueError (pickled objects), EOFError...

@@ -32,7 +32,7 @@ from nnlab.analysis import cache
 from nnlab.helpers import files
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError
-from nnlab.render.sources import differing_labels, probe_images, run_class_names
+from nnlab.render.sources import differing_labels, probe_images
 from nnlab.render.style import class_colors
 from nnlab.store import folders, metrics, record, schema, sweeps
 
@@ -67,7 +67,7 @@ def report(
         raise NnlabError(f"runs of different models cannot share a report ({kinds})")
     path = _output_path(out, first, runs_dir)
     payload = {
-        "colors": _colors(opened),
+        "colors": [],  # one per class of the run with the most, once the runs are read
         "title": first if len(ids) == 1 else f"{first} and {len(run_ids) - 1} more",
         "notes": notes,
         "runs": [],
@@ -84,6 +84,7 @@ def report(
     for run, label in zip(payload["runs"], labels, strict=True):
         run["label"] = label  # what tells it apart in legends: "β = 10", not "run 2"
     _share_limits([r["latent"] for r in payload["runs"] if r["latent"]])
+    payload["colors"] = _colors(max(len(r["class_names"]) for r in payload["runs"]))
     payload["images"] = {k: {"b64": _b64(v), "shape": list(v.shape[1:])} for k, v in images.items()}
     template = (resources.files("nnlab") / "assets" / "report.html").read_text("utf-8")
     text = script_json(payload)
@@ -214,7 +215,7 @@ def _run_payload(
         "parameters": sum(p["count"] for p in params),
         "config": dataclasses.asdict(cfg),
         "final": {k: v for k, v in (meta.get("final") or {}).items() if _number(v)},
-        "class_names": _class_names(opened),
+        "class_names": record.run_class_names(run.latents, cfg),
         "metrics": _metric_series(lines),
         "latent": None,
         "left_out": [],
@@ -264,7 +265,7 @@ def _latent_payload(run, cfg, meta, points: int, images: dict, projection=None) 
     if projection is not None:  # asked for: made now if it is not kept in the run
         src = projected(src, str(projection), points=min(points, len(src.rec.labels)))
     elif src.kind == "scatter" and src.rec.points.shape[2] > 2:
-        kept = projections.stored(run, src.rec)  # `nnlab project` made one: draw it
+        kept = projections.stored(run)  # `nnlab project` made one: draw it
         if kept is not None:
             src = projected(src, kept[0], points=kept[1], every=kept[2])
     rec = src.rec
@@ -310,19 +311,13 @@ def _limits(src) -> list[float]:
         lo = min(0.0, float(np.nanmin(src.points)))
         hi = max(1.0, float(np.nanmax(src.points)))
         return [lo, hi, lo, hi]
-    return [float(x) for x in source_limits(src, list(range(10)))]
+    return [float(x) for x in source_limits(src, np.unique(src.rec.labels).tolist())]
 
 
-def _class_names(opened: folders.Opened) -> list[str]:
-    """A run's class names: its probe's, or its family's for its dataset."""
-    return run_class_names(opened.run, opened.cfg)
-
-
-def _colors(opened: list) -> list[str]:
-    """One colour per class, enough for the run with the most classes."""
+def _colors(n: int) -> list[str]:
+    """One colour per class of n."""
     from matplotlib.colors import to_hex
 
-    n = max(len(_class_names(o)) for o in opened)
     return [to_hex(c) for c in class_colors(n)]
 
 

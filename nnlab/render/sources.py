@@ -89,7 +89,6 @@ def projected(src: Source, method: str, points: int | None = None, every: int | 
     """The source drawn through a 2-D embedding of its recording (nnlab project): the
     embedded snapshots, the subsample of points, coordinates kept in the run."""
     import dataclasses
-    import math
 
     from nnlab.analysis import projection
     from nnlab.helpers.console import stderr_console, warn
@@ -104,10 +103,8 @@ def projected(src: Source, method: str, points: int | None = None, every: int | 
             f"run {src.run.id}: the layer is {rec.points.shape[2]}-D already; "
             f"{projection.NAMES[method]} rearranges what animate draws as it is",
         )
-    every = every if every is not None else math.ceil(len(rec) / projection.MAX_FRAMES)
-    every = options.positive_int(every, "every")
+    points, every = _projection_args(len(rec), points, every)
     name = projection.NAMES[method]
-    points = projection.DEFAULT_POINTS if points is None else options.positive_int(points, "points")
     proj = projection.project(
         src.run,
         rec,
@@ -142,11 +139,21 @@ def projected(src: Source, method: str, points: int | None = None, every: int | 
     )
 
 
+def _projection_args(snapshots: int, points, every) -> tuple[int, int]:
+    """--points and --every as typed, or their defaults: 2,000 points, at most 100 frames."""
+    import math
+
+    from nnlab.analysis import projection
+
+    points = projection.DEFAULT_POINTS if points is None else options.positive_int(points, "points")
+    if every is None:
+        return points, math.ceil(snapshots / projection.MAX_FRAMES)
+    return points, options.positive_int(every, "every")
+
+
 def project(run_id, runs_dir=None, *, method, points, every=None) -> str:
     """`nnlab project`: a run's recording embedded in 2-D (kept in the run); its path.
     Coordinates kept already are found from the recording's steps and labels alone."""
-    import math
-
     from nnlab.analysis import projection
 
     opened = folders.read_run(run_id, runs_dir)
@@ -155,14 +162,7 @@ def project(run_id, runs_dir=None, *, method, points, every=None) -> str:
     if record.chunk_files(run.latents):
         n = len(record.load_steps(run.latents, schema.size_ceilings(opened.cfg, opened.meta)[1]))
         labels = record.probe_labels(run.latents)
-        chosen = (
-            projection.DEFAULT_POINTS if points is None else options.positive_int(points, "points")
-        )
-        often = (
-            math.ceil(n / projection.MAX_FRAMES)
-            if every is None
-            else options.positive_int(every, "every")
-        )
+        chosen, often = _projection_args(n, points, every)
         hit = projection.kept(run, labels, n, method, chosen, often, opened.cfg.seed)
         if hit is not None:
             return str(hit.path)
@@ -293,9 +293,3 @@ def probe_images(run, cfg, rec, keep) -> np.ndarray:
     idx = rec.indices[keep]
     imgs = x[idx].cpu().numpy() if hasattr(x, "cpu") else np.asarray(x)[idx]
     return (np.clip(imgs, 0, 1) * 255).round().astype(np.uint8).reshape(len(idx), 1, 28, 28)
-
-
-def run_class_names(run: folders.Run, cfg) -> list[str]:
-    """A run's class names without reading its recording: its probe's, else its family's."""
-    names = record.probe_classes(run.latents)
-    return names if names is not None else families.of(cfg).class_names(cfg)

@@ -190,7 +190,7 @@ def load_recording(
     family (the points, then their spread if any); with max_bytes, a file whose arrays
     claim more is refused before it is read (schema.size_ceilings)."""
     folder = Path(folder)
-    probe = load_npz(folder / "probe.npz", max_bytes)
+    probe = load_npz(folder / "probe.npz", max_bytes, ("labels", "indices", "split", "classes"))
     files = chunk_files(folder)
     files = files[-1:] if last_chunk_only else files
     if not files:
@@ -236,32 +236,31 @@ def class_names(rec: Recording, cfg) -> list[str]:
 
 def probe_labels(folder: Path) -> np.ndarray:
     """The probe's labels alone (not its images), from probe.npz."""
-    path = Path(folder) / "probe.npz"
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return np.asarray(z["labels"], dtype=np.int64)
-    except FileNotFoundError:
-        raise RunError(f"{path}: missing") from None
-    except Exception:
-        raise RunError(f"{path}: damaged") from None
+    probe = load_npz(Path(folder) / "probe.npz", keys=("labels",))
+    if "labels" not in probe:
+        raise RunError(f"{folder}/probe.npz: damaged (no labels)")
+    return np.asarray(probe["labels"], dtype=np.int64)
 
 
 def probe_classes(folder: Path) -> list[str] | None:
     """The class names the probe was written with (None for runs whose dataset names them)."""
-    path = Path(folder) / "probe.npz"
-    if not path.is_file():
+    if not (Path(folder) / "probe.npz").is_file():
         return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return [str(c) for c in z["classes"]] if "classes" in z.files else None
-    except Exception:
-        raise RunError(f"{path}: damaged") from None
+    probe = load_npz(Path(folder) / "probe.npz", keys=("classes",))
+    return [str(c) for c in probe["classes"]] if "classes" in probe else None
+
+
+def run_class_names(folder: Path, cfg) -> list[str]:
+    """A run's class names without reading its recording: its probe's (in `folder`), else
+    its family's for its dataset."""
+    names = probe_classes(folder)
+    return names if names is not None else families.of(cfg).class_names(cfg)
 
 
 def load_images(folder: Path, positions: np.ndarray, max_bytes: int | None = None):
     """The probe images at `positions` as stored with the probe, (n, C, H, W) uint8, or
     None when the probe holds no images (nnlab loads them from the run's dataset)."""
-    probe = load_npz(Path(folder) / "probe.npz", max_bytes)
+    probe = load_npz(Path(folder) / "probe.npz", max_bytes, ("images", "labels"))
     if "images" not in probe:
         return None
     images = probe["images"]
