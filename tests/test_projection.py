@@ -93,7 +93,7 @@ def test_coordinates_are_kept_until_the_recording_changes(tmp_path):
     again = P.project(run, rec, "pca", 100, 1, 0)
     assert again.path.stat().st_mtime_ns == mtime  # read back, not recomputed
     np.testing.assert_array_equal(again.coords, first.coords)
-    assert P.stored(run, rec) is None  # PCA is not a kept t-SNE or UMAP
+    assert P.stored(run) is None  # PCA is not a kept t-SNE or UMAP
     recorder = record.Recorder(run.latents, ("act",), "float32")
     recorder.add(9, 9.0, moving_clusters(frames=5)[-1])
     recorder.flush()  # a new chunk: the signature changes

@@ -228,14 +228,11 @@ def project(
     """The projection of a run's recording, read back from <run>/projections/ while the
     recording and the parameters are unchanged, else computed (inside bar(frames), a
     progress bar with an advance() per frame) and stored atomically."""
-    hit = kept(run, rec.labels, len(rec), method, points, every, seed, params)
+    plan = _Plan(run, rec.labels, len(rec), method, points, every, seed, params)
+    hit = plan.read()
     if hit is not None:
         return hit
-    points = min(points, len(rec.labels))
-    positions = np.sort(record.probe_indices(rec.labels, points, seed))
-    snapshots = frame_snapshots(len(rec), every)
-    key = _key(run, method, points, every, seed, params)
-    path = run.file(FOLDER, f"{method}-{points}-every{every}.npz")
+    snapshots, positions, path = plan.snapshots, plan.positions, plan.path
     frames = [rec.points[s][positions] for s in snapshots]
     if bar is None:
         coords = embed_frames(frames, method, seed, params)
@@ -248,7 +245,7 @@ def project(
         coords=coords,
         snapshots=snapshots,
         positions=positions,
-        key=np.array(json.dumps(key, sort_keys=True)),
+        key=np.array(json.dumps(plan.key, sort_keys=True)),
     )
     return Projection(method, coords, snapshots, positions, path)
 
@@ -265,31 +262,41 @@ def kept(
 ) -> Projection | None:
     """The projection kept in the run for these arguments while the recording (its
     `labels` and number of `snapshots`, read without the arrays) is unchanged, else None."""
-    require(method)
-    lo, hi = POINTS_RANGE
-    if not (isinstance(points, int) and not isinstance(points, bool) and lo <= points <= hi):
-        raise NnlabError(f"--points={points}: choose {lo:,} to {hi:,} probe points")
-    points = min(points, len(labels))  # the whole probe: one file, however asked
-    positions = np.sort(record.probe_indices(labels, points, seed))
-    frames = frame_snapshots(snapshots, every)
-    path = run.file(FOLDER, f"{method}-{points}-every{every}.npz")
-    hit = _read(path, _key(run, method, points, every, seed, params), len(frames), len(positions))
-    return None if hit is None else Projection(method, hit, frames, positions, path)
+    return _Plan(run, labels, snapshots, method, points, every, seed, params).read()
 
 
-def _key(run: folders.Run, method: str, points: int, every: int, seed: int, params) -> dict:
-    """What stored coordinates must have been made from: the recording and the arguments."""
-    return {
-        "signature": cache.signature(run.latents),
-        "method": method,
-        "points": int(points),
-        "every": int(every),
-        "seed": int(seed),
-        "params": asdict(params),
-    }
+class _Plan:
+    """What a projection of these arguments embeds (snapshots, probe positions), where it is
+    kept, and the key its file must hold: the recording's signature and the arguments."""
+
+    def __init__(self, run, labels, snapshots: int, method, points, every, seed, params):
+        require(method)
+        lo, hi = POINTS_RANGE
+        if not (isinstance(points, int) and not isinstance(points, bool) and lo <= points <= hi):
+            raise NnlabError(f"--points={points}: choose {lo:,} to {hi:,} probe points")
+        points = min(points, len(labels))  # the whole probe: one file, however asked
+        self.method = method
+        self.positions = np.sort(record.probe_indices(labels, points, seed))
+        self.snapshots = frame_snapshots(snapshots, every)
+        self.path = run.file(FOLDER, f"{method}-{points}-every{every}.npz")
+        self.key = {
+            "signature": cache.signature(run.latents),
+            "method": method,
+            "points": int(points),
+            "every": int(every),
+            "seed": int(seed),
+            "params": asdict(params),
+        }
+
+    def read(self) -> Projection | None:
+        """The kept projection, if its file holds exactly this key and shape."""
+        hit = _read(self.path, self.key, len(self.snapshots), len(self.positions))
+        if hit is None:
+            return None
+        return Projection(self.method, hit, self.snapshots, self.positions, self.path)
 
 
-def stored(run: folders.Run, rec: record.Recording) -> tuple[str, int, int] | None:
+def stored(run: folders.Run) -> tuple[str, int, int] | None:
     """(method, points, every) of the newest t-SNE or UMAP projection kept in the run that
     still matches its recording, or None."""
     folder = run.file(FOLDER)
