@@ -98,6 +98,8 @@ def test_a_run_written_by_a_loop_reads_back_whole(runs):
     assert [m["step"] for m in metrics.of_kind(lines, "step")] == list(range(1, 61))
     ck = nnlab.load_checkpoint(run.id, runs_dir=runs)
     assert ck["step"] == 60 and set(ck) == {"step", "model", "optimizer"}
+    with pytest.raises(nnlab.UsageError, match="use latest or step-N"):  # never a path
+        nnlab.load_checkpoint(run.id, "../../../etc/x", runs_dir=runs)
     assert torch.equal(ck["model"]["mu.weight"], model.mu.weight)
 
 

@@ -231,11 +231,9 @@ class Encoder:
     def wants_thread(self) -> bool:
         """bf16 snapshots keep up on a core of their own (nnlab's trainer does the same):
         training then runs on one CPU core while a thread encodes on the other."""
-        return (
-            self.precision == "bfloat16"
-            and self._device().type == "cpu"
-            and ((os.cpu_count() or 1) >= 2)
-        )
+        from nnlab.training.snapshots import beside_training
+
+        return beside_training(self.precision, self._device(), os.cpu_count() or 1)
 
 
 class SnapshotThread:
@@ -243,8 +241,9 @@ class SnapshotThread:
     its step, so the recording is the one a synchronous snapshot would make. `accept(step,
     epoch, encoded)` checks and keeps each; an error it raises comes back at drain()."""
 
-    def __init__(self, encoder: Encoder, accept: Callable):
-        self.source, self.twin, self.accept = encoder.module, encoder.twin(), accept
+    def __init__(self, source, twin: Encoder, accept: Callable):
+        """source: the module training changes; twin: an encoder on a copy of it."""
+        self.source, self.twin, self.accept = source, twin, accept
         self.background = Background(self._encode, "nnlab-snapshots")
 
     def submit(self, step: int, epoch: float) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import sys
 import time
@@ -39,6 +40,7 @@ from nnlab.store import folders, metrics, record, schema
 FLUSH_SECONDS = 10.0  # the most a kill can lose of what was logged or recorded
 MAX_PENDING_LINES = 10_000
 RESERVED = ("kind", "step", "epoch")  # position keys of a metrics line, not values
+CHECKPOINT_RE = re.compile(r"^(latest|step-\d{8,})$")  # the names checkpoint() writes
 
 
 def start(
@@ -191,8 +193,8 @@ class RunWriter:
             batch_size=batch_size,
             precision=precision,
         )
-        if encoder.wants_thread():
-            encoder.twin()  # refused now, not in the thread, if the module cannot be copied
+        # the copy a snapshot thread encodes with: refused now, before anything is written
+        twin = encoder.twin() if encoder.wants_thread() else None
         self.recorder.write_probe(
             labels.astype(np.int64),
             np.arange(len(labels)),
@@ -211,8 +213,8 @@ class RunWriter:
             changes["device"] = str(next(module.parameters()).device) if table else ""
         self.run.update_meta(**changes)
         self.encoder = encoder
-        if encoder.wants_thread():
-            self.thread = SnapshotThread(encoder, self._accept)
+        if twin is not None:
+            self.thread = SnapshotThread(module, twin, self._accept)
 
     def snapshot(self, step: int, *, epoch: float | None = None) -> None:
         """Record the probe's latents at this step (one no-grad pass in eval mode). Steps
@@ -402,6 +404,10 @@ def load_checkpoint(
     """A checkpoint saved by RunWriter.checkpoint: "latest" or "step-N", loaded with
     torch.load(weights_only=True) (nothing in it is unpickled as code)."""
     run = folders.open_run(run_id, runs_dir)
+    if not isinstance(name, str) or not CHECKPOINT_RE.match(name):  # a name, never a path
+        raise UsageError(
+            f"load_checkpoint: name={name!r}: use latest or step-N (e.g. step-00000060)"
+        )
     path = run.checkpoints / f"{name}.pt"
     if not path.is_file():
         have = sorted(p.stem for p in run.checkpoints.glob("*.pt"))

@@ -28,6 +28,12 @@ def encode_probe(model, cfg: Config, probe_x: torch.Tensor) -> tuple:
     return enc.points.float(), (None if enc.sd is None else enc.sd.float())
 
 
+def beside_training(precision: str, device: torch.device, cpus: int) -> bool:
+    """Whether snapshots should be encoded on a thread beside training: bf16 ones on a CPU
+    of two cores or more keep up on a core of their own (float32 ones would not)."""
+    return precision == "bfloat16" and device.type == "cpu" and cpus >= 2
+
+
 class SnapshotWorker:
     """Encodes snapshots in a background thread from copies of the weights at their step,
     so the recording is the same as a synchronous one, only computed beside training."""
@@ -41,12 +47,7 @@ class SnapshotWorker:
     def wanted(cfg: Config, device: torch.device, cpus: int) -> bool:
         """bf16 snapshots are cheap enough to keep up on a core of their own: training then
         runs single-threaded on one core while the worker encodes on the other."""
-        return bool(
-            cfg.snapshot_every
-            and cfg.record_precision == "bfloat16"
-            and device.type == "cpu"
-            and cpus >= 2
-        )
+        return bool(cfg.snapshot_every) and beside_training(cfg.record_precision, device, cpus)
 
     def submit(self, step: int, epoch: float, params: list[torch.Tensor]) -> None:
         """Queue a snapshot (blocks while 4 are waiting)."""
