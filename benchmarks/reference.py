@@ -160,30 +160,45 @@ def reference_render(
     return frames / (time.perf_counter() - t0)
 
 
-def bare_vae_steps(x_train: torch.Tensor, steps: int, evals=()) -> float:
-    """A hand-written loop over in-memory tensors, then the same end-of-epoch evaluation
-    as nnlab (loss on the given splits); steps/s."""
+def vae_step(model, opt, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One optimisation step of the hand-written loop (BCE + KL to N(0, I)); its loss."""
+    mu, sd = model.encode(x)
+    z = mu + sd * torch.randn(mu.shape, generator=gen)
+    rec = F.binary_cross_entropy_with_logits(model.dec(z), x, reduction="none").sum(1).mean()
+    kl = (0.5 * (mu**2 + sd**2 - 1) - torch.log(sd)).sum(1).mean()
+    loss = rec + kl
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+@torch.no_grad()
+def vae_test_bce(model, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """The end-of-epoch evaluation: the mean reconstruction BCE of x (one sample)."""
+    mu, sd = model.encode(x)
+    z = mu + sd * torch.randn(mu.shape, generator=gen)
+    return F.binary_cross_entropy_with_logits(model.dec(z), x, reduction="none").sum(1).mean()
+
+
+def vae_setup(x_train: torch.Tensor):
+    """The hand-written loop's seeded model, fused AdamW, generator and batch order."""
     torch.manual_seed(0)
     model = RefVAE()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2, fused=True)
     gen = torch.Generator().manual_seed(0)
-    perm = torch.randperm(len(x_train), generator=gen)
+    return model, opt, gen, torch.randperm(len(x_train), generator=gen)
+
+
+def bare_vae_steps(x_train: torch.Tensor, steps: int, evals=()) -> float:
+    """A hand-written loop over in-memory tensors, then the same end-of-epoch evaluation
+    as nnlab (loss on the given splits); steps/s."""
+    model, opt, gen, perm = vae_setup(x_train)
     t0 = time.perf_counter()
     for step in range(steps):
-        x = x_train[perm[step * 32 : (step + 1) * 32]]
-        mu, sd = model.encode(x)
-        z = mu + sd * torch.randn(mu.shape, generator=gen)
-        rec = F.binary_cross_entropy_with_logits(model.dec(z), x, reduction="none").sum(1).mean()
-        kl = (0.5 * (mu**2 + sd**2 - 1) - torch.log(sd)).sum(1).mean()
-        loss = rec + kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        for x in evals:
-            mu, sd = model.encode(x)
-            z = mu + sd * torch.randn(mu.shape, generator=gen)
-            F.binary_cross_entropy_with_logits(model.dec(z), x, reduction="none").sum(1).mean()
+        vae_step(model, opt, x_train[perm[step * 32 : (step + 1) * 32]], gen)
+    for x in evals:
+        vae_test_bce(model, x, gen)
     return steps / (time.perf_counter() - t0)
 
 
@@ -195,38 +210,19 @@ def api_vae_steps(
     run id)."""
     import nnlab
 
-    torch.manual_seed(0)
-    model = RefVAE()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2, fused=True)
-    gen = torch.Generator().manual_seed(0)
-    perm = torch.randperm(len(x_train), generator=gen)
+    model, opt, gen, perm = vae_setup(x_train)
     t0 = time.perf_counter()
     with nnlab.start("bench", settings={"every": every}, runs_dir=runs) as run:
         run.watch(probe_x, probe_y, module=model, encode=model.encode, image_shape=(28, 28))
         run.snapshot(0)
         for step in range(1, steps + 1):
-            x = x_train[perm[(step - 1) * 32 : step * 32]]
-            mu, sd = model.encode(x)
-            z = mu + sd * torch.randn(mu.shape, generator=gen)
-            logits = model.dec(z)
-            rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1).mean()
-            kl = (0.5 * (mu**2 + sd**2 - 1) - torch.log(sd)).sum(1).mean()
-            loss = rec + kl
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss = vae_step(model, opt, x_train[perm[(step - 1) * 32 : step * 32]], gen)
             if step % 50 == 0:
                 run.log(step, loss=loss.item())
             if step % every == 0:
                 run.snapshot(step)
-        losses = {}
-        with torch.no_grad():
-            for name, x in zip(("val", "test"), evals, strict=False):
-                mu, sd = model.encode(x)
-                z = mu + sd * torch.randn(mu.shape, generator=gen)
-                logits = model.dec(z)
-                rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-                losses[f"{name}_loss"] = rec.sum(1).mean().item()
+        names = ("val_loss", "test_loss")
+        losses = {k: vae_test_bce(model, x, gen).item() for k, x in zip(names, evals, strict=False)}
         run.log_epoch(1, **losses)
         run.checkpoint(steps, model=model.state_dict(), optimizer=opt.state_dict())
     return steps / (time.perf_counter() - t0), run.id
