@@ -6,6 +6,8 @@ import struct
 import numpy as np
 import pytest
 
+from nnlab.data import catalog
+from nnlab.data import fileformats as ff
 from nnlab.helpers.errors import NnlabError
 from nnlab.training import data
 
@@ -38,7 +40,7 @@ def make_idx_dataset(folder, n_train=120, n_test=40, compress=False, seed=0):
 
 def test_sample_split_is_stratified_and_fixed():
     a, b = data.load_sample(), data.load_sample()
-    assert a.train_images.shape == (4000, 28, 28) and a.test_images.shape == (1000, 28, 28)
+    assert a.train_images.shape == (4000, 1, 28, 28) and a.test_images.shape == (1000, 1, 28, 28)
     assert np.bincount(a.test_labels).tolist() == [100] * 10
     assert np.bincount(a.train_labels).tolist() == [400] * 10
     assert np.array_equal(a.test_images, b.test_images)
@@ -58,28 +60,29 @@ def test_read_idx_plain_and_gz(tmp_path):
     arr = np.arange(2 * 28 * 28).reshape(2, 28, 28) % 256
     write_idx(tmp_path / "a", arr)
     write_idx(tmp_path / "b", arr, compress=True)
-    assert np.array_equal(data.read_idx(tmp_path / "a"), arr)
-    assert np.array_equal(data.read_idx(tmp_path / "b.gz"), arr)
+    assert np.array_equal(ff.read_idx(tmp_path / "a"), arr)
+    assert np.array_equal(ff.read_idx(tmp_path / "b.gz"), arr)
     (tmp_path / "c").write_bytes(b"\x00\x00\x08\x03" + b"\x00" * 5)
     with pytest.raises(NnlabError, match="size does not match"):
-        data.read_idx(tmp_path / "c")
+        ff.read_idx(tmp_path / "c")
 
 
-def test_torchvision_layout_is_read_through_torchvision(tmp_path):
+def test_torchvision_layout_is_read(tmp_path):
     make_idx_dataset(tmp_path / "FashionMNIST" / "raw")
     raw = data.load_raw("fashion-mnist", tmp_path)
-    assert raw.train_images.shape == (120, 28, 28) and raw.source.endswith("FashionMNIST/raw")
+    assert raw.train_images.shape == (120, 1, 28, 28) and raw.source.endswith("FashionMNIST/raw")
 
 
 def test_gz_files_in_data_dir(tmp_path):
     make_idx_dataset(tmp_path / "kmnist", compress=True)
     raw = data.load_raw("kmnist", tmp_path)
-    assert raw.test_images.shape == (40, 28, 28)
+    assert raw.test_images.shape == (40, 1, 28, 28)
 
 
 def test_missing_dataset_says_where_it_looked(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_DIRS", {})
-    with pytest.raises(NnlabError, match="not found in .*FashionMNIST/raw"):
+    monkeypatch.setattr(catalog, "DEBIAN_DIRS", {})
+    monkeypatch.setenv("NNLAB_OFFLINE", "1")
+    with pytest.raises(NnlabError, match="not found .*put train-images.* in .*FashionMNIST/raw"):
         data.load_raw("fashion-mnist", tmp_path)
 
 

@@ -22,6 +22,7 @@ VAE_RUN = "vae-20261129-022720-format1"
 # own modules). A new package must be placed here.
 LAYERS = [
     "helpers",
+    "data",
     "families",
     "config",
     "store",

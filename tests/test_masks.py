@@ -98,7 +98,8 @@ def test_masks_of_a_deep_linear_net_are_the_composed_map(nnlab, runs):
     weights, composed = mask_weights(cfg, model)
     w1 = model.layers[0].weight.detach().double().numpy()
     w2 = model.layers[1].weight.detach().double().numpy()
-    assert composed and weights.shape == (10, 784)
+    assert composed and weights.shape == (10, 1, 28, 28)
+    weights = weights.reshape(10, 784)
     np.testing.assert_allclose(weights, w2 @ w1, rtol=1e-12)
     assert unit_titles(cfg, [3]) == ["Mask for digit 3"]
     m = nnlab("masks", run.id)

@@ -126,7 +126,19 @@ def _set_up_run(run, cfg, splits, device, requested: str, console: Console, swee
     )
     run.write_meta(meta)
     run.checkpoints.mkdir()
-    trainer.recorder.write_probe(trainer.probe_labels, trainer.probe_split_index, cfg.probe_split)
+    # The class names always, and the images of a folder or npz (which may move or change)
+    # so the run's pictures never need them again.
+    images = None
+    if cfg.dataset.startswith(("folder:", "npz:")):
+        pixels = trainer.probe_x.cpu().clamp(0, 1).mul(255).round().to(torch.uint8)
+        images = pixels.reshape(len(pixels), *cfg.image_shape).numpy()
+    trainer.recorder.write_probe(
+        trainer.probe_labels,
+        trainer.probe_split_index,
+        cfg.probe_split,
+        images=images,
+        classes=splits.classes or None,
+    )
     return trainer
 
 

@@ -214,15 +214,42 @@ def parse_overrides(cls: type[Config], overrides: dict[str, str]) -> dict[str, A
     for k, text in overrides.items():
         if k == "model":
             raise NnlabError("the model is chosen by the first argument, not --model")
+        if field_info(cls, k).get("derived"):
+            raise NnlabError(
+                f"--{k} is read from the dataset: choose the images with --dataset "
+                "(and --image_size for a folder)"
+            )
         values[k] = parse_value(k, text, types[k])
     return values
 
 
 def make(cls: type[Config], values: dict[str, Any]) -> Config:
-    """A validated config of class cls from field values (the rest at their defaults)."""
-    cfg = cls(**values)
+    """A validated config of class cls from field values (the rest at their defaults),
+    fitted to its dataset's images and classes."""
+    cfg = cls(**fit_to_data(cls, values))
     validate(cfg)
     return cfg
+
+
+def fit_to_data(cls: type[Config], values: dict[str, Any]) -> dict[str, Any]:
+    """The values with the dataset's image shape and class count filled in (read from
+    the dataset's facts or headers, not its images), and the family's fields that follow
+    them (a classifier's first and last widths). A bad dataset is refused here, before a
+    run folder exists."""
+    from nnlab.data import catalog
+
+    base = cls()
+    name = values.get("dataset", base.dataset)
+    size = values.get("image_size", base.image_size)
+    if not catalog.is_valid_name(name):
+        raise NnlabError(f"--dataset={name!r}: {catalog.name_problem(name)}")
+    if not isinstance(size, int) or size < 0:
+        return values  # validate() names the bad value
+    d = catalog.describe(name, values.get("data_dir", base.data_dir) or None, size)
+    before = {k: values.get(k, getattr(base, k)) for k in ("image_shape", "num_classes")}
+    fitted = {**values, "image_shape": list(d.shape), "num_classes": len(d.classes)}
+    families.FAMILIES[base.model].fit(fitted, before)
+    return fitted
 
 
 def validate(cfg: Config) -> None:
@@ -252,7 +279,7 @@ def validate(cfg: Config) -> None:
             choice(f.name)
         test, why = info.get("check", (None, ""))
         if test is not None and not test(getattr(cfg, f.name)):
-            bad(f.name, why)
+            bad(f.name, why(getattr(cfg, f.name)) if callable(why) else why)
     if not isinstance(cfg, Config):  # a family nnlab does not train (a user's own run)
         return
     if cfg.probe_split == "val" and cfg.val_fraction == 0:

@@ -1,5 +1,6 @@
-"""The classifier family: an MLP from 784 pixels to 10 classes. A snapshot records one
-layer's activations; the first layer's weights are drawn as masks."""
+"""The classifier family: an MLP from the pixels to the classes, or convolutions first
+(arch=conv). A snapshot records one layer's activations; the first layer's weights (an
+MLP's) or filters (a CNN's) are drawn as masks."""
 
 from __future__ import annotations
 
@@ -7,12 +8,18 @@ from dataclasses import dataclass
 
 from nnlab.families.family import (
     ACTIVATIONS,
-    INPUT_DIM,
     NOT_NEGATIVE,
-    NUM_CLASSES,
     Column,
     Config,
     Family,
+)
+from nnlab.families.geometry import (
+    CNN_KERNEL,
+    cnn_maps,
+    cnn_min_side,
+    conv_params,
+    dense_params,
+    flat,
 )
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.options import added_later, option
@@ -22,12 +29,14 @@ LOSSES = ("mse", "ce")
 
 @dataclass
 class ClassifierConfig(Config):
-    """An MLP classifier; sizes lists every layer's width from 784 inputs to 10 outputs."""
+    """A classifier; sizes lists every fully connected layer's width, inputs to classes."""
 
     model: str = "classifier"
     sizes: list[int] = option(
         [784, 30, 10],
-        "every layer's width, from 784 inputs to 10 outputs",
+        "every layer's width, from the pixels (784 for 28x28 grey) to the classes; the ends "
+        "follow the dataset (784 and 10 are replaced by its own); arch=conv: the inner widths "
+        "are the fully connected layers after the pool",
         check=(lambda v: not v or min(v) >= 1, "every layer needs at least 1 unit"),
     )
     activation: str = option("sigmoid", "hidden-layer activation", choices=ACTIVATIONS)
@@ -37,7 +46,13 @@ class ClassifierConfig(Config):
         choices=LOSSES,
     )
     latent_layer: int | None = option(
-        None, "index into sizes of the recorded layer (none: the narrowest hidden layer)"
+        None, "arch=mlp: index into sizes of the recorded layer (none: the narrowest hidden layer)"
+    )
+    record_layer: str = added_later(
+        "",
+        "arch=conv: the recorded layer by name (conv1.., pool, fc1..; feature maps flattened); "
+        "empty: the last hidden layer",
+        legacy="",
     )
     cbp_rate: float = added_later(
         0.0,
@@ -86,9 +101,24 @@ class ClassifierConfig(Config):
     epochs: int = 30
     snapshot_every: int = 500
 
+    def layer_names(self) -> list[str]:
+        """arch=conv: every layer's name, inputs to outputs (conv1.., pool, fc1..)."""
+        convs = [f"conv{i + 1}" for i in range(len(self.channels))]
+        return convs + ["pool"] + [f"fc{i + 1}" for i in range(len(self.sizes) - 1)]
+
+    def layer_widths(self) -> dict[str, int]:
+        """arch=conv: the units of each named layer (feature maps flattened)."""
+        maps = cnn_maps(self.image_shape, self.channels)
+        widths = [flat(m) for m in maps] + list(self.sizes[1:])
+        return dict(zip(self.layer_names(), widths, strict=True))
+
     @property
-    def recorded_layer(self) -> int:
-        """Index into sizes of the recorded layer (the narrowest hidden layer by default)."""
+    def recorded_layer(self) -> int | str:
+        """The recorded layer: an index into sizes (arch=mlp; the narrowest hidden layer by
+        default) or a name (arch=conv; the last hidden layer by default)."""
+        if self.arch == "conv":
+            names = self.layer_names()
+            return self.record_layer or names[-2]
         if self.latent_layer is not None:
             return self.latent_layer
         hidden = range(1, len(self.sizes) - 1)
@@ -98,14 +128,21 @@ class ClassifierConfig(Config):
 
     def parameter_count(self) -> int:
         """How many parameters the model of this config has (without building it)."""
-        return sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True))
+        if self.arch == "conv":
+            pooled = flat(cnn_maps(self.image_shape, self.channels)[-1])
+            convs = conv_params(self.image_shape[0], self.channels, CNN_KERNEL)
+            return convs + dense_params([pooled, *self.sizes[1:]])
+        return dense_params(self.sizes)
 
     def hidden_layers(self) -> int:
-        """The layers between the inputs and the outputs."""
-        return len(self.sizes) - 2
+        """The layers dropout applies to: between the inputs and the outputs (arch=conv:
+        the pool and the hidden fully connected layers)."""
+        return len(self.sizes) - 2 + (self.arch == "conv")
 
     def latent_width(self) -> int:
         """The widest layer (any layer can be recorded or embedded)."""
+        if self.arch == "conv":
+            return max(self.layer_widths().values())
         return max(self.sizes)
 
 
@@ -132,8 +169,35 @@ class ClassifierFamily(Family):
     def check(self, cfg: ClassifierConfig, bad, choice) -> None:
         """What one field's range cannot say: the layer sizes' ends, the recorded layer
         within them, continual backprop only with hidden units."""
-        if len(cfg.sizes) < 2 or cfg.sizes[0] != INPUT_DIM or cfg.sizes[-1] != NUM_CLASSES:
-            bad("sizes", f"must start at {INPUT_DIM} and end at {NUM_CLASSES}, e.g. [784,30,10]")
+        pixels, classes = cfg.input_dim(), cfg.num_classes
+        if len(cfg.sizes) < 2 or cfg.sizes[0] != pixels or cfg.sizes[-1] != classes:
+            c, h, w = cfg.image_shape
+            bad(
+                "sizes",
+                f"must start at {pixels} (the {c}x{h}x{w} images' pixels) and end at {classes} "
+                f"(the classes), e.g. [{pixels},30,{classes}]",
+            )
+        if cfg.arch == "conv":
+            side = cnn_min_side(cfg.channels)
+            if min(cfg.image_shape[1:]) < side:
+                _, h, w = cfg.image_shape
+                bad(
+                    "arch",
+                    f"{len(cfg.channels)} 3x3 convolutions and a 2x2 pool need images of at "
+                    f"least {side}x{side}; these are {h}x{w} (fewer --channels, or --arch=mlp)",
+                )
+            names = cfg.layer_names()
+            if cfg.record_layer and cfg.record_layer not in names:
+                raise NnlabError(
+                    f"--record_layer: no layer '{cfg.record_layer}' in this network (its layers: "
+                    f"{', '.join(names)})"
+                )
+            if cfg.latent_layer is not None:
+                bad("latent_layer", "indexes an MLP's sizes; with --arch=conv use --record_layer")
+            if cfg.cbp_rate:
+                bad("cbp_rate", "continual backprop is implemented for MLPs (--arch=mlp)")
+        elif cfg.record_layer:
+            bad("record_layer", "names a layer of a CNN (--arch=conv); an MLP's is --latent_layer")
         if cfg.latent_layer is not None and not 1 <= cfg.latent_layer < len(cfg.sizes):
             bad("latent_layer", f"must index a layer of sizes: 1 to {len(cfg.sizes) - 1}")
         if cfg.cbp_rate and cfg.hidden_layers() == 0:
@@ -141,13 +205,33 @@ class ClassifierFamily(Family):
         if cfg.cbp_adam_steps and cfg.optimizer == "sgd":
             bad("cbp_adam_steps", "counts Adam's steps: use it with --optimizer=adam or adamw")
 
+    def fit(self, values: dict, before: dict) -> None:
+        """The first and last widths of sizes follow the dataset when they are MNIST's (784,
+        10: the defaults) or the previous dataset's."""
+        sizes = list(values.get("sizes", ClassifierConfig().sizes))
+        if len(sizes) >= 2:
+            old_in = 1
+            for v in before["image_shape"]:
+                old_in *= v
+            pixels = 1
+            for v in values["image_shape"]:
+                pixels *= v
+            if sizes[0] in (784, old_in):
+                sizes[0] = pixels
+            if sizes[-1] in (10, before["num_classes"]):
+                sizes[-1] = values["num_classes"]
+            values["sizes"] = sizes
+
     def size_key(self, cfg: ClassifierConfig) -> str:
         """The layer sizes."""
         return "sizes"
 
     def label(self, cfg: ClassifierConfig) -> str:
-        """Layer sizes, recorded layer and dataset."""
+        """Layer sizes (a CNN's channels), recorded layer and dataset."""
         sizes = "-".join(map(str, cfg.sizes))
+        if cfg.arch == "conv":
+            convs = "-".join(map(str, cfg.channels))
+            return f"CNN conv {convs} · fc {sizes} · {cfg.recorded_layer} · {cfg.dataset}"
         return f"classifier {sizes} · layer {cfg.recorded_layer} · {cfg.dataset}"
 
     def format_headline(self, value: float | None) -> str:
@@ -161,9 +245,13 @@ class ClassifierFamily(Family):
         return f"test accuracy {100 * line['test_acc']:.2f}% (loss {line['test_loss']:.4f})"
 
     def build(self, cfg: ClassifierConfig):
-        """The MLP of cfg.sizes."""
-        from nnlab.families.networks import Classifier
+        """The MLP of cfg.sizes, or the CNN of cfg.channels then cfg.sizes."""
+        from nnlab.families.networks import Classifier, ConvClassifier
 
+        if cfg.arch == "conv":
+            return ConvClassifier(
+                cfg.image_shape, cfg.channels, cfg.sizes, cfg.activation, cfg.loss, cfg.dropout
+            )
         return Classifier(cfg.sizes, cfg.activation, cfg.loss, cfg.dropout)
 
     def loss_terms(self, model, cfg: ClassifierConfig, x, y, generator=None) -> dict:
@@ -179,6 +267,10 @@ class ClassifierFamily(Family):
     def encode(self, model, cfg: ClassifierConfig, x, layer: int | None = None):
         """One layer's activations (the output layer: class scores in [0, 1])."""
         layer = cfg.recorded_layer if layer is None else layer
+        if cfg.arch == "conv":
+            if layer == cfg.layer_names()[-1]:
+                return model.probabilities(x), None
+            return model(x, upto=layer), None
         if layer == len(cfg.sizes) - 1:
             return model.probabilities(x), None
         return model(x, upto=layer), None
@@ -187,6 +279,11 @@ class ClassifierFamily(Family):
         """An index into sizes, or None for the recorded layer."""
         if layer is None:
             return None
+        if cfg.arch == "conv":
+            names = cfg.layer_names()
+            if str(layer) not in names:
+                raise NnlabError(f"--layer={layer}: no such layer (layers: {', '.join(names)})")
+            return str(layer)
         try:
             layer = int(str(layer))
         except ValueError:
@@ -201,7 +298,7 @@ class ClassifierFamily(Family):
         """The layer encoded."""
         import numpy as np
 
-        return {"layer": np.array(layer or cfg.recorded_layer)}, None
+        return {"layer": np.array(cfg.recorded_layer if layer is None else layer)}, None
 
 
 CLASSIFIER = ClassifierFamily()

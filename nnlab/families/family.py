@@ -14,45 +14,24 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from nnlab.data import catalog
 from nnlab.helpers.options import added_later, option
 
 if TYPE_CHECKING:  # annotations only: importing torch here would load it everywhere
     import torch
 
-DATASETS = ("mnist", "fashion-mnist", "kmnist", "mnist-sample")
 ACTIVATIONS = ("sigmoid", "relu", "tanh", "silu", "softplus", "identity", "gelu", "leaky_relu")
 INITS = ("default", "normal", "scaled", "kaiming")
-OPTIMIZERS = ("sgd", "adam", "adamw")
+OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SPLITS = ("test", "val", "train")
-INPUT_DIM = 784  # every dataset nnlab knows is 28x28 grey images
-NUM_CLASSES = 10
-# Display names of each dataset's classes (digits where a dataset has none of its own)
-CLASS_NAMES = {
-    "fashion-mnist": [
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ],
-    "kmnist": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
-}
+ARCHS = ("mlp", "conv")
+MNIST_SHAPE = [1, 28, 28]  # the images of every run from before other datasets existed
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{0,64}$")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 # Range checks of fields (config.validate applies them): (test, what a value must be).
 AT_LEAST_1 = (lambda v: v >= 1, "must be at least 1")
 NOT_NEGATIVE = (lambda v: v >= 0, "must not be negative")
 PENALTY = (lambda v: 0 <= v <= 1e3, "must be at least 0 (off) and at most 1e3")
-
-
-def class_names(dataset: str) -> list[str]:
-    """Display names of the ten classes of a dataset (digits for MNIST and the sample)."""
-    return CLASS_NAMES.get(dataset, [str(i) for i in range(NUM_CLASSES)])
 
 
 def _count(value) -> int:
@@ -92,8 +71,34 @@ class Config:
         "a tag appended to the run id (letters, digits, . - _)",
         check=(NAME_RE.match, "use up to 64 letters, digits, '.', '-' or '_'"),
     )
-    dataset: str = option("mnist", "the images to train on", choices=DATASETS)
+    dataset: str = option(
+        "mnist",
+        "the images to train on: " + ", ".join(catalog.NAMES) + ", folder:PATH (one "
+        "sub-folder of PNG/JPEG images per class) or npz:PATH (arrays x, y, optional classes, "
+        "x_test, y_test)",
+        check=(catalog.is_valid_name, catalog.name_problem),
+    )
     data_dir: str = option("", 'where IDX files live; "" means $NNLAB_DATA or ~/.cache/nnlab/data')
+    image_size: int = added_later(
+        0,
+        "folder datasets: resize every image to this square size; 0: keep their size (all "
+        "images must then share one)",
+        legacy=0,
+        check=NOT_NEGATIVE,
+    )
+    image_shape: list[int] = added_later(
+        MNIST_SHAPE,
+        "the images' channels, height and width: read from the dataset when a run starts",
+        legacy=MNIST_SHAPE,
+        derived=True,
+        check=(lambda v: len(v) == 3 and min(v) >= 1, "must be [channels, height, width]"),
+    )
+    num_classes: int = added_later(
+        10,
+        "how many classes the dataset has: read from the dataset when a run starts",
+        legacy=10,
+        derived=True,
+    )
     val_fraction: float = option(
         0.1,
         "share of the train split held out for validation",
@@ -118,6 +123,20 @@ class Config:
     )
     weight_decay: float = option(
         0.0, "the optimiser's weight decay (decoupled for adamw)", check=NOT_NEGATIVE
+    )
+    lr_decay: float = added_later(
+        1.0,
+        "multiply the learning rate by this after every epoch (StepLR with step 1); 1: constant",
+        legacy=1.0,
+        check=(lambda v: 0 < v <= 1, "must be above 0 and at most 1"),
+    )
+    precision: str = added_later(
+        "float32",
+        "training arithmetic: bfloat16 runs the forward pass under autocast (weights, "
+        "gradients and optimiser stay float32); ~1.8x faster for convolutions on CPUs with "
+        "AMX/AVX-512 bf16, slower without them",
+        choices=("float32", "bfloat16"),
+        legacy="float32",
     )
     momentum: float = option(
         0.0, "momentum (sgd only)", check=(lambda v: 0 <= v < 1, "must be in [0, 1)")
@@ -180,15 +199,37 @@ class Config:
             "each probability must be at least 0 and below 1",
         ),
     )
+    arch: str = added_later(
+        "mlp",
+        "mlp: fully connected layers; conv: convolutions first (classifier: 3x3, stride 1, "
+        "then a 2x2 max-pool; VAE: 4x4, stride 2, mirrored by transposed convolutions)",
+        choices=ARCHS,
+        legacy="mlp",
+    )
+    channels: list[int] = added_later(
+        [32, 64],
+        "arch=conv: the output channels of each convolution",
+        legacy=[32, 64],
+        check=(
+            lambda v: v and min(v) >= 1,
+            "give at least one convolution, each 1 channel or more",
+        ),
+    )
     init: str = added_later(
         "default",
         "weights and biases: default (PyTorch's uniform), normal (N(0, 1), as network.py), "
         "scaled (weights N(0, 1/fan_in), biases N(0, 1)), kaiming (weights uniform within "
         "+-gain*sqrt(3/fan_in), the gain of the activation for hidden layers and 1 for the "
-        "output, biases 0: the continual-backprop authors' init)",
+        "output, biases 0: the continual-backprop authors' init); fully connected layers "
+        "only, convolutions keep PyTorch's",
         choices=INITS,
         legacy="default",  # runs from before it existed used PyTorch's
     )
+
+    def input_dim(self) -> int:
+        """The pixels of one image: channels x height x width."""
+        c, h, w = self.image_shape
+        return c * h * w
 
     def parameter_count(self) -> int:
         """How many parameters the model of this config has (without building it)."""
@@ -250,7 +291,7 @@ class Family:
     def class_names(self, cfg: Config) -> list[str]:
         """Display names of the classes of the run's images (its probe may say otherwise:
         store.record.class_names asks it first)."""
-        return class_names(cfg.dataset)
+        return catalog.class_names(cfg.dataset) or [str(i) for i in range(cfg.num_classes)]
 
     def unrecorded(self, cfg: Config) -> str:
         """Why a run of this family may have no latent recording, for the error saying so."""
@@ -286,13 +327,17 @@ class Family:
         import dataclasses
 
         base = self.config_class()
-        skip = {"model", "name", "dataset", "data_dir", "device"}
+        skip = {"model", "name", "dataset", "data_dir", "device", "image_shape", "num_classes"}
         parts = [
             f"{f.name}={_shown(getattr(cfg, f.name))}"
             for f in dataclasses.fields(cfg)
             if f.name not in skip and getattr(cfg, f.name) != getattr(base, f.name)
         ]
         return _cap(" ".join(parts))
+
+    def fit(self, values: dict, before: dict) -> None:
+        """Adjust field values that follow the dataset (values holds its image_shape and
+        num_classes; before, those the values came with)."""
 
     def size_key(self, cfg: Config) -> str:
         """The field to name when the model is too big for this machine."""

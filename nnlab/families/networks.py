@@ -187,3 +187,139 @@ def vae_loss(x, logits, mu, std, beta: float, recon: str = "bce") -> dict[str, t
     rec = rec.sum(dim=1).mean()
     kl = kl_to_standard_normal(mu, std).sum(dim=1).mean()
     return {"recon": rec, "kl": kl, "loss": rec + beta * kl}
+
+
+class ConvClassifier(nn.Module):
+    """3x3 convolutions (stride 1), a 2x2 max-pool, then fully connected layers: with
+    channels [32, 64] and sizes [784, 128, 10], the network of pytorch/examples' mnist/main.py.
+
+    Inputs are flat rows (N, C*H*W), viewed as images. Layers are named conv1.., pool,
+    fc1..; forward(x, upto=name) returns that layer's activations, flattened. Dropout:
+    dropout[0] after the pool, dropout[i] after hidden fc i (one value: everywhere).
+    """
+
+    def __init__(self, shape, channels, sizes, activation="relu", loss="ce", dropout=None):
+        super().__init__()
+        from nnlab.families.geometry import CNN_KERNEL, cnn_maps, flat
+
+        self.shape = tuple(shape)
+        self.loss_name = loss
+        c_in, convs = shape[0], []
+        for c in channels:
+            convs.append(nn.Conv2d(c_in, c, CNN_KERNEL))
+            c_in = c
+        self.convs = nn.ModuleList(convs)
+        widths = [flat(cnn_maps(list(shape), list(channels))[-1]), *sizes[1:]]
+        pairs = zip(widths[:-1], widths[1:], strict=True)
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairs)
+        self.act = ACTIVATIONS[activation]()
+        self.drop = nn.ModuleList(
+            nn.Dropout(p) for p in dropout_per_layer(dropout or [], len(sizes) - 1)
+        )
+        self.keep_hidden = False  # continual backprop is for MLPs (refused by the config)
+        self.hidden: list[torch.Tensor] = []
+
+    def layer_names(self) -> list[str]:
+        """Every layer's name, inputs to outputs."""
+        n_fc = len(self.layers)
+        return (
+            [f"conv{i + 1}" for i in range(len(self.convs))]
+            + ["pool"]
+            + [f"fc{i + 1}" for i in range(n_fc)]
+        )
+
+    def forward(self, x: torch.Tensor, upto: str | None = None) -> torch.Tensor:
+        """Outputs for x (sigmoid for the mse loss, logits for ce); with `upto`, the
+        activations of that layer (before dropout), flattened."""
+        x = x.view(-1, *self.shape)
+        for i, conv in enumerate(self.convs, start=1):
+            x = self.act(conv(x))
+            if upto == f"conv{i}":
+                return x.flatten(1)
+        x = F.max_pool2d(x, 2)
+        if upto == "pool":
+            return x.flatten(1)
+        x = self.drop[0](x).flatten(1)
+        last = len(self.layers)
+        for i, layer in enumerate(self.layers, start=1):
+            x = layer(x)
+            if i < last:
+                x = self.act(x)
+                if upto == f"fc{i}":
+                    return x
+                x = self.drop[i](x)
+            elif self.loss_name == "mse":
+                x = torch.sigmoid(x)
+        return x
+
+    def hidden_linears(self) -> list[nn.Linear]:
+        """The fully connected layers whose outputs go through the activation."""
+        return list(self.layers[:-1])
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores in [0, 1]: softmax of the logits (ce) or the sigmoid outputs (mse)."""
+        out = self(x)
+        return torch.softmax(out, dim=1) if self.loss_name == "ce" else out
+
+
+class ConvVAE(VAE):
+    """A beta-VAE whose encoder is strided 4x4 convolutions (each halves the side), then
+    fully connected layers of hidden_dims to the posterior; the decoder mirrors it with
+    transposed convolutions back to the images' own size. Rows in and logits out are flat
+    (N, C*H*W), as the MLP VAE's, so the loss, the recording and decode are shared."""
+
+    def __init__(
+        self,
+        shape,
+        channels,
+        hidden_dims,
+        latent_dim=2,
+        activation="silu",
+        posterior_scale="std",
+        dropout=None,
+    ):
+        nn.Module.__init__(self)
+        from nnlab.families.geometry import VAE_KERNEL, VAE_PADDING, VAE_STRIDE, flat, vae_maps
+
+        self.latent_dim = latent_dim
+        self.posterior_scale = posterior_scale
+        self.shape = tuple(shape)
+        act = ACTIVATIONS[activation]
+        maps = vae_maps(list(shape), list(channels))
+        probs = dropout_per_layer(dropout or [], len(channels) + len(hidden_dims))
+        enc, c_in = [nn.Unflatten(1, self.shape)], shape[0]
+        for c, p in zip(channels, probs, strict=False):
+            enc += [nn.Conv2d(c_in, c, VAE_KERNEL, VAE_STRIDE, VAE_PADDING), act()]
+            enc += [nn.Dropout(p)] if p else []
+            c_in = c
+        enc.append(nn.Flatten())
+        width = flat(maps[-1])
+        for h, p in zip(hidden_dims, probs[len(channels) :], strict=True):
+            enc += [nn.Linear(width, h), act(), *([nn.Dropout(p)] if p else [])]
+            width = h
+        self.encoder = nn.Sequential(*enc)
+        self.to_latent = nn.Linear(width, 2 * latent_dim)
+        dec, width = [], latent_dim
+        for h in reversed(hidden_dims):
+            dec += [nn.Linear(width, h), act()]
+            width = h
+        dec += [nn.Linear(width, flat(maps[-1])), act(), nn.Unflatten(1, maps[-1])]
+        sides = [tuple(shape[1:])] + [m[1:] for m in maps]  # each convolution's input side
+        outs = [shape[0], *channels]
+        for k in range(len(channels), 0, -1):
+            target, came = sides[k - 1], sides[k]
+            # a strided convolution floors odd sides: output_padding gives the pixel back
+            pad = (target[0] - 2 * came[0], target[1] - 2 * came[1])
+            dec.append(
+                nn.ConvTranspose2d(
+                    outs[k], outs[k - 1], VAE_KERNEL, VAE_STRIDE, VAE_PADDING, output_padding=pad
+                )
+            )
+            if k > 1:
+                dec.append(act())
+        dec.append(nn.Flatten())
+        self.decoder = nn.Sequential(*dec)
+
+    def hidden_linears(self) -> list[nn.Linear]:
+        """The fully connected layers followed by the activation (encoder and decoder)."""
+        return [m for m in (*self.encoder, *self.decoder) if isinstance(m, nn.Linear)]

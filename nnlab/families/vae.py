@@ -9,11 +9,18 @@ from dataclasses import dataclass
 from nnlab.families.family import (
     ACTIVATIONS,
     AT_LEAST_1,
-    INPUT_DIM,
     NOT_NEGATIVE,
     Column,
     Config,
     Family,
+)
+from nnlab.families.geometry import (
+    VAE_KERNEL,
+    conv_params,
+    dense_params,
+    flat,
+    vae_maps,
+    vae_min_side,
 )
 from nnlab.helpers.console import subscript
 from nnlab.helpers.errors import NnlabError
@@ -24,12 +31,14 @@ POSTERIOR_SCALES = ("std", "variance")
 
 @dataclass
 class VAEConfig(Config):
-    """A beta-VAE with MLP encoder and decoder and a diagonal Gaussian posterior."""
+    """A beta-VAE with an MLP (or convolutional) encoder and decoder and a diagonal
+    Gaussian posterior."""
 
     model: str = "vae"
     hidden_dims: list[int] = option(
         [256, 128],
-        "encoder layer widths; the decoder mirrors them",
+        "encoder layer widths (arch=conv: the fully connected layers after the "
+        "convolutions); the decoder mirrors them",
         check=(lambda v: v and min(v) >= 1, "give at least one layer width, each at least 1"),
     )
     latent_dim: int = option(2, "latent dimensions", check=AT_LEAST_1)
@@ -46,16 +55,24 @@ class VAEConfig(Config):
 
     def parameter_count(self) -> int:
         """How many parameters the model of this config has (without building it)."""
-        widths = [INPUT_DIM, *self.hidden_dims]
-        enc = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+        pixels, convs = self.input_dim(), 0
+        if self.arch == "conv":
+            pixels = flat(vae_maps(self.image_shape, self.channels)[-1])
+            kernel = VAE_KERNEL
+            # the encoder's convolutions, and the decoder's transposed ones: the same
+            # weights, biases for the channels each produces (the image's, last)
+            convs = conv_params(self.image_shape[0], self.channels, kernel)
+            convs += convs - self.channels[-1] + self.image_shape[0]
+        widths = [pixels, *self.hidden_dims]
+        enc = dense_params(widths)
         head = widths[-1] * 2 * self.latent_dim + 2 * self.latent_dim
-        dec_widths = [self.latent_dim, *reversed(self.hidden_dims), INPUT_DIM]
-        dec = sum(a * b + b for a, b in zip(dec_widths[:-1], dec_widths[1:], strict=True))
-        return enc + head + dec
+        dec = dense_params([self.latent_dim, *reversed(self.hidden_dims), pixels])
+        return convs + enc + head + dec
 
     def hidden_layers(self) -> int:
-        """Encoder layers (the decoder mirrors them)."""
-        return len(self.hidden_dims)
+        """Encoder layers (the decoder mirrors them; arch=conv: convolutions included, and
+        dropout is on the encoder alone)."""
+        return len(self.hidden_dims) + (len(self.channels) if self.arch == "conv" else 0)
 
     def latent_width(self) -> int:
         """The latent's dimensions."""
@@ -84,13 +101,25 @@ class VAEFamily(Family):
         Column("active_units", "active units", "{:.3g}", True),
     )
 
+    def check(self, cfg: VAEConfig, bad, choice) -> None:
+        """A convolutional encoder needs images large enough for its strides."""
+        side = vae_min_side(cfg.channels)
+        if cfg.arch == "conv" and min(cfg.image_shape[1:]) < side:
+            _, h, w = cfg.image_shape
+            bad(
+                "arch",
+                f"{len(cfg.channels)} stride-2 convolutions need images of at least "
+                f"{side}x{side}; these are {h}x{w} (fewer --channels, or --arch=mlp)",
+            )
+
     def size_key(self, cfg: VAEConfig) -> str:
         """The latent when it is the widest layer, else the hidden widths."""
         return "latent_dim" if cfg.latent_dim > max(cfg.hidden_dims) else "hidden_dims"
 
     def label(self, cfg: VAEConfig) -> str:
         """β, latent size and dataset."""
-        return f"β-VAE · β = {cfg.beta:g} · {cfg.latent_dim}-D latent · {cfg.dataset}"
+        conv = "conv " if cfg.arch == "conv" else ""
+        return f"{conv}β-VAE · β = {cfg.beta:g} · {cfg.latent_dim}-D latent · {cfg.dataset}"
 
     def format_headline(self, value: float | None) -> str:
         """The ELBO in nats."""
@@ -108,12 +137,23 @@ class VAEFamily(Family):
 
     def build(self, cfg: VAEConfig):
         """The encoder, the posterior head and the mirrored decoder."""
-        from nnlab.families.networks import VAE
+        from nnlab.families.networks import VAE, ConvVAE
 
+        if cfg.arch == "conv":
+            return ConvVAE(
+                cfg.image_shape,
+                cfg.channels,
+                cfg.hidden_dims,
+                cfg.latent_dim,
+                cfg.activation,
+                cfg.posterior_scale,
+                cfg.dropout,
+            )
         return VAE(
             cfg.hidden_dims,
             cfg.latent_dim,
             cfg.activation,
+            input_dim=cfg.input_dim(),
             posterior_scale=cfg.posterior_scale,
             dropout=cfg.dropout,
         )

@@ -30,11 +30,14 @@ def option(default, help: str, *, choices: tuple | None = None, check=None, **ex
     return field(default=default, metadata=meta)
 
 
-def added_later(default, help: str, *, legacy, choices: tuple | None = None, check=None):
+def added_later(
+    default, help: str, *, legacy, choices: tuple | None = None, check=None, derived=False
+):
     """A config field added after runs were first written: new runs get `default`, a run
     saved without the field is read with `legacy` (the value that reproduces the old
-    behaviour)."""
-    return option(default, help, choices=choices, check=check, legacy=legacy)
+    behaviour). derived: nnlab fills the field in (from the dataset), a user cannot set it."""
+    extra = {"derived": True} if derived else {}
+    return option(default, help, choices=choices, check=check, legacy=legacy, **extra)
 
 
 def text_of(value) -> str:

@@ -1,9 +1,9 @@
 """`nnlab decode`: what a VAE's decoder makes of its latent space.
 
 Four figures: the latent manifold (a grid of latent points decoded into one image of
-28x28 tiles), reconstructions of one test image per class, samples from the prior, and
-an interpolation between two test images (strip and GIF). `--over_training` adds the
-manifold at every saved checkpoint as a GIF.
+tiles at the images' own size, grey or colour), reconstructions of one test image per
+class, samples from the prior, and an interpolation between two test images (strip and
+GIF). `--over_training` adds the manifold at every saved checkpoint as a GIF.
 """
 
 from __future__ import annotations
@@ -16,16 +16,19 @@ from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError, RunError
 from nnlab.helpers.options import parse_pair
 from nnlab.helpers.progress import CountProgress
-from nnlab.store import folders, schema
+from nnlab.store import folders, record, schema
 
 GRID = 15  # manifold tiles per side
 SPAN = 3.0  # the manifold covers [-SPAN, SPAN]^2 (in standard deviations of the prior)
 
 
 def tiles(images: np.ndarray, rows: int, cols: int, pad: int = 1) -> np.ndarray:
-    """(rows*cols, 28, 28) images in [0, 1] as one grey uint8 mosaic, row by row."""
-    h, w = images.shape[1:]
-    out = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad))
+    """Images in [0, 1], (N, H, W) or (N, C, H, W), as one uint8 mosaic row by row: grey
+    (H', W') for one channel, RGB (H', W', 3) for three."""
+    if images.ndim == 4:
+        images = images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
+    h, w = images.shape[1:3]
+    out = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, *images.shape[3:]))
     for k, img in enumerate(images[: rows * cols]):
         r, c = divmod(k, cols)
         out[
@@ -53,7 +56,7 @@ def manifold_points(latent_dim: int, means: np.ndarray | None):
 
 
 def manifold_mosaic(cfg, ck: dict, points: np.ndarray) -> np.ndarray:
-    """The decoded manifold grid of a VAE checkpoint as one grey uint8 mosaic."""
+    """The decoded manifold grid of a VAE checkpoint as one uint8 mosaic."""
     import torch
 
     from nnlab.training.models import build_model
@@ -63,11 +66,11 @@ def manifold_mosaic(cfg, ck: dict, points: np.ndarray) -> np.ndarray:
     model.eval()
     with torch.inference_mode():
         img = torch.sigmoid(model.decode(torch.as_tensor(points, dtype=torch.float32))).numpy()
-    return tiles(img.reshape(-1, 28, 28), GRID, GRID)
+    return tiles(img.reshape(-1, *cfg.image_shape), GRID, GRID)
 
 
 def _mosaic_figure(mosaic: np.ndarray, inches: tuple[float, float], title: str):
-    """A figure showing one grey mosaic at a readable size: (figure, axes, image artist)."""
+    """A figure showing one mosaic at a readable size: (figure, axes, image artist)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=inches, dpi=100)
@@ -81,10 +84,10 @@ def _tile_centres(n: int, pad: int = 1, size: int = 28) -> np.ndarray:
     return pad + np.arange(n) * (size + pad) + (size - 1) / 2
 
 
-def manifold_axes(ax, latent_dim: int) -> None:
+def manifold_axes(ax, latent_dim: int, size: int = 28) -> None:
     """Ticks and labels of the manifold: whole latent values, placed where they fall
     between the first and last tile centres (the grid runs from -SPAN to SPAN)."""
-    first, last = _tile_centres(GRID)[[0, -1]]
+    first, last = _tile_centres(GRID, size=size)[[0, -1]]
     values = np.arange(-int(SPAN), int(SPAN) + 1)
     at = first + (values + SPAN) / (2 * SPAN) * (last - first)
     ax.set_xticks(at, [f"{v:g}" for v in values])
@@ -100,16 +103,17 @@ def manifold_axes(ax, latent_dim: int) -> None:
 class _Writer:
     """Decodes latent points with the loaded model and writes the figures to one folder."""
 
-    def __init__(self, model, folder, written: list):
-        self.model, self.folder, self.written = model, folder, written
+    def __init__(self, model, folder, written: list, shape, names: list[str]):
+        self.model, self.folder, self.written, self.shape = model, folder, written, shape
+        self.names = names  # the run's class names
 
     def decode(self, z) -> np.ndarray:
-        """Images (N, 28, 28) in [0, 1] of latent points z."""
+        """Images (N, C, H, W) in [0, 1] of latent points z."""
         import torch
 
         with torch.inference_mode():
             logits = self.model.decode(torch.as_tensor(z, dtype=torch.float32))
-            return torch.sigmoid(logits).numpy().reshape(-1, 28, 28)
+            return torch.sigmoid(logits).numpy().reshape(-1, *self.shape)
 
     def means(self, x) -> np.ndarray:
         """Posterior means of images x."""
@@ -151,12 +155,15 @@ def decode(
         cfg, model, ck = load_model(opened, checkpoint)
         splits = data.load_for(cfg)
     test_x, test_y = splits.test_x, splits.test_y.numpy()
-    if pair is None:  # default: the first 4 and the first 9 of the test split
-        pair = (int(np.flatnonzero(test_y == 4)[0]), int(np.flatnonzero(test_y == 9)[0]))
+    if pair is None:  # default: the first 4 and 9 of the test split (or first and last class)
+        a, b = (4, 9) if cfg.num_classes >= 10 else (0, cfg.num_classes - 1)
+        a, b = (c if (test_y == c).any() else int(test_y[0]) for c in (a, b))
+        pair = (int(np.flatnonzero(test_y == a)[0]), int(np.flatnonzero(test_y == b)[0]))
     if not all(0 <= k < len(test_x) for k in pair):
         raise NnlabError(f"--between={between}: test indices run from 0 to {len(test_x) - 1}")
     step, written = int(ck["step"]), []
-    w = _Writer(model, output_folder(out, run, "decode"), written)
+    names = record.run_class_names(run.latents, cfg)
+    w = _Writer(model, output_folder(out, run, "decode"), written, cfg.image_shape, names)
     with CountProgress(console, "decode", 5 if over_training else 4) as bar:
         points = manifold_points(cfg.latent_dim, w.means(test_x))
         _manifold(w, run.id, cfg, points, step)
@@ -178,23 +185,25 @@ def _manifold(w: _Writer, run_id: str, cfg, points, step: int) -> None:
     fig, ax, _ = _mosaic_figure(
         tiles(w.decode(points), GRID, GRID), (6.6, 6.6), f"{run_id}: the decoded latent grid"
     )
-    manifold_axes(ax, cfg.latent_dim)
+    manifold_axes(ax, cfg.latent_dim, cfg.image_shape[2])
     fig.tight_layout()
     w.save(fig, f"decode-manifold-step{step}.png")
 
 
 def _reconstructions(w: _Writer, cfg, test_x, test_y, step: int) -> None:
-    """The first test image of each class above its reconstruction."""
-    names = families.of(cfg).class_names(cfg)
-    firsts = [int(np.flatnonzero(test_y == c)[0]) for c in range(10) if (test_y == c).any()]
-    originals = test_x[firsts].numpy().reshape(-1, 28, 28)
+    """The first test image of each class (of the first ten) above its reconstruction."""
+    names = w.names
+    present = [c for c in range(cfg.num_classes) if (test_y == c).any()][:10]
+    firsts = [int(np.flatnonzero(test_y == c)[0]) for c in present]
+    originals = test_x[firsts].numpy().reshape(-1, *cfg.image_shape)
     recon = w.decode(w.means(test_x[firsts]))
     both = tiles(np.concatenate([originals, recon]), 2, len(firsts))
     fig, ax, _ = _mosaic_figure(
         both, (0.95 * len(firsts) + 1.4, 2.9), "test images and their reconstructions"
     )
-    ax.set_xticks(_tile_centres(len(firsts)), [names[int(test_y[i])] for i in firsts])
-    ax.set_yticks(_tile_centres(2), ["original", "reconstruction"])
+    _, h, width = cfg.image_shape
+    ax.set_xticks(_tile_centres(len(firsts), size=width), [names[int(test_y[i])] for i in firsts])
+    ax.set_yticks(_tile_centres(2, size=h), ["original", "reconstruction"])
     ax.tick_params(length=0, labelsize=8)
     fig.tight_layout()
     w.save(fig, f"decode-reconstructions-step{step}.png")
@@ -215,7 +224,7 @@ def _interpolation(w: _Writer, cfg, test_x, test_y, pair, step: int) -> None:
     """From one test image's posterior mean to another's: a strip (PNG) and a GIF."""
     from nnlab.render.gif import write_gif
 
-    names = families.of(cfg).class_names(cfg)
+    names = w.names
     ends = w.means(test_x[list(pair)])
     t = np.linspace(0, 1, 12)[:, None]
     strip = w.decode((1 - t) * ends[0] + t * ends[1])
@@ -225,14 +234,15 @@ def _interpolation(w: _Writer, cfg, test_x, test_y, pair, step: int) -> None:
         (11.5, 1.9),
         "from one test image's posterior mean to another's, in 12 steps",
     )
-    ends_at = _tile_centres(len(strip))[[0, -1]]
+    ends_at = _tile_centres(len(strip), size=cfg.image_shape[2])[[0, -1]]
     ax.set_xticks(ends_at, [f"test #{k} ({names[int(test_y[k])]})" for k in pair])
     ax.set_yticks([])
     ax.tick_params(length=0, labelsize=8)
     fig.tight_layout()
     w.save(fig, f"{name}.png")
-    big = [np.kron(tiles(img[None], 1, 1, pad=0), np.ones((6, 6), np.uint8)) for img in strip]
-    frames = [np.repeat(f[..., None], 3, axis=2) for f in big + big[-2:0:-1]]  # and back
+    big = [tiles(img[None], 1, 1, pad=0).repeat(6, axis=0).repeat(6, axis=1) for img in strip]
+    big = [f if f.ndim == 3 else np.repeat(f[..., None], 3, axis=2) for f in big]
+    frames = big + big[-2:0:-1]  # and back
     w.written.append(write_gif(w.folder / f"{name}.gif", frames, fps=8, hold_last_s=0.125))
 
 
@@ -254,9 +264,10 @@ def _manifold_over_training(opened: folders.Opened, points, folder):
             "--checkpoint_every=1 to keep one per epoch",
             soft_wrap=True,
         )
-    blank = np.zeros((GRID * 29 + 1, GRID * 29 + 1), np.uint8)
-    fig, ax, image = _mosaic_figure(blank, (6.6, 6.6), "")
-    manifold_axes(ax, cfg.latent_dim)
+    c, h, width = cfg.image_shape
+    blank = np.zeros((GRID * (h + 1) + 1, GRID * (width + 1) + 1, *((3,) if c == 3 else ())))
+    fig, ax, image = _mosaic_figure(blank.astype(np.uint8), (6.6, 6.6), "")
+    manifold_axes(ax, cfg.latent_dim, width)
     # laid out with the longest title the frames will have, so none is cut at the top
     last = max((c[0] for c in cks), default=0)
     ax.set_title(f"{run.id}: the decoded latent grid at step {last}", fontsize=10)

@@ -245,6 +245,7 @@ def _masks(writer, opened: folders.Opened) -> None:
     """The first layer's weights as masks (red for, blue against) at each kept checkpoint."""
     from matplotlib import colormaps
 
+    from nnlab.render.masks import SCALE_PERCENTILE, mask_weights, shown
     from nnlab.training.loading import load_model
 
     run = opened.run
@@ -255,15 +256,19 @@ def _masks(writer, opened: folders.Opened) -> None:
         if not (run.checkpoints / name).exists():
             continue
         _, model, ck = load_model(opened, str(run.checkpoints / name))
-        w = model.layers[0].weight.detach().cpu().numpy().reshape(-1, 28, 28)
-        vmax = float(np.percentile(np.abs(w), 99)) or 1.0
+        w, _ = mask_weights(opened.cfg, model)  # (units, C, H, W)
+        vmax = float(np.percentile(np.abs(w), SCALE_PERCENTILE)) or 1.0
+        images = shown(w, vmax)
         cols = min(10, len(w))
         rows = -(-len(w) // cols)
-        grid = np.full((rows * 30, cols * 30), 0.0, dtype=np.float32)
-        for u, m in enumerate(w):
+        h, width = images.shape[1:3]
+        fill = 0.5 if images.ndim == 4 else 0.0  # the colour of a zero weight
+        grid = np.full((rows * (h + 2), cols * (width + 2), *images.shape[3:]), fill, np.float32)
+        for u, m in enumerate(images):
             r, c = divmod(u, cols)
-            grid[r * 30 + 1 : r * 30 + 29, c * 30 + 1 : c * 30 + 29] = m
-        rgb = cmap(np.clip(grid / vmax, -1, 1) * 0.5 + 0.5)[..., :3]
+            top, left = r * (h + 2) + 1, c * (width + 2) + 1
+            grid[top : top + h, left : left + width] = m if images.ndim == 4 else m / vmax
+        rgb = grid if images.ndim == 4 else cmap(np.clip(grid, -1, 1) * 0.5 + 0.5)[..., :3]
         writer.add_image("first-layer masks", rgb, int(ck["step"]), dataformats="HWC")
 
 

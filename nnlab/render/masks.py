@@ -1,4 +1,5 @@
-"""`nnlab masks`: the first layer's weights, one 28x28 image per unit.
+"""`nnlab masks`: the first layer's weights, one image per unit at the input's size (RGB
+for colour inputs: mid-grey is 0), or a CNN's first-layer filters.
 
 For a network without a hidden layer each output unit's weights are a "mask" of the class
 it detects; otherwise each hidden unit's weights show what it responds to. A deep network
@@ -25,7 +26,7 @@ def is_composed(cfg) -> bool:
 
 
 def composed_weights(model) -> np.ndarray:
-    """W_L ... W_2 W_1 of a classifier's layers (float64): (10, 784)."""
+    """W_L ... W_2 W_1 of a classifier's layers (float64): (classes, pixels)."""
     out = None
     for layer in model.layers:
         w = layer.weight.detach().cpu().double().numpy()
@@ -34,16 +35,30 @@ def composed_weights(model) -> np.ndarray:
 
 
 def mask_weights(cfg, model) -> tuple[np.ndarray, bool]:
-    """(the masks as (units, 784) weights, whether they are a composed linear map): the
-    first layer's weights, or W_L ... W_1 for a deep network without a non-linearity."""
+    """(the masks as images (units, C, H, W), whether they are a composed linear map): the
+    first layer's weights as images of the input, W_L ... W_1 for a deep network without a
+    non-linearity, or a CNN's first convolution's filters (units, C, 3, 3)."""
+    if getattr(cfg, "arch", "mlp") == "conv":
+        return model.convs[0].weight.detach().cpu().numpy(), False
     if is_composed(cfg):
-        return composed_weights(model), True
-    return model.layers[0].weight.detach().cpu().numpy(), False
+        return composed_weights(model).reshape(-1, *cfg.image_shape), True
+    return model.layers[0].weight.detach().cpu().numpy().reshape(-1, *cfg.image_shape), False
+
+
+def shown(images: np.ndarray, vmax: float) -> np.ndarray:
+    """Mask images (N, C, H, W) as imshow takes them: grey weights (N, H, W) for the
+    diverging colour map, colour ones as RGB (N, H, W, 3) in [0, 1], 0.5 + w / (2 vmax)
+    per channel (mid-grey is 0)."""
+    if images.shape[1] == 1:
+        return images[:, 0]
+    return np.clip(0.5 + images.transpose(0, 2, 3, 1) / (2 * vmax), 0, 1)
 
 
 def unit_titles(cfg, units: list[int]) -> list[str]:
     """'Mask for digit 3' for an output layer (or a composed linear map), 'Hidden unit 7'
     otherwise."""
+    if getattr(cfg, "arch", "mlp") == "conv":
+        return [f"Filter {u}" for u in units]
     if len(cfg.sizes) == 2 or is_composed(cfg):
         names = families.of(cfg).class_names(cfg)
         word = "digit" if cfg.dataset in ("mnist", "mnist-sample") else "class"
@@ -69,11 +84,15 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     weights, composed = mask_weights(cfg, model)
     chosen = parse_units(units, weights.shape[0])
     titles = unit_titles(cfg, chosen)
-    images = weights[chosen].reshape(len(chosen), 28, 28)
+    images = weights[chosen]
     # One symmetric scale for all units, so they are comparable, set by a high percentile of
     # |w| rather than the few most extreme pixels, which would wash every mask out.
     vmax = float(np.percentile(np.abs(images), SCALE_PERCENTILE)) or 1.0
+    colour = images.shape[1] == 3
+    images = shown(images, vmax)
     label = f"weight (clipped at ±{vmax:.2g})"
+    if colour:  # no colour bar: the three channels are the image's own colours
+        label = f"R, G, B weights: mid-grey 0, full ±{vmax:.2g}"
     scale_note = f"colour scale: the {SCALE_PERCENTILE:g}th percentile of |w|"
     folder = output_folder(out, run, "masks")
     tag = f"step{int(ck['step'])}"
@@ -87,6 +106,8 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     what = (
         f"composed map W{subscript(layers)}···W₁ of a linear network (no non-linearity)"
         if composed
+        else "first convolution's filters"
+        if getattr(cfg, "arch", "mlp") == "conv"
         else "first layer weights"
     )
     heading = f"{run.id} · {what} at step {int(ck['step'])}\n{scale_note}"
@@ -105,8 +126,11 @@ def _masks_gif(path, images, titles, vmax: float, label: str, composed: int):
     im = ax.imshow(images[0], cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
-    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, extend="both")
-    bar.set_label(label, fontsize=8)
+    if images.ndim == 3:
+        bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, extend="both")
+        bar.set_label(label, fontsize=8)
+    else:
+        ax.set_xlabel(label, fontsize=8)
     if composed:
         ax.set_xlabel(f"composed map of {composed} linear layers", fontsize=8)
     title = ax.set_title(titles[0], fontsize=11)
@@ -136,10 +160,13 @@ def _masks_grid(path, images, titles, vmax: float, label: str, heading: str):
     for a in axes.flat:
         a.set_axis_off()
     for a, img, text in zip(axes.flat, images, titles, strict=False):
-        shown = a.imshow(img, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+        drawn = a.imshow(img, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
         a.set_title(text, fontsize=8)
-    bar = fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, extend="both")
-    bar.set_label(label, fontsize=8)
+    if images.ndim == 3:
+        bar = fig.colorbar(drawn, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, extend="both")
+        bar.set_label(label, fontsize=8)
+    else:
+        heading += f" · {label}"
     fig.suptitle(heading, fontsize=9)
     path = write_png(path, figure_to_array(fig))
     plt.close(fig)

@@ -292,4 +292,4 @@ def probe_images(run, cfg, rec, keep) -> np.ndarray:
     x, _, _ = splits.split(rec.split)
     idx = rec.indices[keep]
     imgs = x[idx].cpu().numpy() if hasattr(x, "cpu") else np.asarray(x)[idx]
-    return (np.clip(imgs, 0, 1) * 255).round().astype(np.uint8).reshape(len(idx), 1, 28, 28)
+    return (np.clip(imgs, 0, 1) * 255).round().astype(np.uint8).reshape(len(idx), *cfg.image_shape)

@@ -65,17 +65,17 @@ def weight_stats(weight: torch.Tensor) -> tuple[float, float]:
 
 
 def hidden_layers(model: nn.Module) -> list[tuple[str, nn.Linear]]:
-    """(name, incoming linear layer) of every hidden layer: h1, h2... for a classifier;
-    enc1.., dec1.. for a VAE's encoder and decoder."""
-    if hasattr(model, "layers"):  # Classifier
-        return [(f"h{i + 1}", layer) for i, layer in enumerate(model.layers[:-1])]
-    out = []
-    for part, seq in (("enc", model.encoder), ("dec", model.decoder)):
-        linears = [m for m in seq if isinstance(m, nn.Linear)]
-        if part == "dec":
-            linears = linears[:-1]  # the last decoder layer makes pixels, not hidden units
-        out += [(f"{part}{i + 1}", m) for i, m in enumerate(linears)]
-    return out
+    """(name, incoming linear layer) of every fully connected hidden layer: h1, h2... for a
+    classifier (after any convolutions); enc1.., dec1.. for a VAE's encoder and decoder."""
+    linears = model.hidden_linears()
+    if hasattr(model, "layers"):  # a classifier
+        return [(f"h{i + 1}", layer) for i, layer in enumerate(linears)]
+    encoder = {id(m) for m in model.encoder}
+    enc = [m for m in linears if id(m) in encoder]
+    dec = [m for m in linears if id(m) not in encoder]
+    return [(f"enc{i + 1}", m) for i, m in enumerate(enc)] + [
+        (f"dec{i + 1}", m) for i, m in enumerate(dec)
+    ]
 
 
 @torch.no_grad()

@@ -43,11 +43,12 @@ def initialise(model: nn.Module, how: str, activation: str = "relu") -> nn.Modul
 
 
 def penalty(model: nn.Module, l1: float, l2: float) -> torch.Tensor | None:
-    """l1 * sum|w| + (l2 / 2) * sum w^2 over every linear layer's weights (biases are not
+    """l1 * sum|w| + (l2 / 2) * sum w^2 over every layer's weights (biases are not
     penalised: Nielsen, chapter 3); None when both are 0."""
     if not l1 and not l2:
         return None
-    weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
+    kinds = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+    weights = [m.weight for m in model.modules() if isinstance(m, kinds)]
     total = weights[0].new_zeros(())
     for w in weights:
         if l1:
@@ -84,6 +85,8 @@ def build_model(cfg: Config) -> nn.Module:
 def make_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
     """The optimizer named by cfg (fused Adam/AdamW where torch supports it)."""
     params = list(params)
+    if cfg.optimizer == "adadelta":  # pytorch/examples' CNN: rho 0.9, eps 1e-6 (torch's)
+        return torch.optim.Adadelta(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay

@@ -88,6 +88,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg).to(device)
         self.opt = make_optimizer(cfg, self.model.parameters())
+        # bfloat16 autocast of the forward pass; weights, gradients and the optimiser's
+        # state stay float32, and evaluation runs in float32 (the numbers logged are exact)
+        self.bf16 = getattr(cfg, "precision", "float32") == "bfloat16"
         self.data_gen = torch.Generator().manual_seed(cfg.seed)
         self.noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
         self.n_train = len(splits.train_x)
@@ -246,7 +249,8 @@ class Trainer:
         x, y = self.splits.train_x[idx], self.splits.train_y[idx]
         if order is not None:
             x = x[:, order]
-        values = loss_terms(self.model, self.cfg, x, y, self.noise_gen)
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
+            values = loss_terms(self.model, self.cfg, x, y, self.noise_gen)
         loss = values["loss"]
         if self.nan_at_step == self.step + 1:
             loss = values["loss"] = loss * float("nan")
@@ -301,6 +305,8 @@ class Trainer:
         if self.perm is None:
             self.perm = torch.randperm(self.n_train, generator=self.data_gen)
         perm = self.perm.to(self.device)  # once per epoch, not per step
+        for group in self.opt.param_groups:  # StepLR(step 1, gamma lr_decay), from the epoch
+            group["lr"] = cfg.lr * cfg.lr_decay**self.epoch
         order = self.pixel_order(tasks.training(self.epoch, self.every))
         for b in range(self.batch, self.steps_per_epoch):
             idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
