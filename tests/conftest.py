@@ -95,3 +95,37 @@ def digests(root) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+def write_shapes(folder, per_class: int = 200, size: int = 32, seed: int = 0) -> None:
+    """Three classes of noisy size x size RGB PNGs in class folders: red squares, green
+    discs, blue triangles, each of random size and place on a random dark background."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for cls, colour in (("square", 0), ("disc", 1), ("triangle", 2)):
+        (folder / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = rng.integers(0, 60, size=(size, size, 3)).astype(np.float64)
+            r = rng.integers(size // 6, size // 3)
+            cy, cx = rng.integers(r, size - r, size=2)
+            if cls == "square":
+                mask = (abs(yy - cy) <= r) & (abs(xx - cx) <= r)
+            elif cls == "disc":
+                mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+            else:
+                mask = (yy >= cy - r) & (yy <= cy + r) & (abs(xx - cx) <= (yy - cy + r) / 2)
+            img[mask, colour] = rng.integers(170, 256)
+            img += rng.normal(0, 12, img.shape)
+            pixels = np.clip(img, 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / cls / f"{i:04d}.png")
+
+
+@pytest.fixture(scope="session")
+def shapes(tmp_path_factory):
+    """A folder of 600 generated 32x32 colour images in three classes."""
+    folder = tmp_path_factory.mktemp("shapes")
+    write_shapes(folder)
+    return folder

@@ -21,8 +21,11 @@ from nnlab.helpers.errors import NnlabError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CIFAR_PIXELS = 3 * 32 * 32
-# The only globals a pickled numpy array needs (numpy 1 and 2 spell the module two ways).
+# The only globals a pickled numpy array needs (numpy 1 and 2 spell the module two ways),
+# and the codec call with which protocol 2 writes Python 3 bytes (torch's weights_only
+# unpickler allows it too: it encodes text, it cannot run code).
 NUMPY_GLOBALS = {
+    ("_codecs", "encode"),
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy", "ndarray"),

@@ -150,13 +150,15 @@ def _masks_grid(path, images, titles, vmax: float, label: str, heading: str):
 
     from nnlab.render.gif import figure_to_array, write_png
 
-    cols = min(5, len(images))
+    small = images.shape[1] < 8  # a CNN's filters: more, smaller panels to a row
+    cols = min(8 if small else 5, len(images))
     rows = -(-len(images) // cols)
+    side, band = (1.2 if small else 2.0), (0.8 if images.ndim == 4 else 0.6)
     fig, axes = plt.subplots(
-        rows, cols, figsize=(2.0 * cols + 1.6, 2.1 * rows + 0.6), dpi=100, squeeze=False
+        rows, cols, figsize=(side * cols + 1.6, (side + 0.1) * rows + band), dpi=100, squeeze=False
     )
     # a band at the top for the figure's title, above the panels' own titles
-    fig.subplots_adjust(top=1 - 0.6 / (2.1 * rows + 0.6), bottom=0.03, left=0.02)
+    fig.subplots_adjust(top=1 - band / ((side + 0.1) * rows + band), bottom=0.03, left=0.02)
     for a in axes.flat:
         a.set_axis_off()
     for a, img, text in zip(axes.flat, images, titles, strict=False):
@@ -166,7 +168,7 @@ def _masks_grid(path, images, titles, vmax: float, label: str, heading: str):
         bar = fig.colorbar(drawn, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, extend="both")
         bar.set_label(label, fontsize=8)
     else:
-        heading += f" · {label}"
+        heading += f"\n{label}"
     fig.suptitle(heading, fontsize=9)
     path = write_png(path, figure_to_array(fig))
     plt.close(fig)

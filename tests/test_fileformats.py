@@ -1,0 +1,118 @@
+"""The file readers: CIFAR's two releases agree, a planted pickle runs nothing, SVHN's
+MATLAB layout, npz headers, image files."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from nnlab.data import fileformats as ff
+from nnlab.helpers.errors import NnlabError
+
+
+def cifar_arrays(n=7, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+def write_cifar_binary(path, images, labels, coarse=None):
+    rows = [images.reshape(len(images), -1)]
+    if coarse is not None:
+        rows.insert(0, np.asarray(coarse, np.uint8)[:, None])
+    rows.insert(len(rows) - 1, np.asarray(labels, np.uint8)[:, None])
+    path.write_bytes(np.concatenate(rows, axis=1).astype(np.uint8).tobytes())
+
+
+def write_cifar_python(path, images, labels, key="labels"):
+    batch = {b"data": images.reshape(len(images), -1), key.encode(): [int(v) for v in labels]}
+    batch[b"batch_label"] = b"testing batch 1 of 1"
+    path.write_bytes(pickle.dumps(batch, protocol=2))
+
+
+def test_cifar_binary_and_python_releases_read_the_same(tmp_path):
+    images, labels = cifar_arrays()
+    write_cifar_binary(tmp_path / "b.bin", images, labels)
+    write_cifar_python(tmp_path / "p", images, labels)
+    bx, by = ff.read_cifar_binary(tmp_path / "b.bin", 1)
+    px, py = ff.read_cifar_python(tmp_path / "p", "labels")
+    assert np.array_equal(bx, images) and np.array_equal(px, images)
+    assert by.tolist() == labels.tolist() == py.tolist()
+    # CIFAR-100: coarse then fine label byte; the fine one is read
+    write_cifar_binary(tmp_path / "c.bin", images, labels, coarse=9 - labels)
+    cx, cy = ff.read_cifar_binary(tmp_path / "c.bin", 2)
+    assert np.array_equal(cx, images) and cy.tolist() == labels.tolist()
+
+
+class Planted:
+    """A pickle payload that would create a file if unpickled by pickle.load."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_planted_pickle_executes_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+    batch = {b"data": Planted(marker), b"labels": [1, 2]}
+    (tmp_path / "data_batch_1").write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.raises(NnlabError, match="refused to load global (posix|os).system"):
+        ff.read_cifar_python(tmp_path / "data_batch_1", "labels")
+    assert not marker.exists()
+    # the same payload really would run under pickle.load: the test can fail
+    pickle.loads(pickle.dumps(Planted(marker)))
+    assert marker.exists()
+
+
+def test_cifar_batch_of_the_wrong_shape_is_refused(tmp_path):
+    (tmp_path / "b.bin").write_bytes(b"\x00" * 3000)
+    with pytest.raises(NnlabError, match="not a CIFAR binary batch"):
+        ff.read_cifar_binary(tmp_path / "b.bin", 1)
+    (tmp_path / "p").write_bytes(
+        pickle.dumps({b"data": np.zeros((2, 5), np.uint8), b"labels": [0, 1]})
+    )
+    with pytest.raises(NnlabError, match="not N x 3072"):
+        ff.read_cifar_python(tmp_path / "p", "labels")
+
+
+def test_svhn_mat_layout(tmp_path):
+    scipy_io = pytest.importorskip("scipy.io")
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (5, 3, 32, 32), dtype=np.uint8)
+    y = np.array([[10], [1], [2], [9], [10]])
+    scipy_io.savemat(tmp_path / "train_32x32.mat", {"X": images.transpose(2, 3, 1, 0), "y": y})
+    x, labels = ff.read_svhn_mat(tmp_path / "train_32x32.mat")
+    assert np.array_equal(x, images) and labels.tolist() == [0, 1, 2, 9, 0]
+
+
+def test_npz_headers_without_reading_the_data(tmp_path):
+    np.savez(tmp_path / "a.npz", x=np.zeros((4, 5, 6), np.uint8), y=np.arange(4))
+    heads = ff.npz_headers(tmp_path / "a.npz")
+    assert heads["x"][0] == (4, 5, 6) and heads["x"][1] == np.uint8
+    assert heads["y"][0] == (4,)
+    np.savez(tmp_path / "o.npz", x=np.array([{"a": 1}], dtype=object))
+    assert ff.npz_headers(tmp_path / "o.npz")["x"][1].hasobject
+    with pytest.raises(NnlabError, match="holds Python objects"):
+        ff.read_npz_member(tmp_path / "o.npz", "x")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(NnlabError, match="not a readable .npz"):
+        ff.npz_headers(tmp_path / "bad.npz")
+
+
+def test_images_decode_grey_colour_and_resized(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((6, 4, 3), 200, np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.full((6, 4), 50, np.uint8)).save(tmp_path / "b.png")
+    both = ff.read_images([tmp_path / "a.png", tmp_path / "b.png"], 3, 0)
+    assert both.shape == (2, 3, 6, 4) and both[1].max() == 50
+    grey = ff.read_images([tmp_path / "b.png"], 1, 8)
+    assert grey.shape == (1, 1, 8, 8)
+    assert ff.image_header(tmp_path / "a.png") == ((4, 6), "RGB")
+    (tmp_path / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    with pytest.raises(NnlabError, match="cannot read image .*c.png"):
+        ff.read_images([tmp_path / "c.png"], 3, 0)
