@@ -198,9 +198,8 @@ def main() -> None:
         ref = results["reference"]
         print(f"| {opts.epochs} epochs of Fashion-MNIST | test accuracy | wall time | speed |")
         print("| --- | --- | --- | --- |")
-        print(
-            f"| pytorch/examples mnist/main.py | {ref['test_acc']:.2%} | {ref['wall']:.0f} s | 1.00x |"
-        )
+        acc, wall = ref["test_acc"], ref["wall"]
+        print(f"| pytorch/examples mnist/main.py | {acc:.2%} | {wall:.0f} s | 1.00x |")
         for name, label in (("cnn", "nnlab --preset=cnn"), ("cnn_bf16", "… --precision=bfloat16")):
             r = results[name]
             print(

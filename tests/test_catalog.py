@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import write_shapes
-from test_data import make_idx_dataset, write_idx
-from test_fileformats import cifar_arrays, write_cifar_binary, write_cifar_python
 
 from nnlab.data import catalog
 from nnlab.helpers.errors import NnlabError
+from tests.conftest import write_shapes
+from tests.test_data import make_idx_dataset, write_idx
+from tests.test_fileformats import cifar_arrays, write_cifar_binary, write_cifar_python
 
 
 def test_named_sets_are_described_without_files():

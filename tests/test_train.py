@@ -227,3 +227,153 @@ def test_training_matches_a_plain_loop(nnlab, runs):
         losses.append(loss.item())
     expected = [np.mean(losses[i - 10 : i]) for i in range(10, len(losses) + 1, 10)]
     np.testing.assert_allclose([m["loss"] for m in logged], expected, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_colour_folder_cnn_and_conv_vae_with_every_command(nnlab, runs, shapes):
+    """#24's acceptance: cnn >= 90% test accuracy in 2 epochs on generated 32x32 colour
+    shapes; conv-vae trains; every read command works on both runs."""
+    dataset = f"--dataset=folder:{shapes}"
+    r = nnlab("train", "classifier", "--preset=cnn", dataset, "--epochs=2", "--seed=0")
+    assert r.code == 0, r.err
+    cnn = r.out.strip()
+    final = json.loads((runs / cnn / "meta.json").read_text())["final"]
+    assert final["test_acc"] >= 0.9
+    r = nnlab("train", "vae", "--preset=conv-vae", dataset, "--epochs=2", "--snapshot_every=4")
+    assert r.code == 0, r.err
+    vae = r.out.strip()
+    cfg = folders.read_run(vae, runs).cfg
+    assert cfg.image_shape == [3, 32, 32] and cfg.num_classes == 3 and cfg.arch == "conv"
+    assert record.probe_classes(runs / vae / "latents") == ["disc", "square", "triangle"]
+    commands = {
+        cnn: ["animate", "report", "masks", "embed", "summary", "export"],
+        vae: ["animate", "report", "decode", "embed", "summary", "export"],
+    }
+    for run_id, names in commands.items():
+        for name in names:
+            r = nnlab(name, run_id)
+            assert r.code == 0, (name, run_id, r.err)
+            assert r.out.strip(), (name, run_id)
+    from PIL import Image
+
+    recon = next((runs / vae / "media").glob("decode-reconstructions-*.png"))
+    assert Image.open(recon).mode == "RGB"
+    masks = next((runs / cnn / "media").glob("masks-step*.png"))
+    assert np.asarray(Image.open(masks).convert("RGB")).std(axis=2).max() > 0  # in colour
+    embedded = np.load(next((runs / cnn / "embeddings").glob("*.npz")), allow_pickle=False)
+    assert embedded["act"].shape[1] == 128  # fc1, the last hidden layer
+
+
+def test_cnn_records_a_named_layer(nnlab, runs, shapes):
+    dataset = f"--dataset=folder:{shapes}"
+    r = nnlab(
+        "train",
+        "classifier",
+        "--preset=cnn",
+        dataset,
+        "--epochs=1",
+        "--record_layer=pool",
+        "--probe_size=30",
+        "--snapshot_every=4",
+        "--channels=[4,8]",
+    )
+    assert r.code == 0, r.err
+    rec = record.load_last(runs / r.out.strip() / "latents", ("act",))
+    assert rec.points.shape[-1] == 8 * 14 * 14
+
+
+def crafted_npz(path, shape):
+    """An npz whose x.npy header claims `shape` and holds no data (a header is all
+    describe() reads)."""
+    import io
+    import zipfile
+
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        head, {"descr": "|u1", "fortran_order": False, "shape": shape}
+    )
+    labels = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        labels, {"descr": "<i8", "fortran_order": False, "shape": shape[:1]}
+    )
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("x.npy", head.getvalue())
+        z.writestr("y.npy", labels.getvalue())
+
+
+def _bad_dataset(tmp_path, kind):
+    from PIL import Image
+
+    from tests.conftest import write_shapes
+
+    root = tmp_path / kind
+    if kind == "one-class":
+        write_shapes(root, per_class=2, size=8)
+        for extra in ("disc", "triangle"):
+            for f in (root / extra).iterdir():
+                f.unlink()
+            (root / extra).rmdir()
+        return "folder", root, "at least two class folders"
+    if kind == "mixed-sizes":
+        write_shapes(root, per_class=2, size=8)
+        Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(root / "disc" / "big.png")
+        return "folder", root, "images of different sizes .*--image_size"
+    if kind == "corrupt":
+        write_shapes(root, per_class=2, size=8)
+        (root / "disc" / "0000.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+        return "folder", root, "cannot read image .*0000.png"
+    path = tmp_path / f"{kind}.npz"
+    if kind == "pickled":
+        np.savez(path, x=np.array([None, 1], dtype=object), y=np.arange(2))
+        return "npz", path, "holds Python objects"
+    if kind == "lengths":
+        np.savez(path, x=np.zeros((5, 8, 8), np.uint8), y=np.arange(4) % 2)
+        return "npz", path, "holds 5 images but 'y' 4 labels"
+    if kind == "labels":
+        np.savez(
+            path, x=np.zeros((4, 8, 8), np.uint8), y=np.arange(4), classes=np.array(["a", "b"])
+        )
+        return "npz", path, "label 2, outside the 2 classes"
+    crafted_npz(path, (10**9, 3, 64, 64))  # "too-big"
+    return "npz", path, "need ~[0-9,.]+ GiB in memory"
+
+
+@pytest.mark.parametrize(
+    "kind", ["one-class", "mixed-sizes", "corrupt", "pickled", "lengths", "labels", "too-big"]
+)
+def test_bad_datasets_are_one_line_and_write_nothing(nnlab, runs, tmp_path, kind):
+    prefix, path, needle = _bad_dataset(tmp_path, kind)
+    r = nnlab("train", "classifier", "--preset=cnn", f"--dataset={prefix}:{path}", "--epochs=1")
+    assert r.code == 2, r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.err
+    assert __import__("re").search(needle, lines[0]), lines[0]
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--record_layer=fc9"], "no layer 'fc9' in this network (its layers: conv1, conv2, pool"),
+        (
+            ["--channels=[2,2,2,2,2,2,2,2,2,2,2,2,2,2]"],
+            "need images of at least 30x30",
+        ),
+    ],
+)
+def test_bad_conv_settings(nnlab, runs, args, needle):
+    r = nnlab("train", "classifier", "--preset=cnn", "--dataset=mnist-sample", *args)
+    assert r.code == 2 and needle in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_conv_vae_too_small_for_its_strides(nnlab, runs, tmp_path):
+    np.savez(tmp_path / "s.npz", x=np.zeros((20, 6, 6), np.uint8), y=np.arange(20) % 2)
+    r = nnlab("train", "vae", "--preset=conv-vae", f"--dataset=npz:{tmp_path / 's.npz'}")
+    assert r.code == 2 and "stride-2 convolutions need images of at least 8x8" in r.err, r.err
+    assert "these are 6x6" in r.err and not (runs.exists() and any(runs.iterdir()))
+
+
+def test_image_shape_is_the_datasets(nnlab, runs):
+    r = nnlab("train", "vae", "--image_shape=[3,32,32]", "--dataset=mnist-sample")
+    assert r.code == 2 and "--image_shape is read from the dataset" in r.err, r.err

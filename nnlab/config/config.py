@@ -243,6 +243,9 @@ def fit_to_data(cls: type[Config], values: dict[str, Any]) -> dict[str, Any]:
     size = values.get("image_size", base.image_size)
     if not catalog.is_valid_name(name):
         raise NnlabError(f"--dataset={name!r}: {catalog.name_problem(name)}")
+    if name.startswith(catalog.PREFIXES):  # saved absolute: later commands run from anywhere
+        prefix, path = name.split(":", 1)
+        name = values["dataset"] = f"{prefix}:{Path(path).expanduser().resolve()}"
     if not isinstance(size, int) or size < 0:
         return values  # validate() names the bad value
     d = catalog.describe(name, values.get("data_dir", base.data_dir) or None, size)

@@ -539,6 +539,9 @@ def _describe_npz(name: str) -> Description:
     if len(image_shapes) > 1:
         shapes_text = sorted(image_shapes)
         raise NnlabError(f"{where}: 'x' and 'x_test' images differ in shape {shapes_text}")
+    shape = next(iter(image_shapes))
+    # refused on the headers' word, before the labels (as long as the images) are read
+    check_memory(Description(name, shape, [], (shapes[0][0], sum(s[0] for s in shapes[1:]))), where)
     labels = {
         k: ff.read_npz_member(path, k).astype(np.int64) for k in ("y", "y_test") if k in heads
     }
@@ -561,7 +564,6 @@ def _describe_npz(name: str) -> Description:
     else:
         test = held_out(labels["y"], TEST_SHARE)
         sizes = (int((~test).sum()), int(test.sum()))
-    shape = next(iter(image_shapes))
     return Description(name, shape, classes, sizes, labels)
 
 
