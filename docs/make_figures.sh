@@ -3,7 +3,7 @@
 # Uses full Fashion-MNIST (apt-get install dataset-fashion-mnist) when it is installed,
 # else the bundled MNIST sample. Takes about ten minutes on 2 cores.
 #   docs/make_figures.sh              every picture
-#   docs/make_figures.sh vae sweep    some of them (vae, cube, masks, sweep, own,
+#   docs/make_figures.sh vae sweep    some of them (vae, conv, cube, masks, sweep, own,
 #                                     regularisation, report)
 # regularisation (the bundled sample, ~15 minutes) and report (needs playwright and
 # Chromium) also rewrite their measured tables in the README.
@@ -14,7 +14,7 @@ data=mnist-sample
 [ -d /usr/share/datasets/fashion-mnist ] && data=fashion-mnist
 echo "runs in $NNLAB_RUNS, dataset $data" >&2
 
-sections="${*:-vae cube masks sweep own regularisation report}"
+sections="${*:-vae conv cube masks sweep own regularisation report}"
 want() { [[ " $sections " == *" $1 "* ]]; }
 
 # beta-VAE, beta = 1 against beta = 10 (same seed, same data): class densities over one epoch
@@ -30,6 +30,15 @@ nnlab summary "$a" > docs/summary-vae-beta1.txt
 nnlab summary "$b" > docs/summary-vae-beta10.txt
 manifold=$(nnlab decode "$a" --out="$NNLAB_RUNS/decode" | head -1)
 cp "$manifold" docs/vae-manifold.png
+fi
+
+# the convolutional VAE (conv-vae preset, 2-D latent), one epoch, and its decoded manifold
+if want conv; then
+v=$(nnlab train vae --preset=conv-vae --dataset=$data --seed=16 --name=conv)
+nnlab animate "$v" --every=2 --dpi=75 --out=docs/conv-vae.gif
+nnlab summary "$v" > docs/summary-conv-vae.txt
+manifold=$(nnlab decode "$v" --out="$NNLAB_RUNS/decode-conv" | head -1)
+cp "$manifold" docs/conv-vae-manifold.png
 fi
 
 # the 3-node hidden layer of a 784-10-3-10 classifier, pushing classes to cube corners

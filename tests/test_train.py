@@ -377,3 +377,24 @@ def test_conv_vae_too_small_for_its_strides(nnlab, runs, tmp_path):
 def test_image_shape_is_the_datasets(nnlab, runs):
     r = nnlab("train", "vae", "--image_shape=[3,32,32]", "--dataset=mnist-sample")
     assert r.code == 2 and "--image_shape is read from the dataset" in r.err, r.err
+
+
+def test_a_named_colour_set_is_drawn_from_its_files(nnlab, runs, tmp_path, monkeypatch):
+    """CIFAR-10 (a fake of its python release): trained by conv-vae, its probe images come
+    back from the data files in colour at 32x32, its class names from the catalog."""
+    from nnlab.render import sources
+    from tests.test_fileformats import cifar_arrays, write_cifar_python
+
+    data_dir = tmp_path / "data" / "cifar-10-batches-py"
+    data_dir.mkdir(parents=True)
+    for i, b in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+        write_cifar_python(data_dir / b, *cifar_arrays(12, seed=i))
+    r = nnlab("train", "vae", "--preset=conv-vae", "--dataset=cifar10", "--snapshot_every=2")
+    assert r.code == 0, r.err
+    opened = folders.read_run(r.out.strip(), runs)
+    rec = record.load_recording(opened.run.latents, ("mu", "sd"))
+    images = sources.probe_images(opened.run, opened.cfg, rec, np.arange(3))
+    assert images.shape == (3, 3, 32, 32) and images.dtype == np.uint8
+    assert record.run_class_names(opened.run.latents, opened.cfg)[0] == "airplane"
+    r = nnlab("report", opened.run.id)
+    assert r.code == 0, r.err

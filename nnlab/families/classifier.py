@@ -45,6 +45,16 @@ class ClassifierConfig(Config):
         "mse: quadratic cost on one-hot targets (sigmoid outputs); ce: softmax cross-entropy",
         choices=LOSSES,
     )
+    input_norm: list[float] = added_later(
+        [],
+        "standardise the pixels before the network, (x - mean) / std: [mean, std] for every "
+        "channel, or the channels' means then their stds; empty: pixels in [0, 1] as they are",
+        legacy=[],
+        check=(
+            lambda v: len(v) % 2 == 0 and all(s > 0 for s in v[len(v) // 2 :]),
+            "give [mean, std] or per-channel means then stds, each std above 0",
+        ),
+    )
     latent_layer: int | None = option(
         None, "arch=mlp: index into sizes of the recorded layer (none: the narrowest hidden layer)"
     )
@@ -177,6 +187,8 @@ class ClassifierFamily(Family):
                 f"must start at {pixels} (the {c}x{h}x{w} images' pixels) and end at {classes} "
                 f"(the classes), e.g. [{pixels},30,{classes}]",
             )
+        if cfg.input_norm and len(cfg.input_norm) not in (2, 2 * cfg.image_shape[0]):
+            bad("input_norm", f"give [mean, std] or {cfg.image_shape[0]} means then as many stds")
         if cfg.arch == "conv":
             side = cnn_min_side(cfg.channels)
             if min(cfg.image_shape[1:]) < side:
@@ -250,9 +262,17 @@ class ClassifierFamily(Family):
 
         if cfg.arch == "conv":
             return ConvClassifier(
-                cfg.image_shape, cfg.channels, cfg.sizes, cfg.activation, cfg.loss, cfg.dropout
+                cfg.image_shape,
+                cfg.channels,
+                cfg.sizes,
+                cfg.activation,
+                cfg.loss,
+                cfg.dropout,
+                cfg.input_norm,
             )
-        return Classifier(cfg.sizes, cfg.activation, cfg.loss, cfg.dropout)
+        return Classifier(
+            cfg.sizes, cfg.activation, cfg.loss, cfg.dropout, cfg.input_norm, cfg.image_shape[0]
+        )
 
     def loss_terms(self, model, cfg: ClassifierConfig, x, y, generator=None) -> dict:
         """The loss (quadratic or cross-entropy) and the accuracy."""

@@ -39,6 +39,29 @@ def dropout_per_layer(dropout: list[float], hidden: int) -> list[float]:
     return list(dropout) * hidden if len(dropout) == 1 else list(dropout)
 
 
+class Standardize(nn.Module):
+    """(x - mean) / std per channel of flat rows (N, C*H*W): one [mean, std] pair for every
+    channel, or C means then C stds; an empty list leaves x as it is."""
+
+    def __init__(self, channels: int, values: list[float] | None):
+        super().__init__()
+        values = list(values or [])
+        self.on = bool(values)
+        half = len(values) // 2
+        mean = values[:half] * (channels if half == 1 else 1) if values else [0.0] * channels
+        std = values[half:] * (channels if half == 1 else 1) if values else [1.0] * channels
+        self.register_buffer("mean", torch.tensor(mean).view(1, channels, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, channels, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The standardised rows."""
+        if not self.on:
+            return x
+        n, c = x.shape
+        per = self.mean.shape[1]
+        return ((x.view(n, per, c // per) - self.mean) / self.std).view(n, c)
+
+
 class Classifier(nn.Module):
     """An MLP from 784 inputs to 10 outputs; can return any layer's activations.
 
@@ -52,8 +75,11 @@ class Classifier(nn.Module):
         activation: str = "sigmoid",
         loss: str = "mse",
         dropout: list[float] | None = None,
+        norm: list[float] | None = None,
+        channels: int = 1,
     ):
         super().__init__()
+        self.norm = Standardize(channels, norm)
         self.sizes = list(sizes)
         self.loss_name = loss
         pairs = zip(sizes[:-1], sizes[1:], strict=True)
@@ -75,6 +101,7 @@ class Classifier(nn.Module):
         last = len(self.layers)
         upto = last if upto is None else upto
         kept = []
+        x = self.norm(x)
         for i, layer in enumerate(self.layers[:upto], start=1):
             x = layer(x)
             if i < last:
@@ -198,10 +225,13 @@ class ConvClassifier(nn.Module):
     dropout[0] after the pool, dropout[i] after hidden fc i (one value: everywhere).
     """
 
-    def __init__(self, shape, channels, sizes, activation="relu", loss="ce", dropout=None):
+    def __init__(
+        self, shape, channels, sizes, activation="relu", loss="ce", dropout=None, norm=None
+    ):
         super().__init__()
         from nnlab.families.geometry import CNN_KERNEL, cnn_maps, flat
 
+        self.norm = Standardize(shape[0], norm)
         self.shape = tuple(shape)
         self.loss_name = loss
         c_in, convs = shape[0], []
@@ -231,7 +261,7 @@ class ConvClassifier(nn.Module):
     def forward(self, x: torch.Tensor, upto: str | None = None) -> torch.Tensor:
         """Outputs for x (sigmoid for the mse loss, logits for ce); with `upto`, the
         activations of that layer (before dropout), flattened."""
-        x = x.view(-1, *self.shape)
+        x = self.norm(x).view(-1, *self.shape)
         for i, conv in enumerate(self.convs, start=1):
             x = self.act(conv(x))
             if upto == f"conv{i}":

@@ -86,7 +86,8 @@ def make_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
     """The optimizer named by cfg (fused Adam/AdamW where torch supports it)."""
     params = list(params)
     if cfg.optimizer == "adadelta":  # pytorch/examples' CNN: rho 0.9, eps 1e-6 (torch's)
-        return torch.optim.Adadelta(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # foreach: one kernel per step for all tensors (torch picks the per-tensor loop on CPU)
+        return torch.optim.Adadelta(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay

@@ -57,8 +57,11 @@ def load_splits(cfg: Config, device, console: Console) -> data.Splits:
 
 
 @torch.no_grad()
-def evaluate(model, cfg: Config, x: torch.Tensor, y: torch.Tensor, chunk: int = 10000) -> dict:
-    """Mean loss and accuracy (classifier) or reconstruction, KL, loss and ELBO (VAE) on x."""
+def evaluate(model, cfg: Config, x: torch.Tensor, y: torch.Tensor, chunk: int = 0) -> dict:
+    """Mean loss and accuracy (classifier) or reconstruction, KL, loss and ELBO (VAE) on x,
+    in chunks of `chunk` images (default 10,000; 1,000 for convolutions, whose feature maps
+    of 10,000 images would take gigabytes)."""
+    chunk = chunk or (1000 if getattr(cfg, "arch", "mlp") == "conv" else 10000)
     was = model.training
     model.eval()
     n = len(x)
