@@ -144,12 +144,14 @@ def seed_claims_table(runs: Path) -> str:
 
 
 def write_block(name: str, text: str) -> None:
-    """Replace the README block between <!-- name:start --> and <!-- name:end -->."""
-    readme = ROOT / "README.md"
-    content = readme.read_text()
+    """Replace the block between <!-- name:start --> and <!-- name:end --> in the page of
+    the documentation site (docs/**/*.md) or the README that holds it."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    page = next(p for p in pages if start in p.read_text())
+    content = page.read_text()
     a, b = content.index(start) + len(start), content.index(end)
-    readme.write_text(content[:a] + "\n" + text + "\n" + content[b:])
+    page.write_text(content[:a] + "\n" + text + "\n" + content[b:])
 
 
 def main() -> None:

@@ -114,11 +114,9 @@ def main() -> None:
     table = "\n".join(rows)
     print(table)
     if opts.write_readme:
-        readme = ROOT / "README.md"
-        text = readme.read_text()
-        start, end = "<!-- report-budget:start -->", "<!-- report-budget:end -->"
-        a, b = text.index(start) + len(start), text.index(end)
-        readme.write_text(text[:a] + "\n" + table + "\n" + text[b:])
+        from measure_sources import write_block  # docs/: the page that holds the block
+
+        write_block("report-budget", table)
 
 
 if __name__ == "__main__":

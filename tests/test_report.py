@@ -411,3 +411,17 @@ def test_metric_axes_start_at_step_0_and_never_pad_below_zero(pages):
         assert len(d["runs"][0]["metrics"]["epoch_step"]) == 1  # one epoch: one point each
         assert page.evaluate("window.nnlabReport.niceTicks(0, 1688, 4)") == [0, 500, 1000, 1500]
         assert errors == []
+
+
+def test_masks_carry_their_shape_titles_and_scale(pages):
+    """The cube classifier's masks (10 hidden units of 28x28 grey): each unit's shape,
+    title and the colour scale travel with the codes the page draws."""
+    _, _, made = pages
+    data = page_data(made["cube"])
+    run = data["runs"][0]
+    extra = run["extras"][-1]
+    assert extra["what"] == "masks" and extra["units"] == 10
+    assert (extra["channels"], extra["height"], extra["width"]) == (1, 28, 28)
+    assert extra["titles"][:2] == ["Hidden unit 0", "Hidden unit 1"] and extra["vmax"] > 0
+    codes = np.frombuffer(base64.b64decode(extra["b64"]), np.uint8)
+    assert codes.size == 10 * 28 * 28

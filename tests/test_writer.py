@@ -18,7 +18,7 @@ from torch import nn
 import nnlab
 from nnlab.store import folders, metrics, record
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+API_PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
 
 class TinyVAE(nn.Module):
@@ -296,8 +296,7 @@ def test_a_killed_loop_leaves_an_interrupted_readable_run(runs, nnlab, tmp_path)
 
 
 def _readme_example() -> str:
-    text = README.read_text()
-    section = text[text.index("## Use nnlab from your own code") :]
+    section = API_PAGE.read_text()
     start = section.index("```python\n") + len("```python\n")
     return section[start : section.index("```", start)]
 

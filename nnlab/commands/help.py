@@ -197,3 +197,48 @@ def train_page(model: str | None, command: Command) -> str:
         lines += _rows(_field_rows(families.get("vae").config_class, base))
     lines += ["", "presets (what each sets on top of its model's defaults):", *_presets(model)]
     return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    """Text safe in a markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def config_reference() -> str:
+    """The configuration reference of the documentation site, as markdown: every config
+    field of each trained family with its type, default, allowed values and help, taken
+    from the dataclasses (the same facts as `nnlab train MODEL --help`)."""
+    base = [f.name for f in dataclasses.fields(Config) if f.name != "model"]
+    classes = {m: families.get(m).config_class for m in families.TRAINED}
+    sections = [("Fields of every model", base)] + [
+        (
+            f"Fields of the {m}",
+            [f.name for f in dataclasses.fields(cls) if f.name not in base and f.name != "model"],
+        )
+        for m, cls in classes.items()
+    ]
+    parts = []
+    for title, names in sections:
+        rows = ["| field | type | default | meaning |", "| --- | --- | --- | --- |"]
+        for name in names:
+            owners = {m: cls for m, cls in classes.items() if name in cls.__dataclass_fields__}
+            cls = next(iter(owners.values()))
+            info = config.field_info(cls, name)
+            defaults = {m: _shown(_default(c, name)) for m, c in owners.items()}
+            if len(set(defaults.values())) == 1:
+                default = f"`{_md(next(iter(defaults.values())))}`"
+            else:
+                default = " · ".join(f"{m} `{_md(v)}`" for m, v in defaults.items())
+            choices = info.get("choices")
+            hint = typing.get_type_hints(cls)[name]
+            typ = " \\| ".join(choices) if choices else _md(type_name(hint).lower())
+            text = info.get("help", "") + (" (not a flag)" if info.get("derived") else "")
+            rows.append(f"| `{name}` | {typ} | {default} | {_md(text)} |")
+        parts.append(f"### {title}\n\n" + "\n".join(rows))
+    return "\n\n".join(parts) + "\n"
+
+
+def _default(cls, name: str):
+    """A field's default value in a config class."""
+    f = cls.__dataclass_fields__[name]
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()

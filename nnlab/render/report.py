@@ -335,7 +335,7 @@ def _extras(run, cfg, meta, console) -> list[dict]:
     """Per kept checkpoint (by step): the classifier's masks or the VAE's decoded manifold,
     as grey 8-bit images."""
     from nnlab.render.decode import manifold_mosaic, manifold_points
-    from nnlab.render.masks import mask_weights
+    from nnlab.render.masks import SCALE_PERCENTILE, mask_weights, unit_titles
     from nnlab.training.models import build_model
 
     ceiling = schema.size_ceilings(cfg, meta)[0]
@@ -364,6 +364,7 @@ def _extras(run, cfg, meta, console) -> list[dict]:
                     "what": "manifold",
                     "width": mosaic.shape[1],
                     "height": mosaic.shape[0],
+                    "channels": 3 if mosaic.ndim == 3 else 1,  # RGB pixels interleaved
                     "b64": _b64(mosaic),
                 }  # fmt: skip
             )
@@ -371,15 +372,20 @@ def _extras(run, cfg, meta, console) -> list[dict]:
             model = build_model(cfg)
             model.load_state_dict(ck["model"])
             model.eval()
-            weights, composed = mask_weights(cfg, model)
+            weights, composed = mask_weights(cfg, model)  # (units, C, H, W)
             w = weights[:16]
-            vmax = float(np.percentile(np.abs(w), 99.0)) or 1.0
+            vmax = float(np.percentile(np.abs(w), SCALE_PERCENTILE)) or 1.0
+            # 127.5 is a zero weight; a colour unit's three channels are its R, G, B
             codes = np.round((np.clip(w / vmax, -1, 1) + 1) * 127.5).astype(np.uint8)
             out.append(
                 {
                     "step": step,
                     "what": "composed masks" if composed else "masks",
                     "units": len(w),
+                    "channels": int(w.shape[1]),
+                    "height": int(w.shape[2]),
+                    "width": int(w.shape[3]),
+                    "titles": unit_titles(cfg, list(range(len(w)))),
                     "vmax": vmax,
                     "b64": _b64(codes),
                 }  # fmt: skip

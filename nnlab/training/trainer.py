@@ -8,6 +8,7 @@ continues exactly as the uninterrupted one would have.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -30,6 +31,9 @@ from nnlab.training.snapshots import SnapshotWorker, choose_probe, encode_probe
 # The VAE's evaluation samples use their own generator: evaluation never moves training RNG.
 EVAL_SEED = 1234
 FAULT_NAN_ENV = "NNLAB_FAULT_NAN_AT_STEP"  # test hook: make the loss NaN at this step
+# Smoke runs of the documentation's commands (tests/test_docs.py): every training stops
+# after SMOKE_EPOCHS epochs of at most SMOKE_STEPS steps; the saved config is unchanged.
+SMOKE_ENV, SMOKE_EPOCHS, SMOKE_STEPS = "NNLAB_SMOKE", 2, 3
 
 
 def resolve_device(name: str) -> torch.device:
@@ -86,6 +90,9 @@ class Trainer:
         device: torch.device,
         console: Console | None = None,
     ):
+        smoke = bool(os.environ.get(SMOKE_ENV))
+        if smoke:
+            cfg = dataclasses.replace(cfg, epochs=min(cfg.epochs, SMOKE_EPOCHS))
         self.run, self.cfg, self.splits, self.device = run, cfg, splits, device
         self.console = console or stderr_console()
         torch.manual_seed(cfg.seed)
@@ -98,6 +105,8 @@ class Trainer:
         self.noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
         self.n_train = len(splits.train_x)
         self.steps_per_epoch = math.ceil(self.n_train / cfg.batch_size)
+        if smoke:
+            self.steps_per_epoch = min(self.steps_per_epoch, SMOKE_STEPS)
         px, py, _ = splits.split(cfg.probe_split)
         self.probe_x, self.probe_labels, self.probe_split_index = choose_probe(cfg, px, py)
         self.recorder = record.Recorder(run.latents, families.of(cfg).arrays, cfg.record_dtype)

@@ -1,0 +1,147 @@
+"""The README and the documentation site: every shell and Python block runs, and the
+configuration reference lists every config field.
+
+Each page's blocks run in order in one shell, as a reader would paste them (a variable
+set in one block is there in the next), in a fresh runs directory, with NNLAB_SMOKE=1:
+every training stops after 2 epochs of at most 3 steps (nnlab/training/trainer.py), so a
+300-epoch recipe still runs every command it shows. A block preceded by
+`<!-- not run: REASON -->` is skipped (installing, the test suite, a server, a cluster).
+Where Debian's Fashion-MNIST is not installed, `--dataset=fashion-mnist` is replaced by
+the bundled sample; `cifar10` is a small fake of its python release in $NNLAB_DATA, and
+`folder:shapes` a generated folder of colour images in the working directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nnlab import families
+from nnlab.commands.help import config_reference
+from nnlab.families.family import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+BLOCK = re.compile(r"```(bash|python)\n(.*?)```", re.S)
+SKIP = "<!-- not run:"
+
+
+def blocks(page: Path) -> list[tuple[str, str]]:
+    """The (language, code) of each block to run on a page."""
+    text = page.read_text()
+    out = []
+    for m in BLOCK.finditer(text):
+        before = text[: m.start()].rstrip("\n").split("\n")[-1]
+        if not before.startswith(SKIP):
+            out.append((m.group(1), m.group(2)))
+    return out
+
+
+def script_of(page: Path) -> str:
+    """One bash script running the page's blocks in order (Python blocks through python)."""
+    parts = ["set -euo pipefail"]
+    for i, (lang, code) in enumerate(blocks(page)):
+        if not Path("/usr/share/datasets/fashion-mnist").is_dir():
+            code = code.replace("--dataset=fashion-mnist", "--dataset=mnist-sample")
+        if lang == "python":
+            parts.append(f"python - <<'NNLAB_BLOCK_{i}'\n{code}NNLAB_BLOCK_{i}")
+        else:
+            parts.append(code)
+    return "\n".join(parts) + "\n"
+
+
+RUNNABLE = [p for p in PAGES if blocks(p)]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, shapes):
+    """A data dir with a fake CIFAR-10, and a working dir with a `shapes` folder."""
+    from tests.test_fileformats import cifar_arrays, write_cifar_python
+
+    root = tmp_path_factory.mktemp("docs")
+    cifar = root / "data" / "cifar-10-batches-py"
+    cifar.mkdir(parents=True)
+    for i, b in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+        write_cifar_python(cifar / b, *cifar_arrays(20, seed=i))
+    (root / "shapes").symlink_to(shapes)
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", RUNNABLE, ids=[str(p.relative_to(ROOT)) for p in RUNNABLE])
+def test_every_block_of_the_page_runs(page, world, tmp_path):
+    script = script_of(page)
+    for needle, module in (("--tensorboard", "tensorboard"), ("--method=tsne", "openTSNE")):
+        if needle in script or (module == "tensorboard" and "nnlab export" in script):
+            pytest.importorskip(module, reason=f"{page.name} needs the {module} extra")
+    env = dict(
+        os.environ,
+        NNLAB_SMOKE="1",
+        NNLAB_OFFLINE="1",
+        NNLAB_RUNS=str(tmp_path / "runs"),
+        NNLAB_DATA=str(world / "data"),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        OMP_NUM_THREADS="2",
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "shapes").symlink_to(world / "shapes")
+    r = subprocess.run(
+        ["bash", "-c", script],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert r.returncode == 0, f"{page.name}:\n{r.stderr[-3000:]}"
+
+
+def test_blocks_are_found_and_skips_are_explained():
+    assert len(RUNNABLE) >= 8
+    for page in PAGES:
+        for line in page.read_text().splitlines():
+            if line.startswith(SKIP):
+                assert len(line) > len(SKIP) + 8 and line.endswith("-->"), (page, line)
+
+
+def test_smoke_substitutions():
+    page = ROOT / "README.md"
+    assert "set -euo pipefail" in script_of(page)
+    assert all("pytest" not in code for _, code in blocks(page))
+
+
+def test_the_configuration_reference_lists_every_field():
+    text = config_reference()
+    for m in families.TRAINED:
+        for f in dataclasses.fields(families.get(m).config_class):
+            if f.name != "model":
+                assert f"| `{f.name}` |" in text, f.name
+    assert "| `image_shape` | ints | `1,28,28` |" in text and "(not a flag)" in text
+    assert "classifier `30` · vae `1`" in text  # epochs differ between the families
+    assert len([f for f in dataclasses.fields(Config)]) > 30
+
+
+@pytest.mark.slow
+def test_the_site_builds_strict(tmp_path):
+    """mkdocs build --strict: broken links, missing pages or API references fail it."""
+    pytest.importorskip("mkdocs", reason="the docs extra builds the site")
+    r = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "site" / "configuration" / "index.html").is_file()
+    page = (tmp_path / "site" / "configuration" / "index.html").read_text()
+    assert "record_layer" in page and "image_shape" in page  # the generated reference
+    api = (tmp_path / "site" / "api" / "index.html").read_text()
+    assert "RunWriter" in api and "LatentCallback" in api  # from the docstrings
