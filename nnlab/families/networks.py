@@ -216,7 +216,7 @@ def vae_loss(x, logits, mu, std, beta: float, recon: str = "bce") -> dict[str, t
     return {"recon": rec, "kl": kl, "loss": rec + beta * kl}
 
 
-class ConvClassifier(nn.Module):
+class ConvClassifier(Classifier):
     """3x3 convolutions (stride 1), a 2x2 max-pool, then fully connected layers: with
     channels [32, 64] and sizes [784, 128, 10], the network of pytorch/examples' mnist/main.py.
 
@@ -228,7 +228,7 @@ class ConvClassifier(nn.Module):
     def __init__(
         self, shape, channels, sizes, activation="relu", loss="ce", dropout=None, norm=None
     ):
-        super().__init__()
+        nn.Module.__init__(self)  # its own layers; hidden_linears and probabilities inherited
         from nnlab.families.geometry import CNN_KERNEL, cnn_maps, flat
 
         self.norm = Standardize(shape[0], norm)
@@ -281,15 +281,6 @@ class ConvClassifier(nn.Module):
             elif self.loss_name == "mse":
                 x = torch.sigmoid(x)
         return x
-
-    def hidden_linears(self) -> list[nn.Linear]:
-        """The fully connected layers whose outputs go through the activation."""
-        return list(self.layers[:-1])
-
-    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores in [0, 1]: softmax of the logits (ce) or the sigmoid outputs (mse)."""
-        out = self(x)
-        return torch.softmax(out, dim=1) if self.loss_name == "ce" else out
 
 
 class ConvVAE(VAE):
