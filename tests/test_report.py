@@ -425,3 +425,11 @@ def test_masks_carry_their_shape_titles_and_scale(pages):
     assert extra["titles"][:2] == ["Hidden unit 0", "Hidden unit 1"] and extra["vmax"] > 0
     codes = np.frombuffer(base64.b64decode(extra["b64"]), np.uint8)
     assert codes.size == 10 * 28 * 28
+
+
+def test_latent_panels_say_whether_they_carry_value_ticks(pages):
+    """A VAE's latent panel has value ticks (its axes are z₁, z₂); the cube has none."""
+    _, _, made = pages
+    assert page_data(made["vae"])["runs"][0]["latent"]["ticks"] is True
+    assert page_data(made["cube"])["runs"][0]["latent"]["ticks"] is False
+    assert "function drawTicks(run)" in open(made["vae"], encoding="utf-8").read()

@@ -282,6 +282,8 @@ def _latent_payload(run, cfg, meta, points: int, images: dict, projection=None) 
         "axis_labels": list(src.axis_labels)
         + ([src.axis_labels[0][:-1] + "₃"] if src.kind == "scatter3d" else []),
         "limits": _limits(src),
+        # value ticks on the panel's axes, except for t-SNE/UMAP, whose axes mean nothing
+        "ticks": src.kind != "scatter3d" and src.method in ("", "PCA"),
         "split": rec.split,
         "indices": rec.indices[keep].astype(int).tolist(),
         "every": getattr(cfg, "permute_every", 0),

@@ -32,8 +32,9 @@ from nnlab.training.snapshots import SnapshotWorker, choose_probe, encode_probe
 EVAL_SEED = 1234
 FAULT_NAN_ENV = "NNLAB_FAULT_NAN_AT_STEP"  # test hook: make the loss NaN at this step
 # Smoke runs of the documentation's commands (tests/test_docs.py): every training stops
-# after SMOKE_EPOCHS epochs of at most SMOKE_STEPS steps; the saved config is unchanged.
-SMOKE_ENV, SMOKE_EPOCHS, SMOKE_STEPS = "NNLAB_SMOKE", 2, 3
+# after SMOKE_EPOCHS epochs of at most SMOKE_STEPS steps and records at most SMOKE_PROBE
+# images; the saved config is unchanged.
+SMOKE_ENV, SMOKE_EPOCHS, SMOKE_STEPS, SMOKE_PROBE = "NNLAB_SMOKE", 2, 3, 500
 
 
 def resolve_device(name: str) -> torch.device:
@@ -92,7 +93,11 @@ class Trainer:
     ):
         smoke = bool(os.environ.get(SMOKE_ENV))
         if smoke:
-            cfg = dataclasses.replace(cfg, epochs=min(cfg.epochs, SMOKE_EPOCHS))
+            cfg = dataclasses.replace(
+                cfg,
+                epochs=min(cfg.epochs, SMOKE_EPOCHS),
+                probe_size=min(cfg.probe_size, SMOKE_PROBE),
+            )
         self.run, self.cfg, self.splits, self.device = run, cfg, splits, device
         self.console = console or stderr_console()
         torch.manual_seed(cfg.seed)
