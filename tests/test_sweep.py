@@ -17,12 +17,13 @@ from tests.conftest import FAST
 from tests.test_reliability import _spawn
 from tests.test_train import _assert_same_run
 
-# Two points long enough to stop mid-run: 226 steps each, checkpoints every 20 steps.
+# Two points long enough to stop mid-run: 452 steps each, checkpoints every 20 steps (with
+# 226, a point whose worker started late on a loaded machine could find the other finished).
 LONG = [
     "sweep",
     "vae",
     *FAST,
-    "--epochs=2",
+    "--epochs=4",
     "--checkpoint_every_steps=20",
     "--snapshot_every=10",
     "--seed=7,8",
