@@ -16,6 +16,7 @@ from rich.console import Console
 
 from nnlab import __version__, families
 from nnlab.config import config
+from nnlab.data import catalog
 from nnlab.helpers import files, options
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped
@@ -129,7 +130,7 @@ def _set_up_run(run, cfg, splits, device, requested: str, console: Console, swee
     # The class names always, and the images of a folder or npz (which may move or change)
     # so the run's pictures never need them again.
     images = None
-    if cfg.dataset.startswith(("folder:", "npz:")):
+    if cfg.dataset.startswith(catalog.PREFIXES):
         pixels = trainer.probe_x.cpu().clamp(0, 1).mul(255).round().to(torch.uint8)
         images = pixels.reshape(len(pixels), *cfg.image_shape).numpy()
     trainer.recorder.write_probe(

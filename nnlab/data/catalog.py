@@ -42,7 +42,7 @@ IDX_FILES = (
 )
 DEBIAN_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
 DOWNLOAD_TIMEOUT_S = 15
-SAMPLE_TEST_PER_CLASS = 100  # mnist-sample: 400 train + 100 test images of each digit
+SAMPLE_TEST_SHARE = 0.2  # mnist-sample: 400 train + 100 test images of each digit
 SPLIT_SEED = 5000  # fixed: a dataset's train/test split never depends on a run's seed
 TEST_SHARE = 0.2  # of a folder or npz without a test split of its own
 # A dataset lives in memory twice while it is loaded (uint8 arrays, float32 tensors):
@@ -267,11 +267,7 @@ def load_sample() -> RawData:
     path = resources.files("nnlab") / "assets" / "mnist-5k.npz"
     with resources.as_file(path) as p, np.load(p, allow_pickle=False) as z:
         images, labels = z["images"], z["labels"]
-    rng = np.random.default_rng(SPLIT_SEED)
-    test = np.zeros(len(labels), dtype=bool)
-    for c in range(10):
-        members = np.flatnonzero(labels == c)
-        test[rng.choice(members, SAMPLE_TEST_PER_CLASS, replace=False)] = True
+    test = held_out(labels, SAMPLE_TEST_SHARE)
     images = images[:, None]
     return RawData(
         "mnist-sample",

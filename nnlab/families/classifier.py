@@ -4,6 +4,7 @@ MLP's) or filters (a CNN's) are drawn as masks."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from nnlab.families.family import (
@@ -222,13 +223,8 @@ class ClassifierFamily(Family):
         10: the defaults) or the previous dataset's."""
         sizes = list(values.get("sizes", ClassifierConfig().sizes))
         if len(sizes) >= 2:
-            old_in = 1
-            for v in before["image_shape"]:
-                old_in *= v
-            pixels = 1
-            for v in values["image_shape"]:
-                pixels *= v
-            if sizes[0] in (784, old_in):
+            pixels = math.prod(values["image_shape"])
+            if sizes[0] in (784, math.prod(before["image_shape"])):
                 sizes[0] = pixels
             if sizes[-1] in (10, before["num_classes"]):
                 sizes[-1] = values["num_classes"]

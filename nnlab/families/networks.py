@@ -249,15 +249,6 @@ class ConvClassifier(Classifier):
         self.keep_hidden = False  # continual backprop is for MLPs (refused by the config)
         self.hidden: list[torch.Tensor] = []
 
-    def layer_names(self) -> list[str]:
-        """Every layer's name, inputs to outputs."""
-        n_fc = len(self.layers)
-        return (
-            [f"conv{i + 1}" for i in range(len(self.convs))]
-            + ["pool"]
-            + [f"fc{i + 1}" for i in range(n_fc)]
-        )
-
     def forward(self, x: torch.Tensor, upto: str | None = None) -> torch.Tensor:
         """Outputs for x (sigmoid for the mse loss, logits for ce); with `upto`, the
         activations of that layer (before dropout), flattened."""

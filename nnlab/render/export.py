@@ -245,7 +245,7 @@ def _masks(writer, opened: folders.Opened) -> None:
     """The first layer's weights as masks (red for, blue against) at each kept checkpoint."""
     from matplotlib import colormaps
 
-    from nnlab.render.masks import SCALE_PERCENTILE, mask_weights, shown
+    from nnlab.render.masks import mask_weights, shown, weight_scale
     from nnlab.training.loading import load_model
 
     run = opened.run
@@ -257,7 +257,7 @@ def _masks(writer, opened: folders.Opened) -> None:
             continue
         _, model, ck = load_model(opened, str(run.checkpoints / name))
         w, _ = mask_weights(opened.cfg, model)  # (units, C, H, W)
-        vmax = float(np.percentile(np.abs(w), SCALE_PERCENTILE)) or 1.0
+        vmax = weight_scale(w)
         images = shown(w, vmax)
         cols = min(10, len(w))
         rows = -(-len(w) // cols)

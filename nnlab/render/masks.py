@@ -45,6 +45,12 @@ def mask_weights(cfg, model) -> tuple[np.ndarray, bool]:
     return model.layers[0].weight.detach().cpu().numpy().reshape(-1, *cfg.image_shape), False
 
 
+def weight_scale(weights: np.ndarray) -> float:
+    """The masks' one symmetric colour scale: the SCALE_PERCENTILE-th percentile of |w|
+    (not the few most extreme weights, which would wash every mask out), or 1 for zeros."""
+    return float(np.percentile(np.abs(weights), SCALE_PERCENTILE)) or 1.0
+
+
 def shown(images: np.ndarray, vmax: float) -> np.ndarray:
     """Mask images (N, C, H, W) as imshow takes them: grey weights (N, H, W) for the
     diverging colour map, colour ones as RGB (N, H, W, 3) in [0, 1], 0.5 + w / (2 vmax)
@@ -85,9 +91,7 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
     chosen = parse_units(units, weights.shape[0])
     titles = unit_titles(cfg, chosen)
     images = weights[chosen]
-    # One symmetric scale for all units, so they are comparable, set by a high percentile of
-    # |w| rather than the few most extreme pixels, which would wash every mask out.
-    vmax = float(np.percentile(np.abs(images), SCALE_PERCENTILE)) or 1.0
+    vmax = weight_scale(images)  # one scale for all units, so they are comparable
     colour = images.shape[1] == 3
     images = shown(images, vmax)
     label = f"weight (clipped at ±{vmax:.2g})"

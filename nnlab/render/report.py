@@ -337,7 +337,7 @@ def _extras(run, cfg, meta, console) -> list[dict]:
     """Per kept checkpoint (by step): the classifier's masks or the VAE's decoded manifold,
     as grey 8-bit images."""
     from nnlab.render.decode import manifold_mosaic, manifold_points
-    from nnlab.render.masks import SCALE_PERCENTILE, mask_weights, unit_titles
+    from nnlab.render.masks import mask_weights, unit_titles, weight_scale
     from nnlab.training.models import build_model
 
     ceiling = schema.size_ceilings(cfg, meta)[0]
@@ -376,7 +376,7 @@ def _extras(run, cfg, meta, console) -> list[dict]:
             model.eval()
             weights, composed = mask_weights(cfg, model)  # (units, C, H, W)
             w = weights[:16]
-            vmax = float(np.percentile(np.abs(w), SCALE_PERCENTILE)) or 1.0
+            vmax = weight_scale(w)
             # 127.5 is a zero weight; a colour unit's three channels are its R, G, B
             codes = np.round((np.clip(w / vmax, -1, 1) + 1) * 127.5).astype(np.uint8)
             out.append(

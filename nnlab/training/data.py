@@ -109,7 +109,7 @@ def load_for(cfg, device="cpu", *, warn=None) -> Splits:
     Refuses data that no longer match the run (a folder whose images changed)."""
     size = getattr(cfg, "image_size", 0)
     raw = load_raw(cfg.dataset, cfg.data_dir or None, image_size=size, warn=warn)
-    shape, classes = list(raw.shape), len(raw.classes) or int(raw.train_labels.max()) + 1
+    shape, classes = list(raw.shape), len(raw.classes)
     if shape != list(cfg.image_shape) or classes != cfg.num_classes:
         c, h, w = cfg.image_shape
         raise NnlabError(
