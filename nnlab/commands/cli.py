@@ -130,6 +130,49 @@ COMMANDS = {
                     ),
                     Option("yes", False, bool, "allow a grid of more than 10,000 points"),
                     Option(
+                        "search",
+                        "grid",
+                        str,
+                        "grid: every combination; random or tpe: --trials drawn from ranges "
+                        "(--lr=log:1e-4..1e-2, --batch_size=16..256) and choices by Optuna "
+                        '(pip install -e ".[search]")',
+                        choices="nnlab.commands.search:METHODS",
+                    ),
+                    Option("trials", None, int, "a search's number of trials"),
+                    Option(
+                        "metric",
+                        None,
+                        str,
+                        "what a search optimises: any final metric of its runs (test_elbo, "
+                        "test_acc, val_loss, ...) or a latent one (ncm_accuracy, ...); default: "
+                        "the model's headline (test ELBO, test accuracy)",
+                    ),
+                    Option(
+                        "direction",
+                        None,
+                        str,
+                        "max or min (default: the metric's better side)",
+                        choices="nnlab.commands.search:DIRECTIONS",
+                    ),
+                    Option("search_seed", 0, int, "the seed of a search's proposals"),
+                    Option(
+                        "prune",
+                        "none",
+                        str,
+                        "stop poor trials early: median (below the median of earlier trials "
+                        "at the same point) or asha (successive halving, each rung keeps a "
+                        "third); pruned runs stay usable",
+                        choices="nnlab.commands.search:PRUNERS",
+                    ),
+                    Option(
+                        "prune_every",
+                        None,
+                        str,
+                        "when trials report to the pruner besides each epoch's end: every N "
+                        "steps (e.g. 50), or each fraction of an epoch (e.g. 0.25; use this "
+                        "when batch_size is searched)",
+                    ),
+                    Option(
                         "resume",
                         None,
                         str,

@@ -126,14 +126,45 @@ def _sees_file(path: str, token: str) -> bool:
         return False
 
 
-def run(sweep, todo: list[int], settings, session, on_event, console, task=None) -> None:
-    """Run the points `todo` with the chosen executor; TrainingStopped on a Ctrl-C."""
-    if not todo:
+class Feed:
+    """The points an executor runs, handed out one at a time: a grid's list as it stands;
+    a search (nnlab.commands.search) asks its next trial only when a worker is free."""
+
+    def __init__(self, todo: list[int]):
+        self.queue = collections.deque(todo)
+
+    def __len__(self) -> int:
+        """How many points are still to hand out."""
+        return len(self.queue)
+
+    def take(self) -> int:
+        """The next point to run."""
+        return self.queue.popleft()
+
+    def again(self, index: int) -> None:
+        """Run point index again next (its worker was killed: it resumes its checkpoint)."""
+        self.queue.appendleft(index)
+
+    def poll(self, running: list[int]) -> None:
+        """Called while points run (several times a second): a search answers their
+        reports here."""
+
+    def in_flight(self, jobs: int) -> int:
+        """How many points may run at once on Ray: a grid's all (Ray queues them)."""
+        return max(len(self.queue), 1)
+
+    def ended(self, index: int, status: str) -> None:
+        """Point index ended with status (a search tells its study here)."""
+
+
+def run(sweep, feed: Feed, settings, session, on_event, console, task=None) -> None:
+    """Run the points of `feed` with the chosen executor; TrainingStopped on a Ctrl-C."""
+    if not len(feed):
         return
     if settings.executor == "ray":
-        _run_ray(sweep, todo, settings, session, on_event, console, task)
+        _run_ray(sweep, feed, settings, session, on_event, console, task)
     else:
-        _run_local(sweep, todo, settings, on_event, console)
+        _run_local(sweep, feed, settings, on_event, console)
 
 
 # ---------------------------------------------------------------- local processes
@@ -171,17 +202,16 @@ class _Pool:
     """The local worker processes of a sweep: started, handed points one at a time, their
     outcomes collected, a killed one's point resumed (up to settings.retries)."""
 
-    def __init__(self, sweep, todo, settings, on_event, console, signals, bar):
+    def __init__(self, sweep, feed: Feed, settings, on_event, console, signals, bar):
         self.sweep, self.settings, self.on_event = sweep, settings, on_event
         self.console, self.signals, self.bar = console, signals, bar
-        self.queue = collections.deque(todo)
+        self.queue = feed
         self.workers: list[_Worker] = []
         self.kills = collections.Counter()
         self.env = dict(os.environ)
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # set before torch starts its pools
             self.env[var] = str(settings.threads)
         self.env[COORDINATOR_ENV] = str(os.getpid())  # a worker stops when it dies
-        self.points = sweep.record()["points"]
         self.spawned = 0
         self.finish = _finisher(on_event, bar)
 
@@ -215,7 +245,7 @@ class _Pool:
         for w in self.workers:
             if w.point is None and w.proc.stdin and not w.proc.stdin.closed:
                 if self.queue and not self.signals.received:
-                    w.point = self.queue.popleft()
+                    w.point = self.queue.take()
                     _send(w, f"{w.point}\n")
                     self.on_event(w.point, "running", attempt=True)
                 elif not self.queue:
@@ -230,7 +260,8 @@ class _Pool:
         rc = w.proc.returncode
         if w.point is None:
             return
-        i, run_id = w.point, self.points[w.point]["run"]
+        i = w.point
+        run_id = self.sweep.record()["points"][i]["run"]
         stopping = self.signals.received
         if rc < 0 and not stopping and self.kills[i] < self.settings.retries:
             self.kills[i] += 1
@@ -239,7 +270,7 @@ class _Pool:
                 "resuming it from its last checkpoint",
                 soft_wrap=True,
             )
-            self.queue.appendleft(i)
+            self.queue.again(i)
         elif stopping:
             self.finish(i, "interrupted", None)
         elif rc < 0:
@@ -258,6 +289,7 @@ class _Pool:
                 forwarded = True
             self.hand_out()
             self.collect(self.workers, timeout=0.1)
+            self.queue.poll([w.point for w in self.workers if w.point is not None])
             for w in [w for w in self.workers if w.proc.poll() is not None]:
                 self.reap(w)
                 wanted = self.queue and not self.signals.received
@@ -265,9 +297,9 @@ class _Pool:
                     self.spawn()
 
 
-def _run_local(sweep, todo, settings, on_event, console) -> None:
-    with StopSignals() as signals, CountProgress(console, "sweep", len(todo)) as bar:
-        pool = _Pool(sweep, todo, settings, on_event, console, signals, bar)
+def _run_local(sweep, feed: Feed, settings, on_event, console) -> None:
+    with StopSignals() as signals, CountProgress(console, "sweep", len(feed)) as bar:
+        pool = _Pool(sweep, feed, settings, on_event, console, signals, bar)
         try:
             pool.run()
         except KeyboardInterrupt:  # a second Ctrl-C: every worker stops at once
@@ -347,19 +379,27 @@ def _last_line(path: Path) -> str | None:
 # ---------------------------------------------------------------- Ray
 
 
-def _run_ray(sweep, todo, settings, ray, on_event, console, task) -> None:
+def _run_ray(sweep, feed: Feed, settings, ray, on_event, console, task) -> None:
     remote = ray.remote(num_cpus=1, max_retries=settings.retries, retry_exceptions=False)(task)
-    refs = {remote.remote(str(sweep.root), sweep.id, i, settings.threads): i for i in todo}
-    with StopSignals() as signals, CountProgress(console, "sweep", len(todo)) as bar:
+    cap = feed.in_flight(settings.jobs)
+    refs: dict = {}
+    with StopSignals() as signals, CountProgress(console, "sweep", len(feed)) as bar:
         finish = _finisher(on_event, bar)
         cancelled = False
         try:
-            while refs:
+            while True:
+                while len(feed) and len(refs) < cap and not signals.received:
+                    i = feed.take()
+                    refs[remote.remote(str(sweep.root), sweep.id, i, settings.threads)] = i
+                    on_event(i, "running", attempt=True)
+                if not refs:
+                    break
                 if signals.received and not cancelled:
                     for ref in refs:
                         ray.cancel(ref)
                     cancelled = True
-                ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.2)
+                feed.poll(list(refs.values()))
+                ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.1)
                 for ref in ready:
                     i = refs.pop(ref)
                     try:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from nnlab.commands import executors
+from nnlab.commands import executors, search
 from nnlab.commands.worker import run_point_task
-from nnlab.config import config, grid
+from nnlab.config import config, grid, space
 from nnlab.helpers import options
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError, TrainingStopped, did_you_mean
@@ -32,6 +32,7 @@ from nnlab.training import tensorboard
 
 EXECUTORS = ("local", "ray")
 DONE = ("finished", "diverged")  # a resume skips these: a diverged run would diverge again
+ENDED = ("finished", "diverged", "failed", "pruned")  # how a point can end
 
 
 @dataclasses.dataclass
@@ -67,14 +68,18 @@ def command(
         sweep_id = opts["resume"]
         if sweep_id in ("", "true"):
             raise NnlabError("--resume needs a sweep id: nnlab sweep --resume SWEEP_ID")
-        extra = [k for k, _ in fields] + [k for k in ("preset", "config", "dry_run") if k in opts]
+        kept = ("preset", "config", "dry_run", "search", *search.OPTIONS)
+        extra = [k for k, _ in fields] + [k for k in kept if k in opts]
         if model is not None or extra:
             shown = extra[0] if extra else "MODEL"
             raise NnlabError(
                 f"--resume takes only --jobs, --executor, --address and --retries, not "
-                f"{shown}: a sweep keeps its grid"
+                f"{shown}: a sweep keeps its grid (a search its space and plan)"
             )
         return resume(sweep_id, runs_dir, opts)
+    search.check_options(opts)
+    if str(opts.get("search", "grid")) != "grid":
+        return start_search(model, opts, fields, argv)
     return start(model, opts, fields, argv)
 
 
@@ -115,7 +120,59 @@ def start(model: str | None, opts: dict, fields: list[tuple[str, str]], argv) ->
             shutil.rmtree(sweep.path, ignore_errors=True)
             raise
         try:
-            return _run(sweep, rec, settings, session, stderr_console())
+            todo = executors.Feed(list(range(len(rec["points"]))))
+            return _run(sweep, rec, settings, session, stderr_console(), todo)
+        finally:
+            sweep.release()
+
+
+def start_search(model: str | None, opts: dict, fields: list[tuple[str, str]], argv) -> str:
+    """A new search: Optuna there, the space and plan checked (each bound and choice a valid
+    config) before anything is written; then trials asked as workers free up."""
+    search.check_available(str(opts["search"]))
+    dry_run = options.parse_bool(opts.get("dry_run", False), "dry_run")
+    the_space = space.build(
+        model, fields, preset=opts.get("preset"), config_file=opts.get("config")
+    )
+    first = the_space.check()
+    the_plan = search.plan(opts, the_space, first)
+    if first.tensorboard:
+        tensorboard.check_available("--tensorboard=true")
+    settings = _settings(opts, None)
+    words = (
+        f"{the_plan.method} search of {first.model}: {the_plan.trials} trials over "
+        f"{space.describe(the_space.params)}; {the_plan.metric} ({the_plan.direction}), "
+        + (
+            f"{the_plan.prune} pruning at {search.every_words(the_plan.prune_every)}"
+            if the_plan.prune != "none"
+            else "no pruning"
+        )
+    )
+    if dry_run:
+        stderr_console().print(f"dry run: {words}; nothing written", soft_wrap=True)
+        rows = [
+            "field\tspace",
+            *(f"{k}\t{space.describe({k: p})[len(k) + 1 :]}" for k, p in the_space.params.items()),
+        ]
+        return "\n".join(rows)
+    base_id = sweeps.sweep_id_base(first.model, the_space.name)
+    with executors.session(settings) as session:
+        sweep = sweeps.create_sweep(opts.get("runs_dir"), base_id)
+        try:
+            rec = _new_record(sweep, None, first, opts, settings, argv, the_space.name)
+            rec["search"] = the_plan.as_record()
+            sweep.write_record(rec)
+            if session is not None:
+                executors.check_storage(sweep, session)
+            study = search.Study(sweep, the_plan)
+        except BaseException:
+            sweep.release()
+            shutil.rmtree(sweep.path, ignore_errors=True)
+            raise
+        try:
+            stderr_console().print(f"{sweep.id}: {words}", soft_wrap=True)
+            feed = search.SearchFeed(sweep, rec, study, [])
+            return _run(sweep, rec, settings, session, stderr_console(), feed)
         finally:
             sweep.release()
 
@@ -136,6 +193,18 @@ def _resume(sweep: sweeps.Sweep, rec: dict, settings: Settings, session) -> str:
         if session is not None:
             executors.check_storage(sweep, session)
         console = stderr_console()
+        if rec.get("search"):
+            study = search.Study(sweep, search.Plan(**rec["search"]))
+            feed = search.SearchFeed(sweep, rec, study, [])
+            todo = feed.reconcile()
+            asked = len(rec["points"])
+            console.print(
+                f"resuming search {sweep.id}: {len(todo)} trial(s) to go on with, "
+                f"{max(study.plan.trials - asked, 0)} to ask",
+                soft_wrap=True,
+            )
+            rec["settings"] = settings.as_record()
+            return _run(sweep, rec, settings, session, console, feed)
         for i in range(len(rec["points"])):
             rec["points"][i]["status"] = sweep.point_status(rec, i)
         todo = [i for i, p in enumerate(rec["points"]) if p["status"] not in DONE]
@@ -148,7 +217,7 @@ def _resume(sweep: sweeps.Sweep, rec: dict, settings: Settings, session) -> str:
             )
         console.print(f"resuming sweep {sweep.id}: {len(todo)} of {len(rec['points'])} to run")
         rec["settings"] = settings.as_record()
-        return _run(sweep, rec, settings, session, console)
+        return _run(sweep, rec, settings, session, console, executors.Feed(todo))
     finally:
         sweep.release()
 
@@ -184,10 +253,10 @@ def _settings(opts: dict, recorded: dict | None) -> Settings:
     return Settings(executor, jobs, threads, address, retries)
 
 
-def _new_record(sweep, the_grid: grid.Grid, first: config.Config, opts, settings, argv) -> dict:
-    """sweep.json of a new sweep: every point pending."""
+def _new_record(sweep, the_grid, first: config.Config, opts, settings, argv, name="") -> dict:
+    """sweep.json of a new sweep: every point of a grid pending (a search: none yet)."""
     now = folders.now_iso()
-    total = len(the_grid)
+    total = len(the_grid) if the_grid else 0
     base = dataclasses.replace(first, name="")
     source = {"preset": opts["preset"]} if opts.get("preset") else {}
     if opts.get("config"):
@@ -197,7 +266,7 @@ def _new_record(sweep, the_grid: grid.Grid, first: config.Config, opts, settings
         "kind": "sweep",
         "id": sweep.id,
         "model": first.model,
-        "name": the_grid.name,
+        "name": the_grid.name if the_grid else name,
         "command": shlex.join(["nnlab", "sweep", *(argv or [])]),
         "created": now,
         "updated": now,
@@ -206,7 +275,7 @@ def _new_record(sweep, the_grid: grid.Grid, first: config.Config, opts, settings
         "source": source,
         "settings": settings.as_record(),
         "base": config.to_yaml(base),
-        "grid": {k: list(v) for k, v in the_grid.axes.items()},
+        "grid": {k: list(v) for k, v in the_grid.axes.items()} if the_grid else {},
         "points": [
             {
                 "run": sweeps.point_run_id(sweep.id, i, total),
@@ -215,19 +284,22 @@ def _new_record(sweep, the_grid: grid.Grid, first: config.Config, opts, settings
                 "attempts": 0,
                 "error": None,
             }
-            for i, point in enumerate(the_grid.points())
+            for i, point in enumerate(the_grid.points() if the_grid else [])
         ],
     }
 
 
-def _run(sweep: sweeps.Sweep, rec: dict, settings: Settings, session, console: Console) -> str:
-    """Run the points not yet done, keep sweep.json up to date, and say how it ended."""
-    todo = [i for i, p in enumerate(rec["points"]) if p["status"] not in DONE]
+def _run(
+    sweep: sweeps.Sweep, rec: dict, settings: Settings, session, console: Console, feed
+) -> str:
+    """Run the points of feed (executors.Feed, or a search's), keep sweep.json up to date,
+    and say how it ended."""
     rec.update(status="running", ended=None, updated=folders.now_iso())
     sweep.write_record(rec)
     t0 = time.perf_counter()
+    what = "trial(s)" if rec.get("search") else "point(s)"
     console.print(
-        f"sweep {sweep.id}: {len(todo)} point(s) on {_executor_words(settings)} · "
+        f"sweep {sweep.id}: {len(feed)} {what} on {_executor_words(settings)} · "
         f"logs in {sweep.file('logs')}",
         soft_wrap=True,
     )
@@ -241,6 +313,8 @@ def _run(sweep: sweeps.Sweep, rec: dict, settings: Settings, session, console: C
             point["attempts"] = int(point.get("attempts") or 0) + 1
         if error is not None or status == "finished":
             point["error"] = error
+        if status in ENDED:
+            feed.ended(index, status)  # a search tells its study first: then sweep.json
         rec["updated"] = folders.now_iso()
         # a point's end is always written; starts at most every second (1,000 small points)
         if status != "running" or time.monotonic() - last_write > 1.0:
@@ -249,26 +323,31 @@ def _run(sweep: sweeps.Sweep, rec: dict, settings: Settings, session, console: C
 
     stopped = False
     try:
-        executors.run(sweep, todo, settings, session, on_event, console, run_point_task)
+        executors.run(sweep, feed, settings, session, on_event, console, run_point_task)
     except TrainingStopped:
         stopped = True
     except KeyboardInterrupt:
         stopped = True
     finally:
-        for i in todo:  # whatever the executor could not report is what its run says
-            if rec["points"][i]["status"] in ("running", "pending"):
-                rec["points"][i]["status"] = sweep.point_status(rec, i)
-        statuses = [p["status"] for p in rec["points"]]
-        if all(s == "finished" for s in statuses):
-            rec["status"] = "finished"
-        elif stopped or any(s in ("interrupted", "pending", "running") for s in statuses):
-            rec["status"] = "interrupted"
-        else:
-            rec["status"] = "failed"
+        for i, point in enumerate(rec["points"]):  # what the executor could not report
+            if point["status"] in ("running", "pending"):
+                point["status"] = sweep.point_status(rec, i)
+        rec["status"] = _sweep_status(rec, stopped or len(feed) > 0)
         rec["updated"] = folders.now_iso()
         rec["ended"] = rec["updated"] if rec["status"] != "interrupted" else None
         sweep.write_record(rec)
     return _outcome(sweep, rec, time.perf_counter() - t0, console)
+
+
+def _sweep_status(rec: dict, stopped: bool) -> str:
+    """finished, interrupted or failed. A search is finished when every trial asked has
+    ended and one finished (pruned and failed trials are part of a search)."""
+    statuses = [p["status"] for p in rec["points"]]
+    if stopped or any(s in ("interrupted", "pending", "running") for s in statuses):
+        return "interrupted"
+    if rec.get("search"):
+        return "finished" if "finished" in statuses else "failed"
+    return "finished" if all(s == "finished" for s in statuses) else "failed"
 
 
 def _executor_words(settings: Settings) -> str:
@@ -282,6 +361,21 @@ def _outcome(sweep: sweeps.Sweep, rec: dict, seconds: float, console: Console) -
     points = rec["points"]
     finished = sum(p["status"] == "finished" for p in points)
     clock = f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+    plan = rec.get("search")
+    if plan and rec["status"] == "finished":
+        counts = ", ".join(
+            f"{n} {s}"
+            for s in ("finished", "pruned", "diverged", "failed")
+            if (n := sum(p["status"] == s for p in points))
+        )
+        top = search.best(points, plan["direction"])
+        console.print(
+            f"search {sweep.id}: {len(points)} trials ({counts}) in {clock}; best: "
+            f"{top['run']}, {plan['metric']} {top['value']:.6g} with "
+            f"{grid.describe(top['values'])}",
+            soft_wrap=True,
+        )
+        return sweep.id
     if rec["status"] == "finished":
         console.print(f"sweep {sweep.id}: {finished} of {len(points)} points finished in {clock}")
         return sweep.id

@@ -62,9 +62,11 @@ def start(
     *,
     run_id: str | None = None,
     sweep: dict | None = None,
+    reports=None,
 ) -> str:
     """Create a run for cfg, train it, and return its id (name_lock: from folders.lock_name;
-    run_id and sweep: the id and {"id", "point"} a sweep gives its point)."""
+    run_id and sweep: the id and {"id", "point"} a sweep gives its point; reports: a
+    search's point reports its metric to the pruner, training.pruning)."""
     console = console or stderr_console()
     if cfg.name and name_lock is None:
         name_lock = folders.lock_name(runs_dir, cfg.model, cfg.name)
@@ -80,7 +82,7 @@ def start(
     run = folders.create_run(runs_dir, cfg.model, cfg.name, name_lock, run_id=run_id, point=sweep)
     try:
         try:
-            trainer = _set_up_run(run, cfg, splits, device, requested, console, sweep)
+            trainer = _set_up_run(run, cfg, splits, device, requested, console, sweep, reports)
         except BaseException:  # nothing to resume yet: leave no half-written run behind
             run.release()
             shutil.rmtree(run.path, ignore_errors=True)
@@ -90,14 +92,16 @@ def start(
         run.release()
 
 
-def _set_up_run(run, cfg, splits, device, requested: str, console: Console, sweep=None):
+def _set_up_run(
+    run, cfg, splits, device, requested: str, console: Console, sweep=None, reports=None
+):
     """Write a new run's config, meta.json and probe set; return its trainer."""
     import torch
 
     from nnlab.training import trainer as loop
     from nnlab.training.models import parameter_table
 
-    trainer = loop.Trainer(run, cfg, splits, device, console)
+    trainer = loop.Trainer(run, cfg, splits, device, console, reports)
     config_text = config.to_yaml(cfg)
     files.write_text(run.file("config.yaml"), config_text)
     meta = schema.new_meta(
@@ -144,9 +148,14 @@ def _set_up_run(run, cfg, splits, device, requested: str, console: Console, swee
 
 
 def resume(
-    run_id: str, runs_dir=None, epochs: int | None = None, console: Console | None = None
+    run_id: str,
+    runs_dir=None,
+    epochs: int | None = None,
+    console: Console | None = None,
+    reports=None,
 ) -> str:
-    """Continue run_id from its latest checkpoint (optionally to a new epoch count)."""
+    """Continue run_id from its latest checkpoint (optionally to a new epoch count);
+    reports: a search's point reports its metric to the pruner (training.pruning)."""
     console = console or stderr_console()
     opened = folders.read_run(run_id, runs_dir)
     run, meta, cfg = opened.run, opened.meta, opened.cfg
@@ -180,7 +189,7 @@ def resume(
             splits = loop.load_splits(cfg, device, console)
         if len(splits.train_x) != meta.get("train_size"):
             raise RunError(f"run {run.id}: dataset {cfg.dataset} now has a different size")
-        trainer = loop.Trainer(run, cfg, splits, device, console)
+        trainer = loop.Trainer(run, cfg, splits, device, console, reports)
         latest = run.checkpoints / "latest.pt"
         if latest.exists():
             ceiling = schema.size_ceilings(cfg, meta)[0]

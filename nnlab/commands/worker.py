@@ -9,6 +9,7 @@ import dataclasses
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -19,6 +20,7 @@ from nnlab.helpers import files
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped
 from nnlab.store import folders, sweeps
+from nnlab.training.pruning import Pruned
 
 
 def point_config(rec: dict, index: int, where: str = "sweep.json") -> config.Config:
@@ -54,20 +56,50 @@ def run_point(sweep: sweeps.Sweep, rec: dict, index: int, threads: int, console=
                 f"{meta.get('sweep') or 'it belongs to no sweep'}); nnlab leaves it alone"
             )
         status = meta.get("status")
-        if status == "finished":
+        if status in ("finished", "pruned"):  # a pruned point is done: the search said so
             return run_id
         if status == "diverged":
             raise TrainingStopped(f"run {run_id} diverged earlier; not retried", exit_code=1)
         torch.set_num_threads(max(1, int(threads)))  # the worker's share of the cores
-        return train.resume(run_id, sweep.root, console=console)
+        return train.resume(
+            run_id, sweep.root, console=console, reports=_reports(sweep, rec, index)
+        )
     if path.exists() or path.is_symlink():
         # killed between making the directory and writing meta.json: nothing to resume,
         # and removed only when its marker proves that this sweep made it for this point
         _remove_unstarted_point(sweep, path, own)
     torch.set_num_threads(max(1, int(threads)))
     return train.start(
-        cfg, sweep.root, console, run_id=run_id, sweep={"id": sweep.id, "point": index}
+        cfg,
+        sweep.root,
+        console,
+        run_id=run_id,
+        sweep={"id": sweep.id, "point": index},
+        reports=_reports(sweep, rec, index),
     )
+
+
+def _reports(sweep: sweeps.Sweep, rec: dict, index: int):
+    """A search's point with a pruner reports its metric (training.pruning.Reports) and
+    waits for the coordinator's answer; None for a grid's point or a search without one."""
+    search = rec.get("search")
+    if not search or search.get("prune", "none") == "none":
+        return None
+    from nnlab.training.pruning import Reports
+
+    def decide(label: int, value: float, stopping) -> bool:
+        sweeps.post_report(sweep, index, label, value)
+        delay = 0.002
+        while True:
+            prune = sweeps.answer(sweep, index, label)
+            if prune is not None:
+                return prune
+            if stopping():  # Ctrl-C, or the coordinator died (SIGTERM): stop, not prune
+                return False
+            time.sleep(delay)
+            delay = min(2 * delay, 0.05)
+
+    return Reports(search["metric"], float(search.get("prune_every") or 0), decide)
 
 
 def _remove_unstarted_point(sweep: sweeps.Sweep, path: Path, own: dict) -> None:
@@ -101,7 +133,11 @@ def run_point_task(runs_dir: str, sweep_id: str, index: int, threads: int) -> di
         console = Console(file=f, width=100, soft_wrap=True)
         try:
             run_point(sweep, rec, index, threads, console)
-            return {"status": "finished", "error": None}
+            status = sweep.point_status(rec, index)  # finished, or pruned earlier
+            return {"status": "pruned" if status == "pruned" else "finished", "error": None}
+        except Pruned as e:
+            console.print(f"nnlab: {e}")
+            return {"status": "pruned", "error": None}
         except TrainingStopped as e:
             console.print(f"nnlab: {e}")
             if e.exit_code == 130:

@@ -24,6 +24,8 @@ from nnlab.helpers.options import parse_value, text_of
 MAX_POINTS = 10_000  # a bigger grid needs --yes: most such grids are a typo (a range too fine)
 _GROUPS_RE = re.compile(r"^\[[^\[\]]*\](,\[[^\[\]]*\])*$")
 _GROUP_RE = re.compile(r"\[[^\[\]]*\]")
+_NUMBER = r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*"
+_RANGE_RE = re.compile(rf"^(?:log:)?{_NUMBER}\.\.{_NUMBER}$")
 
 
 @dataclass
@@ -80,6 +82,12 @@ def split_values(key: str, text: str, typ: Any) -> list[str]:
     return parts
 
 
+def is_range(text: str) -> bool:
+    """Whether a flag's text is a search range: two numbers joined by .. (log: before them
+    for a log scale). A path such as folder:../data is not one."""
+    return _RANGE_RE.match(text.strip()) is not None
+
+
 def build(
     model: str | None,
     flags: list[tuple[str, str]],
@@ -88,6 +96,36 @@ def build(
     config_file: str | None = None,
 ) -> Grid:
     """The grid of `nnlab sweep MODEL --KEY=v1,v2 ...` from the flags as typed, in order."""
+    for key, text in flags:
+        if is_range(text):
+            raise NnlabError(
+                f"--{key}={text}: a range is drawn from by a search: add --search=tpe (or "
+                f"random) and --trials=N, or give a grid the values to try, e.g. --{key}=a,b"
+            )
+    the_grid = parse(model, flags, preset=preset, config_file=config_file)
+    axes, types = the_grid.axes, config.field_types(the_grid.cls)
+    lists = [k for k, t in flags if typing.get_origin(types.get(k)) is list and "," in t]
+    if not axes and lists:  # --hidden_dims=256,128,512 is one list value, not three
+        raise NnlabError(
+            f"nothing to sweep: --{lists[0]} is one list; sweep a list field as bracketed "
+            f"groups, e.g. --{lists[0]}=[256,128],[512]"
+        )
+    if not axes:
+        raise NnlabError(
+            "nothing to sweep: give at least one flag with several values, e.g. --beta=1,10"
+        )
+    return the_grid
+
+
+def parse(
+    model: str | None,
+    flags: list[tuple[str, str]],
+    *,
+    preset: str | None = None,
+    config_file: str | None = None,
+) -> Grid:
+    """The flags as typed, in order: fixed values into the base, several values as axes
+    (possibly none); the name checked."""
     cls, base = config.base_values(model, preset=preset, config_file=config_file)
     name = str(base.pop("name", "") or "")  # a config file's name names the sweep too
     seen: set[str] = set()
@@ -115,16 +153,6 @@ def build(
             base[key] = values[0]
         else:
             axes[key] = values
-    lists = [k for k, t in flags if typing.get_origin(types.get(k)) is list and "," in t]
-    if not axes and lists:  # --hidden_dims=256,128,512 is one list value, not three
-        raise NnlabError(
-            f"nothing to sweep: --{lists[0]} is one list; sweep a list field as bracketed "
-            f"groups, e.g. --{lists[0]}=[256,128],[512]"
-        )
-    if not axes:
-        raise NnlabError(
-            "nothing to sweep: give at least one flag with several values, e.g. --beta=1,10"
-        )
     check_name(name)
     return Grid(cls, base, axes, name)
 

@@ -177,6 +177,10 @@ class ClassifierFamily(Family):
         Column("ncm_accuracy", "NCM acc", "{:.1%}", True),
     )
 
+    def objective_terms(self, cfg: ClassifierConfig) -> dict[str, str]:
+        """The loss (lower is better) and the accuracy."""
+        return {"loss": "min", "acc": "max"}
+
     def check(self, cfg: ClassifierConfig, bad, choice) -> None:
         """What one field's range cannot say: the layer sizes' ends, the recorded layer
         within them, continual backprop only with hidden units."""

@@ -277,6 +277,36 @@ class Family:
     headline_key: str  # the final metric a run is known by, and its label
     headline_label: str
     sweep_columns: tuple[Column, ...]
+    # What a search may optimise (--metric), each with its better direction: the epoch
+    # line's terms (train_ for the loss terms, val_/test_ for the evaluation's numbers) and
+    # the latent metrics of the last snapshot.
+    latent_objectives: dict[str, str] = {
+        "overlap_max": "min",
+        "overlap_mean": "min",
+        "ncm_accuracy": "max",
+        "between_within": "max",
+    }
+
+    def objective_terms(self, cfg: Config) -> dict[str, str]:
+        """The loss and evaluation terms of an epoch line (without split) and their better
+        direction; those evaluation adds (not logged for train) are the family's eval_only."""
+        return {}
+
+    eval_only: tuple[str, ...] = ()
+
+    def objectives(self, cfg: Config) -> dict[str, str]:
+        """Every metric a search may optimise (--metric) for runs of cfg, with its better
+        direction (max or min): split_term of the last epoch, and the latent metrics of
+        the last snapshot when the run records one."""
+        out = {}
+        splits = ("train", "val", "test") if cfg.val_fraction else ("train", "test")
+        for split in splits:
+            for term, better in self.objective_terms(cfg).items():
+                if not (split == "train" and term in self.eval_only):
+                    out[f"{split}_{term}"] = better
+        if cfg.snapshot_every:
+            out.update(self.latent_objectives)
+        return out
 
     @property
     def spread(self) -> bool:

@@ -101,6 +101,17 @@ class VAEFamily(Family):
         Column("active_units", "active units", "{:.3g}", True),
     )
 
+    latent_objectives = {
+        **Family.latent_objectives,
+        "aggregate_kl_to_prior": "min",
+        "active_units": "max",
+    }
+    eval_only = ("elbo",)
+
+    def objective_terms(self, cfg: VAEConfig) -> dict[str, str]:
+        """The loss, its reconstruction and KL terms (lower is better), and the ELBO."""
+        return {"loss": "min", cfg.recon: "min", "kl": "min", "elbo": "max"}
+
     def check(self, cfg: VAEConfig, bad, choice) -> None:
         """A convolutional encoder needs images large enough for its strides."""
         side = vae_min_side(cfg.channels)

@@ -58,7 +58,7 @@ def _count(value) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-STATUSES = ("running", "finished", "interrupted", "diverged", "failed")
+STATUSES = ("running", "finished", "interrupted", "diverged", "failed", "pruned")
 _COUNTS = (
     "train_size",
     "val_size",
@@ -214,7 +214,15 @@ def check_meta(meta: dict, where) -> None:
         bad("sweep", "a sweep id and a point number")
 
 
-POINT_STATUSES = ("pending", "running", "finished", "interrupted", "diverged", "failed")
+POINT_STATUSES = (
+    "pending",
+    "running",
+    "finished",
+    "interrupted",
+    "diverged",
+    "failed",
+    "pruned",
+)
 
 
 def check_sweep(rec, where) -> None:
@@ -238,9 +246,16 @@ def check_sweep(rec, where) -> None:
         bad("'grid' should map each swept field to its values")
     if not isinstance(points, list):
         bad("'points' should be a list")
-    total = math.prod(len(v) for v in grid.values())
-    if len(points) != total:
-        bad(f"{len(points)} points for a grid of {total}")
+    plan = rec.get("search")
+    if plan is not None:
+        names = _check_search(plan, bad)
+        if grid or len(points) > plan["trials"]:
+            bad(f"{len(points)} points for a search of {plan['trials']} trials")
+    else:
+        names = set(grid)
+        total = math.prod(len(v) for v in grid.values())
+        if len(points) != total:
+            bad(f"{len(points)} points for a grid of {total}")
     settings = rec.get("settings")
     if settings is not None:
         ok = (
@@ -265,13 +280,47 @@ def check_sweep(rec, where) -> None:
             and isinstance(p.get("run"), str)
             and safe.match(p["run"]) is not None
             and isinstance(p.get("values"), dict)
-            and set(p["values"]) == set(grid)
+            and set(p["values"]) == names
+            and isinstance(p.get("value"), (int, float, type(None)))
+            and not isinstance(p.get("value"), bool)
             and p.get("status") in POINT_STATUSES
             and _count(p.get("attempts", 0)) == p.get("attempts", 0)
             and isinstance(p.get("error"), (str, type(None)))
         )
         if not ok:
             bad(f"point {i} should name a run id, its values, a status, attempts and error")
+
+
+def _check_search(plan, bad) -> set[str]:
+    """sweep.json's "search" (commands.search.Plan): the searched fields' names."""
+    ok = (
+        isinstance(plan, dict)
+        and plan.get("method") in ("random", "tpe")
+        and isinstance(plan.get("trials"), int)
+        and 1 <= plan["trials"] <= 100_000
+        and isinstance(plan.get("metric"), str)
+        and plan.get("direction") in ("max", "min")
+        and isinstance(plan.get("seed"), int)
+        and plan.get("prune") in ("none", "median", "asha")
+        and isinstance(plan.get("prune_every"), (int, float))
+        and isinstance(plan.get("space"), dict)
+        and plan["space"]
+    )
+    if not ok:
+        bad("'search' should be a method, trials, metric, direction, seed, pruner and space")
+    for key, d in plan["space"].items():
+        rng, choices = d.get("range") if isinstance(d, dict) else None, None
+        if isinstance(d, dict) and "choices" in d:
+            choices = d["choices"]
+        good = (
+            isinstance(rng, list)
+            and len(rng) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in rng)
+            and rng[0] < rng[1]
+        ) or (isinstance(choices, list) and choices)
+        if not good:
+            bad(f"search space of '{key}' should be a range lo < hi or a list of choices")
+    return set(plan["space"])
 
 
 def check_positions(ck: dict, where, n_train: int, steps_per_epoch: int) -> None:

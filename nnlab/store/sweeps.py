@@ -55,7 +55,8 @@ class Sweep(folders.Folder):
         if meta.get("sweep") != {"id": self.id, "point": index}:
             return "failed"  # a run that is not this point (a tampered sweep.json)
         status = run.status(meta)
-        return status if status in ("running", "finished", "diverged", "interrupted") else "failed"
+        known = ("running", "finished", "diverged", "interrupted", "pruned")
+        return status if status in known else "failed"
 
     def acquire(self) -> None:
         """Lock the sweep for running, or raise naming the holder; then remove what a write
@@ -70,6 +71,64 @@ class Sweep(folders.Folder):
         if self.lock:
             self.lock.release()
         self.lock = None
+
+
+# A search's points report their metric to the coordinator through files in the sweep
+# (every executor's workers see the sweep's folder: Ray's check that they do is
+# executors.check_storage): p<k>.report.json is the point's latest report, written by its
+# worker, and p<k>.decisions.json the coordinator's answers, by label. Answers are kept, so
+# a point resumed before a report it made earlier gets the same answer again.
+REPORTS = "reports"
+
+
+def _mail(sweep: Sweep, index: int, kind: str) -> Path:
+    folder = sweep.file(REPORTS)
+    folder.mkdir(exist_ok=True)
+    return folder / f"p{int(index)}.{kind}.json"
+
+
+def _read_mail(path: Path) -> dict | None:
+    import json
+
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # not written yet (each write is atomic: never half a file)
+    return obj if isinstance(obj, dict) else None
+
+
+def post_report(sweep: Sweep, index: int, label: int, value: float) -> None:
+    """A point's report: its metric `value` at `label` (training images seen)."""
+    import math
+
+    finite = isinstance(value, (int, float)) and math.isfinite(value)
+    write_json(_mail(sweep, index, "report"), {"label": label, "value": value if finite else None})
+
+
+def pending_report(sweep: Sweep, index: int) -> tuple[int, float] | None:
+    """Point index's report that has no answer yet, as (label, value; NaN if not finite)."""
+    report = _read_mail(_mail(sweep, index, "report"))
+    if report is None or not isinstance(report.get("label"), int):
+        return None
+    if answer(sweep, index, report["label"]) is not None:
+        return None
+    value = report.get("value")
+    return report["label"], float(value) if isinstance(value, (int, float)) else float("nan")
+
+
+def answer(sweep: Sweep, index: int, label: int) -> bool | None:
+    """The coordinator's answer to point index's report at label: prune it, or None yet."""
+    answers = _read_mail(_mail(sweep, index, "decisions")) or {}
+    value = answers.get(str(label))
+    return value if isinstance(value, bool) else None
+
+
+def post_answer(sweep: Sweep, index: int, label: int, prune: bool) -> None:
+    """The coordinator's answer to point index's report at label, kept beside the others."""
+    path = _mail(sweep, index, "decisions")
+    answers = _read_mail(path) or {}
+    answers[str(label)] = bool(prune)
+    write_json(path, answers)
 
 
 def point_run_id(sweep_id: str, index: int, total: int) -> str:

@@ -23,7 +23,7 @@ from nnlab.helpers.console import stderr_console, warn
 from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped
 from nnlab.helpers.progress import StopSignals, TrainProgress
 from nnlab.store import folders, metrics, record, schema
-from nnlab.training import data, health, tensorboard
+from nnlab.training import data, health, pruning, tensorboard
 from nnlab.training.cbp import ContinualBackprop
 from nnlab.training.models import build_model, loss_terms, make_optimizer
 from nnlab.training.snapshots import SnapshotWorker, choose_probe, encode_probe
@@ -90,6 +90,7 @@ class Trainer:
         splits: data.Splits,
         device: torch.device,
         console: Console | None = None,
+        reports: pruning.Reports | None = None,
     ):
         smoke = bool(os.environ.get(SMOKE_ENV))
         if smoke:
@@ -136,6 +137,7 @@ class Trainer:
         self.board: tensorboard.LiveBoard | None = None  # TensorBoard, while fit() runs with it on
         fault = os.environ.get(FAULT_NAN_ENV, "")
         self.nan_at_step = int(fault) if fault.isdigit() else -1
+        self.reports = reports  # a search's point: its metric reported to the pruner
 
     # ------------------------------------------------------------ state
 
@@ -303,6 +305,9 @@ class Trainer:
                         self.snapshot()
                     self.checkpoint()  # a run can always resume, even if killed at once
                 self.write_owed_copies()
+                if self.step and self.epoch < self.cfg.epochs:
+                    # resumed where a report was due: a kill may have come before it
+                    self.report(None)
                 while self.epoch < self.cfg.epochs:
                     self.train_epoch(bar)
                     last = self.end_epoch(bar)
@@ -338,6 +343,8 @@ class Trainer:
             bar.advance(self.step, values["loss"])
             if self.signals.received:
                 self._interrupted()
+            if self.reports is not None:
+                self.report(None)
             ces = cfg.checkpoint_every_steps
             if ces and self.step % ces == 0 and self.batch < self.steps_per_epoch:
                 self.checkpoint()
@@ -383,7 +390,28 @@ class Trainer:
         keep = bool(cfg.checkpoint_every) and self.epoch % cfg.checkpoint_every == 0
         self.checkpoint(final=done, keep_epoch=keep)
         bar.epoch(self.epoch, cfg.epochs, families.of(cfg).epoch_headline(line))
+        if not done:
+            self.report(line)
         return line
+
+    def report(self, line: dict | None) -> None:
+        """Where a report is due (pruning.Reports.label), the metric to the search's pruner;
+        a pruned run stops here at a checkpoint, marked pruned."""
+        if self.reports is None:
+            return
+        label = self.reports.label(
+            self.epoch, self.batch, self.cfg.batch_size, self.n_train, self.steps_per_epoch
+        )
+        if label is None:
+            return
+        if self.batch == 0 and line is None:  # an epoch's end, resumed: its line is logged
+            line = metrics.last_epoch(self.run.metrics)
+        value = self.measure(self.reports.metric, line)
+        prune = self.reports.decide(label, value, lambda: bool(self.signals.received))
+        if self.signals.received:
+            self._interrupted()
+        if prune:
+            self._pruned(value)
 
     def _epoch_line(self) -> dict:
         n = self.epoch_sums.pop("_n", 0.0) or 1.0
@@ -413,6 +441,35 @@ class Trainer:
             f"run {self.run.id} diverged: loss {loss} at step {self.step + 1}; kept the last "
             f"finite checkpoint (step {self.run.resumable_step()}). Try a smaller --lr.",
             exit_code=1,
+        )
+
+    def measure(self, metric: str, line: dict | None) -> float:
+        """A search's metric now: from the epoch line when it has it, else measured (an
+        evaluation of the split, the epoch's running mean of a training term, or the latent
+        metrics of the probe set encoded in one no-grad pass)."""
+        if line and metric in line:
+            return float(line[metric])
+        split, _, term = metric.partition("_")
+        if split in ("val", "test"):
+            x, y, _ = self.splits.split(split)
+            x = self.task_images(x, tasks.training(self.epoch, self.every))
+            return float(evaluate(self.model, self.cfg, x, y)[term])
+        if split == "train":
+            return float(self.epoch_sums[term] / self.epoch_sums["_n"])
+        return float(pruning.latent_now(self)[metric])
+
+    def _pruned(self, value: float) -> None:
+        if self.batch:  # an epoch's end has just been checkpointed
+            self.checkpoint()
+        self.run.update_meta(
+            status="pruned",
+            updated=folders.now_iso(),
+            ended=folders.now_iso(),
+            pruned={"step": self.step, "metric": self.reports.metric, "value": value},
+        )
+        raise pruning.Pruned(
+            f"run {self.run.id} pruned at step {self.step} (epoch {self.epoch}, "
+            f"{self.reports.metric} {value:.6g}); its checkpoint and recording are kept"
         )
 
     def _interrupted(self) -> None:

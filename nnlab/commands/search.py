@@ -1,0 +1,404 @@
+"""`nnlab sweep --search=random|tpe`: a search over a space of ranges and choices, its trials
+proposed by Optuna, each trained as an ordinary run (a point of the sweep), poor ones pruned.
+
+The study lives in the sweep's folder as Optuna's journal file (study.journal): an
+append-only log of every ask, report and tell, which this process (the coordinator, the
+only writer) repairs and reopens on `--resume`. sweep.json lists the points as they are
+asked (point k is trial k). A proposal depends only on the trials told before it and on
+(--search_seed, trial number): each ask gets a sampler seeded for its trial, so a resumed
+study proposes what the uninterrupted one would have (with --jobs=1, where every trial
+is told before the next is asked). Points report their metric to the pruner through
+files in the sweep (store.sweeps.post_report); each answer is kept, so a point resumed
+before a report it made gets the same answer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+from nnlab import families
+from nnlab.commands import executors
+from nnlab.config import space as spaces
+from nnlab.helpers.errors import NnlabError, did_you_mean
+from nnlab.helpers.options import text_of
+from nnlab.store import folders, sweeps
+
+METHODS = ("grid", "random", "tpe")
+PRUNERS = ("none", "median", "asha")
+OPTIONS = ("trials", "metric", "direction", "search_seed", "prune", "prune_every")
+DIRECTIONS = ("max", "min")
+OPTUNA_HINT = 'pip install -e ".[search]" (or pip install "nnlab[search]")'
+JOURNAL = "study.journal"
+ASHA_REDUCTION = 3  # each rung keeps the best third (ASHA's eta, as in its paper)
+MEDIAN_STARTUP = 5  # the median pruner waits for this many trials (Optuna's default)
+TPE_STARTUP_MAX = 10  # TPE's random start: Optuna's 10, or a quarter of a smaller study
+
+
+def optuna_module(method: str = "tpe"):
+    """Optuna, quiet (its log lines would go to stderr per trial); a one-line error naming
+    the extra when it is not installed."""
+    try:
+        import optuna
+    except ImportError:
+        raise NnlabError(
+            f"--search={method} needs Optuna, which is not installed: {OPTUNA_HINT}"
+        ) from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+@dataclasses.dataclass
+class Plan:
+    """What a search is, as typed and as sweep.json keeps it."""
+
+    method: str
+    trials: int
+    metric: str
+    direction: str
+    seed: int
+    prune: str
+    prune_every: float  # 0: epoch ends; >= 1: steps; < 1: a fraction of an epoch
+    space: dict  # config.space.Space.as_record()
+
+    def as_record(self) -> dict:
+        """The plan as sweep.json's "search"."""
+        return dataclasses.asdict(self)
+
+
+def plan(opts: dict, the_space: spaces.Space, first) -> Plan:
+    """The search's plan from the options typed, each checked (first: a trial's config)."""
+    method = str(opts.get("search", "grid"))
+    if method not in METHODS:
+        raise NnlabError(f"--search: unknown value '{method}'{did_you_mean(method, METHODS)}")
+    if "trials" not in opts:
+        raise NnlabError(f"--search={method} needs --trials=N: how many trials to run")
+    trials = _whole(opts["trials"], "trials", low=1)
+    if trials > 100_000:
+        raise NnlabError(f"--trials={trials}: at most 100,000")
+    objectives = families.of(first).objectives(first)
+    metric = str(opts.get("metric", families.of(first).headline_key))
+    if metric not in objectives:
+        raise NnlabError(
+            f"--metric={metric}: no {first.model} run writes it{did_you_mean(metric, objectives)}; "
+            f"these do: {', '.join(objectives)}"
+        )
+    direction = str(opts.get("direction", objectives[metric]))
+    if direction not in DIRECTIONS:
+        raise NnlabError(f"--direction={direction}: use max or min")
+    seed = _whole(opts.get("search_seed", 0), "search_seed", low=0)
+    prune = str(opts.get("prune", "none"))
+    if prune not in PRUNERS:
+        raise NnlabError(f"--prune: unknown value '{prune}'{did_you_mean(prune, PRUNERS)}")
+    every = 0.0
+    if "prune_every" in opts:
+        if prune == "none":
+            raise NnlabError("--prune_every applies with a pruner: add --prune=asha (or median)")
+        every = _every(str(opts["prune_every"]))
+    return Plan(method, trials, metric, direction, seed, prune, every, the_space.as_record())
+
+
+def _whole(text, key: str, low: int) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        value = low - 1
+    if value < low:
+        raise NnlabError(f"--{key}={text}: expected a whole number of at least {low}")
+    return value
+
+
+def _every(text: str) -> float:
+    """--prune_every: a whole number of steps, or a fraction of an epoch below 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (0 < value < 1 or (value >= 1 and value.is_integer())) or not math.isfinite(value):
+        raise NnlabError(
+            f"--prune_every={text}: give a whole number of steps (e.g. 50) or a fraction of "
+            "an epoch below 1 (e.g. 0.25)"
+        )
+    return value
+
+
+def check_options(opts: dict) -> None:
+    """Search options typed without a search: one line saying what they need."""
+    if str(opts.get("search", "grid")) != "grid":
+        return
+    given = [k for k in OPTIONS if k in opts]
+    if given:
+        raise NnlabError(
+            f"--{given[0]} applies to a search: add --search=tpe (or random) and give ranges, "
+            "e.g. --lr=log:1e-4..1e-2"
+        )
+
+
+def every_words(every: float) -> str:
+    """--prune_every in words."""
+    if not every:
+        return "each epoch's end"
+    if every >= 1:
+        return f"every {int(every)} steps and each epoch's end"
+    return f"every {every:g} of an epoch"
+
+
+# ---------------------------------------------------------------- the study
+
+
+class Study:
+    """A search's Optuna study in the sweep's journal file: asks, reports and tells."""
+
+    def __init__(self, sweep: sweeps.Sweep, the_plan: Plan):
+        optuna = optuna_module(the_plan.method)
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
+
+        self.optuna, self.plan = optuna, the_plan
+        self.params = spaces.from_record(the_plan.space)
+        path = sweep.file(JOURNAL)
+        _repair(path)
+        lock = JournalFileOpenLock(str(path) + ".lock", grace_period=30)
+        storage = JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+        direction = "maximize" if the_plan.direction == "max" else "minimize"
+        self.study = optuna.create_study(
+            study_name="nnlab", storage=storage, direction=direction, load_if_exists=True
+        )
+        self.dists = {k: distribution(optuna, p) for k, p in self.params.items()}
+
+    def trials(self) -> list:
+        """Every trial so far (Optuna's FrozenTrial), by number."""
+        return self.study.get_trials(deepcopy=False)
+
+    def ask(self) -> tuple[int, dict]:
+        """A new trial: its number and its config values."""
+        n = len(self.trials())
+        self.study.sampler = self._sampler(n)
+        trial = self.study.ask(self.dists)
+        return trial.number, values_of(self.params, trial.params)
+
+    def _sampler(self, n: int):
+        seed = (self.plan.seed * 1_000_003 + n) % 2**32
+        samplers = self.optuna.samplers
+        if self.plan.method == "random":
+            return samplers.RandomSampler(seed=seed)
+        import warnings
+
+        with warnings.catch_warnings():  # multivariate TPE is marked experimental
+            warnings.simplefilter("ignore")
+            return samplers.TPESampler(
+                seed=seed,
+                n_startup_trials=min(TPE_STARTUP_MAX, max(2, self.plan.trials // 4)),
+                multivariate=True,
+                constant_liar=True,
+            )
+
+    def _pruner(self):
+        pruners = self.optuna.pruners
+        if self.plan.prune == "median":
+            return pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP)
+        # ASHA's first rung: the first label any trial reported, kept in the study so that
+        # a resumed coordinator uses the same rungs
+        first = self.study.user_attrs.get("first_report")
+        return pruners.SuccessiveHalvingPruner(
+            min_resource=int(first), reduction_factor=ASHA_REDUCTION
+        )
+
+    def decide(self, number: int, label: int, value: float) -> bool:
+        """Trial `number` reported `value` at `label`: whether to prune it."""
+        frozen = self.trials()[number]
+        if frozen.state != self.optuna.trial.TrialState.RUNNING:
+            return False
+        if "first_report" not in self.study.user_attrs:
+            self.study.set_user_attr("first_report", int(label))
+        trial = self.optuna.trial.Trial(self.study, frozen._trial_id)
+        if label not in frozen.intermediate_values:
+            trial.report(value, label)
+        self.study.pruner = self._pruner()
+        return bool(trial.should_prune())
+
+    def tell(self, number: int, status: str, value: float | None) -> None:
+        """Trial `number` ended: finished (with its metric), pruned, or failed."""
+        states = self.optuna.trial.TrialState
+        if self.trials()[number].state != states.RUNNING:
+            return  # told before the coordinator was stopped
+        if status == "pruned":
+            self.study.tell(number, state=states.PRUNED)
+        elif status == "finished" and value is not None and math.isfinite(value):
+            self.study.tell(number, value)
+        else:
+            self.study.tell(number, state=states.FAIL)
+
+
+def _repair(path: Path) -> None:
+    """Cut a journal's last line if a kill left it half-written (the coordinator is its only
+    writer, under the sweep's lock): Optuna would refuse the next line after it."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
+def distribution(optuna, p):
+    """Optuna's distribution of a range or a list of choices (as texts: Optuna keeps
+    choices as plain values, and a list field's choice is a list)."""
+    d = optuna.distributions
+    if isinstance(p, spaces.Range):
+        if p.integer:
+            return d.IntDistribution(int(p.lo), int(p.hi), log=p.log)
+        return d.FloatDistribution(p.lo, p.hi, log=p.log)
+    return d.CategoricalDistribution([text_of(v) for v in p])
+
+
+def values_of(params: dict, drawn: dict) -> dict:
+    """A trial's config values from Optuna's params (choices back from their texts)."""
+    out = {}
+    for k, p in params.items():
+        v = drawn[k]
+        if isinstance(p, spaces.Range):
+            out[k] = int(v) if p.integer else float(v)
+        else:
+            out[k] = next(c for c in p if text_of(c) == v)
+    return out
+
+
+def final_value(sweep: sweeps.Sweep, run_id: str, metric: str) -> float | None:
+    """The metric of a finished point's run: its last epoch's, or its last snapshot's."""
+    from nnlab.analysis import cache
+    from nnlab.store import schema
+
+    try:
+        run = folders.open_run(run_id, sweep.root)
+        meta = run.meta()
+        final = meta.get("final") or {}
+        if isinstance(final.get(metric), (int, float)):
+            return float(final[metric])
+        cfg = run.config(meta)
+        arrays = families.of(cfg).arrays
+        latent = cache.last_metrics(run, arrays, schema.size_ceilings(cfg, meta)[1])
+        value = latent.get(metric)
+        return float(value) if isinstance(value, (int, float)) else None
+    except NnlabError:
+        return None
+
+
+# ---------------------------------------------------------------- the feed
+
+
+class SearchFeed(executors.Feed):
+    """A search's points for the executor: trials to go on with first, then one new trial
+    asked each time a worker is free; pruning answered while they run, tells as they end."""
+
+    def __init__(self, sweep: sweeps.Sweep, rec: dict, study: Study, todo: list[int]):
+        super().__init__(todo)
+        self.sweep, self.rec, self.study = sweep, rec, study
+        self.left = study.plan.trials - len(rec["points"])
+
+    def __len__(self) -> int:
+        return len(self.queue) + max(self.left, 0)
+
+    def take(self) -> int:
+        """A trial to go on with, else a new one, its point written to sweep.json first."""
+        if self.queue:
+            return self.queue.popleft()
+        number, values = self.study.ask()
+        points = self.rec["points"]
+        if number != len(points):  # never: the journal and sweep.json were reconciled
+            raise NnlabError(f"sweep {self.sweep.id}: trial {number} for point {len(points)}")
+        points.append(new_point(self.sweep.id, number, self.study.plan.trials, values))
+        self.rec["updated"] = folders.now_iso()
+        self.sweep.write_record(self.rec)
+        self.left -= 1
+        return number
+
+    def poll(self, running: list[int]) -> None:
+        """Answer the running points' reports."""
+        if self.study.plan.prune == "none":
+            return
+        for i in running:
+            report = sweeps.pending_report(self.sweep, i)
+            if report is not None:
+                label, value = report
+                prune = self.study.decide(i, label, value)
+                sweeps.post_answer(self.sweep, i, label, prune)
+
+    def in_flight(self, jobs: int) -> int:
+        """A search asks as workers free up: at most --jobs trials at once, on Ray too."""
+        return jobs
+
+    def ended(self, index: int, status: str) -> None:
+        """Tell the study how point index ended (an interrupted one goes on at --resume)."""
+        if status not in ("finished", "pruned", "failed", "diverged"):
+            return
+        point = self.rec["points"][index]
+        value = None
+        if status == "finished":
+            value = final_value(self.sweep, point["run"], self.study.plan.metric)
+            if value is None:
+                point["error"] = f"its run has no {self.study.plan.metric}"
+        self.study.tell(index, status, value)
+        frozen = self.study.trials()[index]
+        point["value"] = frozen.value if status == "finished" else _last_reported(frozen)
+
+    def reconcile(self) -> list[int]:
+        """On --resume: points for trials asked but not yet in sweep.json, tells the study
+        missed, and the trials to go on with."""
+        states = self.study.optuna.trial.TrialState
+        trials, points = self.study.trials(), self.rec["points"]
+        for t in trials[len(points) :]:
+            values = values_of(self.study.params, t.params)
+            points.append(new_point(self.sweep.id, t.number, self.study.plan.trials, values))
+        todo = []
+        for i, point in enumerate(points):
+            status = self.sweep.point_status(self.rec, i)
+            if trials[i].state == states.RUNNING:
+                if status in ("finished", "pruned", "diverged"):
+                    point["status"] = status
+                    self.ended(i, status)
+                else:
+                    point["status"] = status
+                    todo.append(i)
+            else:
+                told = point.get("status")
+                point["status"] = status if status in ("finished", "pruned", "diverged") else told
+                if point["status"] not in ("finished", "pruned", "diverged", "failed"):
+                    point["status"] = "failed"
+        self.queue.extend(todo)
+        self.left = self.study.plan.trials - len(points)
+        return todo
+
+
+def _last_reported(frozen) -> float | None:
+    if not frozen.intermediate_values:
+        return None
+    value = frozen.intermediate_values[max(frozen.intermediate_values)]
+    return value if math.isfinite(value) else None
+
+
+def new_point(sweep_id: str, number: int, trials: int, values: dict) -> dict:
+    """sweep.json's entry of a new trial's point."""
+    return {
+        "run": sweeps.point_run_id(sweep_id, number, trials),
+        "values": values,
+        "status": "pending",
+        "attempts": 0,
+        "error": None,
+        "value": None,
+    }
+
+
+def best(points: list[dict], direction: str) -> dict | None:
+    """The finished point with the best value (the first of equals), or None."""
+    done = [p for p in points if p.get("status") == "finished" and p.get("value") is not None]
+    if not done:
+        return None
+    sign = 1 if direction == "max" else -1
+    return max(done, key=lambda p: sign * p["value"])
+
+
+def check_available(method: str) -> None:
+    """Refuse a search before anything is written when Optuna is missing."""
+    if method != "grid":
+        optuna_module(method)
