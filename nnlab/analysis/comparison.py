@@ -38,7 +38,7 @@ def describe(sweep_id: str, runs_dir=None) -> dict:
     counts: dict[str, int] = {}
     for p in points:
         counts[p["status"]] = counts.get(p["status"], 0) + 1
-    return {
+    out = {
         "id": sweep.id,
         "path": str(sweep.path),
         "kind": "sweep",
@@ -54,6 +54,11 @@ def describe(sweep_id: str, runs_dir=None) -> dict:
         "points": points,
         "seed_groups": seed_groups(rec["grid"], points, [c.key for c in columns]),
     }
+    if rec.get("search"):
+        from nnlab.analysis import trials
+
+        out["search"] = trials.describe(sweep, rec, points)
+    return out
 
 
 def _sweep_status(rec: dict, points: list[dict]) -> str:
@@ -159,6 +164,8 @@ def list_sweeps(runs_dir=None) -> list[dict]:
                 "points": len(statuses),
                 "finished": statuses.count("finished"),
                 "grid": {k: len(v) for k, v in rec["grid"].items()},
+                "search": (rec.get("search") or {}).get("method"),
+                "trials": (rec.get("search") or {}).get("trials"),
                 "status": "running" if _locked(sweep) else rec.get("status"),
                 "created": rec.get("created"),
             }
@@ -180,7 +187,12 @@ def _fmt(col: Column, value) -> str:
 
 
 def render(d: dict, color: bool = False) -> str:
-    """A sweep as text: what it is, a row per point, and the seed-pooled rows."""
+    """A sweep as text: what it is, a row per point, and the seed-pooled rows (a search:
+    its trials, best trial and importances, analysis.trials)."""
+    if "search" in d:
+        from nnlab.analysis import trials
+
+        return trials.render(d, d["search"], color)
     columns = [c for c in families.get(d["model"]).sweep_columns if c.key in d["columns"]]
     fields = list(d["grid"])
     counts = ", ".join(f"{n} {s}" for s, n in sorted(d["counts"].items()))
@@ -227,6 +239,8 @@ def render_list(rows: list[dict], color: bool = False) -> str:
             cells.append([r["id"], "-", "-", "-", "damaged", "-"])
             continue
         grid = " × ".join(f"{n} {k}" for k, n in r["grid"].items())
+        if r.get("search"):
+            grid = f"{r['search']} search, {r['trials']} trials"
         cells.append(
             [
                 r["id"],

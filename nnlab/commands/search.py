@@ -22,7 +22,6 @@ from nnlab import families
 from nnlab.commands import executors
 from nnlab.config import space as spaces
 from nnlab.helpers.errors import NnlabError, did_you_mean
-from nnlab.helpers.options import text_of
 from nnlab.store import folders, sweeps
 
 METHODS = ("grid", "random", "tpe")
@@ -164,7 +163,7 @@ class Study:
         self.study = optuna.create_study(
             study_name="nnlab", storage=storage, direction=direction, load_if_exists=True
         )
-        self.dists = {k: distribution(optuna, p) for k, p in self.params.items()}
+        self.dists = {k: spaces.distribution(optuna, p) for k, p in self.params.items()}
 
     def trials(self) -> list:
         """Every trial so far (Optuna's FrozenTrial), by number."""
@@ -175,7 +174,7 @@ class Study:
         n = len(self.trials())
         self.study.sampler = self._sampler(n)
         trial = self.study.ask(self.dists)
-        return trial.number, values_of(self.params, trial.params)
+        return trial.number, spaces.values_of(self.params, trial.params)
 
     def _sampler(self, n: int):
         seed = (self.plan.seed * 1_000_003 + n) % 2**32
@@ -239,29 +238,6 @@ def _repair(path: Path) -> None:
     if data and not data.endswith(b"\n"):
         with open(path, "r+b") as f:
             f.truncate(data.rfind(b"\n") + 1)
-
-
-def distribution(optuna, p):
-    """Optuna's distribution of a range or a list of choices (as texts: Optuna keeps
-    choices as plain values, and a list field's choice is a list)."""
-    d = optuna.distributions
-    if isinstance(p, spaces.Range):
-        if p.integer:
-            return d.IntDistribution(int(p.lo), int(p.hi), log=p.log)
-        return d.FloatDistribution(p.lo, p.hi, log=p.log)
-    return d.CategoricalDistribution([text_of(v) for v in p])
-
-
-def values_of(params: dict, drawn: dict) -> dict:
-    """A trial's config values from Optuna's params (choices back from their texts)."""
-    out = {}
-    for k, p in params.items():
-        v = drawn[k]
-        if isinstance(p, spaces.Range):
-            out[k] = int(v) if p.integer else float(v)
-        else:
-            out[k] = next(c for c in p if text_of(c) == v)
-    return out
 
 
 def final_value(sweep: sweeps.Sweep, run_id: str, metric: str) -> float | None:
@@ -348,7 +324,7 @@ class SearchFeed(executors.Feed):
         states = self.study.optuna.trial.TrialState
         trials, points = self.study.trials(), self.rec["points"]
         for t in trials[len(points) :]:
-            values = values_of(self.study.params, t.params)
+            values = spaces.values_of(self.study.params, t.params)
             points.append(new_point(self.sweep.id, t.number, self.study.plan.trials, values))
         todo = []
         for i, point in enumerate(points):
@@ -387,15 +363,6 @@ def new_point(sweep_id: str, number: int, trials: int, values: dict) -> dict:
         "error": None,
         "value": None,
     }
-
-
-def best(points: list[dict], direction: str) -> dict | None:
-    """The finished point with the best value (the first of equals), or None."""
-    done = [p for p in points if p.get("status") == "finished" and p.get("value") is not None]
-    if not done:
-        return None
-    sign = 1 if direction == "max" else -1
-    return max(done, key=lambda p: sign * p["value"])
 
 
 def check_available(method: str) -> None:

@@ -231,9 +231,10 @@ def summarize(
         if run_id is None:
             raise NnlabError("--plot needs a run id: nnlab summary RUN_ID --plot")
         if sweeps.is_sweep(run_id, runs_dir):
-            from nnlab.render.sweepplot import plot_sweep
+            from nnlab.render.sweepplot import plot_search, plot_sweep
 
-            return str(plot_sweep(comparison.describe(run_id, runs_dir), runs_dir))
+            d = comparison.describe(run_id, runs_dir)
+            return str(plot_search(d) if "search" in d else plot_sweep(d, runs_dir))
         from nnlab.render.metrics import plot_metrics
 
         return str(plot_metrics(run_id, runs_dir))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from nnlab.analysis import trials
 from nnlab.commands import executors, search
 from nnlab.commands.worker import run_point_task
 from nnlab.config import config, grid, space
@@ -368,7 +369,7 @@ def _outcome(sweep: sweeps.Sweep, rec: dict, seconds: float, console: Console) -
             for s in ("finished", "pruned", "diverged", "failed")
             if (n := sum(p["status"] == s for p in points))
         )
-        top = search.best(points, plan["direction"])
+        top = trials.best(points, plan["direction"])
         console.print(
             f"search {sweep.id}: {len(points)} trials ({counts}) in {clock}; best: "
             f"{top['run']}, {plan['metric']} {top['value']:.6g} with "

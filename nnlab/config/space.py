@@ -166,3 +166,26 @@ def build(
             "(e.g. --activation=relu,silu)"
         )
     return Space(parsed.cls, parsed.base, params, parsed.name)
+
+
+def distribution(optuna, p):
+    """Optuna's distribution of a range or a list of choices (as texts: Optuna keeps
+    choices as plain values, and a list field's choice is a list)."""
+    d = optuna.distributions
+    if isinstance(p, Range):
+        if p.integer:
+            return d.IntDistribution(int(p.lo), int(p.hi), log=p.log)
+        return d.FloatDistribution(p.lo, p.hi, log=p.log)
+    return d.CategoricalDistribution([text_of(v) for v in p])
+
+
+def values_of(params: dict, drawn: dict) -> dict:
+    """A trial's config values from Optuna's params (choices back from their texts)."""
+    out = {}
+    for k, p in params.items():
+        v = drawn[k]
+        if isinstance(p, Range):
+            out[k] = int(v) if p.integer else float(v)
+        else:
+            out[k] = next(c for c in p if text_of(c) == v)
+    return out

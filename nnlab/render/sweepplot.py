@@ -106,3 +106,99 @@ def plot_sweep(d: dict, runs_dir=None) -> Path:
     path = write_png(folder / "sweep-metrics.png", figure_to_array(fig))
     plt.close(fig)
     return path
+
+
+def plot_search(d: dict) -> Path:
+    """Write <sweep>/media/search.png: the optimisation history (each trial's metric, the
+    best so far) and the metric against each searched field; return its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nnlab.config import space as spaces
+    from nnlab.helpers.errors import NnlabError
+    from nnlab.render.gif import figure_to_array, write_png
+
+    s = d["search"]
+    plan, trials = s["plan"], s["trials"]
+    metric, sign = plan["metric"], (1 if plan["direction"] == "max" else -1)
+    done = [t for t in trials if t["status"] == "finished" and t["value"] is not None]
+    pruned = [t for t in trials if t["status"] == "pruned" and t["value"] is not None]
+    if not done:
+        raise NnlabError(f"search {d['id']}: no trial has finished yet; nothing to plot")
+    params = spaces.from_record(plan["space"])
+    n = 1 + len(params)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.2 * rows + 0.4), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_axis_off()
+    label = TITLES.get(metric, metric)
+    # the scale follows the finished trials: a diverging pruned trial would flatten them
+    lo, hi = min(t["value"] for t in done), max(t["value"] for t in done)
+    pad = (hi - lo) * 0.6 or abs(hi) * 0.05 or 1.0
+    ylim = (lo - pad, hi + pad)
+
+    def clip(v):
+        return min(max(v, ylim[0]), ylim[1])
+
+    ax = axes.flat[0]
+    ax.scatter([t["index"] for t in done], [t["value"] for t in done], s=18, label="finished")
+    if pruned:
+        ax.scatter(
+            [t["index"] for t in pruned],
+            [clip(t["value"]) for t in pruned],
+            s=18,
+            facecolors="none",
+            edgecolors="tab:gray",
+            label="pruned (last report)",
+        )
+    best, xs, ys = None, [], []
+    for t in sorted(done, key=lambda t: t["index"]):
+        if best is None or sign * t["value"] > sign * best:
+            best = t["value"]
+        xs.append(t["index"])
+        ys.append(best)
+    xs.append(max(t["index"] for t in trials))
+    ys.append(best)
+    ax.step(xs, ys, where="post", color="tab:red", lw=1.2, label="best so far")
+    ax.set_xlabel("trial", fontsize=9)
+    ax.set_title(f"optimisation history · {label}", fontsize=9)
+    ax.legend(fontsize=7)
+    for ax, (field, p) in zip(axes.flat[1:], params.items(), strict=False):
+        ranged = isinstance(p, spaces.Range)
+        choices = None if ranged else [text_of(c) for c in p]
+
+        def pos(t, field=field, choices=choices):
+            v = t["values"][field]
+            return v if choices is None else choices.index(text_of(v))
+
+        ax.scatter([pos(t) for t in done], [t["value"] for t in done], s=18)
+        if pruned:
+            ax.scatter(
+                [pos(t) for t in pruned],
+                [clip(t["value"]) for t in pruned],
+                s=18,
+                facecolors="none",
+                edgecolors="tab:gray",
+            )
+        if ranged and p.log:
+            ax.set_xscale("log")
+        if choices is not None:
+            ax.set_xticks(range(len(choices)), choices)
+        ax.set_xlabel(field, fontsize=9)
+        ax.set_title(f"{label} against {field}", fontsize=9)
+    for ax in axes.flat[:n]:
+        ax.set_ylim(*ylim)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=8)
+    fig.suptitle(
+        f"{d['id']} · {plan['method']} · {len(done)} finished, {len(pruned)} pruned", fontsize=10
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    folder = Path(d["path"]) / "media"
+    folder.mkdir(exist_ok=True)
+    path = write_png(folder / "search.png", figure_to_array(fig))
+    plt.close(fig)
+    return path

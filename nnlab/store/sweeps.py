@@ -192,6 +192,23 @@ def list_sweep_ids(runs_dir: str | Path | None = None) -> list[str]:
     return folders.ids_holding(runs_dir, folders.SWEEP_FILE)
 
 
+def ranked(rec: dict) -> list[dict]:
+    """A sweep's points in the order commands show them side by side: a grid's in grid
+    order; a search's best first (finished by their metric, then pruned ones by their
+    last report, then the rest)."""
+    plan = rec.get("search")
+    if not plan:
+        return list(rec["points"])
+    sign = -1 if plan["direction"] == "max" else 1
+
+    def key(p):
+        group = {"finished": 0, "pruned": 1}.get(p["status"], 2)
+        value = p.get("value")
+        return (group, value is None, sign * value if value is not None else 0.0)
+
+    return sorted(rec["points"], key=key)
+
+
 MAX_SIDE_BY_SIDE = 16  # runs drawn side by side (animate's panels, the report's columns)
 
 
@@ -215,7 +232,7 @@ def expand_sweeps(ids: list[str], runs_dir, usable) -> Expansion:
             continue
         sweep = open_sweep(item, runs_dir)
         first = sweep if k == 0 else first
-        points = [p["run"] for p in sweep.record()["points"]]
+        points = [p["run"] for p in ranked(sweep.record())]
         kept = [r for r in points if usable(sweep.root / r)]
         if len(kept) < len(points):
             partial.append((sweep, len(kept), len(points)))
