@@ -160,8 +160,8 @@ COMMANDS = {
                         "none",
                         str,
                         "stop poor trials early: median (below the median of earlier trials "
-                        "at the same point) or asha (successive halving, each rung keeps a "
-                        "third); pruned runs stay usable",
+                        "at the same point) or asha (asynchronous successive halving: each rung "
+                        "keeps the best quarter); pruned runs stay usable",
                         choices="nnlab.commands.search:PRUNERS",
                     ),
                     Option(

@@ -1,0 +1,152 @@
+"""A search against a grid, side by side in one invocation: the reference VAE (`nnlab
+train vae`: one epoch of the bundled MNIST sample per point), lr on a log scale from 1e-4
+to 1e-1 and batch_size from 16 to 256.
+
+1. A 7 x 7 grid: lr 1e-4, 3.2e-4, ..., 1e-1 (half decades), batch_size 16, 25, 40, 64,
+   102, 161, 256 (log-spaced), every point to the end of its epoch.
+2. `--search=tpe --prune=asha --prune_every=0.25` over the same box (log:1e-4..1e-1,
+   log:16..256) with one worker, so that its proposals are reproducible, for each
+   --search_seed asked.
+
+Reported for each: trials, training steps (every step of every run, pruned ones' too,
+from their meta.json), best test ELBO; for a search, its gap to the grid's best, the
+steps it used as a share of the grid's, and the trial (and steps so far) at which it
+first came within 1% of the grid's best.
+
+    python benchmarks/search.py [--trials=15] [--seeds=0,1,2,3,4] [--json]
+
+Training steps, not seconds, are the budget compared: they do not depend on how loaded
+the machine is (the wall times are printed too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BASE = ["vae", "--dataset=mnist-sample"]
+LRS = [f"{10 ** (-4 + k / 2):.3g}" for k in range(7)]
+BATCHES = [round(16 * 2 ** (4 * k / 6)) for k in range(7)]
+WITHIN = 0.01
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def nnlab(*args: str, runs: Path) -> str:
+    """Run nnlab (progress to our stderr); its stdout."""
+    env = {**os.environ, "NNLAB_RUNS_DIR": str(runs)}
+    cmd = [sys.executable, "-m", "nnlab", *args, f"--runs_dir={runs}"]
+    out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
+    return out.stdout.strip()
+
+
+def measure(sweep_id: str, runs: Path) -> dict:
+    """Trials, steps and values of a sweep, from its sweep.json and its runs' meta.json."""
+    rec = json.loads((runs / sweep_id / "sweep.json").read_text())
+    rows = []
+    for p in rec["points"]:
+        meta = json.loads((runs / p["run"] / "meta.json").read_text())
+        value = (meta.get("final") or {}).get("test_elbo") if p["status"] == "finished" else None
+        rows.append({"status": p["status"], "steps": meta["steps_done"], "value": value})
+    values = [r["value"] for r in rows if r["value"] is not None]
+    return {
+        "trials": len(rows),
+        "finished": sum(r["status"] == "finished" for r in rows),
+        "pruned": sum(r["status"] == "pruned" for r in rows),
+        "steps": sum(r["steps"] for r in rows),
+        "best": max(values),
+        "rows": rows,
+    }
+
+
+def first_within(rows: list[dict], target: float) -> tuple[int | None, int | None]:
+    """The trial (1-based) at which the best so far came within WITHIN of target, and the
+    steps spent up to and including it."""
+    steps = 0
+    for k, r in enumerate(rows, 1):
+        steps += r["steps"]
+        if r["value"] is not None and r["value"] >= target * (1 + WITHIN):  # ELBO < 0
+            return k, steps
+    return None, None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=15)
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="nnlab-search-"))
+    out: dict = {}
+    t0 = time.perf_counter()
+    grid_id = nnlab(
+        "sweep",
+        *BASE,
+        f"--lr={','.join(LRS)}",
+        f"--batch_size={','.join(map(str, BATCHES))}",
+        "--jobs=2",
+        runs=root / "grid",
+    )
+    out["grid"] = {**measure(grid_id, root / "grid"), "seconds": time.perf_counter() - t0}
+    target = out["grid"]["best"]
+    out["searches"] = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        t0 = time.perf_counter()
+        runs = root / f"tpe-{seed}"
+        sid = nnlab(
+            "sweep",
+            *BASE,
+            "--search=tpe",
+            f"--trials={args.trials}",
+            "--lr=log:1e-4..1e-1",
+            "--batch_size=log:16..256",
+            "--prune=asha",
+            "--prune_every=0.25",
+            f"--search_seed={seed}",
+            "--jobs=1",
+            runs=runs,
+        )
+        m = measure(sid, runs)
+        k, steps = first_within(m["rows"], target)
+        m.update(
+            seed=seed,
+            seconds=time.perf_counter() - t0,
+            gap=(target - m["best"]) / abs(target),
+            share=m["steps"] / out["grid"]["steps"],
+            within_at_trial=k,
+            within_at_steps=steps,
+        )
+        out["searches"].append(m)
+    if args.json:
+        print(json.dumps({k: v for k, v in out.items()}, indent=2, default=str))
+        return
+    g = out["grid"]
+    print(
+        f"grid 7x7: {g['trials']} trials, {g['steps']:,} steps, best test ELBO {g['best']:.2f}, "
+        f"{g['seconds']:.0f} s"
+    )
+    for m in out["searches"]:
+        within = (
+            f"within 1% at trial {m['within_at_trial']} ({m['within_at_steps']:,} steps, "
+            f"{m['within_at_steps'] / g['steps']:.0%} of the grid's)"
+            if m["within_at_trial"]
+            else "never within 1%"
+        )
+        print(
+            f"tpe+asha seed {m['seed']}: {m['trials']} trials ({m['finished']} finished, "
+            f"{m['pruned']} pruned), {m['steps']:,} steps ({m['share']:.0%} of the grid's), "
+            f"best {m['best']:.2f} ({m['gap']:+.2%} from the grid's), {within}, "
+            f"{m['seconds']:.0f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""`nnlab sweep --search=random|tpe`: trials proposed by Optuna and trained as runs, poor ones
+pruned, the study resumed after its coordinator is killed (the same proposals), the
+summary, plot and report of a search, and bad input refused before anything is written."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nnlab.commands import search
+from nnlab.store import folders, sweeps
+from tests.conftest import FAST
+from tests.test_reliability import _spawn
+
+pytest.importorskip("optuna")
+
+SMALL = ["--hidden_dims=[32]", "--snapshot_every=9"]
+SEARCH = [
+    "sweep",
+    "vae",
+    *FAST,
+    *SMALL,
+    "--search=tpe",
+    "--lr=log:1e-3..3e-2",
+    "--batch_size=log:32..128",
+    "--prune=asha",
+    "--prune_every=0.25",
+    "--search_seed=5",
+]
+
+
+def _record(runs: Path, sweep_id: str) -> dict:
+    return json.loads((runs / sweep_id / "sweep.json").read_text())
+
+
+def _assert_study_whole(runs: Path, sweep_id: str, trials: int) -> dict:
+    """Every trial asked once, told once, one point each, every run as its point says."""
+    rec = _record(runs, sweep_id)
+    assert rec["status"] == "finished" and len(rec["points"]) == trials
+    runs_ids = [p["run"] for p in rec["points"]]
+    assert len(set(runs_ids)) == trials
+    study = search.Study(sweeps.open_sweep(sweep_id, runs), search.Plan(**rec["search"]))
+    numbers = [t.number for t in study.trials()]
+    assert numbers == list(range(trials))  # no trial index twice, none lost
+    for point, t in zip(rec["points"], study.trials(), strict=True):
+        assert t.state.name == {"finished": "COMPLETE", "pruned": "PRUNED"}[point["status"]]
+        meta = folders.open_run(point["run"], runs).meta()
+        assert meta["status"] == point["status"]
+        lr, bs = point["values"]["lr"], point["values"]["batch_size"]
+        assert 1e-3 <= lr <= 3e-2 and 32 <= bs <= 128 and isinstance(bs, int)
+        assert t.params == {"lr": lr, "batch_size": bs}
+        if point["status"] == "finished":
+            assert (runs / point["run"] / "checkpoints" / "final.pt").exists()
+            assert point["value"] == pytest.approx(meta["final"]["test_elbo"]) == t.value
+    return rec
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A finished search of 6 trials, two workers: (runs dir, sweep id, stderr)."""
+    runs = tmp_path_factory.mktemp("search") / "runs"
+    p = _spawn([*SEARCH, "--trials=6", "--jobs=2"], runs)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    return runs, out.strip(), err
+
+
+@pytest.mark.slow
+def test_a_search_trains_its_trials_as_runs_and_prunes(searched):
+    runs, sweep_id, err = searched
+    rec = _assert_study_whole(runs, sweep_id, 6)
+    statuses = [p["status"] for p in rec["points"]]
+    assert "finished" in statuses and "pruned" in statuses
+    assert rec["search"] == {
+        "method": "tpe",
+        "trials": 6,
+        "metric": "test_elbo",
+        "direction": "max",
+        "seed": 5,
+        "prune": "asha",
+        "prune_every": 0.25,
+        "space": {
+            "lr": {"range": [1e-3, 3e-2], "log": True, "int": False},
+            "batch_size": {"range": [32.0, 128.0], "log": True, "int": True},
+        },
+    }
+    assert sweep_id.startswith("sweep-vae-") and (runs / sweep_id / search.JOURNAL).exists()
+    best = max((p for p in rec["points"] if p["status"] == "finished"), key=lambda p: p["value"])
+    assert f"best: {best['run']}, test_elbo {best['value']:.6g}" in err
+    for p in rec["points"]:  # a pruned point stopped at a checkpoint, before its end
+        meta = folders.open_run(p["run"], runs).meta()
+        if p["status"] == "pruned":
+            assert meta["resumable_step"] == meta["steps_done"] < meta["steps_per_epoch"]
+            assert meta["pruned"]["metric"] == "test_elbo"
+
+
+@pytest.mark.slow
+def test_summary_of_a_search(searched, nnlab, monkeypatch):
+    runs, sweep_id, _ = searched
+    monkeypatch.setenv("NNLAB_RUNS", str(runs))
+    rec = _record(runs, sweep_id)
+    r = nnlab("summary", sweep_id)
+    assert r.code == 0, r.err
+    text = r.out
+    assert text.startswith(f"search {sweep_id} · vae · tpe · 6 of 6 trials")
+    assert "space: lr log:0.001..0.03 · batch_size log:32..128 · metric test_elbo (max)" in text
+    header = "trial\trun\tlr\tbatch_size\tstatus\tepochs\tsteps\ttest_elbo"
+    assert header in text
+    rows = [ln.split("\t") for ln in text.splitlines() if ln[:1].isdigit()]
+    assert [row[1] for row in rows] == [p["run"] for p in rec["points"]]
+    steps = [folders.open_run(p["run"], runs).meta()["steps_done"] for p in rec["points"]]
+    assert [int(row[6]) for row in rows] == steps
+    assert f"training steps: {sum(steps):,} in all" in text
+    best = max((p for p in rec["points"] if p["status"] == "finished"), key=lambda p: p["value"])
+    assert f"best: trial {rec['points'].index(best)} ({best['run']})" in text
+    d = nnlab("summary", sweep_id, "--json").json()
+    assert d["search"]["best"]["run"] == best["run"]
+    imp = d["search"]["importance"]
+    if sum(p["status"] == "finished" for p in rec["points"]) >= 3:
+        assert set(imp["values"]) == {"lr", "batch_size"}
+        assert sum(imp["values"].values()) == pytest.approx(1.0)
+    else:
+        assert "needs 3 finished trials" in imp["note"]
+    plot = nnlab("summary", sweep_id, "--plot")
+    assert plot.code == 0 and plot.out.strip().endswith("media/search.png")
+    assert nnlab("summary").out.count("tpe search, 6 trials") == 1
+
+
+@pytest.mark.slow
+def test_report_and_animate_show_the_best_trials_first(searched, nnlab, monkeypatch):
+    runs, sweep_id, _ = searched
+    monkeypatch.setenv("NNLAB_RUNS", str(runs))
+    rec = _record(runs, sweep_id)
+    order = [p["run"] for p in sweeps.ranked(rec)]
+    finished = [p for p in rec["points"] if p["status"] == "finished"]
+    best_first = sorted(finished, key=lambda p: -p["value"])
+    assert order[: len(finished)] == [p["run"] for p in best_first]
+    r = nnlab("report", sweep_id)
+    assert r.code == 0, r.err
+    page = Path(r.out.strip()).read_text()
+    positions = [page.index(run) for run in order]
+    assert positions == sorted(positions)
+    assert nnlab("animate", sweep_id).code == 0
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_coordinator_then_resume_proposes_what_an_uninterrupted_search_would(
+    nnlab, runs, tmp_path
+):
+    args = [*SEARCH, "--trials=6", "--jobs=1"]
+    ref_runs = tmp_path / "reference"
+    ref = _spawn(args, ref_runs)
+    out, err = ref.communicate(timeout=300)
+    assert ref.returncode == 0, err
+    reference = _record(ref_runs, out.strip())
+
+    p = _spawn(args, runs)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill it once two trials have ended, mid-third
+        ids = sweeps.list_sweep_ids(runs)
+        if (
+            ids
+            and sum(q["status"] in ("finished", "pruned") for q in _record(runs, ids[0])["points"])
+            >= 2
+        ):
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=60)
+    (sweep_id,) = sweeps.list_sweep_ids(runs)
+    before = _record(runs, sweep_id)
+    assert before["status"] == "running" and len(before["points"]) < 6  # it was cut short
+    time.sleep(1)  # its worker, told by the kernel, stops at its next step
+    r = nnlab("sweep", "--resume", sweep_id)
+    assert r.code == 0 and r.out.strip() == sweep_id, r.err
+    rec = _assert_study_whole(runs, sweep_id, 6)
+    for a, b in zip(rec["points"], reference["points"], strict=True):
+        assert a["values"] == b["values"] and a["status"] == b["status"]
+        assert a["value"] == pytest.approx(b["value"], rel=1e-9)
+    again = nnlab("sweep", "--resume", sweep_id)  # nothing left: no trial asked twice
+    assert again.code == 0 and len(_record(runs, sweep_id)["points"]) == 6
+
+
+def test_a_random_search_of_two_trials_end_to_end(nnlab, runs):
+    r = nnlab(
+        "sweep",
+        "classifier",
+        *FAST,
+        "--sizes=784,16,10",
+        "--epochs=1",
+        "--search=random",
+        "--trials=2",
+        "--lr=0.01..0.5",
+        "--activation=relu,sigmoid",
+        "--metric=test_acc",
+        "--jobs=2",
+    )
+    assert r.code == 0, r.err
+    sweep_id = r.out.strip()
+    rec = _record(runs, sweep_id)
+    assert [p["status"] for p in rec["points"]] == ["finished", "finished"]
+    for p in rec["points"]:
+        assert 0.01 <= p["values"]["lr"] <= 0.5 and p["values"]["activation"] in ("relu", "sigmoid")
+        cfg = folders.open_run(p["run"], runs).config()
+        assert (cfg.lr, cfg.activation) == (p["values"]["lr"], p["values"]["activation"])
+        assert 0 < p["value"] <= 1
+    assert not (runs / sweep_id / sweeps.REPORTS).exists()  # no pruner: no reports
+    s = nnlab("summary", sweep_id)
+    assert s.code == 0 and "random" in s.out and "needs 3 finished trials (2 so far)" in s.out
+
+
+def test_dry_run_prints_the_space_and_writes_nothing(nnlab, runs):
+    r = nnlab(
+        "sweep",
+        "vae",
+        "--search=tpe",
+        "--trials=9",
+        "--lr=log:1e-4..1e-1",
+        "--activation=relu,silu",
+        "--dry_run",
+    )
+    assert r.code == 0, r.err
+    assert r.out.splitlines() == ["field\tspace", "lr\tlog:0.0001..0.1", "activation\t{relu, silu}"]
+    assert "tpe search of vae: 9 trials" in r.err and "nothing written" in r.err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--activation=1..2"], "a range needs a number field, and activation is text"),
+        (["--deterministic=0..1"], "deterministic is true or false"),
+        (["--lr=1e-2..1e-3"], "--lr=1e-2..1e-3: lo must be below hi, e.g. --lr=0.001..0.01"),
+        (["--lr=log:0..1e-2"], "a log-scale range needs lo > 0"),
+        (["--lr=1e-4..1e-2", "--metric=test_acc"], "--metric=test_acc: no vae run writes it"),
+        (["--lr=1e-4..1e-2", "--trials=0"], "--trials=0: expected a whole number of at least 1"),
+        (["--lr=1e-4..1e-2", "--direction=up"], "--direction"),
+        (["--lr=1e-4..1e-2", "--prune_every=0.5"], "--prune_every applies with a pruner"),
+        (["--lr=1e-4..1e-2", "--prune=asha", "--prune_every=1.5"], "--prune_every=1.5"),
+        (["--lr=1e-4..1e-2", "--prune=hyperband"], "--prune"),
+        (["--epochs=2"], "nothing to search"),
+    ],
+)
+def test_bad_search_input_is_one_line_and_writes_nothing(nnlab, runs, args, words):
+    trials = [] if any(a.startswith("--trials") for a in args) else ["--trials=3"]
+    r = nnlab("sweep", "vae", "--search=tpe", *trials, *args)
+    assert r.code == 2, r.err
+    assert words in r.err and r.err.count("\n") == 1, r.err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_an_unknown_metric_lists_the_ones_runs_write(nnlab, runs):
+    r = nnlab("sweep", "vae", "--search=tpe", "--trials=3", "--lr=1e-4..1e-2", "--metric=elbo")
+    assert r.code == 2 and r.err.count("\n") == 1
+    assert "did you mean" in r.err and "test_elbo" in r.err
+    assert (
+        "these do: train_loss, train_bce, train_kl, val_loss" in r.err and "ncm_accuracy" in r.err
+    )
+
+
+def test_search_options_and_ranges_need_a_search(nnlab, runs):
+    r = nnlab("sweep", "vae", "--lr=1e-4..1e-2")
+    assert r.code == 2 and "add --search=tpe (or random)" in r.err and r.err.count("\n") == 1
+    r = nnlab("sweep", "vae", "--beta=1,2", "--trials=5")
+    assert r.code == 2 and "--trials applies to a search" in r.err
+    r = nnlab("sweep", "vae", "--search=tpe", "--lr=1e-4..1e-2")
+    assert r.code == 2 and "needs --trials=N" in r.err
+    r = nnlab("sweep", "--resume", "x", "--trials=3")
+    assert r.code == 2 and "a search its space and plan" in r.err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_a_search_without_optuna_says_how_to_install(nnlab, runs, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as if not installed
+    r = nnlab("sweep", "vae", "--search=tpe", "--trials=3", "--lr=1e-4..1e-2")
+    assert r.code == 2 and r.err.count("\n") == 1
+    assert 'needs Optuna, which is not installed: pip install -e ".[search]"' in r.err
+    assert not runs.exists() or not any(runs.iterdir())
