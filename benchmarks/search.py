@@ -13,7 +13,12 @@ from their meta.json), best test ELBO; for a search, its gap to the grid's best,
 steps it used as a share of the grid's, and the trial (and steps so far) at which it
 first came within 1% of the grid's best.
 
-    python benchmarks/search.py [--trials=15] [--seeds=0,1,2,3,4] [--json]
+    python benchmarks/search.py [--trials=15] [--seeds=0,1,2,3,4] [--json] [--write-docs]
+
+--write-docs writes the table into docs/commands/sweep.md and the README (their
+search-benchmark blocks), and the first seed's summary and plot (`nnlab summary SWEEP_ID
+[--plot]`) to docs/summary-search.txt and docs/search.png, as docs/make_figures.sh search
+runs it.
 
 Training steps, not seconds, are the budget compared: they do not depend on how loaded
 the machine is (the wall times are printed too).
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -83,6 +89,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=15)
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="nnlab-search-"))
     out: dict = {}
@@ -114,6 +121,10 @@ def main() -> None:
             "--jobs=1",
             runs=runs,
         )
+        if args.write_docs and not out["searches"]:
+            docs = Path(__file__).resolve().parent.parent / "docs"
+            (docs / "summary-search.txt").write_text(nnlab("summary", sid, runs=runs) + "\n")
+            shutil.copy(nnlab("summary", sid, "--plot", runs=runs), docs / "search.png")
         m = measure(sid, runs)
         k, steps = first_within(m["rows"], target)
         m.update(
@@ -126,26 +137,59 @@ def main() -> None:
         )
         out["searches"].append(m)
     if args.json:
-        print(json.dumps({k: v for k, v in out.items()}, indent=2, default=str))
+        print(json.dumps(out, indent=2, default=str))
         return
+    text = table(out)
+    print(text)
+    if args.write_docs:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "docs"))
+        from measure_sources import write_block
+
+        write_block("search-benchmark", text)
+        write_block("search-summary", headline(out))
+
+
+def table(out: dict) -> str:
+    """The measurements as a Markdown table and a line on how they were made."""
     g = out["grid"]
-    print(
-        f"grid 7x7: {g['trials']} trials, {g['steps']:,} steps, best test ELBO {g['best']:.2f}, "
-        f"{g['seconds']:.0f} s"
-    )
+    rows = [
+        "| | trials (finished, pruned) | training steps | best test ELBO | within 1% of the "
+        "grid's best after |",
+        "| --- | --- | --- | --- | --- |",
+        f"| 7 × 7 grid | 49 (49, 0) | {g['steps']:,} (100%) | {g['best']:.2f} | - |",
+    ]
     for m in out["searches"]:
         within = (
-            f"within 1% at trial {m['within_at_trial']} ({m['within_at_steps']:,} steps, "
-            f"{m['within_at_steps'] / g['steps']:.0%} of the grid's)"
+            f"trial {m['within_at_trial']}, {m['within_at_steps']:,} steps "
+            f"({m['within_at_steps'] / g['steps']:.0%})"
             if m["within_at_trial"]
-            else "never within 1%"
+            else "never"
         )
-        print(
-            f"tpe+asha seed {m['seed']}: {m['trials']} trials ({m['finished']} finished, "
-            f"{m['pruned']} pruned), {m['steps']:,} steps ({m['share']:.0%} of the grid's), "
-            f"best {m['best']:.2f} ({m['gap']:+.2%} from the grid's), {within}, "
-            f"{m['seconds']:.0f} s"
+        rows.append(
+            f"| tpe + asha, seed {m['seed']} | {m['trials']} ({m['finished']}, {m['pruned']}) | "
+            f"{m['steps']:,} ({m['share']:.0%}) | {m['best']:.2f} ({-m['gap']:+.2%}) | {within} |"
         )
+    shares = [m["share"] for m in out["searches"]]
+    return "\n".join(rows) + (
+        f"\n\nThe reference VAE, one epoch of the bundled sample per trial "
+        f"(`python benchmarks/search.py`, one invocation): the search's steps are "
+        f"{min(shares):.0%}-{max(shares):.0%} of the grid's; in brackets, each best ELBO's "
+        "difference from the grid's best (positive: better)."
+    )
+
+
+def headline(out: dict) -> str:
+    """One sentence for the README."""
+    g, ms = out["grid"], out["searches"]
+    ok = sum(m["gap"] <= WITHIN for m in ms)
+    return (
+        f"On the reference VAE (one epoch of the bundled sample per trial, lr log 1e-4..1e-1 × "
+        f"batch size 16..256), a 7 × 7 grid's 49 runs take {g['steps']:,} training steps to "
+        f"a best test ELBO of {g['best']:.2f}; `--search=tpe --prune=asha` with "
+        f"{ms[0]['trials']} trials came within 1% of it for {ok} of {len(ms)} search seeds, "
+        f"using {min(m['share'] for m in ms):.0%}-{max(m['share'] for m in ms):.0%} of the "
+        "grid's steps ([the table](docs/commands/sweep.md#search-random-tpe))."
+    )
 
 
 if __name__ == "__main__":

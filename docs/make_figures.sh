@@ -3,10 +3,10 @@
 # Uses full Fashion-MNIST (apt-get install dataset-fashion-mnist) when it is installed,
 # else the bundled MNIST sample. Takes about ten minutes on 2 cores.
 #   docs/make_figures.sh              every picture
-#   docs/make_figures.sh vae sweep    some of them (vae, conv, cube, masks, sweep, own,
-#                                     regularisation, report)
-# regularisation (the bundled sample, ~15 minutes) and report (needs playwright and
-# Chromium) also rewrite their measured tables in the README.
+#   docs/make_figures.sh vae sweep    some of them (vae, conv, cube, masks, sweep, search,
+#                                     own, regularisation, report)
+# regularisation (the bundled sample, ~15 minutes), search (the bundled sample, ~5 minutes)
+# and report (needs playwright and Chromium) also rewrite their measured tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NNLAB_RUNS="${NNLAB_RUNS:-$(mktemp -d)/runs}"
@@ -14,7 +14,7 @@ data=mnist-sample
 [ -d /usr/share/datasets/fashion-mnist ] && data=fashion-mnist
 echo "runs in $NNLAB_RUNS, dataset $data" >&2
 
-sections="${*:-vae conv cube masks sweep own regularisation report}"
+sections="${*:-vae conv cube masks sweep search own regularisation report}"
 want() { [[ " $sections " == *" $1 "* ]]; }
 
 # beta-VAE, beta = 1 against beta = 10 (same seed, same data): class densities over one epoch
@@ -64,6 +64,11 @@ nnlab summary "$s" > docs/summary-sweep-beta.txt
 cp "$(nnlab summary "$s" --plot)" docs/sweep-beta.png
 nnlab animate "$s-p00" --compare="$s-p03,$s-p06,$s-p09,$s-p12" --every=2 --dpi=50 \
   --out=docs/sweep-beta-latents.gif
+fi
+# a 7 x 7 grid against TPE searches with ASHA pruning (benchmarks/search.py): the table, and
+# the first search's summary and plot
+if want search; then
+python benchmarks/search.py --write-docs
 fi
 # a convolutional VAE written the plain PyTorch way, recorded through nnlab's Python API
 if want own; then

@@ -87,3 +87,19 @@ def test_an_unreachable_ray_cluster_is_one_line(nnlab, runs):
     assert r.code == 2 and "no Ray cluster there" in r.err and "ray start --head" in r.err
     assert r.err.count("\n") == 1, r.err
     assert not runs.exists() or not any(runs.iterdir())
+
+
+@pytest.mark.slow
+def test_ray_runs_a_search_whose_tasks_report_to_the_pruner(runs, ray_cluster):
+    pytest.importorskip("optuna")
+    from tests.test_search import SEARCH, _assert_study_whole
+
+    args = [*SEARCH, "--trials=4", "--jobs=2", "--executor=ray", f"--address={ray_cluster}"]
+    p = _spawn(args, runs)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    sweep_id = out.strip()
+    rec = _assert_study_whole(runs, sweep_id, 4)
+    assert rec["settings"]["executor"] == "ray"
+    answered = list((runs / sweep_id / "reports").glob("p*.decisions.json"))
+    assert len(answered) == 4  # every Ray task reported, and the coordinator answered

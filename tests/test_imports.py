@@ -162,6 +162,7 @@ def imported_modules(*args: str, runs: Path) -> set[str]:
         ("summary", "--json"),
         ("summary", VAE_RUN, "--json"),
         ("animate", VAE_RUN, "--every=4", "--dpi=30"),
+        ("sweep", "vae", "--beta=1,2", "--dry_run"),  # the coordinator leaves torch to workers
     ],
 )
 def test_light_commands_import_no_torch(args, tmp_path):

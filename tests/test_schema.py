@@ -3,6 +3,8 @@ refused in one line; the checksum is canonical; size ceilings follow the config.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from nnlab.config.config import build
@@ -85,3 +87,44 @@ def test_size_ceilings_grow_with_the_model_and_the_recording():
     # a chunk holds at most every snapshot of every probe image in the widest layer
     snaps = 113 // small.snapshot_every + 2
     assert chunk_small >= 4 * snaps * 200 * small.latent_width()
+
+
+def _search_record():
+    point = {
+        "run": "s-p0",
+        "values": {"lr": 0.01},
+        "status": "pruned",
+        "attempts": 1,
+        "error": None,
+        "value": -190.5,
+    }
+    plan = {
+        "method": "tpe",
+        "trials": 2,
+        "metric": "test_elbo",
+        "direction": "max",
+        "seed": 0,
+        "prune": "asha",
+        "prune_every": 0.25,
+        "space": {"lr": {"range": [1e-4, 0.1], "log": True, "int": False}},
+    }
+    return {"format": 1, "model": "vae", "base": "", "grid": {}, "points": [point], "search": plan}
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda r: r["points"].append(dict(r["points"][0])) or r["points"].append({}), "3 points"),
+        (lambda r: r["points"][0]["values"].update(beta=1.0), "point 0"),
+        (lambda r: r["points"][0].update(value="high"), "point 0"),
+        (lambda r: r["search"].update(method="grid"), "'search'"),
+        (lambda r: r["search"]["space"]["lr"].update(range=[1, 0.1]), "search space of 'lr'"),
+        (lambda r: r["grid"].update(lr=[1, 2]), "points for a search"),
+    ],
+)
+def test_a_search_record_is_checked(change, words):
+    rec = _search_record()
+    schema.check_sweep(rec, "sweep.json")  # as nnlab writes it
+    change(rec)
+    with pytest.raises(RunError, match=re.escape(words)):
+        schema.check_sweep(rec, "sweep.json")

@@ -71,3 +71,37 @@ def test_a_point_that_is_a_link_to_a_run_elsewhere_never_counts(tmp_path):
     (store / real.id).unlink()
     real.path.rename(store / real.id)  # the same run inside the store is the point
     assert sw.point_status(rec, 0) == "finished"
+
+
+def test_reports_and_answers_between_a_point_and_its_coordinator(tmp_path):
+    s = sweeps.Sweep(tmp_path, "sw")
+    s.path.mkdir()
+    assert sweeps.pending_report(s, 3) is None and sweeps.answer(s, 3, 900) is None
+    sweeps.post_report(s, 3, 900, -201.5)
+    assert sweeps.pending_report(s, 3) == (900, -201.5)
+    assert sweeps.pending_report(s, 4) is None  # each point its own files
+    sweeps.post_answer(s, 3, 900, False)
+    assert sweeps.pending_report(s, 3) is None and sweeps.answer(s, 3, 900) is False
+    sweeps.post_report(s, 3, 1800, float("nan"))  # a diverging point: reported as NaN
+    label, value = sweeps.pending_report(s, 3)
+    assert label == 1800 and value != value
+    sweeps.post_answer(s, 3, 1800, True)
+    # every answer is kept: a point resumed before an earlier report gets it again
+    assert sweeps.answer(s, 3, 900) is False and sweeps.answer(s, 3, 1800) is True
+    sweeps.post_report(s, 3, 900, -201.5)
+    assert sweeps.pending_report(s, 3) is None
+
+
+def test_a_search_is_shown_best_first_a_grid_in_grid_order():
+    points = [
+        {"run": "p0", "status": "pruned", "value": -150.0},
+        {"run": "p1", "status": "finished", "value": -190.0},
+        {"run": "p2", "status": "failed", "value": None},
+        {"run": "p3", "status": "finished", "value": -170.0},
+        {"run": "p4", "status": "pruned", "value": -300.0},
+    ]
+    rec = {"points": points, "search": {"direction": "max"}}
+    assert [p["run"] for p in sweeps.ranked(rec)] == ["p3", "p1", "p0", "p4", "p2"]
+    rec["search"]["direction"] = "min"
+    assert [p["run"] for p in sweeps.ranked(rec)] == ["p1", "p3", "p4", "p0", "p2"]
+    assert sweeps.ranked({"points": points}) == points

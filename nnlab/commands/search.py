@@ -193,7 +193,11 @@ class Study:
         return proposed.number, spaces.values_of(self.params, proposed.params)
 
     def _sampler(self, n: int):
-        seed = (self.plan.seed * 1_000_003 + n) % 2**32
+        import numpy as np
+
+        # well-mixed seeds: consecutive integers would give Mersenne Twisters whose first
+        # draws need not look independent over a handful of trials
+        seed = int(np.random.SeedSequence([self.plan.seed, n]).generate_state(1)[0])
         samplers = self.optuna.samplers
         if self.plan.method == "random":
             return samplers.RandomSampler(seed=seed)

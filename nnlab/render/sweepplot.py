@@ -152,7 +152,7 @@ def plot_search(d: dict) -> Path:
             s=18,
             facecolors="none",
             edgecolors="tab:gray",
-            label="pruned (last report)",
+            label="pruned: last report (at the edge if beyond)",
         )
     best, xs, ys = None, [], []
     for t in sorted(done, key=lambda t: t["index"]):
@@ -163,6 +163,9 @@ def plot_search(d: dict) -> Path:
     xs.append(max(t["index"] for t in trials))
     ys.append(best)
     ax.step(xs, ys, where="post", color="tab:red", lw=1.2, label="best so far")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial", fontsize=9)
     ax.set_title(f"optimisation history · {label}", fontsize=9)
     ax.legend(fontsize=7)
@@ -183,8 +186,20 @@ def plot_search(d: dict) -> Path:
                 facecolors="none",
                 edgecolors="tab:gray",
             )
-        if ranged and p.log:
-            ax.set_xscale("log")
+        if ranged:  # the whole range searched, so that where the trials went shows
+            from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+            if p.log:
+                ax.set_xscale("log")
+                ax.set_xlim(p.lo / (p.hi / p.lo) ** 0.03, p.hi * (p.hi / p.lo) ** 0.03)
+                ax.xaxis.set_minor_formatter(NullFormatter())
+            else:
+                ax.set_xlim(p.lo - 0.03 * (p.hi - p.lo), p.hi + 0.03 * (p.hi - p.lo))
+            if p.log and p.integer:  # whole numbers read better as 16, 32, 64 than 2×10¹
+                ticks = [2**k for k in range(0, 31) if p.lo <= 2**k <= p.hi]
+                if len(ticks) >= 2:
+                    ax.set_xticks(ticks)
+                ax.xaxis.set_major_formatter(ScalarFormatter())
         if choices is not None:
             ax.set_xticks(range(len(choices)), choices)
         ax.set_xlabel(field, fontsize=9)

@@ -5,7 +5,8 @@ A point reports at each epoch's end and, with `every`, within epochs: every `eve
 (a whole number), or at each fraction `every` of an epoch (below 1). A report is labelled
 by the training images seen so far, so that points of different batch sizes report at the
 same labels when `every` is a fraction of an epoch. The trainer stops a pruned point at a
-checkpoint and marks its run `pruned`: its metrics and recording stay usable.
+checkpoint and marks its run `pruned`: its metrics and recording stay usable. Torch is
+imported only to measure (a sweep's coordinator imports this module without it).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from nnlab.helpers.errors import TrainingStopped
 
@@ -52,15 +52,17 @@ class Reports:
         return None
 
 
-@torch.no_grad()
 def latent_now(trainer) -> dict:
     """The latent metrics of the probe set as the model encodes it now."""
+    import torch
+
     from nnlab.analysis import latent
     from nnlab.store.record import Recording
     from nnlab.training.snapshots import encode_probe
 
     was = trainer.model.training
-    points, sd = encode_probe(trainer.model, trainer.cfg, trainer.probe_x)
+    with torch.no_grad():
+        points, sd = encode_probe(trainer.model, trainer.cfg, trainer.probe_x)
     trainer.model.train(was)
     labels = trainer.probe_labels
     labels = (labels.cpu().numpy() if torch.is_tensor(labels) else np.asarray(labels)).astype(
