@@ -281,3 +281,23 @@ def test_a_search_without_optuna_says_how_to_install(nnlab, runs, monkeypatch):
     assert r.code == 2 and r.err.count("\n") == 1
     assert 'needs Optuna, which is not installed: pip install -e ".[search]"' in r.err
     assert not runs.exists() or not any(runs.iterdir())
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_search_cleanly_and_resume_finishes_it(nnlab, runs):
+    p = _spawn([*SEARCH, "--trials=3", "--jobs=1"], runs)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # stop it once the first trial has reported
+        if list(runs.glob("sweep-*/reports/p0.decisions.json")):
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    sweep_id = out.strip()
+    assert "trials ended; go on with: nnlab sweep --resume" in err
+    rec = _record(runs, sweep_id)
+    assert rec["status"] == "interrupted"
+    r = nnlab("sweep", "--resume", sweep_id)
+    assert r.code == 0, r.err
+    _assert_study_whole(runs, sweep_id, 3)

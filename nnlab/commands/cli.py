@@ -46,6 +46,10 @@ def sweep(model: str | None = None, *, opts, fields, argv) -> str:
     <sweep id>-p<k>; the sweep's record is <runs>/<sweep id>/sweep.json, each point's
     progress is in its logs/ folder, and the sweep's progress goes to stderr. Ctrl-C stops
     every point cleanly; --resume SWEEP_ID goes on where it stopped.
+
+    --search=tpe (or random) --trials=N draws the points instead, with Optuna, from ranges
+    (--lr=log:1e-4..1e-2, --batch_size=16..256) and choices (--activation=relu,silu),
+    optimising --metric; --prune=asha (or median) stops poor trials early, at a checkpoint.
     """
     from nnlab.commands import sweep as sweep_mod
 

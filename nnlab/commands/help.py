@@ -124,8 +124,9 @@ def sweep_page(command: Command) -> str:
     listed."""
     usage = (
         "usage: nnlab sweep MODEL [--preset=P|--config=FILE] --FIELD=V1,V2,... "
-        "[--FIELD2=...] [--OPTION=VALUE ...]\n       nnlab sweep --resume SWEEP_ID "
-        "[--jobs=N] [--executor=local|ray]"
+        "[--FIELD2=...] [--OPTION=VALUE ...]\n       nnlab sweep MODEL --search=tpe|random "
+        "--trials=N --FIELD=LO..HI|log:LO..HI|V1,V2 ... [--metric=KEY] [--prune=asha|median]"
+        "\n       nnlab sweep --resume SWEEP_ID [--jobs=N] [--executor=local|ray]"
     )
     rows = _option_rows(command)
     return "\n".join(
@@ -135,7 +136,8 @@ def sweep_page(command: Command) -> str:
             "options:",
             *_rows(rows),
             "",
-            "Any config field can be swept or fixed: see nnlab train MODEL --help for them.",
+            "Any config field can be swept, searched or fixed: see nnlab train MODEL --help for "
+            "them.",
         ]
     )
 

@@ -381,9 +381,13 @@ def _outcome(sweep: sweeps.Sweep, rec: dict, seconds: float, console: Console) -
         console.print(f"sweep {sweep.id}: {finished} of {len(points)} points finished in {clock}")
         return sweep.id
     if rec["status"] == "interrupted":
+        done = (
+            f"{sum(p['status'] in ENDED for p in points)} of {plan['trials']} trials ended"
+            if plan
+            else f"{finished} of {len(points)} points finished"
+        )
         err = TrainingStopped(
-            f"sweep {sweep.id} interrupted: {finished} of {len(points)} points finished; "
-            f"go on with: nnlab sweep --resume {sweep.id}",
+            f"sweep {sweep.id} interrupted: {done}; go on with: nnlab sweep --resume {sweep.id}",
             exit_code=130,
         )
     else:
