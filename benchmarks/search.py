@@ -15,8 +15,8 @@ first came within 1% of the grid's best.
 
     python benchmarks/search.py [--trials=15] [--seeds=0,1,2,3,4] [--json] [--write-docs]
 
---write-docs writes the table into docs/commands/sweep.md and the README (their
-search-benchmark blocks), and the first seed's summary and plot (`nnlab summary SWEEP_ID
+--write-docs writes the table into the README and docs/commands/sweep.md (their
+search-benchmark and search-table blocks), a sentence into the README, and the first seed's summary and plot (`nnlab summary SWEEP_ID
 [--plot]`) to docs/summary-search.txt and docs/search.png, as docs/make_figures.sh search
 runs it.
 
@@ -145,8 +145,9 @@ def main() -> None:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "docs"))
         from measure_sources import write_block
 
-        write_block("search-benchmark", text)
-        write_block("search-summary", headline(out))
+        write_block("search-summary", headline(out))  # the README
+        write_block("search-benchmark", text)  # the README
+        write_block("search-table", text)  # the sweep page
 
 
 def table(out: dict) -> str:
@@ -188,7 +189,7 @@ def headline(out: dict) -> str:
         f"a best test ELBO of {g['best']:.2f}; `--search=tpe --prune=asha` with "
         f"{ms[0]['trials']} trials came within 1% of it for {ok} of {len(ms)} search seeds, "
         f"using {min(m['share'] for m in ms):.0%}-{max(m['share'] for m in ms):.0%} of the "
-        "grid's steps ([the table](docs/commands/sweep.md#search-random-tpe))."
+        "grid's steps:"
     )
 
 
