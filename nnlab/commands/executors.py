@@ -234,9 +234,11 @@ class _Pool:
         self.workers.append(_Worker(proc, log))
 
     def collect(self, ws: list[_Worker], timeout: float) -> None:
-        """Outcomes the workers ws have written within timeout seconds."""
+        """Outcomes the workers ws have written within timeout seconds (a line without a
+        status is a search's point saying it has reported: it only wakes this loop, so
+        that the report is answered at once)."""
         for w, outcome in _read_outcomes(ws, timeout):
-            if outcome.get("index") == w.point:
+            if "status" in outcome and outcome.get("index") == w.point:
                 w.point = None
                 self.finish(outcome["index"], outcome["status"], outcome.get("error"))
 

@@ -6,6 +6,7 @@ point (`python -m nnlab.commands.worker`), stopping when its coordinator dies.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -89,6 +90,11 @@ def _reports(sweep: sweeps.Sweep, rec: dict, index: int):
 
     def decide(label: int, value: float, stopping) -> bool:
         sweeps.post_report(sweep, index, label, value)
+        if _WAKE is not None:  # a local worker: wake its coordinator's loop now
+            try:
+                _WAKE.write(json.dumps({"reported": index}) + "\n")
+            except OSError:
+                pass  # the coordinator is gone: stopping() will say so
         delay = 0.002
         while True:
             prune = sweeps.answer(sweep, index, label)
@@ -152,6 +158,9 @@ def run_point_task(runs_dir: str, sweep_id: str, index: int, threads: int) -> di
             return {"status": "failed", "error": f"{e.filename or ''} {e.strerror or e}".strip()}
 
 
+_WAKE = None  # a local worker's line to its coordinator, once main() has set it up
+
+
 def main(argv: list[str] | None = None) -> None:
     """A local worker: `python -m nnlab.commands.worker RUNS_DIR SWEEP_ID THREADS` reads point
     indices from stdin, one per line, trains each (run_point_task) and writes its outcome as one
@@ -160,13 +169,14 @@ def main(argv: list[str] | None = None) -> None:
     One worker trains many points, so torch's start-up (seconds) is paid once per worker,
     not once per point.
     """
-    import json
+    global _WAKE
 
     runs_dir, sweep_id, threads = (argv if argv is not None else sys.argv[1:])[:3]
     _stop_with_coordinator()
     # only the outcomes go to the coordinator: anything else printed goes to stderr
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    _WAKE = out
     try:
         for line in sys.stdin:
             index = int(line)
