@@ -243,6 +243,7 @@ def test_dry_run_prints_the_space_and_writes_nothing(nnlab, runs):
         (["--lr=1e-4..1e-2", "--prune_every=0.5"], "--prune_every applies with a pruner"),
         (["--lr=1e-4..1e-2", "--prune=asha", "--prune_every=1.5"], "--prune_every=1.5"),
         (["--lr=1e-4..1e-2", "--prune=hyperband"], "--prune"),
+        (["--lr=1e-4..1e-2", "--prune=asha"], "trials of one epoch would never report"),
         (["--epochs=2"], "nothing to search"),
     ],
 )

@@ -97,6 +97,12 @@ def plan(opts: dict, the_space: spaces.Space, first) -> Plan:
         if prune == "none":
             raise NnlabError("--prune_every applies with a pruner: add --prune=asha (or median)")
         every = _every(str(opts["prune_every"]))
+    elif prune != "none" and first.epochs <= 1 and "epochs" not in the_space.params:
+        # a trial reports at the ends of its epochs but the last: one epoch, no report
+        raise NnlabError(
+            f"--prune={prune}: trials of one epoch would never report before their end: add "
+            "--prune_every=0.25 (a fraction of an epoch) or a number of steps"
+        )
     return Plan(method, trials, metric, direction, seed, prune, every, the_space.as_record())
 
 
