@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import math
 
-from nnlab.render.sweepplot import curves
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from nnlab.helpers.errors import NnlabError
+from nnlab.render.sweepplot import curves, plot_search
 
 
 def _point(beta, lr, seed, value, status="finished"):
@@ -33,3 +38,41 @@ def test_curves_pool_seeds_per_combination():
     assert xs == [1, 10] and means == [-105.0, -120.0]
     assert math.isclose(sds[0], math.sqrt(50.0)) and sds[1] == 0.0  # sample sd; one point: 0
     assert lines["lr=0.2"] == ([1], [-90.0], [0.0])
+
+
+def _search(tmp_path, statuses):
+    plan = {
+        "method": "tpe",
+        "metric": "test_elbo",
+        "direction": "max",
+        "space": {
+            "lr": {"range": [1e-4, 1e-1], "log": True, "int": False},
+            "batch_size": {"range": [16, 256], "log": True, "int": True},
+            "activation": {"choices": ["relu", "silu"]},
+        },
+    }
+    trials = [
+        {
+            "index": i,
+            "values": {
+                "lr": 10 ** (-4 + i / 3),
+                "batch_size": 16 * 2 ** (i % 5),
+                "activation": "silu",
+            },
+            "status": status,
+            "value": -200.0 + 10 * i if status != "pruned" else -5000.0,  # one far below
+        }
+        for i, status in enumerate(statuses)
+    ]
+    return {"id": "sw", "path": str(tmp_path), "search": {"plan": plan, "trials": trials}}
+
+
+def test_a_search_plot_is_written_and_needs_a_finished_trial(tmp_path):
+    path = plot_search(_search(tmp_path, ["finished", "pruned", "finished", "failed"]))
+    assert path == tmp_path / "media" / "search.png"
+    image = iio.imread(path)
+    assert (
+        image.shape[1] > 3 * image.shape[0] / 2 and np.ptp(image) > 0
+    )  # history + 3 fields: 2 rows of 3
+    with pytest.raises(NnlabError, match="no trial has finished yet"):
+        plot_search(_search(tmp_path, ["pruned", "failed"]))

@@ -63,8 +63,6 @@ def plot_sweep(d: dict, runs_dir=None) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nnlab.render.gif import figure_to_array, write_png
-
     fields = [k for k in d["grid"] if k != "seed"] or ["seed"]
     metrics = [m for m in d["columns"] if any(p["metrics"].get(m) is not None for p in d["points"])]
     if not metrics:
@@ -101,9 +99,18 @@ def plot_sweep(d: dict, runs_dir=None) -> Path:
     bars = f" · mean ± sd over {seeds} seeds" if seeds > 1 else ""
     fig.suptitle(f"{d['id']} · {d['model']}{bars}", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
+    return _save(fig, d, "sweep-metrics.png")
+
+
+def _save(fig, d: dict, name: str) -> Path:
+    """Write the figure to <sweep>/media/name, close it, and return the path."""
+    import matplotlib.pyplot as plt
+
+    from nnlab.render.gif import figure_to_array, write_png
+
     folder = Path(d["path"]) / "media"
     folder.mkdir(exist_ok=True)
-    path = write_png(folder / "sweep-metrics.png", figure_to_array(fig))
+    path = write_png(folder / name, figure_to_array(fig))
     plt.close(fig)
     return path
 
@@ -118,7 +125,6 @@ def plot_search(d: dict) -> Path:
 
     from nnlab.config import space as spaces
     from nnlab.helpers.errors import NnlabError
-    from nnlab.render.gif import figure_to_array, write_png
 
     s = d["search"]
     plan, trials = s["plan"], s["trials"]
@@ -212,8 +218,4 @@ def plot_search(d: dict) -> Path:
         f"{d['id']} · {plan['method']} · {len(done)} finished, {len(pruned)} pruned", fontsize=10
     )
     fig.tight_layout(rect=(0, 0, 1, 0.96))
-    folder = Path(d["path"]) / "media"
-    folder.mkdir(exist_ok=True)
-    path = write_png(folder / "search.png", figure_to_array(fig))
-    plt.close(fig)
-    return path
+    return _save(fig, d, "search.png")
