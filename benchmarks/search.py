@@ -16,9 +16,9 @@ first came within 1% of the grid's best.
     python benchmarks/search.py [--trials=15] [--seeds=0,1,2,3,4] [--json] [--write-docs]
 
 --write-docs writes the table into the README and docs/commands/sweep.md (their
-search-benchmark and search-table blocks), a sentence into the README, and the first seed's summary and plot (`nnlab summary SWEEP_ID
-[--plot]`) to docs/summary-search.txt and docs/search.png, as docs/make_figures.sh search
-runs it.
+search-benchmark and search-table blocks), a sentence into the README, and the first
+seed's summary and plot (`nnlab summary SWEEP_ID [--plot]`) to docs/summary-search.txt and
+docs/search.png, as docs/make_figures.sh search runs it.
 
 Training steps, not seconds, are the budget compared: they do not depend on how loaded
 the machine is (the wall times are printed too).
