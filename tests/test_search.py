@@ -129,6 +129,10 @@ def test_summary_of_a_search(searched, nnlab, monkeypatch):
     plot = nnlab("summary", sweep_id, "--plot")
     assert plot.code == 0 and plot.out.strip().endswith("media/search.png")
     assert nnlab("summary").out.count("tpe search, 6 trials") == 1
+    pruned = next(p for p in rec["points"] if p["status"] == "pruned")
+    one = nnlab("summary", pruned["run"])
+    assert one.code == 0 and f"pruned by {sweep_id} at step " in one.out
+    assert f"test_elbo {pruned['value']:.6g}" in one.out
 
 
 @pytest.mark.slow

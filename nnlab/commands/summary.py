@@ -150,6 +150,8 @@ def _description(opened: folders.Opened, lines, status, problems, snaps, trend) 
         },
         "created": meta.get("created"),
         "ended": meta.get("ended"),
+        "sweep": meta.get("sweep"),
+        "pruned": meta.get("pruned") if status == "pruned" else None,
         "config": config,
         "parameters": {"layers": params, "total": sum(p["count"] for p in params)},
         "progress": {

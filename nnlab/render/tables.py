@@ -76,6 +76,14 @@ def render_run(d: dict, color: bool = False) -> str:
         f"nnlab {d['versions']['nnlab']}, torch {d['versions']['torch']}"
     )
     c.print(f"created {d['created']} · ended {d['ended'] or '-'}")
+    pruned = d.get("pruned")
+    if isinstance(pruned, dict) and isinstance(pruned.get("value"), (int, float)):
+        search = (d.get("sweep") or {}).get("id", "its search")
+        c.print(
+            f"pruned by {search} at step {pruned.get('step')}: {pruned.get('metric')} "
+            f"{pruned['value']:.6g} (nnlab train --resume {d['id']} trains it on)",
+            soft_wrap=True,
+        )
     for problem in d.get("problems", []):
         c.print(f"[bold red]damaged:[/] {problem}", soft_wrap=True)
     c.print("\n[bold]config[/]")
