@@ -190,6 +190,37 @@ def test_kill_9_of_the_coordinator_then_resume_proposes_what_an_uninterrupted_se
     assert again.code == 0 and len(_record(runs, sweep_id)["points"]) == 6
 
 
+def test_the_study_is_told_how_each_trial_ended(tmp_path):
+    sweep = sweeps.create_sweep(tmp_path, "sweep-vae-t")
+    try:
+        space = {"lr": {"range": [1e-4, 1e-1], "log": True, "int": False}}
+        plan = search.Plan("tpe", 5, "test_elbo", "max", 0, "asha", 0.25, space)
+        study = search.Study(sweep, plan)
+        numbers = [study.ask()[0] for _ in range(5)]
+        assert numbers == [0, 1, 2, 3, 4]
+        assert study.decide(1, 900, -300.0) is False  # the first at its rung: kept
+        assert study.decide(3, 900, -250.0) is False
+        study.tell(0, "finished", -180.0)
+        study.tell(1, "diverged", None)  # reported before: pruned at its last report
+        study.tell(2, "diverged", None)  # never reported: failed
+        study.tell(3, "failed", None)
+        study.tell(4, "pruned", None)
+        study.tell(0, "failed", None)  # told already (a resume): left as it was
+        states = [t.state.name for t in study.trials()]
+        assert states == ["COMPLETE", "PRUNED", "FAIL", "FAIL", "PRUNED"]
+        assert study.trials()[0].value == -180.0 and study.trials()[1].value == -300.0
+        again = search.Study(sweep, plan)  # reopened from the journal, as --resume does
+        assert [t.state.name for t in again.trials()] == states
+        with open(sweep.file(search.JOURNAL), "ab") as f:  # a kill in mid-write
+            f.write(b'{"op_code": 4, "worker_id": "x", "trial_id"')
+        repaired = search.Study(sweep, plan)
+        assert [t.state.name for t in repaired.trials()] == states
+        assert repaired.ask()[0] == 5  # and it writes on after the cut
+        assert len(search.Study(sweep, plan).trials()) == 6
+    finally:
+        sweep.release()
+
+
 def test_a_random_search_of_two_trials_end_to_end(nnlab, runs):
     r = nnlab(
         "sweep",

@@ -243,11 +243,14 @@ class Study:
         return bool(trial.should_prune())
 
     def tell(self, number: int, status: str, value: float | None) -> None:
-        """Trial `number` ended: finished (with its metric), pruned, or failed."""
+        """Trial `number` ended: finished (with its metric), pruned, diverged or failed. A
+        diverged trial that reported is told as pruned at its last report, so that TPE
+        learns to avoid where it went (a failed trial is ignored by the sampler)."""
         states = self.optuna.trial.TrialState
-        if self.trials()[number].state != states.RUNNING:
+        frozen = self.trials()[number]
+        if frozen.state != states.RUNNING:
             return  # told before the coordinator was stopped
-        if status == "pruned":
+        if status == "pruned" or (status == "diverged" and frozen.intermediate_values):
             self.study.tell(number, state=states.PRUNED)
         elif status == "finished" and value is not None and math.isfinite(value):
             self.study.tell(number, value)
