@@ -56,6 +56,15 @@ def last_metrics(run: folders.Run, arrays: tuple[str, ...], max_bytes: int | Non
     return _cached(run, "last", compute)
 
 
+def last_of(run: folders.Run, cfg, meta: dict) -> dict:
+    """last_metrics of a run whose config and meta.json are read: the arrays its family
+    records, the recording's size ceiling from both."""
+    from nnlab import families
+    from nnlab.store import schema
+
+    return last_metrics(run, families.of(cfg).arrays, schema.size_ceilings(cfg, meta)[1])
+
+
 def trend(run: folders.Run, arrays: tuple[str, ...], max_bytes: int | None = None) -> dict:
     """latent.trend of the whole recording (start, middle, end), cached likewise."""
 

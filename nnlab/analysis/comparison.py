@@ -11,7 +11,7 @@ from nnlab.families.family import Column
 from nnlab.helpers.console import table_text
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.options import text_of
-from nnlab.store import folders, schema, sweeps
+from nnlab.store import folders, sweeps
 
 
 def describe(sweep_id: str, runs_dir=None) -> dict:
@@ -99,12 +99,7 @@ def _point_metrics(root, point: dict, columns) -> tuple[dict, str | None]:
             if not c.latent and isinstance(final.get(c.key), (int, float)):
                 out[c.key] = float(final[c.key])
         if meta.get("status") == "finished" and record.chunk_files(run.latents):
-            # The cache first: a hit needs neither the config (parsing YAML is most of a
-            # cached point's cost) nor the recording.
-            latent = cache.cached(run, "last")
-            if latent is None:
-                chunk_max = schema.size_ceilings(cfg, meta)[1]
-                latent = cache.last_metrics(run, families.of(cfg).arrays, chunk_max)
+            latent = cache.last_of(run, cfg, meta)  # from the cache while it is current
             for c in columns:
                 if c.latent and c.key in latent:
                     out[c.key] = float(latent[c.key])

@@ -15,7 +15,7 @@ from nnlab.config import space as spaces
 from nnlab.helpers.console import table_text
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.options import text_of
-from nnlab.store import folders
+from nnlab.store import folders, sweeps
 
 IMPORTANCE_SEED = 0
 MIN_FOR_IMPORTANCE = 3  # fANOVA's forest needs a few finished trials to say anything
@@ -36,11 +36,8 @@ def progress(root, run_id: str) -> tuple[float | None, int | None]:
 
 def best(points: list[dict], direction: str) -> dict | None:
     """The finished point with the best value (the first of equals), or None."""
-    done = [p for p in points if p["status"] == "finished" and p.get("value") is not None]
-    if not done:
-        return None
-    sign = 1 if direction == "max" else -1
-    return max(done, key=lambda p: sign * p["value"])
+    top = (sweeps.ranked_points(points, direction) or [None])[0]
+    return top if top and top["status"] == "finished" and top.get("value") is not None else None
 
 
 def importance(plan: dict, points: list[dict]) -> dict:

@@ -21,6 +21,7 @@ from pathlib import Path
 from nnlab import families
 from nnlab.commands import executors
 from nnlab.config import space as spaces
+from nnlab.helpers import options
 from nnlab.helpers.errors import NnlabError, did_you_mean
 from nnlab.store import folders, sweeps
 
@@ -75,7 +76,7 @@ def plan(opts: dict, the_space: spaces.Space, first) -> Plan:
         raise NnlabError(f"--search: unknown value '{method}'{did_you_mean(method, METHODS)}")
     if "trials" not in opts:
         raise NnlabError(f"--search={method} needs --trials=N: how many trials to run")
-    trials = _whole(opts["trials"], "trials", low=1)
+    trials = options.positive_int(opts["trials"], "trials")
     if trials > 100_000:
         raise NnlabError(f"--trials={trials}: at most 100,000")
     objectives = families.of(first).objectives(first)
@@ -88,7 +89,7 @@ def plan(opts: dict, the_space: spaces.Space, first) -> Plan:
     direction = str(opts.get("direction", objectives[metric]))
     if direction not in DIRECTIONS:
         raise NnlabError(f"--direction={direction}: use max or min")
-    seed = _whole(opts.get("search_seed", 0), "search_seed", low=0)
+    seed = options.whole_number(opts.get("search_seed", 0), "search_seed", 0)
     prune = str(opts.get("prune", "none"))
     if prune not in PRUNERS:
         raise NnlabError(f"--prune: unknown value '{prune}'{did_you_mean(prune, PRUNERS)}")
@@ -104,16 +105,6 @@ def plan(opts: dict, the_space: spaces.Space, first) -> Plan:
             "--prune_every=0.25 (a fraction of an epoch) or a number of steps"
         )
     return Plan(method, trials, metric, direction, seed, prune, every, the_space.as_record())
-
-
-def _whole(text, key: str, low: int) -> int:
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        value = low - 1
-    if value < low:
-        raise NnlabError(f"--{key}={text}: expected a whole number of at least {low}")
-    return value
 
 
 def _every(text: str) -> float:
@@ -272,7 +263,6 @@ def _repair(path: Path) -> None:
 def final_value(sweep: sweeps.Sweep, run_id: str, metric: str) -> float | None:
     """The metric of a finished point's run: its last epoch's, or its last snapshot's."""
     from nnlab.analysis import cache
-    from nnlab.store import schema
 
     try:
         run = folders.open_run(run_id, sweep.root)
@@ -280,10 +270,7 @@ def final_value(sweep: sweeps.Sweep, run_id: str, metric: str) -> float | None:
         final = meta.get("final") or {}
         if isinstance(final.get(metric), (int, float)):
             return float(final[metric])
-        cfg = run.config(meta)
-        arrays = families.of(cfg).arrays
-        latent = cache.last_metrics(run, arrays, schema.size_ceilings(cfg, meta)[1])
-        value = latent.get(metric)
+        value = cache.last_of(run, run.config(meta), meta).get(metric)
         return float(value) if isinstance(value, (int, float)) else None
     except NnlabError:
         return None
@@ -335,7 +322,7 @@ class SearchFeed(executors.Feed):
 
     def ended(self, index: int, status: str) -> None:
         """Tell the study how point index ended (an interrupted one goes on at --resume)."""
-        if status not in ("finished", "pruned", "failed", "diverged"):
+        if status not in sweeps.ENDED:
             return
         point = self.rec["points"][index]
         value = None
@@ -358,18 +345,17 @@ class SearchFeed(executors.Feed):
         todo = []
         for i, point in enumerate(points):
             status = self.sweep.point_status(self.rec, i)
+            run_ended = status in ("finished", "pruned", "diverged")  # as its run says
             if trials[i].state == states.RUNNING:
-                if status in ("finished", "pruned", "diverged"):
-                    point["status"] = status
+                point["status"] = status
+                if run_ended:
                     self.ended(i, status)
                 else:
-                    point["status"] = status
                     todo.append(i)
+            elif not run_ended:  # told already: failed, unless sweep.json says how it ended
+                point["status"] = point["status"] if point["status"] in sweeps.ENDED else "failed"
             else:
-                told = point.get("status")
-                point["status"] = status if status in ("finished", "pruned", "diverged") else told
-                if point["status"] not in ("finished", "pruned", "diverged", "failed"):
-                    point["status"] = "failed"
+                point["status"] = status
         self.queue.extend(todo)
         self.left = self.study.plan.trials - len(points)
         return todo
@@ -392,9 +378,3 @@ def new_point(sweep_id: str, number: int, trials: int, values: dict) -> dict:
         "error": None,
         "value": None,
     }
-
-
-def check_available(method: str) -> None:
-    """Refuse a search before anything is written when Optuna is missing."""
-    if method != "grid":
-        optuna_module(method)

@@ -33,7 +33,6 @@ from nnlab.training import tensorboard
 
 EXECUTORS = ("local", "ray")
 DONE = ("finished", "diverged")  # a resume skips these: a diverged run would diverge again
-ENDED = ("finished", "diverged", "failed", "pruned")  # how a point can end
 
 
 @dataclasses.dataclass
@@ -109,20 +108,37 @@ def start(model: str | None, opts: dict, fields: list[tuple[str, str]], argv) ->
             f"{settings.executor} executor; nothing written"
         )
         return grid.plan_table(the_grid, ids)
+    points = list(the_grid.points())
+
+    def record(sweep):
+        return _new_record(
+            sweep, configs[0], opts, settings, argv, the_grid.name, the_grid.axes, points
+        )
+
+    def feed(sweep, rec):
+        return executors.Feed(list(range(total)))
+
+    return _launch(runs_dir, base_id, settings, record, feed)
+
+
+def _launch(runs_dir, base_id: str, settings: Settings, record, feed) -> str:
+    """Make the sweep's folder, write its record (record(sweep)) and check that Ray's nodes
+    see it, then make its feed (feed(sweep, rec)): a failure on the way removes the folder,
+    which nothing else has touched yet. Then run it."""
     with executors.session(settings) as session:  # before anything is written: fail fast
         sweep = sweeps.create_sweep(runs_dir, base_id)
         try:
-            rec = _new_record(sweep, the_grid, configs[0], opts, settings, argv)
+            rec = record(sweep)
             sweep.write_record(rec)
             if session is not None:
                 executors.check_storage(sweep, session)
+            points = feed(sweep, rec)
         except BaseException:
             sweep.release()
             shutil.rmtree(sweep.path, ignore_errors=True)
             raise
         try:
-            todo = executors.Feed(list(range(len(rec["points"]))))
-            return _run(sweep, rec, settings, session, stderr_console(), todo)
+            return _run(sweep, rec, settings, session, stderr_console(), points)
         finally:
             sweep.release()
 
@@ -130,7 +146,7 @@ def start(model: str | None, opts: dict, fields: list[tuple[str, str]], argv) ->
 def start_search(model: str | None, opts: dict, fields: list[tuple[str, str]], argv) -> str:
     """A new search: Optuna there, the space and plan checked (each bound and choice a valid
     config) before anything is written; then trials asked as workers free up."""
-    search.check_available(str(opts["search"]))
+    search.optuna_module(str(opts["search"]))  # missing: refused before anything is written
     dry_run = options.parse_bool(opts.get("dry_run", False), "dry_run")
     the_space = space.build(
         model, fields, preset=opts.get("preset"), config_file=opts.get("config")
@@ -153,29 +169,21 @@ def start_search(model: str | None, opts: dict, fields: list[tuple[str, str]], a
         stderr_console().print(f"dry run: {words}; nothing written", soft_wrap=True)
         rows = [
             "field\tspace",
-            *(f"{k}\t{space.describe({k: p})[len(k) + 1 :]}" for k, p in the_space.params.items()),
+            *(f"{k}\t{space.shown(p)}" for k, p in the_space.params.items()),
         ]
         return "\n".join(rows)
     base_id = sweeps.sweep_id_base(first.model, the_space.name)
-    with executors.session(settings) as session:
-        sweep = sweeps.create_sweep(opts.get("runs_dir"), base_id)
-        try:
-            rec = _new_record(sweep, None, first, opts, settings, argv, the_space.name)
-            rec["search"] = the_plan.as_record()
-            sweep.write_record(rec)
-            if session is not None:
-                executors.check_storage(sweep, session)
-            study = search.Study(sweep, the_plan)
-        except BaseException:
-            sweep.release()
-            shutil.rmtree(sweep.path, ignore_errors=True)
-            raise
-        try:
-            stderr_console().print(f"{sweep.id}: {words}", soft_wrap=True)
-            feed = search.SearchFeed(sweep, rec, study, [])
-            return _run(sweep, rec, settings, session, stderr_console(), feed)
-        finally:
-            sweep.release()
+
+    def record(sweep):
+        rec = _new_record(sweep, first, opts, settings, argv, the_space.name, {}, [])
+        return {**rec, "search": the_plan.as_record()}
+
+    def feed(sweep, rec):
+        study = search.Study(sweep, the_plan)  # the journal, beside sweep.json
+        stderr_console().print(f"{sweep.id}: {words}", soft_wrap=True)
+        return search.SearchFeed(sweep, rec, study, [])
+
+    return _launch(opts.get("runs_dir"), base_id, settings, record, feed)
 
 
 def resume(sweep_id: str, runs_dir=None, opts: dict | None = None) -> str:
@@ -254,10 +262,12 @@ def _settings(opts: dict, recorded: dict | None) -> Settings:
     return Settings(executor, jobs, threads, address, retries)
 
 
-def _new_record(sweep, the_grid, first: config.Config, opts, settings, argv, name="") -> dict:
-    """sweep.json of a new sweep: every point of a grid pending (a search: none yet)."""
+def _new_record(
+    sweep, first: config.Config, opts, settings, argv, name: str, axes: dict, points: list
+) -> dict:
+    """sweep.json of a new sweep: a grid's axes and every point pending (a search: no
+    axes, no point yet)."""
     now = folders.now_iso()
-    total = len(the_grid) if the_grid else 0
     base = dataclasses.replace(first, name="")
     source = {"preset": opts["preset"]} if opts.get("preset") else {}
     if opts.get("config"):
@@ -267,7 +277,7 @@ def _new_record(sweep, the_grid, first: config.Config, opts, settings, argv, nam
         "kind": "sweep",
         "id": sweep.id,
         "model": first.model,
-        "name": the_grid.name if the_grid else name,
+        "name": name,
         "command": shlex.join(["nnlab", "sweep", *(argv or [])]),
         "created": now,
         "updated": now,
@@ -276,16 +286,16 @@ def _new_record(sweep, the_grid, first: config.Config, opts, settings, argv, nam
         "source": source,
         "settings": settings.as_record(),
         "base": config.to_yaml(base),
-        "grid": {k: list(v) for k, v in the_grid.axes.items()} if the_grid else {},
+        "grid": {k: list(v) for k, v in axes.items()},
         "points": [
             {
-                "run": sweeps.point_run_id(sweep.id, i, total),
+                "run": sweeps.point_run_id(sweep.id, i, len(points)),
                 "values": point,
                 "status": "pending",
                 "attempts": 0,
                 "error": None,
             }
-            for i, point in enumerate(the_grid.points() if the_grid else [])
+            for i, point in enumerate(points)
         ],
     }
 
@@ -314,7 +324,7 @@ def _run(
             point["attempts"] = int(point.get("attempts") or 0) + 1
         if error is not None or status == "finished":
             point["error"] = error
-        if status in ENDED:
+        if status in sweeps.ENDED:
             feed.ended(index, status)  # a search tells its study first: then sweep.json
         rec["updated"] = folders.now_iso()
         # a point's end is always written; starts at most every second (1,000 small points)
@@ -365,9 +375,7 @@ def _outcome(sweep: sweeps.Sweep, rec: dict, seconds: float, console: Console) -
     plan = rec.get("search")
     if plan and rec["status"] == "finished":
         counts = ", ".join(
-            f"{n} {s}"
-            for s in ("finished", "pruned", "diverged", "failed")
-            if (n := sum(p["status"] == s for p in points))
+            f"{n} {s}" for s in sweeps.ENDED if (n := sum(p["status"] == s for p in points))
         )
         top = trials.best(points, plan["direction"])
         console.print(
@@ -382,7 +390,7 @@ def _outcome(sweep: sweeps.Sweep, rec: dict, seconds: float, console: Console) -
         return sweep.id
     if rec["status"] == "interrupted":
         done = (
-            f"{sum(p['status'] in ENDED for p in points)} of {plan['trials']} trials ended"
+            f"{sum(p['status'] in sweeps.ENDED for p in points)} of {plan['trials']} trials ended"
             if plan
             else f"{finished} of {len(points)} points finished"
         )

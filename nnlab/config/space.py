@@ -127,13 +127,12 @@ def from_record(space: dict) -> dict[str, Range | list]:
 
 def describe(params: dict[str, Range | list]) -> str:
     """The space in words: lr log:0.0001..0.1 · batch_size 16..256 · activation {relu, silu}."""
-    parts = []
-    for k, p in params.items():
-        if isinstance(p, Range):
-            parts.append(f"{k} {p.text()}")
-        else:
-            parts.append(f"{k} {{{', '.join(text_of(v) for v in p)}}}")
-    return " · ".join(parts)
+    return " · ".join(f"{k} {shown(p)}" for k, p in params.items())
+
+
+def shown(p: Range | list) -> str:
+    """One field's range or choices in words: log:0.0001..0.1, or {relu, silu}."""
+    return p.text() if isinstance(p, Range) else "{" + ", ".join(text_of(v) for v in p) + "}"
 
 
 def build(

@@ -149,12 +149,17 @@ def parse_pair(between) -> tuple[int, int] | None:
 
 def positive_int(value, name: str) -> int:
     """A whole number of at least 1."""
+    return whole_number(value, name, 1)
+
+
+def whole_number(value, name: str, low: int) -> int:
+    """A whole number of at least low."""
     try:
         i = int(str(value))
     except ValueError:
-        raise NnlabError(f"--{name}={value}: expected a whole number of at least 1") from None
-    if i < 1:
-        raise NnlabError(f"--{name}={value}: expected a whole number of at least 1")
+        raise NnlabError(f"--{name}={value}: expected a whole number of at least {low}") from None
+    if i < low:
+        raise NnlabError(f"--{name}={value}: expected a whole number of at least {low}")
     return i
 
 

@@ -79,6 +79,7 @@ class Sweep(folders.Folder):
 # worker, and p<k>.decisions.json the coordinator's answers, by label. Answers are kept, so
 # a point resumed before a report it made earlier gets the same answer again.
 REPORTS = "reports"
+ENDED = ("finished", "pruned", "diverged", "failed")  # how a point can end
 
 
 def _mail(sweep: Sweep, index: int, kind: str) -> Path:
@@ -194,19 +195,22 @@ def list_sweep_ids(runs_dir: str | Path | None = None) -> list[str]:
 
 def ranked(rec: dict) -> list[dict]:
     """A sweep's points in the order commands show them side by side: a grid's in grid
-    order; a search's best first (finished by their metric, then pruned ones by their
-    last report, then the rest)."""
+    order; a search's best first (ranked_points)."""
     plan = rec.get("search")
-    if not plan:
-        return list(rec["points"])
-    sign = -1 if plan["direction"] == "max" else 1
+    return ranked_points(rec["points"], plan["direction"]) if plan else list(rec["points"])
+
+
+def ranked_points(points: list[dict], direction: str) -> list[dict]:
+    """A search's points best first: finished ones by their metric (max or min is better),
+    then pruned ones by their last report, then the rest; equals keep their order."""
+    sign = -1 if direction == "max" else 1
 
     def key(p):
         group = {"finished": 0, "pruned": 1}.get(p["status"], 2)
         value = p.get("value")
         return (group, value is None, sign * value if value is not None else 0.0)
 
-    return sorted(rec["points"], key=key)
+    return sorted(points, key=key)
 
 
 MAX_SIDE_BY_SIDE = 16  # runs drawn side by side (animate's panels, the report's columns)
