@@ -347,6 +347,22 @@ def test_kill_while_final_checkpoint_is_written_then_resume_owes_it(nnlab, runs)
     assert nnlab("summary", run_id, "--json").json()["status"] == "finished"
 
 
+def test_kill_during_set_up_then_resume_writes_what_set_up_owed(nnlab, runs):
+    """Killed after meta.json but before the probe set (a sweep's worker stopped as it began
+    a point): resume wrote its first snapshot into a latents folder that did not exist."""
+    args = ["train", "vae", *FAST, "--epochs=1", "--snapshot_every=40"]
+    reference = nnlab(*args, "--seed=2").out.strip()
+    before = {p.name for p in runs.iterdir()}
+    p = _spawn([*args, "--seed=2"], runs, **{files.FAULT_KILL_ENV: "probe.npz"})
+    p.wait(timeout=120)
+    assert p.returncode == -signal.SIGKILL
+    run_id = _only_run(runs, exclude=before)
+    assert (runs / run_id / "meta.json").exists()
+    assert not (runs / run_id / "latents" / "probe.npz").exists()
+    _resume_until_done(nnlab, run_id)
+    _assert_same_run(runs, reference, run_id)
+
+
 def test_run_killed_before_its_first_checkpoint_is_not_damaged(nnlab, runs):
     run_id = nnlab("train", "vae", *FAST, "--snapshot_every=0").out.strip()
     (runs / run_id / "checkpoints" / "latest.pt").unlink()

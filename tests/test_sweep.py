@@ -7,11 +7,13 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from nnlab.commands import sweep as sweep_command
 from nnlab.store import folders, sweeps
 from tests.conftest import FAST
 from tests.test_reliability import _spawn
@@ -182,6 +184,32 @@ def test_killing_the_coordinator_stops_its_workers_and_resume_finishes(nnlab, ru
     _assert_same_points(runs, sweep_id, reference)
     for run_id in points:  # no traceback in a worker's log
         assert "Traceback" not in (runs / sweep_id / "logs" / f"{run_id}.log").read_text()
+
+
+def test_resume_waits_for_a_stopping_worker_and_names_one_that_does_not_stop(
+    nnlab, runs, monkeypatch
+):
+    args = ["classifier", "--preset=linear-ce", *FAST, "--epochs=1", "--snapshot_every=0"]
+    r = nnlab("sweep", *args, "--seed=1,2", "--jobs=1")
+    assert r.code == 0, r.err
+    sweep_id = r.out.strip()
+    first = folders.Run(runs, _record(runs, sweep_id)["points"][0]["run"])
+    first.acquire()  # as a worker of a killed coordinator does until it has stopped
+    threading.Timer(0.5, first.release).start()
+    r = nnlab("sweep", "--resume", sweep_id)
+    assert r.code == 0 and r.out.strip() == sweep_id, r.err
+    assert f"waiting for 1 worker(s) of the stopped coordinator to stop ({first.id})" in r.err
+    assert {p["status"] for p in _record(runs, sweep_id)["points"]} == {"finished"}
+
+    monkeypatch.setattr(sweep_command, "STOPPING_GRACE_S", 0.3)
+    first.acquire()  # one that does not stop
+    try:
+        r = nnlab("sweep", "--resume", sweep_id)
+    finally:
+        first.release()
+    assert r.code == 2 and r.out == "" and r.err.count("\n") == 2, r.err  # the wait, the error
+    assert f"sweep {sweep_id}: run {first.id} is in use by another nnlab process" in r.err
+    assert r.err.rstrip().endswith("stop it, then --resume again")
 
 
 @pytest.mark.slow

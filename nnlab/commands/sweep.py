@@ -27,7 +27,7 @@ from nnlab.commands.worker import run_point_task
 from nnlab.config import config, grid, space
 from nnlab.helpers import options
 from nnlab.helpers.console import stderr_console
-from nnlab.helpers.errors import NnlabError, TrainingStopped, did_you_mean
+from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped, did_you_mean
 from nnlab.store import folders, sweeps
 from nnlab.training import tensorboard
 
@@ -202,6 +202,7 @@ def _resume(sweep: sweeps.Sweep, rec: dict, settings: Settings, session) -> str:
         if session is not None:
             executors.check_storage(sweep, session)
         console = stderr_console()
+        _wait_for_stopping_workers(sweep, rec, console)
         if rec.get("search"):
             study = search.Study(sweep, search.Plan(**rec["search"]))
             feed = search.SearchFeed(sweep, rec, study, [])
@@ -229,6 +230,35 @@ def _resume(sweep: sweeps.Sweep, rec: dict, settings: Settings, session) -> str:
         return _run(sweep, rec, settings, session, console, executors.Feed(todo))
     finally:
         sweep.release()
+
+
+STOPPING_GRACE_S = 60.0  # how long a resume waits for a killed coordinator's workers
+
+
+def _wait_for_stopping_workers(sweep: sweeps.Sweep, rec: dict, console: Console) -> None:
+    """Wait until no point's run is held by a worker of a coordinator that was killed: the
+    kernel told each to stop, and it stops after its step and a checkpoint, but a resume
+    typed at once would find the run still locked and fail the point. Raise RunError when
+    one is still held after STOPPING_GRACE_S (a worker that is not stopping)."""
+    runs = [folders.Run(sweep.root, folders.validate_id(p["run"])) for p in rec["points"]]
+    deadline = time.monotonic() + STOPPING_GRACE_S
+    told = False
+    while held := [run for run in runs if run.is_running()]:
+        if time.monotonic() >= deadline:
+            try:  # the lock's own message names its holder
+                held[0].acquire()
+            except RunError as e:
+                raise RunError(f"sweep {sweep.id}: {e}; stop it, then --resume again") from None
+            held[0].release()  # let go of just now
+            continue
+        if not told:
+            console.print(
+                f"waiting for {len(held)} worker(s) of the stopped coordinator to stop "
+                f"({', '.join(run.id for run in held)})",
+                soft_wrap=True,
+            )
+            told = True
+        time.sleep(0.1)
 
 
 def _settings(opts: dict, recorded: dict | None) -> Settings:

@@ -131,6 +131,15 @@ def _set_up_run(
     )
     run.write_meta(meta)
     run.checkpoints.mkdir()
+    _write_probe(cfg, trainer)
+    return trainer
+
+
+def _write_probe(cfg, trainer) -> None:
+    """The probe set of a run about to take its first step (again at a resume, where a kill
+    during set-up may have left it unwritten)."""
+    import torch
+
     # The class names always, and the images of a folder or npz (which may move or change)
     # so the run's pictures never need them again.
     images = None
@@ -142,9 +151,8 @@ def _set_up_run(
         trainer.probe_split_index,
         cfg.probe_split,
         images=images,
-        classes=splits.classes or None,
+        classes=trainer.splits.classes or None,
     )
-    return trainer
 
 
 def resume(
@@ -195,7 +203,8 @@ def resume(
             ceiling = schema.size_ceilings(cfg, meta)[0]
             ck = files.load_checkpoint(latest, map_location=device, max_bytes=ceiling)
             trainer.load_state_dict(ck)
-        else:  # killed before its first checkpoint: start over in the same run
+        else:  # killed before its first checkpoint (even mid set-up): start over in the run
+            _write_probe(cfg, trainer)
             trainer.restart()
         if epochs is not None:
             text = config.to_yaml(cfg)

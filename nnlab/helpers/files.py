@@ -41,17 +41,21 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
-FAULT_KILL_ENV = "NNLAB_FAULT_KILL_IN_WRITE"  # test hook: SIGKILL inside the Nth checkpoint write
+# test hook: SIGKILL inside the Nth checkpoint write (N), or the first write of a file (name)
+FAULT_KILL_ENV = "NNLAB_FAULT_KILL_IN_WRITE"
 _checkpoint_writes = 0
 
 
 def _fault_kill(path: Path) -> None:
     """Test hook: die (SIGKILL) with a temp file written but not yet renamed into place."""
     global _checkpoint_writes
-    if path.suffix == ".pt" and os.environ.get(FAULT_KILL_ENV):
+    fault = os.environ.get(FAULT_KILL_ENV)
+    if not fault:
+        return
+    if path.suffix == ".pt":
         _checkpoint_writes += 1
-        if str(_checkpoint_writes) == os.environ[FAULT_KILL_ENV]:
-            os.kill(os.getpid(), signal.SIGKILL)
+    if fault in (path.name, str(_checkpoint_writes) if path.suffix == ".pt" else None):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
