@@ -330,37 +330,29 @@ def test_recording_float16_storage_budget(nnlab, runs):
     assert raw == 8 * len(rec) * len(rec.labels)
 
 
-def test_kill_while_final_checkpoint_is_written_then_resume_owes_it(nnlab, runs):
-    """latest.pt is written before final.pt: a kill between them left a run that resumed
-    to 'finished' without ever writing final.pt. Resume now writes what the run owes."""
+@pytest.mark.parametrize(
+    "fault,missing",
+    [
+        # checkpoint writes: latest.pt at step 0 (1), latest.pt at the end (2), final.pt (3):
+        # a kill between the last two left a run that resumed to 'finished' without final.pt
+        ("3", "checkpoints/final.pt"),
+        # after meta.json, before the probe set (a sweep's worker stopped as it began a
+        # point): resume wrote its first snapshot into a latents folder that did not exist
+        ("probe.npz", "latents/probe.npz"),
+    ],
+)
+def test_kill_in_a_write_then_resume_writes_what_the_run_owes(nnlab, runs, fault, missing):
     args = ["train", "vae", *FAST, "--checkpoint_every_steps=0", "--snapshot_every=40"]
     reference = nnlab(*args, "--seed=2").out.strip()
     before = {p.name for p in runs.iterdir()}
-    # checkpoint writes: latest.pt at step 0 (1), latest.pt at the end (2), final.pt (3)
-    p = _spawn([*args, "--seed=2"], runs, **{files.FAULT_KILL_ENV: "3"})
+    p = _spawn([*args, "--seed=2"], runs, **{files.FAULT_KILL_ENV: fault})
     p.wait(timeout=120)
     assert p.returncode == -signal.SIGKILL
     run_id = _only_run(runs, exclude=before)
-    assert not (runs / run_id / "checkpoints" / "final.pt").exists()
+    assert (runs / run_id / "meta.json").exists() and not (runs / run_id / missing).exists()
     _resume_until_done(nnlab, run_id)
     _assert_same_run(runs, reference, run_id)  # compares final.pt tensors, metrics, latents
     assert nnlab("summary", run_id, "--json").json()["status"] == "finished"
-
-
-def test_kill_during_set_up_then_resume_writes_what_set_up_owed(nnlab, runs):
-    """Killed after meta.json but before the probe set (a sweep's worker stopped as it began
-    a point): resume wrote its first snapshot into a latents folder that did not exist."""
-    args = ["train", "vae", *FAST, "--epochs=1", "--snapshot_every=40"]
-    reference = nnlab(*args, "--seed=2").out.strip()
-    before = {p.name for p in runs.iterdir()}
-    p = _spawn([*args, "--seed=2"], runs, **{files.FAULT_KILL_ENV: "probe.npz"})
-    p.wait(timeout=120)
-    assert p.returncode == -signal.SIGKILL
-    run_id = _only_run(runs, exclude=before)
-    assert (runs / run_id / "meta.json").exists()
-    assert not (runs / run_id / "latents" / "probe.npz").exists()
-    _resume_until_done(nnlab, run_id)
-    _assert_same_run(runs, reference, run_id)
 
 
 def test_run_killed_before_its_first_checkpoint_is_not_damaged(nnlab, runs):
