@@ -60,6 +60,18 @@ RUNNABLE = [p for p in PAGES if blocks(p)]
 
 
 @pytest.fixture(scope="module")
+def warm_bin(tmp_path_factory):
+    """A folder holding a warm `nnlab` (tests/warm.py): the pages' commands start at once."""
+    from tests import warm
+
+    folder = tmp_path_factory.mktemp("warm")
+    server = warm.install(folder)
+    yield folder / "bin"
+    server.kill()
+    server.wait()
+
+
+@pytest.fixture(scope="module")
 def world(tmp_path_factory, shapes):
     """A data dir with a fake CIFAR-10, and a working dir with a `shapes` folder."""
     from tests.test_fileformats import cifar_arrays, write_cifar_python
@@ -87,16 +99,21 @@ def missing_extra(script: str) -> str | None:
     return None
 
 
-def run_page(page: Path, world: Path, tmp: Path) -> subprocess.CompletedProcess:
+def run_page(
+    page: Path, world: Path, tmp: Path, warm_bin: Path | None = None
+) -> subprocess.CompletedProcess:
     """Run a page's script in its own runs dir and working dir, on one thread (two pages
-    run at once on this project's two cores)."""
+    run at once on this project's two cores); warm_bin: a warm `nnlab` to use."""
     env = dict(
         os.environ,
         NNLAB_SMOKE="1",
         NNLAB_OFFLINE="1",
         NNLAB_RUNS=str(tmp / "runs"),
         NNLAB_DATA=str(world / "data"),
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        PATH=os.pathsep.join(
+            [*([str(warm_bin)] if warm_bin else []), str(Path(sys.executable).parent)]
+            + [os.environ["PATH"]]
+        ),
         OMP_NUM_THREADS="1",
         MKL_NUM_THREADS="1",
     )
@@ -114,15 +131,19 @@ def run_page(page: Path, world: Path, tmp: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_every_block_of_every_page_runs(world, tmp_path):
-    """Each page's blocks in one shell; two pages at a time, each single-threaded."""
+def test_every_block_of_every_page_runs(world, warm_bin, tmp_path):
+    """Each page's blocks in one shell; two pages at a time, each single-threaded, their
+    `nnlab` commands forked from a warm server."""
     from concurrent.futures import ThreadPoolExecutor
 
     pages = [p for p in RUNNABLE if missing_extra(script_of(p)) is None]
     skipped = sorted(set(RUNNABLE) - set(pages))
     with ThreadPoolExecutor(2) as pool:
         results = list(
-            pool.map(lambda ip: run_page(ip[1], world, tmp_path / str(ip[0])), enumerate(pages))
+            pool.map(
+                lambda ip: run_page(ip[1], world, tmp_path / str(ip[0]), warm_bin),
+                enumerate(pages),
+            )
         )
     failed = [
         f"{p.relative_to(ROOT)} (exit {r.returncode}):\n{r.stderr[-2500:]}"
