@@ -330,6 +330,7 @@ def test_recording_float16_storage_budget(nnlab, runs):
     assert raw == 8 * len(rec) * len(rec.labels)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "fault,missing",
     [

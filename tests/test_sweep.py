@@ -186,6 +186,7 @@ def test_killing_the_coordinator_stops_its_workers_and_resume_finishes(nnlab, ru
         assert "Traceback" not in (runs / sweep_id / "logs" / f"{run_id}.log").read_text()
 
 
+@pytest.mark.slow
 def test_resume_waits_for_a_stopping_worker_and_names_one_that_does_not_stop(
     nnlab, runs, monkeypatch
 ):
