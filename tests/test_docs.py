@@ -99,21 +99,16 @@ def missing_extra(script: str) -> str | None:
     return None
 
 
-def run_page(
-    page: Path, world: Path, tmp: Path, warm_bin: Path | None = None
-) -> subprocess.CompletedProcess:
+def run_page(page: Path, world: Path, tmp: Path, warm_bin: Path) -> subprocess.CompletedProcess:
     """Run a page's script in its own runs dir and working dir, on one thread (two pages
-    run at once on this project's two cores); warm_bin: a warm `nnlab` to use."""
+    run at once on this project's two cores), with the warm `nnlab` in warm_bin."""
     env = dict(
         os.environ,
         NNLAB_SMOKE="1",
         NNLAB_OFFLINE="1",
         NNLAB_RUNS=str(tmp / "runs"),
         NNLAB_DATA=str(world / "data"),
-        PATH=os.pathsep.join(
-            [*([str(warm_bin)] if warm_bin else []), str(Path(sys.executable).parent)]
-            + [os.environ["PATH"]]
-        ),
+        PATH=os.pathsep.join([str(warm_bin), str(Path(sys.executable).parent), os.environ["PATH"]]),
         OMP_NUM_THREADS="1",
         MKL_NUM_THREADS="1",
     )

@@ -115,13 +115,11 @@ def serve(path: str) -> None:
     """Import what every command imports, then fork a child per request, forever."""
     import matplotlib.figure  # noqa: F401
     import numpy  # noqa: F401
-    import torch
     import torch._dynamo  # noqa: F401  (an optimizer's first use imports it)
     import torch._inductor.config  # noqa: F401  (torch.use_deterministic_algorithms does)
 
     from nnlab.commands import cli  # noqa: F401
 
-    del torch
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen(64)

@@ -54,7 +54,9 @@ def _fault_kill(path: Path) -> None:
         return
     if path.suffix == ".pt":
         _checkpoint_writes += 1
-    if fault in (path.name, str(_checkpoint_writes) if path.suffix == ".pt" else None):
+        if fault == str(_checkpoint_writes):
+            os.kill(os.getpid(), signal.SIGKILL)
+    if fault == path.name:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
