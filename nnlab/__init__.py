@@ -1,6 +1,6 @@
 """nnlab: see what a neural network learns.
 
-The Python API (for your own training loop; the CLI reads what it writes):
+Write runs from your own training loop (the CLI reads what it writes):
 
     import nnlab
     with nnlab.start("my-vae", settings={"beta": 4}) as run:
@@ -13,35 +13,55 @@ The Python API (for your own training loop; the CLI reads what it writes):
         run.log_epoch(1, test_loss=...)
         run.checkpoint(step, model=model.state_dict())
 
-Names: start, RunWriter, UsageError, load_checkpoint, and LatentCallback (Lightning; needs
-the `lightning` extra). They are imported when first used, so `import nnlab` stays light.
+Read any run back (a notebook's view of what `nnlab summary` and `nnlab animate` show):
+
+    nnlab.runs(model="vae")                 # the runs table, newest first
+    run = nnlab.open("latest")              # or a run id, or the path of its folder
+    run.metrics()["epoch"], run.steps, run.latents(run.steps[-1])["mu"], run.figure()
+
+Names: start, RunWriter, load_checkpoint, LatentCallback (Lightning; needs the `lightning`
+extra), runs, open, open_sweep, Run, Sweep, UsageError and RunDamaged. They are imported
+when first used, so `import nnlab` stays light (reading a run's numbers never loads torch).
 """
 
-__version__ = "0.1.0"
+from nnlab.helpers.version import VERSION as __version__
 
-__all__ = ["__version__", "start", "RunWriter", "load_checkpoint", "UsageError", "LatentCallback"]
+__all__ = [
+    "__version__",
+    "start",
+    "RunWriter",
+    "load_checkpoint",
+    "LatentCallback",
+    "runs",
+    "open",
+    "open_sweep",
+    "Run",
+    "Sweep",
+    "UsageError",
+    "RunDamaged",
+]
+
+# name -> (module, attribute): imported on first use
+_LAZY = {
+    "start": ("nnlab.library.writer", "start"),
+    "RunWriter": ("nnlab.library.writer", "RunWriter"),
+    "load_checkpoint": ("nnlab.library.writer", "load_checkpoint"),
+    "LatentCallback": ("nnlab.library.lightning", "LatentCallback"),
+    "runs": ("nnlab.library.reader", "runs"),
+    "open": ("nnlab.library.reader", "open_run"),
+    "open_sweep": ("nnlab.library.reader", "open_sweep"),
+    "Run": ("nnlab.library.reader", "Run"),
+    "Sweep": ("nnlab.library.reader", "Sweep"),
+    "UsageError": ("nnlab.library.probe", "UsageError"),
+    "RunDamaged": ("nnlab.helpers.errors", "RunDamaged"),
+}
 
 
 def __getattr__(name: str):
-    """The public API's names, imported on first use (torch loads only then)."""
-    if name == "start":
-        from nnlab.library.writer import start
+    """The public API's names, imported on first use (torch loads only when needed)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'nnlab' has no attribute '{name}'")
+    import importlib
 
-        return start
-    if name == "RunWriter":
-        from nnlab.library.writer import RunWriter
-
-        return RunWriter
-    if name == "load_checkpoint":
-        from nnlab.library.writer import load_checkpoint
-
-        return load_checkpoint
-    if name == "UsageError":
-        from nnlab.library.probe import UsageError
-
-        return UsageError
-    if name == "LatentCallback":
-        from nnlab.library.lightning import LatentCallback
-
-        return LatentCallback
-    raise AttributeError(f"module 'nnlab' has no attribute '{name}'")
+    module, attribute = _LAZY[name]
+    return getattr(importlib.import_module(module), attribute)

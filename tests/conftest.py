@@ -129,3 +129,18 @@ def shapes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("shapes")
     write_shapes(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def searched(tmp_path_factory):
+    """A finished search of 6 trials, two workers: (runs dir, sweep id, stderr); shared by
+    the search's tests and the read API's."""
+    pytest.importorskip("optuna")
+    from tests.test_reliability import _spawn
+    from tests.test_search import SEARCH
+
+    runs = tmp_path_factory.mktemp("search") / "runs"
+    p = _spawn([*SEARCH, "--trials=6", "--jobs=2"], runs)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    return runs, out.strip(), err

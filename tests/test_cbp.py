@@ -257,7 +257,7 @@ def test_a_killed_cbp_run_resumes_bit_exact(nnlab, runs, extra):
     p.wait(timeout=120)
     assert p.returncode == -9
     run_id = _only_run(runs, exclude=before)
-    assert folders.open_run(run_id, runs).meta()["resumable_step"] == 40
+    assert folders.open_run(run_id, runs).meta().resumable_step == 40
     r = nnlab("train", "--resume", run_id)
     assert r.code == 0, r.err
     _assert_same_run(runs, reference, run_id)

@@ -27,7 +27,7 @@ def swept(trained, runs):
         run_id = f"{SWEEP}-p{i}"
         shutil.copytree(root / ids[key], runs / run_id)
         point = folders.Run(runs, run_id)  # made by the sweep: its meta.json says so
-        point.write_meta({**point.meta(), "sweep": {"id": SWEEP, "point": i}})
+        point.write_meta({**point.meta().to_json(), "sweep": {"id": SWEEP, "point": i}})
         points.append(
             {"run": run_id, "values": {"beta": beta}, "status": "finished", "attempts": 1}
         )
@@ -83,8 +83,8 @@ def test_summary_of_a_sweep_reads_each_points_run(nnlab, swept):
     for p in d["points"]:
         run = folders.open_run(p["run"], swept)
         meta = run.meta()
-        assert p["metrics"]["test_elbo"] == pytest.approx(meta["final"]["test_elbo"])
-        assert p["metrics"]["train_loss"] == pytest.approx(meta["final"]["train_loss"])
+        assert p["metrics"]["test_elbo"] == pytest.approx(meta.final["test_elbo"])
+        assert p["metrics"]["train_loss"] == pytest.approx(meta.final["train_loss"])
         rec = record.load_recording(run.latents, ("mu", "sd"))  # the whole recording, its last row
         last = latent.snapshot_metrics(rec, len(rec) - 1)
         for key in ("overlap_max", "ncm_accuracy", "aggregate_kl_to_prior", "active_units"):

@@ -76,7 +76,7 @@ def test_ray_sweep_survives_a_killed_worker_with_exact_results(runs, tmp_path, r
     assert _record(runs, sweep_id)["settings"]["executor"] == "ray"
     log = (runs / sweep_id / "logs" / f"{first}.log").read_text()
     assert "resuming" in log  # Ray retried the task, which resumed the run
-    assert folders.open_run(first, runs).meta()["status"] == "finished"
+    assert folders.open_run(first, runs).meta().status == "finished"
     _assert_same_points(runs, sweep_id, reference)
 
 

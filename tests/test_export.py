@@ -85,9 +85,7 @@ def test_export_of_a_classifier_has_masks(nnlab, runs, copied):
     acc = _accumulator(Path(r.out.strip()))
     assert {"latent space", "first-layer masks"} <= set(acc.Tags()["images"])
     masks = acc.Images("first-layer masks")
-    assert [m.step for m in masks] == [
-        int(folders.open_run(copied["l3"], runs).meta()["steps_done"])
-    ]
+    assert [m.step for m in masks] == [int(folders.open_run(copied["l3"], runs).meta().steps_done)]
 
 
 def test_export_twice_refuses_then_replaces_with_force(nnlab, runs, copied):
@@ -164,7 +162,7 @@ def test_export_of_a_sweep_has_one_run_per_point_and_hparams(nnlab, runs, copied
         ).experiment
         assert {m.name.tag for m in experiment.metric_infos} >= {"hparams/test_elbo"}
         (elbo,) = acc.Scalars("hparams/test_elbo")
-        assert elbo.value == pytest.approx(run.meta()["final"]["test_elbo"], rel=1e-6)
+        assert elbo.value == pytest.approx(run.meta().final["test_elbo"], rel=1e-6)
 
 
 def _free_port() -> int:

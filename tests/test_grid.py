@@ -76,6 +76,7 @@ def test_plan_lists_every_point():
     assert table == ["run\tbeta\tseed", "a\t1.0\t0", "b\t1.0\t1", "c\t10.0\t0", "d\t10.0\t1"]
 
 
+@pytest.mark.slow  # starts a process
 def test_dry_run_of_a_thousand_points_is_quick(tmp_path):
     seeds = ",".join(str(i) for i in range(100))
     cmd = [sys.executable, "-m", "nnlab", "sweep", "vae", f"--seed={seeds}"]

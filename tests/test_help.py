@@ -90,6 +90,7 @@ def test_overview_and_version(nnlab):
     assert nnlab("--version").out.strip() == f"nnlab {__version__}"
 
 
+@pytest.mark.slow  # starts a process
 def test_help_needs_no_pager_and_writes_stdout():
     r = subprocess.run(
         [sys.executable, "-m", "nnlab", "animate", "--help"],

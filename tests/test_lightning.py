@@ -88,7 +88,7 @@ def test_a_real_fit_is_recorded(runs, nnlab):
     cb = api.LatentCallback(px, py, layer="code", every_n_steps=10, name="pl", runs_dir=runs)
     fit(cb)
     opened = folders.read_run(cb.run_id, runs)
-    assert opened.meta["status"] == "finished"
+    assert opened.meta.status == "finished"
     assert opened.cfg.settings == {"lr": 0.01}  # the module's hparams
     rec = record.load_recording(runs / cb.run_id / "latents", ("mu", "sd?"))
     steps_per_epoch = 39  # 4,900 images in batches of 128
@@ -116,7 +116,7 @@ def test_an_exception_in_the_fit_marks_the_run_failed(runs):
     cb = api.LatentCallback(px, py, encode=lambda x: torch.zeros(len(x), 2), runs_dir=runs)
     with pytest.raises(RuntimeError, match="boom"):
         fit(cb, module=Broken())
-    assert folders.open_run(cb.run_id, runs).meta()["status"] == "failed"
+    assert folders.open_run(cb.run_id, runs).meta().status == "failed"
     with pytest.raises(api.UsageError, match="has no such method"):
         fit(api.LatentCallback(px, py, encode="encdoe", runs_dir=runs))
 

@@ -10,6 +10,7 @@ from nnlab import families
 from nnlab.config import config
 from nnlab.families.own import CHUNK_SNAPSHOTS, OWN, OwnConfig
 from nnlab.helpers.errors import NnlabError
+from nnlab.store.meta import Meta
 
 
 def test_the_config_round_trips_with_any_json_settings():
@@ -27,7 +28,7 @@ def test_the_config_round_trips_with_any_json_settings():
 
 
 def test_ceilings_follow_what_meta_records():
-    meta = {"probe": {"size": 100, "width": 8}, "parameter_count": 1000, "metrics_bytes": 10}
+    meta = Meta(1, probe={"size": 100, "width": 8}, parameter_count=1000, metrics_bytes=10)
     checkpoint, chunk = OWN.ceilings(OwnConfig(), meta)
     assert chunk - 4 * CHUNK_SNAPSHOTS * 100 * 8 == checkpoint - 16 * 1000  # the same slack
     assert OWN.metrics_ceiling(OwnConfig(), meta) > 10

@@ -73,7 +73,7 @@ def test_epoch_end_reports_are_the_logged_epoch_line(tmp_path, metric):
     run = folders.open_run(run_id, tmp_path)
     epochs = metrics.of_kind(metrics.read(run.metrics), "epoch")
     assert seen == [(3600, epochs[0][metric])]  # epoch 1's end; none after the last epoch
-    assert run.meta()["status"] == "finished"
+    assert run.meta().status == "finished"
 
 
 def test_a_pruned_run_is_checkpointed_evaluated_right_and_resumable(tmp_path):
@@ -89,7 +89,7 @@ def test_a_pruned_run_is_checkpointed_evaluated_right_and_resumable(tmp_path):
     (run_id,) = folders.list_run_ids(tmp_path)
     run = folders.open_run(run_id, tmp_path)
     meta = run.meta()
-    assert meta["status"] == "pruned" and meta["resumable_step"] == meta["steps_done"] == 36
+    assert meta.status == "pruned" and meta.resumable_step == meta.steps_done == 36
     # an independent evaluation of the checkpointed weights gives the value reported
     from nnlab.training.models import build_model
     from nnlab.training.trainer import evaluate, load_splits
@@ -104,7 +104,7 @@ def test_a_pruned_run_is_checkpointed_evaluated_right_and_resumable(tmp_path):
     # its recording is usable; `train --resume` trains it on to the end
     assert len(record.load_recording(run.latents, ("mu", "sd")).steps) >= 4
     train.resume(run_id, tmp_path, console=stderr_console())
-    assert run.meta()["status"] == "finished" and run.meta()["epochs_done"] == 2
+    assert run.meta().status == "finished" and run.meta().epochs_done == 2
 
 
 def test_a_latent_metric_is_measured_on_the_probe_as_the_recording_would(tmp_path):
@@ -145,5 +145,5 @@ def test_a_point_stopped_while_waiting_for_an_answer_is_interrupted_not_pruned(t
         train.start(_cfg(), tmp_path, stderr_console(), reports=Reports("test_elbo", 0.5, decide))
     assert e.value.exit_code == 130 and not isinstance(e.value, Pruned)
     (run_id,) = folders.list_run_ids(tmp_path)
-    assert folders.open_run(run_id, tmp_path).meta()["status"] == "interrupted"
+    assert folders.open_run(run_id, tmp_path).meta().status == "interrupted"
     assert json.loads((tmp_path / run_id / "meta.json").read_text())["resumable_step"] == 18

@@ -221,7 +221,7 @@ def test_two_different_runs_in_parallel(runs):
     ids = [p.name for p in runs.iterdir() if not p.name.startswith(".")]
     assert len(ids) == 2
     for i in ids:
-        assert folders.open_run(i, runs).meta()["status"] == "finished"
+        assert folders.open_run(i, runs).meta().status == "finished"
 
 
 CORRUPTIONS = ["truncate", "bitflip", "empty", "delete"]
@@ -364,7 +364,9 @@ def test_run_killed_before_its_first_checkpoint_is_not_damaged(nnlab, runs):
     run = folders.Run(runs, run_id)
     meta = run.meta()
     changes = {"status": "running", "steps_done": 0, "epochs_done": 0, "metrics_bytes": 0}
-    run.write_meta({**meta, **changes, "metrics_sha256": metrics.prefix_digest(run.metrics, 0)})
+    run.write_meta(
+        {**meta.to_json(), **changes, "metrics_sha256": metrics.prefix_digest(run.metrics, 0)}
+    )
     d = nnlab("summary", run_id, "--json").json()
     assert d["status"] == "interrupted (nothing to resume, start again)" and not d["problems"]
     assert nnlab("train", "--resume", run_id).code == 0  # starts again in the same run

@@ -307,7 +307,11 @@ def hostile_page(tmp_path_factory):
     text = "\n".join(lines) + "\n"
     files.write_text(run.metrics, text)
     run.write_meta(
-        {**meta, "metrics_bytes": len(text.encode()), "metrics_sha256": files.sha256_text(text)}
+        {
+            **meta.to_json(),
+            "metrics_bytes": len(text.encode()),
+            "metrics_sha256": files.sha256_text(text),
+        }
     )
     out = root / "page.html"
     assert call("report", run_id, f"--out={out}") == str(out)

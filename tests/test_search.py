@@ -50,24 +50,14 @@ def _assert_study_whole(runs: Path, sweep_id: str, trials: int) -> dict:
     for point, t in zip(rec["points"], study.trials(), strict=True):
         assert t.state.name == {"finished": "COMPLETE", "pruned": "PRUNED"}[point["status"]]
         meta = folders.open_run(point["run"], runs).meta()
-        assert meta["status"] == point["status"]
+        assert meta.status == point["status"]
         lr, bs = point["values"]["lr"], point["values"]["batch_size"]
         assert 1e-3 <= lr <= 3e-2 and 32 <= bs <= 128 and isinstance(bs, int)
         assert t.params == {"lr": lr, "batch_size": bs}
         if point["status"] == "finished":
             assert (runs / point["run"] / "checkpoints" / "final.pt").exists()
-            assert point["value"] == pytest.approx(meta["final"]["test_elbo"]) == t.value
+            assert point["value"] == pytest.approx(meta.final["test_elbo"]) == t.value
     return rec
-
-
-@pytest.fixture(scope="module")
-def searched(tmp_path_factory):
-    """A finished search of 6 trials, two workers: (runs dir, sweep id, stderr)."""
-    runs = tmp_path_factory.mktemp("search") / "runs"
-    p = _spawn([*SEARCH, "--trials=6", "--jobs=2"], runs)
-    out, err = p.communicate(timeout=300)
-    assert p.returncode == 0, err
-    return runs, out.strip(), err
 
 
 @pytest.mark.slow
@@ -95,8 +85,8 @@ def test_a_search_trains_its_trials_as_runs_and_prunes(searched):
     for p in rec["points"]:  # a pruned point stopped at a checkpoint, before its end
         meta = folders.open_run(p["run"], runs).meta()
         if p["status"] == "pruned":
-            assert meta["resumable_step"] == meta["steps_done"] < meta["steps_per_epoch"]
-            assert meta["pruned"]["metric"] == "test_elbo"
+            assert meta.resumable_step == meta.steps_done < meta.steps_per_epoch
+            assert meta.pruned["metric"] == "test_elbo"
 
 
 @pytest.mark.slow
@@ -113,7 +103,7 @@ def test_summary_of_a_search(searched, nnlab, monkeypatch):
     assert header in text
     rows = [ln.split("\t") for ln in text.splitlines() if ln[:1].isdigit()]
     assert [row[1] for row in rows] == [p["run"] for p in rec["points"]]
-    steps = [folders.open_run(p["run"], runs).meta()["steps_done"] for p in rec["points"]]
+    steps = [folders.open_run(p["run"], runs).meta().steps_done for p in rec["points"]]
     assert [int(row[6]) for row in rows] == steps
     assert f"training steps: {sum(steps):,} in all" in text
     best = max((p for p in rec["points"] if p["status"] == "finished"), key=lambda p: p["value"])

@@ -98,8 +98,8 @@ def test_two_by_two_sweep_makes_four_runs_of_the_grid(nnlab, runs):
             "mnist-sample",
             40,
         )
-        assert run.meta()["sweep"] == {"id": sweep_id, "point": i}
-        assert run.meta()["status"] == "finished"
+        assert run.meta().sweep == {"id": sweep_id, "point": i}
+        assert run.meta().status == "finished"
         assert "finished" in (runs / sweep_id / "logs" / f"{point['run']}.log").read_text()
     assert "4 of 4 points finished" in r.err
     # the points are ordinary runs: every command takes them
@@ -125,7 +125,7 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_sweep(nnlab, runs, reference
     assert rec["status"] == "interrupted"
     assert [pt["status"] for pt in rec["points"]] == ["interrupted", "interrupted"]
     for pt in rec["points"]:  # each run stopped cleanly, resumable on its own
-        assert folders.open_run(pt["run"], runs).meta()["status"] == "interrupted"
+        assert folders.open_run(pt["run"], runs).meta().status == "interrupted"
     r = nnlab("sweep", "--resume", sweep_id)
     assert r.code == 0 and r.out.strip() == sweep_id, r.err
     assert "resuming" in (runs / sweep_id / "logs" / f"{sweep_id}-p0.log").read_text()
@@ -177,7 +177,7 @@ def test_killing_the_coordinator_stops_its_workers_and_resume_finishes(nnlab, ru
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers), "a worker outlived its coordinator"
     for run_id in points:  # each stopped cleanly, with a checkpoint to resume from
-        assert folders.open_run(run_id, runs).meta()["status"] == "interrupted"
+        assert folders.open_run(run_id, runs).meta().status == "interrupted"
     sweep_id = _sweep_id(runs)
     r = nnlab("sweep", "--resume", sweep_id)
     assert r.code == 0 and r.out.strip() == sweep_id, r.err

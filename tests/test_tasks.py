@@ -188,6 +188,6 @@ def test_a_task_of_a_few_thousand_images_costs_well_under_a_second(nnlab, runs):
     )
     assert r.code == 0, r.err
     meta = folders.open_run(r.out.strip(), runs).meta()
-    per_task = meta["train_seconds"] / 20
+    per_task = meta.train_seconds / 20
     assert per_task < 0.6, per_task
     print(json.dumps({"seconds_per_task": per_task}))

@@ -40,7 +40,7 @@ def test_vae_trains_records_and_logs(nnlab, runs):
     assert r.out == run_id + "\n" and run_id.startswith("vae-")  # stdout: the id alone
     run = _run(runs, run_id)
     meta = run.meta()
-    assert meta["status"] == "finished" and meta["steps_done"] == 113 == meta["steps_per_epoch"]
+    assert meta.status == "finished" and meta.steps_done == 113 == meta.steps_per_epoch
     rec = record.load_recording(run.latents, ("mu", "sd"))
     assert rec.steps.tolist() == [0, 20, 40, 60, 80, 100, 113]  # step 0, cadence, final
     assert rec.points.shape == rec.sd.shape == (7, 200, 2) and np.all(rec.sd > 0)
@@ -120,7 +120,7 @@ def test_interrupt_mid_epoch_then_resume_is_bit_exact(nnlab, runs, monkeypatch):
     assert r.code == 130 and "Resume with: nnlab train --resume" in r.err
     run_id = r.out.strip()
     meta = _run(runs, run_id).meta()
-    assert meta["status"] == "interrupted" and meta["resumable_step"] == 47
+    assert meta.status == "interrupted" and meta.resumable_step == 47
     assert nnlab("train", "--resume", run_id).code == 0
     _assert_same_run(runs, straight.strip(), run_id)
 
@@ -130,7 +130,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(nnlab, runs, monkeypatch)
     r = nnlab("train", *L3, "--epochs=1")
     assert r.code == 1 and "diverged" in r.err and "step 33" in r.err
     run = _run(runs, r.out.strip())
-    assert run.meta()["status"] == "diverged"
+    assert run.meta().status == "diverged"
     ck = files.load_checkpoint(run.checkpoints / "latest.pt")
     assert ck["step"] == 25 and all(torch.isfinite(v).all() for v in ck["model"].values())
 
@@ -393,7 +393,7 @@ def test_a_named_colour_set_is_drawn_from_its_files(nnlab, runs, tmp_path, monke
     assert r.code == 0, r.err
     opened = folders.read_run(r.out.strip(), runs)
     rec = record.load_recording(opened.run.latents, ("mu", "sd"))
-    images = sources.probe_images(opened.run, opened.cfg, rec, np.arange(3))
+    images = sources.probe_images(opened.run, opened.cfg, rec.split, rec.indices, np.arange(3))
     assert images.shape == (3, 3, 32, 32) and images.dtype == np.uint8
     assert record.run_class_names(opened.run.latents, opened.cfg)[0] == "airplane"
     r = nnlab("report", opened.run.id)

@@ -76,11 +76,11 @@ def write_run(runs, steps=30, every=5, epochs=2, **start):
 def test_a_run_written_by_a_loop_reads_back_whole(runs):
     run, model = write_run(runs)
     opened = folders.read_run(run.id, runs)
-    assert opened.meta["status"] == "finished" and opened.meta["model"] == "own"
+    assert opened.meta.status == "finished" and opened.meta.model == "own"
     assert opened.cfg.settings == {"lr": 0.05, "dims": [16, 2]}
-    assert set(opened.meta["final"]) == {"train_loss", "test_acc"}
-    assert opened.meta["final"]["test_acc"] == pytest.approx(0.7)
-    assert opened.meta["parameter_count"] == sum(p.numel() for p in model.parameters())
+    assert set(opened.meta.final) == {"train_loss", "test_acc"}
+    assert opened.meta.final["test_acc"] == pytest.approx(0.7)
+    assert opened.meta.parameter_count == sum(p.numel() for p in model.parameters())
     rec = record.load_recording(run.path / "latents", ("mu", "sd?"))
     assert rec.steps.tolist() == [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60]
     assert rec.points.shape == (13, 60, 2) and rec.sd.shape == (13, 60, 2)
@@ -192,12 +192,12 @@ def test_the_context_manager_marks_failures_and_raises_on(runs):
             run.log(1, loss=1.0)
             1 / 0  # noqa: B018
     meta = folders.open_run(run.id, runs).meta()
-    assert meta["status"] == "failed" and meta["ended"]
+    assert meta.status == "failed" and meta.ended
     assert metrics.read(run.path / "metrics.jsonl")[0]["loss"] == 1.0
     with pytest.raises(KeyboardInterrupt):
         with nnlab.start("stop", runs_dir=runs) as run2:
             raise KeyboardInterrupt
-    assert folders.open_run(run2.id, runs).meta()["status"] == "interrupted"
+    assert folders.open_run(run2.id, runs).meta().status == "interrupted"
     assert not folders.open_run(run2.id, runs).is_running()
 
 

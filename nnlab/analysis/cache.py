@@ -22,10 +22,10 @@ import math
 import os
 from pathlib import Path
 
-import nnlab
 from nnlab.analysis import latent
 from nnlab.helpers import files
 from nnlab.helpers.errors import NnlabError
+from nnlab.helpers.version import VERSION
 from nnlab.store import folders, record
 
 CACHE_FILE = "latent-metrics.json"
@@ -37,7 +37,7 @@ def signature(folder: Path) -> str:
     nnlab version; '' when there is no recording."""
     if not folder.is_dir():
         return ""
-    h = hashlib.sha256(f"nnlab {nnlab.__version__} format {FORMAT}\n".encode())
+    h = hashlib.sha256(f"nnlab {VERSION} format {FORMAT}\n".encode())
     with os.scandir(folder) as it:
         entries = sorted((e for e in it if e.name.endswith(".npz")), key=lambda e: e.name)
     for e in entries:

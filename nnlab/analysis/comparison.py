@@ -12,6 +12,7 @@ from nnlab.helpers.console import table_text
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.options import text_of
 from nnlab.store import folders, sweeps
+from nnlab.store.meta import Status
 
 
 def describe(sweep_id: str, runs_dir=None) -> dict:
@@ -24,7 +25,7 @@ def describe(sweep_id: str, runs_dir=None) -> dict:
         status = sweep.point_status(rec, i)
         metrics, problem = _point_metrics(sweep.root, p, columns)
         if problem and problem.startswith(DISAGREE):
-            status = "damaged"
+            status = Status.DAMAGED
         points.append(
             {
                 "index": i,
@@ -62,11 +63,11 @@ def describe(sweep_id: str, runs_dir=None) -> dict:
 
 
 def _sweep_status(rec: dict, points: list[dict]) -> str:
-    if any(p["status"] == "running" for p in points):
-        return "running"
-    if all(p["status"] == "finished" for p in points):
-        return "finished"
-    return rec.get("status", "interrupted")
+    if any(p["status"] == Status.RUNNING for p in points):
+        return Status.RUNNING
+    if all(p["status"] == Status.FINISHED for p in points):
+        return Status.FINISHED
+    return rec.get("status", Status.INTERRUPTED)
 
 
 DISAGREE = "sweep.json disagrees with its run"
@@ -94,11 +95,11 @@ def _point_metrics(root, point: dict, columns) -> tuple[dict, str | None]:
                     f"{DISAGREE}: it says {key}={text_of(asked)}, run {run_id} was trained "
                     f"with {key}={text_of(done)}"
                 )
-        final = meta.get("final") or {}
+        final = meta.final
         for c in columns:
             if not c.latent and isinstance(final.get(c.key), (int, float)):
                 out[c.key] = float(final[c.key])
-        if meta.get("status") == "finished" and record.chunk_files(run.latents):
+        if meta.status == Status.FINISHED and record.chunk_files(run.latents):
             latent = cache.last_of(run, cfg, meta)  # from the cache while it is current
             for c in columns:
                 if c.latent and c.key in latent:
@@ -118,7 +119,7 @@ def seed_groups(grid: dict, points: list[dict], keys: list[str]) -> list[dict]:
     for p in points:
         key = repr([p["values"][k] for k in others])
         g = groups.setdefault(key, {"values": {k: p["values"][k] for k in others}, "rows": []})
-        if p["status"] == "finished":
+        if p["status"] == Status.FINISHED:
             g["rows"].append(p)
     out = []
     for g in groups.values():
@@ -148,7 +149,9 @@ def list_sweeps(runs_dir=None) -> list[dict]:
         try:
             rec = sweep.record()
         except NnlabError as e:
-            rows.append({"kind": "sweep", "id": sweep_id, "status": "damaged", "problem": str(e)})
+            rows.append(
+                {"kind": "sweep", "id": sweep_id, "status": Status.DAMAGED, "problem": str(e)}
+            )
             continue
         statuses = [p["status"] for p in rec["points"]]
         rows.append(
@@ -157,11 +160,11 @@ def list_sweeps(runs_dir=None) -> list[dict]:
                 "id": sweep_id,
                 "model": rec["model"],
                 "points": len(statuses),
-                "finished": statuses.count("finished"),
+                Status.FINISHED.value: statuses.count(Status.FINISHED),
                 "grid": {k: len(v) for k, v in rec["grid"].items()},
                 "search": (rec.get("search") or {}).get("method"),
                 "trials": (rec.get("search") or {}).get("trials"),
-                "status": "running" if _locked(sweep) else rec.get("status"),
+                "status": Status.RUNNING if _locked(sweep) else rec.get("status"),
                 "created": rec.get("created"),
             }
         )
@@ -219,7 +222,9 @@ def render(d: dict, color: bool = False) -> str:
                 row.append("-" if s is None else f"{_fmt(c, s['mean'])} ± {_fmt(c, s['sd'])}")
             cells.append(row)
         lines += ["", "mean ± sd over seeds (finished points):", table_text(header, cells, color)]
-    failed = [p for p in d["points"] if p["status"] in ("failed", "diverged") and p["error"]]
+    failed = [
+        p for p in d["points"] if p["status"] in (Status.FAILED, Status.DIVERGED) and p["error"]
+    ]
     if failed:
         lines += ["", *(f"{p['run']}: {p['status']}: {p['error']}" for p in failed)]
     return "\n".join(lines)
@@ -227,11 +232,11 @@ def render(d: dict, color: bool = False) -> str:
 
 def render_list(rows: list[dict], color: bool = False) -> str:
     """The sweeps table shown under the runs table."""
-    header = ["sweep", "model", "grid", "finished", "status", "created"]
+    header = ["sweep", "model", "grid", Status.FINISHED, "status", "created"]
     cells = []
     for r in rows:
-        if r["status"] == "damaged":
-            cells.append([r["id"], "-", "-", "-", "damaged", "-"])
+        if r["status"] == Status.DAMAGED:
+            cells.append([r["id"], "-", "-", "-", Status.DAMAGED, "-"])
             continue
         grid = " × ".join(f"{n} {k}" for k, n in r["grid"].items())
         if r.get("search"):

@@ -16,6 +16,7 @@ from nnlab.helpers.console import table_text
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.options import text_of
 from nnlab.store import folders, sweeps
+from nnlab.store.meta import Status
 
 IMPORTANCE_SEED = 0
 MIN_FOR_IMPORTANCE = 3  # fANOVA's forest needs a few finished trials to say anything
@@ -27,9 +28,8 @@ def progress(root, run_id: str) -> tuple[float | None, int | None]:
         meta = folders.open_run(run_id, root).meta()
     except NnlabError:
         return None, None
-    steps = meta.get("steps_done")
-    spe = meta.get("steps_per_epoch")
-    if not isinstance(steps, int) or not isinstance(spe, int) or spe <= 0:
+    steps, spe = meta.steps_done, meta.steps_per_epoch
+    if spe <= 0:
         return None, None
     return steps / spe, steps
 
@@ -37,12 +37,14 @@ def progress(root, run_id: str) -> tuple[float | None, int | None]:
 def best(points: list[dict], direction: str) -> dict | None:
     """The finished point with the best value (the first of equals), or None."""
     top = (sweeps.ranked_points(points, direction) or [None])[0]
-    return top if top and top["status"] == "finished" and top.get("value") is not None else None
+    return (
+        top if top and top["status"] == Status.FINISHED and top.get("value") is not None else None
+    )
 
 
 def importance(plan: dict, points: list[dict]) -> dict:
     """{"method", "trials", "values": {field: share}} or {"note": why there are none}."""
-    done = [p for p in points if p["status"] == "finished" and p.get("value") is not None]
+    done = [p for p in points if p["status"] == Status.FINISHED and p.get("value") is not None]
     if len(done) < MIN_FOR_IMPORTANCE:
         return {"note": f"needs {MIN_FOR_IMPORTANCE} finished trials ({len(done)} so far)"}
     try:
@@ -139,7 +141,9 @@ def render(d: dict, s: dict, color: bool = False) -> str:
             f"{shares}"
         )
     lines.append(f"training steps: {s['steps']:,} in all")
-    failed = [t for t in s["trials"] if t["status"] in ("failed", "diverged") and t["error"]]
+    failed = [
+        t for t in s["trials"] if t["status"] in (Status.FAILED, Status.DIVERGED) and t["error"]
+    ]
     lines += [f"{t['run']}: {t['status']}: {t['error']}" for t in failed]
     return "\n".join(lines)
 

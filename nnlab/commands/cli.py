@@ -14,11 +14,12 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from nnlab import __version__, families
+from nnlab import families
 from nnlab.commands import readers
 from nnlab.commands.command import Command, Option, Positional
 from nnlab.commands.readers import RUNS_DIR
 from nnlab.helpers.errors import NnlabError, TrainingStopped, did_you_mean
+from nnlab.helpers.version import VERSION
 
 HELP_FLAGS = ("--help", "-h")
 
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv[:1] == ["--version"]:
-            print(f"nnlab {__version__}")
+            print(f"nnlab {VERSION}")
             return
         page = help_text(argv) if argv else help_text(["--help"])
         if page is not None:

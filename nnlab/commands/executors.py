@@ -27,6 +27,7 @@ from pathlib import Path
 from nnlab.helpers.errors import NnlabError, TrainingStopped
 from nnlab.helpers.progress import CountProgress, StopSignals
 from nnlab.store import folders, sweeps
+from nnlab.store.meta import Status
 
 RAY_HINT = 'pip install -e ".[ray]" (or pip install "nnlab[ray]")'
 
@@ -191,7 +192,7 @@ def _finisher(on_event, bar):
         nonlocal failures
         on_event(i, status, error)
         bar.advance()
-        if status in ("failed", "diverged"):
+        if status in (Status.FAILED, Status.DIVERGED):
             failures += 1
             bar.set_note(f"{failures} did not finish")
 
@@ -249,7 +250,7 @@ class _Pool:
                 if self.queue and not self.signals.received:
                     w.point = self.queue.take()
                     _send(w, f"{w.point}\n")
-                    self.on_event(w.point, "running", attempt=True)
+                    self.on_event(w.point, Status.RUNNING, attempt=True)
                 elif not self.queue:
                     w.proc.stdin.close()
 
@@ -274,11 +275,11 @@ class _Pool:
             )
             self.queue.again(i)
         elif stopping:
-            self.finish(i, "interrupted", None)
+            self.finish(i, Status.INTERRUPTED, None)
         elif rc < 0:
-            self.finish(i, "failed", f"worker killed by {_signal_name(rc)}, retries used up")
+            self.finish(i, Status.FAILED, f"worker killed by {_signal_name(rc)}, retries used up")
         else:
-            self.finish(i, "failed", _last_line(w.log) or f"worker exit status {rc}")
+            self.finish(i, Status.FAILED, _last_line(w.log) or f"worker exit status {rc}")
 
     def run(self) -> None:
         """Until every point is done (or stopped): hand out, collect, reap, top up."""
@@ -393,7 +394,7 @@ def _run_ray(sweep, feed: Feed, settings, ray, on_event, console, task) -> None:
                 while len(feed) and len(refs) < cap and not signals.received:
                     i = feed.take()
                     refs[remote.remote(str(sweep.root), sweep.id, i, settings.threads)] = i
-                    on_event(i, "running", attempt=True)
+                    on_event(i, Status.RUNNING, attempt=True)
                 if not refs:
                     break
                 if signals.received and not cancelled:
@@ -408,9 +409,9 @@ def _run_ray(sweep, feed: Feed, settings, ray, on_event, console, task) -> None:
                         out = ray.get(ref)
                         status, error = out["status"], out["error"]
                     except ray.exceptions.TaskCancelledError:
-                        status, error = "interrupted", None
+                        status, error = Status.INTERRUPTED, None
                     except ray.exceptions.RayError as e:
-                        status = "failed"
+                        status = Status.FAILED
                         error = (str(e).strip().splitlines() or [type(e).__name__])[-1][:300]
                     finish(i, status, error)
         except KeyboardInterrupt:

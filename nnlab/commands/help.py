@@ -12,10 +12,11 @@ import shutil
 import textwrap
 import typing
 
-from nnlab import __version__, families
+from nnlab import families
 from nnlab.commands.command import Command, Option
 from nnlab.config import config
 from nnlab.families.family import Config
+from nnlab.helpers.version import VERSION
 
 
 def _width() -> int:
@@ -71,7 +72,7 @@ def _paragraphs(text: str) -> list[str]:
 def overview(commands: dict[str, Command]) -> str:
     """`nnlab --help`: the commands and where to read more."""
     lines = [
-        f"nnlab {__version__}: see what a neural network learns.",
+        f"nnlab {VERSION}: see what a neural network learns.",
         "",
         "usage: nnlab COMMAND [ARGS] [--OPTION=VALUE ...]",
         "",

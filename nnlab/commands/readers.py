@@ -9,6 +9,7 @@ import sys
 from nnlab.commands.command import Command, Option, Positional
 from nnlab.helpers import options
 from nnlab.helpers.errors import NnlabError
+from nnlab.render.defaults import ANIMATE
 
 RUNS_DIR = Option("runs_dir", None, str, "the run store (default ./runs, or $NNLAB_RUNS)")
 PROJECTION = Option(
@@ -222,13 +223,13 @@ COMMANDS = {
             (
                 Option(
                     "kind",
-                    "auto",
+                    ANIMATE["kind"],
                     str,
                     "what to draw (auto: densities for a 2-D VAE)",
                     choices="nnlab.render.sources:KINDS",
                 ),
                 Option("classes", None, str, "the classes to show, e.g. 0,4,9 (default: all)"),
-                Option("fps", 10, float, "frames per second of the GIF"),
+                Option("fps", ANIMATE["fps"], float, "frames per second of the GIF"),
                 Option(
                     "every",
                     None,
@@ -244,7 +245,7 @@ COMMANDS = {
                     "other runs drawn side by side (comma-separated, or the option repeated)",
                     repeat=True,
                 ),
-                Option("dpi", 100, int, "pixels per inch of a 5.6-inch panel"),
+                Option("dpi", ANIMATE["dpi"], int, "pixels per inch of a 5.6-inch panel"),
                 PROJECTION,
                 RUNS_DIR,
             ),

@@ -24,6 +24,7 @@ from nnlab.config import space as spaces
 from nnlab.helpers import options
 from nnlab.helpers.errors import NnlabError, did_you_mean
 from nnlab.store import folders, sweeps
+from nnlab.store.meta import Status
 
 METHODS = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "asha")
@@ -241,9 +242,9 @@ class Study:
         frozen = self.trials()[number]
         if frozen.state != states.RUNNING:
             return  # told before the coordinator was stopped
-        if status == "pruned" or (status == "diverged" and frozen.intermediate_values):
+        if status == Status.PRUNED or (status == Status.DIVERGED and frozen.intermediate_values):
             self.study.tell(number, state=states.PRUNED)
-        elif status == "finished" and value is not None and math.isfinite(value):
+        elif status == Status.FINISHED and value is not None and math.isfinite(value):
             self.study.tell(number, value)
         else:
             self.study.tell(number, state=states.FAIL)
@@ -267,7 +268,7 @@ def final_value(sweep: sweeps.Sweep, run_id: str, metric: str) -> float | None:
     try:
         run = folders.open_run(run_id, sweep.root)
         meta = run.meta()
-        final = meta.get("final") or {}
+        final = meta.final
         if isinstance(final.get(metric), (int, float)):
             return float(final[metric])
         value = cache.last_of(run, run.config(meta), meta).get(metric)
@@ -326,13 +327,13 @@ class SearchFeed(executors.Feed):
             return
         point = self.rec["points"][index]
         value = None
-        if status == "finished":
+        if status == Status.FINISHED:
             value = final_value(self.sweep, point["run"], self.study.plan.metric)
             if value is None:
                 point["error"] = f"its run has no {self.study.plan.metric}"
         self.study.tell(index, status, value)
         frozen = self.study.trials()[index]
-        point["value"] = frozen.value if status == "finished" else _last_reported(frozen)
+        point["value"] = frozen.value if status == Status.FINISHED else _last_reported(frozen)
 
     def reconcile(self) -> list[int]:
         """On --resume: points for trials asked but not yet in sweep.json, tells the study
@@ -345,7 +346,11 @@ class SearchFeed(executors.Feed):
         todo = []
         for i, point in enumerate(points):
             status = self.sweep.point_status(self.rec, i)
-            run_ended = status in ("finished", "pruned", "diverged")  # as its run says
+            run_ended = status in (
+                Status.FINISHED,
+                Status.PRUNED,
+                Status.DIVERGED,
+            )  # as its run says
             if trials[i].state == states.RUNNING:
                 point["status"] = status
                 if run_ended:
@@ -353,7 +358,9 @@ class SearchFeed(executors.Feed):
                 else:
                     todo.append(i)
             elif not run_ended:  # told already: failed, unless sweep.json says how it ended
-                point["status"] = point["status"] if point["status"] in sweeps.ENDED else "failed"
+                point["status"] = (
+                    point["status"] if point["status"] in sweeps.ENDED else Status.FAILED
+                )
             else:
                 point["status"] = status
         self.queue.extend(todo)
@@ -373,7 +380,7 @@ def new_point(sweep_id: str, number: int, trials: int, values: dict) -> dict:
     return {
         "run": sweeps.point_run_id(sweep_id, number, trials),
         "values": values,
-        "status": "pending",
+        "status": Status.PENDING,
         "attempts": 0,
         "error": None,
         "value": None,

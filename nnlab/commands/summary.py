@@ -12,46 +12,40 @@ import json
 from nnlab import families
 from nnlab.helpers import files
 from nnlab.helpers.errors import NnlabError
-from nnlab.store import folders, metrics, schema, sweeps
+from nnlab.store import folders, metrics, schema, sweeps, table
+from nnlab.store.meta import Status
 
 
 def _status_text(status: str, nothing_yet: bool) -> str:
-    if status == "interrupted" and nothing_yet:
+    if status == Status.INTERRUPTED and nothing_yet:
         return "interrupted (nothing to resume, start again)"
     return status
 
 
 def list_runs(runs_dir=None) -> list[dict]:
-    """One row per run: id, model, dataset, progress, headline metric, status, created."""
-    rows = []
-    for run_id in folders.list_run_ids(runs_dir):
-        run = folders.Run(folders.runs_root(runs_dir), run_id)
-        try:
-            folders.check_tree(run.path)  # one odd run is listed as damaged, not a hang
-            meta = run.meta()
-        except NnlabError as e:
-            rows.append({"kind": "run", "id": run_id, "status": "damaged", "problem": str(e)})
+    """One row per run: id, model, dataset, progress, headline metric, status, created (the
+    runs table's rows as `--json` prints them)."""
+    out = []
+    for r in table.rows(runs_dir):
+        if r.status == Status.DAMAGED:
+            out.append({"kind": "run", "id": r.id, "status": r.status, "problem": r.problem})
             continue
-        final = meta.get("final") or {}
-        family = families.FAMILIES.get(meta.get("model"))
-        name, value = family.headline(final) if family else ("headline", None)
-        rows.append(
+        out.append(
             {
                 "kind": "run",
-                "id": run_id,
-                "model": meta.get("model"),
-                "settings": meta.get("settings", ""),
-                "dataset": meta.get("dataset"),
-                "epochs_done": meta.get("epochs_done"),
-                "steps_done": meta.get("steps_done"),
-                "headline": name,
-                "value": value,
-                "status": run.status(meta),
-                "created": meta.get("created"),
+                "id": r.id,
+                "model": r.model,
+                "settings": r.settings,
+                "dataset": r.dataset,
+                "epochs_done": r.epochs,
+                "steps_done": r.steps,
+                "headline": r.headline,
+                "value": r.value,
+                "status": r.status,
+                "created": r.created,
             }
         )
-    rows.sort(key=lambda r: (r.get("created") or "", r["id"]))
-    return rows
+    return out
 
 
 def describe(run_id: str, runs_dir=None) -> dict:
@@ -76,7 +70,7 @@ def describe(run_id: str, runs_dir=None) -> dict:
             trend = cache.trend(run, families.of(cfg).arrays, chunk_max)
         except NnlabError as e:
             problems.append(str(e))
-    status = "damaged" if problems else _status_text(run.status(meta), nothing_yet)
+    status = Status.DAMAGED if problems else _status_text(run.status(meta), nothing_yet)
     return _description(opened, lines, status, problems, snaps, trend)
 
 
@@ -106,11 +100,11 @@ def _check_files(
             schema.check_metrics_digest(run.metrics, meta)
         except NnlabError as e:
             problems.append(str(e))
-    if snaps is not None and snaps < int(meta.get("snapshots") or 0):
-        problems.append(f"{run.latents}: {meta['snapshots'] - snaps} snapshot(s) missing")
-    nothing_yet = not (run.checkpoints / "latest.pt").exists() and not meta.get("steps_done")
+    if snaps is not None and snaps < meta.snapshots:
+        problems.append(f"{run.latents}: {meta.snapshots - snaps} snapshot(s) missing")
+    nothing_yet = not (run.checkpoints / "latest.pt").exists() and not meta.steps_done
     expected = [] if nothing_yet else ["latest.pt"]
-    expected += ["final.pt"] if meta.get("status") == "finished" else []
+    expected += ["final.pt"] if meta.status == Status.FINISHED else []
     if not families.of(opened.cfg).rebuildable:  # a user's own loop checkpoints if it wants
         expected = []
     for name in ("latest.pt", "final.pt"):
@@ -133,35 +127,35 @@ def _description(opened: folders.Opened, lines, status, problems, snaps, trend) 
     names = record.run_class_names(run.latents, opened.cfg)
     config = dataclasses.asdict(opened.cfg)
     epochs = metrics.of_kind(lines, "epoch")
-    seconds = float(meta.get("train_seconds") or 0.0)
-    steps = int(meta.get("steps_done") or 0)
-    params = meta.get("parameters") or []
+    seconds = float(meta.train_seconds)
+    steps = meta.steps_done
+    params = meta.parameters
     return {
         "id": run.id,
         "path": str(run.path),
-        "model": meta.get("model"),
+        "model": meta.model,
         "status": status,
         "problems": problems,
-        **{k: meta.get(k) for k in ("dataset", "dataset_requested", "data_source", "device")},
+        **{k: getattr(meta, k) for k in ("dataset", "dataset_requested", "data_source", "device")},
         "versions": {
-            "nnlab": meta.get("nnlab_version"),
-            "torch": meta.get("torch_version"),
-            "python": meta.get("python"),
+            "nnlab": meta.nnlab_version,
+            "torch": meta.torch_version,
+            "python": meta.python,
         },
-        "created": meta.get("created"),
-        "ended": meta.get("ended"),
-        "sweep": meta.get("sweep"),
-        "pruned": meta.get("pruned") if status == "pruned" else None,
+        "created": meta.created,
+        "ended": meta.ended,
+        "sweep": meta.sweep,
+        "pruned": meta.pruned if status == Status.PRUNED else None,
         "config": config,
         "parameters": {"layers": params, "total": sum(p["count"] for p in params)},
         "progress": {
-            "epochs_done": meta.get("epochs_done"),
+            "epochs_done": meta.epochs_done,
             "steps_done": steps,
-            "resumable_step": meta.get("resumable_step"),
-            "steps_per_epoch": meta.get("steps_per_epoch"),
+            "resumable_step": meta.resumable_step,
+            "steps_per_epoch": meta.steps_per_epoch,
         },
         "metrics": {
-            "final": epochs[-1] if epochs else (meta.get("final") or {}),
+            "final": epochs[-1] if epochs else meta.final,
             "best": metrics.best_values(epochs),
             "last_step": next((m for m in reversed(lines) if m.get("kind") == "step"), None),
         },
@@ -197,7 +191,7 @@ def _holdings(opened: folders.Opened, snaps) -> dict:
         "checkpoints": listing["checkpoints"],
         "snapshots": snaps,
         "snapshot_chunks": len(chunk_files(run.latents)),
-        "probe": opened.meta.get("probe"),
+        "probe": opened.meta.probe,
         "media": listing["media"],
         "embeddings": listing["embeddings"],
     }

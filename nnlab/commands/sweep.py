@@ -29,10 +29,14 @@ from nnlab.helpers import options
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped, did_you_mean
 from nnlab.store import folders, sweeps
+from nnlab.store.meta import Status
 from nnlab.training import tensorboard
 
 EXECUTORS = ("local", "ray")
-DONE = ("finished", "diverged")  # a resume skips these: a diverged run would diverge again
+DONE = (
+    Status.FINISHED,
+    Status.DIVERGED,
+)  # a resume skips these: a diverged run would diverge again
 
 
 @dataclasses.dataclass
@@ -218,7 +222,7 @@ def _resume(sweep: sweeps.Sweep, rec: dict, settings: Settings, session) -> str:
         for i in range(len(rec["points"])):
             rec["points"][i]["status"] = sweep.point_status(rec, i)
         todo = [i for i, p in enumerate(rec["points"]) if p["status"] not in DONE]
-        skipped = [p["run"] for p in rec["points"] if p["status"] == "diverged"]
+        skipped = [p["run"] for p in rec["points"] if p["status"] == Status.DIVERGED]
         if skipped:
             console.print(
                 f"skipping {len(skipped)} diverged point(s), which would diverge again: "
@@ -312,7 +316,7 @@ def _new_record(
         "created": now,
         "updated": now,
         "ended": None,
-        "status": "running",
+        "status": Status.RUNNING,
         "source": source,
         "settings": settings.as_record(),
         "base": config.to_yaml(base),
@@ -321,7 +325,7 @@ def _new_record(
             {
                 "run": sweeps.point_run_id(sweep.id, i, len(points)),
                 "values": point,
-                "status": "pending",
+                "status": Status.PENDING,
                 "attempts": 0,
                 "error": None,
             }
@@ -335,7 +339,7 @@ def _run(
 ) -> str:
     """Run the points of feed (executors.Feed, or a search's), keep sweep.json up to date,
     and say how it ended."""
-    rec.update(status="running", ended=None, updated=folders.now_iso())
+    rec.update(status=Status.RUNNING, ended=None, updated=folders.now_iso())
     sweep.write_record(rec)
     t0 = time.perf_counter()
     what = "trial(s)" if rec.get("search") else "point(s)"
@@ -352,13 +356,13 @@ def _run(
         point["status"] = status
         if attempt:
             point["attempts"] = int(point.get("attempts") or 0) + 1
-        if error is not None or status == "finished":
+        if error is not None or status == Status.FINISHED:
             point["error"] = error
         if status in sweeps.ENDED:
             feed.ended(index, status)  # a search tells its study first: then sweep.json
         rec["updated"] = folders.now_iso()
         # a point's end is always written; starts at most every second (1,000 small points)
-        if status != "running" or time.monotonic() - last_write > 1.0:
+        if status != Status.RUNNING or time.monotonic() - last_write > 1.0:
             sweep.write_record(rec)
             last_write = time.monotonic()
 
@@ -371,11 +375,11 @@ def _run(
         stopped = True
     finally:
         for i, point in enumerate(rec["points"]):  # what the executor could not report
-            if point["status"] in ("running", "pending"):
+            if point["status"] in (Status.RUNNING, Status.PENDING):
                 point["status"] = sweep.point_status(rec, i)
         rec["status"] = _sweep_status(rec, stopped or len(feed) > 0)
         rec["updated"] = folders.now_iso()
-        rec["ended"] = rec["updated"] if rec["status"] != "interrupted" else None
+        rec["ended"] = rec["updated"] if rec["status"] != Status.INTERRUPTED else None
         sweep.write_record(rec)
     return _outcome(sweep, rec, time.perf_counter() - t0, console)
 
@@ -384,11 +388,11 @@ def _sweep_status(rec: dict, stopped: bool) -> str:
     """finished, interrupted or failed. A search is finished when every trial asked has
     ended and one finished (pruned and failed trials are part of a search)."""
     statuses = [p["status"] for p in rec["points"]]
-    if stopped or any(s in ("interrupted", "pending", "running") for s in statuses):
-        return "interrupted"
+    if stopped or any(s in (Status.INTERRUPTED, Status.PENDING, Status.RUNNING) for s in statuses):
+        return Status.INTERRUPTED
     if rec.get("search"):
-        return "finished" if "finished" in statuses else "failed"
-    return "finished" if all(s == "finished" for s in statuses) else "failed"
+        return Status.FINISHED if Status.FINISHED in statuses else Status.FAILED
+    return Status.FINISHED if all(s == Status.FINISHED for s in statuses) else Status.FAILED
 
 
 def _executor_words(settings: Settings) -> str:
@@ -400,10 +404,10 @@ def _executor_words(settings: Settings) -> str:
 def _outcome(sweep: sweeps.Sweep, rec: dict, seconds: float, console: Console) -> str:
     """The sweep id when every point finished; else TrainingStopped naming what did not."""
     points = rec["points"]
-    finished = sum(p["status"] == "finished" for p in points)
+    finished = sum(p["status"] == Status.FINISHED for p in points)
     clock = f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
     plan = rec.get("search")
-    if plan and rec["status"] == "finished":
+    if plan and rec["status"] == Status.FINISHED:
         counts = ", ".join(
             f"{n} {s}" for s in sweeps.ENDED if (n := sum(p["status"] == s for p in points))
         )
@@ -415,10 +419,10 @@ def _outcome(sweep: sweeps.Sweep, rec: dict, seconds: float, console: Console) -
             soft_wrap=True,
         )
         return sweep.id
-    if rec["status"] == "finished":
+    if rec["status"] == Status.FINISHED:
         console.print(f"sweep {sweep.id}: {finished} of {len(points)} points finished in {clock}")
         return sweep.id
-    if rec["status"] == "interrupted":
+    if rec["status"] == Status.INTERRUPTED:
         done = (
             f"{sum(p['status'] in sweeps.ENDED for p in points)} of {plan['trials']} trials ended"
             if plan
@@ -429,7 +433,7 @@ def _outcome(sweep: sweeps.Sweep, rec: dict, seconds: float, console: Console) -
             exit_code=130,
         )
     else:
-        bad = [p for p in points if p["status"] in ("failed", "diverged")]
+        bad = [p for p in points if p["status"] in (Status.FAILED, Status.DIVERGED)]
         named = "; ".join(
             f"{p['run']} {p['status']}" + (f" ({p['error']})" if p.get("error") else "")
             for p in bad[:5]

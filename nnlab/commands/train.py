@@ -14,13 +14,15 @@ import time
 
 from rich.console import Console
 
-from nnlab import __version__, families
+from nnlab import families
 from nnlab.config import config
 from nnlab.data import catalog
 from nnlab.helpers import files, options
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped
+from nnlab.helpers.version import VERSION
 from nnlab.store import folders, schema
+from nnlab.store.meta import Status
 from nnlab.training import tensorboard
 
 
@@ -108,7 +110,7 @@ def _set_up_run(
         run.id,
         cfg.model,
         versions={
-            "nnlab": __version__,
+            "nnlab": VERSION,
             "torch": torch.__version__,
             "python": sys.version.split()[0],
         },
@@ -171,15 +173,15 @@ def resume(
     if cfg.tensorboard:
         tensorboard.check_available(f"run {run.id} (trained with --tensorboard=true)")
     if epochs is not None:
-        done = int(meta.get("epochs_done") or 0)
+        done = meta.epochs_done
         if int(epochs) < max(done, 1):
             raise NnlabError(
                 f"--epochs={epochs}: run {run.id} has done {done} epoch(s) already; "
                 f"give --epochs={max(done, 1)} or more"
             )
         cfg = dataclasses.replace(cfg, epochs=int(epochs))
-    done = int(meta.get("epochs_done") or 0)
-    if meta.get("status") == "finished" and cfg.epochs <= done:
+    done = meta.epochs_done
+    if meta.status == Status.FINISHED and cfg.epochs <= done:
         console.print(
             f"run {run.id} is finished already ({done} epoch(s)): nothing to resume "
             f"(--epochs={done + 1} or more trains it on)",
@@ -195,7 +197,7 @@ def resume(
         with console.status(f"loading {cfg.dataset}…"):
             device = loop.setup(cfg)
             splits = loop.load_splits(cfg, device, console)
-        if len(splits.train_x) != meta.get("train_size"):
+        if len(splits.train_x) != meta.train_size:
             raise RunError(f"run {run.id}: dataset {cfg.dataset} now has a different size")
         trainer = loop.Trainer(run, cfg, splits, device, console, reports)
         latest = run.checkpoints / "latest.pt"
@@ -210,7 +212,7 @@ def resume(
             text = config.to_yaml(cfg)
             files.write_text(run.file("config.yaml"), text)
             run.update_meta(config_sha256=files.sha256_text(text))
-        run.update_meta(status="running", ended=None, updated=folders.now_iso())
+        run.update_meta(status=Status.RUNNING, ended=None, updated=folders.now_iso())
         console.print(f"resuming {run.id} from step {trainer.step} (epoch {trainer.epoch})")
         return _run(trainer, console)
     finally:
@@ -232,7 +234,7 @@ def _run(trainer, console: Console) -> str:
         # failed and how to go on, not a traceback.
         where = e.filename or "a file of the run"
         try:
-            run.update_meta(status="interrupted", updated=folders.now_iso())
+            run.update_meta(status=Status.INTERRUPTED, updated=folders.now_iso())
         except OSError:
             pass
         err = TrainingStopped(
@@ -245,14 +247,14 @@ def _run(trainer, console: Console) -> str:
         raise err from None
     except BaseException:
         # An unexpected failure (or a second Ctrl-C): the run can resume from its latest
-        # checkpoint; say so in meta.json rather than leaving it "running".
+        # checkpoint; say so in meta.json rather than leaving it Status.RUNNING.
         try:
-            run.update_meta(status="interrupted", updated=folders.now_iso())
+            run.update_meta(status=Status.INTERRUPTED, updated=folders.now_iso())
         except Exception:
             pass
         raise
     seconds = _add_seconds(run, time.perf_counter() - t0)
-    run.update_meta(status="finished", ended=folders.now_iso(), final=final)
+    run.update_meta(status=Status.FINISHED, ended=folders.now_iso(), final=final)
     console.print(
         f"finished {run.id}: {families.of(trainer.cfg).epoch_headline(final)} · "
         f"{trainer.step} steps, {seconds:.1f} s · {run.path}",
@@ -266,7 +268,6 @@ def _run(trainer, console: Console) -> str:
 
 
 def _add_seconds(run: folders.Run, seconds: float) -> float:
-    meta = run.meta()
-    total = float(meta.get("train_seconds", 0.0)) + seconds
+    total = float(run.meta().train_seconds) + seconds
     run.update_meta(train_seconds=round(total, 3))
     return total

@@ -21,6 +21,7 @@ from nnlab.helpers import files
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped
 from nnlab.store import folders, sweeps
+from nnlab.store.meta import Status
 from nnlab.training.pruning import Pruned
 
 
@@ -51,15 +52,15 @@ def run_point(sweep: sweeps.Sweep, rec: dict, index: int, threads: int, console=
     if path.is_dir() and (path / "meta.json").exists():
         run = folders.open_run(run_id, sweep.root)
         meta = run.meta()
-        if meta.get("sweep") != own:
+        if meta.sweep != own:
             raise RunError(
                 f"run {run_id} is not point {index} of sweep {sweep.id} (its meta.json says "
-                f"{meta.get('sweep') or 'it belongs to no sweep'}); nnlab leaves it alone"
+                f"{meta.sweep or 'it belongs to no sweep'}); nnlab leaves it alone"
             )
-        status = meta.get("status")
-        if status in ("finished", "pruned"):  # a pruned point is done: the search said so
+        status = meta.status
+        if status in (Status.FINISHED, Status.PRUNED):  # a pruned point is done: the search said so
             return run_id
-        if status == "diverged":
+        if status == Status.DIVERGED:
             raise TrainingStopped(f"run {run_id} diverged earlier; not retried", exit_code=1)
         torch.set_num_threads(max(1, int(threads)))  # the worker's share of the cores
         return train.resume(
@@ -140,22 +141,31 @@ def run_point_task(runs_dir: str, sweep_id: str, index: int, threads: int) -> di
         try:
             run_point(sweep, rec, index, threads, console)
             status = sweep.point_status(rec, index)  # finished, or pruned earlier
-            return {"status": "pruned" if status == "pruned" else "finished", "error": None}
+            return {
+                "status": Status.PRUNED if status == Status.PRUNED else Status.FINISHED,
+                "error": None,
+            }
         except Pruned as e:
             console.print(f"nnlab: {e}")
-            return {"status": "pruned", "error": None}
+            return {"status": Status.PRUNED, "error": None}
         except TrainingStopped as e:
             console.print(f"nnlab: {e}")
             if e.exit_code == 130:
-                return {"status": "interrupted", "error": None}
+                return {"status": Status.INTERRUPTED, "error": None}
             status = sweep.point_status(rec, index)
-            return {"status": "diverged" if status == "diverged" else "failed", "error": str(e)}
+            return {
+                "status": Status.DIVERGED if status == Status.DIVERGED else Status.FAILED,
+                "error": str(e),
+            }
         except NnlabError as e:
             console.print(f"nnlab: error: {e}")
-            return {"status": "failed", "error": str(e)}
+            return {"status": Status.FAILED, "error": str(e)}
         except OSError as e:  # e.g. a full disk while setting the run up
             console.print(f"nnlab: error: {e}")
-            return {"status": "failed", "error": f"{e.filename or ''} {e.strerror or e}".strip()}
+            return {
+                "status": Status.FAILED,
+                "error": f"{e.filename or ''} {e.strerror or e}".strip(),
+            }
 
 
 _WAKE = None  # a local worker's line to its coordinator, once main() has set it up
@@ -182,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
             index = int(line)
             outcome = run_point_task(runs_dir, sweep_id, index, int(threads))
             out.write(json.dumps({"index": index, **outcome}) + "\n")
-            if outcome["status"] == "interrupted":
+            if outcome["status"] == Status.INTERRUPTED:
                 sys.exit(130)
     except KeyboardInterrupt:  # stopped between points (or while starting)
         sys.exit(130)

@@ -327,28 +327,28 @@ class Family:
         """Why a run of this family may have no latent recording, for the error saying so."""
         return "trained with snapshot_every=0" if cfg.snapshot_every == 0 else "none written yet"
 
-    def ceilings(self, cfg: Config, meta: dict) -> tuple[int, int]:
+    def ceilings(self, cfg: Config, meta) -> tuple[int, int]:
         """(checkpoint bytes, chunk-array bytes): the most a run's files can rightly hold,
         from its config and meta.json. Readers refuse a file claiming more before reading.
 
         A checkpoint holds the weights and at most three tensors as large again (gradients
         are not saved; Adam's two moments are) and the epoch's permutation; a chunk array
         holds at most every snapshot of the run, of every probe image, in the widest
-        recorded layer.
+        recorded layer. `meta` is the run's nnlab.store.meta.Meta.
         """
-        train = _count(meta.get("train_size"))
+        train = _count(meta.train_size)
         checkpoint = 4 * 4 * cfg.parameter_count() + 8 * train + CEILING_SLACK
-        epochs = max(cfg.epochs, _count(meta.get("epochs_done")))
-        steps = _count(meta.get("steps_per_epoch")) * epochs
+        epochs = max(cfg.epochs, _count(meta.epochs_done))
+        steps = _count(meta.steps_per_epoch) * epochs
         snapshots = (steps // cfg.snapshot_every if cfg.snapshot_every else 0) + 2
-        probe = _count((meta.get("probe") or {}).get("size")) or cfg.probe_size
+        probe = _count(meta.probe.get("size")) or cfg.probe_size
         return checkpoint, 4 * snapshots * probe * cfg.latent_width() + CEILING_SLACK
 
-    def metrics_ceiling(self, cfg: Config, meta: dict) -> int:
+    def metrics_ceiling(self, cfg: Config, meta) -> int:
         """The most bytes a run's metrics.jsonl can rightly hold: a line of at most 4 KiB
         per log window and per epoch, and room for a few more."""
-        epochs = max(cfg.epochs, _count(meta.get("epochs_done")))
-        steps = _count(meta.get("steps_per_epoch")) * epochs
+        epochs = max(cfg.epochs, _count(meta.epochs_done))
+        steps = _count(meta.steps_per_epoch) * epochs
         return 4096 * (steps // max(cfg.log_every, 1) + epochs + 64)
 
     def differences(self, cfg) -> str:

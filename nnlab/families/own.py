@@ -76,18 +76,18 @@ class OwnFamily(Family):
         """Its code never called snapshot() (or the run was killed before a flush)."""
         return "its code has not called snapshot(), or nothing was flushed yet"
 
-    def ceilings(self, cfg: OwnConfig, meta: dict) -> tuple[int, int]:
+    def ceilings(self, cfg: OwnConfig, meta) -> tuple[int, int]:
         """Checkpoints are the user's own (nnlab loads none of them); a chunk holds at most
         CHUNK_SNAPSHOTS snapshots of the probe at the width meta.json's probe records."""
-        probe = meta.get("probe") or {}
+        probe = meta.probe
         width = _count(probe.get("width"))
-        params = _count(meta.get("parameter_count"))
+        params = _count(meta.parameter_count)
         chunk = 4 * CHUNK_SNAPSHOTS * _count(probe.get("size")) * width + CEILING_SLACK
         return 4 * 4 * params + CEILING_SLACK, chunk
 
-    def metrics_ceiling(self, cfg: OwnConfig, meta: dict) -> int:
+    def metrics_ceiling(self, cfg: OwnConfig, meta) -> int:
         """What meta.json sealed, and what one flush can have appended since."""
-        return _count(meta.get("metrics_bytes")) + METRICS_SLACK
+        return _count(meta.metrics_bytes) + METRICS_SLACK
 
     def differences(self, cfg: OwnConfig) -> str:
         """The user's settings, in a line."""

@@ -16,6 +16,11 @@ class RunError(NnlabError):
     """A run cannot be read or used as asked (missing, damaged, locked, lacks what is needed)."""
 
 
+class RunDamaged(RunError):
+    """A file of a run is missing, damaged or not what nnlab wrote; the message names the file
+    and why (nnlab never reads on with such a value)."""
+
+
 class TrainingStopped(NnlabError):
     """Training ended early but safely (diverged or interrupted); the run says how to go on."""
 

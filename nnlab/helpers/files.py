@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from nnlab.helpers.errors import RunError
+from nnlab.helpers.errors import RunDamaged, RunError
 
 TMP_PREFIX = ".tmp-"  # temp files of interrupted writes start with this; resume removes them
 
@@ -103,7 +103,7 @@ def read_text(path: str | Path, max_bytes: int = TEXT_CEILING) -> str:
     path = Path(path)
     size = path.stat().st_size
     if size > max_bytes:
-        raise RunError(f"{path}: damaged ({size:,} B; at most {max_bytes:,} expected)")
+        raise RunDamaged(f"{path}: damaged ({size:,} B; at most {max_bytes:,} expected)")
     return path.read_text("utf-8")
 
 
@@ -113,12 +113,12 @@ def read_json(path: str | Path) -> dict:
     try:
         obj = json.loads(read_text(path))
     except FileNotFoundError:
-        raise RunError(f"{path}: missing") from None
+        raise RunDamaged(f"{path}: missing") from None
     except (OSError, ValueError, RecursionError) as e:  # bad JSON, 5,000-digit numbers, nesting
         first = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-        raise RunError(f"{path}: damaged ({first})") from None
+        raise RunDamaged(f"{path}: damaged ({first})") from None
     if not isinstance(obj, dict):
-        raise RunError(f"{path}: damaged (not a JSON object)")
+        raise RunDamaged(f"{path}: damaged (not a JSON object)")
     return obj
 
 
@@ -144,7 +144,9 @@ def check_npz(path: str | Path, max_bytes: int) -> None:
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
                 if info.file_size > max_bytes:
-                    raise RunError(f"{path}: damaged ({info.filename} claims {info.file_size:,} B)")
+                    raise RunDamaged(
+                        f"{path}: damaged ({info.filename} claims {info.file_size:,} B)"
+                    )
                 with z.open(info) as f:
                     major, _ = np.lib.format.read_magic(f)
                     read = (
@@ -155,13 +157,13 @@ def check_npz(path: str | Path, max_bytes: int) -> None:
                     shape, _, dtype = read(f)
                 nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
                 if nbytes > max_bytes:
-                    raise RunError(f"{path}: damaged ({info.filename} declares {shape})")
+                    raise RunDamaged(f"{path}: damaged ({info.filename} declares {shape})")
     except RunError:
         raise
     except FileNotFoundError:
-        raise RunError(f"{path}: missing") from None
+        raise RunDamaged(f"{path}: missing") from None
     except Exception as e:  # zipfile, a bad header
-        raise RunError(f"{path}: damaged ({type(e).__name__}: {e})") from None
+        raise RunDamaged(f"{path}: damaged ({type(e).__name__}: {e})") from None
 
 
 def load_npz(
@@ -179,9 +181,9 @@ def load_npz(
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files if keys is None or k in keys}
     except FileNotFoundError:
-        raise RunError(f"{path}: missing") from None
+        raise RunDamaged(f"{path}: missing") from None
     except Exception as e:  # zipfile, ValueError (pickled objects), EOFError...
-        raise RunError(f"{path}: damaged or unsafe ({type(e).__name__}: {e})") from None
+        raise RunDamaged(f"{path}: damaged or unsafe ({type(e).__name__}: {e})") from None
 
 
 def save_checkpoint(path: str | Path, obj: dict) -> None:
@@ -206,7 +208,7 @@ def load_checkpoint(
 
     path = Path(path)
     if not path.is_file():
-        raise RunError(f"{path}: checkpoint missing")
+        raise RunDamaged(f"{path}: checkpoint missing")
     verify_archive(path, max_bytes)
     try:
         with warnings.catch_warnings():  # torch's warnings would add lines to the one-line error
@@ -214,9 +216,9 @@ def load_checkpoint(
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RunError(f"{path}: cannot be loaded safely ({first[:200]})") from None
+        raise RunDamaged(f"{path}: cannot be loaded safely ({first[:200]})") from None
     if not isinstance(obj, dict) or any(k not in obj for k in required):
-        raise RunError(f"{path}: not an nnlab checkpoint")
+        raise RunDamaged(f"{path}: not an nnlab checkpoint")
     return obj
 
 
@@ -239,9 +241,9 @@ def verify_archive(path: Path, max_bytes: int | None = None) -> None:
     except RunError:
         raise
     except Exception as e:  # every decoder's failure (zlib, encryption flags, methods...)
-        raise RunError(f"{path}: damaged (not a readable checkpoint archive: {e})") from None
+        raise RunDamaged(f"{path}: damaged (not a readable checkpoint archive: {e})") from None
     if bad is not None:
-        raise RunError(f"{path}: damaged (checksum mismatch in {bad})")
+        raise RunDamaged(f"{path}: damaged (checksum mismatch in {bad})")
 
 
 def sha256_text(text: str) -> str:

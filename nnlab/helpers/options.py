@@ -22,12 +22,12 @@ FALSE_WORDS = ("false", "no", "0", "off")
 def option(default, help: str, *, choices: tuple | None = None, check=None, **extra):
     """A dataclass field with its one-line meaning (and allowed values) for `--help`; check:
     (a test of the value, what a value must be when it fails), for validation."""
-    meta = {"help": help, **({"choices": choices} if choices else {}), **extra}
+    about = {"help": help, **({"choices": choices} if choices else {}), **extra}
     if check is not None:
-        meta["check"] = check
+        about["check"] = check
     if isinstance(default, (list, dict)):  # each instance its own copy
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
+        return field(default_factory=lambda: type(default)(default), metadata=about)
+    return field(default=default, metadata=about)
 
 
 def added_later(

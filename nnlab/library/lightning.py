@@ -12,6 +12,7 @@ from typing import Any
 
 from nnlab.library.probe import UsageError
 from nnlab.library.writer import RunWriter, start
+from nnlab.store.meta import Status
 
 try:
     from lightning.pytorch import Callback
@@ -86,7 +87,7 @@ class LatentCallback(Callback):
             )
             self.run.snapshot(trainer.global_step, epoch=float(trainer.current_epoch))
         except BaseException:
-            self.run.finish("failed")
+            self.run.finish(Status.FAILED)
             raise
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -122,12 +123,14 @@ class LatentCallback(Callback):
             return
         if trainer.global_step > self.run.last_snapshot:
             self.run.snapshot(trainer.global_step, epoch=float(trainer.current_epoch))
-        self.run.finish("finished")
+        self.run.finish(Status.FINISHED)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         """An exception in the fit marks the run failed (Ctrl-C: interrupted)."""
         if self.run is not None:
-            self.run.finish("interrupted" if isinstance(exception, KeyboardInterrupt) else "failed")
+            self.run.finish(
+                Status.INTERRUPTED if isinstance(exception, KeyboardInterrupt) else Status.FAILED
+            )
 
 
 def _loss(outputs) -> float | None:

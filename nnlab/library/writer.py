@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from nnlab import __version__, families
+from nnlab import families
 from nnlab.config import config
 from nnlab.families.family import NAME_RE
 from nnlab.families.own import CHUNK_SNAPSHOTS, OwnConfig
 from nnlab.helpers import files
+from nnlab.helpers.version import VERSION
 from nnlab.library.probe import (
     Encoded,
     Encoder,
@@ -36,6 +37,7 @@ from nnlab.library.probe import (
     display_images,
 )
 from nnlab.store import folders, metrics, record, schema
+from nnlab.store.meta import Status
 
 FLUSH_SECONDS = 10.0  # the most a kill can lose of what was logged or recorded
 MAX_PENDING_LINES = 10_000
@@ -114,7 +116,7 @@ def _json_settings(settings) -> dict:
 def _versions() -> dict:
     import torch
 
-    return {"nnlab": __version__, "torch": torch.__version__, "python": sys.version.split()[0]}
+    return {"nnlab": VERSION, "torch": torch.__version__, "python": sys.version.split()[0]}
 
 
 class RunWriter:
@@ -258,7 +260,7 @@ class RunWriter:
             if width == 0:
                 raise UsageError("snapshot: the latents have no dimensions")
             # the chunk files' size ceiling needs the width before the first chunk exists
-            probe = dict(self.run.meta().get("probe") or {}, width=width)
+            probe = dict(self.run.meta().probe, width=width)
             self.run.update_meta(probe=probe)
             self.width, self.spread = width, spread
         elif (width, spread) != (self.width, self.spread):
@@ -353,11 +355,11 @@ class RunWriter:
         )
         self._flushed = time.monotonic()
 
-    def finish(self, status: str = "finished") -> None:
-        """Flush and mark the run finished (or "interrupted", "failed"); release it."""
+    def finish(self, status: str = Status.FINISHED) -> None:
+        """Flush and mark the run finished (or Status.INTERRUPTED, Status.FAILED); release it."""
         if self.finished is not None:
             return
-        if status not in ("finished", "interrupted", "failed"):
+        if status not in (Status.FINISHED, Status.INTERRUPTED, Status.FAILED):
             raise UsageError(f"finish: status '{status}': use finished, interrupted or failed")
         try:
             self.flush()
@@ -376,10 +378,12 @@ class RunWriter:
 
     def __exit__(self, kind, error, tb) -> bool:
         if kind is None:
-            self.finish("finished")
+            self.finish(Status.FINISHED)
         else:
             try:
-                self.finish("interrupted" if issubclass(kind, KeyboardInterrupt) else "failed")
+                self.finish(
+                    Status.INTERRUPTED if issubclass(kind, KeyboardInterrupt) else Status.FAILED
+                )
             except Exception:  # the user's exception is the one to see
                 pass
         return False

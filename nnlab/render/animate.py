@@ -18,6 +18,7 @@ from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.options import parse_classes, positive_int, positive_number
 from nnlab.helpers.progress import CountProgress
+from nnlab.render.defaults import ANIMATE as DEFAULTS
 from nnlab.render.panels import DensityPanel, Panel, Scatter3DPanel, ScatterPanel
 from nnlab.render.sources import (
     KIND_WORDS,
@@ -47,9 +48,9 @@ def animate(
     run_id,
     runs_dir=None,
     *,
-    kind,
-    fps,
-    dpi,
+    kind=DEFAULTS["kind"],
+    fps=DEFAULTS["fps"],
+    dpi=DEFAULTS["dpi"],
     classes=None,
     every=None,
     out=None,
@@ -57,8 +58,8 @@ def animate(
     projection=None,
     console=None,
 ) -> list[str]:
-    """Write the latent-space GIF (and its final frame as PNG); return the two paths. kind,
-    fps and dpi have their defaults where the command is declared (nnlab.commands.readers)."""
+    """Write the latent-space GIF (and its final frame as PNG); return the two paths (the
+    defaults of kind, fps and dpi are nnlab.render.defaults', as the command's)."""
     from nnlab.render.gif import write_gif, write_png
 
     out_path = _gif_path(out) if out else None
@@ -185,14 +186,7 @@ class _Renderer:
                 panel.k = i
             panel.update(s)
             title, label = self.titles[j]
-            text = f"{label}\nEpoch {src.rec.epochs[s]:.2f} · step {src.rec.steps[s]}"
-            every = getattr(src.cfg, "permute_every", 0)
-            if every:  # a permuted run: which task this snapshot had last trained on
-                text += f" · task {tasks.at(float(src.rec.epochs[s]), every)}"
-            k = 0 if self.outside[j] is None else int(self.outside[j][s])
-            if k:
-                text += f" · {k:,} point{'s' if k > 1 else ''} outside"
-            title.set_text(text)
+            title.set_text(_title(label, src, s, self.outside[j]))
         return self.draw()
 
     def close(self) -> None:
@@ -200,6 +194,41 @@ class _Renderer:
         import matplotlib.pyplot as plt
 
         plt.close(self.fig)
+
+
+def _title(label: str, src: Source, s: int, outside) -> str:
+    """A panel's title at snapshot s: the run, its epoch and step (its task, when permuted),
+    and how many points fall outside the axes."""
+    text = f"{label}\nEpoch {src.rec.epochs[s]:.2f} · step {src.rec.steps[s]}"
+    every = getattr(src.cfg, "permute_every", 0)
+    if every:  # a permuted run: which task this snapshot had last trained on
+        text += f" · task {tasks.at(float(src.rec.epochs[s]), every)}"
+    k = 0 if outside is None else int(outside[s])
+    if k:
+        text += f" · {k:,} point{'s' if k > 1 else ''} outside"
+    return text
+
+
+def snapshot_figure(run_id, runs_dir=None, *, step=None, kind=DEFAULTS["kind"], dpi=None):
+    """The figure `animate` draws for one snapshot of a run (`step`, None for the last), on
+    the axes of the whole animation; the caller owns it (a notebook shows it)."""
+    src = load_source(run_id, runs_dir, str(kind))
+    if step is None:
+        s = len(src.rec) - 1
+    else:
+        hits = np.flatnonzero(src.rec.steps == int(step))
+        if not len(hits):
+            shown = ", ".join(map(str, src.rec.steps[:8])) + (" ..." if len(src.rec) > 8 else "")
+            raise NnlabError(f"run {src.run.id} has no snapshot at step {step} (it has {shown})")
+        s = int(hits[-1])
+    classes = list(range(len(record.class_names(src.rec, src.cfg))))
+    limits = shared_limits([src], classes)
+    dpi = positive_int(DEFAULTS["dpi"] if dpi is None else dpi, "dpi")
+    fig, panels, titles = _figure([src], classes, 1, dpi, limits)
+    panels[0].update(s)
+    outside = outside_counts(src, classes, limits[0])
+    titles[0][0].set_text(_title(titles[0][1], src, s, outside))
+    return fig
 
 
 _WORKER: _Renderer | None = None  # a render worker's own figure

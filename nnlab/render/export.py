@@ -206,7 +206,7 @@ def _embeddings(writer, run: folders.Run, cfg, rec: record.Recording, picks: lis
     if not picks:
         return
     keep = projector_subset(rec.labels, cfg.seed)
-    images = torch.from_numpy(probe_images(run, cfg, rec, keep)).float() / 255.0
+    images = torch.from_numpy(probe_images(run, cfg, rec.split, rec.indices, keep)).float() / 255.0
     names = record.class_names(rec, cfg)
     labels = [names[int(c)] for c in rec.labels[keep]]
     for s in picks:
@@ -286,7 +286,7 @@ def _write_hparams(folder: Path, rec: dict, runs: list[folders.Opened]) -> None:
     }
     for run in runs:
         values = {k: _hparam(v) for k, v in points[run.id]["values"].items()}
-        final = run.meta.get("final") or {}
+        final = run.meta.final
         finals = {
             f"hparams/{k}": float(final[k]) for k in keys if isinstance(final.get(k), (int, float))
         }
@@ -297,7 +297,7 @@ def _write_hparams(folder: Path, rec: dict, runs: list[folders.Opened]) -> None:
             w.file_writer.add_summary(ssi)
             w.file_writer.add_summary(sei)
             for k, v in finals.items():
-                w.add_scalar(k, v, int(run.meta.get("steps_done") or 0))
+                w.add_scalar(k, v, run.meta.steps_done)
         finally:
             w.close()
 

@@ -67,7 +67,7 @@ def plot_metrics(run_id, runs_dir=None):
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         _draw_panel(ax, title, keys, kinds, series)
-    fig.suptitle(f"{run.id} · {meta.get('model')} on {meta.get('dataset')}", fontsize=10)
+    fig.suptitle(f"{run.id} · {meta.model} on {meta.dataset}", fontsize=10)
     fig.tight_layout()
     folder = run.file("media")
     folder.mkdir(exist_ok=True)

@@ -206,15 +206,15 @@ def _run_payload(
         lines = metrics.read(run.metrics)
     except NnlabError as e:
         console.print(f"{run.id}: metrics left out ({e})")
-    params = meta.get("parameters") or []
+    params = meta.parameters
     out = {
         "id": run.id,
         "model": cfg.model,
-        "dataset": meta.get("dataset"),
-        "status": meta.get("status"),
+        "dataset": meta.dataset,
+        "status": meta.status,
         "parameters": sum(p["count"] for p in params),
         "config": dataclasses.asdict(cfg),
-        "final": {k: v for k, v in (meta.get("final") or {}).items() if _number(v)},
+        "final": {k: v for k, v in meta.final.items() if _number(v)},
         "class_names": record.run_class_names(run.latents, cfg),
         "metrics": _metric_series(lines),
         "latent": None,
@@ -299,7 +299,7 @@ def _latent_payload(run, cfg, meta, points: int, images: dict, projection=None) 
     digest = hashlib.sha256(rec.indices[keep].astype("<i8").tobytes()).hexdigest()[:16]
     key = f"{run.id if rec.split == 'probe' else cfg.dataset}:{rec.split}:{digest}"
     if key not in images:
-        images[key] = probe_images(run, cfg, rec, keep)
+        images[key] = probe_images(run, cfg, rec.split, rec.indices, keep)
     payload["images"] = key
     return payload
 

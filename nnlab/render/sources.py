@@ -280,16 +280,16 @@ def align(sources: list[Source], every: int) -> list[list[int]]:
     return out
 
 
-def probe_images(run, cfg, rec, keep) -> np.ndarray:
-    """The chosen probe images as (n, C, H, W) uint8: stored with the probe, or from the
-    run's dataset and split."""
+def probe_images(run, cfg, split: str, indices: np.ndarray, keep) -> np.ndarray:
+    """The chosen probe images (positions `keep` of the probe) as (n, C, H, W) uint8: stored
+    with the probe, or from the run's dataset: `split` at the probe's `indices`."""
     from nnlab.training import data
 
     stored = record.load_images(run.latents, keep)
     if stored is not None:
         return stored
     splits = data.load_for(cfg)
-    x, _, _ = splits.split(rec.split)
-    idx = rec.indices[keep]
+    x, _, _ = splits.split(split)
+    idx = indices[keep]
     imgs = x[idx].cpu().numpy() if hasattr(x, "cpu") else np.asarray(x)[idx]
     return (np.clip(imgs, 0, 1) * 255).round().astype(np.uint8).reshape(len(idx), *cfg.image_shape)

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from nnlab.helpers.options import text_of
+from nnlab.store.meta import Status
 
 # metric key -> (panel title, scale): the sweep table's columns as plot panels
 TITLES = {
@@ -39,7 +40,7 @@ def curves(d: dict, field: str, metric: str) -> list[tuple[str, list, list[float
             ys = [
                 p["metrics"][metric]
                 for p in d["points"]
-                if p["status"] == "finished"
+                if p["status"] == Status.FINISHED
                 and p["values"][field] == x
                 and all(p["values"][k] == v for k, v in fixed.items())
                 and p["metrics"].get(metric) is not None
@@ -129,8 +130,8 @@ def plot_search(d: dict) -> Path:
     s = d["search"]
     plan, trials = s["plan"], s["trials"]
     metric, sign = plan["metric"], (1 if plan["direction"] == "max" else -1)
-    done = [t for t in trials if t["status"] == "finished" and t["value"] is not None]
-    pruned = [t for t in trials if t["status"] == "pruned" and t["value"] is not None]
+    done = [t for t in trials if t["status"] == Status.FINISHED and t["value"] is not None]
+    pruned = [t for t in trials if t["status"] == Status.PRUNED and t["value"] is not None]
     if not done:
         raise NnlabError(f"search {d['id']}: no trial has finished yet; nothing to plot")
     params = spaces.from_record(plan["space"])
@@ -150,7 +151,7 @@ def plot_search(d: dict) -> Path:
         return min(max(v, ylim[0]), ylim[1])
 
     ax = axes.flat[0]
-    ax.scatter([t["index"] for t in done], [t["value"] for t in done], s=18, label="finished")
+    ax.scatter([t["index"] for t in done], [t["value"] for t in done], s=18, label=Status.FINISHED)
     if pruned:
         ax.scatter(
             [t["index"] for t in pruned],

@@ -10,6 +10,7 @@ import json
 from nnlab import families
 from nnlab.helpers.console import table_text
 from nnlab.store import metrics
+from nnlab.store.meta import Status
 
 
 def _console(buf: io.StringIO, color: bool):
@@ -41,8 +42,8 @@ def render_runs(rows: list[dict], color: bool = False) -> str:
     )
     cells = []
     for r in rows:
-        if r["status"] == "damaged":
-            cells.append((r["id"], "-", "-", "-", "-", "-", "damaged", "-", "-"))
+        if r["status"] == Status.DAMAGED:
+            cells.append((r["id"], "-", "-", "-", "-", "-", Status.DAMAGED, "-", "-"))
             continue
         family = families.FAMILIES.get(r["model"])
         value = family.format_headline(r["value"]) if family else "-"
@@ -76,7 +77,7 @@ def render_run(d: dict, color: bool = False) -> str:
         f"nnlab {d['versions']['nnlab']}, torch {d['versions']['torch']}"
     )
     c.print(f"created {d['created']} · ended {d['ended'] or '-'}")
-    pruned = d.get("pruned")
+    pruned = d.get(Status.PRUNED)
     if isinstance(pruned, dict) and isinstance(pruned.get("value"), (int, float)):
         search = (d.get("sweep") or {}).get("id", "its search")
         c.print(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnlab.helpers.errors import NnlabError, RunError, closest_ids
+from nnlab.helpers.errors import NnlabError, RunDamaged, RunError, closest_ids
 from nnlab.helpers.files import (
     TMP_PREFIX,
     Lock,
@@ -28,6 +28,7 @@ from nnlab.helpers.files import (
     write_json,
 )
 from nnlab.store import schema
+from nnlab.store.meta import Meta, Status
 
 FORMAT_VERSION = schema.FORMAT_VERSION
 SWEEP_FILE = "sweep.json"  # a sweep's folder holds it (nnlab.store.sweeps), a run's never
@@ -113,12 +114,12 @@ class Run(Folder):
         """The metrics log (see nnlab.store.metrics)."""
         return self.file("metrics.jsonl")
 
-    def meta(self) -> dict:
-        """meta.json, checked for a format this nnlab can read."""
+    def meta(self) -> Meta:
+        """meta.json, checked for a format this nnlab can read and against its seal."""
         meta = read_json(self.file("meta.json"))
         fmt = meta.get("format")
         if not isinstance(fmt, int):
-            raise RunError(f"{self.file('meta.json')}: damaged (no format version)")
+            raise RunDamaged(f"{self.file('meta.json')}: damaged (no format version)")
         if fmt > FORMAT_VERSION:
             raise RunError(
                 f"run {self.id} was written by a newer nnlab (format {fmt}; this nnlab reads "
@@ -128,18 +129,19 @@ class Run(Folder):
         if "checksum" in meta:  # runs written before checksums existed have none
             sealed = {k: v for k, v in meta.items() if k != "checksum"}
             if meta["checksum"] != schema.meta_checksum(sealed):
-                raise RunError(f"{self.file('meta.json')}: damaged (its checksum differs)")
-        return meta
+                raise RunDamaged(f"{self.file('meta.json')}: damaged (its checksum differs)")
+        return Meta.from_json(meta)
 
-    def write_meta(self, meta: dict) -> None:
-        """Replace meta.json atomically, sealed with a checksum of its other values."""
-        meta = {k: v for k, v in meta.items() if k != "checksum"}
-        write_json(self.file("meta.json"), {**meta, "checksum": schema.meta_checksum(meta)})
+    def write_meta(self, meta: Meta | dict) -> None:
+        """Replace meta.json atomically, sealed with a checksum of its other values (a dict
+        is written as it is: the tests plant odd values so)."""
+        obj = meta.to_json() if isinstance(meta, Meta) else meta
+        obj = {k: v for k, v in obj.items() if k != "checksum"}
+        write_json(self.file("meta.json"), {**obj, "checksum": schema.meta_checksum(obj)})
 
-    def update_meta(self, **changes) -> dict:
+    def update_meta(self, **changes) -> Meta:
         """Read, change and rewrite meta.json."""
-        meta = self.meta()
-        meta.update(changes)
+        meta = self.meta().changed(**changes)
         self.write_meta(meta)
         return meta
 
@@ -152,30 +154,29 @@ class Run(Folder):
         try:
             text = read_text(path)
         except FileNotFoundError:
-            raise RunError(f"{path}: missing") from None
+            raise RunDamaged(f"{path}: missing") from None
         except (OSError, UnicodeDecodeError) as e:
-            raise RunError(f"{path}: damaged ({e})") from None
-        expected = (self.meta() if meta is None else meta).get("config_sha256")
+            raise RunDamaged(f"{path}: damaged ({e})") from None
+        expected = (self.meta() if meta is None else meta).config_sha256
         if expected and sha256_text(text) != expected:
-            raise RunError(f"{path}: damaged or edited (its checksum differs from meta.json's)")
+            raise RunDamaged(f"{path}: damaged or edited (its checksum differs from meta.json's)")
         try:
             return from_yaml(text, str(path))
         except NnlabError as e:
             raise RunError(str(e)) from None
 
-    def status(self, meta: dict) -> str:
+    def status(self, meta: Meta) -> Status:
         """meta.json's status, except that a 'running' run no process holds is
         'interrupted' (killed, or its machine stopped)."""
-        status = meta.get("status", "unknown")
-        if status == "running" and not self.is_running():
-            return "interrupted"
-        return status
+        if meta.status == Status.RUNNING and not self.is_running():
+            return Status.INTERRUPTED
+        return meta.status
 
     def resumable_step(self) -> int:
         """The step of the latest complete checkpoint, as meta.json records it (0 if unread)."""
         try:
-            return int(self.meta().get("resumable_step", 0))
-        except (NnlabError, TypeError, ValueError):
+            return self.meta().resumable_step
+        except NnlabError:
             return 0
 
     def is_running(self) -> bool:
@@ -239,7 +240,7 @@ class Opened:
     once (commands pass this along instead of reading the files again)."""
 
     run: Run
-    meta: dict
+    meta: Meta
     cfg: Any  # the run's config dataclass (nnlab.families)
 
     @property
@@ -290,7 +291,9 @@ def check_tree(path: Path) -> None:
             if e.is_dir(follow_symlinks=False):
                 folders.append(e.path)
             elif not e.is_file(follow_symlinks=False):
-                raise RunError(f"{e.path}: not a regular file (a FIFO, socket or device); refused")
+                raise RunDamaged(
+                    f"{e.path}: not a regular file (a FIFO, socket or device); refused"
+                )
 
 
 def _created(path: Path) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from nnlab import families
-from nnlab.helpers.errors import RunError
+from nnlab.helpers.errors import RunDamaged, RunError
 from nnlab.helpers.files import check_npz, load_npz, save_npz
 
 CHUNK_RE = re.compile(r"^chunk-(\d{6})\.npz$")
@@ -163,7 +163,7 @@ def load_steps(folder: Path, max_bytes: int | None = None) -> np.ndarray:
             with np.load(path, allow_pickle=False) as z:
                 parts.append(np.asarray(z["steps"], dtype=np.int64))
         except Exception:
-            raise RunError(f"{path}: damaged") from None
+            raise RunDamaged(f"{path}: damaged") from None
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
@@ -197,25 +197,16 @@ def load_recording(
         raise RunError(f"{folder}: no latent snapshots recorded")
     parts = [load_npz(p, max_bytes) for p in files]
     # an optional array ("sd?") is read when the first chunk has it, then every chunk must
-    keys = tuple(a.rstrip("?") for a in arrays if not a.endswith("?") or a[:-1] in parts[0])
+    keys = present_arrays(arrays, parts[0])
     width = None  # every chunk's arrays: (S, N, D) with one D, S integer steps and epochs
     for p, part in zip(files, parts, strict=True):
-        if any(k not in part for k in ("steps", "epochs", *keys)):
-            raise RunError(f"{p}: damaged (missing arrays)")
-        s = part["steps"]
-        if s.ndim != 1 or not np.issubdtype(s.dtype, np.integer) or len(part["epochs"]) != len(s):
-            raise RunError(f"{p}: damaged (steps are not whole numbers, one per snapshot)")
-        for k in keys:
-            a = part[k]
-            if a.ndim != 3 or len(a) != len(s) or (width is not None and a.shape[2] != width):
-                raise RunError(f"{p}: damaged ('{k}' has shape {a.shape})")
-            width = a.shape[2]
+        width = check_chunk(p, part, keys, width)
     loaded = {k: np.concatenate([part[k] for part in parts]).astype(np.float32) for k in keys}
     steps = np.concatenate([part["steps"] for part in parts]).astype(np.int64)
     n = len(probe["labels"])
     for k, v in loaded.items():
         if v.ndim != 3 or v.shape[0] != len(steps) or v.shape[1] != n:
-            raise RunError(f"{folder}: damaged ('{k}' has shape {v.shape})")
+            raise RunDamaged(f"{folder}: damaged ('{k}' has shape {v.shape})")
     return Recording(
         steps=steps,
         epochs=np.concatenate([part["epochs"] for part in parts]).astype(np.float64),
@@ -228,6 +219,117 @@ def load_recording(
     )
 
 
+def present_arrays(arrays: tuple[str, ...], first: dict) -> tuple[str, ...]:
+    """The family's array names a recording holds: every required one, and an optional one
+    ("sd?") when its first chunk has it (then every chunk must)."""
+    return tuple(a.rstrip("?") for a in arrays if not a.endswith("?") or a[:-1] in first)
+
+
+def check_chunk(path: Path, part: dict, keys: tuple[str, ...], width: int | None) -> int | None:
+    """Refuse a chunk that lacks an array, whose steps are not whole numbers one per
+    snapshot, or whose arrays are not (S, N, D) with the recording's one D (`width`, None
+    for the first chunk read); returns D."""
+    if any(k not in part for k in ("steps", "epochs", *keys)):
+        raise RunDamaged(f"{path}: damaged (missing arrays)")
+    s = part["steps"]
+    if s.ndim != 1 or not np.issubdtype(s.dtype, np.integer) or len(part["epochs"]) != len(s):
+        raise RunDamaged(f"{path}: damaged (steps are not whole numbers, one per snapshot)")
+    for k in keys:
+        a = part[k]
+        if a.ndim != 3 or len(a) != len(s) or (width is not None and a.shape[2] != width):
+            raise RunDamaged(f"{path}: damaged ('{k}' has shape {a.shape})")
+        width = a.shape[2]
+    return width
+
+
+class Snapshots:
+    """A recording read one snapshot at a time, for a reader that asks for one (a notebook,
+    a server): the chunk files are listed again at every call, so a run that is training
+    shows each chunk as soon as it is flushed, and a chunk's arrays are read once while
+    its file is unchanged (name, size and mtime) and kept for the next call."""
+
+    KEEP = 4  # chunks kept in memory (a chunk holds up to an epoch of snapshots)
+
+    def __init__(self, folder: Path, arrays: tuple[str, ...], max_bytes: int | None = None):
+        self.folder, self.arrays, self.max_bytes = Path(folder), arrays, max_bytes
+        self._steps: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # file key -> steps
+        self._arrays: dict[tuple, dict[str, np.ndarray]] = {}  # file key -> arrays, LRU
+        self._probe: tuple[tuple, dict] | None = None
+
+    def _index(self) -> list[tuple[tuple, Path, np.ndarray, np.ndarray]]:
+        """(file key, path, steps, epochs) of every chunk on disk now, in order."""
+        out = []
+        for path in chunk_files(self.folder):
+            st = path.stat()
+            key = (path.name, st.st_size, st.st_mtime_ns, st.st_ino)
+            if key not in self._steps:
+                part = load_npz(path, self.max_bytes, ("steps", "epochs"))
+                if "steps" not in part or "epochs" not in part:
+                    raise RunDamaged(f"{path}: damaged (missing arrays)")
+                steps, epochs = part["steps"], part["epochs"]
+                if steps.ndim != 1 or not np.issubdtype(steps.dtype, np.integer):
+                    raise RunDamaged(f"{path}: damaged (steps are not whole numbers)")
+                if epochs.shape != steps.shape:
+                    raise RunDamaged(f"{path}: damaged (not one epoch per snapshot)")
+                self._steps[key] = (steps.astype(np.int64), epochs.astype(np.float64))
+            out.append((key, path, *self._steps[key]))
+        return out
+
+    def steps(self) -> np.ndarray:
+        """The step of every snapshot on disk, in order."""
+        index = self._index()
+        return np.concatenate([i[2] for i in index]) if index else np.zeros(0, np.int64)
+
+    def epochs(self) -> np.ndarray:
+        """The epoch (fractional) of every snapshot on disk, in order."""
+        index = self._index()
+        return np.concatenate([i[3] for i in index]) if index else np.zeros(0, np.float64)
+
+    def probe(self) -> dict:
+        """probe.npz's labels, split indices, split and class names (not its images)."""
+        path = self.folder / "probe.npz"
+        st = path.stat() if path.is_file() else None
+        key = None if st is None else (st.st_size, st.st_mtime_ns, st.st_ino)
+        if self._probe is None or self._probe[0] != key:
+            probe = load_npz(path, self.max_bytes, ("labels", "indices", "split", "classes"))
+            if "labels" not in probe or probe["labels"].ndim != 1:
+                raise RunDamaged(f"{path}: damaged (no labels)")
+            self._probe = (key, probe)
+        return self._probe[1]
+
+    def snapshot(self, step: int | None = None) -> tuple[int, float, dict[str, np.ndarray]]:
+        """(step, epoch, {array name: (N, D) float32}) of the snapshot at `step` (None:
+        the last one); KeyError when no snapshot was taken at that step."""
+        index = self._index()
+        if not index:
+            raise RunError(f"{self.folder}: no latent snapshots recorded")
+        for key, path, steps, epochs in reversed(index):  # the newest chunk first
+            hits = np.flatnonzero(steps == step) if step is not None else np.arange(len(steps))
+            if len(hits):
+                i = int(hits[-1])
+                arrays = self._chunk(key, path)
+                return int(steps[i]), float(epochs[i]), {k: v[i] for k, v in arrays.items()}
+        raise KeyError(step)
+
+    def _chunk(self, key: tuple, path: Path) -> dict[str, np.ndarray]:
+        """A chunk's arrays as float32, checked (from memory while its file is unchanged)."""
+        if key in self._arrays:
+            self._arrays[key] = self._arrays.pop(key)  # most recently used last
+            return self._arrays[key]
+        part = load_npz(path, self.max_bytes)
+        keys = present_arrays(self.arrays, part)
+        check_chunk(path, part, keys, None)
+        n = len(self.probe()["labels"])
+        arrays = {k: part[k].astype(np.float32) for k in keys}
+        for k, v in arrays.items():
+            if v.shape[1] != n:
+                raise RunDamaged(f"{path}: damaged ('{k}' has {v.shape[1]} points, not {n})")
+        self._arrays[key] = arrays
+        while len(self._arrays) > self.KEEP:
+            self._arrays.pop(next(iter(self._arrays)))
+        return arrays
+
+
 def class_names(rec: Recording, cfg) -> list[str]:
     """The display names of a recording's classes: those its probe came with, else its
     family's for the run's dataset."""
@@ -238,7 +340,7 @@ def probe_labels(folder: Path) -> np.ndarray:
     """The probe's labels alone (not its images), from probe.npz."""
     probe = load_npz(Path(folder) / "probe.npz", keys=("labels",))
     if "labels" not in probe:
-        raise RunError(f"{folder}/probe.npz: damaged (no labels)")
+        raise RunDamaged(f"{folder}/probe.npz: damaged (no labels)")
     return np.asarray(probe["labels"], dtype=np.int64)
 
 
@@ -265,5 +367,5 @@ def load_images(folder: Path, positions: np.ndarray, max_bytes: int | None = Non
         return None
     images = probe["images"]
     if images.ndim != 4 or images.dtype != np.uint8 or len(images) != len(probe["labels"]):
-        raise RunError(f"{folder}/probe.npz: damaged (images of shape {images.shape})")
+        raise RunDamaged(f"{folder}/probe.npz: damaged (images of shape {images.shape})")
     return images[positions]

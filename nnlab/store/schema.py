@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 
 from nnlab import families
-from nnlab.helpers.errors import RunError
+from nnlab.helpers.errors import RunDamaged
+from nnlab.store.meta import POINT_STATUSES, RUN_STATUSES, Meta, Status
 
 
 def size_ceilings(cfg, meta: dict) -> tuple[int, int]:
@@ -27,7 +28,7 @@ def check_metrics_size(path, cfg, meta: dict) -> None:
 
     size = Path(path).stat().st_size if Path(path).exists() else 0
     if size > metrics_ceiling(cfg, meta):
-        raise RunError(f"{path}: damaged (larger than this run can have written)")
+        raise RunDamaged(f"{path}: damaged (larger than this run can have written)")
 
 
 FORMAT_VERSION = 1  # of a run's layout: bump when it changes incompatibly
@@ -40,11 +41,11 @@ def check_metrics_digest(path, meta: dict) -> None:
 
     from nnlab.store.metrics import prefix_digest
 
-    recorded = int(meta.get("metrics_bytes") or 0)
+    recorded = meta.metrics_bytes or 0
     if (Path(path).stat().st_size if Path(path).exists() else 0) < recorded:
-        raise RunError(f"{path}: shorter than its last checkpoint recorded (lines lost)")
-    if "metrics_sha256" in meta and meta["metrics_sha256"] != prefix_digest(path, recorded):
-        raise RunError(f"{path}: damaged (its checksum differs from meta.json's)")
+        raise RunDamaged(f"{path}: shorter than its last checkpoint recorded (lines lost)")
+    if meta.metrics_sha256 is not None and meta.metrics_sha256 != prefix_digest(path, recorded):
+        raise RunDamaged(f"{path}: damaged (its checksum differs from meta.json's)")
 
 
 def check_metrics(path, cfg, meta: dict) -> None:
@@ -58,7 +59,6 @@ def _count(value) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-STATUSES = ("running", "finished", "interrupted", "diverged", "failed", "pruned")
 _COUNTS = (
     "train_size",
     "val_size",
@@ -89,6 +89,10 @@ _TEXTS = (
 )
 
 
+# meta.json's facts of the data a run trained on, as new_meta takes them
+DATA_KEYS = ("dataset", "dataset_requested", "data_source", "train_size", "val_size", "test_size")
+
+
 def meta_checksum(meta: dict) -> str:
     """SHA-256 of meta.json's values in a canonical form (keys sorted, no spaces)."""
     import hashlib
@@ -112,7 +116,7 @@ def new_meta(
     now: str,
     sweep: dict | None = None,
     settings: str = "",
-) -> dict:
+) -> Meta:
     """meta.json of a run that is about to start training (this is its schema).
 
     versions: nnlab, torch, python. data: dataset, dataset_requested, data_source,
@@ -123,43 +127,27 @@ def new_meta(
     the config's differences from its model's defaults, for the runs table. check_meta,
     below, checks every value a reader gets against this schema.
     """
-    return {
-        "format": FORMAT_VERSION,
-        "id": run_id,
-        "model": model,
-        "status": "running",
-        "created": now,
-        "updated": now,
-        "ended": None,
-        "nnlab_version": versions["nnlab"],
-        "torch_version": versions["torch"],
-        "python": versions["python"],
-        "device": device,
-        **{
-            k: data[k]
-            for k in (
-                "dataset",
-                "dataset_requested",
-                "data_source",
-                "train_size",
-                "val_size",
-                "test_size",
-            )
-        },
-        "steps_per_epoch": steps_per_epoch,
-        "steps_done": 0,
-        "epochs_done": 0,
-        "resumable_step": 0,
-        "train_seconds": 0.0,
-        "parameters": parameters,
-        "parameter_count": sum(p["count"] for p in parameters),
-        "probe": probe,
-        "snapshots": 0,
-        "final": {},
-        "config_sha256": config_sha256,  # config.yaml is checked against it on every read
-        "settings": settings,
-        **({"sweep": sweep} if sweep else {}),
-    }
+    return Meta(
+        format=FORMAT_VERSION,
+        id=run_id,
+        model=model,
+        status=Status.RUNNING,
+        created=now,
+        updated=now,
+        ended=None,
+        nnlab_version=versions["nnlab"],
+        torch_version=versions["torch"],
+        python=versions["python"],
+        device=device,
+        **{k: data[k] for k in DATA_KEYS},
+        steps_per_epoch=steps_per_epoch,
+        parameters=parameters,
+        parameter_count=sum(p["count"] for p in parameters),
+        probe=probe,
+        config_sha256=config_sha256,  # config.yaml is checked against it on every read
+        settings=settings,
+        sweep=sweep or None,
+    )
 
 
 def check_meta(meta: dict, where) -> None:
@@ -169,7 +157,7 @@ def check_meta(meta: dict, where) -> None:
     def bad(key, what):
         shown = repr(meta[key])
         shown = shown if len(shown) <= 40 else shown[:37] + "..."
-        raise RunError(f"{where}: damaged ('{key}' should be {what}, got {shown})")
+        raise RunDamaged(f"{where}: damaged ('{key}' should be {what}, got {shown})")
 
     for key in _COUNTS:
         v = meta.get(key, 0)
@@ -178,8 +166,8 @@ def check_meta(meta: dict, where) -> None:
     for key in _TEXTS:
         if key in meta and not isinstance(meta[key], str):
             bad(key, "text")
-    if "status" in meta and meta["status"] not in STATUSES:
-        bad("status", ", ".join(STATUSES))
+    if "status" in meta and meta["status"] not in RUN_STATUSES:
+        bad("status", ", ".join(RUN_STATUSES))
     if "model" in meta and meta["model"] not in families.NAMES:
         bad("model", " or ".join(families.NAMES))
     if "ended" in meta and meta["ended"] is not None and not isinstance(meta["ended"], str):
@@ -214,24 +202,13 @@ def check_meta(meta: dict, where) -> None:
         bad("sweep", "a sweep id and a point number")
 
 
-POINT_STATUSES = (
-    "pending",
-    "running",
-    "finished",
-    "interrupted",
-    "diverged",
-    "failed",
-    "pruned",
-)
-
-
 def check_sweep(rec, where) -> None:
     """sweep.json of the shape nnlab.commands.sweep writes: a format, a model, a base config, a
     grid, and one point per grid combination naming its run; RunError in one line if not."""
     import re
 
     def bad(what):
-        raise RunError(f"{where}: damaged ({what})")
+        raise RunDamaged(f"{where}: damaged ({what})")
 
     if not isinstance(rec, dict):
         bad("not an object")
@@ -332,13 +309,13 @@ def check_positions(ck: dict, where, n_train: int, steps_per_epoch: int) -> None
     def whole(key, low=0):
         v = ck.get(key)
         if not (isinstance(v, int) and not isinstance(v, bool) and low <= v < 2**53):
-            raise RunError(f"{where}: damaged ('{key}' should be a whole number, got {v!r:.40})")
+            raise RunDamaged(f"{where}: damaged ('{key}' should be a whole number, got {v!r:.40})")
 
     for key in ("step", "epoch", "batch", "metrics_bytes", "latent_chunks"):
         whole(key)
     whole("last_snapshot_step", low=-1)
     if ck["batch"] > steps_per_epoch:
-        raise RunError(f"{where}: damaged (batch {ck['batch']} of {steps_per_epoch})")
+        raise RunDamaged(f"{where}: damaged (batch {ck['batch']} of {steps_per_epoch})")
     perm = ck.get("perm")
     if perm is not None:
         ok = (
@@ -348,4 +325,4 @@ def check_positions(ck: dict, where, n_train: int, steps_per_epoch: int) -> None
             and torch.equal(perm.sort().values.cpu(), torch.arange(n_train))
         )
         if not ok:
-            raise RunError(f"{where}: damaged (its permutation is not one of the train split)")
+            raise RunDamaged(f"{where}: damaged (its permutation is not one of the train split)")

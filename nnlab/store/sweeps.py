@@ -13,7 +13,8 @@ from typing import Any
 
 from nnlab.helpers.errors import NnlabError, RunError, closest_ids
 from nnlab.helpers.files import TMP_PREFIX, Lock, read_json, write_json
-from nnlab.store import folders, schema
+from nnlab.store import folders, meta, schema
+from nnlab.store.meta import Status
 
 
 @dataclass
@@ -45,18 +46,24 @@ class Sweep(folders.Folder):
         """Point `index`'s status as its run tells it (no run yet: pending)."""
         run = folders.Run(self.root, folders.validate_id(rec["points"][index]["run"]))
         if run.path.is_symlink():  # a link to a run elsewhere is none of this sweep's
-            return "failed"
+            return Status.FAILED
         if not run.file("meta.json").exists():
-            return "interrupted" if run.path.exists() else "pending"
+            return Status.INTERRUPTED if run.path.exists() else Status.PENDING
         try:
             meta = run.meta()
         except NnlabError:
-            return "failed"
-        if meta.get("sweep") != {"id": self.id, "point": index}:
-            return "failed"  # a run that is not this point (a tampered sweep.json)
+            return Status.FAILED
+        if meta.sweep != {"id": self.id, "point": index}:
+            return Status.FAILED  # a run that is not this point (a tampered sweep.json)
         status = run.status(meta)
-        known = ("running", "finished", "diverged", "interrupted", "pruned")
-        return status if status in known else "failed"
+        known = (
+            Status.RUNNING,
+            Status.FINISHED,
+            Status.DIVERGED,
+            Status.INTERRUPTED,
+            Status.PRUNED,
+        )
+        return status if status in known else Status.FAILED
 
     def acquire(self) -> None:
         """Lock the sweep for running, or raise naming the holder; then remove what a write
@@ -79,7 +86,7 @@ class Sweep(folders.Folder):
 # worker, and p<k>.decisions.json the coordinator's answers, by label. Answers are kept, so
 # a point resumed before a report it made earlier gets the same answer again.
 REPORTS = "reports"
-ENDED = ("finished", "pruned", "diverged", "failed")  # how a point can end
+ENDED = meta.ENDED  # how a point can end
 
 
 def _mail(sweep: Sweep, index: int, kind: str) -> Path:
@@ -206,7 +213,7 @@ def ranked_points(points: list[dict], direction: str) -> list[dict]:
     sign = -1 if direction == "max" else 1
 
     def key(p):
-        group = {"finished": 0, "pruned": 1}.get(p["status"], 2)
+        group = {Status.FINISHED: 0, Status.PRUNED: 1}.get(p["status"], 2)
         value = p.get("value")
         return (group, value is None, sign * value if value is not None else 0.0)
 

@@ -17,6 +17,7 @@ from nnlab.helpers.console import stderr_console, warn
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.progress import CountProgress
 from nnlab.store import folders
+from nnlab.store.meta import Meta
 
 SPLITS = ("test", "train", "val")  # as `nnlab embed --help` lists them
 FORMATS = ("npz", "csv")
@@ -110,9 +111,9 @@ def _write(run, arrays: dict, names, split: str, step: int, layer, task, fmt: st
     return path
 
 
-def ck_position(ck: dict, meta: dict) -> float:
+def ck_position(ck: dict, meta: Meta) -> float:
     """A checkpoint's place in training in epochs (fractional mid-epoch)."""
-    per = int(meta.get("steps_per_epoch") or 0)
+    per = meta.steps_per_epoch
     return int(ck["epoch"]) + (int(ck["batch"]) / per if per else 0.0)
 
 

@@ -23,6 +23,7 @@ from nnlab.helpers.console import stderr_console, warn
 from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped
 from nnlab.helpers.progress import StopSignals, TrainProgress
 from nnlab.store import folders, metrics, record, schema
+from nnlab.store.meta import Status
 from nnlab.training import data, health, pruning, tensorboard
 from nnlab.training.cbp import ContinualBackprop
 from nnlab.training.models import build_model, loss_terms, make_optimizer
@@ -436,7 +437,9 @@ class Trainer:
     def _diverged(self, loss: float) -> None:
         self.log.append(kind="diverged", step=self.step + 1, loss=str(loss))
         self.log.flush()
-        self.run.update_meta(status="diverged", updated=folders.now_iso(), ended=folders.now_iso())
+        self.run.update_meta(
+            status=Status.DIVERGED, updated=folders.now_iso(), ended=folders.now_iso()
+        )
         raise TrainingStopped(
             f"run {self.run.id} diverged: loss {loss} at step {self.step + 1}; kept the last "
             f"finite checkpoint (step {self.run.resumable_step()}). Try a smaller --lr.",
@@ -462,7 +465,7 @@ class Trainer:
         if self.batch:  # an epoch's end has just been checkpointed
             self.checkpoint()
         self.run.update_meta(
-            status="pruned",
+            status=Status.PRUNED,
             updated=folders.now_iso(),
             ended=folders.now_iso(),
             pruned={"step": self.step, "metric": self.reports.metric, "value": value},
@@ -474,7 +477,7 @@ class Trainer:
 
     def _interrupted(self) -> None:
         self.checkpoint()
-        self.run.update_meta(status="interrupted", updated=folders.now_iso())
+        self.run.update_meta(status=Status.INTERRUPTED, updated=folders.now_iso())
         raise TrainingStopped(
             f"interrupted ({self.signals.received}) at step {self.step}; checkpoint saved. "
             f"Resume with: nnlab train --resume {self.run.id}",

@@ -1,0 +1,69 @@
+"""The runs table: one typed row per run of a store, read from meta.json alone (no numpy,
+no torch), as `nnlab summary` lists them and `nnlab.runs()` returns them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnlab import families
+from nnlab.helpers.errors import NnlabError
+from nnlab.store import folders
+from nnlab.store.meta import Status
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run as the runs table shows it. A run whose files cannot be read has status
+    damaged, `problem` saying why, and nothing else known."""
+
+    id: str
+    path: Path
+    status: Status
+    model: str = ""
+    dataset: str = ""
+    epochs: int = 0  # epochs done
+    steps: int = 0  # steps done
+    headline: str = ""  # the name of the run's headline number (its family's)
+    value: float | None = None  # that number at the end, when it has one
+    created: str = ""
+    settings: str = ""  # how its config differs from its model's defaults
+    sweep: str | None = None  # the sweep it is a point of
+    problem: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.id} · {self.model or '-'} · {self.status}"
+
+
+def rows(runs_dir=None) -> list[RunRow]:
+    """Every run of the store, oldest first (by creation time, then id)."""
+    root = folders.runs_root(runs_dir)
+    out = []
+    for run_id in folders.list_run_ids(root):
+        run = folders.Run(root, run_id)
+        try:
+            folders.check_tree(run.path)  # one odd run is listed as damaged, not a hang
+            meta = run.meta()
+        except NnlabError as e:
+            out.append(RunRow(run_id, run.path, Status.DAMAGED, problem=str(e)))
+            continue
+        family = families.FAMILIES.get(meta.model)
+        name, value = family.headline(meta.final) if family else ("headline", None)
+        out.append(
+            RunRow(
+                id=run_id,
+                path=run.path,
+                status=run.status(meta),
+                model=meta.model,
+                dataset=meta.dataset,
+                epochs=meta.epochs_done,
+                steps=meta.steps_done,
+                headline=name,
+                value=value,
+                created=meta.created,
+                settings=meta.settings,
+                sweep=(meta.sweep or {}).get("id"),
+            )
+        )
+    out.sort(key=lambda r: (r.created, r.id))
+    return out
