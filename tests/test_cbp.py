@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nnlab.config.config import build
-from nnlab.helpers import files
+from nnlab.helpers import files, testhooks
 from nnlab.store import folders
 from nnlab.training.cbp import ContinualBackprop
 from nnlab.training.models import build_model, make_optimizer
@@ -253,7 +253,7 @@ def test_a_killed_cbp_run_resumes_bit_exact(nnlab, runs, extra):
     before = {p.name for p in runs.iterdir()}
     # killed inside its 3rd checkpoint write (step 80, mid-epoch): temp file written, not
     # renamed; the resume starts from step 40 with the CBP state saved there
-    p = _spawn([*CBP_RUN, *extra], runs, **{files.FAULT_KILL_ENV: "3"})
+    p = _spawn([*CBP_RUN, *extra], runs, **{testhooks.KILL_IN_WRITE: "3"})
     p.wait(timeout=120)
     assert p.returncode == -9
     run_id = _only_run(runs, exclude=before)

@@ -3,7 +3,7 @@ configuration reference lists every config field.
 
 Each page's blocks run in order in one shell, as a reader would paste them (a variable
 set in one block is there in the next), in a fresh runs directory, with NNLAB_SMOKE=1:
-every training stops after 2 epochs of at most 3 steps (nnlab/training/trainer.py), so a
+every training stops after 2 epochs of at most 3 steps (nnlab/helpers/testhooks.py), so a
 300-epoch recipe still runs every command it shows. A block preceded by
 `<!-- not run: REASON -->` is skipped (installing, the test suite, a server, a cluster).
 Where Debian's Fashion-MNIST is not installed, `--dataset=fashion-mnist` is replaced by

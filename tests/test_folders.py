@@ -5,6 +5,7 @@ import pytest
 from nnlab.helpers import files
 from nnlab.helpers.errors import NnlabError, RunError
 from nnlab.store import folders
+from nnlab.store.meta import Meta, Status
 
 
 @pytest.mark.parametrize(
@@ -69,3 +70,21 @@ def test_name_lock_refuses_second_training(tmp_path):
         folders.create_run(tmp_path, "vae", "exp")
     first.release()
     folders.create_run(tmp_path, "vae", "exp").release()
+
+
+def test_a_runs_status_changes_only_through_begin_and_end(runs):
+    run = folders.create_run(runs, "vae")
+    run.write_meta(Meta(1, id=run.id, model="vae", status=Status.RUNNING))
+    with pytest.raises(ValueError, match="begin"):
+        run.update_meta(status="finished")
+    meta = run.end(Status.INTERRUPTED)
+    assert meta.status == "interrupted" and meta.ended is None and meta.updated  # resumable
+    assert run.begin().status == "running" and run.meta().ended is None
+    meta = run.end("pruned", pruned={"step": 3, "metric": "test_elbo", "value": -9.0})
+    assert meta.status is Status.PRUNED and meta.ended == meta.updated and meta.pruned["step"] == 3
+    assert run.meta() == meta  # as written
+    with pytest.raises(ValueError, match="pruned, not running"):
+        run.end(Status.RUNNING)
+    with pytest.raises(ValueError):
+        run.end("done")
+    run.release()

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from nnlab import families
-from nnlab.helpers import files
+from nnlab.helpers import files, testhooks
 from nnlab.store import folders, metrics, record
 from tests.conftest import FAST
 from tests.test_train import _assert_same_run
@@ -64,7 +64,7 @@ def test_sigkill_at_random_steps_then_resume_is_bit_exact(nnlab, runs):
     rng = random.Random()
     # one kill at a random moment of training, one inside a checkpoint write (temp file
     # written, not yet renamed: the old latest.pt must survive and be used)
-    for env, delay in (({}, rng.uniform(0.1, 0.6)), ({files.FAULT_KILL_ENV: "4"}, None)):
+    for env, delay in (({}, rng.uniform(0.1, 0.6)), ({testhooks.KILL_IN_WRITE: "4"}, None)):
         before = {p.name for p in runs.iterdir()}
         p = _spawn(KILL_RUN, runs, **env)
         if delay is None:
@@ -346,7 +346,7 @@ def test_kill_in_a_write_then_resume_writes_what_the_run_owes(nnlab, runs, fault
     args = ["train", "vae", *FAST, "--checkpoint_every_steps=0", "--snapshot_every=40"]
     reference = nnlab(*args, "--seed=2").out.strip()
     before = {p.name for p in runs.iterdir()}
-    p = _spawn([*args, "--seed=2"], runs, **{files.FAULT_KILL_ENV: fault})
+    p = _spawn([*args, "--seed=2"], runs, **{testhooks.KILL_IN_WRITE: fault})
     p.wait(timeout=120)
     assert p.returncode == -signal.SIGKILL
     run_id = _only_run(runs, exclude=before)

@@ -31,7 +31,7 @@ def test_one_run_json_has_config_params_metrics_and_contents(nnlab, runs):
 
 def test_dead_running_run_shows_interrupted(nnlab, runs):
     run_id = nnlab("train", "vae", *FAST, "--snapshot_every=0").out.strip()
-    folders.Run(runs, run_id).update_meta(status="running")  # as after a kill -9
+    folders.Run(runs, run_id).begin()  # as after a kill -9
     assert nnlab("summary", run_id, "--json").json()["status"] == "interrupted"
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from nnlab import families
-from nnlab.helpers import files
+from nnlab.helpers import files, testhooks
 from nnlab.store import folders, record
 from nnlab.store.metrics import read as read_metrics
 from nnlab.training import data, trainer
@@ -126,7 +126,7 @@ def test_interrupt_mid_epoch_then_resume_is_bit_exact(nnlab, runs, monkeypatch):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(nnlab, runs, monkeypatch):
-    monkeypatch.setenv(trainer.FAULT_NAN_ENV, "33")
+    monkeypatch.setenv(testhooks.NAN_AT_STEP, "33")
     r = nnlab("train", *L3, "--epochs=1")
     assert r.code == 1 and "diverged" in r.err and "step 33" in r.err
     run = _run(runs, r.out.strip())

@@ -212,7 +212,7 @@ def resume(
             text = config.to_yaml(cfg)
             files.write_text(run.file("config.yaml"), text)
             run.update_meta(config_sha256=files.sha256_text(text))
-        run.update_meta(status=Status.RUNNING, ended=None, updated=folders.now_iso())
+        run.begin()
         console.print(f"resuming {run.id} from step {trainer.step} (epoch {trainer.epoch})")
         return _run(trainer, console)
     finally:
@@ -234,7 +234,7 @@ def _run(trainer, console: Console) -> str:
         # failed and how to go on, not a traceback.
         where = e.filename or "a file of the run"
         try:
-            run.update_meta(status=Status.INTERRUPTED, updated=folders.now_iso())
+            run.end(Status.INTERRUPTED)
         except OSError:
             pass
         err = TrainingStopped(
@@ -247,14 +247,14 @@ def _run(trainer, console: Console) -> str:
         raise err from None
     except BaseException:
         # An unexpected failure (or a second Ctrl-C): the run can resume from its latest
-        # checkpoint; say so in meta.json rather than leaving it Status.RUNNING.
+        # checkpoint; say so in meta.json rather than leaving it running.
         try:
-            run.update_meta(status=Status.INTERRUPTED, updated=folders.now_iso())
+            run.end(Status.INTERRUPTED)
         except Exception:
             pass
         raise
     seconds = _add_seconds(run, time.perf_counter() - t0)
-    run.update_meta(status=Status.FINISHED, ended=folders.now_iso(), final=final)
+    run.end(Status.FINISHED, final=final)
     console.print(
         f"finished {run.id}: {families.of(trainer.cfg).epoch_headline(final)} · "
         f"{trainer.step} steps, {seconds:.1f} s · {run.path}",

@@ -12,12 +12,12 @@ import fcntl
 import io
 import json
 import os
-import signal
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
+from nnlab.helpers import testhooks
 from nnlab.helpers.errors import RunDamaged, RunError
 
 TMP_PREFIX = ".tmp-"  # temp files of interrupted writes start with this; resume removes them
@@ -41,25 +41,6 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
-# test hook: SIGKILL inside the Nth checkpoint write (N), or the first write of a file (name)
-FAULT_KILL_ENV = "NNLAB_FAULT_KILL_IN_WRITE"
-_checkpoint_writes = 0
-
-
-def _fault_kill(path: Path) -> None:
-    """Test hook: die (SIGKILL) with a temp file written but not yet renamed into place."""
-    global _checkpoint_writes
-    fault = os.environ.get(FAULT_KILL_ENV)
-    if not fault:
-        return
-    if path.suffix == ".pt":
-        _checkpoint_writes += 1
-        if fault == str(_checkpoint_writes):
-            os.kill(os.getpid(), signal.SIGKILL)
-    if fault == path.name:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Replace `path` with `data` atomically; on failure the old file is left untouched."""
     path = Path(path)
@@ -71,7 +52,7 @@ def write_bytes(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        _fault_kill(path)
+        testhooks.kill_in_write(path)
         os.replace(tmp, path)
     except BaseException as e:
         if tmp is not None:

@@ -356,7 +356,7 @@ class RunWriter:
         self._flushed = time.monotonic()
 
     def finish(self, status: str = Status.FINISHED) -> None:
-        """Flush and mark the run finished (or Status.INTERRUPTED, Status.FAILED); release it."""
+        """Flush and mark the run finished (or "interrupted", "failed"); release it."""
         if self.finished is not None:
             return
         if status not in (Status.FINISHED, Status.INTERRUPTED, Status.FAILED):
@@ -365,7 +365,8 @@ class RunWriter:
             self.flush()
             final = self.last_epoch_line or self.last_step_line
             final = {k: v for k, v in final.items() if k not in RESERVED}
-            self.run.update_meta(status=status, ended=folders.now_iso(), final=final)
+            # a loop of the user's cannot be resumed by nnlab: an interrupted one ends too
+            self.run.end(status, ended=folders.now_iso(), final=final)
         finally:
             self.finished = status
             if self.thread is not None:

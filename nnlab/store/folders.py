@@ -28,7 +28,7 @@ from nnlab.helpers.files import (
     write_json,
 )
 from nnlab.store import schema
-from nnlab.store.meta import Meta, Status
+from nnlab.store.meta import RUN_STATUSES, Meta, Status
 
 FORMAT_VERSION = schema.FORMAT_VERSION
 SWEEP_FILE = "sweep.json"  # a sweep's folder holds it (nnlab.store.sweeps), a run's never
@@ -140,7 +140,31 @@ class Run(Folder):
         write_json(self.file("meta.json"), {**obj, "checksum": schema.meta_checksum(obj)})
 
     def update_meta(self, **changes) -> Meta:
-        """Read, change and rewrite meta.json."""
+        """Read, change and rewrite meta.json (its status changes through begin and end)."""
+        if "status" in changes:
+            raise ValueError("a run's status changes through Run.begin() and Run.end()")
+        return self._rewrite(changes)
+
+    def begin(self) -> Meta:
+        """Mark the run running: a new training, or a resume (which has no end yet)."""
+        return self._rewrite({"status": Status.RUNNING, "ended": None, "updated": now_iso()})
+
+    def end(self, status: Status | str, *, ended: str | None = None, **facts) -> Meta:
+        """Mark how the run stopped, with the facts that come with it (final, pruned): the
+        only place, with begin, where a run's status changes. Interrupted keeps no end
+        time unless given (a training can resume); every other status ends now."""
+        status = Status(status)
+        if status not in RUN_STATUSES or status == Status.RUNNING:
+            raise ValueError(
+                f"a run ends finished, interrupted, diverged, failed or pruned, not {status}"
+            )
+        now = now_iso()
+        if ended is None and status != Status.INTERRUPTED:
+            ended = now
+        changes = {"status": status, "updated": now, **facts}
+        return self._rewrite(changes if ended is None else {**changes, "ended": ended})
+
+    def _rewrite(self, changes: dict) -> Meta:
         meta = self.meta().changed(**changes)
         self.write_meta(meta)
         return meta

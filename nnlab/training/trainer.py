@@ -8,7 +8,6 @@ continues exactly as the uninterrupted one would have.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 
@@ -18,7 +17,7 @@ from rich.console import Console
 from nnlab import families
 from nnlab.config import tasks
 from nnlab.families.family import Config
-from nnlab.helpers import files
+from nnlab.helpers import files, testhooks
 from nnlab.helpers.console import stderr_console, warn
 from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped
 from nnlab.helpers.progress import StopSignals, TrainProgress
@@ -31,11 +30,6 @@ from nnlab.training.snapshots import SnapshotWorker, choose_probe, encode_probe
 
 # The VAE's evaluation samples use their own generator: evaluation never moves training RNG.
 EVAL_SEED = 1234
-FAULT_NAN_ENV = "NNLAB_FAULT_NAN_AT_STEP"  # test hook: make the loss NaN at this step
-# Smoke runs of the documentation's commands (tests/test_docs.py): every training stops
-# after SMOKE_EPOCHS epochs of at most SMOKE_STEPS steps and records at most SMOKE_PROBE
-# images; the saved config is unchanged.
-SMOKE_ENV, SMOKE_EPOCHS, SMOKE_STEPS, SMOKE_PROBE = "NNLAB_SMOKE", 2, 3, 500
 
 
 def resolve_device(name: str) -> torch.device:
@@ -93,13 +87,9 @@ class Trainer:
         console: Console | None = None,
         reports: pruning.Reports | None = None,
     ):
-        smoke = bool(os.environ.get(SMOKE_ENV))
+        smoke = testhooks.smoke()  # the documentation test's short trainings
         if smoke:
-            cfg = dataclasses.replace(
-                cfg,
-                epochs=min(cfg.epochs, SMOKE_EPOCHS),
-                probe_size=min(cfg.probe_size, SMOKE_PROBE),
-            )
+            cfg = testhooks.smoke_config(cfg)
         self.run, self.cfg, self.splits, self.device = run, cfg, splits, device
         self.console = console or stderr_console()
         torch.manual_seed(cfg.seed)
@@ -113,7 +103,7 @@ class Trainer:
         self.n_train = len(splits.train_x)
         self.steps_per_epoch = math.ceil(self.n_train / cfg.batch_size)
         if smoke:
-            self.steps_per_epoch = min(self.steps_per_epoch, SMOKE_STEPS)
+            self.steps_per_epoch = min(self.steps_per_epoch, testhooks.SMOKE_STEPS)
         px, py, _ = splits.split(cfg.probe_split)
         self.probe_x, self.probe_labels, self.probe_split_index = choose_probe(cfg, px, py)
         self.recorder = record.Recorder(run.latents, families.of(cfg).arrays, cfg.record_dtype)
@@ -136,8 +126,7 @@ class Trainer:
         self.signals = StopSignals()  # entered while fit() runs
         self.worker: SnapshotWorker | None = None  # exists only while fit() runs
         self.board: tensorboard.LiveBoard | None = None  # TensorBoard, while fit() runs with it on
-        fault = os.environ.get(FAULT_NAN_ENV, "")
-        self.nan_at_step = int(fault) if fault.isdigit() else -1
+        self.nan_at_step = testhooks.nan_at_step()  # divergence tests
         self.reports = reports  # a search's point: its metric reported to the pruner
 
     # ------------------------------------------------------------ state
@@ -437,9 +426,7 @@ class Trainer:
     def _diverged(self, loss: float) -> None:
         self.log.append(kind="diverged", step=self.step + 1, loss=str(loss))
         self.log.flush()
-        self.run.update_meta(
-            status=Status.DIVERGED, updated=folders.now_iso(), ended=folders.now_iso()
-        )
+        self.run.end(Status.DIVERGED)
         raise TrainingStopped(
             f"run {self.run.id} diverged: loss {loss} at step {self.step + 1}; kept the last "
             f"finite checkpoint (step {self.run.resumable_step()}). Try a smaller --lr.",
@@ -464,10 +451,8 @@ class Trainer:
     def _pruned(self, value: float) -> None:
         if self.batch:  # an epoch's end has just been checkpointed
             self.checkpoint()
-        self.run.update_meta(
-            status=Status.PRUNED,
-            updated=folders.now_iso(),
-            ended=folders.now_iso(),
+        self.run.end(
+            Status.PRUNED,
             pruned={"step": self.step, "metric": self.reports.metric, "value": value},
         )
         raise pruning.Pruned(
@@ -477,7 +462,7 @@ class Trainer:
 
     def _interrupted(self) -> None:
         self.checkpoint()
-        self.run.update_meta(status=Status.INTERRUPTED, updated=folders.now_iso())
+        self.run.end(Status.INTERRUPTED)
         raise TrainingStopped(
             f"interrupted ({self.signals.received}) at step {self.step}; checkpoint saved. "
             f"Resume with: nnlab train --resume {self.run.id}",
