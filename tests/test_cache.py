@@ -20,7 +20,7 @@ def run(trained, runs):
     root, ids = trained
     runs.mkdir(parents=True, exist_ok=True)
     shutil.copytree(root / ids["vae"], runs / ids["vae"])
-    (runs / ids["vae"] / cache.CACHE_FILE).unlink(missing_ok=True)
+    (runs / ids["vae"] / folders.CACHE_FILE).unlink(missing_ok=True)
     return folders.open_run(ids["vae"], runs)
 
 
@@ -41,7 +41,7 @@ def test_values_equal_a_direct_computation_and_are_then_read_back(run, monkeypat
     assert last == json.loads(json.dumps(direct_last))
     assert trend == json.loads(json.dumps(direct_trend))
     assert last["step"] == int(record.load_steps(run.latents)[-1])
-    stored = json.loads(run.file(cache.CACHE_FILE).read_text())
+    stored = json.loads(run.cache_file.read_text())
     assert stored["signature"] == cache.signature(run.latents)
     _forbid_computing(monkeypatch)
     assert cache.last_metrics(run, ("mu", "sd")) == last
@@ -76,10 +76,10 @@ def test_a_removed_chunk_changes_the_signature(run):
 @pytest.mark.parametrize("text", ["{not json", "[]", '{"format": 99, "signature": "x"}'])
 def test_a_damaged_or_foreign_cache_is_recomputed_not_an_error(run, text):
     expected = cache.last_metrics(run, ("mu", "sd"))
-    run.file(cache.CACHE_FILE).write_text(text)
+    run.cache_file.write_text(text)
     assert cache.cached(run, "last") is None
     assert cache.last_metrics(run, ("mu", "sd")) == expected
-    assert json.loads(run.file(cache.CACHE_FILE).read_text())["last"] == expected
+    assert json.loads(run.cache_file.read_text())["last"] == expected
 
 
 def test_a_read_only_run_still_gets_its_numbers(run, monkeypatch):
@@ -88,13 +88,13 @@ def test_a_read_only_run_still_gets_its_numbers(run, monkeypatch):
 
     monkeypatch.setattr(files, "write_json", fail)
     assert cache.last_metrics(run, ("mu", "sd"))["step"] > 0
-    assert not run.file(cache.CACHE_FILE).exists()
+    assert not run.cache_file.exists()
 
 
 def test_summary_of_a_run_uses_and_fills_the_cache(run, runs, nnlab, monkeypatch):
     first = nnlab("summary", run.id, "--json", f"--runs_dir={runs}")
     assert first.code == 0, first.err
-    assert run.file(cache.CACHE_FILE).exists()
+    assert run.cache_file.exists()
     _forbid_computing(monkeypatch)
     second = nnlab("summary", run.id, "--json", f"--runs_dir={runs}")
     assert second.code == 0, second.err
@@ -116,7 +116,7 @@ def test_a_changed_cache_is_never_shown(run, runs, nnlab, forge):
     shape is not what nnlab writes), the numbers shown are measured from the recording."""
     true_last = cache.last_metrics(run, ("mu", "sd"))
     cache.trend(run, ("mu", "sd"))
-    path = run.file(cache.CACHE_FILE)
+    path = run.cache_file
     data = json.loads(path.read_text())
     forge(data)
     path.write_text(json.dumps(data))

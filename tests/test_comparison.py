@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from nnlab.analysis import cache, comparison, latent
+from nnlab.analysis import comparison, latent
 from nnlab.render import animate as animate_mod
 from nnlab.render.sweepplot import curves
 from nnlab.store import folders, record, sweeps
@@ -99,7 +99,7 @@ def test_summary_of_a_sweep_reads_each_points_run(nnlab, swept):
 def test_a_second_summary_reads_the_cached_latent_metrics_only(nnlab, swept, monkeypatch):
     first = nnlab("summary", SWEEP, "--json").json()
     for p in first["points"]:
-        assert folders.open_run(p["run"], swept).file(cache.CACHE_FILE).exists()
+        assert folders.open_run(p["run"], swept).file(folders.CACHE_FILE).exists()
 
     def refuse(*a, **k):
         raise AssertionError("read although the cache was valid")

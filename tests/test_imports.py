@@ -187,3 +187,58 @@ def test_every_module_has_its_test_module():
         if not wanted & tests:
             missing.append(f"{name}: add tests/test_{module}.py")
     assert not missing, "\n".join(missing)
+
+
+def _literals(pattern: str, skip_package: str, allowed=()) -> list[str]:
+    """file:line of each string constant of nnlab's code outside `skip_package` that is
+    exactly `pattern` (docstrings, and dict keys where a dict is made or read: names in an
+    output such as summary --json's, are not uses)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.relative_to(PACKAGE).parts[0] == skip_package:
+            continue
+        tree = ast.parse(path.read_text())
+        skip = set()
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+                skip.add(id(body[0].value))  # a docstring
+            if isinstance(node, ast.Dict):
+                skip.update(id(k) for k in node.keys if k is not None)
+            if isinstance(node, ast.Subscript):
+                skip.add(id(node.slice))  # d["media"]: a key of a dict, as above
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in skip
+                and re.fullmatch(pattern, node.value)
+                and (path.name, node.value) not in allowed
+            ):
+                found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {node.value!r}")
+    return found
+
+
+def test_the_store_owns_a_runs_facts_statuses_and_file_names():
+    """Outside nnlab/store: no meta.json read as a dict, no status word, no run-store file
+    name (each is asked of store.meta.Meta, store.meta.Status or a store.folders.Run)."""
+    meta_reads = [
+        f"{p.relative_to(PACKAGE)}:{i}"
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if p.relative_to(PACKAGE).parts[0] != "store"
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if re.search(r"\bmeta(\.get\(|\[)", line)
+    ]
+    assert not meta_reads, "\n".join(meta_reads)
+    words = "running|finished|interrupted|diverged|failed|pruned|pending|damaged"
+    statuses = _literals(words, "store")
+    assert not statuses, "\n".join(statuses)
+    names = (
+        "meta.json|config.yaml|metrics.jsonl|lock|checkpoints|latest.pt|final.pt|latents|"
+        "probe.npz|media|embeddings|projections|latent-metrics.json|tasks.npz|sweep.json|"
+        "point.json|study.journal"
+    ).replace(".", r"\.")
+    # the optional extra that installs t-SNE and UMAP is called projections too
+    allowed = {("projection.py", "projections")}
+    file_names = _literals(names, "store", allowed)
+    assert not file_names, "\n".join(file_names)

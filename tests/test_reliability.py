@@ -293,10 +293,10 @@ def test_disk_full_keeps_previous_checkpoint(nnlab, runs, monkeypatch):
             if calls["n"] == 3:
                 raise OSError(errno.ENOSPC, "No space left on device")
 
-    real = files._fault_kill
-    monkeypatch.setattr(files, "_fault_kill", disk_full_on_third_checkpoint)
+    real = testhooks.kill_in_write
+    monkeypatch.setattr(testhooks, "kill_in_write", disk_full_on_third_checkpoint)
     r = nnlab("train", "vae", *FAST, "--checkpoint_every_steps=20", "--snapshot_every=0")
-    monkeypatch.setattr(files, "_fault_kill", real)
+    monkeypatch.setattr(testhooks, "kill_in_write", real)
     assert r.code == 1 and "No space left on device" in r.err and "latest.pt" in r.err
     assert len(r.err.strip().splitlines()) <= 2 and "Traceback" not in r.err
     run_id = r.out.strip()

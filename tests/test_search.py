@@ -79,7 +79,7 @@ def test_a_search_trains_its_trials_as_runs_and_prunes(searched):
             "batch_size": {"range": [32.0, 128.0], "log": True, "int": True},
         },
     }
-    assert sweep_id.startswith("sweep-vae-") and (runs / sweep_id / search.JOURNAL).exists()
+    assert sweep_id.startswith("sweep-vae-") and (runs / sweep_id / folders.JOURNAL_FILE).exists()
     best = max((p for p in rec["points"] if p["status"] == "finished"), key=lambda p: p["value"])
     assert f"best: {best['run']}, test_elbo {best['value']:.6g}" in err
     for p in rec["points"]:  # a pruned point stopped at a checkpoint, before its end
@@ -200,7 +200,7 @@ def test_the_study_is_told_how_each_trial_ended(tmp_path):
         assert study.trials()[0].value == -180.0 and study.trials()[1].value == -300.0
         again = search.Study(sweep, plan)  # reopened from the journal, as --resume does
         assert [t.state.name for t in again.trials()] == states
-        with open(sweep.file(search.JOURNAL), "ab") as f:  # a kill in mid-write
+        with open(sweep.file(folders.JOURNAL_FILE), "ab") as f:  # a kill in mid-write
             f.write(b'{"op_code": 4, "worker_id": "x", "trial_id"')
         repaired = search.Study(sweep, plan)
         assert [t.state.name for t in repaired.trials()] == states

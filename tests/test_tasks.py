@@ -40,22 +40,23 @@ def test_training_task_and_count():
 
 
 def test_the_stored_table_is_checked(tmp_path):
-    tasks.write(tmp_path, seed=1, every=2, epochs=5)
-    perms = tasks.read(tmp_path, 3, seed=1)
+    path = tmp_path / folders.TASKS_FILE
+    tasks.write(path, seed=1, every=2, epochs=5)
+    perms = tasks.read(path, 3, seed=1)
     assert perms.shape == (3, 784) and np.array_equal(perms[2], tasks.permutation(1, 2))
     with pytest.raises(Exception, match="expected 4 permutations"):
-        tasks.read(tmp_path, 4, seed=1)
+        tasks.read(path, 4, seed=1)
     with pytest.raises(Exception, match="not the permutations of the run's seed 2"):
-        tasks.read(tmp_path, 3, seed=2)  # valid permutations, but another seed's
+        tasks.read(path, 3, seed=2)  # valid permutations, but another seed's
     swapped = perms[[0, 2, 1]]  # task 1 and task 2 exchanged: each row still a permutation
-    files.save_npz(tmp_path / tasks.TASKS_FILE, perms=swapped.astype(np.int16))
+    files.save_npz(path, perms=swapped.astype(np.int16))
     with pytest.raises(Exception, match="not the permutations of the run's seed 1"):
-        tasks.read(tmp_path, 3, seed=1)
+        tasks.read(path, 3, seed=1)
     bad = perms.copy()
     bad[1, 0] = bad[1, 1]
-    files.save_npz(tmp_path / tasks.TASKS_FILE, perms=bad.astype(np.int16))
+    files.save_npz(path, perms=bad.astype(np.int16))
     with pytest.raises(Exception, match="not a permutation"):
-        tasks.read(tmp_path, 3, seed=1)
+        tasks.read(path, 3, seed=1)
 
 
 PERMUTED = [
@@ -103,7 +104,7 @@ def test_a_permuted_run_logs_tasks_and_evaluates_each_on_its_own_pixels(permuted
     from nnlab.training import data
 
     splits = data.load(cfg.dataset, None, cfg.val_fraction, cfg.seed)
-    order = torch.from_numpy(tasks.read(run.path, 2, cfg.seed)[1])
+    order = torch.from_numpy(tasks.read(run.tasks_file, 2, cfg.seed)[1])
     with torch.no_grad():
         acc = (model(splits.test_x[:, order]).argmax(1) == splits.test_y).float().mean()
     assert float(acc) == pytest.approx(epochs[-1]["test_acc"], abs=1e-6)

@@ -28,7 +28,6 @@ from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.version import VERSION
 from nnlab.store import folders, record
 
-CACHE_FILE = "latent-metrics.json"
 FORMAT = 2  # 2: sealed with a checksum of its content (format 1 caches are recomputed)
 
 
@@ -106,7 +105,7 @@ def cached(run: folders.Run, kind: str) -> dict | None:
 def _lookup(run: folders.Run, kind: str) -> tuple[dict | None, str, dict]:
     """(the cached `kind` or None, the recording's signature now, the cache file's data)."""
     sig = signature(run.latents)
-    cache = _read(run.file(CACHE_FILE))
+    cache = _read(run.cache_file)
     hit = cache.get(kind) if cache.get("signature") == sig else None
     return (hit if _valid(kind, hit) else None), sig, cache
 
@@ -124,7 +123,7 @@ def _cached(run: folders.Run, kind: str, compute) -> dict:
     # Computed from what was read: if the recording changed meanwhile, the signature taken
     # before reading no longer matches it and the next reader recomputes.
     try:
-        files.write_json(run.file(CACHE_FILE), {**cache, "checksum": _digest(cache)})
+        files.write_json(run.cache_file, {**cache, "checksum": _digest(cache)})
     except OSError:  # a read-only store still gets its numbers, just not cached
         pass
     return value

@@ -82,7 +82,7 @@ def _point_metrics(root, point: dict, columns) -> tuple[dict, str | None]:
     out: dict = {c.key: None for c in columns}
     run_id = point["run"]
     path = root / run_id
-    if not (path / "meta.json").exists():
+    if not (path / folders.META_FILE).exists():
         return out, None
     try:
         run = folders.open_run(run_id, root)
@@ -174,7 +174,7 @@ def list_sweeps(runs_dir=None) -> list[dict]:
 def _locked(sweep: sweeps.Sweep) -> bool:
     from nnlab.helpers.files import is_locked
 
-    return is_locked(sweep.file("lock"))
+    return is_locked(sweep.lock_file)
 
 
 # ---------------------------------------------------------------- rendering
@@ -246,7 +246,7 @@ def render_list(rows: list[dict], color: bool = False) -> str:
                 r["id"],
                 r["model"],
                 grid,
-                f"{r['finished']}/{r['points']}",
+                f"{r[Status.FINISHED]}/{r['points']}",
                 str(r["status"]),
                 str(r["created"] or "-")[:19].replace("T", " "),
             ]

@@ -39,7 +39,6 @@ EXTRA = "projections"  # pip install 'nnlab[projections]': openTSNE and umap-lea
 POINTS_RANGE = (10, 20000)
 DEFAULT_POINTS = 2000
 MAX_FRAMES = 100  # without --every, snapshots are thinned to at most this many frames
-FOLDER = "projections"
 
 
 @dataclass(frozen=True)
@@ -278,7 +277,7 @@ class _Plan:
         self.method = method
         self.positions = np.sort(record.probe_indices(labels, points, seed))
         self.snapshots = frame_snapshots(snapshots, every)
-        self.path = run.file(FOLDER, f"{method}-{points}-every{every}.npz")
+        self.path = run.projections / f"{method}-{points}-every{every}.npz"
         self.key = {
             "signature": cache.signature(run.latents),
             "method": method,
@@ -299,7 +298,7 @@ class _Plan:
 def stored(run: folders.Run) -> tuple[str, int, int] | None:
     """(method, points, every) of the newest t-SNE or UMAP projection kept in the run that
     still matches its recording, or None."""
-    folder = run.file(FOLDER)
+    folder = run.projections
     if not folder.is_dir():
         return None
     sig = cache.signature(run.latents)

@@ -31,7 +31,6 @@ PRUNERS = ("none", "median", "asha")
 OPTIONS = ("trials", "metric", "direction", "search_seed", "prune", "prune_every")
 DIRECTIONS = ("max", "min")
 OPTUNA_HINT = 'pip install -e ".[search]" (or pip install "nnlab[search]")'
-JOURNAL = "study.journal"
 # each rung keeps the best quarter (Optuna's default; measured against 3 in
 # benchmarks/search.py: 3 pruned the later best trials too early on the bundled sample)
 ASHA_REDUCTION = 4
@@ -155,7 +154,7 @@ class Study:
 
         self.optuna, self.plan = optuna, the_plan
         self.params = spaces.from_record(the_plan.space)
-        path = sweep.file(JOURNAL)
+        path = sweep.file(folders.JOURNAL_FILE)
         _repair(path)
         lock = JournalFileOpenLock(str(path) + ".lock", grace_period=30)
         storage = JournalStorage(JournalFileBackend(str(path), lock_obj=lock))

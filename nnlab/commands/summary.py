@@ -102,13 +102,14 @@ def _check_files(
             problems.append(str(e))
     if snaps is not None and snaps < meta.snapshots:
         problems.append(f"{run.latents}: {meta.snapshots - snaps} snapshot(s) missing")
-    nothing_yet = not (run.checkpoints / "latest.pt").exists() and not meta.steps_done
-    expected = [] if nothing_yet else ["latest.pt"]
-    expected += ["final.pt"] if meta.status == Status.FINISHED else []
+    latest, final = folders.LATEST, folders.FINAL
+    nothing_yet = not run.checkpoint_file(latest).exists() and not meta.steps_done
+    expected = [] if nothing_yet else [latest]
+    expected += [final] if meta.status == Status.FINISHED else []
     if not families.of(opened.cfg).rebuildable:  # a user's own loop checkpoints if it wants
         expected = []
-    for name in ("latest.pt", "final.pt"):
-        p = run.checkpoints / name
+    for name in (latest, final):
+        p = run.checkpoint_file(name)
         if p.exists():
             try:
                 files.verify_archive(p, checkpoint_max)
@@ -181,19 +182,17 @@ def _holdings(opened: folders.Opened, snaps) -> dict:
     from nnlab.store.record import chunk_files
 
     run = opened.run
-    listing = {
-        sub: sorted(p.name for p in run.file(sub).iterdir() if not p.name.startswith("."))
-        if run.file(sub).is_dir()
-        else []
-        for sub in ("checkpoints", "media", "embeddings")
-    }
+    checkpoints, media, embeddings = (
+        sorted(p.name for p in sub.iterdir() if not p.name.startswith(".")) if sub.is_dir() else []
+        for sub in (run.checkpoints, run.media, run.embeddings)
+    )
     return {
-        "checkpoints": listing["checkpoints"],
+        "checkpoints": checkpoints,
         "snapshots": snaps,
         "snapshot_chunks": len(chunk_files(run.latents)),
         "probe": opened.meta.probe,
-        "media": listing["media"],
-        "embeddings": listing["embeddings"],
+        "media": media,
+        "embeddings": embeddings,
     }
 
 

@@ -105,7 +105,7 @@ def _set_up_run(
 
     trainer = loop.Trainer(run, cfg, splits, device, console, reports)
     config_text = config.to_yaml(cfg)
-    files.write_text(run.file("config.yaml"), config_text)
+    files.write_text(run.config_file, config_text)
     meta = schema.new_meta(
         run.id,
         cfg.model,
@@ -200,7 +200,7 @@ def resume(
         if len(splits.train_x) != meta.train_size:
             raise RunError(f"run {run.id}: dataset {cfg.dataset} now has a different size")
         trainer = loop.Trainer(run, cfg, splits, device, console, reports)
-        latest = run.checkpoints / "latest.pt"
+        latest = run.checkpoint_file(folders.LATEST)
         if latest.exists():
             ceiling = schema.size_ceilings(cfg, meta)[0]
             ck = files.load_checkpoint(latest, map_location=device, max_bytes=ceiling)
@@ -210,7 +210,7 @@ def resume(
             trainer.restart()
         if epochs is not None:
             text = config.to_yaml(cfg)
-            files.write_text(run.file("config.yaml"), text)
+            files.write_text(run.config_file, text)
             run.update_meta(config_sha256=files.sha256_text(text))
         run.begin()
         console.print(f"resuming {run.id} from step {trainer.step} (epoch {trainer.epoch})")

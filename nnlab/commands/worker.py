@@ -25,7 +25,7 @@ from nnlab.store.meta import Status
 from nnlab.training.pruning import Pruned
 
 
-def point_config(rec: dict, index: int, where: str = "sweep.json") -> config.Config:
+def point_config(rec: dict, index: int, where: str = folders.SWEEP_FILE) -> config.Config:
     """The config of point `index`: the recorded base with the point's values, validated."""
     base = config.from_yaml(rec["base"], f"{where} (base)")
     cls = type(base)
@@ -49,7 +49,7 @@ def run_point(sweep: sweeps.Sweep, rec: dict, index: int, threads: int, console=
     cfg = point_config(rec, index, str(sweep.file(folders.SWEEP_FILE)))
     path = sweep.root / run_id
     own = {"id": sweep.id, "point": index}
-    if path.is_dir() and (path / "meta.json").exists():
+    if path.is_dir() and (path / folders.META_FILE).exists():
         run = folders.open_run(run_id, sweep.root)
         meta = run.meta()
         if meta.sweep != own:

@@ -320,7 +320,7 @@ def to_yaml(cfg: Config) -> str:
     return OmegaConf.to_yaml(OmegaConf.create(dataclasses.asdict(cfg)))
 
 
-def from_yaml(text: str, where: str = "config.yaml") -> Config:
+def from_yaml(text: str, where: str = "the config") -> Config:
     """Rebuild a config from a run's saved YAML (fields added later filled with their
     legacy values); refuse unknown keys, other missing keys, or bad values."""
     data = _read_yaml(text, where)

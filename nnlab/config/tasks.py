@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from nnlab.helpers import files
-from nnlab.helpers.errors import RunError
+from nnlab.helpers.errors import RunDamaged
 
 PIXELS = 784
-TASKS_FILE = "tasks.npz"
 
 
 def permutation(seed: int, task: int) -> np.ndarray:
@@ -51,28 +50,28 @@ def table(seed: int, n_tasks: int) -> np.ndarray:
     return np.stack([permutation(seed, t) for t in range(n_tasks)]).astype(np.int16)
 
 
-def write(folder: Path, seed: int, every: int, epochs: int) -> None:
-    """Write tasks.npz into a run: the permutations, the seed and K."""
+def write(path: Path, seed: int, every: int, epochs: int) -> None:
+    """Write a run's tasks file (store.folders.Run.tasks_file): the permutations, the seed
+    and K."""
     files.save_npz(
-        folder / TASKS_FILE,
+        path,
         perms=table(seed, count(epochs, every)),
         seed=np.array(seed, dtype=np.int64),
         every=np.array(every, dtype=np.int64),
     )
 
 
-def read(folder: Path, n_tasks: int, seed: int) -> np.ndarray:
+def read(path: Path, n_tasks: int, seed: int) -> np.ndarray:
     """A run's permutations, checked: n_tasks rows, each the permutation its run's seed
     draws for that task (a file holding any other, valid or not, is damage)."""
-    path = folder / TASKS_FILE
     if not path.exists():
-        raise RunError(f"{path}: missing (a run with permute_every writes it)")
+        raise RunDamaged(f"{path}: missing (a run with permute_every writes it)")
     perms = files.load_npz(path, max_bytes=64 * 2**20).get("perms")
     if perms is None or perms.ndim != 2 or perms.shape != (n_tasks, PIXELS):
-        raise RunError(f"{path}: damaged (expected {n_tasks} permutations of {PIXELS} pixels)")
+        raise RunDamaged(f"{path}: damaged (expected {n_tasks} permutations of {PIXELS} pixels)")
     ok = (np.sort(perms.astype(np.int64), axis=1) == np.arange(PIXELS)).all()
     if not ok:
-        raise RunError(f"{path}: damaged (a row is not a permutation of the pixels)")
+        raise RunDamaged(f"{path}: damaged (a row is not a permutation of the pixels)")
     if not np.array_equal(perms.astype(np.int64), table(seed, n_tasks).astype(np.int64)):
-        raise RunError(f"{path}: damaged (not the permutations of the run's seed {seed})")
+        raise RunDamaged(f"{path}: damaged (not the permutations of the run's seed {seed})")
     return perms.astype(np.int64)

@@ -106,7 +106,7 @@ class Run:
     @property
     def meta(self) -> Meta:
         """meta.json as a typed record (read again when the file has changed)."""
-        path = self._folder.file("meta.json")
+        path = self._folder.meta_file
         try:
             st = path.stat()
         except FileNotFoundError:

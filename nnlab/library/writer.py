@@ -70,7 +70,7 @@ def start(
         raise UsageError("settings: do not survive a round trip through YAML")
     run = folders.create_run(runs_dir, cfg.model, name)
     try:
-        files.write_text(run.file("config.yaml"), text)
+        files.write_text(run.config_file, text)
         meta = schema.new_meta(
             run.id,
             cfg.model,
@@ -324,7 +324,7 @@ class RunWriter:
             _check_saveable(value, key)
         self.flush()
         obj = {"step": step, **state}
-        path = self.run.checkpoints / "latest.pt"
+        path = self.run.checkpoint_file(folders.LATEST)
         files.save_checkpoint(path, obj)
         if keep:
             path = self.run.checkpoints / f"step-{step:08d}.pt"

@@ -38,7 +38,7 @@ from nnlab.render.style import (
     TITLE_SIZE,
     class_colors,
 )
-from nnlab.store import record
+from nnlab.store import folders, record
 
 MAX_FRAMES = 150  # without --every, snapshots are thinned to at most this many frames
 MAX_DPI = 600
@@ -93,8 +93,8 @@ def animate(
         gif_path = out_path
     else:
         # a sweep's grid goes to the sweep's media; the name says what was compared, as typed
-        folder = (sweep or sources[0].run).file("media")
-        stem = "latents" if not compare else "compare-" + "-".join(compare)
+        folder = (sweep or sources[0].run).media
+        stem = folders.LATENTS if not compare else "compare-" + "-".join(compare)
         if len(stem) > 150:  # many ids: a file name stays well under 255 bytes
             digest = hashlib.sha256(stem.encode()).hexdigest()[:12]
             stem = f"compare-{len(compare)}-runs-{digest}"
@@ -115,7 +115,9 @@ def expand_sweeps(ids: list[str], runs_dir, console):
     sweep, if any."""
     from nnlab.store import record, sweeps
 
-    found = sweeps.expand_sweeps(ids, runs_dir, lambda p: bool(record.chunk_files(p / "latents")))
+    found = sweeps.expand_sweeps(
+        ids, runs_dir, lambda p: bool(record.chunk_files(p / folders.LATENTS))
+    )
     for sweep, kept, total in found.partial:
         if not kept:
             raise NnlabError(f"sweep {sweep.id}: no point has a latent recording yet")

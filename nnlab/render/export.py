@@ -56,11 +56,11 @@ def export(
         runs = [folders.read_run(p["run"], sweep.root) for p in rec["points"] if _exists(sweep, p)]
         if not runs:
             raise NnlabError(f"sweep {sweep.id}: no point has a run yet")
-        dest = Path(logdir).expanduser() if logdir else sweep.file("media", "tensorboard")
+        dest = Path(logdir).expanduser() if logdir else sweep.media / "tensorboard"
     else:
         opened = folders.read_run(item_id, runs_dir)
         runs, rec = [opened], None
-        dest = Path(logdir).expanduser() if logdir else opened.run.file("media", "tensorboard")
+        dest = Path(logdir).expanduser() if logdir else opened.run.media / "tensorboard"
     plans = [(o, _snapshot_plan(o, snapshots)) for o in runs]  # bad --snapshots: now
     if dest.exists() or dest.is_symlink():
         if not force:
@@ -126,7 +126,7 @@ def check_replaceable(dest: Path) -> None:
 
 
 def _exists(sweep: sweeps.Sweep, point: dict) -> bool:
-    return (sweep.root / point["run"] / "meta.json").exists()
+    return (sweep.root / point["run"] / folders.META_FILE).exists()
 
 
 def _replace(tmp: Path, dest: Path) -> None:
@@ -216,7 +216,7 @@ def _embeddings(writer, run: folders.Run, cfg, rec: record.Recording, picks: lis
             metadata=labels,
             label_img=images,
             global_step=int(rec.steps[s]),
-            tag="latents",
+            tag=folders.LATENTS,  # the recording, named as its folder
         )
     stderr_console().print(
         f"{run.id}: projector of {len(picks)} snapshot(s), {len(keep):,} of "
@@ -250,7 +250,8 @@ def _masks(writer, opened: folders.Opened) -> None:
 
     run = opened.run
     names = sorted(p.name for p in run.checkpoints.glob("epoch-*.pt"))
-    names += ["final.pt"] if (run.checkpoints / "final.pt").exists() else ["latest.pt"]
+    last = folders.FINAL if run.checkpoint_file(folders.FINAL).exists() else folders.LATEST
+    names += [f"{last}.pt"]
     cmap = colormaps["RdBu_r"]
     for name in names:
         if not (run.checkpoints / name).exists():

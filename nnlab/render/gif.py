@@ -29,7 +29,7 @@ def output_folder(out, run, command: str) -> Path:
     """--out=DIR, or the run's media folder, for a command that writes several files."""
     from nnlab.helpers.errors import NnlabError
 
-    folder = Path(str(out)).expanduser() if out else run.file("media")
+    folder = Path(str(out)).expanduser() if out else run.media
     if folder.exists() and not folder.is_dir():
         raise NnlabError(f"--out={out}: {command} writes several files; give a folder")
     folder.mkdir(parents=True, exist_ok=True)

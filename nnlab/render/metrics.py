@@ -69,7 +69,7 @@ def plot_metrics(run_id, runs_dir=None):
         _draw_panel(ax, title, keys, kinds, series)
     fig.suptitle(f"{run.id} · {meta.model} on {meta.dataset}", fontsize=10)
     fig.tight_layout()
-    folder = run.file("media")
+    folder = run.media
     folder.mkdir(exist_ok=True)
     path = write_png(folder / "metrics.png", figure_to_array(fig))
     plt.close(fig)

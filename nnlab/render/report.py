@@ -140,7 +140,7 @@ def _expand(ids: list[str], runs_dir) -> tuple[list[str], list[str]]:
     for item in ids:
         if not sweeps.is_sweep(item, runs_dir):
             folders.validate_id(item)
-    found = sweeps.expand_sweeps(ids, runs_dir, lambda p: (p / "meta.json").exists())
+    found = sweeps.expand_sweeps(ids, runs_dir, lambda p: (p / folders.META_FILE).exists())
     notes = [
         f"sweep {s.id}: {total - kept} point(s) not started" for s, kept, total in found.partial
     ]
@@ -161,10 +161,10 @@ def _output_path(out, first: str, runs_dir) -> Path:
             raise NnlabError(f"--out={out}: the folder {path.parent} does not exist")
         return path
     folder = (
-        sweeps.open_sweep(first, runs_dir).path
+        sweeps.open_sweep(first, runs_dir)
         if sweeps.is_sweep(first, runs_dir)
-        else folders.open_run(first, runs_dir).path
-    ) / "media"
+        else folders.open_run(first, runs_dir)
+    ).media
     folder.mkdir(exist_ok=True)
     return folder / "report.html"
 

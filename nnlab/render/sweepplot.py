@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from nnlab.helpers.options import text_of
+from nnlab.store import folders
 from nnlab.store.meta import Status
 
 # metric key -> (panel title, scale): the sweep table's columns as plot panels
@@ -109,7 +110,7 @@ def _save(fig, d: dict, name: str) -> Path:
 
     from nnlab.render.gif import figure_to_array, write_png
 
-    folder = Path(d["path"]) / "media"
+    folder = Path(d["path"]) / folders.MEDIA
     folder.mkdir(exist_ok=True)
     path = write_png(folder / name, figure_to_array(fig))
     plt.close(fig)

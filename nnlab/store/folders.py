@@ -31,8 +31,24 @@ from nnlab.store import schema
 from nnlab.store.meta import RUN_STATUSES, Meta, Status
 
 FORMAT_VERSION = schema.FORMAT_VERSION
+# The names inside a run's (or a sweep's) folder, here alone: every other module asks a
+# Run or a Sweep for its paths.
+META_FILE = "meta.json"  # a run's facts (nnlab.store.meta); the mark of a run's folder
+CONFIG_FILE = "config.yaml"  # the run's config, saved verbatim
+METRICS_FILE = "metrics.jsonl"  # nnlab.store.metrics
+LOCK_FILE = "lock"  # held while a run trains or a sweep runs
+CHECKPOINTS = "checkpoints"  # latest.pt, final.pt, epoch-N.pt (yours: step-N.pt)
+LATEST, FINAL = "latest", "final"  # the checkpoints every trained run has, by name
+LATENTS = "latents"  # the recording: probe.npz and chunk-NNNNNN.npz (nnlab.store.record)
+PROBE_FILE = "probe.npz"
+MEDIA = "media"  # the pictures the commands write
+EMBEDDINGS = "embeddings"  # nnlab embed's files
+PROJECTIONS = "projections"  # nnlab project's kept 2-D frames
+CACHE_FILE = "latent-metrics.json"  # the latent metrics, cached (nnlab.analysis.cache)
+TASKS_FILE = "tasks.npz"  # a permuted run's pixel orders (nnlab.config.tasks)
 SWEEP_FILE = "sweep.json"  # a sweep's folder holds it (nnlab.store.sweeps), a run's never
 POINT_FILE = "point.json"  # a sweep point's run holds it from its first moment: whose it is
+JOURNAL_FILE = "study.journal"  # a search's Optuna journal, in its sweep's folder
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -91,6 +107,16 @@ class Folder:
         """A path inside the directory."""
         return self.path.joinpath(*parts)
 
+    @property
+    def media(self) -> Path:
+        """The folder of the pictures the commands write."""
+        return self.file(MEDIA)
+
+    @property
+    def lock_file(self) -> Path:
+        """The lock held while it trains (a run) or runs (a sweep)."""
+        return self.file(LOCK_FILE)
+
 
 @dataclass
 class Run(Folder):
@@ -100,23 +126,57 @@ class Run(Folder):
     name_lock: Lock | None = field(default=None, repr=False)
 
     @property
+    def meta_file(self) -> Path:
+        """meta.json (read it with meta())."""
+        return self.file(META_FILE)
+
+    @property
+    def config_file(self) -> Path:
+        """config.yaml (read it with config())."""
+        return self.file(CONFIG_FILE)
+
+    @property
     def checkpoints(self) -> Path:
         """The checkpoints folder."""
-        return self.file("checkpoints")
+        return self.file(CHECKPOINTS)
+
+    def checkpoint_file(self, name: str) -> Path:
+        """A checkpoint's file by name: latest, final, epoch-0003, step-00000060."""
+        return self.checkpoints / f"{name}.pt"
 
     @property
     def latents(self) -> Path:
         """The latent recording folder."""
-        return self.file("latents")
+        return self.file(LATENTS)
 
     @property
     def metrics(self) -> Path:
         """The metrics log (see nnlab.store.metrics)."""
-        return self.file("metrics.jsonl")
+        return self.file(METRICS_FILE)
+
+    @property
+    def embeddings(self) -> Path:
+        """nnlab embed's folder."""
+        return self.file(EMBEDDINGS)
+
+    @property
+    def projections(self) -> Path:
+        """nnlab project's folder of kept 2-D frames."""
+        return self.file(PROJECTIONS)
+
+    @property
+    def cache_file(self) -> Path:
+        """The latent-metrics cache."""
+        return self.file(CACHE_FILE)
+
+    @property
+    def tasks_file(self) -> Path:
+        """A permuted run's pixel orders."""
+        return self.file(TASKS_FILE)
 
     def meta(self) -> Meta:
         """meta.json, checked for a format this nnlab can read and against its seal."""
-        meta = read_json(self.file("meta.json"))
+        meta = read_json(self.meta_file)
         fmt = meta.get("format")
         if not isinstance(fmt, int):
             raise RunDamaged(f"{self.file('meta.json')}: damaged (no format version)")
@@ -125,7 +185,7 @@ class Run(Folder):
                 f"run {self.id} was written by a newer nnlab (format {fmt}; this nnlab reads "
                 f"format {FORMAT_VERSION}): upgrade nnlab to read it"
             )
-        schema.check_meta(meta, self.file("meta.json"))
+        schema.check_meta(meta, self.meta_file)
         if "checksum" in meta:  # runs written before checksums existed have none
             sealed = {k: v for k, v in meta.items() if k != "checksum"}
             if meta["checksum"] != schema.meta_checksum(sealed):
@@ -137,7 +197,7 @@ class Run(Folder):
         is written as it is: the tests plant odd values so)."""
         obj = meta.to_json() if isinstance(meta, Meta) else meta
         obj = {k: v for k, v in obj.items() if k != "checksum"}
-        write_json(self.file("meta.json"), {**obj, "checksum": schema.meta_checksum(obj)})
+        write_json(self.meta_file, {**obj, "checksum": schema.meta_checksum(obj)})
 
     def update_meta(self, **changes) -> Meta:
         """Read, change and rewrite meta.json (its status changes through begin and end)."""
@@ -174,7 +234,7 @@ class Run(Folder):
         digest: `meta` when the caller has read it already)."""
         from nnlab.config.config import from_yaml
 
-        path = self.file("config.yaml")
+        path = self.config_file
         try:
             text = read_text(path)
         except FileNotFoundError:
@@ -205,11 +265,11 @@ class Run(Folder):
 
     def is_running(self) -> bool:
         """True when a training process holds this run's lock."""
-        return is_locked(self.file("lock"))
+        return is_locked(self.lock_file)
 
     def acquire(self) -> None:
         """Lock the run for training, or raise naming the holder."""
-        self.lock = Lock(self.file("lock"), f"run {self.id}")
+        self.lock = Lock(self.lock_file, f"run {self.id}")
         self.lock.acquire(holder_info(self.id))
 
     def release(self) -> None:
@@ -243,7 +303,7 @@ def open_run(run_id: Any, runs_dir: str | Path | None = None) -> Run:
     path = root / run_id
     if path.is_symlink() or (path.exists() and path.resolve().parent != root.resolve()):
         raise NnlabError(f"refusing run {run_id}: its directory points outside {root}")
-    if (path / SWEEP_FILE).is_file() and not (path / "meta.json").exists():
+    if (path / SWEEP_FILE).is_file() and not (path / META_FILE).exists():
         raise NnlabError(
             f"'{run_id}' is a sweep, not a run: give one of its runs, e.g. {run_id}-p0 "
             f"(nnlab summary {run_id} lists them)"
@@ -323,14 +383,14 @@ def check_tree(path: Path) -> None:
 def _created(path: Path) -> str:
     try:
         check_tree(path)
-        return str(json.loads((path / "meta.json").read_text()).get("created", ""))
+        return str(json.loads((path / META_FILE).read_text()).get("created", ""))
     except (OSError, ValueError, RunError, AttributeError):
         return ""
 
 
 def list_run_ids(runs_dir: str | Path | None = None) -> list[str]:
     """Ids of the run directories in runs_dir (symlinks and odd names skipped)."""
-    return ids_holding(runs_dir, "meta.json")
+    return ids_holding(runs_dir, META_FILE)
 
 
 def ids_holding(runs_dir: str | Path | None, marker: str) -> list[str]:

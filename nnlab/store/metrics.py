@@ -15,6 +15,8 @@ import os
 import re
 from pathlib import Path
 
+# The kinds of line, as their "kind" key says.
+STEP, EPOCH, TASK, DIVERGED = "step", "epoch", "task", "diverged"
 # The non-metric keys of an epoch line.
 POSITION_KEYS = ("kind", "epoch", "step", "seconds")
 

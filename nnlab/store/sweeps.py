@@ -47,7 +47,7 @@ class Sweep(folders.Folder):
         run = folders.Run(self.root, folders.validate_id(rec["points"][index]["run"]))
         if run.path.is_symlink():  # a link to a run elsewhere is none of this sweep's
             return Status.FAILED
-        if not run.file("meta.json").exists():
+        if not run.meta_file.exists():
             return Status.INTERRUPTED if run.path.exists() else Status.PENDING
         try:
             meta = run.meta()
@@ -68,7 +68,7 @@ class Sweep(folders.Folder):
     def acquire(self) -> None:
         """Lock the sweep for running, or raise naming the holder; then remove what a write
         of sweep.json killed at its rename left (only the lock holder writes it)."""
-        self.lock = Lock(self.file("lock"), f"sweep {self.id}")
+        self.lock = Lock(self.lock_file, f"sweep {self.id}")
         self.lock.acquire(folders.holder_info(self.id))
         for p in self.path.glob(f"{TMP_PREFIX}{folders.SWEEP_FILE}.*"):
             p.unlink(missing_ok=True)

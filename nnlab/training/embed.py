@@ -93,13 +93,13 @@ def _task_order(opened: folders.Opened, ck: dict, task):
     n_tasks = tasks.count(opened.cfg.epochs, every)
     own = tasks.at(ck_position(ck, opened.meta), every)
     task = own if task is None else _task_number(task, n_tasks)
-    return task, torch.from_numpy(tasks.read(opened.run.path, n_tasks, opened.cfg.seed)[task])
+    return task, torch.from_numpy(tasks.read(opened.run.tasks_file, n_tasks, opened.cfg.seed)[task])
 
 
 def _write(run, arrays: dict, names, split: str, step: int, layer, task, fmt: str):
     """Write the embedding into <run>/embeddings/, named for what is inside (an explicitly
     chosen layer and a task are part of the name); return its path."""
-    folder = run.file("embeddings")
+    folder = run.embeddings
     folder.mkdir(exist_ok=True)
     suffix = f"-layer{layer}" if layer is not None else ""
     suffix += f"-task{task}" if task is not None else ""

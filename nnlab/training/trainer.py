@@ -154,7 +154,7 @@ class Trainer:
 
     def load_state_dict(self, ck: dict) -> None:
         """Restore a checkpoint and cut metrics and recording back to what it had seen."""
-        where = self.run.checkpoints / "latest.pt"
+        where = self.run.checkpoint_file(folders.LATEST)
         schema.check_positions(ck, where, self.n_train, self.steps_per_epoch)
         if int(ck["latent_chunks"]) > self.recorder.chunk_count():
             raise RunError(f"{where}: does not fit this run (its latent chunks are missing)")
@@ -222,11 +222,11 @@ class Trainer:
         self.recorder.flush()
         state = self.state_dict()
         folder = self.run.checkpoints
-        files.save_checkpoint(folder / "latest.pt", state)
+        files.save_checkpoint(self.run.checkpoint_file(folders.LATEST), state)
         if keep_epoch:
             files.save_checkpoint(folder / f"epoch-{self.epoch:04d}.pt", state)
         if final:
-            files.save_checkpoint(folder / "final.pt", state)
+            files.save_checkpoint(self.run.checkpoint_file(folders.FINAL), state)
         self.run.update_meta(
             steps_done=self.step,
             epochs_done=self.epoch,
@@ -243,7 +243,7 @@ class Trainer:
         if self.batch or not self.epoch:
             return
         cfg, folder = self.cfg, self.run.checkpoints
-        final = self.epoch >= cfg.epochs and not (folder / "final.pt").exists()
+        final = self.epoch >= cfg.epochs and not self.run.checkpoint_file(folders.FINAL).exists()
         keep = (
             bool(cfg.checkpoint_every)
             and self.epoch % cfg.checkpoint_every == 0
@@ -289,8 +289,8 @@ class Trainer:
         try:
             with self.signals, TrainProgress(self.console, total, self.step) as bar:
                 if self.every:  # (again on a resume: --epochs may have added tasks)
-                    tasks.write(self.run.path, self.cfg.seed, self.every, self.cfg.epochs)
-                if self.step == 0 and not (self.run.checkpoints / "latest.pt").exists():
+                    tasks.write(self.run.tasks_file, self.cfg.seed, self.every, self.cfg.epochs)
+                if self.step == 0 and not self.run.checkpoint_file(folders.LATEST).exists():
                     if self.cfg.snapshot_every:
                         self.snapshot()
                     self.checkpoint()  # a run can always resume, even if killed at once
@@ -424,7 +424,7 @@ class Trainer:
         return line
 
     def _diverged(self, loss: float) -> None:
-        self.log.append(kind="diverged", step=self.step + 1, loss=str(loss))
+        self.log.append(kind=metrics.DIVERGED, step=self.step + 1, loss=str(loss))
         self.log.flush()
         self.run.end(Status.DIVERGED)
         raise TrainingStopped(
