@@ -242,3 +242,15 @@ def test_the_store_owns_a_runs_facts_statuses_and_file_names():
     allowed = {("projection.py", "projections")}
     file_names = _literals(names, "store", allowed)
     assert not file_names, "\n".join(file_names)
+
+
+def test_no_function_is_over_sixty_lines():
+    """A function a reader can see whole on one screen (docstring and comments counted)."""
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}: {lines}")
+    assert not long, "\n".join(long)

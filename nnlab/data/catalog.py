@@ -513,24 +513,7 @@ def _describe_npz(name: str) -> Description:
                 f"{where}: array '{key}' holds Python objects (it would have to be "
                 "unpickled); save plain numeric arrays"
             )
-    shapes = []
-    for xk, yk in (("x", "y"), ("x_test", "y_test")):
-        if xk not in heads:
-            continue
-        (xs, xd), (ys, yd) = heads[xk], heads[yk]
-        if len(xs) not in (3, 4) or (len(xs) == 4 and xs[1] not in (1, 3)):
-            raise NnlabError(
-                f"{where}: '{xk}' has shape {xs}; expected N x H x W or N x C x H x W (C 1 or 3)"
-            )
-        if not (xd == np.uint8 or xd.kind == "f"):
-            raise NnlabError(f"{where}: '{xk}' is {xd}; use uint8, or floats in [0, 1]")
-        if len(ys) != 1 or ys[0] != xs[0]:
-            raise NnlabError(
-                f"{where}: '{xk}' holds {xs[0]:,} images but '{yk}' {ys[0] if ys else 0:,} labels"
-            )
-        if yd.kind not in "iu":
-            raise NnlabError(f"{where}: '{yk}' is {yd}; labels must be whole numbers")
-        shapes.append(xs)
+    shapes = _npz_shapes(heads, where)
     image_shapes = {(1, *s[1:]) if len(s) == 3 else tuple(s[1:]) for s in shapes}
     if len(image_shapes) > 1:
         shapes_text = sorted(image_shapes)
@@ -561,6 +544,30 @@ def _describe_npz(name: str) -> Description:
         test = held_out(labels["y"], TEST_SHARE)
         sizes = (int((~test).sum()), int(test.sum()))
     return Description(name, shape, classes, sizes, labels)
+
+
+def _npz_shapes(heads: dict, where: str) -> list[tuple]:
+    """The shapes of 'x' and 'x_test' (when given) from the npz headers, each checked:
+    images of 1 or 3 channels, uint8 or floats, one whole-number label each."""
+    shapes = []
+    for xk, yk in (("x", "y"), ("x_test", "y_test")):
+        if xk not in heads:
+            continue
+        (xs, xd), (ys, yd) = heads[xk], heads[yk]
+        if len(xs) not in (3, 4) or (len(xs) == 4 and xs[1] not in (1, 3)):
+            raise NnlabError(
+                f"{where}: '{xk}' has shape {xs}; expected N x H x W or N x C x H x W (C 1 or 3)"
+            )
+        if not (xd == np.uint8 or xd.kind == "f"):
+            raise NnlabError(f"{where}: '{xk}' is {xd}; use uint8, or floats in [0, 1]")
+        if len(ys) != 1 or ys[0] != xs[0]:
+            raise NnlabError(
+                f"{where}: '{xk}' holds {xs[0]:,} images but '{yk}' {ys[0] if ys else 0:,} labels"
+            )
+        if yd.kind not in "iu":
+            raise NnlabError(f"{where}: '{yk}' is {yd}; labels must be whole numbers")
+        shapes.append(xs)
+    return shapes
 
 
 def _as_bytes(x: np.ndarray, where: str, key: str) -> np.ndarray:

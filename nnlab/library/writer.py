@@ -204,16 +204,7 @@ class RunWriter:
             images=shown,
             classes=names,
         )
-        changes: dict = {
-            "probe": {"split": "probe", "size": len(labels), "shape": [*shown.shape[1:]]}
-        }
-        if module is not None:
-            from nnlab.training.models import parameter_table
-
-            table = parameter_table(module)
-            changes.update(parameters=table, parameter_count=sum(p["count"] for p in table))
-            changes["device"] = str(next(module.parameters()).device) if table else ""
-        self.run.update_meta(**changes)
+        self.run.update_meta(**_watched(len(labels), shown.shape[1:], module))
         self.encoder = encoder
         if twin is not None:
             self.thread = SnapshotThread(module, twin, self._accept)
@@ -401,6 +392,19 @@ class RunWriter:
             or len(self.log_file.pending) >= MAX_PENDING_LINES
         ):
             self.flush()
+
+
+def _watched(size: int, shape, module) -> dict:
+    """meta.json's facts of what watch() records: the probe, and the watched module's
+    parameters and device when there is one."""
+    facts: dict = {"probe": {"split": "probe", "size": size, "shape": [*shape]}}
+    if module is not None:
+        from nnlab.training.models import parameter_table
+
+        table = parameter_table(module)
+        facts.update(parameters=table, parameter_count=sum(p["count"] for p in table))
+        facts["device"] = str(next(module.parameters()).device) if table else ""
+    return facts
 
 
 def load_checkpoint(

@@ -91,22 +91,28 @@ def animate(
     frames = render_frames(sources, classes, every, dpi, console)
     if out_path:
         gif_path = out_path
-    else:
-        # a sweep's grid goes to the sweep's media; the name says what was compared, as typed
+    else:  # a sweep's grid goes to the sweep's media
         folder = (sweep or sources[0].run).media
-        stem = folders.LATENTS if not compare else "compare-" + "-".join(compare)
-        if len(stem) > 150:  # many ids: a file name stays well under 255 bytes
-            digest = hashlib.sha256(stem.encode()).hexdigest()[:12]
-            stem = f"compare-{len(compare)}-runs-{digest}"
-        stem += f"-{sources[0].kind}" + (f"-{projection}" if projection else "")
-        if classes != list(range(n_classes)):  # names say what is inside
-            stem += "-classes" + "-".join(map(str, classes))
-        if asked and every > 1:
-            stem += f"-every{every}"
-        gif_path = folder / f"{stem}.gif"
+        every_shown = every if asked else 1
+        all_classes = classes == list(range(n_classes))
+        stem = _stem(compare, sources[0].kind, projection, None if all_classes else classes)
+        gif_path = folder / f"{stem}{f'-every{every_shown}' if every_shown > 1 else ''}.gif"
     write_gif(gif_path, frames, fps=fps)
     png_path = write_png(gif_path.with_suffix(".png"), frames[-1])
     return [str(gif_path), str(png_path)]
+
+
+def _stem(compare: list[str], kind: str, projection, classes) -> str:
+    """The GIF's name: what was compared, as typed, how it is drawn, and the classes shown
+    when not all of them."""
+    stem = folders.LATENTS if not compare else "compare-" + "-".join(compare)
+    if len(stem) > 150:  # many ids: a file name stays well under 255 bytes
+        digest = hashlib.sha256(stem.encode()).hexdigest()[:12]
+        stem = f"compare-{len(compare)}-runs-{digest}"
+    stem += f"-{kind}" + (f"-{projection}" if projection else "")
+    if classes is not None:  # names say what is inside
+        stem += "-classes" + "-".join(map(str, classes))
+    return stem
 
 
 def expand_sweeps(ids: list[str], runs_dir, console):

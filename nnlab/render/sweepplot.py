@@ -130,7 +130,6 @@ def plot_search(d: dict) -> Path:
 
     s = d["search"]
     plan, trials = s["plan"], s["trials"]
-    metric, sign = plan["metric"], (1 if plan["direction"] == "max" else -1)
     done = [t for t in trials if t["status"] == Status.FINISHED and t["value"] is not None]
     pruned = [t for t in trials if t["status"] == Status.PRUNED and t["value"] is not None]
     if not done:
@@ -142,75 +141,16 @@ def plot_search(d: dict) -> Path:
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.2 * rows + 0.4), squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_axis_off()
-    label = TITLES.get(metric, metric)
+    label = TITLES.get(plan["metric"], plan["metric"])
     # the scale follows the finished trials: a diverging pruned trial would flatten them
     lo, hi = min(t["value"] for t in done), max(t["value"] for t in done)
     pad = (hi - lo) * 0.6 or abs(hi) * 0.05 or 1.0
     ylim = (lo - pad, hi + pad)
-
-    def clip(v):
-        return min(max(v, ylim[0]), ylim[1])
-
-    ax = axes.flat[0]
-    ax.scatter([t["index"] for t in done], [t["value"] for t in done], s=18, label=Status.FINISHED)
-    if pruned:
-        ax.scatter(
-            [t["index"] for t in pruned],
-            [clip(t["value"]) for t in pruned],
-            s=18,
-            facecolors="none",
-            edgecolors="tab:gray",
-            label="pruned: last report (at the edge if beyond)",
-        )
-    best, xs, ys = None, [], []
-    for t in sorted(done, key=lambda t: t["index"]):
-        if best is None or sign * t["value"] > sign * best:
-            best = t["value"]
-        xs.append(t["index"])
-        ys.append(best)
-    xs.append(max(t["index"] for t in trials))
-    ys.append(best)
-    ax.step(xs, ys, where="post", color="tab:red", lw=1.2, label="best so far")
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("trial", fontsize=9)
-    ax.set_title(f"optimisation history · {label}", fontsize=9)
-    ax.legend(fontsize=7)
+    sign = 1 if plan["direction"] == "max" else -1
+    _history(axes.flat[0], trials, done, pruned, sign, ylim)
+    axes.flat[0].set_title(f"optimisation history · {label}", fontsize=9)
     for ax, (field, p) in zip(axes.flat[1:], params.items(), strict=False):
-        ranged = isinstance(p, spaces.Range)
-        choices = None if ranged else [text_of(c) for c in p]
-
-        def pos(t, field=field, choices=choices):
-            v = t["values"][field]
-            return v if choices is None else choices.index(text_of(v))
-
-        ax.scatter([pos(t) for t in done], [t["value"] for t in done], s=18)
-        if pruned:
-            ax.scatter(
-                [pos(t) for t in pruned],
-                [clip(t["value"]) for t in pruned],
-                s=18,
-                facecolors="none",
-                edgecolors="tab:gray",
-            )
-        if ranged:  # the whole range searched, so that where the trials went shows
-            from matplotlib.ticker import NullFormatter, ScalarFormatter
-
-            if p.log:
-                ax.set_xscale("log")
-                ax.set_xlim(p.lo / (p.hi / p.lo) ** 0.03, p.hi * (p.hi / p.lo) ** 0.03)
-                ax.xaxis.set_minor_formatter(NullFormatter())
-            else:
-                ax.set_xlim(p.lo - 0.03 * (p.hi - p.lo), p.hi + 0.03 * (p.hi - p.lo))
-            if p.log and p.integer:  # whole numbers read better as 16, 32, 64 than 2×10¹
-                ticks = [2**k for k in range(0, 31) if p.lo <= 2**k <= p.hi]
-                if len(ticks) >= 2:
-                    ax.set_xticks(ticks)
-                ax.xaxis.set_major_formatter(ScalarFormatter())
-        if choices is not None:
-            ax.set_xticks(range(len(choices)), choices)
-        ax.set_xlabel(field, fontsize=9)
+        _against(ax, field, p, done, pruned, ylim)
         ax.set_title(f"{label} against {field}", fontsize=9)
     for ax in axes.flat[:n]:
         ax.set_ylim(*ylim)
@@ -221,3 +161,67 @@ def plot_search(d: dict) -> Path:
     )
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     return _save(fig, d, "search.png")
+
+
+def _pruned_points(ax, xs, pruned: list[dict], ylim, label=None) -> None:
+    """Pruned trials at their last report, hollow, held at the panel's edge if beyond."""
+    if pruned:
+        ys = [min(max(t["value"], ylim[0]), ylim[1]) for t in pruned]
+        ax.scatter(xs, ys, s=18, facecolors="none", edgecolors="tab:gray", label=label)
+
+
+def _history(ax, trials: list[dict], done: list[dict], pruned: list[dict], sign, ylim) -> None:
+    """Each trial's metric by its index, and the best so far as a step line."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.scatter([t["index"] for t in done], [t["value"] for t in done], s=18, label=Status.FINISHED)
+    label = "pruned: last report (at the edge if beyond)"
+    _pruned_points(ax, [t["index"] for t in pruned], pruned, ylim, label)
+    best, xs, ys = None, [], []
+    for t in sorted(done, key=lambda t: t["index"]):
+        if best is None or sign * t["value"] > sign * best:
+            best = t["value"]
+        xs.append(t["index"])
+        ys.append(best)
+    xs.append(max(t["index"] for t in trials))
+    ys.append(best)
+    ax.step(xs, ys, where="post", color="tab:red", lw=1.2, label="best so far")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial", fontsize=9)
+    ax.legend(fontsize=7)
+
+
+def _against(ax, field: str, p, done: list[dict], pruned: list[dict], ylim) -> None:
+    """The metric against one searched field: over its whole range, or by choice."""
+    from nnlab.config import space as spaces
+
+    choices = None if isinstance(p, spaces.Range) else [text_of(c) for c in p]
+
+    def pos(t):
+        v = t["values"][field]
+        return v if choices is None else choices.index(text_of(v))
+
+    ax.scatter([pos(t) for t in done], [t["value"] for t in done], s=18)
+    _pruned_points(ax, [pos(t) for t in pruned], pruned, ylim)
+    if choices is None:
+        _range_axis(ax, p)
+    else:
+        ax.set_xticks(range(len(choices)), choices)
+    ax.set_xlabel(field, fontsize=9)
+
+
+def _range_axis(ax, p) -> None:
+    """The whole range searched on x, so that where the trials went shows."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    if p.log:
+        ax.set_xscale("log")
+        ax.set_xlim(p.lo / (p.hi / p.lo) ** 0.03, p.hi * (p.hi / p.lo) ** 0.03)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.set_xlim(p.lo - 0.03 * (p.hi - p.lo), p.hi + 0.03 * (p.hi - p.lo))
+    if p.log and p.integer:  # whole numbers read better as 16, 32, 64 than 2×10¹
+        ticks = [2**k for k in range(0, 31) if p.lo <= 2**k <= p.hi]
+        if len(ticks) >= 2:
+            ax.set_xticks(ticks)
+        ax.xaxis.set_major_formatter(ScalarFormatter())

@@ -233,23 +233,8 @@ def check_sweep(rec, where) -> None:
         total = math.prod(len(v) for v in grid.values())
         if len(points) != total:
             bad(f"{len(points)} points for a grid of {total}")
-    settings = rec.get("settings")
-    if settings is not None:
-        ok = (
-            isinstance(settings, dict)
-            and set(settings) == {"executor", "jobs", "threads", "address", "retries"}
-            and settings["executor"] in ("local", "ray")
-            and isinstance(settings["address"], str)
-            and all(
-                isinstance(settings[k], int) and not isinstance(settings[k], bool)
-                for k in ("jobs", "threads", "retries")
-            )
-            and 1 <= settings["jobs"] <= 4096
-            and 1 <= settings["threads"] <= 4096
-            and 0 <= settings["retries"] <= 100
-        )
-        if not ok:
-            bad("'settings' should be an executor, jobs, threads, address and retries")
+    if rec.get("settings") is not None and not _settings_ok(rec["settings"]):
+        bad("'settings' should be an executor, jobs, threads, address and retries")
     safe = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # as store.ID_RE
     for i, p in enumerate(points):
         ok = (
@@ -266,6 +251,24 @@ def check_sweep(rec, where) -> None:
         )
         if not ok:
             bad(f"point {i} should name a run id, its values, a status, attempts and error")
+
+
+def _settings_ok(settings) -> bool:
+    """sweep.json's "settings": how its points are run (executor, jobs, threads, address,
+    retries), each of its type and range."""
+    return (
+        isinstance(settings, dict)
+        and set(settings) == {"executor", "jobs", "threads", "address", "retries"}
+        and settings["executor"] in ("local", "ray")
+        and isinstance(settings["address"], str)
+        and all(
+            isinstance(settings[k], int) and not isinstance(settings[k], bool)
+            for k in ("jobs", "threads", "retries")
+        )
+        and 1 <= settings["jobs"] <= 4096
+        and 1 <= settings["threads"] <= 4096
+        and 0 <= settings["retries"] <= 100
+    )
 
 
 def _check_search(plan, bad) -> set[str]:

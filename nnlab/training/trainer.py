@@ -1,15 +1,16 @@
-"""The training loop: epochs of steps over in-memory tensors, with evaluation, latent
-snapshots, checkpoints and progress.
+"""The training loop: epochs of steps over in-memory tensors, with evaluation,
+checkpoints and progress; what happens around the steps (the latent recording, continual
+backprop, permuted tasks, unit health, pruning reports, TensorBoard) are observers
+(nnlab.training.observers) that the loop calls at fixed moments.
 
 Everything that decides what happens next (weights, optimizer, step, epoch, position in the
-epoch's permutation, every RNG state, running sums) is in the checkpoint, so a resumed run
-continues exactly as the uninterrupted one would have.
+epoch's permutation, every RNG state, running sums, each observer's state) is in the
+checkpoint, so a resumed run continues exactly as the uninterrupted one would have.
 """
 
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 from rich.console import Console
@@ -23,10 +24,10 @@ from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped
 from nnlab.helpers.progress import StopSignals, TrainProgress
 from nnlab.store import folders, metrics, record, schema
 from nnlab.store.meta import Status
-from nnlab.training import data, health, pruning, tensorboard
-from nnlab.training.cbp import ContinualBackprop
+from nnlab.training import data, pruning
 from nnlab.training.models import build_model, loss_terms, make_optimizer
-from nnlab.training.snapshots import SnapshotWorker, choose_probe, encode_probe
+from nnlab.training.observers import PermutedTasks, Recording, observers_of
+from nnlab.training.snapshots import choose_probe
 
 # The VAE's evaluation samples use their own generator: evaluation never moves training RNG.
 EVAL_SEED = 1234
@@ -106,14 +107,7 @@ class Trainer:
             self.steps_per_epoch = min(self.steps_per_epoch, testhooks.SMOKE_STEPS)
         px, py, _ = splits.split(cfg.probe_split)
         self.probe_x, self.probe_labels, self.probe_split_index = choose_probe(cfg, px, py)
-        self.recorder = record.Recorder(run.latents, families.of(cfg).arrays, cfg.record_dtype)
-        self.every = getattr(cfg, "permute_every", 0)  # epochs per task (classifier only)
-        self._pixel_orders: dict[int, torch.Tensor] = {}
-        self.cbp: ContinualBackprop | None = None
-        if getattr(cfg, "cbp_rate", 0):
-            # its own generator: replacements never move the RNGs training draws from
-            self.cbp = ContinualBackprop(self.model, cfg, seed=cfg.seed + 2)
-            self.model.keep_hidden = True
+        self.family = families.of(cfg)
         self.log = metrics.MetricsLog(run.metrics)
         # loop position and running sums, all saved in checkpoints
         self.step = 0
@@ -122,12 +116,22 @@ class Trainer:
         self.perm: torch.Tensor | None = None
         self.window: dict[str, float] = {}
         self.epoch_sums: dict[str, float] = {}
-        self.last_snapshot_step = -1
+        self.fresh = False  # while fit() runs: a new run, not yet checkpointed
         self.signals = StopSignals()  # entered while fit() runs
-        self.worker: SnapshotWorker | None = None  # exists only while fit() runs
-        self.board: tensorboard.LiveBoard | None = None  # TensorBoard, while fit() runs with it on
         self.nan_at_step = testhooks.nan_at_step()  # divergence tests
-        self.reports = reports  # a search's point: its metric reported to the pruner
+        self.tasks = PermutedTasks(cfg, device)  # the pixel order of each task, if permuted
+        self.recording = Recording(self)
+        self.observers = observers_of(self, reports)
+
+    @property
+    def recorder(self) -> record.Recorder:
+        """The latent recording's writer."""
+        return self.recording.recorder
+
+    def _each(self, hook: str, *args) -> None:
+        """Call one hook of every observer, in order."""
+        for observer in self.observers:
+            getattr(observer, hook)(self, *args)
 
     # ------------------------------------------------------------ state
 
@@ -146,10 +150,8 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "window": dict(self.window),
             "epoch_sums": dict(self.epoch_sums),
-            "last_snapshot_step": self.last_snapshot_step,
             "metrics_bytes": self.log.size(),
-            "latent_chunks": self.recorder.chunk_count(),
-            **({"cbp": self.cbp.state_dict()} if self.cbp is not None else {}),
+            **{k: v for o in self.observers for k, v in o.state_dict().items()},
         }
 
     def load_state_dict(self, ck: dict) -> None:
@@ -168,58 +170,31 @@ class Trainer:
             torch.set_rng_state(ck["torch_rng"])
             self.window = dict(ck["window"])
             self.epoch_sums = dict(ck["epoch_sums"])
-            self.last_snapshot_step = int(ck["last_snapshot_step"])
-            metrics_bytes, chunks = int(ck["metrics_bytes"]), int(ck["latent_chunks"])
-            if self.cbp is not None:
-                self.cbp.load_state_dict(ck["cbp"])
+            metrics_bytes = int(ck["metrics_bytes"])
+            for observer in self.observers:
+                observer.load_state_dict(ck)
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
             raise RunError(f"{where}: does not fit this run ({first})") from None
         self.log.truncate(metrics_bytes)
-        self.recorder.truncate(chunks)
 
     def restart(self) -> None:
         """Start over in the same run (killed before its first checkpoint)."""
-        self.recorder.truncate(0)
+        self.recording.restart()
         self.log.remove()
         self.run.checkpoints.mkdir(exist_ok=True)
 
     # ------------------------------------------------------------ pieces
 
-    def pixel_order(self, task: int) -> torch.Tensor | None:
-        """Task `task`'s pixel permutation on the device (None: the images as they are)."""
-        if not task:
-            return None
-        if task not in self._pixel_orders:
-            perm = torch.from_numpy(tasks.permutation(self.cfg.seed, task))
-            self._pixel_orders = {task: perm.to(self.device)}  # one task at a time
-        return self._pixel_orders[task]
-
-    def task_images(self, x: torch.Tensor, task: int) -> torch.Tensor:
-        """x as task `task` shows it (its pixels permuted)."""
-        order = self.pixel_order(task)
-        return x if order is None else x[:, order]
-
-    def snapshot(self) -> None:
-        """Encode the probe set (one no-grad pass) and keep it for the recording."""
-        epoch = self.epoch + self.batch / self.steps_per_epoch
-        if self.worker is not None:
-            params = [p.detach().clone() for p in self.model.parameters()]
-            self.worker.submit(self.step, epoch, params)
-        else:
-            probe = self.task_images(self.probe_x, tasks.at(epoch, self.every))
-            a, b = encode_probe(self.model, self.cfg, probe)
-            self.recorder.add(self.step, epoch, a, b)
-        self.last_snapshot_step = self.step
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict:
+        """The family's evaluation numbers of the model on x, y (see evaluate)."""
+        return evaluate(self.model, self.cfg, x, y)
 
     def checkpoint(self, *, final: bool = False, keep_epoch: bool = False) -> None:
         """Flush metrics and recording, then write latest.pt (and final/epoch copies)."""
-        if self.worker is not None:
-            self.worker.drain()
-        if self.board is not None:  # what this checkpoint commits, and nothing after it
-            self.board.write(self.log.pending, self.recorder.pending, final)
+        self._each("before_flush", final)
         self.log.flush()
-        self.recorder.flush()
+        self.recording.flush()
         state = self.state_dict()
         folder = self.run.checkpoints
         files.save_checkpoint(self.run.checkpoint_file(folders.LATEST), state)
@@ -269,45 +244,28 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        if self.cbp is not None:
-            self.cbp.step(self.model.hidden, self.opt)
         return {k: float(v.detach()) for k, v in values.items()}
 
     # ------------------------------------------------------------ loop
 
     def fit(self) -> dict:
         """Train until cfg.epochs; return the last epoch's metrics."""
-        # The worker encodes one fixed probe tensor; a permuted task's probe changes.
-        if not self.every and SnapshotWorker.wanted(self.cfg, self.device, os.cpu_count() or 1):
-            self.worker = SnapshotWorker(self.cfg, self.probe_x, self.recorder)
-        if self.cfg.tensorboard:
-            self.board = tensorboard.LiveBoard(
-                self, purge_step=self.step + 1 if self.step else None
-            )
         total = self.cfg.epochs * self.steps_per_epoch
+        self.fresh = self.step == 0 and not self.run.checkpoint_file(folders.LATEST).exists()
         last: dict = {}
         try:
             with self.signals, TrainProgress(self.console, total, self.step) as bar:
-                if self.every:  # (again on a resume: --epochs may have added tasks)
-                    tasks.write(self.run.tasks_file, self.cfg.seed, self.every, self.cfg.epochs)
-                if self.step == 0 and not self.run.checkpoint_file(folders.LATEST).exists():
-                    if self.cfg.snapshot_every:
-                        self.snapshot()
+                self._each("fit_start")
+                if self.fresh:
                     self.checkpoint()  # a run can always resume, even if killed at once
+                    self.fresh = False
                 self.write_owed_copies()
-                if self.step and self.epoch < self.cfg.epochs:
-                    # resumed where a report was due: a kill may have come before it
-                    self.report(None)
+                self._each("ready")
                 while self.epoch < self.cfg.epochs:
                     self.train_epoch(bar)
                     last = self.end_epoch(bar)
         finally:
-            if self.worker is not None:
-                self.worker.close()
-                self.worker = None
-            if self.board is not None:
-                self.board.close()
-                self.board = None
+            self._each("fit_end")
         # resumed a finished run without new epochs: its last epoch is in the log
         return last or metrics.last_epoch(self.run.metrics)
 
@@ -319,7 +277,7 @@ class Trainer:
         perm = self.perm.to(self.device)  # once per epoch, not per step
         for group in self.opt.param_groups:  # StepLR(step 1, gamma lr_decay), from the epoch
             group["lr"] = cfg.lr * cfg.lr_decay**self.epoch
-        order = self.pixel_order(tasks.training(self.epoch, self.every))
+        order = self.tasks.order(tasks.training(self.epoch, self.tasks.every))
         for b in range(self.batch, self.steps_per_epoch):
             idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             values = self.train_step(idx, order)
@@ -328,13 +286,10 @@ class Trainer:
             self.step += 1
             self.batch = b + 1
             self.accumulate(values, len(idx))
-            if cfg.snapshot_every and self.step % cfg.snapshot_every == 0:
-                self.snapshot()
+            self._each("step_end", values)
             bar.advance(self.step, values["loss"])
             if self.signals.received:
-                self._interrupted()
-            if self.reports is not None:
-                self.report(None)
+                self.interrupted()
             ces = cfg.checkpoint_every_steps
             if ces and self.step % ces == 0 and self.batch < self.steps_per_epoch:
                 self.checkpoint()
@@ -349,7 +304,7 @@ class Trainer:
         if self.step % self.cfg.log_every == 0:
             k = self.window.pop("_n")
             self.log.append(
-                kind="step",
+                kind=metrics.STEP,
                 step=self.step,
                 epoch=round(self.epoch + self.batch / self.steps_per_epoch, 6),
                 **{k2: v / k for k2, v in self.window.items()},
@@ -357,7 +312,7 @@ class Trainer:
             self.window = {}
 
     def end_epoch(self, bar: TrainProgress) -> dict:
-        """Evaluate, log the epoch line, snapshot the final state, checkpoint; the line."""
+        """Evaluate, log the epoch line, checkpoint; the line."""
         cfg = self.cfg
         self.epoch += 1
         self.batch = 0
@@ -365,62 +320,29 @@ class Trainer:
         line = self._epoch_line()
         self.log.append(**line)
         done = self.epoch >= cfg.epochs
-        if self.every and (self.epoch % self.every == 0 or done):
-            # the end of a task: its accuracy, on its own pixel order
-            keys = ("train_acc", "val_acc", "test_acc", "train_loss", "test_loss")
-            self.log.append(
-                kind="task",
-                task=line["task"],
-                epoch=self.epoch,
-                step=self.step,
-                **{k: line[k] for k in keys if k in line},
-            )
-        if done and cfg.snapshot_every and self.last_snapshot_step != self.step:
-            self.snapshot()  # the final state, so the animation ends where training did
+        self._each("epoch_end", line, done)
         keep = bool(cfg.checkpoint_every) and self.epoch % cfg.checkpoint_every == 0
         self.checkpoint(final=done, keep_epoch=keep)
-        bar.epoch(self.epoch, cfg.epochs, families.of(cfg).epoch_headline(line))
-        if not done:
-            self.report(line)
+        bar.epoch(self.epoch, cfg.epochs, self.family.epoch_headline(line))
+        self._each("epoch_saved", line, done)
         return line
 
-    def report(self, line: dict | None) -> None:
-        """Where a report is due (pruning.Reports.label), the metric to the search's pruner;
-        a pruned run stops here at a checkpoint, marked pruned."""
-        if self.reports is None:
-            return
-        label = self.reports.label(
-            self.epoch, self.batch, self.cfg.batch_size, self.n_train, self.steps_per_epoch
-        )
-        if label is None:
-            return
-        if self.batch == 0 and line is None:  # an epoch's end, resumed: its line is logged
-            line = metrics.last_epoch(self.run.metrics)
-        value = self.measure(self.reports.metric, line)
-        prune = self.reports.decide(label, value, lambda: bool(self.signals.received))
-        if self.signals.received:
-            self._interrupted()
-        if prune:
-            self._pruned(value)
-
     def _epoch_line(self) -> dict:
+        """The epoch's numbers: training means, the evaluation of each split (as the
+        epoch's task shows it), then what the observers add."""
         n = self.epoch_sums.pop("_n", 0.0) or 1.0
-        task = tasks.training(self.epoch - 1, self.every)  # the task this epoch trained
-        line = {"kind": "epoch", "epoch": self.epoch, "step": self.step}
-        if self.every:
+        task = tasks.training(self.epoch - 1, self.tasks.every)  # the task this epoch trained
+        line = {"kind": metrics.EPOCH, "epoch": self.epoch, "step": self.step}
+        if self.tasks.every:
             line["task"] = task
         line.update({f"train_{k}": v / n for k, v in self.epoch_sums.items()})
         self.epoch_sums = {}
         for name in ("val", "test"):
             x, y, _ = self.splits.split(name)
             if name == "test" or len(x):  # no validation split with val_fraction=0
-                terms = evaluate(self.model, self.cfg, self.task_images(x, task), y)
+                terms = self.evaluate(self.tasks.images(x, task), y)
                 line.update({f"{name}_{k}": v for k, v in terms.items()})
-        # Unit health of the hidden layers on the probe images (as this task shows them).
-        probe = self.task_images(self.probe_x, task)
-        line.update(health.measure(self.model, self.cfg.activation, probe))
-        if self.cbp is not None:
-            line["cbp_replaced"] = self.cbp.replaced
+        self._each("epoch_line", line)
         return line
 
     def _diverged(self, loss: float) -> None:
@@ -433,34 +355,8 @@ class Trainer:
             exit_code=1,
         )
 
-    def measure(self, metric: str, line: dict | None) -> float:
-        """A search's metric now: from the epoch line when it has it, else measured (an
-        evaluation of the split, the epoch's running mean of a training term, or the latent
-        metrics of the probe set encoded in one no-grad pass)."""
-        if line and metric in line:
-            return float(line[metric])
-        split, _, term = metric.partition("_")
-        if split in ("val", "test"):
-            x, y, _ = self.splits.split(split)
-            x = self.task_images(x, tasks.training(self.epoch, self.every))
-            return float(evaluate(self.model, self.cfg, x, y)[term])
-        if split == "train":
-            return float(self.epoch_sums[term] / self.epoch_sums["_n"])
-        return float(pruning.latent_now(self)[metric])
-
-    def _pruned(self, value: float) -> None:
-        if self.batch:  # an epoch's end has just been checkpointed
-            self.checkpoint()
-        self.run.end(
-            Status.PRUNED,
-            pruned={"step": self.step, "metric": self.reports.metric, "value": value},
-        )
-        raise pruning.Pruned(
-            f"run {self.run.id} pruned at step {self.step} (epoch {self.epoch}, "
-            f"{self.reports.metric} {value:.6g}); its checkpoint and recording are kept"
-        )
-
-    def _interrupted(self) -> None:
+    def interrupted(self) -> None:
+        """Stop at a checkpoint, marked interrupted (Ctrl-C, SIGTERM)."""
         self.checkpoint()
         self.run.end(Status.INTERRUPTED)
         raise TrainingStopped(

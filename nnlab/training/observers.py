@@ -1,0 +1,315 @@
+"""What happens around the training loop's steps, each as an observer: the latent recording,
+continual backprop, permuted tasks, unit health, a search's pruning reports and the live
+TensorBoard. The loop (nnlab.training.trainer) calls every observer at the same moments,
+in a fixed order; an observer keeps its own part of the checkpoint, the way Lightning's
+callbacks carry their state.
+
+The moments, in the order a run meets them:
+- fit_start: training begins or resumes (before the first checkpoint of a new run);
+- ready: the first checkpoint and any owed copies are written; the epochs begin;
+- step_end(values): a step's update is done and counted (`values`: its losses);
+- epoch_line(line): the epoch's evaluation line is being made: add keys to it;
+- epoch_end(line, done): the line is logged; the epoch's checkpoint comes next;
+- epoch_saved(line, done): that checkpoint is written;
+- before_flush(final): a checkpoint is about to make the queued lines and snapshots durable;
+- fit_end: training stops, however it stops.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from nnlab.config import tasks
+from nnlab.store import metrics, record
+from nnlab.store.meta import Status
+from nnlab.training import health, pruning, tensorboard
+from nnlab.training.cbp import ContinualBackprop
+from nnlab.training.snapshots import SnapshotWorker, encode_probe
+
+
+class Observer:
+    """The hooks the loop calls (each does nothing unless an observer overrides it) and the
+    observer's part of the checkpoint: state_dict() adds keys to it, load_state_dict()
+    reads them back on resume."""
+
+    def fit_start(self, trainer) -> None:
+        """Training begins or resumes."""
+
+    def ready(self, trainer) -> None:
+        """The first checkpoint and owed copies are written; the epochs begin."""
+
+    def step_end(self, trainer, values: dict[str, float]) -> None:
+        """A step is done."""
+
+    def epoch_line(self, trainer, line: dict) -> None:
+        """Add this observer's numbers to the epoch's line."""
+
+    def epoch_end(self, trainer, line: dict, done: bool) -> None:
+        """The epoch's line is logged; its checkpoint comes next."""
+
+    def epoch_saved(self, trainer, line: dict, done: bool) -> None:
+        """The epoch's checkpoint is written."""
+
+    def before_flush(self, trainer, final: bool) -> None:
+        """A checkpoint is about to flush the queued metric lines and snapshots."""
+
+    def fit_end(self, trainer) -> None:
+        """Training stops (finished, interrupted, diverged, pruned or failed)."""
+
+    def state_dict(self) -> dict:
+        """This observer's keys of the checkpoint."""
+        return {}
+
+    def load_state_dict(self, ck: dict) -> None:
+        """Restore from a checkpoint (a KeyError, ValueError or TypeError: it does not fit)."""
+
+
+class Recording(Observer):
+    """The latent recording: the probe encoded every `snapshot_every` steps, at step 0 and
+    at the end, kept as chunks at each checkpoint (encoded on a thread beside training
+    when that pays: SnapshotWorker)."""
+
+    def __init__(self, trainer):
+        cfg = trainer.cfg
+        self.every = cfg.snapshot_every
+        self.recorder = record.Recorder(
+            trainer.run.latents, trainer.family.arrays, cfg.record_dtype
+        )
+        self.worker: SnapshotWorker | None = None  # exists only while fit() runs
+        self.last_step = -1  # the step of the newest snapshot
+
+    def snapshot(self, trainer) -> None:
+        """Encode the probe set (one no-grad pass) and keep it for the next chunk."""
+        epoch = trainer.epoch + trainer.batch / trainer.steps_per_epoch
+        if self.worker is not None:
+            params = [p.detach().clone() for p in trainer.model.parameters()]
+            self.worker.submit(trainer.step, epoch, params)
+        else:
+            probe = trainer.tasks.images(trainer.probe_x, tasks.at(epoch, trainer.tasks.every))
+            a, b = encode_probe(trainer.model, trainer.cfg, probe)
+            self.recorder.add(trainer.step, epoch, a, b)
+        self.last_step = trainer.step
+
+    def fit_start(self, trainer) -> None:
+        # The worker encodes one fixed probe tensor; a permuted task's probe changes.
+        cpus = os.cpu_count() or 1
+        if not trainer.tasks.every and SnapshotWorker.wanted(trainer.cfg, trainer.device, cpus):
+            self.worker = SnapshotWorker(trainer.cfg, trainer.probe_x, self.recorder)
+        if trainer.fresh and self.every:
+            self.snapshot(trainer)  # step 0, before anything is learnt
+
+    def step_end(self, trainer, values) -> None:
+        if self.every and trainer.step % self.every == 0:
+            self.snapshot(trainer)
+
+    def epoch_end(self, trainer, line, done) -> None:
+        if done and self.every and self.last_step != trainer.step:
+            self.snapshot(trainer)  # the final state, so the animation ends where training did
+
+    def before_flush(self, trainer, final) -> None:
+        if self.worker is not None:
+            self.worker.drain()
+
+    def flush(self) -> None:
+        """Write the pending snapshots as the next chunk (a checkpoint does)."""
+        self.recorder.flush()
+
+    def fit_end(self, trainer) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+
+    def state_dict(self) -> dict:
+        return {"last_snapshot_step": self.last_step, "latent_chunks": self.recorder.chunk_count()}
+
+    def load_state_dict(self, ck) -> None:
+        self.last_step = int(ck["last_snapshot_step"])
+        self.recorder.truncate(int(ck["latent_chunks"]))
+
+    def restart(self) -> None:
+        """Drop every snapshot (a run started over)."""
+        self.recorder.truncate(0)
+
+
+class PermutedTasks(Observer):
+    """Permuted-MNIST tasks (permute_every epochs each): the pixel order each task shows
+    the images in, the tasks file at the start, a task line at each task's end. With
+    permute_every 0 it is the identity and observes nothing."""
+
+    def __init__(self, cfg, device: torch.device):
+        self.seed, self.device = cfg.seed, device
+        self.every = getattr(cfg, "permute_every", 0)  # epochs per task (classifier only)
+        self.epochs = cfg.epochs
+        self._orders: dict[int, torch.Tensor] = {}
+
+    def order(self, task: int) -> torch.Tensor | None:
+        """Task `task`'s pixel permutation on the device (None: the images as they are)."""
+        if not task:
+            return None
+        if task not in self._orders:
+            perm = torch.from_numpy(tasks.permutation(self.seed, task))
+            self._orders = {task: perm.to(self.device)}  # one task at a time
+        return self._orders[task]
+
+    def images(self, x: torch.Tensor, task: int) -> torch.Tensor:
+        """x as task `task` shows it (its pixels permuted)."""
+        order = self.order(task)
+        return x if order is None else x[:, order]
+
+    def fit_start(self, trainer) -> None:
+        # (again on a resume: --epochs may have added tasks)
+        tasks.write(trainer.run.tasks_file, self.seed, self.every, self.epochs)
+
+    def epoch_end(self, trainer, line, done) -> None:
+        if trainer.epoch % self.every == 0 or done:
+            # the end of a task: its accuracy, on its own pixel order
+            keys = ("train_acc", "val_acc", "test_acc", "train_loss", "test_loss")
+            trainer.log.append(
+                kind=metrics.TASK,
+                task=line["task"],
+                epoch=trainer.epoch,
+                step=trainer.step,
+                **{k: line[k] for k in keys if k in line},
+            )
+
+
+class UnitHealth(Observer):
+    """The unit health of the hidden layers on the probe images, in every epoch line."""
+
+    def epoch_line(self, trainer, line) -> None:
+        task = tasks.training(trainer.epoch - 1, trainer.tasks.every)  # the epoch's task
+        probe = trainer.tasks.images(trainer.probe_x, task)
+        line.update(health.measure(trainer.model, trainer.cfg.activation, probe))
+
+
+class Plasticity(Observer):
+    """Continual backprop (cbp_rate > 0): after each update, replace the hidden units of
+    lowest utility; the count replaced in every epoch line."""
+
+    def __init__(self, trainer):
+        # its own generator: replacements never move the RNGs training draws from
+        self.cbp = ContinualBackprop(trainer.model, trainer.cfg, seed=trainer.cfg.seed + 2)
+        trainer.model.keep_hidden = True
+
+    def step_end(self, trainer, values) -> None:
+        self.cbp.step(trainer.model.hidden, trainer.opt)
+
+    def epoch_line(self, trainer, line) -> None:
+        line["cbp_replaced"] = self.cbp.replaced
+
+    def state_dict(self) -> dict:
+        return {"cbp": self.cbp.state_dict()}
+
+    def load_state_dict(self, ck) -> None:
+        self.cbp.load_state_dict(ck["cbp"])
+
+
+class PruningReports(Observer):
+    """A search's point: its metric reported where a report is due (pruning.Reports); a
+    pruned run stops at a checkpoint, marked pruned."""
+
+    def __init__(self, reports: pruning.Reports):
+        self.reports = reports
+
+    def ready(self, trainer) -> None:
+        if trainer.step and trainer.epoch < trainer.cfg.epochs:
+            # resumed where a report was due: a kill may have come before it
+            self.report(trainer, None)
+
+    def step_end(self, trainer, values) -> None:
+        if not trainer.signals.received:  # a stop asked for comes first: the loop stops
+            self.report(trainer, None)
+
+    def epoch_saved(self, trainer, line, done) -> None:
+        if not done:
+            self.report(trainer, line)
+
+    def report(self, trainer, line: dict | None) -> None:
+        """If a report is due at this position, the metric to the pruner; stop if pruned."""
+        label = self.reports.label(
+            trainer.epoch,
+            trainer.batch,
+            trainer.cfg.batch_size,
+            trainer.n_train,
+            trainer.steps_per_epoch,
+        )
+        if label is None:
+            return
+        if trainer.batch == 0 and line is None:  # an epoch's end, resumed: its line is logged
+            line = metrics.last_epoch(trainer.run.metrics)
+        value = self.measure(trainer, self.reports.metric, line)
+        prune = self.reports.decide(label, value, lambda: bool(trainer.signals.received))
+        if trainer.signals.received:
+            trainer.interrupted()
+        if prune:
+            self.pruned(trainer, value)
+
+    @staticmethod
+    def measure(trainer, metric: str, line: dict | None) -> float:
+        """The metric now: from the epoch line when it has it, else measured (an evaluation
+        of the split, the epoch's running mean of a training term, or the latent metrics
+        of the probe set encoded in one no-grad pass)."""
+        if line and metric in line:
+            return float(line[metric])
+        split, _, term = metric.partition("_")
+        if split in ("val", "test"):
+            x, y, _ = trainer.splits.split(split)
+            x = trainer.tasks.images(x, tasks.training(trainer.epoch, trainer.tasks.every))
+            return float(trainer.evaluate(x, y)[term])
+        if split == "train":
+            return float(trainer.epoch_sums[term] / trainer.epoch_sums["_n"])
+        return float(pruning.latent_now(trainer)[metric])
+
+    def pruned(self, trainer, value: float) -> None:
+        if trainer.batch:  # an epoch's end has just been checkpointed
+            trainer.checkpoint()
+        metric = self.reports.metric
+        trainer.run.end(
+            Status.PRUNED, pruned={"step": trainer.step, "metric": metric, "value": value}
+        )
+        raise pruning.Pruned(
+            f"run {trainer.run.id} pruned at step {trainer.step} (epoch {trainer.epoch}, "
+            f"{metric} {value:.6g}); its checkpoint and recording are kept"
+        )
+
+
+class LiveTensorBoard(Observer):
+    """--tensorboard: what each checkpoint commits (metric lines, latent metrics of the
+    snapshots) written to the run's event files, and nothing after it."""
+
+    def __init__(self):
+        self.board: tensorboard.LiveBoard | None = None
+
+    def fit_start(self, trainer) -> None:
+        purge = trainer.step + 1 if trainer.step else None  # a resume rewrites what follows
+        self.board = tensorboard.LiveBoard(trainer, purge_step=purge)
+
+    def before_flush(self, trainer, final) -> None:
+        if self.board is not None:
+            self.board.write(trainer.log.pending, trainer.recording.recorder.pending, final)
+
+    def fit_end(self, trainer) -> None:
+        if self.board is not None:
+            self.board.close()
+            self.board = None
+
+
+def observers_of(trainer, reports: pruning.Reports | None) -> list[Observer]:
+    """A run's observers, in the order the loop calls them: health and continual backprop
+    first (the epoch line's keys in that order; units replaced before a snapshot sees the
+    weights), then tasks, the recording, the pruning reports, TensorBoard last (it writes
+    what the recording has drained)."""
+    cfg = trainer.cfg
+    out: list[Observer] = [UnitHealth()]
+    if getattr(cfg, "cbp_rate", 0):
+        out.append(Plasticity(trainer))
+    if trainer.tasks.every:
+        out.append(trainer.tasks)
+    out.append(trainer.recording)
+    if reports is not None:
+        out.append(PruningReports(reports))
+    if cfg.tensorboard:
+        out.append(LiveTensorBoard())
+    return out

@@ -1,0 +1,144 @@
+"""The training loop's observers: each is called at its moments in the documented order,
+keeps its own part of the checkpoint, and a run's observers are the ones its config asks
+for. A new observer (the every-layer recorder) joins by the same interface."""
+
+from __future__ import annotations
+
+import torch
+
+from nnlab.config.config import build
+from nnlab.helpers.console import stderr_console
+from nnlab.store import folders
+from nnlab.store.meta import Meta
+from nnlab.training.observers import (
+    LiveTensorBoard,
+    Observer,
+    PermutedTasks,
+    Plasticity,
+    PruningReports,
+    Recording,
+    UnitHealth,
+)
+from nnlab.training.pruning import Reports
+from nnlab.training.trainer import Trainer, load_splits
+
+
+def _trainer(runs, reports=None, **overrides):
+    cfg = build(
+        "classifier",
+        overrides={
+            "dataset": "mnist-sample",
+            "sizes": "784,12,10",
+            "epochs": "2",
+            "batch_size": "600",
+            "snapshot_every": "3",
+            "probe_size": "50",
+            **overrides,
+        },
+    )
+    run = folders.create_run(runs, "classifier")
+    run.write_meta(Meta(1, id=run.id, model="classifier"))
+    splits = load_splits(cfg, torch.device("cpu"), stderr_console())
+    trainer = Trainer(run, cfg, splits, torch.device("cpu"), reports=reports)
+    trainer.recorder.write_probe(trainer.probe_labels, trainer.probe_split_index, "test")
+    run.checkpoints.mkdir()  # as a new run is set up (nnlab.commands.train)
+    return trainer
+
+
+class Tape(Observer):
+    """Writes down every call, with the loop's position."""
+
+    def __init__(self):
+        self.calls = []
+
+    def _note(self, name, trainer, *extra):
+        self.calls.append((name, trainer.epoch, trainer.step, *extra))
+
+    def fit_start(self, trainer):
+        self._note("fit_start", trainer, trainer.fresh)
+
+    def ready(self, trainer):
+        self._note("ready", trainer)
+
+    def step_end(self, trainer, values):
+        self._note("step_end", trainer)
+
+    def epoch_line(self, trainer, line):
+        line["tape"] = 1.0
+        self._note("epoch_line", trainer)
+
+    def epoch_end(self, trainer, line, done):
+        self._note("epoch_end", trainer, done)
+
+    def epoch_saved(self, trainer, line, done):
+        self._note("epoch_saved", trainer, done)
+
+    def before_flush(self, trainer, final):
+        self._note("before_flush", trainer, final)
+
+    def fit_end(self, trainer):
+        self._note("fit_end", trainer)
+
+    def state_dict(self):
+        return {"tape": len(self.calls)}
+
+    def load_state_dict(self, ck):
+        self.loaded = ck["tape"]
+
+
+def test_the_moments_come_in_order_and_state_rides_in_the_checkpoint(runs):
+    trainer = _trainer(runs)
+    tape = Tape()
+    trainer.observers.append(tape)
+    line = trainer.fit()
+    names = [c[0] for c in tape.calls]
+    spe = trainer.steps_per_epoch  # 6 steps of 600 images
+    assert tape.calls[0] == ("fit_start", 0, 0, True)  # a new run
+    assert tape.calls[1] == ("before_flush", 0, 0, False)  # its first checkpoint
+    assert tape.calls[2] == ("ready", 0, 0)
+    assert names.count("step_end") == 2 * spe and names[-1] == "fit_end"
+    epoch_one = names.index("epoch_line")
+    assert names[epoch_one : epoch_one + 4] == [
+        "epoch_line",
+        "epoch_end",
+        "before_flush",
+        "epoch_saved",
+    ]
+    assert ("epoch_end", 2, 2 * spe, True) in tape.calls and line["tape"] == 1.0
+    ck = torch.load(trainer.run.checkpoint_file("final"), weights_only=True)
+    final_flush = tape.calls.index(("before_flush", 2, 2 * spe, True))
+    assert ck["tape"] == final_flush + 1  # its state as the final checkpoint took it
+    trainer.load_state_dict(ck)
+    assert tape.loaded == ck["tape"]
+    # the recording's state is its own: the newest snapshot, the chunks on disk
+    assert ck["last_snapshot_step"] == 2 * spe and ck["latent_chunks"] >= 1
+    trainer.run.release()
+
+
+def test_a_runs_observers_are_what_its_config_asks_for(runs):
+    plain = _trainer(runs)
+    assert [type(o) for o in plain.observers] == [UnitHealth, Recording]
+    plain.run.release()
+    reports = Reports("test_acc", 0, lambda *_: False)
+    every = _trainer(runs, reports, cbp_rate="1e-3", permute_every="1", tensorboard="false")
+    kinds = [type(o) for o in every.observers]
+    assert kinds == [UnitHealth, Plasticity, PermutedTasks, Recording, PruningReports]
+    assert every.observers[2] is every.tasks and every.observers[3] is every.recording
+    every.run.release()
+
+
+def test_permuted_tasks_show_each_task_its_own_pixels(runs):
+    cfg = build("classifier", overrides={"permute_every": "1", "epochs": "3"})
+    tasks = PermutedTasks(cfg, torch.device("cpu"))
+    x = torch.arange(2 * 784).reshape(2, 784)
+    assert tasks.images(x, 0) is x and tasks.order(0) is None  # task 0: as they are
+    one = tasks.images(x, 1)
+    assert not torch.equal(one, x) and torch.equal(one.sort(1).values, x)
+    assert torch.equal(tasks.images(x, 1), one)  # the same order each time
+
+
+def test_tensorboard_observer_is_off_until_asked():
+    board = LiveTensorBoard()
+    board.before_flush(None, final=False)  # no board yet: nothing to write
+    board.fit_end(None)
+    assert board.board is None
