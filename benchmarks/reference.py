@@ -246,18 +246,18 @@ def api_main() -> None:
 
 def prepare_torchvision_layout(tmp: Path, name: str) -> Path:
     """The dataset in torchvision's folder layout (for the reference's torchvision dataset)."""
-    from nnlab.training import data
+    from nnlab.data import catalog
 
     folder = tmp / ("FashionMNIST" if name == "fashion-mnist" else "MNIST") / "raw"
     folder.mkdir(parents=True)
     if name == "fashion-mnist":
-        for f in data.IDX_FILES:
+        for f in catalog.IDX_FILES:
             with gzip.open(DEBIAN / (f + ".gz")) as src, open(folder / f, "wb") as dst:
                 shutil.copyfileobj(src, dst)
         return tmp
-    raw = data.load_sample()
-    arrays = [raw.train_images, raw.train_labels, raw.test_images, raw.test_labels]
-    for f, a in zip(data.IDX_FILES, arrays, strict=True):
+    raw = catalog.load_sample()  # images (N, 1, 28, 28): IDX files hold (N, 28, 28)
+    arrays = [raw.train_images[:, 0], raw.train_labels, raw.test_images[:, 0], raw.test_labels]
+    for f, a in zip(catalog.IDX_FILES, arrays, strict=True):
         a = np.asarray(a, dtype=np.uint8)
         header = bytes([0, 0, 8, a.ndim]) + b"".join(n.to_bytes(4, "big") for n in a.shape)
         (folder / f).write_bytes(header + a.tobytes())

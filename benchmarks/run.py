@@ -431,14 +431,7 @@ def big_store(b: Bench) -> list[Row]:
     """10. `nnlab summary` (the runs table) over a store of 2,000 runs; 10b. the table of a
     100-point sweep whose points hold workload 1's recording."""
     log("10. summary of 2,000 runs")
-    fixture = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "store-format1"
-    src = fixture / "vae-20261129-022720-format1"
-    runs = b.tmp / "big-store"
-    for i in range(2000):  # the files the table reads; checkpoints and latents left out
-        d = runs / f"vae-20260101-000000-{i:04d}"
-        d.mkdir(parents=True)
-        for name in ("meta.json", "config.yaml", "metrics.jsonl"):
-            shutil.copy(src / name, d / name)
+    runs = _big_store(b, 2000)
     seconds, _ = timed(lambda: wall("summary", f"--runs_dir={runs}"), 3)
     rows = [Row("10. nnlab summary, 2,000 runs (s, wall)", seconds, target="< 1 s", ok=seconds < 1)]
     log("10b. summary of a 100-point sweep")
@@ -459,6 +452,83 @@ def big_store(b: Bench) -> list[Row]:
         )
     )
     return rows
+
+
+def _big_store(b: Bench, n: int) -> Path:
+    """A store of n copies of the fixture's VAE run: the files the runs table reads
+    (checkpoints and latents left out)."""
+    runs = b.tmp / f"big-store-{n}"
+    if runs.is_dir():
+        return runs
+    fixture = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "store-format1"
+    src = fixture / "vae-20261129-022720-format1"
+    for i in range(n):
+        d = runs / f"vae-20260101-000000-{i:04d}"
+        d.mkdir(parents=True)
+        for name in ("meta.json", "config.yaml", "metrics.jsonl"):
+            shutil.copy(src / name, d / name)
+    return runs
+
+
+def read_api(b: Bench) -> list[Row]:
+    """13. The Python read API, each beside the naive read it replaces: nnlab.runs() over
+    2,000 runs (reference: json.load of every meta.json, no checks); run.latents(step) of
+    workload 1's recording after the first call (reference: reading the whole recording
+    for each step asked, as record.load_recording does); run.metrics()."""
+    import random
+
+    import nnlab
+    from nnlab.store import record
+
+    log("13. read API")
+    runs = _big_store(b, 2000)
+    table, _ = timed(lambda: _seconds(lambda: nnlab.runs(runs)), 5)
+    floor, _ = timed(
+        lambda: _seconds(lambda: [json.loads(p.read_text()) for p in runs.glob("*/meta.json")]), 5
+    )
+    rows = [
+        Row(
+            "13a. nnlab.runs(), 2,000 runs (s)",
+            table,
+            floor,
+            floor / table,
+            "< 1 s",
+            table < 1,
+            "reference: json.load of each meta.json alone (no checks, no status)",
+        ),
+    ]
+    if "record" not in b.done:  # run alone (--only=read_api): workload 1's training only
+        b.done["record"] = nnlab_train(b.runs, ["vae", *b.common, "--snapshot_every=4"])
+    run = nnlab.open(b.done["record"]["id"], b.runs)
+    steps = [int(s) for s in run.steps]
+    first = _seconds(lambda: run.latents(steps[0]))
+    rng = random.Random(0)
+    asked = [rng.choice(steps) for _ in range(200)]
+    per_call, _ = timed(lambda: _seconds(lambda: [run.latents(s) for s in asked]) / len(asked), 3)
+    whole = _seconds(lambda: record.load_recording(run.path / "latents", ("mu", "sd")))
+    n_points = run.latents(steps[-1])["mu"].shape[0]
+    rows.append(
+        Row(
+            f"13b. run.latents(step), {len(steps)} snapshots x {n_points:,} points (ms/call)",
+            1000 * per_call,
+            1000 * whole,
+            whole / per_call,
+            "< 50 ms",
+            per_call < 0.05,
+            f"200 random steps after the first call ({1000 * first:.0f} ms); reference: the "
+            "whole recording read for each",
+        )
+    )
+    metrics_s, _ = timed(lambda: _seconds(run.metrics), 5)
+    rows.append(Row("13c. run.metrics() of that run (ms)", 1000 * metrics_s, target="stated"))
+    return rows
+
+
+def _seconds(fn) -> float:
+    """Seconds fn() takes."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def _hundred_point_sweep(b: Bench, run_id: str, n: int) -> tuple[str, Path]:
@@ -550,6 +620,7 @@ WORKLOADS = (
     sweep_parallel,
     tensorboard_overhead,
     big_store,
+    read_api,
 )
 
 
