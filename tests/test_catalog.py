@@ -189,3 +189,20 @@ def test_idx_sets_still_read(tmp_path):
     make_idx_dataset(tmp_path / "KMNIST" / "raw")
     raw = catalog.load_raw("kmnist", tmp_path)
     assert raw.train_images.shape == (120, 1, 28, 28) and raw.classes[1] == "ki"
+
+
+def test_every_named_set_and_user_format_has_its_registry_entry():
+    """A named set's kind is one entry of RELEASES (where its files lie, what to tell, how
+    to read them); a user format is one entry of OWN_FORMATS, its prefix with it."""
+    from nnlab.data import catalog
+
+    for name, known in catalog.KNOWN.items():
+        assert known.kind == "sample" or known.kind in catalog.RELEASES, name
+    assert catalog.PREFIXES == tuple(catalog.OWN_FORMATS) == ("folder:", "npz:")
+    assert catalog.OWN_FORMATS["folder:"].resizes and not catalog.OWN_FORMATS["npz:"].resizes
+    root = catalog.Path("/data")
+    assert "cifar-100-binary.tar.gz" in catalog._where("cifar100", root)
+    assert catalog._candidates("svhn", root)[1] == (
+        "mat",
+        [root / "svhn" / "train_32x32.mat", root / "svhn" / "test_32x32.mat"],
+    )

@@ -102,3 +102,16 @@ def test_differences_name_what_sets_a_run_apart():
     assert families.of(own).differences(own) == "lr=0.001 dims=16-2"
     long = OwnConfig(settings={f"k{i}": i for i in range(40)})
     assert len(families.of(long).differences(long)) == 80
+
+
+def test_classifier_only_training_is_asked_of_the_family():
+    """Permuted tasks and continual backprop are the classifier's: generic code asks the
+    family (tasks_every, replaces_units), never a classifier field of another family."""
+    from nnlab.config.config import build
+
+    vae, cls = build("vae"), build("classifier", overrides={"permute_every": "2"})
+    assert families.of(vae).tasks_every(vae) == 0 and not families.of(vae).replaces_units(vae)
+    assert families.of(cls).tasks_every(cls) == 2 and not families.of(cls).replaces_units(cls)
+    cbp = build("classifier", overrides={"cbp_rate": "1e-4"})
+    assert families.of(cbp).replaces_units(cbp)
+    assert not hasattr(vae, "permute_every") and not hasattr(vae, "cbp_rate")

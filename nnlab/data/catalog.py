@@ -13,6 +13,7 @@ import difflib
 import os
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -48,7 +49,6 @@ TEST_SHARE = 0.2  # of a folder or npz without a test split of its own
 # A dataset lives in memory twice while it is loaded (uint8 arrays, float32 tensors):
 # refuse one that would take more than this share of the machine's memory.
 MEMORY_SHARE = 0.5
-PREFIXES = ("folder:", "npz:")
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Known:
     """A dataset nnlab knows by name: its format, torchvision class, shape and classes."""
 
     title: str
-    kind: str  # idx, emnist, cifar10, cifar100, svhn, sample
+    kind: str  # a key of RELEASES (idx, emnist, cifar10, cifar100, svhn), or sample
     torchvision: str
     shape: tuple[int, int, int]
     classes: tuple[str, ...]
@@ -206,16 +206,15 @@ def default_data_dir() -> Path:
 def describe(name: str, data_dir: str | Path | None = None, image_size: int = 0) -> Description:
     """The shape, classes and size of dataset `name`, from facts and headers; refuses a
     bad folder or npz and a set too big for memory in one line."""
-    if name.startswith("folder:"):
-        d = _describe_folder(name, image_size)
-    elif name.startswith("npz:"):
-        d = _describe_npz(name)
+    own = _own_format(name)
+    if own is not None:
+        d = own.describe(name, image_size)
     elif name in KNOWN:
         k = KNOWN[name]
         d = Description(name, k.shape, list(k.classes), k.sizes)
     else:
         raise NnlabError(f"unknown dataset '{name}'{did_you_mean(name, NAMES)}")
-    if image_size and not name.startswith("folder:"):
+    if image_size and not (own and own.resizes):
         raise NnlabError(f"--image_size resizes the images of a folder: dataset, not of {name}")
     check_memory(d, name)
     return d
@@ -226,9 +225,9 @@ def load_raw(
 ) -> RawData:
     """The images of dataset `name` (found, or downloaded where torchvision can); mnist
     falls back to the bundled sample with a warning."""
-    if name.startswith(PREFIXES):
-        d = describe(name, data_dir, image_size)
-        return _load_folder(d, image_size) if name.startswith("folder:") else _load_npz(d)
+    own = _own_format(name)
+    if own is not None:
+        return own.load(describe(name, data_dir, image_size), image_size)
     if name not in KNOWN:
         raise NnlabError(f"unknown dataset '{name}'{did_you_mean(name, NAMES)}")
     known = KNOWN[name]
@@ -291,34 +290,6 @@ def _idx_names(name: str) -> tuple[str, ...]:
     return IDX_FILES
 
 
-def _candidates(name: str, root: Path) -> list[tuple[str, list[Path]]]:
-    """(format, files) for each place the dataset's files may lie, in order of preference."""
-    k = KNOWN[name]
-    if k.kind in ("idx", "emnist"):
-        files = _idx_names(name)
-        folders = [root / k.torchvision / "raw", root / k.torchvision, root / name]
-        if name in DEBIAN_DIRS:
-            folders.append(Path(DEBIAN_DIRS[name]))
-        out = []
-        for folder in folders:
-            out.append(("idx", [folder / f for f in files]))
-            out.append(("idx", [folder / (f + ".gz") for f in files]))
-        return out
-    if k.kind == "cifar10":
-        batches = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-        return [
-            ("cifar-bin", [root / "cifar-10-batches-bin" / f"{b}.bin" for b in batches]),
-            ("cifar-py", [root / "cifar-10-batches-py" / b for b in batches]),
-        ]
-    if k.kind == "cifar100":
-        return [
-            ("cifar-bin", [root / "cifar-100-binary" / f for f in ("train.bin", "test.bin")]),
-            ("cifar-py", [root / "cifar-100-python" / f for f in ("train", "test")]),
-        ]
-    files = ("train_32x32.mat", "test_32x32.mat")  # svhn
-    return [("mat", [folder / f for f in files]) for folder in (root, root / "svhn")]
-
-
 def _find(name: str, root: Path) -> tuple[str, list[Path]] | None:
     for kind, files in _candidates(name, root):
         if all(f.is_file() for f in files):
@@ -326,54 +297,76 @@ def _find(name: str, root: Path) -> tuple[str, list[Path]] | None:
     return None
 
 
-def _where(name: str, root: Path) -> str:
-    """Which files to put where, for the error saying a named set is missing."""
+def _idx_candidates(name: str, root: Path) -> list[tuple[str, list[Path]]]:
     k = KNOWN[name]
-    if k.kind in ("idx", "emnist"):
-        files = ", ".join(_idx_names(name))
-        text = f"put {files} (or the .gz files) in {root / k.torchvision / 'raw'}"
-        if name in DEBIAN_DIRS:
-            text += f" (or apt-get install dataset-{name}, into {DEBIAN_DIRS[name]})"
-        return text + " or run once with network access"
-    if k.kind == "cifar10":
-        return (
-            f"extract CIFAR-10's binary release (cifar-10-binary.tar.gz) into {root}, giving "
-            f"{root / 'cifar-10-batches-bin'}, or torchvision's python release "
-            f"({root / 'cifar-10-batches-py'}), or run once with network access"
-        )
-    if k.kind == "cifar100":
-        return (
-            f"extract CIFAR-100's binary release (cifar-100-binary.tar.gz) into {root}, giving "
-            f"{root / 'cifar-100-binary'}, or torchvision's python release "
-            f"({root / 'cifar-100-python'}), or run once with network access"
-        )
-    return f"put train_32x32.mat and test_32x32.mat in {root}, or run once with network access"
+    files = _idx_names(name)
+    folders = [root / k.torchvision / "raw", root / k.torchvision, root / name]
+    if name in DEBIAN_DIRS:
+        folders.append(Path(DEBIAN_DIRS[name]))
+    out = []
+    for folder in folders:
+        out.append(("idx", [folder / f for f in files]))
+        out.append(("idx", [folder / (f + ".gz") for f in files]))
+    return out
 
 
-def _read_found(name: str, found: tuple[str, list[Path]]) -> RawData:
-    kind, files = found
-    k = KNOWN[name]
-    if kind == "idx":
-        arrays = [ff.read_idx(f) for f in files]
-        train, test = arrays[0][:, None], arrays[2][:, None]
-        if k.kind == "emnist":  # EMNIST stores each image transposed
-            train, test = train.transpose(0, 1, 3, 2), test.transpose(0, 1, 3, 2)
-        return RawData(
-            name,
-            np.ascontiguousarray(train),
-            arrays[1].astype(np.int64),
-            np.ascontiguousarray(test),
-            arrays[3].astype(np.int64),
-            str(files[0].parent),
-        )
-    if kind == "mat":
-        (tx, ty), (sx, sy) = (ff.read_svhn_mat(f) for f in files)
-        return RawData(name, tx, ty, sx, sy, str(files[0].parent))
-    if kind == "cifar-bin":
-        parts = [ff.read_cifar_binary(f, 2 if k.kind == "cifar100" else 1) for f in files]
+def _idx_where(name: str, root: Path) -> str:
+    files = ", ".join(_idx_names(name))
+    text = f"put {files} (or the .gz files) in {root / KNOWN[name].torchvision / 'raw'}"
+    if name in DEBIAN_DIRS:
+        text += f" (or apt-get install dataset-{name}, into {DEBIAN_DIRS[name]})"
+    return text + " or run once with network access"
+
+
+def _read_idx(name: str, fmt: str, files: list[Path]) -> RawData:
+    arrays = [ff.read_idx(f) for f in files]
+    train, test = arrays[0][:, None], arrays[2][:, None]
+    if KNOWN[name].kind == "emnist":  # EMNIST stores each image transposed
+        train, test = train.transpose(0, 1, 3, 2), test.transpose(0, 1, 3, 2)
+    return RawData(
+        name,
+        np.ascontiguousarray(train),
+        arrays[1].astype(np.int64),
+        np.ascontiguousarray(test),
+        arrays[3].astype(np.int64),
+        str(files[0].parent),
+    )
+
+
+def _cifar10_candidates(name: str, root: Path) -> list[tuple[str, list[Path]]]:
+    batches = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    return [
+        ("cifar-bin", [root / "cifar-10-batches-bin" / f"{b}.bin" for b in batches]),
+        ("cifar-py", [root / "cifar-10-batches-py" / b for b in batches]),
+    ]
+
+
+def _cifar100_candidates(name: str, root: Path) -> list[tuple[str, list[Path]]]:
+    return [
+        ("cifar-bin", [root / "cifar-100-binary" / f for f in ("train.bin", "test.bin")]),
+        ("cifar-py", [root / "cifar-100-python" / f for f in ("train", "test")]),
+    ]
+
+
+def _cifar_where(name: str, root: Path) -> str:
+    release, binary, python = {
+        "cifar10": ("CIFAR-10", "cifar-10-batches-bin", "cifar-10-batches-py"),
+        "cifar100": ("CIFAR-100", "cifar-100-binary", "cifar-100-python"),
+    }[KNOWN[name].kind]
+    archive = "cifar-10-binary.tar.gz" if release == "CIFAR-10" else "cifar-100-binary.tar.gz"
+    return (
+        f"extract {release}'s binary release ({archive}) into {root}, giving "
+        f"{root / binary}, or torchvision's python release "
+        f"({root / python}), or run once with network access"
+    )
+
+
+def _read_cifar(name: str, fmt: str, files: list[Path]) -> RawData:
+    hundred = KNOWN[name].kind == "cifar100"
+    if fmt == "cifar-bin":
+        parts = [ff.read_cifar_binary(f, 2 if hundred else 1) for f in files]
     else:
-        key = "fine_labels" if k.kind == "cifar100" else "labels"
-        parts = [ff.read_cifar_python(f, key) for f in files]
+        parts = [ff.read_cifar_python(f, "fine_labels" if hundred else "labels") for f in files]
     train = parts[:-1]
     return RawData(
         name,
@@ -383,6 +376,57 @@ def _read_found(name: str, found: tuple[str, list[Path]]) -> RawData:
         parts[-1][1],
         str(files[0].parent),
     )
+
+
+def _svhn_candidates(name: str, root: Path) -> list[tuple[str, list[Path]]]:
+    files = ("train_32x32.mat", "test_32x32.mat")
+    return [("mat", [folder / f for f in files]) for folder in (root, root / "svhn")]
+
+
+def _svhn_where(name: str, root: Path) -> str:
+    return f"put train_32x32.mat and test_32x32.mat in {root}, or run once with network access"
+
+
+def _read_svhn(name: str, fmt: str, files: list[Path]) -> RawData:
+    (tx, ty), (sx, sy) = (ff.read_svhn_mat(f) for f in files)
+    return RawData(name, tx, ty, sx, sy, str(files[0].parent))
+
+
+@dataclass(frozen=True)
+class Release:
+    """How the files of one kind of named set lie on disk and are read: the places to
+    look, each a (file format, files) in order of preference; what to tell a user whose
+    files are missing; and the reader of what was found."""
+
+    candidates: Callable[[str, Path], list[tuple[str, list[Path]]]]
+    where: Callable[[str, Path], str]
+    read: Callable[[str, str, list[Path]], RawData]
+
+
+# Known.kind -> its release: a new kind of named set is one entry here (mnist-sample, the
+# bundled sample, is read by load_sample)
+RELEASES = {
+    "idx": Release(_idx_candidates, _idx_where, _read_idx),
+    "emnist": Release(_idx_candidates, _idx_where, _read_idx),
+    "cifar10": Release(_cifar10_candidates, _cifar_where, _read_cifar),
+    "cifar100": Release(_cifar100_candidates, _cifar_where, _read_cifar),
+    "svhn": Release(_svhn_candidates, _svhn_where, _read_svhn),
+}
+
+
+def _candidates(name: str, root: Path) -> list[tuple[str, list[Path]]]:
+    """(format, files) for each place the dataset's files may lie, in order of preference."""
+    return RELEASES[KNOWN[name].kind].candidates(name, root)
+
+
+def _where(name: str, root: Path) -> str:
+    """Which files to put where, for the error saying a named set is missing."""
+    return RELEASES[KNOWN[name].kind].where(name, root)
+
+
+def _read_found(name: str, found: tuple[str, list[Path]]) -> RawData:
+    fmt, files = found
+    return RELEASES[KNOWN[name].kind].read(name, fmt, files)
 
 
 def _try_download(name: str, root: Path) -> bool:
@@ -593,3 +637,26 @@ def _load_npz(d: Description) -> RawData:
         test = held_out(y, TEST_SHARE)
         parts = (x[~test], y[~test], x[test], y[test])
     return RawData(d.name, *parts, str(path), list(d.classes))
+
+
+@dataclass(frozen=True)
+class OwnFormat:
+    """A dataset of the user's, named by a prefix and a path: its description from its own
+    files (refused in one line when they are not usable) and its loading."""
+
+    describe: Callable[[str, int], Description]  # (name, image_size)
+    load: Callable[[Description, int], RawData]  # (description, image_size)
+    resizes: bool  # whether --image_size applies
+
+
+# prefix -> format: a new kind of user dataset is one entry here
+OWN_FORMATS = {
+    "folder:": OwnFormat(_describe_folder, _load_folder, resizes=True),
+    "npz:": OwnFormat(lambda name, size: _describe_npz(name), lambda d, size: _load_npz(d), False),
+}
+PREFIXES = tuple(OWN_FORMATS)
+
+
+def _own_format(name: str) -> OwnFormat | None:
+    """The user format a dataset name starts with, or None."""
+    return next((f for p, f in OWN_FORMATS.items() if name.startswith(p)), None)

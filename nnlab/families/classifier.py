@@ -160,6 +160,14 @@ class ClassifierConfig(Config):
 class ClassifierFamily(Family):
     """The MLP classifier: accuracy, one layer's activations recorded, masks."""
 
+    def tasks_every(self, cfg: ClassifierConfig) -> int:
+        """permute_every: epochs per Permuted-MNIST task (0: one task, the images as they are)."""
+        return cfg.permute_every
+
+    def replaces_units(self, cfg: ClassifierConfig) -> bool:
+        """Continual backprop, when cbp_rate is above 0."""
+        return cfg.cbp_rate > 0
+
     name = "classifier"
     noun = "a classifier"
     config_class = ClassifierConfig

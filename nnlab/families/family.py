@@ -323,6 +323,14 @@ class Family:
         store.record.class_names asks it first)."""
         return catalog.class_names(cfg.dataset) or [str(i) for i in range(cfg.num_classes)]
 
+    def tasks_every(self, cfg) -> int:
+        """Epochs per permuted task (Permuted-MNIST), 0 for a family without tasks."""
+        return 0
+
+    def replaces_units(self, cfg) -> bool:
+        """Whether training replaces hidden units as it goes (continual backprop)."""
+        return False
+
     def unrecorded(self, cfg: Config) -> str:
         """Why a run of this family may have no latent recording, for the error saying so."""
         return "trained with snapshot_every=0" if cfg.snapshot_every == 0 else "none written yet"

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from nnlab import families
 from nnlab.config import tasks
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError
@@ -208,7 +209,7 @@ def _title(label: str, src: Source, s: int, outside) -> str:
     """A panel's title at snapshot s: the run, its epoch and step (its task, when permuted),
     and how many points fall outside the axes."""
     text = f"{label}\nEpoch {src.rec.epochs[s]:.2f} · step {src.rec.steps[s]}"
-    every = getattr(src.cfg, "permute_every", 0)
+    every = families.of(src.cfg).tasks_every(src.cfg)
     if every:  # a permuted run: which task this snapshot had last trained on
         text += f" · task {tasks.at(float(src.rec.epochs[s]), every)}"
     k = 0 if outside is None else int(outside[s])

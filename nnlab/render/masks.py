@@ -38,7 +38,7 @@ def mask_weights(cfg, model) -> tuple[np.ndarray, bool]:
     """(the masks as images (units, C, H, W), whether they are a composed linear map): the
     first layer's weights as images of the input, W_L ... W_1 for a deep network without a
     non-linearity, or a CNN's first convolution's filters (units, C, 3, 3)."""
-    if getattr(cfg, "arch", "mlp") == "conv":
+    if cfg.arch == "conv":
         return model.convs[0].weight.detach().cpu().numpy(), False
     if is_composed(cfg):
         return composed_weights(model).reshape(-1, *cfg.image_shape), True
@@ -63,7 +63,7 @@ def shown(images: np.ndarray, vmax: float) -> np.ndarray:
 def unit_titles(cfg, units: list[int]) -> list[str]:
     """'Mask for digit 3' for an output layer (or a composed linear map), 'Hidden unit 7'
     otherwise."""
-    if getattr(cfg, "arch", "mlp") == "conv":
+    if cfg.arch == "conv":
         return [f"Filter {u}" for u in units]
     if len(cfg.sizes) == 2 or is_composed(cfg):
         names = families.of(cfg).class_names(cfg)
@@ -111,7 +111,7 @@ def masks(run_id, runs_dir=None, *, out=None, units=None, checkpoint=None) -> li
         f"composed map W{subscript(layers)}···W₁ of a linear network (no non-linearity)"
         if composed
         else "first convolution's filters"
-        if getattr(cfg, "arch", "mlp") == "conv"
+        if cfg.arch == "conv"
         else "first layer weights"
     )
     heading = f"{run.id} · {what} at step {int(ck['step'])}\n{scale_note}"

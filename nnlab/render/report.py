@@ -286,7 +286,7 @@ def _latent_payload(run, cfg, meta, points: int, images: dict, projection=None) 
         "ticks": src.kind != "scatter3d" and src.method in ("", "PCA"),
         "split": rec.split,
         "indices": rec.indices[keep].astype(int).tolist(),
-        "every": getattr(cfg, "permute_every", 0),
+        "every": families.of(cfg).tasks_every(cfg),
         "total_epochs": cfg.epochs,
     }
     if src.kind == "density":

@@ -33,7 +33,7 @@ class ContinualBackprop:
         self.model = model
         self.rate, self.maturity, self.decay = cfg.cbp_rate, cfg.cbp_maturity, cfg.cbp_decay
         self.init, self.activation = cfg.init, cfg.activation
-        self.utility = getattr(cfg, "cbp_utility", "contribution")
+        self.utility = cfg.cbp_utility
         widths = cfg.sizes[1:-1]
         self.util = [torch.zeros(n) for n in widths]
         self.mean_act = [torch.zeros(n) for n in widths]

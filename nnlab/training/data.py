@@ -107,7 +107,7 @@ def load_for(cfg, device="cpu", *, warn=None) -> Splits:
     """The splits a run's config trains on: its dataset and data folder, split by its
     validation share and seed (the same splits in every command that reads the run).
     Refuses data that no longer match the run (a folder whose images changed)."""
-    size = getattr(cfg, "image_size", 0)
+    size = cfg.image_size
     raw = load_raw(cfg.dataset, cfg.data_dir or None, image_size=size, warn=warn)
     shape, classes = list(raw.shape), len(raw.classes)
     if shape != list(cfg.image_shape) or classes != cfg.num_classes:

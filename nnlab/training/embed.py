@@ -53,7 +53,7 @@ def embed(
     opened.require_rebuildable("embed")
     family = families.of(cfg)
     layer = family.embed_layer(cfg, layer)
-    if task is not None and not getattr(cfg, "permute_every", 0):
+    if task is not None and not families.of(cfg).tasks_every(cfg):
         raise NnlabError("--task applies to runs trained with --permute_every")
     cfg, model, ck = load_model(opened, checkpoint)
     task, order = _task_order(opened, ck, task)
@@ -87,7 +87,7 @@ def _task_order(opened: folders.Opened, ck: dict, task):
     checkpoint's own task (or `task`) permutes them; (None, None) for other runs."""
     import torch
 
-    every = getattr(opened.cfg, "permute_every", 0)
+    every = families.of(opened.cfg).tasks_every(opened.cfg)
     if not every:
         return None, None
     n_tasks = tasks.count(opened.cfg.epochs, every)

@@ -92,7 +92,7 @@ def make_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
         return torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
         )
-    if getattr(cfg, "cbp_rate", 0) and getattr(cfg, "cbp_adam_steps", False):  # adam(w) only
+    if families.of(cfg).replaces_units(cfg) and cfg.cbp_adam_steps:  # adam(w) only
         from nnlab.training.cbp import StepwiseAdam
 
         return StepwiseAdam(params, cfg.lr, cfg.weight_decay, decoupled=cfg.optimizer == "adamw")

@@ -21,6 +21,7 @@ import os
 
 import torch
 
+from nnlab import families
 from nnlab.config import tasks
 from nnlab.store import metrics, record
 from nnlab.store.meta import Status
@@ -140,7 +141,7 @@ class PermutedTasks(Observer):
 
     def __init__(self, cfg, device: torch.device):
         self.seed, self.device = cfg.seed, device
-        self.every = getattr(cfg, "permute_every", 0)  # epochs per task (classifier only)
+        self.every = families.of(cfg).tasks_every(cfg)  # epochs per task
         self.epochs = cfg.epochs
         self._orders: dict[int, torch.Tensor] = {}
 
@@ -303,7 +304,7 @@ def observers_of(trainer, reports: pruning.Reports | None) -> list[Observer]:
     what the recording has drained)."""
     cfg = trainer.cfg
     out: list[Observer] = [UnitHealth()]
-    if getattr(cfg, "cbp_rate", 0):
+    if trainer.family.replaces_units(cfg):
         out.append(Plasticity(trainer))
     if trainer.tasks.every:
         out.append(trainer.tasks)

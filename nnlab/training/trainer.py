@@ -62,7 +62,7 @@ def evaluate(model, cfg: Config, x: torch.Tensor, y: torch.Tensor, chunk: int = 
     """Mean loss and accuracy (classifier) or reconstruction, KL, loss and ELBO (VAE) on x,
     in chunks of `chunk` images (default 10,000; 1,000 for convolutions, whose feature maps
     of 10,000 images would take gigabytes)."""
-    chunk = chunk or (1000 if getattr(cfg, "arch", "mlp") == "conv" else 10000)
+    chunk = chunk or (1000 if cfg.arch == "conv" else 10000)
     was = model.training
     model.eval()
     n = len(x)
@@ -98,7 +98,7 @@ class Trainer:
         self.opt = make_optimizer(cfg, self.model.parameters())
         # bfloat16 autocast of the forward pass; weights, gradients and the optimiser's
         # state stay float32, and evaluation runs in float32 (the numbers logged are exact)
-        self.bf16 = getattr(cfg, "precision", "float32") == "bfloat16"
+        self.bf16 = cfg.precision == "bfloat16"
         self.data_gen = torch.Generator().manual_seed(cfg.seed)
         self.noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
         self.n_train = len(splits.train_x)
