@@ -5,11 +5,56 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import sys
 from dataclasses import dataclass
 
 import pytest
 
 from nnlab.commands import cli
+
+# The modules each optional extra brings (pyproject.toml's optional-dependencies), by
+# extra: NNLAB_TEST_WITHOUT_EXTRAS=1 hides them all, so that the quick suite runs as in a
+# venv with `.[dev]` alone (CI does so once): every test of an extra must skip then.
+EXTRA_MODULES = {
+    "ray": ("ray",),
+    "tensorboard": ("tensorboard",),
+    "lightning": ("lightning", "pytorch_lightning"),
+    "projections": ("openTSNE", "umap", "sklearn"),
+    "search": ("optuna", "sklearn"),
+    "browser": ("playwright",),
+    "docs": ("mkdocs", "mkdocstrings", "material"),
+    "notebook": ("pandas", "IPython", "nbclient", "nbformat", "ipykernel"),
+}
+
+
+class _HiddenExtras:
+    """A meta path finder that says the extras' modules are not installed."""
+
+    hidden = {m for modules in EXTRA_MODULES.values() for m in modules}
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in self.hidden:
+            raise ModuleNotFoundError(f"No module named '{name}' (hidden: no extras)", name=name)
+        return None
+
+
+def _hide_extras() -> None:
+    import importlib.util
+
+    sys.meta_path.insert(0, _HiddenExtras())
+    real = importlib.util.find_spec
+
+    def find_spec(name, package=None):
+        if name.partition(".")[0] in _HiddenExtras.hidden:
+            return None
+        return real(name, package)
+
+    importlib.util.find_spec = find_spec
+
+
+if os.environ.get("NNLAB_TEST_WITHOUT_EXTRAS"):
+    _hide_extras()
 
 # Small, fast settings for real training on the bundled sample (3,600 train images).
 FAST = ["--dataset=mnist-sample", "--probe_size=200", "--log_every=10"]
