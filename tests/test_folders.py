@@ -88,3 +88,11 @@ def test_a_runs_status_changes_only_through_begin_and_end(runs):
     with pytest.raises(ValueError):
         run.end("done")
     run.release()
+
+
+def test_an_id_ending_in_a_newline_is_no_id(runs, nnlab):
+    """#37 item 21: "$" matches before a final newline; ids and names end at \\Z."""
+    with pytest.raises(NnlabError, match="invalid run id"):
+        folders.validate_id("vae-20260101-000000\n")
+    r = nnlab("summary", "vae-20260101-000000\n")
+    assert r.code == 2 and "invalid run id" in r.err and r.err.count("\n") == 1

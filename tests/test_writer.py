@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 import nnlab
+from nnlab.helpers.errors import NnlabError
 from nnlab.store import folders, metrics, record
 from nnlab.training import tensorboard
 
@@ -368,3 +369,46 @@ def test_bfloat16_snapshots_beside_training_equal_synchronous_ones(runs):
             nnlab.start(runs_dir=runs).watch(
                 x, y, module=model, encode=lambda b: model.encode(b), precision="bfloat16"
             )
+
+
+def test_odd_numbers_and_names_are_refused_in_one_line(runs):
+    """#37: a step of 2**53 (meta.json could not hold it), an int beyond any float, an sd of
+    0, latents beyond float16's range, a label implying a billion classes, a name ending
+    in a newline: each a UsageError naming it, nothing recorded or created."""
+    bad = nnlab.UsageError
+    with pytest.raises(bad, match="name='ok\\\\n'"):
+        nnlab.start("ok\n", runs_dir=runs)
+    assert not folders.list_run_ids(runs)
+    run = nnlab.start(runs_dir=runs)
+    with pytest.raises(bad, match="step 9007199254740992 is too large"):
+        run.log(2**53, loss=1.0)
+    with pytest.raises(bad, match="step .* is too large"):
+        run.log(np.uint64(2**64 - 1), loss=1.0)
+    with pytest.raises(bad, match="loss=an integer beyond any float: not finite"):
+        run.log(1, loss=10**400)
+    x, y = torch.rand(4, 1, 3, 3), torch.arange(4) % 2
+    with pytest.raises(bad, match="implies 1,000,000,001 classes; nnlab draws at most 10,000"):
+        run.watch(x, torch.tensor([0, 1, 0, 10**9]), encode=lambda b: b.flatten(1))
+    spread = {"sd": torch.ones(4, 2)}
+    run.watch(x, y, encode=lambda b: (torch.zeros(len(b), 2), spread["sd"]))
+    run.snapshot(0)
+    spread["sd"] = torch.zeros(4, 2)
+    with pytest.raises(bad, match="values of 0 or below"):
+        run.snapshot(1)
+    spread["sd"] = torch.full((4, 2), 1e5)
+    with pytest.raises(bad, match=r"8 latent values .* beyond what the recording stores"):
+        run.snapshot(2)
+    run.log(3, loss=1.0)
+    run.finish()
+    assert record.load_recording(run.path / "latents", ("mu", "sd")).steps.tolist() == [0]
+    assert folders.open_run(run.id, runs).meta().status == "finished"  # the run is whole
+
+
+def test_a_recording_refuses_what_its_dtype_cannot_store(tmp_path):
+    rec = record.Recorder(tmp_path, ("mu", "sd?"), "float16")
+    rec.add(0, 0.0, np.full((3, 2), 6e4, np.float32))  # float16 holds up to 65,504
+    with pytest.raises(NnlabError, match="2 latent values beyond what float16 stores"):
+        rec.add(1, 0.1, np.array([[7e4, 0], [0, -7e4], [1, 1]], np.float32))
+    assert len(rec.pending) == 1
+    wide = record.Recorder(tmp_path, ("mu",), "float32")
+    wide.add(1, 0.1, np.full((3, 2), 7e4, np.float32))  # float32 stores it

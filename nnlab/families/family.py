@@ -26,7 +26,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SPLITS = ("test", "val", "train")
 ARCHS = ("mlp", "conv")
 MNIST_SHAPE = [1, 28, 28]  # the images of every run from before other datasets existed
-NAME_RE = re.compile(r"^[A-Za-z0-9._-]{0,64}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9._-]{0,64}\Z")  # \Z: "$" would let a newline end it
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 # Range checks of fields (config.validate applies them): (test, what a value must be).
 AT_LEAST_1 = (lambda v: v >= 1, "must be at least 1")

@@ -72,8 +72,12 @@ def display_images(images: np.ndarray, shape: Sequence[int] | None = None) -> np
     return np.round(x * 255).astype(np.uint8)
 
 
+MAX_CLASSES = 10_000  # what a picture's legend and the class metrics are drawn for
+
+
 def check_labels(labels: np.ndarray, n: int, classes: Sequence[str] | None) -> list[str]:
-    """The class names for labels of n images (given, or 0..max); refuse what does not fit."""
+    """The class names for labels of n images (given, or 0..max); refuse what does not fit,
+    and more than MAX_CLASSES classes (named or implied by the largest label)."""
     if labels.ndim != 1 or len(labels) != n:
         raise UsageError(
             f"labels: expected one label per image ({n}), got shape {tuple(labels.shape)}"
@@ -84,8 +88,15 @@ def check_labels(labels: np.ndarray, n: int, classes: Sequence[str] | None) -> l
         raise UsageError(f"labels: expected whole numbers (class indices), got {labels.dtype}")
     if labels.min() < 0:
         raise UsageError(f"labels: class indices start at 0, got {int(labels.min())}")
+    if classes is None and int(labels.max()) >= MAX_CLASSES:
+        raise UsageError(
+            f"labels: label {int(labels.max())} implies {int(labels.max()) + 1:,} classes; "
+            f"nnlab draws at most {MAX_CLASSES:,} (number your classes from 0)"
+        )
     if classes is None:
         return [str(i) for i in range(int(labels.max()) + 1)]
+    if len(classes) > MAX_CLASSES:
+        raise UsageError(f"classes: {len(classes):,} names; nnlab draws at most {MAX_CLASSES:,}")
     names = [str(c) for c in classes]
     if not names:
         raise UsageError("classes: give at least one class name")

@@ -239,11 +239,21 @@ class RunWriter:
         bad = int((~np.isfinite(enc.points)).sum())
         if enc.sd is not None:
             bad += int((~np.isfinite(enc.sd)).sum())
-            if bad == 0 and (enc.sd < 0).any():
-                raise UsageError("snapshot: the sd your encoder returned has negative values")
+            if bad == 0 and (enc.sd <= 0).any():
+                raise UsageError(
+                    "snapshot: the sd your encoder returned has values of 0 or below (a spread "
+                    "is positive: exp(0.5 * log_var), or softplus)"
+                )
         if bad:
             raise UsageError(
                 f"snapshot at step {step}: {bad} latent values are NaN or infinite; refused, "
+                "nothing recorded (has training diverged?)"
+            )
+        beyond = self.recorder.beyond_range(enc.points, enc.sd)
+        if beyond:
+            raise UsageError(
+                f"snapshot at step {step}: {beyond} latent values are beyond what the "
+                f"recording stores ({self.recorder.dtype}: ±{self.recorder.largest:g}); refused, "
                 "nothing recorded (has training diverged?)"
             )
         width, spread = enc.points.shape[1], enc.sd is not None
@@ -433,6 +443,8 @@ def _step(step, what: str) -> int:
         step = step.item()
     if not (isinstance(step, (int, np.integer)) and not isinstance(step, bool)) or step < 0:
         raise UsageError(f"{what}: step {step!r} must be a whole number from 0")
+    if step >= 2**53:  # meta.json holds whole numbers that a float64 holds exactly
+        raise UsageError(f"{what}: step {step!r} is too large (steps stay below 2**53)")
     return int(step)
 
 
@@ -445,8 +457,13 @@ def _number(value, what: str) -> float:
             raise UsageError(f"{what}: expected one number, got an array") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UsageError(f"{what}: expected a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise UsageError(f"{what}={value}: not finite (metrics hold finite numbers)")
+    try:
+        finite = math.isfinite(float(value))
+    except OverflowError:  # an int beyond any float: 10**400
+        finite = False
+    if not finite:
+        shown = f"{value:.3g}" if isinstance(value, float) else "an integer beyond any float"
+        raise UsageError(f"{what}={shown}: not finite (metrics hold finite numbers)")
     return float(value) if isinstance(value, float) else int(value)
 
 

@@ -49,7 +49,7 @@ TASKS_FILE = "tasks.npz"  # a permuted run's pixel orders (nnlab.config.tasks)
 SWEEP_FILE = "sweep.json"  # a sweep's folder holds it (nnlab.store.sweeps), a run's never
 POINT_FILE = "point.json"  # a sweep point's run holds it from its first moment: whose it is
 JOURNAL_FILE = "study.journal"  # a search's Optuna journal, in its sweep's folder
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")  # \Z: "$" would let a newline end it
 
 
 def default_runs_dir() -> Path:

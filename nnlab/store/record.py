@@ -96,12 +96,35 @@ class Recorder:
             **extra,
         )
 
+    @property
+    def largest(self) -> float:
+        """The largest magnitude the recording's dtype stores (float16: 65,504)."""
+        return float(np.finfo(self.dtype).max)
+
+    def beyond_range(self, *arrays) -> int:
+        """How many values of the arrays (numpy or torch; None skipped) the recording's dtype
+        cannot store: they would become infinite in the chunk."""
+        out = 0
+        for a in arrays:
+            if a is not None:
+                a = a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+                out += int((np.abs(a) > self.largest).sum())
+        return out
+
     def add(self, step: int, epoch: float, a, b=None) -> None:
-        """Keep one snapshot (torch tensors or arrays) until the next flush."""
+        """Keep one snapshot (torch tensors or arrays) until the next flush; refuse
+        (RunError, one line) values its dtype cannot store, which would become infinite."""
         a = a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
         if b is not None:
             b = b.detach().cpu().numpy() if hasattr(b, "detach") else np.asarray(b)
-            b = b.astype(self.dtype)
+        beyond = self.beyond_range(a, b)
+        if beyond:
+            raise RunError(
+                f"snapshot at step {step}: {beyond} latent values beyond what "
+                f"{self.dtype} stores (±{self.largest:g}); train with --record_dtype=float32 "
+                "to record them"
+            )
+        b = None if b is None else b.astype(self.dtype)
         self.pending.append((int(step), float(epoch), a.astype(self.dtype), b))
 
     def chunk_count(self) -> int:

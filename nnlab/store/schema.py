@@ -235,7 +235,7 @@ def check_sweep(rec, where) -> None:
             bad(f"{len(points)} points for a grid of {total}")
     if rec.get("settings") is not None and not _settings_ok(rec["settings"]):
         bad("'settings' should be an executor, jobs, threads, address and retries")
-    safe = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # as store.ID_RE
+    safe = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")  # as store.ID_RE
     for i, p in enumerate(points):
         ok = (
             isinstance(p, dict)
