@@ -264,3 +264,30 @@ def test_every_reader_of_metrics_checks_its_seal(nnlab, runs, copied):
         Path(r.out.strip()).read_text().split('type="application/json">')[1].split("</script>")[0]
     )
     assert not page["runs"][0]["metrics"]["train_step"]  # nothing of the changed log drawn
+
+
+def test_odd_class_names_and_huge_values_export_as_they_are(nnlab, runs):
+    """#37 items 18 and 19: a class name with a newline or a tab stays one line of
+    metadata.tsv, beside its point; a logged value beyond float32 is left out and said so,
+    never written as infinity."""
+    import torch
+
+    import nnlab as api
+
+    run = api.start("odd", runs_dir=runs)
+    x, y = torch.rand(6, 1, 4, 4), torch.arange(6) % 2
+    run.watch(x, y, classes=["plain", "two\nlines\tand tab"], encode=lambda b: b.flatten(1)[:, :2])
+    run.snapshot(0)
+    run.log(1, loss=1e308)
+    run.log(2, loss=0.5)
+    run.finish()
+    r = nnlab("export", run.id)
+    assert r.code == 0, r.err
+    assert "1 value(s) beyond float32's range left out" in r.err and "train/loss" in r.err
+    folder = Path(r.out.strip())
+    meta = next(folder.rglob("metadata.tsv")).read_text().splitlines()
+    tensors = next(folder.rglob("tensors.tsv")).read_text().splitlines()
+    assert len(meta) == len(tensors) == 6
+    assert meta[1] == "two\\nlines\\tand tab" and meta[0] == "plain"
+    scalars = read_scalars(next(folder.rglob("events.out.tfevents.*")).parent)
+    assert scalars["train/loss"] == [(2, 0.5)]  # 1e308 left out, not written as inf

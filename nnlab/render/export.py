@@ -23,7 +23,7 @@ import numpy as np
 from nnlab import families
 from nnlab.analysis import latent
 from nnlab.helpers import files
-from nnlab.helpers.console import stderr_console
+from nnlab.helpers.console import stderr_console, warn
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.progress import CountProgress
 from nnlab.render.sources import probe_images
@@ -191,6 +191,15 @@ def _export_run(opened: folders.Opened, folder: Path, picks: list[int], console)
             _masks(writer.writer, opened)
     finally:
         writer.close()
+    if writer.left_out:
+        warn(console, f"{run.id}: {writer.left_out_text()}")
+
+
+def tsv_text(text: str) -> str:
+    r"""A value of the projector's metadata.tsv: one line, one column (a backslash, tab,
+    newline or carriage return written as \\, \t, \n, \r), so each label stays beside
+    its point."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def projector_subset(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -207,7 +216,7 @@ def _embeddings(writer, run: folders.Run, cfg, rec: record.Recording, picks: lis
         return
     keep = projector_subset(rec.labels, cfg.seed)
     images = torch.from_numpy(probe_images(run, cfg, rec.split, rec.indices, keep)).float() / 255.0
-    names = record.class_names(rec, cfg)
+    names = [tsv_text(n) for n in record.class_names(rec, cfg)]
     labels = [names[int(c)] for c in rec.labels[keep]]
     for s in picks:
         points = torch.from_numpy(np.asarray(rec.points[s][keep], dtype=np.float32))
@@ -289,7 +298,9 @@ def _write_hparams(folder: Path, rec: dict, runs: list[folders.Opened]) -> None:
         values = {k: _hparam(v) for k, v in points[run.id]["values"].items()}
         final = run.meta.final
         finals = {
-            f"hparams/{k}": float(final[k]) for k in keys if isinstance(final.get(k), (int, float))
+            f"hparams/{k}": float(final[k])
+            for k in keys
+            if isinstance(final.get(k), (int, float)) and abs(final[k]) <= tensorboard.FLOAT32_MAX
         }
         exp, ssi, sei = hparams(values, finals, hparam_domain_discrete=domains)
         w = SummaryWriter(log_dir=str(folder / run.id))

@@ -67,6 +67,9 @@ def latent_scalars(metrics: dict) -> dict[str, float]:
     return out
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
+
+
 class Writer:
     """Scalars of one run into a TensorBoard log folder.
 
@@ -78,11 +81,27 @@ class Writer:
     def __init__(self, logdir: Path, purge_step: int | None = None):
         summary_writer = require()
         self.writer = summary_writer(log_dir=str(logdir), purge_step=purge_step, flush_secs=3600)
+        self.left_out: list[tuple[str, int, float]] = []  # (tag, step, value) beyond float32
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
-        """Write each {tag: value} at step."""
+        """Write each {tag: value} at step; a value beyond float32's range (TensorBoard
+        stores scalars as float32, where it would become infinite) is left out and kept in
+        left_out, for the caller to say so."""
         for tag, value in values.items():
+            if abs(value) > FLOAT32_MAX:
+                self.left_out.append((tag, step, value))
+                continue
             self.writer.add_scalar(tag, value, step)
+
+    def left_out_text(self) -> str:
+        """One line saying which values were left out, or ''."""
+        if not self.left_out:
+            return ""
+        tag, step, value = self.left_out[0]
+        return (
+            f"{len(self.left_out)} value(s) beyond float32's range left out of TensorBoard "
+            f"(it stores float32), e.g. {tag} = {value:.3g} at step {step}"
+        )
 
     def line(self, line: dict, lr: float | None = None) -> None:
         """One metrics.jsonl line (and the learning rate with each epoch line)."""
@@ -154,5 +173,9 @@ class LiveBoard:
         )
 
     def close(self) -> None:
-        """Close the event file."""
+        """Close the event file (and say on stderr what was left out of it)."""
         self.writer.close()
+        if self.writer.left_out:
+            from nnlab.helpers.console import stderr_console, warn
+
+            warn(stderr_console(), f"run {self.trainer.run.id}: {self.writer.left_out_text()}")
