@@ -133,3 +133,36 @@ def test_the_examples_run(script, runs, nnlab):
     d = nnlab("summary", run_id, "--json").json()
     assert d["status"] == "finished" and d["latent_metrics"], d["problems"]
     assert nnlab("animate", run_id).code == 0
+
+
+def test_a_recording_problem_never_stops_the_fit(runs, capsys):
+    """#37 item 12: a module that logs 'epoch' and 'step', and latents that turn NaN as the
+    model diverges: the fit runs to its end, each skipped write is said once on stderr and
+    noted in the run, and the run is finished with what could be recorded."""
+    import nnlab as api
+
+    class Logs(Small):
+        def training_step(self, batch, batch_idx):
+            self.log("step", float(self.global_step), on_epoch=True, on_step=False)
+            self.log("epoch", float(self.current_epoch), on_epoch=True, on_step=False)
+            return super().training_step(batch, batch_idx)
+
+    _, _, px, py = sample()
+    calls = {"n": 0}
+
+    def encode(x):  # finite for the first two snapshots, NaN after (a diverging model)
+        calls["n"] += 1
+        return torch.full((len(x), 2), float("nan") if calls["n"] > 2 else 0.5)
+
+    cb = api.LatentCallback(px, py, encode=encode, every_n_steps=10, runs_dir=runs)
+    trainer = fit(cb, epochs=2, module=Logs())
+    assert trainer.state.finished and trainer.global_step == 78
+    run = api.open(cb.run_id, runs)
+    assert run.status == "finished" and run.steps.tolist() == [0, 10]
+    skipped = run.metrics()["skipped"]
+    assert {s["what"] for s in skipped} == {"a snapshot", "logged metric(s)"}
+    assert any("NaN or infinite" in s["why"] for s in skipped)
+    assert any("epoch, step" in s["why"] or "step, epoch" in s["why"] for s in skipped)
+    assert len(run.metrics()["epoch"]) == 2  # the epoch lines, without the clashing keys
+    err = capsys.readouterr().err
+    assert err.count("a snapshot at step") == 1 and "training goes on" in err

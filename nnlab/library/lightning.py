@@ -10,8 +10,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from nnlab.helpers.console import stderr_console, warn
+from nnlab.helpers.errors import NnlabError
 from nnlab.library.probe import UsageError
-from nnlab.library.writer import RunWriter, start
+from nnlab.library.writer import RESERVED, RunWriter, start
 from nnlab.store.meta import Status
 
 try:
@@ -57,6 +59,7 @@ class LatentCallback(Callback):
         self.name, self.settings, self.dataset = name, settings, dataset
         self.runs_dir, self.save = runs_dir, checkpoint
         self.run: RunWriter | None = None
+        self._warned: set[str] = set()  # kinds of write skipped (each said once)
 
     @property
     def run_id(self) -> str | None:
@@ -97,33 +100,70 @@ class LatentCallback(Callback):
         step = trainer.global_step
         loss = _loss(outputs)
         if loss is not None and step % max(trainer.log_every_n_steps, 1) == 0:
-            self.run.log(step, loss=loss)
+            self._guard("the loss", step, self.run.log, step, loss=loss)
         if step % self.every == 0 and step > self.run.last_snapshot:
             batches = trainer.num_training_batches
             done = (batch_idx + 1) / batches if math.isfinite(batches) and batches else 0.0
-            self.run.snapshot(step, epoch=trainer.current_epoch + done)
+            epoch = trainer.current_epoch + done
+            self._guard("a snapshot", step, self.run.snapshot, step, epoch=epoch)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         """The epoch's metrics as Lightning collected them (train and validation), and a
         checkpoint of the module's weights."""
         if self.run is None:
             return
-        numbers = {}
+        step, numbers, positions = trainer.global_step, {}, []
         for key, value in trainer.callback_metrics.items():
             if hasattr(value, "numel") and value.numel() == 1 and math.isfinite(float(value)):
-                numbers[key.replace("/", "_")] = float(value)
+                name = key.replace("/", "_")
+                if name in RESERVED:  # nnlab's own position keys: its line has them already
+                    positions.append(name)
+                    continue
+                numbers[name] = float(value)
+        if positions:
+            why = f"{', '.join(positions)}: a name nnlab keeps for a line's position"
+            self._skipped("logged metric(s)", step, why)
         if numbers:
-            self.run.log_epoch(trainer.current_epoch + 1, step=trainer.global_step, **numbers)
+            epoch = trainer.current_epoch + 1
+            self._guard(
+                "the epoch's metrics", step, self.run.log_epoch, epoch, step=step, **numbers
+            )
         if self.save:
-            self.run.checkpoint(trainer.global_step, model=pl_module.state_dict())
+            self._guard(
+                "a checkpoint", step, self.run.checkpoint, step, model=pl_module.state_dict()
+            )
 
     def on_fit_end(self, trainer, pl_module) -> None:
         """The final state recorded, and the run marked finished."""
         if self.run is None:
             return
-        if trainer.global_step > self.run.last_snapshot:
-            self.run.snapshot(trainer.global_step, epoch=float(trainer.current_epoch))
+        step = trainer.global_step
+        if step > self.run.last_snapshot:
+            self._guard(
+                "a snapshot", step, self.run.snapshot, step, epoch=float(trainer.current_epoch)
+            )
         self.run.finish(Status.FINISHED)
+
+    def _guard(self, what: str, at: int, write, *args, **kwargs) -> None:
+        """Write into the run (at step `at`); a recording problem (NaN latents of a
+        diverging model, a value the run cannot hold) skips this write instead of stopping
+        the user's fit."""
+        try:
+            write(*args, **kwargs)
+        except (UsageError, NnlabError) as e:
+            self._skipped(what, at, str(e))
+
+    def _skipped(self, what: str, step: int, why: str) -> None:
+        """Say on stderr (once per kind of write) and in the run's metrics.jsonl (a line of
+        kind "skipped") what was not recorded, and why."""
+        if what not in self._warned:
+            self._warned.add(what)
+            warn(
+                stderr_console(),
+                f"nnlab: {what} at step {step} not recorded ({why}); "
+                "training goes on, later ones are skipped the same way and noted in the run",
+            )
+        self.run.note_skipped(step, what, why)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         """An exception in the fit marks the run failed (Ctrl-C: interrupted)."""

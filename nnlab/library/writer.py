@@ -293,6 +293,13 @@ class RunWriter:
         self.last_step = step
         self._maybe_flush()
 
+    def note_skipped(self, step: int, what: str, why: str) -> None:
+        """A line of kind "skipped" in metrics.jsonl: what a recording skipped at a step and
+        why (the Lightning callback's writes that failed without stopping the fit)."""
+        self._open("note_skipped")
+        self.log_file.append(kind=metrics.SKIPPED, step=int(step), what=str(what), why=str(why))
+        self._maybe_flush()
+
     def log_epoch(self, epoch: int, *, step: int | None = None, **values: float) -> None:
         """Log an epoch's numbers (train_loss, test_loss, test_acc, ...: `summary` shows
         the last epoch's as the run's final metrics) and flush. epoch counts from 1; step

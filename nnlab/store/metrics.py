@@ -17,6 +17,7 @@ from pathlib import Path
 
 # The kinds of line, as their "kind" key says.
 STEP, EPOCH, TASK, DIVERGED = "step", "epoch", "task", "diverged"
+SKIPPED = "skipped"  # what a recording left out, and why (the Lightning callback's)
 # The non-metric keys of an epoch line.
 POSITION_KEYS = ("kind", "epoch", "step", "seconds")
 
