@@ -326,3 +326,91 @@ def test_ctrl_c_stops_a_search_cleanly_and_resume_finishes_it(nnlab, runs):
     r = nnlab("sweep", "--resume", sweep_id)
     assert r.code == 0, r.err
     _assert_study_whole(runs, sweep_id, 3)
+
+
+@pytest.fixture(scope="module")
+def small_search(tmp_path_factory):
+    """A finished 4-trial search (runs dir, sweep id), to tamper with copies of."""
+    runs = tmp_path_factory.mktemp("small-search") / "runs"
+    p = _spawn([*SEARCH, "--trials=4", "--jobs=2"], runs)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    return runs, out.strip()
+
+
+def _copy(small_search, tmp_path) -> tuple[Path, str, Path, list[dict]]:
+    """A copy of the small search: (runs, sweep id, journal, its ops)."""
+    import shutil
+
+    src, sweep_id = small_search
+    runs = tmp_path / "runs"
+    shutil.copytree(src, runs)
+    journal = runs / sweep_id / folders.JOURNAL_FILE
+    ops = [json.loads(line) for line in journal.read_text().splitlines()]
+    return runs, sweep_id, journal, ops
+
+
+def _write_ops(journal: Path, ops: list[dict]) -> None:
+    journal.write_text("".join(json.dumps(o, separators=(",", ":")) + "\n" for o in ops))
+
+
+@pytest.mark.slow
+def test_a_damaged_journal_is_one_line_or_repaired(small_search, tmp_path, nnlab):
+    """#37 items 1 and 11: a trial line entered twice leaves the search as it was; a
+    garbage line, or a journal that lost a trial sweep.json has, is one line naming it."""
+    runs, sweep_id, journal, ops = _copy(small_search, tmp_path)
+    last_trial = max(i for i, o in enumerate(ops) if o["op_code"] == 4)
+    _write_ops(journal, [*ops, ops[last_trial]])  # the 4th trial's line again
+    r = nnlab("sweep", "--resume", sweep_id, f"--runs_dir={runs}")
+    assert r.code == 0, r.err
+    assert len(_record(runs, sweep_id)["points"]) == 4
+    assert nnlab("summary", sweep_id, f"--runs_dir={runs}").code == 0
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join([*lines[:3], "not json", *lines[3:]]) + "\n")
+    r = nnlab("sweep", "--resume", sweep_id, f"--runs_dir={runs}")
+    assert r.code == 2 and "study.journal: damaged" in r.err and r.err.count("\n") == 1
+    _write_ops(journal, ops[:last_trial])  # the last trial lost
+    r = nnlab("sweep", "--resume", sweep_id, f"--runs_dir={runs}")
+    assert r.code == 2 and "it holds 3 trials, sweep.json 4 points" in r.err, r.err
+
+
+@pytest.mark.slow
+def test_a_trial_outside_the_space_is_never_trained(small_search, tmp_path, nnlab):
+    """#37 item 17: a trial whose values lie outside the search's ranges (a forged journal)
+    is refused in one line at --resume, never trained, and later resumes still work."""
+    import shutil
+
+    runs, sweep_id, journal, ops = _copy(small_search, tmp_path)
+    last_trial = max(i for i, o in enumerate(ops) if o["op_code"] == 4)
+    forged = {**ops[last_trial], "params": {**ops[last_trial]["params"], "lr": 5.0}}
+    kept = [o for i, o in enumerate(ops[:last_trial]) if o.get("trial_id") != 3]
+    _write_ops(journal, [*kept, forged])  # trial 3 asked with lr=5.0, not yet trained
+    rec = _record(runs, sweep_id)
+    gone = rec["points"].pop()
+    shutil.rmtree(runs / gone["run"])
+    (runs / sweep_id / "sweep.json").write_text(json.dumps(rec))
+    for _ in range(2):  # and again: the refused trial does not break the study
+        r = nnlab("sweep", "--resume", sweep_id, f"--runs_dir={runs}")
+        assert r.code == 0, r.err
+    assert not (runs / gone["run"]).exists()
+    point = _record(runs, sweep_id)["points"][3]
+    assert point["status"] == "failed" and "lr=5.0 (not in log:0.001..0.03)" in point["error"]
+    text = nnlab("summary", sweep_id, f"--runs_dir={runs}").out
+    assert "failed: values outside the search: lr=5.0" in text
+
+
+@pytest.mark.slow
+def test_a_search_shows_its_runs_numbers_not_sweep_json_s(small_search, tmp_path, nnlab):
+    """#37 item 16: a forged value in sweep.json is never shown; the runs' sealed numbers are."""
+    runs, sweep_id, _, _ = _copy(small_search, tmp_path)
+    rec = _record(runs, sweep_id)
+    finished = [p for p in rec["points"] if p["status"] == "finished"]
+    for p in rec["points"]:
+        p["value"] = -100.0  # better than any real ELBO here
+    (runs / sweep_id / "sweep.json").write_text(json.dumps(rec))
+    d = nnlab("summary", sweep_id, "--json", f"--runs_dir={runs}").json()
+    truth = {p["run"]: folders.open_run(p["run"], runs).meta().final["test_elbo"] for p in finished}
+    shown = {t["run"]: t["value"] for t in d["search"]["trials"] if t["status"] == "finished"}
+    assert shown == pytest.approx(truth) and -100.0 not in shown.values()
+    assert d["search"]["best"]["value"] == pytest.approx(max(truth.values()))
+    assert "-100" not in nnlab("summary", sweep_id, f"--runs_dir={runs}").out

@@ -105,3 +105,19 @@ def test_optuna_distributions_give_back_config_values():
     values = space.values_of(params, {"lr": 0.003, "batch_size": 40, "hidden_dims": "[32,16]"})
     assert values == {"lr": 0.003, "batch_size": 40, "hidden_dims": [32, 16]}
     assert isinstance(values["batch_size"], int) and math.isclose(values["lr"], 0.003)
+
+
+def test_outside_names_the_first_value_beyond_its_range_or_choices():
+    params = {
+        "lr": space.Range(1e-4, 1e-2, log=True),
+        "batch_size": space.Range(16, 256, integer=True),
+        "activation": ["relu", "tanh"],
+    }
+    fine = {"lr": 1e-3, "batch_size": 64, "activation": "tanh"}
+    assert space.outside(params, fine) == ""
+    assert space.outside(params, {**fine, "lr": 5.0}) == "lr=5.0 (not in log:0.0001..0.01)"
+    assert "batch_size=64.5" in space.outside(params, {**fine, "batch_size": 64.5})
+    assert "activation=gelu (not in relu,tanh)" in space.outside(
+        params, {**fine, "activation": "gelu"}
+    )
+    assert "lr=True" in space.outside(params, {**fine, "lr": True})

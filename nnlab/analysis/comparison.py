@@ -23,6 +23,8 @@ def describe(sweep_id: str, runs_dir=None) -> dict:
     points = []
     for i, p in enumerate(rec["points"]):
         status = sweep.point_status(rec, i)
+        if status == Status.PENDING and p["status"] == Status.FAILED:
+            status = Status.FAILED  # refused before it ran (values outside a search's space)
         metrics, problem = _point_metrics(sweep.root, p, columns)
         if problem and problem.startswith(DISAGREE):
             status = Status.DAMAGED

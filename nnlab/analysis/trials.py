@@ -34,6 +34,42 @@ def progress(root, run_id: str) -> tuple[float | None, int | None]:
     return steps / spe, steps
 
 
+def final_value(root, run_id: str, metric: str) -> float | None:
+    """The metric of a finished point's run, from its sealed files: its last epoch's
+    (meta.json's final), or its last snapshot's latent metrics; None when it has none."""
+    from nnlab.analysis import cache
+
+    try:
+        run = folders.open_run(run_id, root)
+        meta = run.meta()
+        if isinstance(meta.final.get(metric), (int, float)):
+            return float(meta.final[metric])
+        value = cache.last_of(run, run.config(meta), meta).get(metric)
+        return float(value) if isinstance(value, (int, float)) else None
+    except NnlabError:
+        return None
+
+
+def sealed_values(sweep, rec: dict, statuses: list[str]) -> list[float | None]:
+    """Each point's metric as its run's sealed files say (never sweep.json's word): a
+    finished run's final value, a pruned run's value at its prune (meta.json), else None."""
+    metric = rec["search"]["metric"]
+    out: list[float | None] = []
+    for p, status in zip(rec["points"], statuses, strict=True):
+        value = None
+        if status == Status.FINISHED:
+            value = final_value(sweep.root, p["run"], metric)
+        elif status == Status.PRUNED:
+            try:
+                pruned = folders.open_run(p["run"], sweep.root).meta().pruned or {}
+            except NnlabError:
+                pruned = {}
+            if pruned.get("metric") == metric and isinstance(pruned.get("value"), (int, float)):
+                value = float(pruned["value"])
+        out.append(value if value is None or math.isfinite(value) else None)
+    return out
+
+
 def best(points: list[dict], direction: str) -> dict | None:
     """The finished point with the best value (the first of equals), or None."""
     top = (sweeps.ranked_points(points, direction) or [None])[0]
@@ -78,9 +114,9 @@ def describe(sweep, rec: dict, points: list[dict]) -> dict:
     """The search part of a sweep's description: plan, trials table rows, best, importance."""
     plan = rec["search"]
     trials = []
-    for p in points:
+    values = sealed_values(sweep, rec, [p["status"] for p in points])
+    for p, value in zip(points, values, strict=True):
         epochs, steps = progress(sweep.root, p["run"])
-        value = rec["points"][p["index"]].get("value")
         trials.append({**p, "value": value, "epochs": epochs, "steps": steps})
     top = best(trials, plan["direction"])
     return {

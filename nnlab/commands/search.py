@@ -19,10 +19,11 @@ import math
 from pathlib import Path
 
 from nnlab import families
+from nnlab.analysis import trials as trials_mod
 from nnlab.commands import executors
 from nnlab.config import space as spaces
 from nnlab.helpers import options
-from nnlab.helpers.errors import NnlabError, did_you_mean
+from nnlab.helpers.errors import NnlabError, RunDamaged, did_you_mean
 from nnlab.store import folders, sweeps
 from nnlab.store.meta import Status
 
@@ -157,11 +158,16 @@ class Study:
         path = sweep.file(folders.JOURNAL_FILE)
         _repair(path)
         lock = JournalFileOpenLock(str(path) + ".lock", grace_period=30)
-        storage = JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
         direction = "maximize" if the_plan.direction == "max" else "minimize"
-        self.study = optuna.create_study(
-            study_name="nnlab", storage=storage, direction=direction, load_if_exists=True
-        )
+        try:  # the journal is read here: a line that is not Optuna's is damage
+            storage = JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+            self.study = optuna.create_study(
+                study_name="nnlab", storage=storage, direction=direction, load_if_exists=True
+            )
+            self.study.get_trials(deepcopy=False)  # read every line now: damage shows here
+        except (ValueError, KeyError, TypeError, IndexError) as e:  # a line not Optuna's
+            first = (str(e).splitlines() or [type(e).__name__])[0][:120]
+            raise RunDamaged(f"{path}: damaged ({first}); the search cannot go on") from None
         self.dists = {k: spaces.distribution(optuna, p) for k, p in self.params.items()}
 
     def trials(self) -> list:
@@ -178,7 +184,10 @@ class Study:
             direction=self.study.direction, sampler=self._sampler(len(trials))
         )
         for t in trials:
-            shadow.add_trial(t)
+            try:
+                shadow.add_trial(t)
+            except ValueError:  # values outside the space: refused at --resume, not learnt from
+                continue
         proposed = shadow.ask(self.dists)
         self.study.add_trial(
             optuna.trial.create_trial(
@@ -260,22 +269,6 @@ def _repair(path: Path) -> None:
             f.truncate(data.rfind(b"\n") + 1)
 
 
-def final_value(sweep: sweeps.Sweep, run_id: str, metric: str) -> float | None:
-    """The metric of a finished point's run: its last epoch's, or its last snapshot's."""
-    from nnlab.analysis import cache
-
-    try:
-        run = folders.open_run(run_id, sweep.root)
-        meta = run.meta()
-        final = meta.final
-        if isinstance(final.get(metric), (int, float)):
-            return float(final[metric])
-        value = cache.last_of(run, run.config(meta), meta).get(metric)
-        return float(value) if isinstance(value, (int, float)) else None
-    except NnlabError:
-        return None
-
-
 # ---------------------------------------------------------------- the feed
 
 
@@ -327,7 +320,7 @@ class SearchFeed(executors.Feed):
         point = self.rec["points"][index]
         value = None
         if status == Status.FINISHED:
-            value = final_value(self.sweep, point["run"], self.study.plan.metric)
+            value = trials_mod.final_value(self.sweep.root, point["run"], self.study.plan.metric)
             if value is None:
                 point["error"] = f"its run has no {self.study.plan.metric}"
         self.study.tell(index, status, value)
@@ -339,11 +332,27 @@ class SearchFeed(executors.Feed):
         missed, and the trials to go on with."""
         states = self.study.optuna.trial.TrialState
         trials, points = self.study.trials(), self.rec["points"]
-        for t in trials[len(points) :]:
+        journal = self.sweep.file(folders.JOURNAL_FILE)
+        if len(trials) < len(points):
+            raise RunDamaged(
+                f"{journal}: damaged (it holds {len(trials)} trials, sweep.json "
+                f"{len(points)} points)"
+            )
+        planned = self.study.plan.trials
+        for t in trials[planned:]:  # a line entered twice: more trials than the search has
+            if t.state == states.RUNNING:
+                self.study.study.tell(t.number, state=states.FAIL)
+        for t in trials[len(points) : planned]:
             values = spaces.values_of(self.study.params, t.params)
-            points.append(new_point(self.sweep.id, t.number, self.study.plan.trials, values))
+            points.append(new_point(self.sweep.id, t.number, planned, values))
         todo = []
         for i, point in enumerate(points):
+            wrong = spaces.outside(self.study.params, point["values"])
+            if wrong:  # never trained: a forged trial would fail every later resume
+                if trials[i].state == states.RUNNING:
+                    self.study.study.tell(i, state=states.FAIL)
+                point.update(status=Status.FAILED, error=f"values outside the search: {wrong}")
+                continue
             status = self.sweep.point_status(self.rec, i)
             run_ended = status in (
                 Status.FINISHED,

@@ -411,11 +411,16 @@ def _outcome(sweep: sweeps.Sweep, rec: dict, seconds: float, console: Console) -
         counts = ", ".join(
             f"{n} {s}" for s in sweeps.ENDED if (n := sum(p["status"] == s for p in points))
         )
-        top = trials.best(points, plan["direction"])
+        sealed = trials.sealed_values(sweep, rec, [p["status"] for p in points])  # runs' word
+        valued = [{**p, "value": v} for p, v in zip(points, sealed, strict=True)]
+        top = trials.best(valued, plan["direction"])
+        best = (
+            f"{top['run']}, {plan['metric']} {top['value']:.6g} with {grid.describe(top['values'])}"
+            if top
+            else f"none (no finished trial has its {plan['metric']})"
+        )
         console.print(
-            f"search {sweep.id}: {len(points)} trials ({counts}) in {clock}; best: "
-            f"{top['run']}, {plan['metric']} {top['value']:.6g} with "
-            f"{grid.describe(top['values'])}",
+            f"search {sweep.id}: {len(points)} trials ({counts}) in {clock}; best: {best}",
             soft_wrap=True,
         )
         return sweep.id

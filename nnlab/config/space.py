@@ -178,6 +178,27 @@ def distribution(optuna, p):
     return d.CategoricalDistribution([text_of(v) for v in p])
 
 
+def outside(params: dict, values: dict) -> str:
+    """'' when every value lies in its field's range or choices; else the first that does
+    not, as "lr=5.0 (not in log:1e-4..0.01)"."""
+    for k, p in params.items():
+        v = values.get(k)
+        if isinstance(p, Range):
+            ok = (
+                isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and p.lo <= v <= p.hi
+                and (not p.integer or float(v).is_integer())
+            )
+            where = p.text()
+        else:
+            ok = any(text_of(c) == text_of(v) for c in p)
+            where = ",".join(text_of(c) for c in p)
+        if not ok:
+            return f"{k}={text_of(v)} (not in {where})"
+    return ""
+
+
 def values_of(params: dict, drawn: dict) -> dict:
     """A trial's config values from Optuna's params (choices back from their texts)."""
     out = {}
