@@ -123,7 +123,7 @@ def test_a_changed_cache_is_never_shown(run, runs, nnlab, forge):
     assert cache.last_metrics(run, ("mu", "sd")) == true_last
     resealed = {k: v for k, v in data.items() if k != "checksum"}  # a forger who reseals
     forge(resealed)
-    files.write_json(path, {**resealed, "checksum": cache._digest(resealed)})
+    files.write_json(path, {**resealed, "checksum": files.seal(resealed)})
     if resealed["last"]["ncm_accuracy"] != 0.999:  # malformed: refused by its shape
         assert cache.last_metrics(run, ("mu", "sd")) == true_last
     r = nnlab("summary", run.id)

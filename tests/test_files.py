@@ -75,3 +75,16 @@ def test_lock_is_exclusive_and_names_its_holder(tmp_path):
     assert not files.is_locked(tmp_path / "lock")
     b.acquire({"pid": 456})
     b.release()
+
+
+def test_one_seal_for_every_kept_file():
+    """files.seal of a dict is meta.json's checksum (runs written before stay valid)."""
+    import hashlib
+    import json
+
+    meta = {"b": 1, "a": [1.5, "x"]}
+    canonical = json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert files.seal(meta) == hashlib.sha256(canonical.encode()).hexdigest()
+    a = np.arange(6, dtype=np.float32).reshape(3, 2)
+    assert files.seal(meta, a) != files.seal(meta, a.reshape(2, 3)) != files.seal(meta)
+    assert files.seal(meta, a) == files.seal({"a": [1.5, "x"], "b": 1}, a.copy())

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from nnlab.analysis import projection as P
+from nnlab.helpers import files
 from nnlab.store import folders, record
 
 HAVE = {
@@ -156,3 +157,19 @@ def test_bad_input_is_one_line_and_exit_2(trained, nnlab, tmp_path, monkeypatch)
     if HAVE["tsne"]:  # a 2-D VAE may be embedded, with a warning that it is 2-D already
         r = nnlab("project", ids["vae"], "--method=tsne", "--points=50", "--every=10")
         assert r.code == 0 and "2-D already" in r.err, r.err
+
+
+def test_forged_coordinates_are_never_drawn(tmp_path):
+    """#37 item 15: kept coordinates are sealed as the latent-metrics cache is (files.seal);
+    a file whose coordinates were changed under its key is computed again."""
+    run = _recording(tmp_path, moving_clusters(frames=3))
+    rec = record.load_recording(run.latents, ("act",))
+    first = P.project(run, rec, "pca", 100, 1, 0)
+    with np.load(first.path, allow_pickle=False) as z:
+        kept = {k: z[k] for k in z.files}
+    lattice = np.zeros_like(kept["coords"]) + 3e38  # a forged picture, under the same key
+    files.save_npz(first.path, **{**kept, "coords": lattice})
+    again = P.project(run, rec, "pca", 100, 1, 0)
+    np.testing.assert_array_equal(again.coords, first.coords)
+    with np.load(first.path, allow_pickle=False) as z:
+        np.testing.assert_array_equal(z["coords"], first.coords)  # written again, whole

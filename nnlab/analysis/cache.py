@@ -123,7 +123,7 @@ def _cached(run: folders.Run, kind: str, compute) -> dict:
     # Computed from what was read: if the recording changed meanwhile, the signature taken
     # before reading no longer matches it and the next reader recomputes.
     try:
-        files.write_json(run.cache_file, {**cache, "checksum": _digest(cache)})
+        files.write_json(run.cache_file, {**cache, "checksum": files.seal(cache)})
     except OSError:  # a read-only store still gets its numbers, just not cached
         pass
     return value
@@ -140,13 +140,7 @@ def _read(path: Path) -> dict:
     if cache.get("format") != FORMAT:
         return {}
     sealed = {k: v for k, v in cache.items() if k != "checksum"}
-    return sealed if cache.get("checksum") == _digest(sealed) else {}  # changed: recompute
-
-
-def _digest(cache: dict) -> str:
-    """SHA-256 of the cache's content in a canonical form (its seal, as meta.json's)."""
-    text = json.dumps(cache, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sealed if cache.get("checksum") == files.seal(sealed) else {}  # changed: recompute
 
 
 def _valid(kind: str, value) -> bool:

@@ -239,12 +239,14 @@ def project(
         with bar(len(frames)) as progress:
             coords = embed_frames(frames, method, seed, params, progress.advance)
     path.parent.mkdir(exist_ok=True)
+    coords = np.asarray(coords, dtype=np.float32)
     files.save_npz(
         path,
         coords=coords,
         snapshots=snapshots,
         positions=positions,
         key=np.array(json.dumps(plan.key, sort_keys=True)),
+        checksum=np.array(files.seal(plan.key, coords)),  # a changed coordinate: recomputed
     )
     return Projection(method, coords, snapshots, positions, path)
 
@@ -328,7 +330,8 @@ def _read(path: Path, key: dict, frames: int, n: int) -> np.ndarray | None:
     ok = (
         coords is not None
         and coords.shape == (frames, n, 2)
-        and np.issubdtype(coords.dtype, np.floating)
-        and np.isfinite(coords).all()
+        and coords.dtype == np.float32
+        and "checksum" in z
+        and str(z["checksum"]) == files.seal(key, coords)  # sealed as written
     )
-    return coords.astype(np.float32) if ok else None
+    return coords if ok else None

@@ -227,6 +227,24 @@ def verify_archive(path: Path, max_bytes: int | None = None) -> None:
         raise RunDamaged(f"{path}: damaged (checksum mismatch in {bad})")
 
 
+def seal(data: Any, *arrays) -> str:
+    """The checksum nnlab seals what it keeps with (meta.json, the latent-metrics cache,
+    kept projections): SHA-256 of `data` as canonical JSON (keys sorted, no spaces, ASCII),
+    then of each array's dtype, shape and bytes. A file whose seal differs from its
+    content was changed by someone else: its reader refuses it or computes it again."""
+    import hashlib
+
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    h = hashlib.sha256(text.encode())
+    for a in arrays:
+        import numpy as np
+
+        a = np.ascontiguousarray(a)
+        h.update(f"\n{a.dtype.str} {a.shape}\n".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def sha256_text(text: str) -> str:
     """Hex SHA-256 of a text's UTF-8 bytes."""
     import hashlib

@@ -94,12 +94,10 @@ DATA_KEYS = ("dataset", "dataset_requested", "data_source", "train_size", "val_s
 
 
 def meta_checksum(meta: dict) -> str:
-    """SHA-256 of meta.json's values in a canonical form (keys sorted, no spaces)."""
-    import hashlib
-    import json
+    """SHA-256 of meta.json's values in a canonical form (files.seal: keys sorted, no spaces)."""
+    from nnlab.helpers.files import seal
 
-    text = json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return seal(meta)
 
 
 def new_meta(
