@@ -116,3 +116,30 @@ def test_images_decode_grey_colour_and_resized(tmp_path):
     (tmp_path / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     with pytest.raises(NnlabError, match="cannot read image .*c.png"):
         ff.read_images([tmp_path / "c.png"], 3, 0)
+
+
+def test_every_accepted_grey_mode_reads_to_its_pixel_values(tmp_path):
+    """#37 item 14: 16-bit and 32-bit greys are scaled by their range, not clipped at 255;
+    every mode a folder may hold (catalog.GREY_MODES) reads to the same 8-bit picture."""
+    from PIL import Image
+
+    from nnlab.data import catalog
+
+    want = np.array([[0, 128, 255, 64]], dtype=np.uint8)
+    images = {
+        "1": (Image.fromarray(want >= 128), np.array([[0, 255, 255, 0]], np.uint8), "png"),
+        "L": (Image.fromarray(want, "L"), want, "png"),
+        "LA": (Image.fromarray(np.dstack([want, want]), "LA"), want, "png"),
+        "I;16": (Image.fromarray(want.astype(np.uint16) * 257), want, "png"),
+        "I": (Image.fromarray(want.astype(np.int32) * 257, "I"), want, "tiff"),
+        "F": (Image.fromarray(want.astype(np.float32) / 255, "F"), want, "tiff"),
+    }
+    assert set(images) == catalog.GREY_MODES
+    for mode, (im, expected, fmt) in images.items():
+        path = tmp_path / f"{mode.replace(';', '')}.{fmt}"
+        im.save(path)
+        assert ff.image_header(path)[1] in (mode, "I;16B", "I;16L", "I;16")
+        got = ff.read_images([path], 1, 0)
+        np.testing.assert_array_equal(got[0, 0], expected, err_msg=mode)
+        colour = ff.read_images([path], 3, 0)  # the same grey in each channel of a colour set
+        np.testing.assert_array_equal(colour[0, 1], expected, err_msg=mode)

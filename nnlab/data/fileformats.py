@@ -163,6 +163,21 @@ def image_header(path: Path) -> tuple[tuple[int, int], str]:
         raise NnlabError(f"cannot read image {path} ({type(e).__name__}: {e})") from None
 
 
+def _as_8bit(im):
+    """A PIL image whose channels hold 0..255: a 16-bit or 32-bit integer grey (I;16, I)
+    scaled from 0..65535 and a float grey (F) from 0..1, rounded, instead of PIL's
+    conversion, which clips them at 255 (a 16-bit PNG came out 99.6% white)."""
+    from PIL import Image
+
+    if im.mode.startswith("I;16") or im.mode == "I":
+        a = np.asarray(im, dtype=np.float64) * (255 / 65535)
+    elif im.mode == "F":
+        a = np.asarray(im, dtype=np.float64) * 255
+    else:
+        return im
+    return Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
+
+
 def read_images(files: list[Path], channels: int, size: int) -> np.ndarray:
     """Decode image files to (N, channels, H, W) uint8; `size` > 0 resizes each to a
     size x size square (bilinear), else all must share one size (checked by the caller)."""
@@ -173,7 +188,7 @@ def read_images(files: list[Path], channels: int, size: int) -> np.ndarray:
     for i, path in enumerate(files):
         try:
             with Image.open(path) as im:
-                im = im.convert(mode)
+                im = _as_8bit(im).convert(mode)
                 if size:
                     im = im.resize((size, size), Image.Resampling.BILINEAR)
                 a = np.asarray(im, dtype=np.uint8)
