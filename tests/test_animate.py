@@ -151,3 +151,25 @@ def test_parallel_and_serial_rendering_write_the_same_gif(trained, tmp_path, mon
     assert len(serial) == len(parallel) == len(src.rec) > 6
     a, b = write_gif(tmp_path / "a.gif", serial), write_gif(tmp_path / "b.gif", parallel)
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_a_long_class_name_leaves_room_for_the_others(runs):
+    """#37 item 22: a 250-character class name (a legal folder name) is cut in the legend
+    and the tags, every other name still shown; an epoch of 1e300 is no 300-digit title."""
+    import torch
+
+    import nnlab as api
+    from nnlab.render.animate import epoch_text
+    from nnlab.render.style import LEGEND_CHARS
+
+    long = "x" * 250
+    run = api.start("long", runs_dir=runs)
+    x, y = torch.rand(9, 1, 4, 4), torch.arange(9) % 3
+    run.watch(x, y, classes=[long, "b", "c"], encode=lambda b: b.flatten(1)[:, :2])
+    run.snapshot(0, epoch=0.0)
+    run.finish()
+    fig = api.open(run.id, runs).figure()
+    shown = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert shown[1:] == ["b", "c"] and len(shown[0]) == LEGEND_CHARS
+    assert shown[0].endswith("…") and shown[0].startswith("xxx")
+    assert epoch_text(1e300) == "1e+300" and epoch_text(2.25) == "2.25"

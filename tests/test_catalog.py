@@ -164,6 +164,22 @@ def test_npz_without_a_test_split_is_split_seeded(tmp_path):
         ({"x": np.zeros((4, 5, 5), np.uint8)}, "no array 'y'"),
         ({"x": np.zeros((4, 5, 5)), "y": np.zeros(4)}, "labels must be whole numbers"),
         ({"x": np.zeros((4, 5, 5), np.uint8), "y": np.zeros(4, int)}, "at least two classes"),
+        (  # #37 item 3: two names of 300 characters (of 20 million in the attack)
+            {"x": GREY4, "y": np.arange(4) % 2, "classes": np.array(["a" * 300, "b"])},
+            "names of up to 300 characters; at most 256 each",
+        ),
+        (  # #37 item 8: 200,000 names declared, 2 used
+            {"x": GREY4, "y": np.arange(4) % 2, "classes": np.array(["c"] * 200_000)},
+            "'classes' declares 200,000 names; at most 10,000",
+        ),
+        (
+            {"x": GREY4, "y": np.array([0, 1, 0, 10**6])},
+            "label 1000000 implies 1,000,001 classes; nnlab draws at most 10,000",
+        ),
+        (
+            {"x": GREY4, "y": np.arange(4) % 2, "classes": np.arange(2)},
+            "give the class names as text",
+        ),
     ],
 )
 def test_bad_npz(tmp_path, arrays, needle):

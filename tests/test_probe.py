@@ -93,3 +93,13 @@ def test_the_encoder_is_chosen_one_way():
         Encoder(x, module=Net(), layer="fcc")
     with pytest.raises(UsageError, match="batch_size=0"):
         Encoder(x, encode=lambda b: b, batch_size=0)
+
+
+def test_class_names_are_bounded():
+    """#37 items 3 and 10: at most 10,000 classes and 256 characters a name."""
+    labels = np.arange(4) % 2
+    with pytest.raises(UsageError, match="a name of 300 characters"):
+        check_labels(labels, 4, ["a" * 300, "b"])
+    with pytest.raises(UsageError, match="10,001 names; nnlab draws at most 10,000"):
+        check_labels(labels, 4, ["c"] * 10_001)
+    assert check_labels(labels, 4, ["a" * 256, "b"])[0] == "a" * 256

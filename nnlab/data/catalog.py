@@ -44,6 +44,10 @@ IDX_FILES = (
 DEBIAN_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
 DOWNLOAD_TIMEOUT_S = 15
 SAMPLE_TEST_SHARE = 0.2  # mnist-sample: 400 train + 100 test images of each digit
+# What a dataset's classes may be: pictures draw a legend entry and metrics a row per
+# class, and every run keeps the names.
+MAX_CLASSES = 10_000
+MAX_CLASS_NAME = 256  # characters (a folder's name may have 255)
 SPLIT_SEED = 5000  # fixed: a dataset's train/test split never depends on a run's seed
 TEST_SHARE = 0.2  # of a folder or npz without a test split of its own
 # A dataset lives in memory twice while it is loaded (uint8 arrays, float32 tensors):
@@ -569,9 +573,16 @@ def _describe_npz(name: str) -> Description:
         k: ff.read_npz_member(path, k).astype(np.int64) for k in ("y", "y_test") if k in heads
     }
     if "classes" in heads:
+        _check_class_names(heads["classes"], where)  # from its header, before it is read
         classes = [str(c) for c in ff.read_npz_member(path, "classes").reshape(-1)]
     else:
-        classes = [str(i) for i in range(int(max(v.max(initial=0) for v in labels.values())) + 1)]
+        top = int(max(v.max(initial=0) for v in labels.values()))
+        if top >= MAX_CLASSES:
+            raise NnlabError(
+                f"{where}: label {top} implies {top + 1:,} classes; nnlab draws at most "
+                f"{MAX_CLASSES:,} (number the classes from 0)"
+            )
+        classes = [str(i) for i in range(top + 1)]
     for key, y in labels.items():
         outside = y[(y < 0) | (y >= len(classes))]
         if len(outside):
@@ -588,6 +599,23 @@ def _describe_npz(name: str) -> Description:
         test = held_out(labels["y"], TEST_SHARE)
         sizes = (int((~test).sum()), int(test.sum()))
     return Description(name, shape, classes, sizes, labels)
+
+
+def _check_class_names(head: tuple, where: str) -> None:
+    """Refuse, from the npz header alone, a 'classes' array of more than MAX_CLASSES names
+    or of names longer than MAX_CLASS_NAME characters (each would be kept in every run)."""
+    shape, dtype = head
+    count = int(np.prod(shape)) if len(shape) else 1
+    if count > MAX_CLASSES:
+        raise NnlabError(f"{where}: 'classes' declares {count:,} names; at most {MAX_CLASSES:,}")
+    chars = dtype.itemsize // 4 if dtype.kind == "U" else dtype.itemsize
+    if dtype.kind not in "US":
+        raise NnlabError(f"{where}: 'classes' is {dtype}; give the class names as text")
+    if chars > MAX_CLASS_NAME:
+        raise NnlabError(
+            f"{where}: 'classes' holds names of up to {chars:,} characters; at most "
+            f"{MAX_CLASS_NAME} each"
+        )
 
 
 def _npz_shapes(heads: dict, where: str) -> list[tuple]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from nnlab.data.catalog import MAX_CLASS_NAME, MAX_CLASSES
 from nnlab.helpers.background import Background
 from nnlab.helpers.errors import NnlabError, did_you_mean
 
@@ -72,9 +73,6 @@ def display_images(images: np.ndarray, shape: Sequence[int] | None = None) -> np
     return np.round(x * 255).astype(np.uint8)
 
 
-MAX_CLASSES = 10_000  # what a picture's legend and the class metrics are drawn for
-
-
 def check_labels(labels: np.ndarray, n: int, classes: Sequence[str] | None) -> list[str]:
     """The class names for labels of n images (given, or 0..max); refuse what does not fit,
     and more than MAX_CLASSES classes (named or implied by the largest label)."""
@@ -98,6 +96,12 @@ def check_labels(labels: np.ndarray, n: int, classes: Sequence[str] | None) -> l
     if len(classes) > MAX_CLASSES:
         raise UsageError(f"classes: {len(classes):,} names; nnlab draws at most {MAX_CLASSES:,}")
     names = [str(c) for c in classes]
+    long = next((n for n in names if len(n) > MAX_CLASS_NAME), None)
+    if long is not None:
+        raise UsageError(
+            f"classes: a name of {len(long):,} characters ({long[:20]!r}...); at most "
+            f"{MAX_CLASS_NAME} each"
+        )
     if not names:
         raise UsageError("classes: give at least one class name")
     if int(labels.max()) >= len(names):

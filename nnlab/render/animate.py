@@ -38,6 +38,7 @@ from nnlab.render.style import (
     PRIOR_COLOR,
     TITLE_SIZE,
     class_colors,
+    shown_name,
 )
 from nnlab.store import folders, record
 
@@ -208,7 +209,7 @@ class _Renderer:
 def _title(label: str, src: Source, s: int, outside) -> str:
     """A panel's title at snapshot s: the run, its epoch and step (its task, when permuted),
     and how many points fall outside the axes."""
-    text = f"{label}\nEpoch {src.rec.epochs[s]:.2f} · step {src.rec.steps[s]}"
+    text = f"{label}\nEpoch {epoch_text(float(src.rec.epochs[s]))} · step {src.rec.steps[s]}"
     every = families.of(src.cfg).tasks_every(src.cfg)
     if every:  # a permuted run: which task this snapshot had last trained on
         text += f" · task {tasks.at(float(src.rec.epochs[s]), every)}"
@@ -216,6 +217,12 @@ def _title(label: str, src: Source, s: int, outside) -> str:
     if k:
         text += f" · {k:,} point{'s' if k > 1 else ''} outside"
     return text
+
+
+def epoch_text(epoch: float) -> str:
+    """An epoch in a title: 2.25, or 1e+300 for one a run's files claim absurdly (never
+    300 digits)."""
+    return f"{epoch:.2f}" if abs(epoch) < 1e6 else f"{epoch:.3g}"
 
 
 def snapshot_figure(run_id, runs_dir=None, *, step=None, kind=DEFAULTS["kind"], dpi=None):
@@ -354,11 +361,14 @@ def _legend(where, density: bool, classes, colors, names, n_panels: int, below_a
     from matplotlib.patches import Patch
 
     if density:
-        handles = [Patch(facecolor=colors[c], alpha=0.6, label=names[c]) for c in classes]
+        handles = [
+            Patch(facecolor=colors[c], alpha=0.6, label=shown_name(names[c])) for c in classes
+        ]
         handles.append(Line2D([], [], ls="--", color=PRIOR_COLOR, label="prior N(0, I): 1σ, 2σ"))
     else:
         handles = [
-            Line2D([], [], ls="", marker="o", color=colors[c], label=names[c]) for c in classes
+            Line2D([], [], ls="", marker="o", color=colors[c], label=shown_name(names[c]))
+            for c in classes
         ]
     where.legend(
         handles=handles,

@@ -18,6 +18,7 @@ from nnlab.render.style import (
     POINT_ALPHA,
     PRIOR_CIRCLES,
     PRIOR_COLOR,
+    shown_name,
 )
 
 
@@ -82,6 +83,7 @@ class DensityPanel:
             )
             for r, a in PRIOR_CIRCLES
         ]
+        names = [shown_name(n) for n in names]
         self.tags = {
             c: ax.text(
                 0,

@@ -12,6 +12,13 @@ DENSITY_GRID = 160  # density grid points per axis
 PRIOR_CIRCLES = ((1, 0.9), (2, 0.5))
 PRIOR_COLOR = "0.15"
 POINT_ALPHA = 0.6
+LEGEND_CHARS = 30  # a class name is cut to this many characters in legends and tags
+
+
+def shown_name(name: str) -> str:
+    """A class name as a picture shows it: whole, or cut with an ellipsis past
+    LEGEND_CHARS (a 250-character folder name would push every other name off the canvas)."""
+    return name if len(name) <= LEGEND_CHARS else name[: LEGEND_CHARS - 1] + "…"
 
 
 # Ten colours told apart at the opacities the density panels use (0.28-0.7 over white):
