@@ -143,3 +143,48 @@ def test_every_accepted_grey_mode_reads_to_its_pixel_values(tmp_path):
         np.testing.assert_array_equal(got[0, 0], expected, err_msg=mode)
         colour = ff.read_images([path], 3, 0)  # the same grey in each channel of a colour set
         np.testing.assert_array_equal(colour[0, 1], expected, err_msg=mode)
+
+
+def test_odd_files_are_refused_in_one_line_without_reading_them(tmp_path):
+    """#37 item 4: an npz: that links to /dev/zero, a FIFO, a loop of links."""
+    import os
+
+    from nnlab.data import catalog
+
+    zero = tmp_path / "zero.npz"
+    zero.symlink_to("/dev/zero")
+    fifo = tmp_path / "fifo.npz"
+    os.mkfifo(fifo)
+    loop = tmp_path / "loop.npz"
+    loop.symlink_to(loop)
+    for path, needle in (
+        (zero, "not a regular file"),
+        (fifo, "not a regular file"),
+        (loop, r"cannot be read \(Too many levels of symbolic links\)"),
+        (tmp_path / "none.npz", "no such file"),
+    ):
+        with pytest.raises(NnlabError, match=needle) as e:
+            catalog.describe(f"npz:{path}")
+        assert str(e.value).startswith(f"npz:{path}") and "\n" not in str(e.value)
+    with pytest.raises(NnlabError, match="not a regular file"):
+        ff.read_idx(tmp_path / "zero.npz")
+
+
+def test_an_idx_file_is_read_no_further_than_its_header_says(tmp_path):
+    """#37 item 5: a gzip bomb (a small header, gigabytes behind it) stops at the size its
+    header declares; a header claiming more than the dataset holds is refused unread."""
+    import gzip
+
+    bomb = tmp_path / "bomb-idx3-ubyte.gz"
+    with gzip.open(bomb, "wb") as f:
+        f.write(bytes([0, 0, 8, 2]) + (2).to_bytes(4, "big") * 2)
+        f.write(bytes(20 * 2**20))  # 20 MB of zeros behind a 2x2 header
+    with pytest.raises(NnlabError, match=r"size does not match its IDX header \(2, 2\)"):
+        ff.read_idx(bomb)
+    huge = tmp_path / "huge-idx3-ubyte"
+    huge.write_bytes(bytes([0, 0, 8, 2]) + (100_000).to_bytes(4, "big") * 2)
+    with pytest.raises(NnlabError, match=r"claims \(100000, 100000\) \(10,000,000,000 bytes\)"):
+        ff.read_idx(huge, max_bytes=47_040_000)
+    good = tmp_path / "good-idx1-ubyte"
+    good.write_bytes(bytes([0, 0, 8, 1]) + (3).to_bytes(4, "big") + bytes([7, 8, 9]))
+    assert ff.read_idx(good, max_bytes=10).tolist() == [7, 8, 9]

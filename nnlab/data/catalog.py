@@ -323,7 +323,9 @@ def _idx_where(name: str, root: Path) -> str:
 
 
 def _read_idx(name: str, fmt: str, files: list[Path]) -> RawData:
-    arrays = [ff.read_idx(f) for f in files]
+    k = KNOWN[name]
+    most = sum(k.sizes) * int(np.prod(k.shape))  # no file of the set holds more bytes
+    arrays = [ff.read_idx(f, most) for f in files]
     train, test = arrays[0][:, None], arrays[2][:, None]
     if KNOWN[name].kind == "emnist":  # EMNIST stores each image transposed
         train, test = train.transpose(0, 1, 3, 2), test.transpose(0, 1, 3, 2)

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import pickle
+import stat
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -33,22 +36,45 @@ NUMPY_GLOBALS = {
 }
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (plain or .gz) of unsigned bytes into a numpy array."""
+def regular_file(path: Path, where: str = "") -> None:
+    """Refuse, in one line, what is not a regular file to read: missing, a loop of links, a
+    folder, a FIFO (a reader would wait for ever) or a device (/dev/zero never ends). A
+    link to a regular file is read as that file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise NnlabError(f"{where or path}: no such file") from None
+    except OSError as e:  # ELOOP: too many levels of symbolic links
+        raise NnlabError(f"{where or path}: cannot be read ({e.strerror or e})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise NnlabError(f"{where or path}: not a regular file (a folder, FIFO or device)")
+
+
+def read_idx(path: Path, max_bytes: int | None = None) -> np.ndarray:
+    """Read an IDX file (plain or .gz) of unsigned bytes into a numpy array: its header
+    first, then exactly the bytes it declares (never more: a gzip bomb stops there), and
+    nothing when the header claims more than max_bytes."""
+    regular_file(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as e:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+                raise NnlabError(f"{path} is not an IDX file of unsigned bytes")
+            dims = f.read(4 * head[3])
+            shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(head[3]))
+            size = int(np.prod(shape)) if len(dims) == 4 * head[3] else -1
+            if max_bytes is not None and size > max_bytes:
+                raise NnlabError(
+                    f"{path}: its IDX header claims {shape} ({size:,} bytes), more than this "
+                    f"dataset holds ({max_bytes:,})"
+                )
+            data = f.read(size + 1) if size >= 0 else b""
+    except (OSError, EOFError, zlib.error) as e:
         raise NnlabError(f"cannot read {path}: {e}") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise NnlabError(f"{path} is not an IDX file of unsigned bytes")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    if len(data) != header + int(np.prod(shape)):
+    if size < 0 or len(data) != size:
         raise NnlabError(f"{path}: size does not match its IDX header {shape}")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
 
 
 def read_cifar_binary(path: Path, label_bytes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +130,7 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
         from scipy.io import loadmat
     except ImportError:
         raise NnlabError("reading SVHN's .mat files needs scipy: pip install scipy") from None
+    regular_file(path)
     try:
         mat = loadmat(str(path))
     except Exception as e:
@@ -113,6 +140,7 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_bytes(path: Path) -> bytes:
+    regular_file(path)
     try:
         return Path(path).read_bytes()
     except OSError as e:
@@ -210,6 +238,7 @@ def npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Each member's (shape, dtype) from its .npy header alone: nothing is decompressed
     beyond the header, so an archive claiming a huge array can be refused before loading."""
     out = {}
+    regular_file(path, f"npz:{path}")
     try:
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
@@ -224,8 +253,9 @@ def npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
                 out[info.filename[: -len(".npy")]] = (tuple(shape), dtype)
     except FileNotFoundError:
         raise NnlabError(f"npz:{path}: no such file") from None
-    except Exception as e:  # BadZipFile, a header numpy cannot parse...
-        raise NnlabError(f"npz:{path}: not a readable .npz archive ({e})") from None
+    except Exception as e:  # BadZipFile, a header numpy cannot parse, MemoryError...
+        reason = str(e) or type(e).__name__
+        raise NnlabError(f"npz:{path}: not a readable .npz archive ({reason})") from None
     return out
 
 
@@ -241,5 +271,6 @@ def read_npz_member(path: Path, key: str) -> np.ndarray:
                 "unpickled); save plain numeric arrays"
             ) from None
         raise NnlabError(f"npz:{path}: array '{key}' cannot be read ({e})") from None
-    except Exception as e:
-        raise NnlabError(f"npz:{path}: array '{key}' cannot be read ({e})") from None
+    except Exception as e:  # a MemoryError has no message: say what it is
+        reason = str(e) or type(e).__name__
+        raise NnlabError(f"npz:{path}: array '{key}' cannot be read ({reason})") from None
