@@ -222,3 +222,49 @@ def test_every_named_set_and_user_format_has_its_registry_entry():
         "mat",
         [root / "svhn" / "train_32x32.mat", root / "svhn" / "test_32x32.mat"],
     )
+
+
+@pytest.mark.parametrize("bad", [99, -1])
+def test_cifar_labels_outside_its_classes_are_refused_at_load(tmp_path, monkeypatch, bad):
+    """#37 item 7: a CIFAR-10 batch with label 99 or -1 is refused before any run exists."""
+    from tests.test_fileformats import cifar_arrays, write_cifar_python
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for i, b in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+        images, labels = cifar_arrays(5, seed=i)
+        if b == "data_batch_3":
+            labels[2] = bad
+        write_cifar_python(folder / b, images, labels)
+    monkeypatch.setenv("NNLAB_OFFLINE", "1")
+    with pytest.raises(NnlabError, match=rf"data_batch_3: label {bad} is not one of cifar10's"):
+        catalog.load_raw("cifar10", tmp_path)
+
+
+@pytest.mark.parametrize(
+    "arrays, needle",
+    [
+        (
+            {
+                "x": np.zeros((0, 5, 5), np.uint8),
+                "y": np.zeros(0, int),
+                "classes": np.array(["a", "b"]),
+            },
+            "no images to train on",
+        ),
+        (
+            {
+                "x": GREY4,
+                "y": np.arange(4) % 2,
+                "x_test": np.zeros((0, 5, 5), np.uint8),
+                "y_test": np.zeros(0, int),
+            },
+            "no test images",
+        ),
+        ({"x": GREY4[:3], "y": np.arange(3)}, "no test images"),  # one image per class
+    ],
+)
+def test_a_dataset_with_an_empty_split_is_refused_before_a_run(tmp_path, arrays, needle):
+    """#37 item 6: no split may be empty (evaluation and the probe need test images)."""
+    with pytest.raises(NnlabError, match=needle):
+        catalog.describe(npz(tmp_path, **arrays))

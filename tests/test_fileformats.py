@@ -188,3 +188,20 @@ def test_an_idx_file_is_read_no_further_than_its_header_says(tmp_path):
     good = tmp_path / "good-idx1-ubyte"
     good.write_bytes(bytes([0, 0, 8, 1]) + (3).to_bytes(4, "big") + bytes([7, 8, 9]))
     assert ff.read_idx(good, max_bytes=10).tolist() == [7, 8, 9]
+
+
+@pytest.mark.parametrize(
+    "labels, needle",
+    [
+        ([10**30] * 7, "'labels' is not a list of whole numbers"),
+        (["a"] * 7, "'labels' is not a list of whole numbers"),
+        ([[1, 2]] * 7, "'labels' is not a list of whole numbers"),
+    ],
+)
+def test_cifar_python_labels_that_are_not_numbers(tmp_path, labels, needle):
+    """#37 item 7: labels a batch cannot hold are one line, before any run exists."""
+    images, _ = cifar_arrays()
+    batch = {b"data": images.reshape(7, -1), b"labels": labels}
+    (tmp_path / "p").write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.raises(NnlabError, match=needle):
+        ff.read_cifar_python(tmp_path / "p", "labels")

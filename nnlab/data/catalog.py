@@ -213,6 +213,7 @@ def describe(name: str, data_dir: str | Path | None = None, image_size: int = 0)
     own = _own_format(name)
     if own is not None:
         d = own.describe(name, image_size)
+        _check_splits(d, name)
     elif name in KNOWN:
         k = KNOWN[name]
         d = Description(name, k.shape, list(k.classes), k.sizes)
@@ -222,6 +223,19 @@ def describe(name: str, data_dir: str | Path | None = None, image_size: int = 0)
         raise NnlabError(f"--image_size resizes the images of a folder: dataset, not of {name}")
     check_memory(d, name)
     return d
+
+
+def _check_splits(d: Description, name: str) -> None:
+    """Refuse a dataset of the user's with no image to train or to test on (evaluation and
+    the probe need test images), before any run exists."""
+    train, test = d.sizes
+    if train < 1:
+        raise NnlabError(f"{name}: no images to train on")
+    if test < 1:
+        raise NnlabError(
+            f"{name}: no test images: give a test split (x_test and y_test, or a test/ "
+            "folder), or at least two images of a class (a fifth of each class is held out)"
+        )
 
 
 def load_raw(
@@ -373,6 +387,14 @@ def _read_cifar(name: str, fmt: str, files: list[Path]) -> RawData:
         parts = [ff.read_cifar_binary(f, 2 if hundred else 1) for f in files]
     else:
         parts = [ff.read_cifar_python(f, "fine_labels" if hundred else "labels") for f in files]
+    n_classes = len(KNOWN[name].classes)
+    for path, (_, labels) in zip(files, parts, strict=True):
+        bad = labels[(labels < 0) | (labels >= n_classes)]
+        if len(bad):
+            raise NnlabError(
+                f"{path}: label {int(bad[0])} is not one of {name}'s {n_classes} classes "
+                f"(0 to {n_classes - 1}); the file is damaged or not {KNOWN[name].title}'s"
+            )
     train = parts[:-1]
     return RawData(
         name,

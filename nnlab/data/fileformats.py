@@ -118,7 +118,13 @@ def read_cifar_python(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarra
     data, labels = batch.get("data"), batch.get(label_key)
     if not isinstance(data, np.ndarray) or labels is None:
         raise NnlabError(f"{path}: no 'data' array and '{label_key}' in this CIFAR batch")
-    labels = np.asarray(labels, dtype=np.int64)
+    try:  # a list of whole numbers, nothing else (10**30, text, nested lists: damage)
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels of {labels.dtype} {labels.shape}")
+        labels = labels.astype(np.int64)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise NnlabError(f"{path}: '{label_key}' is not a list of whole numbers ({e})") from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape != (len(labels), CIFAR_PIXELS):
         raise NnlabError(f"{path}: 'data' is {data.dtype} {data.shape}, not N x 3072 bytes")
     return data.reshape(-1, 3, 32, 32), labels
