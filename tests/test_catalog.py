@@ -152,6 +152,10 @@ def test_npz_without_a_test_split_is_split_seeded(tmp_path):
     [
         ({"x": np.zeros((4, 5, 5), np.uint8), "y": np.arange(3)}, "holds 4 images but 'y' 3"),
         (
+            {"x": np.zeros((4, 5, 5), np.uint8), "y": np.zeros((4, 2), int)},
+            r"'y' has shape \(4, 2\); labels are one whole number per image",
+        ),
+        (
             {
                 "x": np.zeros((4, 5, 5), np.uint8),
                 "y": np.arange(4),

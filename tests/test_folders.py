@@ -96,3 +96,9 @@ def test_an_id_ending_in_a_newline_is_no_id(runs, nnlab):
         folders.validate_id("vae-20260101-000000\n")
     r = nnlab("summary", "vae-20260101-000000\n")
     assert r.code == 2 and "invalid run id" in r.err and r.err.count("\n") == 1
+
+
+def test_a_store_that_is_a_file_is_one_line(tmp_path, nnlab):
+    (tmp_path / "store").write_text("a file")
+    r = nnlab("train", "vae", "--dataset=mnist-sample", f"--runs_dir={tmp_path / 'store'}")
+    assert r.code == 2 and "not a folder" in r.err and r.err.count("\n") == 1

@@ -412,3 +412,25 @@ def test_a_recording_refuses_what_its_dtype_cannot_store(tmp_path):
     assert len(rec.pending) == 1
     wide = record.Recorder(tmp_path, ("mu",), "float32")
     wide.add(1, 0.1, np.full((3, 2), 7e4, np.float32))  # float32 stores it
+
+
+def test_more_bad_use_is_a_usage_error(runs, tmp_path):
+    """#37 item 13: an empty probe, a negative image_shape, settings nested 500 deep and a
+    runs_dir that is a file are each a one-line UsageError, as promised."""
+    bad = nnlab.UsageError
+    run = nnlab.start(runs_dir=runs)
+    with pytest.raises(bad, match="the probe set is empty"):
+        run.watch(torch.zeros(0, 1, 4, 4), torch.zeros(0, dtype=torch.long), encode=lambda b: b)
+    with pytest.raises(bad, match=r"image_shape=\(-8, -8\): sizes are whole numbers from 1"):
+        run.watch(torch.rand(4, 16), torch.arange(4) % 2, encode=lambda b: b, image_shape=(-8, -8))
+    deep: dict = {}
+    cur = deep
+    for _ in range(500):
+        cur["a"] = {}
+        cur = cur["a"]
+    with pytest.raises(bad, match="nested deeper than 20 levels"):
+        nnlab.start(settings=deep, runs_dir=runs)
+    (tmp_path / "store").write_text("a file")
+    with pytest.raises(bad, match="not a folder"):
+        nnlab.start(runs_dir=tmp_path / "store")
+    run.finish()

@@ -656,7 +656,11 @@ def _npz_shapes(heads: dict, where: str) -> list[tuple]:
             )
         if not (xd == np.uint8 or xd.kind == "f"):
             raise NnlabError(f"{where}: '{xk}' is {xd}; use uint8, or floats in [0, 1]")
-        if len(ys) != 1 or ys[0] != xs[0]:
+        if len(ys) != 1:
+            raise NnlabError(
+                f"{where}: '{yk}' has shape {ys}; labels are one whole number per image"
+            )
+        if ys[0] != xs[0]:
             raise NnlabError(
                 f"{where}: '{xk}' holds {xs[0]:,} images but '{yk}' {ys[0] if ys else 0:,} labels"
             )

@@ -40,6 +40,10 @@ def display_images(images: np.ndarray, shape: Sequence[int] | None = None) -> np
     """Images as the pictures show them: (N, C, H, W) uint8. uint8 stays as it is; floats
     in [0, 1] are scaled by 255; other floats (normalised inputs) by the set's min and max.
     shape: each image's (H, W) or (C, H, W) when the network takes them flat (N, D)."""
+    if images.ndim == 0 or len(images) == 0:
+        raise UsageError("images: the probe set is empty")
+    if shape is not None and not all(isinstance(n, int) and n > 0 for n in shape):
+        raise UsageError(f"image_shape={tuple(shape)}: sizes are whole numbers from 1")
     if shape is not None:
         size = int(np.prod(shape)) if len(shape) in (2, 3) else -1
         if size != int(np.prod(images.shape[1:])):

@@ -64,6 +64,9 @@ def start(
         )
     if not isinstance(dataset, str):
         raise UsageError(f"dataset={dataset!r}: describe your images in text")
+    root = folders.runs_root(runs_dir)
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"runs_dir={str(root)!r}: not a folder (the run store is a folder)")
     cfg = OwnConfig(name=name, dataset=dataset, settings=_json_settings(settings))
     text = config.to_yaml(cfg)
     if config.from_yaml(text, "settings") != cfg:  # what summary will read back
@@ -110,7 +113,22 @@ def _json_settings(settings) -> dict:
         text = json.dumps(settings, allow_nan=False)
     except (TypeError, ValueError) as e:
         raise UsageError(f"settings: not JSON-able ({e})") from None
+    except RecursionError:
+        raise UsageError("settings: nested too deep to save") from None
+    if _depth(settings) > MAX_SETTINGS_DEPTH:  # YAML and the runs table read them back
+        raise UsageError(f"settings: nested deeper than {MAX_SETTINGS_DEPTH} levels")
     return json.loads(text)
+
+
+MAX_SETTINGS_DEPTH = 20
+
+
+def _depth(value, level: int = 0) -> int:
+    """How deep dicts and lists nest in value (stops counting past MAX_SETTINGS_DEPTH)."""
+    if level > MAX_SETTINGS_DEPTH or not isinstance(value, (dict, list, tuple)):
+        return level
+    items = value.values() if isinstance(value, dict) else value
+    return max((_depth(v, level + 1) for v in items), default=level + 1)
 
 
 def _versions() -> dict:

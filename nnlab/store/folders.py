@@ -435,6 +435,8 @@ def create_run(
     runs is refused (the name lock); without, a clashing id gets a -2, -3... suffix.
     """
     root = runs_root(runs_dir)
+    if root.exists() and not root.is_dir():
+        raise NnlabError(f"{root}: not a folder (the run store is a folder)")
     root.mkdir(parents=True, exist_ok=True)
     if name and name_lock is None:
         name_lock = lock_name(root, model, name)
