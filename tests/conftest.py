@@ -25,6 +25,7 @@ EXTRA_MODULES = {
     "browser": ("playwright",),
     "docs": ("mkdocs", "mkdocstrings", "material"),
     "notebook": ("pandas", "IPython", "nbclient", "nbformat", "ipykernel"),
+    "svhn": ("scipy",),
 }
 
 

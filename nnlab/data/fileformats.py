@@ -135,7 +135,10 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         from scipy.io import loadmat
     except ImportError:
-        raise NnlabError("reading SVHN's .mat files needs scipy: pip install scipy") from None
+        raise NnlabError(
+            "reading SVHN's .mat files needs scipy: "
+            'pip install -e ".[svhn]" (or pip install scipy)'
+        ) from None
     regular_file(path)
     try:
         mat = loadmat(str(path))
