@@ -173,3 +173,23 @@ def test_a_long_class_name_leaves_room_for_the_others(runs):
     assert shown[1:] == ["b", "c"] and len(shown[0]) == LEGEND_CHARS
     assert shown[0].endswith("…") and shown[0].startswith("xxx")
     assert epoch_text(1e300) == "1e+300" and epoch_text(2.25) == "2.25"
+
+
+def test_only_the_classes_some_image_has_are_drawn(runs):
+    """#37 item 8: names declared but used by no probe image get no legend entry."""
+    import torch
+
+    import nnlab as api
+
+    run = api.start("declared", runs_dir=runs)
+    names = [f"class {i}" for i in range(5000)]
+    run.watch(
+        torch.rand(6, 1, 4, 4),
+        torch.tensor([0, 7, 0, 7, 0, 7]),
+        classes=names,
+        encode=lambda b: b.flatten(1)[:, :2],
+    )
+    run.snapshot(0)
+    run.finish()
+    fig = api.open(run.id, runs).figure()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["class 0", "class 7"]

@@ -90,7 +90,7 @@ def animate(
             )
     if not asked:  # a GIF a newcomer can open: at most MAX_FRAMES frames unless asked
         every = math.ceil(max(len(src.rec) for src in sources) / MAX_FRAMES)
-    frames = render_frames(sources, classes, every, dpi, console)
+    frames = render_frames(sources, drawn_classes(sources, classes), every, dpi, console)
     if out_path:
         gif_path = out_path
     else:  # a sweep's grid goes to the sweep's media
@@ -219,6 +219,13 @@ def _title(label: str, src: Source, s: int, outside) -> str:
     return text
 
 
+def drawn_classes(sources: list[Source], classes: list[int]) -> list[int]:
+    """The classes asked for that some probe image has: a dataset may declare names no
+    image uses (an npz's 5,000 names for 2 classes drew a legend of 5,000 empty entries)."""
+    present = set(np.unique(np.concatenate([s.rec.labels for s in sources])).tolist())
+    return [c for c in classes if c in present] or classes
+
+
 def epoch_text(epoch: float) -> str:
     """An epoch in a title: 2.25, or 1e+300 for one a run's files claim absurdly (never
     300 digits)."""
@@ -237,7 +244,7 @@ def snapshot_figure(run_id, runs_dir=None, *, step=None, kind=DEFAULTS["kind"], 
             shown = ", ".join(map(str, src.rec.steps[:8])) + (" ..." if len(src.rec) > 8 else "")
             raise NnlabError(f"run {src.run.id} has no snapshot at step {step} (it has {shown})")
         s = int(hits[-1])
-    classes = list(range(len(record.class_names(src.rec, src.cfg))))
+    classes = drawn_classes([src], list(range(len(record.class_names(src.rec, src.cfg)))))
     limits = shared_limits([src], classes)
     dpi = positive_int(DEFAULTS["dpi"] if dpi is None else dpi, "dpi")
     fig, panels, titles = _figure([src], classes, 1, dpi, limits)
