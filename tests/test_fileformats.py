@@ -205,3 +205,20 @@ def test_cifar_python_labels_that_are_not_numbers(tmp_path, labels, needle):
     (tmp_path / "p").write_bytes(pickle.dumps(batch, protocol=2))
     with pytest.raises(NnlabError, match=needle):
         ff.read_cifar_python(tmp_path / "p", "labels")
+
+
+def test_a_compressed_mat_file_is_inflated_no_further_than_the_set_holds(tmp_path):
+    """#37 item 5, for every compressed input: a MATLAB file whose compressed variables
+    inflate beyond what SVHN holds is refused before scipy inflates them whole."""
+    scipy_io = pytest.importorskip("scipy.io")
+    small = tmp_path / "small.mat"
+    images = np.zeros((32, 32, 3, 4), np.uint8)
+    scipy_io.savemat(small, {"X": images, "y": np.array([[1], [2], [3], [10]])})
+    x, y = ff.read_svhn_mat(small, max_bytes=10**6)
+    assert x.shape == (4, 3, 32, 32) and y.tolist() == [1, 2, 3, 0]
+    bomb = tmp_path / "bomb.mat"
+    scipy_io.savemat(bomb, {"X": np.zeros((32, 32, 3, 3000), np.uint8)}, do_compression=True)
+    assert bomb.stat().st_size < 100_000  # 9 MB of zeros, compressed
+    with pytest.raises(NnlabError, match="holds more than 1,000,000 bytes of data"):
+        ff.read_svhn_mat(bomb, max_bytes=10**6)
+    ff.check_mat_size(small, 10**6)  # a plain file passes

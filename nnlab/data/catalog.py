@@ -416,7 +416,9 @@ def _svhn_where(name: str, root: Path) -> str:
 
 
 def _read_svhn(name: str, fmt: str, files: list[Path]) -> RawData:
-    (tx, ty), (sx, sy) = (ff.read_svhn_mat(f) for f in files)
+    k = KNOWN[name]
+    most = 2 * sum(k.sizes) * (int(np.prod(k.shape)) + 8) + 2**20  # images, labels, slack
+    (tx, ty), (sx, sy) = (ff.read_svhn_mat(f, most) for f in files)
     return RawData(name, tx, ty, sx, sy, str(files[0].parent))
 
 

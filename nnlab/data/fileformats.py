@@ -130,7 +130,44 @@ def read_cifar_python(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarra
     return data.reshape(-1, 3, 32, 32), labels
 
 
-def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def check_mat_size(path: Path, max_bytes: int) -> None:
+    """Refuse a MATLAB v5 file whose data elements, inflated, would exceed max_bytes: each
+    compressed element is inflated in bounded steps and dropped (a zip bomb stops at the
+    bound), before scipy reads the file and inflates each variable whole."""
+    with open(path, "rb") as f:
+        if len(f.read(128)) < 128:  # the text header and the version
+            raise NnlabError(f"{path}: not a MATLAB v5 file")
+        total = 0
+        while True:
+            tag = f.read(8)
+            if len(tag) < 8:
+                return
+            kind, size = int.from_bytes(tag[:4], "little"), int.from_bytes(tag[4:], "little")
+            if kind != 15:  # stored as it is: its size is what it holds
+                total += size
+                f.seek(size + (-size % 8), os.SEEK_CUR)
+            else:  # miCOMPRESSED: inflate in steps, never more than the bound allows
+                inflate, left = zlib.decompressobj(), size
+                while left:
+                    chunk = f.read(min(left, 2**20))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
+                    while chunk:
+                        total += len(inflate.decompress(chunk, 2**22))
+                        chunk = inflate.unconsumed_tail
+                        if total > max_bytes:
+                            break
+                    if total > max_bytes:
+                        break
+            if total > max_bytes:
+                raise NnlabError(
+                    f"{path}: holds more than {max_bytes:,} bytes of data, more than this "
+                    "dataset has"
+                )
+
+
+def read_svhn_mat(path: Path, max_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """SVHN's cropped-digit MATLAB file: X (32, 32, 3, N), y in 1..10 with 10 for digit 0."""
     try:
         from scipy.io import loadmat
@@ -140,6 +177,11 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
             'pip install -e ".[svhn]" (or pip install scipy)'
         ) from None
     regular_file(path)
+    if max_bytes is not None:
+        try:
+            check_mat_size(path, max_bytes)
+        except (OSError, zlib.error) as e:
+            raise NnlabError(f"{path}: not a readable SVHN .mat file ({e})") from None
     try:
         mat = loadmat(str(path))
     except Exception as e:
