@@ -126,7 +126,7 @@ def test_long_recordings_are_thinned_unless_asked(nnlab, runs, monkeypatch):
     from nnlab.render import animate as animate_mod
 
     run_id = nnlab(
-        "train", "vae", *FAST, "--epochs=1", "--snapshot_every=1", "--probe_size=50"
+        "train", "vae", *FAST[:1], "--epochs=1", "--snapshot_every=1", "--probe_size=50"
     ).out.strip()
     monkeypatch.setattr(animate_mod, "MAX_FRAMES", 57)  # 114 snapshots: every 2nd
     r = nnlab("animate", run_id, "--dpi=30")

@@ -247,13 +247,15 @@ def test_a_killed_cbp_run_resumes_bit_exact(nnlab, runs, extra):
     from tests.test_reliability import _only_run, _spawn
     from tests.test_train import _assert_same_run
 
-    reference = nnlab(*CBP_RUN, *extra).out.strip()
+    kept = [a for a in CBP_RUN if a.split("=")[0] not in {e.split("=")[0] for e in extra}]
+    args = [*kept, *extra]  # extra's values replace CBP_RUN's (a flag is typed once)
+    reference = nnlab(*args).out.strip()
     ck = files.load_checkpoint(folders.open_run(reference, runs).checkpoints / "final.pt")
     assert ck["cbp"]["replaced"] > 10  # units were really replaced
     before = {p.name for p in runs.iterdir()}
     # killed inside its 3rd checkpoint write (step 80, mid-epoch): temp file written, not
     # renamed; the resume starts from step 40 with the CBP state saved there
-    p = _spawn([*CBP_RUN, *extra], runs, **{testhooks.KILL_IN_WRITE: "3"})
+    p = _spawn(args, runs, **{testhooks.KILL_IN_WRITE: "3"})
     p.wait(timeout=120)
     assert p.returncode == -9
     run_id = _only_run(runs, exclude=before)

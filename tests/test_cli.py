@@ -190,3 +190,21 @@ def test_the_readme_first_command_ends_with_classes_apart(nnlab, runs):
     assert d["latent_metrics"]["end"]["ncm_accuracy"] >= 0.45
     r = nnlab("animate", run_id)
     assert r.code == 0 and r.out.split()[0].endswith(".gif")
+
+
+def test_a_flag_typed_twice_is_refused_not_the_last_taken(nnlab, runs):
+    """#38 item 9: train refuses a repeated key, as sweep does, before anything runs."""
+    r = nnlab("train", "vae", "--lr=0.001", "--lr=0.01")
+    assert r.code == 2 and r.err.count("\n") == 1
+    assert "--lr is given twice: a run takes one value of each (nnlab sweep" in r.err
+    r = nnlab("train", "vae", "--runs_dir=a", f"--runs_dir={runs}")
+    assert r.code == 2 and "--runs_dir is given twice" in r.err
+    assert not runs.exists() or not list(runs.iterdir())
+
+
+def test_train_suggests_the_models_it_trains(nnlab):
+    """#38 item 9: `train VAE` suggests vae; the list names only what train trains."""
+    r = nnlab("train", "VAE")
+    assert r.code == 2 and "unknown model 'VAE' (did you mean 'vae'?)" in r.err
+    r = nnlab("train", "xyz")
+    assert r.code == 2 and r.err.rstrip().endswith("(choose from: classifier, vae)")

@@ -67,9 +67,7 @@ def test_lock_is_exclusive_and_names_its_holder(tmp_path):
     a, b = files.Lock(tmp_path / "lock", "run x"), files.Lock(tmp_path / "lock", "run x")
     a.acquire({"pid": 123})
     assert files.is_locked(tmp_path / "lock")  # flock is per open file: seen even in-process
-    with pytest.raises(
-        RunError, match=r'run x is in use by another nnlab process \(\{"pid": 123\}\)'
-    ):
+    with pytest.raises(RunError, match=r"run x is in use by another nnlab process \(pid 123\)"):
         b.acquire({"pid": 456})
     a.release()
     assert not files.is_locked(tmp_path / "lock")
@@ -88,3 +86,23 @@ def test_one_seal_for_every_kept_file():
     a = np.arange(6, dtype=np.float32).reshape(3, 2)
     assert files.seal(meta, a) != files.seal(meta, a.reshape(2, 3)) != files.seal(meta)
     assert files.seal(meta, a) == files.seal({"a": [1.5, "x"], "b": 1}, a.copy())
+
+
+def test_a_locks_holder_is_said_for_a_person(tmp_path):
+    """#38 item 9: the holder as "pid, host if another, since HH:MM", not the raw JSON."""
+    import datetime as dt
+
+    a, b = files.Lock(tmp_path / "lock", "run x"), files.Lock(tmp_path / "lock", "run x")
+    since = dt.datetime(2026, 1, 2, 14, 3).astimezone()
+    a.acquire({"pid": 25504, "host": "elsewhere", "since": since.isoformat()})
+    with pytest.raises(RunError) as e:
+        b.acquire({"pid": 1})
+    assert str(e.value) == (
+        "run x is in use by another nnlab process (pid 25504, on elsewhere, since 2026-01-02 14:03)"
+    )
+    a.release()
+    now = dt.datetime.now().astimezone()
+    a.acquire({"pid": 7, "host": __import__("socket").gethostname(), "since": now.isoformat()})
+    with pytest.raises(RunError, match=rf"\(pid 7, since {now:%H:%M}\)$"):
+        b.acquire({"pid": 1})
+    a.release()

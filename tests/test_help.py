@@ -100,3 +100,15 @@ def test_help_needs_no_pager_and_writes_stdout():
         timeout=60,
     )
     assert r.returncode == 0 and "--classes" in r.stdout and r.stderr == ""
+
+
+def test_every_command_says_what_it_does_in_one_line():
+    """#38 item 9: the overview shows each command's first line; a first paragraph that
+    runs on to a second line was cut mid-sentence there."""
+    import inspect
+
+    from nnlab.commands.cli import COMMANDS
+
+    for name, command in COMMANDS.items():
+        first = (inspect.getdoc(command.run) or "").split("\n\n")[0]
+        assert first and "\n" not in first and first.endswith("."), name

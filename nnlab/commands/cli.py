@@ -16,7 +16,7 @@ import sys
 
 from nnlab import families
 from nnlab.commands import readers
-from nnlab.commands.command import Command, Option, Positional
+from nnlab.commands.command import Command, Option, Positional, once
 from nnlab.commands.readers import RUNS_DIR
 from nnlab.helpers.errors import NnlabError, TrainingStopped, did_you_mean
 from nnlab.helpers.version import VERSION
@@ -34,7 +34,8 @@ def train(model: str | None = None, *, opts, fields) -> str:
     """
     from nnlab.commands import train as train_mod
 
-    return train_mod.command(model, dict(opts), dict(fields))  # a flag typed twice: the last
+    hint = ": a run takes one value of each (nnlab sweep trains several)"
+    return train_mod.command(model, once(opts, hint), once(fields, hint))
 
 
 def sweep(model: str | None = None, *, opts, fields, argv) -> str:
@@ -206,7 +207,7 @@ def help_text(argv: list[str]) -> str | None:
     if command is not None and command.name == "train":
         model = argv[1] if len(argv) > 1 and not argv[1].startswith("-") else None
         if model is not None:
-            families.get(model)  # an unknown model: one line with a suggestion
+            families.get(model, families.TRAINED)  # unknown: one line with a suggestion
         return pages.train_page(model, command)
     if command is not None and command.name == "sweep":
         return pages.sweep_page(command)

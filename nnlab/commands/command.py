@@ -20,6 +20,17 @@ from nnlab.helpers import options
 from nnlab.helpers.errors import NnlabError, did_you_mean
 
 
+def once(pairs: list[tuple[str, str]], hint: str = "") -> dict[str, str]:
+    """--flags as typed, (key, text) in order, as a dict; a flag typed twice is refused in
+    one line (never the silent last-one-wins), with `hint` after it."""
+    seen: dict[str, str] = {}
+    for key, text in pairs:
+        if key in seen:
+            raise NnlabError(f"--{key} is given twice{hint}")
+        seen[key] = text
+    return seen
+
+
 @dataclass(frozen=True)
 class Option:
     """One --option of a command."""

@@ -89,9 +89,9 @@ def animate(
 
 
 def project(run_id: str | None = None, *, method, points, every, runs_dir) -> str:
-    """Embed a run's recorded layer in 2-D at its snapshots, each frame continuing from the
-    last (t-SNE, UMAP) or on one basis (PCA); keep the coordinates in the run.
+    """Embed a run's recorded layer in 2-D at its snapshots, kept in the run.
 
+    Each frame continues from the last (t-SNE, UMAP) or all share one basis (PCA);
     animate --projection and report draw them. Prints the path of the kept coordinates.
     """
     from nnlab.render.sources import project as project_run

@@ -23,6 +23,7 @@ from rich.console import Console
 
 from nnlab.analysis import trials
 from nnlab.commands import executors, search
+from nnlab.commands.command import once
 from nnlab.commands.worker import run_point_task
 from nnlab.config import config, grid, space
 from nnlab.helpers import options
@@ -63,10 +64,7 @@ def command(
     """`nnlab sweep MODEL --KEY=v1,v2 ...` or `--resume SWEEP_ID`: the command's own options
     and the config fields, each as typed and in order; returns the sweep id (or, with
     --dry_run, the plan)."""
-    opts = dict(opt_list)
-    for key in opts:
-        if sum(k == key for k, _ in opt_list) > 1:
-            raise NnlabError(f"--{key} is given twice")
+    opts = once(opt_list)
     runs_dir = opts.get("runs_dir")
     if "resume" in opts:
         sweep_id = opts["resume"]

@@ -189,7 +189,7 @@ def base_values(
     if model is None:
         raise NnlabError("name the model to train: nnlab train classifier|vae")
     model = str(model)
-    family = families.get(model)
+    family = families.get(model, families.TRAINED)
     if not family.rebuildable:
         raise NnlabError(
             f"'{model}' runs are written by your own training code through nnlab's Python API "

@@ -16,10 +16,11 @@ NAMES = tuple(FAMILIES)
 TRAINED = tuple(f.name for f in FAMILIES.values() if f.rebuildable)  # what `nnlab train` trains
 
 
-def get(name: str) -> Family:
-    """The family called `name`; an unknown name is a one-line error with a suggestion."""
+def get(name: str, choices: tuple[str, ...] = ()) -> Family:
+    """The family called `name`; an unknown name is a one-line error with a suggestion
+    among `choices` (default: every family; `nnlab train` offers those it trains)."""
     if name not in FAMILIES:
-        raise NnlabError(f"unknown model '{name}'{did_you_mean(str(name), NAMES)}")
+        raise NnlabError(f"unknown model '{name}'{did_you_mean(str(name), choices or NAMES)}")
     return FAMILIES[name]
 
 

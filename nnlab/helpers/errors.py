@@ -32,7 +32,8 @@ class TrainingStopped(NnlabError):
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ' (did you mean X?)' for the closest choice, or ' (choose from ...)'."""
     choices = sorted(choices)
-    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.5)
+    same = [c for c in choices if c.lower() == str(word).lower()]  # VAE for vae
+    close = same or difflib.get_close_matches(str(word), choices, n=1, cutoff=0.5)
     if close:
         return f" (did you mean '{close[0]}'?)"
     return f" (choose from: {', '.join(choices)})"

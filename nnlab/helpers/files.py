@@ -275,7 +275,7 @@ class Lock:
             holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
             os.close(fd)
             raise RunError(
-                f"{self.what} is in use by another nnlab process ({holder or 'unknown'})"
+                f"{self.what} is in use by another nnlab process ({_holder_text(holder)})"
             ) from None
         try:
             os.ftruncate(fd, 0)
@@ -292,6 +292,33 @@ class Lock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
+
+
+def _holder_text(raw: str) -> str:
+    """What a lock file says of its holder, for a person: "pid 25504, since 14:03" (with
+    the host when it is another machine, the date when it is not today)."""
+    import datetime as dt
+    import socket
+
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):
+        return raw or "unknown"
+    parts = []
+    if isinstance(info.get("pid"), int):
+        parts.append(f"pid {info['pid']}")
+    host = info.get("host")
+    if isinstance(host, str) and host != socket.gethostname():
+        parts.append(f"on {host}")
+    try:
+        since = dt.datetime.fromisoformat(str(info.get("since")))
+        same_day = since.date() == dt.datetime.now(since.tzinfo).date()
+        parts.append(f"since {since:%H:%M}" if same_day else f"since {since:%Y-%m-%d %H:%M}")
+    except ValueError:
+        pass
+    return ", ".join(parts) or raw
 
 
 def is_locked(path: Path) -> bool:
