@@ -236,9 +236,9 @@ def seal(data: Any, *arrays) -> str:
 
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     h = hashlib.sha256(text.encode())
-    for a in arrays:
+    if arrays:
         import numpy as np
-
+    for a in arrays:
         a = np.ascontiguousarray(a)
         h.update(f"\n{a.dtype.str} {a.shape}\n".encode())
         h.update(a.tobytes())

@@ -150,7 +150,7 @@ class LatentCallback(Callback):
         the user's fit."""
         try:
             write(*args, **kwargs)
-        except (UsageError, NnlabError) as e:
+        except NnlabError as e:  # UsageError is one
             self._skipped(what, at, str(e))
 
     def _skipped(self, what: str, step: int, why: str) -> None:

@@ -267,29 +267,28 @@ class RunWriter:
                 f"snapshot at step {step}: {bad} latent values are NaN or infinite; refused, "
                 "nothing recorded (has training diverged?)"
             )
-        beyond = self.recorder.beyond_range(enc.points, enc.sd)
-        if beyond:
-            raise UsageError(
-                f"snapshot at step {step}: {beyond} latent values are beyond what the "
-                f"recording stores ({self.recorder.dtype}: ±{self.recorder.largest:g}); refused, "
-                "nothing recorded (has training diverged?)"
-            )
         width, spread = enc.points.shape[1], enc.sd is not None
-        if self.width is None:
-            if width == 0:
-                raise UsageError("snapshot: the latents have no dimensions")
-            # the chunk files' size ceiling needs the width before the first chunk exists
-            probe = dict(self.run.meta().probe, width=width)
-            self.run.update_meta(probe=probe)
-            self.width, self.spread = width, spread
-        elif (width, spread) != (self.width, self.spread):
+        first = self.width is None
+        if first and width == 0:
+            raise UsageError("snapshot: the latents have no dimensions")
+        if not first and (width, spread) != (self.width, self.spread):
             was = f"{self.width} dimensions" + (" with sd" if self.spread else "")
             now = f"{width} dimensions" + (" with sd" if spread else "")
             raise UsageError(
                 f"snapshot at step {step}: latents of {now}, earlier snapshots {was}; a "
                 "recording keeps one shape"
             )
-        self.recorder.add(step, epoch, enc.points, enc.sd)
+        try:  # the recorder refuses what its dtype cannot store, before keeping anything
+            self.recorder.add(step, epoch, enc.points, enc.sd)
+        except record.BeyondRange as e:
+            raise UsageError(
+                f"snapshot at step {step}: {e.count} latent values are beyond what the "
+                f"recording stores ({self.recorder.dtype}: ±{self.recorder.largest:g}); refused, "
+                "nothing recorded (has training diverged?)"
+            ) from None
+        if first:  # the chunk files' size ceiling needs the width before the first chunk
+            self.run.update_meta(probe=dict(self.run.meta().probe, width=width))
+            self.width, self.spread = width, spread
 
     # ------------------------------------------------------------ numbers
 

@@ -63,6 +63,14 @@ class Recording:
         return len(self.steps)
 
 
+class BeyondRange(RunError):
+    """A snapshot's values that the recording's dtype cannot store (`count` of them)."""
+
+    def __init__(self, count: int, message: str):
+        super().__init__(message)
+        self.count = count
+
+
 class Recorder:
     """Takes snapshots of the probe set in memory and flushes them as chunk files."""
 
@@ -101,28 +109,19 @@ class Recorder:
         """The largest magnitude the recording's dtype stores (float16: 65,504)."""
         return float(np.finfo(self.dtype).max)
 
-    def beyond_range(self, *arrays) -> int:
-        """How many values of the arrays (numpy or torch; None skipped) the recording's dtype
-        cannot store: they would become infinite in the chunk."""
-        out = 0
-        for a in arrays:
-            if a is not None:
-                a = a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
-                out += int((np.abs(a) > self.largest).sum())
-        return out
-
     def add(self, step: int, epoch: float, a, b=None) -> None:
         """Keep one snapshot (torch tensors or arrays) until the next flush; refuse
-        (RunError, one line) values its dtype cannot store, which would become infinite."""
+        (BeyondRange, one line) values its dtype cannot store, which would become infinite."""
         a = a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
         if b is not None:
             b = b.detach().cpu().numpy() if hasattr(b, "detach") else np.asarray(b)
-        beyond = self.beyond_range(a, b)
+        beyond = sum(int((np.abs(x) > self.largest).sum()) for x in (a, b) if x is not None)
         if beyond:
-            raise RunError(
+            raise BeyondRange(
+                beyond,
                 f"snapshot at step {step}: {beyond} latent values beyond what "
                 f"{self.dtype} stores (±{self.largest:g}); train with --record_dtype=float32 "
-                "to record them"
+                "to record them",
             )
         b = None if b is None else b.astype(self.dtype)
         self.pending.append((int(step), float(epoch), a.astype(self.dtype), b))
