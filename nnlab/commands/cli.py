@@ -11,20 +11,110 @@ commands that need them.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
+from dataclasses import dataclass
 
 from nnlab import families
 from nnlab.commands import readers
-from nnlab.commands.command import Command, Option, Positional, once
-from nnlab.commands.readers import RUNS_DIR
+from nnlab.commands.command import Command, Positional, once
+from nnlab.commands.readers import runs_dir
 from nnlab.helpers.errors import NnlabError, TrainingStopped, did_you_mean
+from nnlab.helpers.options import option
 from nnlab.helpers.version import VERSION
 
 HELP_FLAGS = ("--help", "-h")
 
 
-def train(model: str | None = None, *, opts, fields) -> str:
+@dataclass(frozen=True)
+class TrainOptions:
+    preset: str | None = option(None, "a preset (listed below) as the starting point")
+    config: str | None = option(
+        None, "a YAML file of config fields as the starting point", metavar="FILE"
+    )
+    resume: str | None = option(
+        None,
+        "continue a run from its latest checkpoint (with --epochs only)",
+        metavar="RUN_ID",
+    )
+    epochs: int | None = option(  # a config field: it reaches train with the fields
+        None,
+        "with --resume: train on to this many epochs (at least those done)",
+        config_field=True,
+    )
+    runs_dir: str | None = runs_dir(metavar="DIR")
+
+
+SEARCH = "nnlab.commands.search"
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    preset: str | None = option(None, "a preset to start from, as for train")
+    config: str | None = option(None, "a YAML config file to start from, as for train")
+    jobs: int | None = option(
+        None,
+        "local worker processes (default: one per core; torch threads are split between them)",
+        convert="nnlab.helpers.options:positive_int",
+    )
+    executor: str = option(
+        "local",
+        "run points as local processes, or as tasks on a Ray cluster "
+        '(pip install -e ".[ray]"; the runs directory must be on storage every node sees)',
+        choices="nnlab.commands.sweep:EXECUTORS",
+    )
+    address: str = option("auto", "the Ray cluster: auto or HOST:PORT (ray start --head prints it)")
+    retries: int = option(
+        2,
+        "times a killed worker's point is resumed before it counts as failed",
+        convert="nnlab.commands.sweep:retries_count",
+    )
+    dry_run: bool = option(False, "print the plan (one row per point) and write nothing")
+    yes: bool = option(False, "allow a grid of more than 10,000 points")
+    search: str = option(
+        "grid",
+        "grid: every combination; random or tpe: --trials drawn from ranges "
+        "(--lr=log:1e-4..1e-2, --batch_size=16..256) and choices by Optuna "
+        '(pip install -e ".[search]")',
+        choices=f"{SEARCH}:METHODS",
+    )
+    trials: int | None = option(
+        None, "a search's number of trials", convert="nnlab.helpers.options:positive_int"
+    )
+    metric: str | None = option(
+        None,
+        "what a search optimises: any final metric of its runs (test_elbo, test_acc, "
+        "val_loss, ...) or a latent one (ncm_accuracy, ...); default: the model's headline "
+        "(test ELBO, test accuracy)",
+    )
+    direction: str | None = option(
+        None, "max or min (default: the metric's better side)", choices=f"{SEARCH}:DIRECTIONS"
+    )
+    search_seed: int = option(
+        0, "the seed of a search's proposals", convert="nnlab.helpers.options:natural"
+    )
+    prune: str = option(
+        "none",
+        "stop poor trials early: median (below the median of earlier trials at the same "
+        "point) or asha (asynchronous successive halving: each rung keeps the best quarter); "
+        "pruned runs stay usable",
+        choices=f"{SEARCH}:PRUNERS",
+    )
+    prune_every: float | None = option(
+        None,
+        "when trials report to the pruner besides each epoch's end: every N steps (e.g. 50), "
+        "or each fraction of an epoch (e.g. 0.25; use this when batch_size is searched)",
+        convert=f"{SEARCH}:prune_every",
+        metavar="TEXT",
+    )
+    resume: str | None = option(
+        None,
+        "a sweep to go on with: finished points are skipped, interrupted ones resumed from "
+        "their checkpoints, the rest started",
+    )
+    runs_dir: str | None = runs_dir()
+
+
+def train(model: str | None = None, *, opts: TrainOptions, given, fields) -> str:
     """Train a model and print the new run id on stdout; progress goes to stderr.
 
     MODEL is classifier or vae. A config starts from the model's defaults, then a preset or
@@ -34,11 +124,10 @@ def train(model: str | None = None, *, opts, fields) -> str:
     """
     from nnlab.commands import train as train_mod
 
-    hint = ": a run takes one value of each (nnlab sweep trains several)"
-    return train_mod.command(model, once(opts, hint), once(fields, hint))
+    return train_mod.command(model, opts, once(fields, TRAIN_TWICE))
 
 
-def sweep(model: str | None = None, *, opts, fields, argv) -> str:
+def sweep(model: str | None = None, *, opts: SweepOptions, given, fields, argv) -> str:
     """Train a grid of configs, each point an ordinary run; print the sweep id on stdout.
 
     MODEL and --preset/--config as for train. A flag with several values is swept:
@@ -55,143 +144,14 @@ def sweep(model: str | None = None, *, opts, fields, argv) -> str:
     """
     from nnlab.commands import sweep as sweep_mod
 
-    return sweep_mod.command(model, opts, fields, argv)
+    return sweep_mod.command(model, opts, given, fields, argv)
 
 
+TRAIN_TWICE = ": a run takes one value of each (nnlab sweep trains several)"
+MODEL = Positional("model", "MODEL", "classifier or vae")
 COMMANDS = {
-    **{
-        c.name: c
-        for c in (
-            Command(
-                "train",
-                train,
-                Positional("model", "MODEL", "classifier or vae"),
-                (
-                    Option("preset", None, str, "a preset (listed below) as the starting point"),
-                    Option(
-                        "config",
-                        None,
-                        str,
-                        "a YAML file of config fields as the starting point",
-                        metavar="FILE",
-                    ),
-                    Option(
-                        "resume",
-                        None,
-                        str,
-                        "continue a run from its latest checkpoint (with --epochs only)",
-                        metavar="RUN_ID",
-                    ),
-                    Option(
-                        "epochs",
-                        None,
-                        int,
-                        "with --resume: train on to this many epochs (at least those done)",
-                        field=True,
-                    ),
-                    dataclasses.replace(RUNS_DIR, metavar="DIR"),
-                ),
-                fields=True,
-            ),
-            Command(
-                "sweep",
-                sweep,
-                Positional("model", "MODEL", "classifier or vae"),
-                (
-                    Option("preset", None, str, "a preset to start from, as for train"),
-                    Option("config", None, str, "a YAML config file to start from, as for train"),
-                    Option(
-                        "jobs",
-                        None,
-                        int,
-                        "local worker processes (default: one per core; torch threads are split "
-                        "between them)",
-                    ),
-                    Option(
-                        "executor",
-                        "local",
-                        str,
-                        "run points as local processes, or as tasks on a Ray cluster "
-                        '(pip install -e ".[ray]"; the runs directory must be on storage every '
-                        "node sees)",
-                        choices="nnlab.commands.sweep:EXECUTORS",
-                    ),
-                    Option(
-                        "address",
-                        "auto",
-                        str,
-                        "the Ray cluster: auto or HOST:PORT (ray start --head prints it)",
-                    ),
-                    Option(
-                        "retries",
-                        2,
-                        int,
-                        "times a killed worker's point is resumed before it counts as failed",
-                    ),
-                    Option(
-                        "dry_run",
-                        False,
-                        bool,
-                        "print the plan (one row per point) and write nothing",
-                    ),
-                    Option("yes", False, bool, "allow a grid of more than 10,000 points"),
-                    Option(
-                        "search",
-                        "grid",
-                        str,
-                        "grid: every combination; random or tpe: --trials drawn from ranges "
-                        "(--lr=log:1e-4..1e-2, --batch_size=16..256) and choices by Optuna "
-                        '(pip install -e ".[search]")',
-                        choices="nnlab.commands.search:METHODS",
-                    ),
-                    Option("trials", None, int, "a search's number of trials"),
-                    Option(
-                        "metric",
-                        None,
-                        str,
-                        "what a search optimises: any final metric of its runs (test_elbo, "
-                        "test_acc, val_loss, ...) or a latent one (ncm_accuracy, ...); default: "
-                        "the model's headline (test ELBO, test accuracy)",
-                    ),
-                    Option(
-                        "direction",
-                        None,
-                        str,
-                        "max or min (default: the metric's better side)",
-                        choices="nnlab.commands.search:DIRECTIONS",
-                    ),
-                    Option("search_seed", 0, int, "the seed of a search's proposals"),
-                    Option(
-                        "prune",
-                        "none",
-                        str,
-                        "stop poor trials early: median (below the median of earlier trials "
-                        "at the same point) or asha (asynchronous successive halving: each rung "
-                        "keeps the best quarter); pruned runs stay usable",
-                        choices="nnlab.commands.search:PRUNERS",
-                    ),
-                    Option(
-                        "prune_every",
-                        None,
-                        str,
-                        "when trials report to the pruner besides each epoch's end: every N "
-                        "steps (e.g. 50), or each fraction of an epoch (e.g. 0.25; use this "
-                        "when batch_size is searched)",
-                    ),
-                    Option(
-                        "resume",
-                        None,
-                        str,
-                        "a sweep to go on with: finished points are skipped, interrupted ones "
-                        "resumed from their checkpoints, the rest started",
-                    ),
-                    RUNS_DIR,
-                ),
-                fields=True,
-                keep_argv=True,
-            ),
-        )
-    },
+    "train": Command("train", train, MODEL, TrainOptions, fields=True, twice=TRAIN_TWICE),
+    "sweep": Command("sweep", sweep, MODEL, SweepOptions, fields=True, keep_argv=True),
     **readers.COMMANDS,
 }
 
@@ -231,13 +191,11 @@ def main(argv: list[str] | None = None) -> None:
             hint = did_you_mean(argv[0], COMMANDS)
             raise NnlabError(f"unknown command '{argv[0]}'{hint} (see nnlab --help)")
         command = COMMANDS[argv[0]]
-        tokens = command.switches(argv[1:])
-        positional, flags = command.check(tokens)
+        parsed = command.parse(argv[1:])
         import fire
 
-        call = command.dispatcher(argv[1:], flags)  # the sweep records what was typed
-        typed = command.fire_tokens(tokens, positional, flags)
-        fire.Fire({command.name: call}, [command.name, *typed], "nnlab")
+        call = command.bind(parsed, argv[1:])  # the sweep records what was typed
+        fire.Fire({command.name: call}, [command.name], "nnlab")
     except TrainingStopped as e:
         if getattr(e, "run_id", None):
             try:

@@ -1,20 +1,26 @@
-"""A command of the command line, declared once: its positional argument and its options
-(each with default, type, meaning and allowed values), from which come the Fire dispatch,
-the help page and the check of the command line before anything runs.
+"""A command of the command line, declared once: its positional argument and one frozen
+dataclass of its options, each field with its default, type, meaning, allowed values and the
+function that converts the text typed (nnlab.helpers.options.option). From that declaration
+come the help page, the check of the command line before anything runs and the one parse of
+it: the command's function gets an instance of the dataclass, every value converted once.
 
-Fire hands every value over as the text typed (`SetParseFn(str)`: `007` stays `007`, `0,4`
-stays `0,4`); a command converts its texts with nnlab.helpers.options. A repeatable option
-typed several times reaches the command as one comma-joined text. Allowed values may be
-named by reference ("module:NAME"), so that the module that checks them holds the only
-copy and is imported only when a help page lists them.
+An option whose allowed values depend on the run (--classes, --units, --layer, --task) stays
+the text typed, and the library reads it against the run. A repeatable option typed several
+times arrives as one comma-joined text before it is converted. Allowed values and converters
+may be named by reference ("module:NAME"), so that the module that checks them holds the
+only copy and is imported only when it is needed. Fire dispatches the parsed call and prints
+its result.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from nnlab.helpers import options
 from nnlab.helpers.errors import NnlabError, did_you_mean
@@ -31,9 +37,14 @@ def once(pairs: list[tuple[str, str]], hint: str = "") -> dict[str, str]:
     return seen
 
 
+def _by_reference(ref: str):
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 @dataclass(frozen=True)
 class Option:
-    """One --option of a command."""
+    """One --option of a command, as its options dataclass declares it."""
 
     name: str
     default: object
@@ -43,13 +54,46 @@ class Option:
     repeat: bool = False  # may be typed several times: the texts are joined by commas
     field: bool = False  # a config field, listed with the options for what it does there
     metavar: str = ""  # the value's name on the help page, when not its type's (FILE, DIR)
+    convert: Callable | str | None = None  # (text, name) -> value; None: by type
+
+    @classmethod
+    def of(cls, f: dataclasses.Field, typ) -> Option:
+        """The option a field of a command's options dataclass declares (typ: its type)."""
+        m = f.metadata
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        keys = ("choices", "repeat", "metavar", "convert")
+        return cls(
+            f.name,
+            default,
+            typ,
+            m["help"],
+            field=m.get("config_field", False),
+            **{k: m[k] for k in keys if k in m},
+        )
 
     def allowed(self) -> tuple[str, ...]:
         """The allowed values (imports the module that holds them, when named by reference)."""
         if isinstance(self.choices, str):
-            module, _, name = self.choices.partition(":")
-            return tuple(getattr(importlib.import_module(module), name))
+            return tuple(_by_reference(self.choices))
         return self.choices
+
+    def value(self, text: str):
+        """The text typed, converted once: by the declared converter, else by the type (a
+        true/false word for a switch, the text itself otherwise)."""
+        convert = self.convert
+        if isinstance(convert, str):
+            convert = _by_reference(convert)
+        if convert is not None:
+            return convert(text, self.name)
+        if self.type is bool:
+            return options.parse_bool(text, self.name)
+        return text
+
+
+def options_of(cls: type) -> tuple[Option, ...]:
+    """The options a command's options dataclass declares, in order."""
+    hints = typing.get_type_hints(cls)
+    return tuple(Option.of(f, hints[f.name]) for f in dataclasses.fields(cls))
 
 
 @dataclass(frozen=True)
@@ -64,17 +108,34 @@ class Positional:
 
 
 @dataclass(frozen=True)
+class Parsed:
+    """A command line, parsed once: the positional arguments, the options object (every
+    value converted), the names typed, and the config fields as (key, text) in order."""
+
+    positional: list[str]
+    opts: object
+    given: frozenset[str]
+    fields: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
 class Command:
     """A command: the function that does it (its docstring is the page's text), its
-    positional argument and its options; `fields` when it also takes config fields as
-    --FIELD=VALUE (train and sweep), checked against the config by the command itself."""
+    positional argument and its options dataclass; `fields` when it also takes config fields
+    as --FIELD=VALUE (train and sweep), checked against the config by the command itself."""
 
     name: str
     run: Callable[..., str]
     positional: Positional | None
-    options: tuple[Option, ...]
+    options_type: type
     fields: bool = False
     keep_argv: bool = False  # the command gets the command line as typed (sweep records it)
+    twice: str = ""  # said after "--X is given twice" (a flag typed twice is refused)
+
+    @cached_property
+    def options(self) -> tuple[Option, ...]:
+        """The declared options, in order."""
+        return options_of(self.options_type)
 
     def switches(self, tokens: list[str]) -> list[str]:
         """The tokens with each true/false option typed alone made explicit: in
@@ -89,35 +150,32 @@ class Command:
             out.append(f"{tok}=true" if tok in bools and bare else tok)
         return out
 
-    def check(self, tokens: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-        """Refuse, before anything runs, what Fire would take up only after the work is done
-        (or never): unknown options, stray arguments, Fire's own separators. Returns the
-        positional arguments and every --flag with its text, in order (a command that takes
-        config fields gets them so)."""
+    def parse(self, tokens: list[str]) -> Parsed:
+        """The command line after the command's name, checked and converted once, before
+        anything runs: unknown options, stray arguments, Fire's own separators and a flag
+        typed twice are refused in one line."""
         for tok in tokens:
             if tok in ("-", "--"):  # Fire's own separators: nnlab has no use for them
                 raise self._unexpected(tok)
-        positional, flags = options.split_command_line(tokens)
+        positional, flags = options.split_command_line(self.switches(tokens))
         slots = 0 if self.positional is None else 1
         if len(positional) > slots and not (self.positional and self.positional.many):
             raise self._unexpected(positional[slots])
+        own = {o.name: o for o in self.options if not o.field}
         if not self.fields:
-            known = [o.name for o in self.options]
             for key, _ in flags:
-                if key not in known:
-                    hint = did_you_mean(key, known)
+                if key not in own:
+                    hint = did_you_mean(key, list(own))
                     raise NnlabError(f"unknown option --{key} for '{self.name}'{hint}")
-        return positional, flags
-
-    def fire_tokens(self, tokens: list[str], positional, flags: list[tuple[str, str]]) -> list[str]:
-        """The command's tokens for Fire (check's split of them given), each repeatable
-        option's texts joined into one."""
-        repeated = {o.name for o in self.options if o.repeat}
-        if not repeated:
-            return list(tokens)
-        joined = {n: [v for k, v in flags if k == n] for n in repeated}
-        kept = [f"--{k}={v}" for k, v in flags if k not in repeated]
-        return [*positional, *kept, *(f"--{n}={','.join(v)}" for n, v in joined.items() if v)]
+        typed = [(k, v) for k, v in flags if k in own]
+        for name in (o.name for o in own.values() if o.repeat):
+            texts = [v for k, v in typed if k == name]
+            if texts:
+                typed = [(k, v) for k, v in typed if k != name] + [(name, ",".join(texts))]
+        texts = once(typed, self.twice)
+        values = {k: own[k].value(v) for k, v in texts.items()}
+        fields = [(k, v) for k, v in flags if k not in own] if self.fields else []
+        return Parsed(positional, self.options_type(**values), frozenset(values), fields)
 
     def _unexpected(self, tok: str) -> NnlabError:
         one = self.positional and not self.positional.many
@@ -127,31 +185,21 @@ class Command:
             f"(see nnlab {self.name} --help)"
         )
 
-    def dispatcher(self, argv: list[str], flags: list[tuple[str, str]]) -> Callable[..., str]:
-        """The function Fire calls, every value arriving as the text typed; options not typed
-        get their declared defaults. A command that takes config fields gets the declared
-        options and the fields as (key, text) pairs in the order typed, repeats kept (a
-        sweep refuses a field given twice); with keep_argv, the command line as typed."""
-        from fire import decorators
+    def bind(self, parsed: Parsed, argv: list[str]) -> Callable[[], str]:
+        """The command's function with the parsed command line bound, for Fire to call: the
+        positional argument(s), the options object and, for a command that takes config
+        fields, the names typed and the fields; with keep_argv, the command line as typed."""
+        args = list(parsed.positional)
+        if self.positional is not None and not self.positional.many:
+            args = [args[0] if args else None]
+        kwargs: dict = {"opts": parsed.opts}
+        if self.fields:
+            kwargs.update(given=parsed.given, fields=parsed.fields)
+        if self.keep_argv:
+            kwargs["argv"] = argv
 
-        command = self
-
-        @decorators.SetParseFn(str)
-        def call(*positional, **typed):
-            args = [] if command.positional is None else list(positional)
-            if command.positional is not None and not command.positional.many:
-                args = [positional[0] if positional else None]
-            if command.fields:
-                declared = {o.name for o in command.options if not o.field}
-                kwargs = {
-                    "opts": [(k, v) for k, v in flags if k in declared],
-                    "fields": [(k, v) for k, v in flags if k not in declared],
-                }
-            else:
-                kwargs = {o.name: typed.get(o.name, o.default) for o in command.options}
-            if command.keep_argv:
-                kwargs["argv"] = argv
-            return command.run(*args, **kwargs)
+        def call():
+            return self.run(*args, **kwargs)
 
         call.__doc__ = self.run.__doc__
         return call

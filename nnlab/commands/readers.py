@@ -5,24 +5,140 @@ declaration (nnlab.commands.command)."""
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
-from nnlab.commands.command import Command, Option, Positional
-from nnlab.helpers import options
+from nnlab.commands.command import Command, Positional
 from nnlab.helpers.errors import NnlabError
-from nnlab.render.defaults import ANIMATE
+from nnlab.helpers.options import option
+from nnlab.render.defaults import AnimateOptions
 
-RUNS_DIR = Option("runs_dir", None, str, "the run store (default ./runs, or $NNLAB_RUNS)")
-PROJECTION = Option(
-    "projection",
-    None,
-    str,
-    "draw the layer through a 2-D embedding kept in the run: pca, tsne or umap (nnlab project)",
-    choices="nnlab.analysis.projection:METHODS",
-)
-CHECKPOINT = Option("checkpoint", None, str, "latest, final, epoch-N or a path [default: latest]")
+POSITIVE = "nnlab.helpers.options:positive_int"
 
 
-def summary(run_id: str | None = None, *, json, plot, runs_dir) -> str:
+def runs_dir(**extra):
+    """--runs_dir, an option of every command."""
+    return option(None, "the run store (default ./runs, or $NNLAB_RUNS)", **extra)
+
+
+def _checkpoint():
+    return option(None, "latest, final, epoch-N or a path [default: latest]")
+
+
+def _projection():
+    return option(
+        None,
+        "draw the layer through a 2-D embedding kept in the run: pca, tsne or umap (nnlab project)",
+        choices="nnlab.analysis.projection:METHODS",
+    )
+
+
+@dataclass(frozen=True)
+class SummaryOptions:
+    json: bool = option(False, "print the same as JSON")
+    plot: bool = option(
+        False,
+        "write <run>/media/metrics.png (losses and latent metrics against step) and print its path",
+    )
+    runs_dir: str | None = runs_dir()
+
+
+@dataclass(frozen=True)
+class AnimateCommandOptions(AnimateOptions):
+    runs_dir: str | None = runs_dir()
+
+
+@dataclass(frozen=True)
+class ProjectOptions:
+    method: str = option(
+        "tsne",
+        "pca, tsne (pip install openTSNE) or umap (pip install umap-learn)",
+        choices="nnlab.analysis.projection:METHODS",
+    )
+    points: int = option(
+        2000,
+        "probe images embedded (a class-stratified subsample, the same in every frame)",
+        convert=POSITIVE,
+    )
+    every: int | None = option(
+        None,
+        "embed every K-th snapshot, always ending on the last (default: at most 100 frames)",
+        convert=POSITIVE,
+    )
+    runs_dir: str | None = runs_dir()
+
+
+@dataclass(frozen=True)
+class MasksOptions:
+    out: str | None = option(None, "the folder to write to (default <run>/media/)")
+    # the units a layer has depend on the run: the text typed, read against it
+    units: str | None = option(None, "the units to show, e.g. 0,3,7 (default: all)")
+    checkpoint: str | None = _checkpoint()
+    runs_dir: str | None = runs_dir()
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    split: str = option("test", "the split to encode", choices="nnlab.training.embed:SPLITS")
+    checkpoint: str | None = _checkpoint()
+    # an index into sizes, or a conv layer's name: read against the run
+    layer: str | None = option(
+        None,
+        "classifier only: the layer to record, an index into sizes (default: the recorded layer)",
+        metavar="INT",
+    )
+    format: str = option("npz", "the file format", choices="nnlab.training.embed:FORMATS")
+    task: str | None = option(  # a task number of this run: read against it
+        None,
+        "runs with permute_every: show the images as this task permutes them (default: the "
+        "checkpoint's own task)",
+        metavar="INT",
+    )
+    runs_dir: str | None = runs_dir()
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    checkpoint: str | None = _checkpoint()
+    out: str | None = option(None, "the folder to write to (default <run>/media/)")
+    between: str | None = option(  # test-set indices: read against the run's test split
+        None,
+        "two test image indices to interpolate, e.g. 4,9 (default: the first 4 and the first 9)",
+    )
+    over_training: bool = option(False, "also the manifold at every saved checkpoint, as a GIF")
+    runs_dir: str | None = runs_dir()
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    to: str = option(
+        "tensorboard",
+        'what to export to (pip install -e ".[tensorboard]")',
+        choices="nnlab.render.export:TARGETS",
+    )
+    logdir: str | None = option(None, "where to write (default <run or sweep>/media/tensorboard)")
+    snapshots: str = option(  # recorded steps: read against the run
+        "first,middle,last", "the projector's snapshots: first, middle, last, or recorded steps"
+    )
+    force: bool = option(False, "replace an earlier export at the same place")
+    runs_dir: str | None = runs_dir()
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    out: str | None = option(
+        None,
+        "the page's path, ending in .html (default <first run or sweep>/media/report.html)",
+    )
+    points: int = option(
+        1000,
+        "probe images drawn (a class-stratified subsample of the recording)",
+        convert="nnlab.render.report:page_points",
+    )
+    projection: str | None = _projection()
+    runs_dir: str | None = runs_dir()
+
+
+def summary(run_id: str | None = None, *, opts: SummaryOptions) -> str:
     """Show the runs table, or one run: config, parameters, metrics, latent metrics.
 
     Without RUN_ID: one line per run (tab-separated when stdout is not a terminal). With
@@ -32,11 +148,7 @@ def summary(run_id: str | None = None, *, json, plot, runs_dir) -> str:
     from nnlab.commands import summary as summary_mod
 
     return summary_mod.summarize(
-        run_id,
-        runs_dir,
-        as_json=options.parse_bool(json, "json"),
-        color=sys.stdout.isatty(),
-        plot=options.parse_bool(plot, "plot"),
+        run_id, opts.runs_dir, as_json=opts.json, color=sys.stdout.isatty(), plot=opts.plot
     )
 
 
@@ -47,19 +159,7 @@ def _required_id(run_id, command: str) -> str:
     return run_id
 
 
-def animate(
-    run_id: str | None = None,
-    *,
-    kind,
-    classes,
-    fps,
-    every,
-    out,
-    compare,
-    dpi,
-    projection,
-    runs_dir,
-):
+def animate(run_id: str | None = None, *, opts: AnimateCommandOptions) -> str:
     """Write a GIF of a run's latent space over training, and its last frame as PNG.
 
     One frame per recorded snapshot: class densities for a VAE with a 2-D latent, points
@@ -67,28 +167,14 @@ def animate(
     """
     from nnlab.render.animate import animate as animate_run
 
-    others = [o for o in (compare or "").split(",") if o]
-    if compare is not None and not others:  # e.g. --compare="$id" with id unset: say so
-        raise NnlabError("--compare: give the run ids to draw beside RUN_ID, e.g. --compare=ID")
+    others = opts.compare or ()
     twice = next((o for i, o in enumerate(others) if o in (run_id, *others[:i])), None)
     if twice is not None:  # it would be drawn twice, side by side with itself
         raise NnlabError(f"--compare: {twice} is drawn already; name each run once")
-    paths = animate_run(
-        _required_id(run_id, "animate"),
-        runs_dir,
-        kind=kind,
-        classes=classes,
-        fps=fps,
-        every=every,
-        out=out,
-        compare=others,
-        dpi=dpi,
-        projection=projection,
-    )
-    return "\n".join(paths)
+    return "\n".join(animate_run(_required_id(run_id, "animate"), opts.runs_dir, opts))
 
 
-def project(run_id: str | None = None, *, method, points, every, runs_dir) -> str:
+def project(run_id: str | None = None, *, opts: ProjectOptions) -> str:
     """Embed a run's recorded layer in 2-D at its snapshots, kept in the run.
 
     Each frame continues from the last (t-SNE, UMAP) or all share one basis (PCA);
@@ -97,11 +183,15 @@ def project(run_id: str | None = None, *, method, points, every, runs_dir) -> st
     from nnlab.render.sources import project as project_run
 
     return project_run(
-        _required_id(run_id, "project"), runs_dir, method=method, points=points, every=every
+        _required_id(run_id, "project"),
+        opts.runs_dir,
+        method=opts.method,
+        points=opts.points,
+        every=opts.every,
     )
 
 
-def masks(run_id: str | None = None, *, out, units, checkpoint, runs_dir) -> str:
+def masks(run_id: str | None = None, *, opts: MasksOptions) -> str:
     """Write a classifier's first-layer weights as 28x28 masks: a GIF and a PNG grid.
 
     Prints the written paths.
@@ -109,12 +199,16 @@ def masks(run_id: str | None = None, *, out, units, checkpoint, runs_dir) -> str
     from nnlab.render.masks import masks as write_masks
 
     paths = write_masks(
-        _required_id(run_id, "masks"), runs_dir, out=out, units=units, checkpoint=checkpoint
+        _required_id(run_id, "masks"),
+        opts.runs_dir,
+        out=opts.out,
+        units=opts.units,
+        checkpoint=opts.checkpoint,
     )
     return "\n".join(paths)
 
 
-def embed(run_id: str | None = None, *, split, checkpoint, layer, format, task, runs_dir):
+def embed(run_id: str | None = None, *, opts: EmbedOptions):
     """Encode a whole split with a run's model and write latents, labels and indices.
 
     Prints the file's path; for a VAE, the mean KL per latent dimension goes to stderr.
@@ -123,16 +217,16 @@ def embed(run_id: str | None = None, *, split, checkpoint, layer, format, task, 
 
     return embed_split(
         _required_id(run_id, "embed"),
-        runs_dir,
-        split=split,
-        checkpoint=checkpoint,
-        layer=layer,
-        fmt=format,
-        task=task,
+        opts.runs_dir,
+        split=opts.split,
+        checkpoint=opts.checkpoint,
+        layer=opts.layer,
+        fmt=opts.format,
+        task=opts.task,
     )
 
 
-def decode(run_id: str | None = None, *, checkpoint, out, between, over_training, runs_dir):
+def decode(run_id: str | None = None, *, opts: DecodeOptions):
     """Write a VAE's decoder views: manifold, reconstructions, samples, interpolation.
 
     The latent manifold (a grid over [-3, 3]^2 decoded), reconstructions of one test image
@@ -143,16 +237,16 @@ def decode(run_id: str | None = None, *, checkpoint, out, between, over_training
 
     paths = decode_run(
         _required_id(run_id, "decode"),
-        runs_dir,
-        checkpoint=checkpoint,
-        out=out,
-        between=between,
-        over_training=options.parse_bool(over_training, "over_training"),
+        opts.runs_dir,
+        checkpoint=opts.checkpoint,
+        out=opts.out,
+        between=opts.between,
+        over_training=opts.over_training,
     )
     return "\n".join(paths)
 
 
-def export(run_id: str | None = None, *, to, logdir, snapshots, force, runs_dir) -> str:
+def export(run_id: str | None = None, *, opts: ExportOptions) -> str:
     """Export a run, or every point of a sweep, from the store to TensorBoard.
 
     Writes event files: every scalar of metrics.jsonl, the latent metrics of every
@@ -165,15 +259,15 @@ def export(run_id: str | None = None, *, to, logdir, snapshots, force, runs_dir)
 
     return export_item(
         _required_id(run_id, "export"),
-        runs_dir,
-        to=to,
-        logdir=logdir,
-        snapshots=snapshots,
-        force=options.parse_bool(force, "force"),
+        opts.runs_dir,
+        to=opts.to,
+        logdir=opts.logdir,
+        snapshots=opts.snapshots,
+        force=opts.force,
     )
 
 
-def report(*run_ids: str, out, points, projection, runs_dir) -> str:
+def report(*run_ids: str, opts: ReportOptions) -> str:
     """Write one self-contained HTML page to explore runs in a browser; print its path.
 
     A step slider (with play/pause and speed) moves every panel at once: the probe images'
@@ -189,7 +283,9 @@ def report(*run_ids: str, out, points, projection, runs_dir) -> str:
 
     if not run_ids:
         raise NnlabError("give a run id: nnlab report RUN_ID|SWEEP_ID [RUN_ID ...] (or latest)")
-    return write_report(list(run_ids), runs_dir, out=out, points=points, projection=projection)
+    return write_report(
+        list(run_ids), opts.runs_dir, out=opts.out, points=opts.points, projection=opts.projection
+    )
 
 
 COMMANDS = {
@@ -204,171 +300,40 @@ COMMANDS = {
                 "the run to describe (or latest); none for the table of all runs",
                 optional=True,
             ),
-            (
-                Option("json", False, bool, "print the same as JSON"),
-                Option(
-                    "plot",
-                    False,
-                    bool,
-                    "write <run>/media/metrics.png (losses and latent metrics against step) and "
-                    "print its path",
-                ),
-                RUNS_DIR,
-            ),
+            SummaryOptions,
         ),
         Command(
             "animate",
             animate,
             Positional("run_id", "RUN_ID", "the run to draw (or latest)"),
-            (
-                Option(
-                    "kind",
-                    ANIMATE["kind"],
-                    str,
-                    "what to draw (auto: densities for a 2-D VAE)",
-                    choices="nnlab.render.sources:KINDS",
-                ),
-                Option("classes", None, str, "the classes to show, e.g. 0,4,9 (default: all)"),
-                Option("fps", ANIMATE["fps"], float, "frames per second of the GIF"),
-                Option(
-                    "every",
-                    None,
-                    int,
-                    "draw every K-th snapshot, always ending on the last (default: as many as "
-                    "keep the GIF at 150 frames or fewer)",
-                ),
-                Option("out", None, str, "the GIF's path (default <run>/media/)"),
-                Option(
-                    "compare",
-                    None,
-                    str,
-                    "other runs drawn side by side (comma-separated, or the option repeated)",
-                    repeat=True,
-                ),
-                Option("dpi", ANIMATE["dpi"], int, "pixels per inch of a 5.6-inch panel"),
-                PROJECTION,
-                RUNS_DIR,
-            ),
+            AnimateCommandOptions,
         ),
         Command(
             "project",
             project,
             Positional("run_id", "RUN_ID", "the run whose recorded layer to embed (or latest)"),
-            (
-                Option(
-                    "method",
-                    "tsne",
-                    str,
-                    "pca, tsne (pip install openTSNE) or umap (pip install umap-learn)",
-                    choices="nnlab.analysis.projection:METHODS",
-                ),
-                Option(
-                    "points",
-                    2000,
-                    int,
-                    "probe images embedded (a class-stratified subsample, the same in every frame)",
-                ),
-                Option(
-                    "every",
-                    None,
-                    int,
-                    "embed every K-th snapshot, always ending on the last (default: at most "
-                    "100 frames)",
-                ),
-                RUNS_DIR,
-            ),
+            ProjectOptions,
         ),
         Command(
             "masks",
             masks,
             Positional("run_id", "RUN_ID", "a classifier run (or latest)"),
-            (
-                Option("out", None, str, "the folder to write to (default <run>/media/)"),
-                Option("units", None, str, "the units to show, e.g. 0,3,7 (default: all)"),
-                CHECKPOINT,
-                RUNS_DIR,
-            ),
+            MasksOptions,
         ),
         Command(
             "embed",
             embed,
             Positional("run_id", "RUN_ID", "the run whose model encodes (or latest)"),
-            (
-                Option(
-                    "split",
-                    "test",
-                    str,
-                    "the split to encode",
-                    choices="nnlab.training.embed:SPLITS",
-                ),
-                CHECKPOINT,
-                Option(
-                    "layer",
-                    None,
-                    int,
-                    "classifier only: the layer to record, an index into sizes (default: the "
-                    "recorded layer)",
-                ),
-                Option(
-                    "format", "npz", str, "the file format", choices="nnlab.training.embed:FORMATS"
-                ),
-                Option(
-                    "task",
-                    None,
-                    int,
-                    "runs with permute_every: show the images as this task permutes them "
-                    "(default: the checkpoint's own task)",
-                ),
-                RUNS_DIR,
-            ),
+            EmbedOptions,
         ),
         Command(
-            "decode",
-            decode,
-            Positional("run_id", "RUN_ID", "a VAE run (or latest)"),
-            (
-                CHECKPOINT,
-                Option("out", None, str, "the folder to write to (default <run>/media/)"),
-                Option(
-                    "between",
-                    None,
-                    str,
-                    "two test image indices to interpolate, e.g. 4,9 (default: the first 4 and "
-                    "the first 9)",
-                ),
-                Option(
-                    "over_training",
-                    False,
-                    bool,
-                    "also the manifold at every saved checkpoint, as a GIF",
-                ),
-                RUNS_DIR,
-            ),
+            "decode", decode, Positional("run_id", "RUN_ID", "a VAE run (or latest)"), DecodeOptions
         ),
         Command(
             "export",
             export,
             Positional("run_id", "RUN_ID", "a run or a sweep (or latest)"),
-            (
-                Option(
-                    "to",
-                    "tensorboard",
-                    str,
-                    'what to export to (pip install -e ".[tensorboard]")',
-                    choices="nnlab.render.export:TARGETS",
-                ),
-                Option(
-                    "logdir", None, str, "where to write (default <run or sweep>/media/tensorboard)"
-                ),
-                Option(
-                    "snapshots",
-                    "first,middle,last",
-                    str,
-                    "the projector's snapshots: first, middle, last, or recorded steps",
-                ),
-                Option("force", False, bool, "replace an earlier export at the same place"),
-                RUNS_DIR,
-            ),
+            ExportOptions,
         ),
         Command(
             "report",
@@ -379,23 +344,7 @@ COMMANDS = {
                 "one or more runs, or a sweep (or latest)",
                 many=True,
             ),
-            (
-                Option(
-                    "out",
-                    None,
-                    str,
-                    "the page's path, ending in .html (default <first run or sweep>/media/"
-                    "report.html)",
-                ),
-                Option(
-                    "points",
-                    1000,
-                    int,
-                    "probe images drawn (a class-stratified subsample of the recording)",
-                ),
-                PROJECTION,
-                RUNS_DIR,
-            ),
+            ReportOptions,
         ),
     )
 }

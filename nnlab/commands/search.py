@@ -22,7 +22,6 @@ from nnlab import families
 from nnlab.analysis import trials as trials_mod
 from nnlab.commands import executors
 from nnlab.config import space as spaces
-from nnlab.helpers import options
 from nnlab.helpers.errors import NnlabError, RunDamaged, did_you_mean
 from nnlab.store import folders, sweeps
 from nnlab.store.meta import Status
@@ -70,45 +69,44 @@ class Plan:
         return dataclasses.asdict(self)
 
 
-def plan(opts: dict, the_space: spaces.Space, first) -> Plan:
+def plan(opts, given: frozenset, the_space: spaces.Space, first) -> Plan:
     """The search's plan from the options typed, each checked (first: a trial's config)."""
-    method = str(opts.get("search", "grid"))
+    method = opts.search
     if method not in METHODS:
         raise NnlabError(f"--search: unknown value '{method}'{did_you_mean(method, METHODS)}")
-    if "trials" not in opts:
+    if opts.trials is None:
         raise NnlabError(f"--search={method} needs --trials=N: how many trials to run")
-    trials = options.positive_int(opts["trials"], "trials")
-    if trials > 100_000:
-        raise NnlabError(f"--trials={trials}: at most 100,000")
+    if opts.trials > 100_000:
+        raise NnlabError(f"--trials={opts.trials}: at most 100,000")
     objectives = families.of(first).objectives(first)
-    metric = str(opts.get("metric", families.of(first).headline_key))
+    metric = opts.metric or families.of(first).headline_key
     if metric not in objectives:
         raise NnlabError(
             f"--metric={metric}: no {first.model} run writes it{did_you_mean(metric, objectives)}; "
             f"these do: {', '.join(objectives)}"
         )
-    direction = str(opts.get("direction", objectives[metric]))
+    direction = opts.direction or objectives[metric]
     if direction not in DIRECTIONS:
         raise NnlabError(f"--direction={direction}: use max or min")
-    seed = options.whole_number(opts.get("search_seed", 0), "search_seed", 0)
-    prune = str(opts.get("prune", "none"))
+    prune = opts.prune
     if prune not in PRUNERS:
         raise NnlabError(f"--prune: unknown value '{prune}'{did_you_mean(prune, PRUNERS)}")
     every = 0.0
-    if "prune_every" in opts:
+    if opts.prune_every is not None:
         if prune == "none":
             raise NnlabError("--prune_every applies with a pruner: add --prune=asha (or median)")
-        every = _every(str(opts["prune_every"]))
+        every = opts.prune_every
     elif prune != "none" and first.epochs <= 1 and "epochs" not in the_space.params:
         # a trial reports at the ends of its epochs but the last: one epoch, no report
         raise NnlabError(
             f"--prune={prune}: trials of one epoch would never report before their end: add "
             "--prune_every=0.25 (a fraction of an epoch) or a number of steps"
         )
-    return Plan(method, trials, metric, direction, seed, prune, every, the_space.as_record())
+    seed = opts.search_seed
+    return Plan(method, opts.trials, metric, direction, seed, prune, every, the_space.as_record())
 
 
-def _every(text: str) -> float:
+def prune_every(text: str, name: str = "prune_every") -> float:
     """--prune_every: a whole number of steps, or a fraction of an epoch below 1."""
     try:
         value = float(text)
@@ -116,20 +114,20 @@ def _every(text: str) -> float:
         value = -1.0
     if not (0 < value < 1 or (value >= 1 and value.is_integer())) or not math.isfinite(value):
         raise NnlabError(
-            f"--prune_every={text}: give a whole number of steps (e.g. 50) or a fraction of "
+            f"--{name}={text}: give a whole number of steps (e.g. 50) or a fraction of "
             "an epoch below 1 (e.g. 0.25)"
         )
     return value
 
 
-def check_options(opts: dict) -> None:
+def check_options(opts, given: frozenset) -> None:
     """Search options typed without a search: one line saying what they need."""
-    if str(opts.get("search", "grid")) != "grid":
+    if opts.search != "grid":
         return
-    given = [k for k in OPTIONS if k in opts]
-    if given:
+    typed = [k for k in OPTIONS if k in given]
+    if typed:
         raise NnlabError(
-            f"--{given[0]} applies to a search: add --search=tpe (or random) and give ranges, "
+            f"--{typed[0]} applies to a search: add --search=tpe (or random) and give ranges, "
             "e.g. --lr=log:1e-4..1e-2"
         )
 

@@ -23,10 +23,8 @@ from rich.console import Console
 
 from nnlab.analysis import trials
 from nnlab.commands import executors, search
-from nnlab.commands.command import once
 from nnlab.commands.worker import run_point_task
 from nnlab.config import config, grid, space
-from nnlab.helpers import options
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError, RunError, TrainingStopped, did_you_mean
 from nnlab.store import folders, sweeps
@@ -57,42 +55,40 @@ class Settings:
 
 def command(
     model: str | None,
-    opt_list: list[tuple[str, str]],
+    opts,
+    given: frozenset[str],
     fields: list[tuple[str, str]],
     argv: list[str] | None,
 ) -> str:
-    """`nnlab sweep MODEL --KEY=v1,v2 ...` or `--resume SWEEP_ID`: the command's own options
-    and the config fields, each as typed and in order; returns the sweep id (or, with
-    --dry_run, the plan)."""
-    opts = once(opt_list)
-    runs_dir = opts.get("runs_dir")
-    if "resume" in opts:
-        sweep_id = opts["resume"]
-        if sweep_id in ("", "true"):
+    """`nnlab sweep MODEL --KEY=v1,v2 ...` or `--resume SWEEP_ID`: the command's options
+    (nnlab.commands.cli.SweepOptions, and the names typed) and the config fields, each as
+    typed and in order; returns the sweep id (or, with --dry_run, the plan)."""
+    if opts.resume is not None:
+        if opts.resume in ("", "true"):
             raise NnlabError("--resume needs a sweep id: nnlab sweep --resume SWEEP_ID")
         kept = ("preset", "config", "dry_run", "search", *search.OPTIONS)
-        extra = [k for k, _ in fields] + [k for k in kept if k in opts]
+        extra = [k for k, _ in fields] + [k for k in kept if k in given]
         if model is not None or extra:
             shown = extra[0] if extra else "MODEL"
             raise NnlabError(
                 f"--resume takes only --jobs, --executor, --address and --retries, not "
                 f"{shown}: a sweep keeps its grid (a search its space and plan)"
             )
-        return resume(sweep_id, runs_dir, opts)
-    search.check_options(opts)
-    if str(opts.get("search", "grid")) != "grid":
-        return start_search(model, opts, fields, argv)
-    return start(model, opts, fields, argv)
+        return resume(opts.resume, opts.runs_dir, opts, given)
+    search.check_options(opts, given)
+    if opts.search != "grid":
+        return start_search(model, opts, given, fields, argv)
+    return start(model, opts, given, fields, argv)
 
 
-def start(model: str | None, opts: dict, fields: list[tuple[str, str]], argv) -> str:
+def start(model: str | None, opts, given, fields: list[tuple[str, str]], argv) -> str:
     """A new sweep: the grid built and every point validated before anything is written,
     then run (or, with --dry_run, only its plan)."""
-    runs_dir = opts.get("runs_dir")
-    dry_run = options.parse_bool(opts.get("dry_run", False), "dry_run")
-    the_grid = grid.build(model, fields, preset=opts.get("preset"), config_file=opts.get("config"))
+    runs_dir = opts.runs_dir
+    dry_run = opts.dry_run
+    the_grid = grid.build(model, fields, preset=opts.preset, config_file=opts.config)
     total = len(the_grid)
-    if total > grid.MAX_POINTS and not options.parse_bool(opts.get("yes", False), "yes"):
+    if total > grid.MAX_POINTS and not opts.yes:
         raise NnlabError(
             f"the grid has {total:,} points, more than {grid.MAX_POINTS:,}: check the values, "
             "or add --yes to run them all"
@@ -100,7 +96,7 @@ def start(model: str | None, opts: dict, fields: list[tuple[str, str]], argv) ->
     configs = the_grid.configs()  # every point validated before anything is written
     if any(c.tensorboard for c in configs):
         tensorboard.check_available("--tensorboard=true")
-    settings = _settings(opts, None)
+    settings = _settings(opts, given, None)
     base_id = sweeps.sweep_id_base(configs[0].model, the_grid.name)
     if dry_run:
         ids = [sweeps.point_run_id(base_id, i, total) for i in range(total)]
@@ -145,19 +141,17 @@ def _launch(runs_dir, base_id: str, settings: Settings, record, feed) -> str:
             sweep.release()
 
 
-def start_search(model: str | None, opts: dict, fields: list[tuple[str, str]], argv) -> str:
+def start_search(model: str | None, opts, given, fields: list[tuple[str, str]], argv) -> str:
     """A new search: Optuna there, the space and plan checked (each bound and choice a valid
     config) before anything is written; then trials asked as workers free up."""
-    search.optuna_module(str(opts["search"]))  # missing: refused before anything is written
-    dry_run = options.parse_bool(opts.get("dry_run", False), "dry_run")
-    the_space = space.build(
-        model, fields, preset=opts.get("preset"), config_file=opts.get("config")
-    )
+    search.optuna_module(opts.search)  # missing: refused before anything is written
+    dry_run = opts.dry_run
+    the_space = space.build(model, fields, preset=opts.preset, config_file=opts.config)
     first = the_space.check()
-    the_plan = search.plan(opts, the_space, first)
+    the_plan = search.plan(opts, given, the_space, first)
     if first.tensorboard:
         tensorboard.check_available("--tensorboard=true")
-    settings = _settings(opts, None)
+    settings = _settings(opts, given, None)
     words = (
         f"{the_plan.method} search of {first.model}: {the_plan.trials} trials over "
         f"{space.describe(the_space.params)}; {the_plan.metric} ({the_plan.direction}), "
@@ -185,15 +179,16 @@ def start_search(model: str | None, opts: dict, fields: list[tuple[str, str]], a
         stderr_console().print(f"{sweep.id}: {words}", soft_wrap=True)
         return search.SearchFeed(sweep, rec, study, [])
 
-    return _launch(opts.get("runs_dir"), base_id, settings, record, feed)
+    return _launch(opts.runs_dir, base_id, settings, record, feed)
 
 
-def resume(sweep_id: str, runs_dir=None, opts: dict | None = None) -> str:
+def resume(sweep_id: str, runs_dir=None, opts=None, given: frozenset = frozenset()) -> str:
     """Go on with a sweep: finished points are skipped, interrupted ones resumed from
-    their checkpoints, the rest started."""
+    their checkpoints, the rest started (the executor settings typed, in `given`, replace
+    the recorded ones)."""
     sweep = sweeps.open_sweep(sweep_id, runs_dir)
     rec = sweep.record()
-    settings = _settings(opts or {}, rec.get("settings"))
+    settings = _settings(opts, given, rec.get("settings"))
     with executors.session(settings) as session:
         return _resume(sweep, rec, settings, session)
 
@@ -263,35 +258,42 @@ def _wait_for_stopping_workers(sweep: sweeps.Sweep, rec: dict, console: Console)
         time.sleep(0.1)
 
 
-def _settings(opts: dict, recorded: dict | None) -> Settings:
+def _settings(opts, given: frozenset, recorded: dict | None) -> Settings:
     """The executor settings from the options typed (a resume keeps the recorded ones for
     what is not typed, so its runs use the same thread counts and stay bit-exact)."""
     base = Settings(**recorded) if recorded else None
-    executor = str(opts.get("executor", base.executor if base else "local"))
+
+    def typed(name: str, recorded_value, default):
+        if name in given:
+            return getattr(opts, name)
+        return recorded_value if base else default
+
+    executor = typed("executor", base and base.executor, "local")
     if executor not in EXECUTORS:
         hint = did_you_mean(executor, EXECUTORS)
         raise NnlabError(f"--executor: unknown value '{executor}'{hint}")
     cores = os.cpu_count() or 1
-    if "jobs" in opts:
-        jobs = options.positive_int(opts["jobs"], "jobs")
-    else:
-        jobs = base.jobs if base else cores
+    jobs = typed("jobs", base and base.jobs, cores)
     if executor == "local" and jobs > 256:
         raise NnlabError(f"--jobs={jobs}: at most 256 local workers")
-    retries = base.retries if base else 2
-    if "retries" in opts:
-        try:
-            retries = int(opts["retries"])
-        except ValueError:
-            retries = -1
-        if not 0 <= retries <= 100:
-            raise NnlabError(f"--retries={opts['retries']}: expected a whole number from 0 to 100")
+    retries = typed("retries", base and base.retries, 2)
     # each worker its share of the cores: oversubscribed torch threads cost 10-30x here
     threads = max(1, cores // jobs) if executor == "local" else 1
-    if base and "jobs" not in opts and executor == base.executor:
+    if base and "jobs" not in given and executor == base.executor:
         threads = base.threads
-    address = str(opts.get("address", base.address if base else "auto"))
+    address = typed("address", base and base.address, "auto")
     return Settings(executor, jobs, threads, address, retries)
+
+
+def retries_count(text: str, name: str = "retries") -> int:
+    """--retries: a whole number from 0 to 100."""
+    try:
+        retries = int(text)
+    except ValueError:
+        retries = -1
+    if not 0 <= retries <= 100:
+        raise NnlabError(f"--{name}={text}: expected a whole number from 0 to 100")
+    return retries
 
 
 def _new_record(
@@ -301,9 +303,9 @@ def _new_record(
     axes, no point yet)."""
     now = folders.now_iso()
     base = dataclasses.replace(first, name="")
-    source = {"preset": opts["preset"]} if opts.get("preset") else {}
-    if opts.get("config"):
-        source = {"config": str(Path(opts["config"]).absolute())}
+    source = {"preset": opts.preset} if opts.preset else {}
+    if opts.config:
+        source = {"config": str(Path(opts.config).absolute())}
     return {
         "format": folders.FORMAT_VERSION,
         "kind": "sweep",

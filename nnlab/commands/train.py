@@ -26,13 +26,11 @@ from nnlab.store.meta import Status
 from nnlab.training import tensorboard
 
 
-def command(model: str | None, opts: dict[str, str], flags: dict[str, str]) -> str:
+def command(model: str | None, opts, flags: dict[str, str]) -> str:
     """`nnlab train MODEL [--preset|--config] [--KEY=VALUE...]` or `--resume RUN_ID
-    [--epochs=N]`: opts are the command's own options (preset, config, resume, runs_dir),
+    [--epochs=N]`: opts are the command's own options (nnlab.commands.cli.TrainOptions),
     flags the config fields, each as the text typed; returns the run id."""
-    preset, config_file, resume_id, runs_dir = (
-        opts.get(k) for k in ("preset", "config", "resume", "runs_dir")
-    )
+    preset, config_file, resume_id, runs_dir = opts.preset, opts.config, opts.resume, opts.runs_dir
     if resume_id is not None:
         if resume_id in ("", "true"):  # a bare --resume: nnlab's own ids never read "true"
             raise NnlabError("--resume needs a run id: nnlab train --resume RUN_ID (or latest)")

@@ -152,6 +152,11 @@ def positive_int(value, name: str) -> int:
     return whole_number(value, name, 1)
 
 
+def natural(value, name: str) -> int:
+    """A whole number of at least 0."""
+    return whole_number(value, name, 0)
+
+
 def whole_number(value, name: str, low: int) -> int:
     """A whole number of at least low."""
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nnlab import families
-from nnlab.helpers.errors import NnlabError, RunDamaged
+from nnlab.helpers.errors import NnlabError, RunDamaged, did_you_mean
 from nnlab.store import folders, metrics, record, schema, sweeps, table
 from nnlab.store.meta import Meta, Status
 
@@ -256,13 +256,17 @@ class Run:
         return snapshot_figure(self.id, self._folder.root, step=step, **options)
 
     def animate(self, **options) -> Path:
-        """Write the latent-space GIF as `nnlab animate` does (the same options: kind,
-        classes, fps, every, out, compare, dpi, projection) and return its path."""
+        """Write the latent-space GIF as `nnlab animate` does (its options, declared once in
+        nnlab.render.defaults.AnimateOptions) and return its path."""
+        from nnlab.library.probe import UsageError
         from nnlab.render.animate import animate
+        from nnlab.render.defaults import AnimateOptions
 
-        compare = options.pop("compare", ())
-        compare = [compare] if isinstance(compare, str) else list(compare or ())
-        paths = animate(self.id, self._folder.root, compare=compare, **options)
+        known = [f.name for f in dataclasses.fields(AnimateOptions)]
+        for name in options:
+            if name not in known:
+                raise UsageError(f"animate(): no option {name!r}{did_you_mean(name, known)}")
+        paths = animate(self.id, self._folder.root, AnimateOptions(**options))
         return Path(paths[0])
 
     def show(self, **options):

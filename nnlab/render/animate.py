@@ -19,7 +19,7 @@ from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.options import parse_classes, positive_int, positive_number
 from nnlab.helpers.progress import CountProgress
-from nnlab.render.defaults import ANIMATE as DEFAULTS
+from nnlab.render.defaults import AnimateOptions
 from nnlab.render.panels import DensityPanel, Panel, Scatter3DPanel, ScatterPanel
 from nnlab.render.sources import (
     KIND_WORDS,
@@ -47,31 +47,22 @@ MAX_DPI = 600
 
 
 def animate(
-    run_id,
-    runs_dir=None,
-    *,
-    kind=DEFAULTS["kind"],
-    fps=DEFAULTS["fps"],
-    dpi=DEFAULTS["dpi"],
-    classes=None,
-    every=None,
-    out=None,
-    compare=(),
-    projection=None,
-    console=None,
+    run_id, runs_dir=None, options: AnimateOptions | None = None, console=None
 ) -> list[str]:
-    """Write the latent-space GIF (and its final frame as PNG); return the two paths (the
-    defaults of kind, fps and dpi are nnlab.render.defaults', as the command's)."""
+    """Write the latent-space GIF (and its final frame as PNG); return the two paths
+    (options: nnlab.render.defaults.AnimateOptions, the command's and the API's)."""
     from nnlab.render.gif import write_gif, write_png
 
-    out_path = _gif_path(out) if out else None
-    asked = every is not None
-    every = positive_int(every, "every") if asked else 1
-    fps = positive_number(fps, "fps")
-    dpi = positive_int(dpi, "dpi")
+    o = options or AnimateOptions()
+    kind, classes, projection = o.kind, o.classes, o.projection
+    out_path = _gif_path(o.out) if o.out else None
+    asked = o.every is not None
+    every = positive_int(o.every, "every") if asked else 1
+    fps = positive_number(o.fps, "fps")
+    dpi = positive_int(o.dpi, "dpi")
     if dpi > MAX_DPI:  # a 5.6-inch panel at 600 dpi is already 3,360 pixels wide
         raise NnlabError(f"--dpi={dpi}: at most {MAX_DPI}")
-    compare = [compare] if isinstance(compare, str) else list(compare or [])
+    compare = [o.compare] if isinstance(o.compare, str) else list(o.compare or [])
     console = console or stderr_console()
     ids, sweep = expand_sweeps([run_id, *compare], runs_dir, console)
     sources = [load_source(r, runs_dir, str(kind)) for r in ids]
@@ -232,7 +223,9 @@ def epoch_text(epoch: float) -> str:
     return f"{epoch:.2f}" if abs(epoch) < 1e6 else f"{epoch:.3g}"
 
 
-def snapshot_figure(run_id, runs_dir=None, *, step=None, kind=DEFAULTS["kind"], dpi=None):
+def snapshot_figure(
+    run_id, runs_dir=None, *, step=None, kind=AnimateOptions.kind, dpi=AnimateOptions.dpi
+):
     """The figure `animate` draws for one snapshot of a run (`step`, None for the last), on
     the axes of the whole animation; the caller owns it (a notebook shows it)."""
     src = load_source(run_id, runs_dir, str(kind))
@@ -246,7 +239,7 @@ def snapshot_figure(run_id, runs_dir=None, *, step=None, kind=DEFAULTS["kind"], 
         s = int(hits[-1])
     classes = drawn_classes([src], list(range(len(record.class_names(src.rec, src.cfg)))))
     limits = shared_limits([src], classes)
-    dpi = positive_int(DEFAULTS["dpi"] if dpi is None else dpi, "dpi")
+    dpi = positive_int(AnimateOptions.dpi if dpi is None else dpi, "dpi")
     fig, panels, titles = _figure([src], classes, 1, dpi, limits)
     panels[0].update(s)
     outside = outside_counts(src, classes, limits[0])

@@ -56,7 +56,7 @@ def report(
     console = console or stderr_console()
     if not ids:
         raise NnlabError("name a run or sweep: nnlab report RUN_ID|SWEEP_ID [RUN_ID ...]")
-    points = _positive_points(points)
+    points = page_points(points)
     first = ids[0]
     run_ids, notes = _expand(ids, runs_dir)
     opened = [folders.read_run(r, runs_dir) for r in run_ids]
@@ -124,7 +124,8 @@ def _share_limits(latents: list[dict]) -> None:
             L["shared_limits"] = [x0, x1, y0, y1]
 
 
-def _positive_points(points) -> int:
+def page_points(points, name: str = "points") -> int:
+    """--points: how many probe points the page draws, 10 to 20,000."""
     try:
         n = int(str(points))
     except ValueError:
