@@ -1,6 +1,9 @@
 """What every model family has: the config fields all families share, and the behaviour
-each family defines (`Family`). A family is one module beside this one (its config class,
-its Family object) and one line in the registry, nnlab/families/__init__.py.
+each family defines (`Family`): a small core it must define (`Core`: names, config class,
+recorded arrays, headline, build, loss, encode) and the parts with defaults it overrides
+where it differs (`Display`, `Search`). A family is one module beside this one (its config
+class, its Family object), one line in the registry (nnlab/families/__init__.py) and, for
+one `nnlab train` builds, a preset YAML in configs/.
 
 Everything outside the family modules asks the family (`families.of(cfg)`) instead of
 testing a model's name: what a snapshot records, which pictures apply, its headline
@@ -254,11 +257,10 @@ class Column:
     latent: bool = False  # from the recording's last snapshot, not the last epoch line
 
 
-class Family:
-    """One model family: its config class and everything nnlab does differently for it.
-
-    A subclass sets the class attributes and implements the methods; one instance of it is
-    listed in the registry.
+class Core:
+    """What a family must define: its names and config class, the arrays a snapshot
+    records, its headline metric, and how to build, train and encode its network. The other
+    members here have defaults that fit any family; a family overrides those that differ.
     """
 
     name: str  # the first argument of `nnlab train`, and `model` in config.yaml
@@ -268,45 +270,31 @@ class Family:
     # The arrays one snapshot records, each (probe images, width): the points first, then
     # their spread (a posterior's sd) when the family has one; the chunk files use these names.
     arrays: tuple[str, ...]
-    symbol: str  # the letter of a latent unit in axis labels: z1 or h1
-    pictures: frozenset[str] = frozenset()  # family-only pictures: "masks", "decode"
-    rebuildable: bool = True  # nnlab can rebuild the network from the run's config
-    # The epoch numbers that say how good a model is, plotted beside the loss by the report
-    quality_title: str
-    quality_keys: tuple[str, ...]
     headline_key: str  # the final metric a run is known by, and its label
     headline_label: str
-    sweep_columns: tuple[Column, ...]
-    # What a search may optimise (--metric), each with its better direction: the epoch
-    # line's terms (train_ for the loss terms, val_/test_ for the evaluation's numbers) and
-    # the latent metrics of the last snapshot.
-    latent_objectives: dict[str, str] = {
-        "overlap_max": "min",
-        "overlap_mean": "min",
-        "ncm_accuracy": "max",
-        "between_within": "max",
-    }
+    rebuildable: bool = True  # nnlab can rebuild the network from the run's config
 
-    def objective_terms(self, cfg: Config) -> dict[str, str]:
-        """The loss and evaluation terms of an epoch line (without split) and their better
-        direction; those evaluation adds (not logged for train) are the family's eval_only."""
-        return {}
+    # Torch: imported when called.
 
-    eval_only: tuple[str, ...] = ()
+    def build(self, cfg: Config) -> torch.nn.Module:
+        """A freshly constructed network for cfg (initialised by training.models)."""
+        raise NotImplementedError
 
-    def objectives(self, cfg: Config) -> dict[str, str]:
-        """Every metric a search may optimise (--metric) for runs of cfg, with its better
-        direction (max or min): split_term of the last epoch, and the latent metrics of
-        the last snapshot when the run records one."""
-        out = {}
-        splits = ("train", "val", "test") if cfg.val_fraction else ("train", "test")
-        for split in splits:
-            for term, better in self.objective_terms(cfg).items():
-                if not (split == "train" and term in self.eval_only):
-                    out[f"{split}_{term}"] = better
-        if cfg.snapshot_every:
-            out.update(self.latent_objectives)
-        return out
+    def loss_terms(self, model, cfg: Config, x, y, generator=None) -> dict[str, Any]:
+        """The batch-mean loss (first key "loss") and the terms logged beside it."""
+        raise NotImplementedError
+
+    def encode(self, model, cfg: Config, x, layer: int | None = None):
+        """The recorded arrays of a batch of images, in `arrays` order (no grad, eval)."""
+        raise NotImplementedError
+
+    def evaluation(self, cfg: Config, means: dict[str, float]) -> dict[str, float]:
+        """The numbers an evaluation logs, from the per-image means of the loss terms."""
+        return means
+
+    def headline(self, final: dict) -> tuple[str, float | None]:
+        """A run's headline metric name and value."""
+        return self.headline_label, final.get(self.headline_key)
 
     @property
     def spread(self) -> bool:
@@ -317,6 +305,14 @@ class Family:
 
     def check(self, cfg: Config, bad, choice) -> None:
         """Refuse values of the family's own fields (bad(key, why), choice(key))."""
+
+    def fit(self, values: dict, before: dict) -> None:
+        """Adjust field values that follow the dataset (values holds its image_shape and
+        num_classes; before, those the values came with)."""
+
+    def size_key(self, cfg: Config) -> str:
+        """The field to name when the model is too big for this machine."""
+        return "hidden_dims" if hasattr(cfg, "hidden_dims") else "model"
 
     def class_names(self, cfg: Config) -> list[str]:
         """Display names of the classes of the run's images (its probe may say otherwise:
@@ -359,6 +355,35 @@ class Family:
         steps = _count(meta.steps_per_epoch) * epochs
         return 4096 * (steps // max(cfg.log_every, 1) + epochs + 64)
 
+
+class Display:
+    """How a family's runs are shown (optional: every member has a default that fits any
+    family; the classifier and the VAE override what they draw differently)."""
+
+    symbol: str = "u"  # the letter of a latent unit in axis labels: z1 or h1
+    pictures: frozenset[str] = frozenset()  # family-only pictures: "masks", "decode"
+    # The epoch numbers that say how good a model is, plotted beside the loss by the report
+    quality_title: str = ""
+    quality_keys: tuple[str, ...] = ()
+
+    @property
+    def sweep_columns(self) -> tuple[Column, ...]:
+        """The metric columns of a sweep's table: the headline alone, unless overridden."""
+        return (Column(self.headline_key, self.headline_label, "{:.4g}"),)
+
+    def label(self, cfg: Config) -> str:
+        """A short description of a run's model, for titles."""
+        return f"{self.name} · {cfg.dataset}"
+
+    def format_headline(self, value: float | None) -> str:
+        """The headline value as the runs table shows it."""
+        return "-" if value is None else f"{value:.4g}"
+
+    def epoch_headline(self, line: dict) -> str:
+        """An epoch line in words, as training prints it."""
+        value = line.get(self.headline_key)
+        return "" if value is None else f"{self.headline_label} {self.format_headline(value)}"
+
     def differences(self, cfg) -> str:
         """The settings in which a run differs from its model's defaults, in a line for the
         runs table ("beta=10 epochs=10"): what tells two runs of a model apart."""
@@ -372,48 +397,6 @@ class Family:
             if f.name not in skip and getattr(cfg, f.name) != getattr(base, f.name)
         ]
         return _cap(" ".join(parts))
-
-    def fit(self, values: dict, before: dict) -> None:
-        """Adjust field values that follow the dataset (values holds its image_shape and
-        num_classes; before, those the values came with)."""
-
-    def size_key(self, cfg: Config) -> str:
-        """The field to name when the model is too big for this machine."""
-        raise NotImplementedError
-
-    def label(self, cfg: Config) -> str:
-        """A short description of a run's model, for titles."""
-        raise NotImplementedError
-
-    def headline(self, final: dict) -> tuple[str, float | None]:
-        """A run's headline metric name and value."""
-        return self.headline_label, final.get(self.headline_key)
-
-    def format_headline(self, value: float | None) -> str:
-        """The headline value as the runs table shows it."""
-        raise NotImplementedError
-
-    def epoch_headline(self, line: dict) -> str:
-        """An epoch line in words, as training prints it."""
-        raise NotImplementedError
-
-    # Torch: imported when called.
-
-    def build(self, cfg: Config) -> torch.nn.Module:
-        """A freshly constructed network for cfg (initialised by training.models)."""
-        raise NotImplementedError
-
-    def loss_terms(self, model, cfg: Config, x, y, generator=None) -> dict[str, Any]:
-        """The batch-mean loss (first key "loss") and the terms logged beside it."""
-        raise NotImplementedError
-
-    def evaluation(self, cfg: Config, means: dict[str, float]) -> dict[str, float]:
-        """The numbers an evaluation logs, from the per-image means of the loss terms."""
-        return means
-
-    def encode(self, model, cfg: Config, x, layer: int | None = None):
-        """The recorded arrays of a batch of images, in `arrays` order (no grad, eval)."""
-        raise NotImplementedError
 
     def embed_layer(self, cfg: Config, layer) -> int | None:
         """`nnlab embed --layer`: the layer to encode (None: the recorded one), or refuse."""
@@ -429,3 +412,47 @@ class Family:
         """Arrays an embedding adds beside the recorded ones, and a line for stderr about
         the images encoded (`where`: e.g. "test (10,000 images)")."""
         return {}, None
+
+
+class Search:
+    """What a search may optimise for a family's runs (optional: without objective terms,
+    the latent metrics alone)."""
+
+    # What a search may optimise (--metric), each with its better direction: the epoch
+    # line's terms (train_ for the loss terms, val_/test_ for the evaluation's numbers) and
+    # the latent metrics of the last snapshot.
+    latent_objectives: dict[str, str] = {
+        "overlap_max": "min",
+        "overlap_mean": "min",
+        "ncm_accuracy": "max",
+        "between_within": "max",
+    }
+    eval_only: tuple[str, ...] = ()  # evaluation terms not logged for train
+
+    def objective_terms(self, cfg: Config) -> dict[str, str]:
+        """The loss and evaluation terms of an epoch line (without split) and their better
+        direction; those evaluation adds (not logged for train) are the family's eval_only."""
+        return {}
+
+    def objectives(self, cfg: Config) -> dict[str, str]:
+        """Every metric a search may optimise (--metric) for runs of cfg, with its better
+        direction (max or min): split_term of the last epoch, and the latent metrics of
+        the last snapshot when the run records one."""
+        out = {}
+        splits = ("train", "val", "test") if cfg.val_fraction else ("train", "test")
+        for split in splits:
+            for term, better in self.objective_terms(cfg).items():
+                if not (split == "train" and term in self.eval_only):
+                    out[f"{split}_{term}"] = better
+        if cfg.snapshot_every:
+            out.update(self.latent_objectives)
+        return out
+
+
+class Family(Core, Display, Search):
+    """One model family: its config class and everything nnlab does differently for it.
+
+    A subclass defines the core (Core: names, config class, arrays, headline, build,
+    loss_terms, encode) and overrides what it shows or searches differently (Display,
+    Search); one instance of it is listed in the registry.
+    """

@@ -109,10 +109,6 @@ class OwnFamily(Family):
                 return key.replace("_", " "), final[key]
         return self.headline_label, None
 
-    def format_headline(self, value: float | None) -> str:
-        """Four significant digits."""
-        return "-" if value is None else f"{value:.4g}"
-
     def epoch_headline(self, line: dict) -> str:
         """The first few numbers of the line."""
         shown = [(k, v) for k, v in line.items() if k not in ("kind", "epoch", "step")][:4]
