@@ -147,12 +147,42 @@ def sweep(model: str | None = None, *, opts: SweepOptions, given, fields, argv) 
     return sweep_mod.command(model, opts, given, fields, argv)
 
 
+@dataclass(frozen=True)
+class RunsOptions:
+    runs_dir: str | None = runs_dir()
+
+
+def runs(*words: str, opts: RunsOptions) -> str | None:
+    """Label runs and sweeps, or move them into the store's trash and back.
+
+    tag ID TAG... and untag ID TAG... add and remove tags (letters, digits and . _ : + -);
+    note ID TEXT sets a run's note (an empty TEXT clears it); summary and nnlab.runs() show
+    both. rm ID... moves runs, or a sweep with its points, into <runs>/.trash (never a run
+    that trains, nor one point of a sweep alone, nor a folder nnlab did not make); restore
+    ID... moves them back; trash lists what is there; empty-trash deletes it for good.
+    """
+    from nnlab.commands import runs as runs_mod
+
+    return runs_mod.command(list(words), opts.runs_dir) or None  # nothing: no empty line
+
+
 TRAIN_TWICE = ": a run takes one value of each (nnlab sweep trains several)"
 MODEL = Positional("model", "MODEL", "classifier or vae")
 COMMANDS = {
     "train": Command("train", train, MODEL, TrainOptions, fields=True, twice=TRAIN_TWICE),
     "sweep": Command("sweep", sweep, MODEL, SweepOptions, fields=True, keep_argv=True),
     **readers.COMMANDS,
+    "runs": Command(
+        "runs",
+        runs,
+        Positional(
+            "words",
+            "ACTION [ID ...] [WORD ...]",
+            "tag, untag, note, rm, restore, trash or empty-trash, and what it takes",
+            many=True,
+        ),
+        RunsOptions,
+    ),
 }
 
 

@@ -12,7 +12,7 @@ import json
 from nnlab import families
 from nnlab.helpers import files
 from nnlab.helpers.errors import NnlabError
-from nnlab.store import folders, metrics, schema, sweeps, table
+from nnlab.store import folders, labels, metrics, schema, sweeps, table
 from nnlab.store.meta import Status
 
 
@@ -43,6 +43,7 @@ def list_runs(runs_dir=None) -> list[dict]:
                 "value": r.value,
                 "status": r.status,
                 "created": r.created,
+                "tags": list(r.tags),
             }
         )
     return out
@@ -120,6 +121,15 @@ def _check_files(
     return nothing_yet
 
 
+def _labels(run, problems: list) -> tuple[labels.Labels, list]:
+    """The run's tags and note; damaged, they are shown with the other damage (the run's
+    status is its own)."""
+    try:
+        return labels.read(run), problems
+    except NnlabError as e:
+        return labels.Labels(), [*problems, str(e)]
+
+
 def _description(opened: folders.Opened, lines, status, problems, snaps, trend) -> dict:
     """The summary of a run as a dict (what --json prints)."""
     from nnlab.store import record
@@ -131,6 +141,7 @@ def _description(opened: folders.Opened, lines, status, problems, snaps, trend) 
     seconds = float(meta.train_seconds)
     steps = meta.steps_done
     params = meta.parameters
+    given, problems = _labels(run, problems)
     return {
         "id": run.id,
         "path": str(run.path),
@@ -145,6 +156,8 @@ def _description(opened: folders.Opened, lines, status, problems, snaps, trend) 
         },
         "created": meta.created,
         "ended": meta.ended,
+        "tags": list(given.tags),
+        "note": given.note,
         "sweep": meta.sweep,
         "pruned": meta.pruned if status == Status.PRUNED else None,
         "config": config,

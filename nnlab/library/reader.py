@@ -18,7 +18,7 @@ from typing import Any
 
 from nnlab import families
 from nnlab.helpers.errors import NnlabError, RunDamaged, did_you_mean
-from nnlab.store import folders, metrics, record, schema, sweeps, table
+from nnlab.store import folders, labels, metrics, record, schema, sweeps, table
 from nnlab.store.meta import Meta, Status
 
 __all__ = ["runs", "open_run", "open_sweep", "Run", "Sweep", "Latents", "RunsTable"]
@@ -41,11 +41,13 @@ class RunsTable(list):
         return _html_table(head, cells) if cells else "<p>no runs</p>"
 
 
-def runs(runs_dir=None, *, model=None, dataset=None, status=None, sweep=None) -> RunsTable:
+def runs(
+    runs_dir=None, *, model=None, dataset=None, status=None, sweep=None, tag=None
+) -> RunsTable:
     """The runs of a store (default ./runs, or $NNLAB_RUNS), newest first, as typed rows;
-    keep only those of a model, a dataset, a status or a sweep's points when asked."""
+    keep only those of a model, a dataset, a status, a sweep's points or a tag when asked."""
     wanted = {"model": model, "dataset": dataset, "status": status, "sweep": sweep}
-    for key, value in wanted.items():
+    for key, value in {**wanted, "tag": tag}.items():
         if value is not None and not isinstance(value, str):
             raise NnlabError(f"runs: {key}={value!r}: give it as text")
     if status is not None and status not in {s.value for s in Status}:
@@ -54,6 +56,7 @@ def runs(runs_dir=None, *, model=None, dataset=None, status=None, sweep=None) ->
         r
         for r in reversed(table.rows(runs_dir))
         if all(v is None or getattr(r, k) == v for k, v in wanted.items())
+        and (tag is None or tag in r.tags)
     ]
     return RunsTable(rows)
 
@@ -121,6 +124,16 @@ class Run:
         """finished, running, interrupted (running, but no process holds it), diverged,
         failed or pruned."""
         return self._folder.status(self.meta)
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The tags given with `nnlab runs tag` (RunDamaged when their file is damaged)."""
+        return labels.read(self._folder).tags
+
+    @property
+    def note(self) -> str:
+        """The note given with `nnlab runs note` ("" when none)."""
+        return labels.read(self._folder).note
 
     @property
     def config(self):
@@ -289,6 +302,11 @@ class Run:
         ]
         if meta.settings:
             rows.append(("settings", meta.settings))
+        try:
+            given = labels.read(self._folder)
+        except NnlabError as e:
+            given = labels.Labels(note=str(e))  # the card says why, as text
+        rows += [(k, v) for k, v in (("tags", " ".join(given.tags)), ("note", given.note)) if v]
         rows += [(k, _number(v)) for k, v in meta.final.items()]
         image = ""
         try:

@@ -60,6 +60,11 @@ def render_runs(rows: list[dict], color: bool = False) -> str:
                 r.get("settings") or "-",
             )
         )
+    if any(r.get("tags") for r in rows):  # last, so that scripts cutting columns keep working
+        header += ("tags",)
+        cells = [
+            (*c, " ".join(r.get("tags") or ()) or "-") for c, r in zip(cells, rows, strict=True)
+        ]
     return table_text(list(header), [list(c) for c in cells], color)
 
 
@@ -77,6 +82,10 @@ def render_run(d: dict, color: bool = False) -> str:
         f"nnlab {d['versions']['nnlab']}, torch {d['versions']['torch']}"
     )
     c.print(f"created {d['created']} · ended {d['ended'] or '-'}")
+    if d.get("tags"):
+        c.print(f"tags {' '.join(d['tags'])}", markup=False)
+    if d.get("note"):  # a person's text: never read as markup
+        c.print(f"note {d['note']}", markup=False, soft_wrap=True)
     pruned = d.get(Status.PRUNED)
     if isinstance(pruned, dict) and isinstance(pruned.get("value"), (int, float)):
         search = (d.get("sweep") or {}).get("id", "its search")

@@ -49,6 +49,9 @@ TASKS_FILE = "tasks.npz"  # a permuted run's pixel orders (nnlab.config.tasks)
 SWEEP_FILE = "sweep.json"  # a sweep's folder holds it (nnlab.store.sweeps), a run's never
 POINT_FILE = "point.json"  # a sweep point's run holds it from its first moment: whose it is
 JOURNAL_FILE = "study.journal"  # a search's Optuna journal, in its sweep's folder
+LABELS_FILE = "labels.json"  # tags and a note a person gave (nnlab.store.labels)
+LABELS_LOCK = "labels.lock"  # held while they change
+TRASH = ".trash"  # removed runs and sweeps, in the store (nnlab.store.trash); never an id
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")  # \Z: "$" would let a newline end it
 
 

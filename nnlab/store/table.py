@@ -8,14 +8,15 @@ from pathlib import Path
 
 from nnlab import families
 from nnlab.helpers.errors import NnlabError
-from nnlab.store import folders
+from nnlab.store import folders, labels
 from nnlab.store.meta import Status
 
 
 @dataclass(frozen=True)
 class RunRow:
     """One run as the runs table shows it. A run whose files cannot be read has status
-    damaged, `problem` saying why, and nothing else known."""
+    damaged, `problem` saying why, and nothing else known (damaged labels alone: the run
+    as it is, without tags, `problem` saying why)."""
 
     id: str
     path: Path
@@ -29,6 +30,8 @@ class RunRow:
     created: str = ""
     settings: str = ""  # how its config differs from its model's defaults
     sweep: str | None = None  # the sweep it is a point of
+    tags: tuple[str, ...] = ()  # given with nnlab runs tag (nnlab.store.labels)
+    note: str = ""
     problem: str = ""
 
     def __str__(self) -> str:
@@ -47,6 +50,10 @@ def rows(runs_dir=None) -> list[RunRow]:
         except NnlabError as e:
             out.append(RunRow(run_id, run.path, Status.DAMAGED, problem=str(e)))
             continue
+        try:
+            given, problem = labels.read(run), ""
+        except NnlabError as e:  # damaged labels: the run is still listed, the reason with it
+            given, problem = labels.Labels(), str(e)
         family = families.FAMILIES.get(meta.model)
         name, value = family.headline(meta.final) if family else ("headline", None)
         out.append(
@@ -63,6 +70,9 @@ def rows(runs_dir=None) -> list[RunRow]:
                 created=meta.created,
                 settings=meta.settings,
                 sweep=(meta.sweep or {}).get("id"),
+                tags=given.tags,
+                note=given.note,
+                problem=problem,
             )
         )
     out.sort(key=lambda r: (r.created, r.id))
