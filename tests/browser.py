@@ -43,6 +43,17 @@ def missing() -> str | None:
 def page_of(path: str | Path, width: int = 1400, height: int = 1000):
     """A loaded report page: (page, errors) where errors collects console errors and
     uncaught exceptions."""
+    url = path if str(path).startswith("http") else Path(path).resolve().as_uri()
+    with browser_page(width, height) as (page, errors):
+        page.goto(url)
+        page.wait_for_function("window.nnlabReport !== undefined", timeout=30000)
+        yield page, errors
+
+
+@contextlib.contextmanager
+def browser_page(width: int = 1400, height: int = 1000):
+    """A blank page of headless Chromium: (page, errors), errors collecting console
+    errors and uncaught exceptions."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -56,8 +67,6 @@ def page_of(path: str | Path, width: int = 1400, height: int = 1000):
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(Path(path).resolve().as_uri())
-            page.wait_for_function("window.nnlabReport !== undefined", timeout=30000)
             yield page, errors
         finally:
             browser.close()

@@ -26,6 +26,7 @@ EXTRA_MODULES = {
     "docs": ("mkdocs", "mkdocstrings", "material"),
     "notebook": ("pandas", "IPython", "nbclient", "nbformat", "ipykernel"),
     "svhn": ("scipy",),
+    "serve": ("starlette", "uvicorn"),
 }
 
 

@@ -30,6 +30,7 @@ LAYERS = [
     "training",
     "render",
     "library",
+    "server",
     "commands",
 ]
 

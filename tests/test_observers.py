@@ -16,6 +16,7 @@ from nnlab.training.observers import (
     PermutedTasks,
     Plasticity,
     PruningReports,
+    Publishing,
     Recording,
     UnitHealth,
 )
@@ -117,12 +118,12 @@ def test_the_moments_come_in_order_and_state_rides_in_the_checkpoint(runs):
 
 def test_a_runs_observers_are_what_its_config_asks_for(runs):
     plain = _trainer(runs)
-    assert [type(o) for o in plain.observers] == [UnitHealth, Recording]
+    assert [type(o) for o in plain.observers] == [UnitHealth, Recording, Publishing]
     plain.run.release()
     reports = Reports("test_acc", 0, lambda *_: False)
     every = _trainer(runs, reports, cbp_rate="1e-3", permute_every="1", tensorboard="false")
     kinds = [type(o) for o in every.observers]
-    assert kinds == [UnitHealth, Plasticity, PermutedTasks, Recording, PruningReports]
+    assert kinds == [UnitHealth, Plasticity, PermutedTasks, Recording, PruningReports, Publishing]
     assert every.observers[2] is every.tasks and every.observers[3] is every.recording
     every.run.release()
 
@@ -142,3 +143,23 @@ def test_tensorboard_observer_is_off_until_asked():
     board.before_flush(None, final=False)  # no board yet: nothing to write
     board.fit_end(None)
     assert board.board is None
+
+
+def test_publishing_writes_lines_and_snapshots_between_checkpoints(runs):
+    from nnlab.store import metrics, record
+
+    trainer = _trainer(runs, checkpoint_every_steps="0", log_every="1")
+    trainer.observers[-1].seconds = 0.0  # publish after every step
+    seen = []
+
+    class Reader(Observer):  # what a reader of the run's files sees after each step
+        def step_end(self, trainer, values):
+            if trainer.batch < trainer.steps_per_epoch:  # not yet at the epoch's checkpoint
+                steps = [line["step"] for line in metrics.read(trainer.run.metrics)]
+                seen.append((trainer.step, max(steps), record.load_steps(trainer.run.latents)[-1]))
+
+    trainer.observers.append(Reader())
+    trainer.fit()
+    assert seen and all(s == m for s, m, _ in seen)  # each step's line is on disk at once
+    assert all(last == (s // 3) * 3 for s, _, last in seen)  # and its latest snapshot
+    trainer.run.release()

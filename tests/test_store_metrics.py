@@ -53,3 +53,21 @@ def test_headlines():
     assert VAE.headline(vae) == ("test ELBO", -100.123)
     assert CLASSIFIER.format_headline(0.5) == "50.00%"
     assert VAE.format_headline(None) == "-"
+
+
+def test_the_digest_carries_on_and_equals_a_fresh_one(tmp_path):
+    from nnlab.store.metrics import MetricsLog, prefix_digest
+
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    assert log.digest(0) == prefix_digest(log.path, 0)
+    for i in range(5):
+        log.append(kind="step", step=i, loss=1.0 / (i + 1))
+        log.flush()
+        assert log.digest(log.size()) == prefix_digest(log.path, log.size())
+    half = log.size() // 2
+    assert log.digest(half) == prefix_digest(log.path, half)  # a smaller prefix: again
+    log.truncate(half)
+    log.append(kind="step", step=9, loss=0.5)
+    log.flush()
+    assert log.digest(log.size()) == prefix_digest(log.path, log.size())
+    assert log.digest(log.size() + 100) == prefix_digest(log.path, log.size())  # past the end

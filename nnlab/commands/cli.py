@@ -166,12 +166,37 @@ def runs(*words: str, opts: RunsOptions) -> str | None:
     return runs_mod.command(list(words), opts.runs_dir) or None  # nothing: no empty line
 
 
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = option(
+        "127.0.0.1",
+        "the address to listen on (another than this machine's own: anyone who can reach it "
+        "reads every run)",
+    )
+    port: int = option(8000, "the port (0: any free one)", convert="nnlab.helpers.options:natural")
+    runs_dir: str | None = runs_dir()
+
+
+def serve(*, opts: ServeOptions) -> None:
+    """Serve the run store in the browser, live: print the URL, log to stderr; Ctrl-C stops.
+
+    The runs page lists every run and sweep (sort, filter, select runs to compare); a
+    run's page is the report's, its snapshots and metrics arriving as training writes them
+    (on the newest snapshot, it follows them); a sweep's page shows its points. Read-only:
+    nothing is written into the store. Needs the serve extra: pip install -e ".[serve]".
+    """
+    from nnlab.server.launch import serve as serve_store
+
+    serve_store(opts.runs_dir, host=opts.host, port=opts.port)
+
+
 TRAIN_TWICE = ": a run takes one value of each (nnlab sweep trains several)"
 MODEL = Positional("model", "MODEL", "classifier or vae")
 COMMANDS = {
     "train": Command("train", train, MODEL, TrainOptions, fields=True, twice=TRAIN_TWICE),
     "sweep": Command("sweep", sweep, MODEL, SweepOptions, fields=True, keep_argv=True),
     **readers.COMMANDS,
+    "serve": Command("serve", serve, None, ServeOptions),
     "runs": Command(
         "runs",
         runs,

@@ -39,7 +39,7 @@ from nnlab.library.probe import (
 from nnlab.store import folders, metrics, record, schema
 from nnlab.store.meta import Status
 
-FLUSH_SECONDS = 10.0  # the most a kill can lose of what was logged or recorded
+FLUSH_SECONDS = folders.PUBLISH_SECONDS  # the most a kill can lose of what was logged or recorded
 MAX_PENDING_LINES = 10_000
 RESERVED = ("kind", "step", "epoch")  # position keys of a metrics line, not values
 CHECKPOINT_RE = re.compile(r"^(latest|step-\d{8,})$")  # the names checkpoint() writes

@@ -4,7 +4,8 @@ image, class toggles, sprites, 3-D rotation, metric plots with a cursor, and the
 the decoded manifold at the nearest kept checkpoint.
 
 The page is one file: the data is JSON inside a <script> element and the script and styles
-are inline (nnlab/assets/report.html), so it opens from disk with no network. What makes
+are inline (nnlab/assets/page.html and page.js, which `nnlab serve` serves as they are,
+the data fetched), so it opens from disk with no network. What makes
 it small enough:
 - the probe points drawn are a class-stratified subsample of the recording (--points,
   the same choice as the recording's own probe set), said on the page;
@@ -51,11 +52,33 @@ def report(
     the probe images drawn (its default where the command is declared); projection: draw a
     wide layer through this 2-D embedding (pca, tsne, umap; default: a t-SNE or UMAP
     `nnlab project` kept in the run, else PCA)."""
-    from importlib import resources
-
-    console = console or stderr_console()
     if not ids:
         raise NnlabError("name a run or sweep: nnlab report RUN_ID|SWEEP_ID [RUN_ID ...]")
+    path = _output_path(out, ids[0], runs_dir)
+    payload = page_data(ids, runs_dir, points=points, projection=projection, console=console)
+    files.write_text(path, page_html(payload))
+    return str(path)
+
+
+def page_asset(name: str) -> str:
+    """The page's shell (page.html) or script (page.js), as nnlab ships them."""
+    from importlib import resources
+
+    return (resources.files("nnlab") / "assets" / name).read_text("utf-8")
+
+
+def page_html(payload: dict) -> str:
+    """The self-contained page: the shell with the script and the data inside it."""
+    page = page_asset("page.html").replace(
+        "<!--NNLAB_SCRIPT-->", f"<script>\n{page_asset('page.js')}</script>"
+    )
+    return page.replace("/*NNLAB_DATA*/null", script_json(payload))
+
+
+def page_data(ids: list[str], runs_dir=None, *, points, projection=None, console=None) -> dict:
+    """What the page shows of the runs (a sweep stands for its points): the report file's
+    data, and what `nnlab serve` sends a page."""
+    console = console or stderr_console()
     points = page_points(points)
     first = ids[0]
     run_ids, notes = _expand(ids, runs_dir)
@@ -65,7 +88,6 @@ def report(
     if len(models) > 1:
         kinds = ", ".join(f"{r.id} is a {c.model}" for r, c in zip(runs, cfgs, strict=True))
         raise NnlabError(f"runs of different models cannot share a report ({kinds})")
-    path = _output_path(out, first, runs_dir)
     payload = {
         "colors": [],  # one per class of the run with the most, once the runs are read
         "title": first if len(ids) == 1 else f"{first} and {len(run_ids) - 1} more",
@@ -86,11 +108,7 @@ def report(
     _share_limits([r["latent"] for r in payload["runs"] if r["latent"]])
     payload["colors"] = _colors(max(len(r["class_names"]) for r in payload["runs"]))
     payload["images"] = {k: {"b64": _b64(v), "shape": list(v.shape[1:])} for k, v in images.items()}
-    template = (resources.files("nnlab") / "assets" / "report.html").read_text("utf-8")
-    text = script_json(payload)
-    page = template.replace("/*NNLAB_DATA*/null", text)
-    files.write_text(path, page)
-    return str(path)
+    return payload
 
 
 # Inside a <script> element the HTML parser still looks for "</script", "<!--" and

@@ -52,6 +52,9 @@ JOURNAL_FILE = "study.journal"  # a search's Optuna journal, in its sweep's fold
 LABELS_FILE = "labels.json"  # tags and a note a person gave (nnlab.store.labels)
 LABELS_LOCK = "labels.lock"  # held while they change
 TRASH = ".trash"  # removed runs and sweeps, in the store (nnlab.store.trash); never an id
+# How often a training writes what it has logged and recorded so far, between checkpoints
+# (nnlab train and nnlab.start alike): what `nnlab serve` shows is at most this old.
+PUBLISH_SECONDS = 2.0
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")  # \Z: "$" would let a newline end it
 
 

@@ -28,6 +28,7 @@ class MetricsLog:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.pending: list[str] = []
+        self._hashed = None  # (bytes hashed, the hash so far): a digest reads only what is new
 
     def append(self, **line) -> None:
         """Queue one line (written at the next flush, i.e. the next checkpoint)."""
@@ -52,6 +53,7 @@ class MetricsLog:
     def truncate(self, size: int) -> None:
         """Drop queued lines and cut the file back to `size` bytes (a checkpoint's view)."""
         self.pending.clear()
+        self._hashed = None
         if self.path.exists() and self.path.stat().st_size > size:
             fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW)
             try:
@@ -61,11 +63,33 @@ class MetricsLog:
                 os.close(fd)
 
     def digest(self, size: int) -> str:
-        """SHA-256 of the first `size` bytes (what a checkpoint has seen), for meta.json."""
-        return prefix_digest(self.path, size)
+        """SHA-256 of the first `size` bytes (what a checkpoint has seen), for meta.json;
+        carried on from the last digest, since only this writer appends (a training that
+        publishes every few seconds never hashes its whole log again)."""
+        import hashlib
+
+        done, h = self._hashed or (0, hashlib.sha256())
+        if done > size:
+            done, h = 0, hashlib.sha256()
+        h = h.copy()
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return h.hexdigest()
+        with os.fdopen(fd, "rb") as f:
+            f.seek(done)
+            while done < size:
+                block = f.read(min(1 << 20, size - done))
+                if not block:
+                    break
+                h.update(block)
+                done += len(block)
+        self._hashed = (done, h.copy())
+        return h.hexdigest()
 
     def remove(self) -> None:
         """Delete the log (a run restarted from nothing)."""
+        self._hashed = None
         self.pending.clear()
         self.path.unlink(missing_ok=True)
 

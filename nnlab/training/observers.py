@@ -18,16 +18,19 @@ The moments, in the order a run meets them:
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 
 from nnlab import families
 from nnlab.config import tasks
-from nnlab.store import metrics, record
+from nnlab.store import folders, metrics, record
 from nnlab.store.meta import Status
 from nnlab.training import health, pruning, tensorboard
 from nnlab.training.cbp import ContinualBackprop
 from nnlab.training.snapshots import SnapshotWorker, encode_probe
+
+LIVE_SECONDS = folders.PUBLISH_SECONDS  # how often a training publishes lines and snapshots
 
 
 class Observer:
@@ -277,8 +280,9 @@ class PruningReports(Observer):
 
 
 class LiveTensorBoard(Observer):
-    """--tensorboard: what each checkpoint commits (metric lines, latent metrics of the
-    snapshots) written to the run's event files, and nothing after it."""
+    """--tensorboard: what each checkpoint commits or a publish writes (metric lines,
+    latent metrics of the snapshots) written to the run's event files (a resume purges
+    what followed its checkpoint)."""
 
     def __init__(self):
         self.board: tensorboard.LiveBoard | None = None
@@ -297,11 +301,28 @@ class LiveTensorBoard(Observer):
             self.board = None
 
 
+class Publishing(Observer):
+    """Every LIVE_SECONDS of training, the metric lines and snapshots queued so far are
+    written as a checkpoint writes them, without the checkpoint: `nnlab serve` (and any
+    reader) sees a training as it goes. A resume still starts from its checkpoint: its
+    chunk count and metrics size drop what was published after it."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.last = time.monotonic()
+
+    def step_end(self, trainer, values) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.seconds:
+            trainer.publish()
+            self.last = time.monotonic()  # the writing itself is not counted as training
+
+
 def observers_of(trainer, reports: pruning.Reports | None) -> list[Observer]:
     """A run's observers, in the order the loop calls them: health and continual backprop
     first (the epoch line's keys in that order; units replaced before a snapshot sees the
-    weights), then tasks, the recording, the pruning reports, TensorBoard last (it writes
-    what the recording has drained)."""
+    weights), then tasks, the recording, the pruning reports, TensorBoard (it writes what
+    the recording has drained), and the publishing of what they all queued."""
     cfg = trainer.cfg
     out: list[Observer] = [UnitHealth()]
     if trainer.family.replaces_units(cfg):
@@ -313,4 +334,5 @@ def observers_of(trainer, reports: pruning.Reports | None) -> list[Observer]:
         out.append(PruningReports(reports))
     if cfg.tensorboard:
         out.append(LiveTensorBoard())
+    out.append(Publishing(LIVE_SECONDS))  # last: what every other observer queued goes too
     return out

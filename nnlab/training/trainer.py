@@ -190,6 +190,13 @@ class Trainer:
         """The family's evaluation numbers of the model on x, y (see evaluate)."""
         return evaluate(self.model, self.cfg, x, y)
 
+    def publish(self) -> None:
+        """Write the queued metric lines and snapshots, without a checkpoint (a reader sees
+        them at once; a resume from the last checkpoint drops them)."""
+        self._each("before_flush", False)
+        self.log.flush()
+        self.recording.flush()
+
     def checkpoint(self, *, final: bool = False, keep_epoch: bool = False) -> None:
         """Flush metrics and recording, then write latest.pt (and final/epoch copies)."""
         self._each("before_flush", final)

@@ -1,63 +1,17 @@
-<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>nnlab report</title>
-<style>
-  body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 16px 24px; color: #222; }
-  h1 { font-size: 20px; margin: 0 0 4px; }
-  h2 { font-size: 16px; margin: 20px 0 6px; }
-  .note { color: #8a4b00; margin: 2px 0; }
-  .muted { color: #666; }
-  table.cfg { border-collapse: collapse; font-size: 12px; }
-  table.cfg td, table.cfg th { border-bottom: 1px solid #e4e4e4; padding: 2px 10px 2px 0; text-align: left; vertical-align: top; }
-  table.cfg tr.diff td { background: #fff4c2; font-weight: 600; }
-  #controls { position: sticky; top: 0; background: #fff; padding: 8px 0; z-index: 2; border-bottom: 1px solid #ddd;
-              display: flex; flex-wrap: wrap; gap: 10px; align-items: center; }
-  #slider { width: 420px; }
-  #legend button { border: 1px solid #bbb; background: #fff; border-radius: 4px; padding: 1px 6px; margin: 1px; cursor: pointer; font-size: 12px; }
-  #legend button.off { opacity: 0.35; text-decoration: line-through; }
-  #legend .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 4px; }
-  #panels { display: flex; flex-wrap: wrap; gap: 14px; margin-top: 10px; }
-  .panel { border: 1px solid #e0e0e0; border-radius: 6px; padding: 6px; }
-  .panel .title { font-size: 12px; margin-bottom: 4px; }
-  .panel canvas { display: block; cursor: crosshair; }
-  #tooltip { position: fixed; pointer-events: none; background: #fff; border: 1px solid #999; border-radius: 4px;
-             padding: 4px; font-size: 12px; display: none; z-index: 5; box-shadow: 0 2px 6px rgba(0,0,0,.2); }
-  #charts { display: flex; flex-wrap: wrap; gap: 12px; }
-  #charts canvas, #extras canvas { border: 1px solid #eee; }
-  #extras .extra { display: inline-block; margin-right: 14px; vertical-align: top; }
-</style>
-</head>
-<body>
-<h1 id="title"></h1>
-<div id="notes"></div>
-<h2>Runs</h2>
-<div id="header"></div>
-<div id="controls">
-  <button id="play" type="button">▶ play</button>
-  <input id="slider" type="range" min="0" max="0" value="0" step="1" aria-label="training step">
-  <span id="stepinfo"></span>
-  <label>speed <select id="speed"><option>0.5</option><option selected>1</option><option>2</option><option>4</option></select></label>
-  <label id="alignbox" style="display:none">align by <select id="align"><option value="step">step</option><option value="fraction">fraction of training</option></select></label>
-  <label><input id="sprites" type="checkbox"> images at their places</label>
-  <label id="sharedbox" style="display:none"><input id="shared" type="checkbox" checked> one scale for all panels</label>
-  <label id="pointsbox" style="display:none"><input id="points" type="checkbox" checked> points</label>
-  <span id="legend"></span>
-</div>
-<div id="panels"></div>
-<div id="tooltip"><canvas id="tipimg" width="84" height="84"></canvas><div id="tiptext"></div></div>
-<h2>Metrics</h2>
-<div id="charts"></div>
-<div id="extrasbox"><h2 id="extrastitle"></h2><div id="extras"></div></div>
-<p class="muted" id="footer"></p>
-<script id="nnlab-data" type="application/json">/*NNLAB_DATA*/null</script>
-<script>
 "use strict";
 (function () {
+// The page's script, the same in a report file and in a page `nnlab serve` serves: a file
+// holds its data in #nnlab-data; a served page fetches it (body's data-source) and fetches
+// it again whenever the server says its runs changed (data-events), keeping the reader's
+// place. Each start replaces the last: its listeners end with it (one AbortController).
+let life = null, prev = null;
+function start(D) {
+const wasPlaying = Boolean(prev && prev.playing);
+if (life) { life.abort(); prev.playing = false; }  // the last start's play loop ends too
+life = new AbortController();
+const signal = life.signal;
+["notes", "header", "panels", "legend", "charts", "extras", "extrastitle"].forEach(id => { document.getElementById(id).textContent = ""; });
 const t0 = performance.now();
-const D = JSON.parse(document.getElementById("nnlab-data").textContent);
 const marks = {parsed: performance.now() - t0};
 const COLORS = D.colors;
 const RGB = COLORS.map(h => [parseInt(h.slice(1, 3), 16), parseInt(h.slice(3, 5), 16), parseInt(h.slice(5, 7), 16)]);
@@ -159,6 +113,9 @@ marks.header = performance.now() - t0;
 // ------------------------------------------------------------------ state
 const state = {v: 0, playing: false, speed: 1, align: "step", sprites: false, points: true,
                shared: true, hidden: new Set(), yaw: -0.6, pitch: 0.35};
+const before = prev;  // the page's state before new data arrived (a live page), or null
+if (before) ["speed", "align", "sprites", "points", "shared", "hidden", "yaw", "pitch"].forEach(k => { state[k] = before[k]; });
+prev = state;
 // A panel's axes: one scale shared by the panels drawn the same way (so spreads compare by
 // eye), or its own (the toggle).
 function limitsOf(run) { return (state.shared && run.L.shared_limits) || run.L.limits; }
@@ -210,8 +167,8 @@ latentRuns.forEach(run => {
   run.A = new Float32Array(GRID * maxK); run.B = new Float32Array(GRID * maxK);
   run.sprites = null;  // made when the images are first asked for
   if (run.dims === 3) attachRotation(c);
-  c.addEventListener("mousemove", e => hover(run, e));
-  c.addEventListener("mouseleave", () => { tooltip.style.display = "none"; });
+  c.addEventListener("mousemove", e => hover(run, e), {signal});
+  c.addEventListener("mouseleave", () => { tooltip.style.display = "none"; }, {signal});
 });
 if (!latentRuns.length) panelsDiv.innerHTML = '<p class="muted">No latent recording to explore in these runs.</p>';
 
@@ -453,14 +410,14 @@ function showImage(run, i) {
 }
 function attachRotation(c) {
   let drag = null;
-  c.addEventListener("mousedown", e => { drag = [e.clientX, e.clientY, state.yaw, state.pitch]; });
-  window.addEventListener("mouseup", () => { drag = null; });
+  c.addEventListener("mousedown", e => { drag = [e.clientX, e.clientY, state.yaw, state.pitch]; }, {signal});
+  window.addEventListener("mouseup", () => { drag = null; }, {signal});
   window.addEventListener("mousemove", e => {
     if (!drag) return;
     state.yaw = drag[2] + (e.clientX - drag[0]) * 0.01;
     state.pitch = Math.max(-1.5, Math.min(1.5, drag[3] + (e.clientY - drag[1]) * 0.01));
     redraw();
-  });
+  }, {signal});
 }
 
 // ------------------------------------------------------------------ legend, controls
@@ -470,27 +427,28 @@ names.forEach((name, c) => {
   const b = document.createElement("button");
   b.type = "button"; b.dataset.cls = String(c);
   b.innerHTML = `<span class="swatch" style="background:${COLORS[c]}"></span>${esc(name)}`;
+  b.classList.toggle("off", state.hidden.has(c));
   b.addEventListener("click", () => {
     if (state.hidden.has(c)) state.hidden.delete(c); else state.hidden.add(c);
     b.classList.toggle("off", state.hidden.has(c));
     redraw();
-  });
+  }, {signal});
   legend.appendChild(b);
 });
 if (latentRuns.length > 1) document.getElementById("alignbox").style.display = "";
 if (latentRuns.some(r => r.L.shared_limits)) document.getElementById("sharedbox").style.display = "";
-document.getElementById("shared").addEventListener("change", e => { state.shared = e.target.checked; redraw(); });
+document.getElementById("shared").addEventListener("change", e => { state.shared = e.target.checked; redraw(); }, {signal});
 if (latentRuns.some(r => r.L.kind === "density")) document.getElementById("pointsbox").style.display = "";
 const playBtn = document.getElementById("play");
-slider.addEventListener("input", () => { state.v = +slider.value; redraw(); });
-document.getElementById("speed").addEventListener("change", e => { state.speed = +e.target.value; });
+slider.addEventListener("input", () => { state.v = +slider.value; redraw(); }, {signal});
+document.getElementById("speed").addEventListener("change", e => { state.speed = +e.target.value; }, {signal});
 document.getElementById("align").addEventListener("change", e => {
   const f = state.v / Math.max(1, domain() - 1);
   state.align = e.target.value; setupDomain();
   state.v = clamp(f * (domain() - 1)); slider.value = String(state.v); redraw();
-});
-document.getElementById("sprites").addEventListener("change", e => { state.sprites = e.target.checked; redraw(); });
-document.getElementById("points").addEventListener("change", e => { state.points = e.target.checked; redraw(); });
+}, {signal});
+document.getElementById("sprites").addEventListener("change", e => { state.sprites = e.target.checked; redraw(); }, {signal});
+document.getElementById("points").addEventListener("change", e => { state.points = e.target.checked; redraw(); }, {signal});
 let last = 0, acc = 0;
 function tick(now) {
   if (!state.playing) return;
@@ -507,7 +465,7 @@ playBtn.addEventListener("click", () => {
   state.playing = !state.playing;
   playBtn.textContent = state.playing ? "❚❚ pause" : "▶ play";
   if (state.playing) { last = 0; acc = 0; requestAnimationFrame(tick); }
-});
+}, {signal});
 
 // ------------------------------------------------------------------ charts
 const charts = [];
@@ -690,9 +648,13 @@ function redraw() {
   if (frameTimes.length > 500) frameTimes.shift();
 }
 setupDomain();
-state.v = Math.max(0, domain() - 1);  // open on the end of training; play starts over
+// open on the end of training (and, on a live page, stay on the newest snapshot when there
+// before the new data came; elsewhere, stay where the reader was); play starts over
+state.v = !before || before.v >= before.last ? Math.max(0, domain() - 1) : clamp(before.v);
+state.last = Math.max(0, domain() - 1);
 slider.value = String(state.v);
 redraw();
+if (wasPlaying) { state.playing = true; last = 0; acc = 0; requestAnimationFrame(tick); }
 const readyMs = performance.now();
 // the plots after the first frame: the explorer is usable while they are drawn
 setTimeout(() => { buildCharts(); drawCursors(); }, 0);
@@ -709,7 +671,29 @@ window.nnlabReport = {
   charts: () => charts.map(ch => ({title: ch.c.title, range: ch.range})),
   niceTicks,
 };
+}
+
+function live(source, events) {
+  let busy = false, again = false;
+  async function load() {
+    if (busy) { again = true; return; }
+    busy = true;
+    try {
+      const r = await fetch(source, {cache: "no-store"});
+      if (r.ok) start(await r.json());
+      else document.getElementById("notes").textContent = `${r.status}: ${await r.text()}`;
+    } catch (e) {
+      document.getElementById("notes").textContent = "the server does not answer: " + e;
+    } finally {
+      busy = false;
+      if (again) { again = false; load(); }
+    }
+  }
+  load();
+  if (events) new EventSource(events).addEventListener("changed", load);
+}
+
+const embedded = JSON.parse(document.getElementById("nnlab-data").textContent);
+if (embedded) start(embedded);
+else live(document.body.dataset.source, document.body.dataset.events);
 })();
-</script>
-</body>
-</html>

@@ -1,0 +1,254 @@
+"""The web app of `nnlab serve` (Starlette): the runs page, a page per run, sweep or set of
+runs compared (the report's own page, its data fetched), the JSON they read, and a stream
+of server-sent events that says when what a page shows has changed.
+
+Read-only by construction: GET and HEAD routes only; every id is checked as nnlab checks a
+run id (nnlab.store.folders.validate_id, then opened as the commands open it: inside the
+store, no link out of it) before it names a path; every stored string reaches the pages as
+JSON and is shown as text. A Content-Security-Policy allows scripts from the server alone
+(no inline script, no inline event handler) and no other origin at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+
+from nnlab.helpers.errors import NnlabError, RunError
+from nnlab.render import report
+from nnlab.server import watch
+from nnlab.store import folders, sweeps, table
+
+CSP = (
+    "default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self' data: blob:; "
+    "style-src 'self' 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+SCRIPTS = ("page.js", "runs.js")  # everything under /static/
+POLL_SECONDS = 0.5  # how often a stream looks at the files of what its page shows
+HEARTBEAT_SECONDS = 15.0  # a comment line that keeps proxies and browsers from timing out
+MAX_IDS = 64  # runs on one page
+CACHE_ENTRIES = 16  # page data kept, by ids and fingerprint
+
+
+def _ids(text: str | None) -> list[str]:
+    """The ids of ?ids=a,b (each checked as a run id), at most MAX_IDS."""
+    ids = [i for i in (text or "").split(",") if i]
+    if not ids:
+        raise NnlabError("give ids: ?ids=RUN_ID[,RUN_ID...]")
+    if len(ids) > MAX_IDS:
+        raise NnlabError(f"at most {MAX_IDS} ids on one page")
+    return [folders.validate_id(i) for i in ids]
+
+
+def _refusal(e: NnlabError) -> PlainTextResponse:
+    """A user's mistake as a plain one-line answer: 404 for what is not there, else 400."""
+    text = str(e).splitlines()[0] if str(e) else "bad request"
+    missing = text.startswith(("no run", "no sweep")) or isinstance(e, RunError)
+    return PlainTextResponse(text, status_code=404 if missing else 400, headers=HEADERS)
+
+
+class Pages:
+    """The app's state: the store it reads, and the page data it has computed lately."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._cache: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def check(self, ids: list[str]) -> None:
+        """Each id names a run or a sweep of the store, opened as the commands open them."""
+        for i in ids:
+            if sweeps.is_sweep(i, self.root):
+                sweeps.open_sweep(i, self.root)
+            else:
+                folders.open_run(i, self.root)
+
+    def page_data(self, ids: list[str]) -> dict:
+        """The report's data of the runs, computed again only when their files changed."""
+        key = (tuple(ids), tuple(watch.item_print(self.root, i) for i in ids))
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        data = report.page_data(ids, self.root, points=1000, console=_quiet())
+        with self._lock:
+            self._cache[key] = data
+            while len(self._cache) > CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+        return data
+
+    def runs(self) -> dict:
+        """The runs table and the sweeps, as the runs page reads them."""
+        rows = []
+        for r in reversed(table.rows(self.root)):
+            family = _family(r.model)
+            rows.append(
+                {
+                    "id": r.id,
+                    "model": r.model,
+                    "dataset": r.dataset,
+                    "status": str(r.status),
+                    "epochs": r.epochs,
+                    "steps": r.steps,
+                    "headline": r.headline,
+                    "value": r.value,
+                    "shown": family.format_headline(r.value) if family else "-",
+                    "created": r.created,
+                    "settings": r.settings,
+                    "tags": list(r.tags),
+                    "note": r.note,
+                    "sweep": r.sweep,
+                    "problem": r.problem,
+                }
+            )
+        return {"store": str(self.root), "runs": rows, "sweeps": sweeps.list_sweep_ids(self.root)}
+
+
+def _family(model: str):
+    from nnlab import families
+
+    return families.FAMILIES.get(model)
+
+
+def _quiet():
+    """A console that keeps the page data's progress off the server's log."""
+    import io
+
+    from rich.console import Console
+
+    return Console(file=io.StringIO())
+
+
+def _shell(ids: list[str]) -> str:
+    """The report's page for the ids, its data fetched from the server and fetched again
+    when the server says they changed."""
+    query = html.escape(",".join(ids), quote=True)
+    page = report.page_asset("page.html").replace(
+        "<!--NNLAB_SCRIPT-->", '<script src="/static/page.js"></script>'
+    )
+    page = page.replace("/*NNLAB_DATA*/null", "null")  # no data inside: the page fetches it
+    page = page.replace("<head>\n", '<head>\n<link rel="icon" href="data:,">\n', 1)  # no request
+    return page.replace(
+        "<body>",
+        f'<body data-source="/api/page?ids={query}" data-events="/api/events?ids={query}">',
+        1,
+    )
+
+
+def build(runs_dir) -> Starlette:
+    """The app over the run store at runs_dir."""
+    return Starlette(routes=routes(Pages(folders.runs_root(runs_dir))))
+
+
+def _page(pages: Pages, ids_of) -> Callable[[Request], Response]:
+    """A page of runs (the report's page, its data fetched) for the ids a request names."""
+
+    def endpoint(request: Request) -> Response:
+        try:
+            ids = ids_of(request)
+            pages.check(ids)
+        except NnlabError as e:
+            return _refusal(e)
+        return HTMLResponse(_shell(ids), headers=HEADERS)
+
+    return endpoint
+
+
+def routes(pages: Pages) -> list[Route]:
+    """The app's routes: GET and HEAD only."""
+
+    async def runs_page(request: Request) -> Response:
+        return HTMLResponse(report.page_asset("runs.html"), headers=HEADERS)
+
+    async def script(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in SCRIPTS:
+            return PlainTextResponse("not found", status_code=404, headers=HEADERS)
+        text = report.page_asset(name)
+        return Response(text, media_type="text/javascript; charset=utf-8", headers=HEADERS)
+
+    def api_runs(request: Request) -> Response:
+        return JSONResponse(pages.runs(), headers=HEADERS)
+
+    def api_page(request: Request) -> Response:
+        try:
+            ids = _ids(request.query_params.get("ids"))
+            pages.check(ids)
+            data = pages.page_data(ids)
+        except NnlabError as e:
+            return _refusal(e)
+        body = json.dumps(data, separators=(",", ":"), allow_nan=False)
+        return Response(body, media_type="application/json", headers=HEADERS)
+
+    async def api_events(request: Request) -> Response:
+        try:
+            text = request.query_params.get("ids")
+            ids = _ids(text) if text else []
+            pages.check(ids)
+        except NnlabError as e:
+            return _refusal(e)
+        stream = changes(request, pages.root, ids)
+        headers = {**HEADERS, "X-Accel-Buffering": "no"}
+        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+
+    one = _page(pages, lambda request: [folders.validate_id(request.path_params["item"])])
+    many = _page(pages, lambda request: _ids(request.query_params.get("ids")))
+    read = ["GET", "HEAD"]
+    return [
+        Route("/", runs_page, methods=read),
+        Route("/static/{name}", script, methods=read),
+        Route("/run/{item}", one, methods=read),
+        Route("/compare", many, methods=read),
+        Route("/api/runs", api_runs, methods=read),
+        Route("/api/page", api_page, methods=read),
+        Route("/api/events", api_events, methods=read),
+    ]
+
+
+def fingerprint(root: Path, ids: list[str]) -> tuple:
+    """What a stream watches: the runs or sweeps of a page, or the whole store's listing."""
+    if not ids:
+        return watch.store_print(root)
+    return tuple(watch.item_print(root, i) for i in ids)
+
+
+async def changes(request: Request, root: Path, ids: list[str], poll: float = POLL_SECONDS):
+    """Server-sent events: `changed` each time what the page shows has changed on disk, a
+    heartbeat comment now and then; ends when the client goes away (nothing is kept)."""
+    last = await asyncio.to_thread(fingerprint, root, ids)
+    quiet = 0.0
+    yield "retry: 2000\n\n"
+    while not await request.is_disconnected():
+        await asyncio.sleep(poll)
+        now = await asyncio.to_thread(fingerprint, root, ids)
+        if now != last:
+            last, quiet = now, 0.0
+            yield "event: changed\ndata: {}\n\n"
+        else:
+            quiet += poll
+            if quiet >= HEARTBEAT_SECONDS:
+                quiet = 0.0
+                yield ": still here\n\n"

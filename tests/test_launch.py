@@ -1,0 +1,154 @@
+"""`nnlab serve` started for real (nnlab.server.launch): its one-line refusals before it
+listens, its URL on stdout, Ctrl-C; and in Chromium, a training followed live."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests import browser
+
+pytest.importorskip("uvicorn", reason='the serve extra: pip install -e ".[serve]"')
+
+from nnlab.server import launch  # noqa: E402
+
+NNLAB = [sys.executable, "-m", "nnlab"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def test_refusals_come_before_anything_listens(nnlab, runs, tmp_path):
+    r = nnlab("serve", f"--runs_dir={tmp_path / 'none'}")
+    assert r.code == 2 and "no run store there" in r.err and r.out == ""
+    runs.mkdir()
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen(1)
+    try:
+        port = held.getsockname()[1]
+        r = nnlab("serve", f"--runs_dir={runs}", f"--port={port}")
+        assert r.code == 2 and f"--port={port}: in use on 127.0.0.1" in r.err and r.out == ""
+    finally:
+        held.close()
+    for args, needle in (
+        (["--port=70000"], "--port=70000: choose 1 to 65535"),
+        (["--port=-1"], "--port=-1: expected a whole number of at least 0"),
+        (["--host=no.such.host.invalid"], "--host=no.such.host.invalid: not an address"),
+        (["x"], "unexpected argument 'x'"),
+    ):
+        r = nnlab("serve", f"--runs_dir={runs}", *args)
+        assert r.code == 2 and needle in r.err and len(r.err.splitlines()) == 1, r.err
+
+
+def test_a_free_port_and_the_url():
+    sock = launch.bind("127.0.0.1", 0)
+    try:
+        port = sock.getsockname()[1]
+        assert port > 0 and launch.url_of(sock, "127.0.0.1") == f"http://127.0.0.1:{port}/"
+    finally:
+        sock.close()
+    assert launch.url_of(launch.bind("::1", 0), "::1").startswith("http://[::1]:")
+
+
+def _wait(page, expression: str, timeout: float = 30.0) -> None:
+    """Poll an expression in the page until it is true (Playwright's wait_for_function
+    evaluates a string, which the served pages' Content-Security-Policy forbids)."""
+    deadline = time.time() + timeout
+    while not page.evaluate(expression):
+        assert time.time() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.1)
+
+
+def _serve(runs: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [*NNLAB, "serve", f"--runs_dir={runs}", "--port=0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    url = proc.stdout.readline().strip()
+    assert url.startswith("http://"), proc.stderr.read()
+    return proc, url
+
+
+@pytest.mark.slow
+def test_serve_prints_its_url_answers_and_stops_on_ctrl_c(runs):
+    runs.mkdir()
+    proc, url = _serve(runs)
+    try:
+        with urllib.request.urlopen(url + "api/runs", timeout=10) as r:
+            assert json.loads(r.read())["runs"] == []
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and out == "" and "serve stopped" in err
+
+
+@pytest.mark.slow
+def test_a_wide_host_is_warned_about(runs):
+    runs.mkdir()
+    proc, url = _serve(runs, "--host=0.0.0.0")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert "anyone who can reach port" in err
+
+
+REASON = browser.missing()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(REASON is not None and not os.environ.get("CI"), reason=str(REASON))
+def test_a_training_is_followed_live_in_chromium(runs):
+    """Serve an empty store, start a training, and watch it in Chromium: the run appears on
+    the runs page, its page's slider grows and its canvas changes without a reload, and
+    the status turns finished."""
+    runs.mkdir()
+    proc, url = _serve(runs)
+    train = None
+    try:
+        with browser.browser_page() as (page, errors):
+            page.goto(url)
+            page.evaluate("window.stayed = true")  # gone if the page reloads
+            train = subprocess.Popen(
+                [*NNLAB, "train", "vae", "--dataset=mnist-sample", "--epochs=12",
+                 "--snapshot_every=5", "--probe_size=500", f"--runs_dir={runs}"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV,
+            )  # fmt: skip
+            _wait(page, "window.nnlabRuns && window.nnlabRuns.shown().length == 1")
+            assert page.evaluate("window.stayed") is True
+            run_id = page.evaluate("window.nnlabRuns.shown()[0]")
+            page.goto(f"{url}run/{run_id}")
+            _wait(page, "window.nnlabReport !== undefined")
+            page.evaluate("window.stayed = true")
+            seen, pixels = [], set()
+            deadline = time.time() + 90
+            while time.time() < deadline:
+                state = page.evaluate("[window.nnlabReport.state.last, window.nnlabReport.state.v]")
+                seen.append(state)
+                pixels.add(hash(browser.canvas_pixels(page, run_id)))
+                status = page.evaluate("document.getElementById('header').textContent")
+                if "finished" in status and train.poll() is not None:
+                    break
+                time.sleep(0.5)
+            assert train.wait(timeout=60) == 0
+            _wait(page, "document.getElementById('header').textContent.includes('finished')")
+            assert page.evaluate("window.stayed") is True  # never reloaded
+            lasts = [last for last, _ in seen]
+            assert len(set(lasts)) >= 3 and lasts == sorted(lasts), lasts
+            assert all(v == last for last, v in seen)  # on the newest, it follows the newest
+            assert len(pixels) >= 3
+            assert errors == []
+    finally:
+        if train is not None and train.poll() is None:
+            train.kill()
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
