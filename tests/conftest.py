@@ -6,8 +6,10 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -114,6 +116,18 @@ def trained(tmp_path_factory):
         "wide": train("classifier", "--preset=nielsen", "--epochs=1", "--snapshot_every=120"),
     }
     return root, runs
+
+
+FIXTURE_STORE = Path(__file__).parent / "fixtures" / "store-format1"  # frozen: format 1
+FIXTURE_VAE = "vae-20261129-022720-format1"
+FIXTURE_CLS = "classifier-20261129-022729-format1"
+
+
+@pytest.fixture
+def store(runs):
+    """This test's runs dir, a copy of the frozen format-1 store (a VAE and a classifier)."""
+    shutil.copytree(FIXTURE_STORE, runs)
+    return runs
 
 
 @pytest.fixture

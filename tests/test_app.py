@@ -18,17 +18,9 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from nnlab.server import app as server  # noqa: E402
 from nnlab.store import folders, labels  # noqa: E402
-from tests.conftest import digests  # noqa: E402
-
-FIXTURE = Path(__file__).parent / "fixtures" / "store-format1"
-VAE = "vae-20261129-022720-format1"
-CLS = "classifier-20261129-022729-format1"
-
-
-@pytest.fixture
-def store(runs):
-    shutil.copytree(FIXTURE, runs)
-    return runs
+from tests.conftest import FIXTURE_CLS as CLS
+from tests.conftest import FIXTURE_STORE, digests  # noqa: E402
+from tests.conftest import FIXTURE_VAE as VAE
 
 
 @pytest.fixture
@@ -85,7 +77,7 @@ def test_hostile_ids_and_paths_are_refused_with_a_plain_line(client, store, path
 
 def test_a_link_out_of_the_store_is_never_followed(client, store, tmp_path):
     outside = tmp_path / "elsewhere"
-    shutil.copytree(FIXTURE / VAE, outside)
+    shutil.copytree(FIXTURE_STORE / VAE, outside)
     (store / "linked").symlink_to(outside)
     assert client.get("/run/linked").status_code == 400
     assert client.get("/api/page?ids=linked").status_code == 400
@@ -163,7 +155,7 @@ def test_the_stream_says_changed_when_a_run_s_files_change_and_ends_with_its_cli
 
 def test_the_store_stream_sees_a_new_run_and_a_removed_one(store):
     def add():
-        shutil.copytree(FIXTURE / VAE, store / "vae-new")
+        shutil.copytree(FIXTURE_STORE / VAE, store / "vae-new")
 
     assert "event: changed\ndata: {}\n\n" in _events(store, [], add)
     assert "event: changed\ndata: {}\n\n" in _events(store, [], lambda: shutil.rmtree(store / CLS))

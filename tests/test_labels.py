@@ -4,23 +4,13 @@ lock, refused in one line when odd, read back by the runs table and the Python A
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 
 import nnlab
 from nnlab.helpers.errors import NnlabError, RunDamaged
 from nnlab.store import folders, labels, table
-
-FIXTURE = Path(__file__).parent / "fixtures" / "store-format1"
-VAE = "vae-20261129-022720-format1"
-
-
-@pytest.fixture
-def store(runs):
-    shutil.copytree(FIXTURE, runs)
-    return runs
+from tests.conftest import FIXTURE_VAE as VAE
 
 
 def test_tags_are_added_once_in_order_and_removed(store):

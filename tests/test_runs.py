@@ -3,22 +3,11 @@ stdout, what was done on stderr, every mistake one line with exit status 2."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
+from tests.conftest import FIXTURE_CLS as CLS
+from tests.conftest import FIXTURE_VAE as VAE
 from tests.conftest import digests
-
-FIXTURE = Path(__file__).parent / "fixtures" / "store-format1"
-VAE = "vae-20261129-022720-format1"
-CLS = "classifier-20261129-022729-format1"
-
-
-@pytest.fixture
-def store(runs):
-    shutil.copytree(FIXTURE, runs)
-    return runs
 
 
 def test_tag_note_and_the_tables_show_them(store, nnlab):

@@ -12,17 +12,9 @@ import pytest
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.files import Lock
 from nnlab.store import folders, table, trash
-from tests.conftest import digests
-
-FIXTURE = Path(__file__).parent / "fixtures" / "store-format1"
-VAE = "vae-20261129-022720-format1"
-CLS = "classifier-20261129-022729-format1"
-
-
-@pytest.fixture
-def store(runs):
-    shutil.copytree(FIXTURE, runs)
-    return runs
+from tests.conftest import FIXTURE_CLS as CLS
+from tests.conftest import FIXTURE_STORE, digests
+from tests.conftest import FIXTURE_VAE as VAE
 
 
 def _sweep(store: Path, sweep_id: str = "vae-sweep-1", points: int = 2) -> list[str]:
@@ -107,7 +99,7 @@ def test_what_nnlab_did_not_make_is_left_as_it_is(store, bad, needle):
 
 def test_clashes_are_refused_and_empty_deletes_for_good(store):
     trash.remove(VAE, store)
-    shutil.copytree(FIXTURE / VAE, store / VAE)  # the same id again in the store
+    shutil.copytree(FIXTURE_STORE / VAE, store / VAE)  # the same id again in the store
     with pytest.raises(NnlabError, match="exists in the store already"):
         trash.restore(VAE, store)
     with pytest.raises(NnlabError, match="in the trash already"):

@@ -9,13 +9,12 @@ from pathlib import Path
 
 from nnlab.server import watch
 from nnlab.store import folders, labels
-
-FIXTURE = Path(__file__).parent / "fixtures" / "store-format1"
-VAE = "vae-20261129-022720-format1"
+from tests.conftest import FIXTURE_STORE
+from tests.conftest import FIXTURE_VAE as VAE
 
 
 def _store(runs: Path) -> Path:
-    shutil.copytree(FIXTURE, runs)
+    shutil.copytree(FIXTURE_STORE, runs)
     return runs
 
 

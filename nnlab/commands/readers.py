@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from nnlab.commands.command import Command, Positional
 from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.options import option
-from nnlab.render.defaults import AnimateOptions
+from nnlab.render.defaults import AnimateOptions, projection_option
 
 POSITIVE = "nnlab.helpers.options:positive_int"
 
@@ -22,14 +22,6 @@ def runs_dir(**extra):
 
 def _checkpoint():
     return option(None, "latest, final, epoch-N or a path [default: latest]")
-
-
-def _projection():
-    return option(
-        None,
-        "draw the layer through a 2-D embedding kept in the run: pca, tsne or umap (nnlab project)",
-        choices="nnlab.analysis.projection:METHODS",
-    )
 
 
 @dataclass(frozen=True)
@@ -134,7 +126,7 @@ class ReportOptions:
         "probe images drawn (a class-stratified subsample of the recording)",
         convert="nnlab.render.report:page_points",
     )
-    projection: str | None = _projection()
+    projection: str | None = projection_option()
     runs_dir: str | None = runs_dir()
 
 

@@ -42,34 +42,20 @@ def _note(item_id, words: list[str], runs_dir) -> str:
     return folder.id
 
 
-def _moved(ids: list[str], where: str) -> str:
-    if ids:
-        stderr_console().print(f"{len(ids)} moved {where}")
-    return "\n".join(ids)
-
-
-def _remove(ids: list[str], runs_dir) -> str:
+def _move(move, ids: list[str], runs_dir, where: str) -> str:
+    """Move each id (trash.remove or trash.restore); the ids moved on stdout, even when a
+    later one is refused (said before the error), and how many on stderr."""
     moved = []
     try:
         for item in ids:
-            moved += trash.remove(item, runs_dir)
-    except NnlabError:
-        if moved:  # what did move is said before the error
-            print("\n".join(moved), flush=True)
-        raise
-    return _moved(moved, "into the trash (nnlab runs restore ID moves one back)")
-
-
-def _restore(ids: list[str], runs_dir) -> str:
-    moved = []
-    try:
-        for item in ids:
-            moved += trash.restore(item, runs_dir)
+            moved += move(item, runs_dir)
     except NnlabError:
         if moved:
             print("\n".join(moved), flush=True)
         raise
-    return _moved(moved, "back into the store")
+    if moved:
+        stderr_console().print(f"{len(moved)} moved {where}")
+    return "\n".join(moved)
 
 
 def _empty(runs_dir) -> str:
@@ -93,9 +79,11 @@ def command(words: list[str], runs_dir) -> str:
     if action == "note":
         return _note(args[0], args[1:], runs_dir)
     if action == "rm":
-        return _remove(args, runs_dir)
+        return _move(
+            trash.remove, args, runs_dir, "into the trash (nnlab runs restore ID moves one back)"
+        )
     if action == "restore":
-        return _restore(args, runs_dir)
+        return _move(trash.restore, args, runs_dir, "back into the store")
     if action == "trash":
         return "\n".join(trash.trashed(runs_dir))
     return _empty(runs_dir)

@@ -10,6 +10,15 @@ from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.options import option
 
 
+def projection_option():
+    """--projection, an option of animate and report."""
+    return option(
+        None,
+        "draw the layer through a 2-D embedding kept in the run: pca, tsne or umap (nnlab project)",
+        choices="nnlab.analysis.projection:METHODS",
+    )
+
+
 @dataclass(frozen=True)
 class AnimateOptions:
     """`nnlab animate`, `Run.animate()` and `Run.figure()`: what to draw and how."""
@@ -39,11 +48,7 @@ class AnimateOptions:
     dpi: int = option(
         100, "pixels per inch of a 5.6-inch panel", convert="nnlab.helpers.options:positive_int"
     )
-    projection: str | None = option(
-        None,
-        "draw the layer through a 2-D embedding kept in the run: pca, tsne or umap (nnlab project)",
-        choices="nnlab.analysis.projection:METHODS",
-    )
+    projection: str | None = projection_option()
 
 
 def run_ids(text: str, name: str) -> tuple[str, ...]:
