@@ -65,6 +65,11 @@ def test_latent3_rotating_cube_and_pca(nnlab, trained, tmp_path):
         ("off", [], "no latent recording"),
         ("l3", ["--kind=density"], "needs a VAE with a 2-D latent"),
         ("vae", ["--classes=12"], "class numbers run from 0 to 9"),
+        (
+            "vae",
+            ["--classes=Shirt"],
+            "no class 'Shirt'; give class numbers (0 to 9) or names (0, 1,",
+        ),
         ("vae", ["--kind=contour"], "choose from auto, density, scatter"),
         ("vae", ["--every=0"], "--every"),
         ("vae", ["--out=x.mp4"], "ending in .gif"),

@@ -272,3 +272,36 @@ def test_a_dataset_with_an_empty_split_is_refused_before_a_run(tmp_path, arrays,
     """#37 item 6: no split may be empty (evaluation and the probe need test images)."""
     with pytest.raises(NnlabError, match=needle):
         catalog.describe(npz(tmp_path, **arrays))
+
+
+def test_the_download_hosts_are_torchvision_s():
+    from urllib.parse import urlparse
+
+    from torchvision import datasets as tv
+
+    urls = {
+        "mnist": tv.MNIST.mirrors[0],
+        "fashion-mnist": tv.FashionMNIST.mirrors[0],
+        "kmnist": tv.KMNIST.mirrors[0],
+        "emnist-balanced": tv.EMNIST.url,
+        "cifar10": tv.CIFAR10.url,
+        "cifar100": tv.CIFAR100.url,
+        "svhn": tv.SVHN.split_list["train"][0],
+    }
+    assert {k: urlparse(u).hostname for k, u in urls.items()} == catalog.DOWNLOAD_HOSTS
+    downloadable = {n for n, k in catalog.KNOWN.items() if k.kind != "sample"}
+    assert set(catalog.DOWNLOAD_HOSTS) == downloadable
+
+
+def test_a_dataset_neither_on_disk_nor_reachable_is_refused_before_loading(tmp_path):
+    with pytest.raises(NnlabError, match="dataset 'cifar10' not found and could not be"):
+        catalog.precheck("cifar10", tmp_path)  # offline in every test (conftest)
+    catalog.precheck("mnist", tmp_path)  # falls back to the sample at load time
+    catalog.precheck("mnist-sample", tmp_path)
+    catalog.precheck("nope", tmp_path)  # load_raw says what is wrong with the name
+    cifar = tmp_path / "cifar-10-batches-py"
+    cifar.mkdir()
+    for b in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
+        write_cifar_python(cifar / b, *cifar_arrays(4))
+    catalog.precheck("cifar10", tmp_path)  # on disk: no network asked
+    assert catalog.reachable("cifar10") is False  # NNLAB_OFFLINE

@@ -52,7 +52,7 @@ def test_classifier_embed_csv_and_layer(nnlab, runs):
     "args,needle",
     [
         (["--split=holdout"], "choose from test, train, val"),
-        (["--format=xml"], "choose npz or csv"),
+        (["--format=xml"], "--format=xml: choose from npz, csv"),
         (["--layer=1"], "--layer applies to classifier runs"),
         (["--checkpoint=epoch-3"], "no 'epoch-3' checkpoint"),
     ],

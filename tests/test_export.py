@@ -104,7 +104,7 @@ def test_export_twice_refuses_then_replaces_with_force(nnlab, runs, copied):
     [
         (["--snapshots=12345"], "has no snapshot at step 12345"),
         (["--snapshots=middle,soon"], "give first, middle, last or recorded steps"),
-        (["--to=wandb"], "--to=wandb: nnlab exports to tensorboard"),
+        (["--to=wandb"], "--to=wandb: choose from tensorboard"),
         (["--logdir=/nonexistent/folder/tb"], "its folder /nonexistent/folder does not exist"),
     ],
 )

@@ -68,6 +68,8 @@ def test_name_lock_refuses_second_training(tmp_path):
     first = folders.create_run(tmp_path, "vae", "exp")
     with pytest.raises(RunError, match="in use by another nnlab process.*pid"):
         folders.create_run(tmp_path, "vae", "exp")
+    with pytest.raises(RunError, match="run name 'exp' is in use"):
+        folders.create_run(tmp_path, "own", "exp")  # another model, the same name (#38)
     first.release()
     folders.create_run(tmp_path, "vae", "exp").release()
 

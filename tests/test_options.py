@@ -91,3 +91,16 @@ def test_layer_sizes_as_papers_write_them():
     assert options.parse_value("sizes", "[784,10]", list[int]) == [784, 10]
     with pytest.raises(NnlabError):
         options.parse_value("dropout", "0.2-0.5", list[float])  # only whole numbers
+
+
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+           "Bag", "Ankle boot"]  # fmt: skip
+
+
+def test_classes_take_the_names_the_legend_shows():
+    assert options.parse_classes("Shirt,coat,0", 10, FASHION) == [0, 4, 6]
+    assert options.parse_classes(["ankle boot", 3], 10, FASHION) == [3, 9]
+    with pytest.raises(NnlabError, match=r"no class 'Shrit' \(did you mean 'Shirt'\?\)"):
+        options.parse_classes("Shrit", 10, FASHION)
+    with pytest.raises(NnlabError, match="class numbers run from 0 to 9"):
+        options.parse_classes("Shirt,10", 10, FASHION)

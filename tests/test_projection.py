@@ -138,7 +138,7 @@ def test_bad_input_is_one_line_and_exit_2(trained, nnlab, tmp_path, monkeypatch)
     for key in ("wide", "vae"):
         shutil.copytree(root / ids[key], runs / ids[key])
     for args, why in (
-        (("--method=tnse",), "choose pca, tsne or umap (did you mean 'tsne'?)"),
+        (("--method=tnse",), "--method=tnse: choose from pca, tsne, umap (did you mean 'tsne'?)"),
         (("--method=pca", "--points=5"), "--points=5: choose 10 to 20,000"),
         (("--method=pca", "--points=30000"), "--points=30000: choose 10 to 20,000"),
         (("--method=pca", "--every=0"), "--every=0"),

@@ -237,7 +237,7 @@ def test_a_diverging_point_is_recorded_and_the_others_go_on(nnlab, runs, monkeyp
         (["vae", "--beta=1,2", "--beta=3"], "--beta is given twice"),
         (["vae", "--beta=1,2", "--name=a,b"], "--name names the sweep and cannot be swept"),
         (["--resume", "sweep-vae-nope"], "no sweep 'sweep-vae-nope'"),
-        (["vae", "--beta=1,2", "--executor=slurm"], "--executor: unknown value 'slurm'"),
+        (["vae", "--beta=1,2", "--executor=slurm"], "--executor=slurm: choose from local, ray"),
         (["vae", "--beta=1,2", "--jobs=0"], "--jobs=0: expected a whole number of at least 1"),
         (
             [

@@ -79,7 +79,8 @@ class Option:
 
     def value(self, text: str):
         """The text typed, converted once: by the declared converter, else by the type (a
-        true/false word for a switch, the text itself otherwise)."""
+        true/false word for a switch, the text itself otherwise); a value outside the
+        declared choices is refused here, before anything loads."""
         convert = self.convert
         if isinstance(convert, str):
             convert = _by_reference(convert)
@@ -87,6 +88,11 @@ class Option:
             return convert(text, self.name)
         if self.type is bool:
             return options.parse_bool(text, self.name)
+        allowed = self.allowed()
+        if allowed and text not in allowed:
+            hint = did_you_mean(text, allowed)
+            hint = hint if hint.startswith(" (did you mean") else ""
+            raise NnlabError(f"--{self.name}={text}: choose from {', '.join(allowed)}{hint}")
         return text
 
 

@@ -50,7 +50,8 @@ def command(model: str | None, opts, flags: dict[str, str]) -> str:
     cfg = config.build(model, preset=preset, config_file=config_file, overrides=flags)
     if cfg.tensorboard:
         tensorboard.check_available("--tensorboard=true")
-    name_lock = folders.lock_name(runs_dir, cfg.model, cfg.name)  # before torch loads: fail fast
+    catalog.precheck(cfg.dataset, cfg.data_dir or None)  # before torch loads: fail fast
+    name_lock = folders.lock_name(runs_dir, cfg.model, cfg.name)
     return start(cfg, runs_dir, name_lock=name_lock)
 
 

@@ -459,10 +459,52 @@ def _read_found(name: str, found: tuple[str, list[Path]]) -> RawData:
     return RELEASES[KNOWN[name].kind].read(name, fmt, files)
 
 
+# Where torchvision downloads each dataset from (its first mirror's host; checked against
+# torchvision's own URLs by tests/test_catalog.py): reached, or not, before torch loads.
+DOWNLOAD_HOSTS = {
+    "mnist": "ossci-datasets.s3.amazonaws.com",
+    "fashion-mnist": "fashion-mnist.s3-website.eu-central-1.amazonaws.com",
+    "kmnist": "codh.rois.ac.jp",
+    "emnist-balanced": "biometrics.nist.gov",
+    "cifar10": "www.cs.toronto.edu",
+    "cifar100": "www.cs.toronto.edu",
+    "svhn": "ufldl.stanford.edu",
+}
+REACH_TIMEOUT_S = 3.0
+
+
+def reachable(name: str) -> bool:
+    """Whether the host a named dataset downloads from answers (a TCP connection within
+    REACH_TIMEOUT_S; never with NNLAB_OFFLINE set)."""
+    host = DOWNLOAD_HOSTS.get(name)
+    if os.environ.get("NNLAB_OFFLINE") or host is None:
+        return False
+    try:
+        socket.create_connection((host, 443), timeout=REACH_TIMEOUT_S).close()
+        return True
+    except OSError:
+        return False
+
+
+def precheck(name: str, data_dir: str | Path | None = None) -> None:
+    """Before anything heavy loads: a named dataset that is neither on disk nor reachable
+    for download is refused in one line, as load_raw would refuse it after loading torch
+    (mnist still falls back to the bundled sample, with its warning, at load time)."""
+    if _own_format(name) is not None or name not in KNOWN or name == "mnist":
+        return
+    if KNOWN[name].kind == "sample":
+        return
+    root = Path(data_dir) if data_dir else default_data_dir()
+    if _find(name, root) is None and not reachable(name):
+        raise NnlabError(
+            f"dataset '{name}' not found and could not be downloaded: {_where(name, root)}"
+        )
+
+
 def _try_download(name: str, root: Path) -> bool:
     """Let torchvision fetch the dataset's files, bounded in time; False when it cannot.
     Only the downloaders run: torchvision's CIFAR classes would unpickle the batches."""
-    if os.environ.get("NNLAB_OFFLINE"):
+    if not reachable(name):  # offline: say so without loading torchvision
         return False
     from torchvision import datasets
     from torchvision.datasets import utils

@@ -13,7 +13,7 @@ import typing
 from dataclasses import field
 from typing import Any
 
-from nnlab.helpers.errors import NnlabError
+from nnlab.helpers.errors import NnlabError, did_you_mean
 
 TRUE_WORDS = ("true", "yes", "1", "on")
 FALSE_WORDS = ("false", "no", "0", "off")
@@ -115,14 +115,41 @@ def int_list(value, option: str, example: str) -> list[int]:
         ) from None
 
 
-def parse_classes(classes, n: int = 10) -> list[int]:
-    """--classes as typed (0,4,9 / [0,4,9] / 4) into a sorted list of class ids below n;
-    all if None."""
+def parse_classes(classes, n: int = 10, names: list[str] | None = None) -> list[int]:
+    """--classes as typed (0,4,9 / [0,4,9] / 4, or the class names the legend shows:
+    Shirt,Coat, in any case) into a sorted list of class ids below n; all if None."""
     if classes is None:
         return list(range(n))
-    out = sorted(set(int_list(classes, "classes", "0,4,9")))
+    if names:
+        out = sorted(set(_class_ids(classes, names)))
+    else:
+        out = sorted(set(int_list(classes, "classes", "0,4,9")))
     if not out or min(out) < 0 or max(out) > n - 1:
         raise NnlabError(f"--classes={classes}: class numbers run from 0 to {n - 1}")
+    return out
+
+
+def _class_ids(classes, names: list[str]) -> list[int]:
+    """Each item of --classes as a class id: a number, or a name (any case)."""
+    if isinstance(classes, (list, tuple)):
+        items = classes
+    else:
+        items = str(classes).strip("[]() ").split(",")
+    by_name = {name.lower(): i for i, name in enumerate(names)}
+    out = []
+    for item in (str(i).strip() for i in items):
+        if re.fullmatch(r"-?\d+", item):
+            out.append(int(item))
+        elif item.lower() in by_name:
+            out.append(by_name[item.lower()])
+        elif item:
+            hint = did_you_mean(item, names)
+            hint = hint if hint.startswith(" (did you mean") else ""  # the names follow anyway
+            shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+            raise NnlabError(
+                f"--classes={classes}: no class '{item}'{hint}; give class numbers (0 to "
+                f"{len(names) - 1}) or names ({shown})"
+            )
     return out
 
 

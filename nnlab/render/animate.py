@@ -69,8 +69,9 @@ def animate(
     if projection is not None:  # a 2-D embedding of each recording, kept in the run
         sources = [projected(s, str(projection), every=every if asked else None) for s in sources]
         every, asked = 1, False  # the embedding's frames are the snapshots it thinned
-    n_classes = max(len(record.class_names(s.rec, s.cfg)) for s in sources)
-    classes = parse_classes(classes, n_classes)
+    names = max((record.class_names(s.rec, s.cfg) for s in sources), key=len)
+    n_classes = len(names)
+    classes = parse_classes(classes, n_classes, names)
     for other in sources[1:]:
         if other.kind != sources[0].kind:
             a, b = sources[0], other

@@ -28,7 +28,9 @@ class AnimateOptions:
         "what to draw (auto: densities for a 2-D VAE)",
         choices="nnlab.render.sources:KINDS",
     )
-    classes: str | None = option(None, "the classes to show, e.g. 0,4,9 (default: all)")
+    classes: str | None = option(  # numbers or names: read against the run's classes
+        None, "the classes to show, by number or name: 0,4,9 or Shirt,Coat (default: all)"
+    )
     fps: float = option(
         10, "frames per second of the GIF", convert="nnlab.helpers.options:positive_number"
     )

@@ -412,7 +412,8 @@ def ids_holding(runs_dir: str | Path | None, marker: str) -> list[str]:
 
 
 def lock_name(runs_dir: str | Path | None, model: str, name: str) -> Lock | None:
-    """Take the lock on a run name (model + --name), or raise RunError naming its holder.
+    """Take the lock on a run name (--name, whatever the model), or raise RunError naming
+    its holder.
 
     Taken before the data is loaded, so a second training of the same name fails at once.
     """
@@ -420,7 +421,9 @@ def lock_name(runs_dir: str | Path | None, model: str, name: str) -> Lock | None
         return None
     locks = runs_root(runs_dir) / ".locks"
     locks.mkdir(parents=True, exist_ok=True)
-    lock = Lock(locks / f"{model}-{name}.lock", f"run name '{name}'")
+    # the name alone: a training named X is refused beside any running X (a VAE, a
+    # classifier, your own loop's), as the run-store page says
+    lock = Lock(locks / f"name-{name}.lock", f"run name '{name}'")
     lock.acquire(holder_info(f"{model}-*-{name}"))
     return lock
 
