@@ -430,3 +430,14 @@ def test_what_can_be_checked_is_refused_before_torch_loads(args, needle, tmp_pat
     code, torch_loaded, seconds = r.stdout.split()
     assert (code, torch_loaded) == ("2", "False") and needle in r.stderr, r.stderr
     assert float(seconds) < 1.0
+
+
+def test_a_cadence_that_leaves_a_few_frames_is_warned_before_training(nnlab, runs):
+    """#38 item 7: a preset's snapshot_every longer than a small run said so at once."""
+    sparse = nnlab("train", "vae", "--dataset=mnist-sample", "--snapshot_every=1000")
+    assert sparse.code == 0
+    assert "snapshot_every=1000 over this run's 113 steps records 2 snapshots" in sparse.err
+    assert "--snapshot_every=2 records about 57" in sparse.err
+    assert sparse.err.index("warning: snapshot_every") < sparse.err.index("epoch 1/1")
+    dense = nnlab("train", "vae", "--dataset=mnist-sample", "--snapshot_every=11")
+    assert dense.code == 0 and "warning: snapshot_every" not in dense.err

@@ -24,12 +24,14 @@ import torch
 
 from nnlab import families
 from nnlab.config import tasks
+from nnlab.helpers.console import warn
 from nnlab.store import folders, metrics, record
 from nnlab.store.meta import Status
 from nnlab.training import health, pruning, tensorboard
 from nnlab.training.cbp import ContinualBackprop
 from nnlab.training.snapshots import SnapshotWorker, encode_probe
 
+FEW_SNAPSHOTS = 10  # fewer in a whole run: warned before training (the GIF would be a flicker)
 LIVE_SECONDS = folders.PUBLISH_SECONDS  # how often a training publishes lines and snapshots
 
 
@@ -102,7 +104,22 @@ class Recording(Observer):
         if not trainer.tasks.every and SnapshotWorker.wanted(trainer.cfg, trainer.device, cpus):
             self.worker = SnapshotWorker(trainer.cfg, trainer.probe_x, self.recorder)
         if trainer.fresh and self.every:
+            self.warn_if_sparse(trainer)
             self.snapshot(trainer)  # step 0, before anything is learnt
+
+    def warn_if_sparse(self, trainer) -> None:
+        """Say before training when the cadence leaves the animation a few frames (e.g. a
+        preset's snapshot_every on a small dataset), and what to pass instead."""
+        total = trainer.cfg.epochs * trainer.steps_per_epoch
+        count = total // self.every + 1 + (total % self.every != 0)  # step 0 and the end too
+        if count < FEW_SNAPSHOTS:
+            better = max(1, total // 50)
+            warn(
+                trainer.console,
+                f"warning: snapshot_every={self.every} over this run's {total} steps records "
+                f"{count} snapshots, so its animation will have {count} frames: "
+                f"--snapshot_every={better} records about {total // better + 1}",
+            )
 
     def step_end(self, trainer, values) -> None:
         if self.every and trainer.step % self.every == 0:
