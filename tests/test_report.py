@@ -437,3 +437,11 @@ def test_latent_panels_say_whether_they_carry_value_ticks(pages):
     assert page_data(made["vae"])["runs"][0]["latent"]["ticks"] is True
     assert page_data(made["cube"])["runs"][0]["latent"]["ticks"] is False
     assert "function drawTicks(run)" in open(made["vae"], encoding="utf-8").read()
+
+
+def test_the_title_names_the_run_not_latest(store):
+    """#38 item 3: the report of `latest` was titled "nnlab report · latest"."""
+    from nnlab.render.report import page_data
+    from tests.conftest import FIXTURE_CLS
+
+    assert page_data(["latest"], store, points=100)["title"] == FIXTURE_CLS

@@ -92,3 +92,16 @@ def test_latent_metrics_in_summary_and_plot(nnlab, runs):
     l3 = nnlab("train", "classifier", "--preset=latent3", *FAST, "--epochs=1").out.strip()
     end = nnlab("summary", l3, "--json").json()["latent_metrics"]["end"]
     assert "corner_distance_mean" in end and len(end["corners"]) == 10
+
+
+def test_overlaps_of_a_wide_layer_are_said_to_mean_little(nnlab, store):
+    """#38 item 3: a 10-D (or 32-D) layer's overlaps read as a confident 0.00."""
+    from tests.conftest import FIXTURE_CLS, FIXTURE_VAE
+
+    wide = nnlab("summary", FIXTURE_CLS).out  # 784-10: the 10-D output layer recorded
+    assert "overlaps: n/a for a 10-D layer" in wide and "most-overlapping classes" not in wide
+    row = next(line for line in wide.splitlines() if line.startswith("most-overlapping pair"))
+    assert row.split()[-3:] == ["n/a", "n/a", "n/a"]
+    narrow = nnlab("summary", FIXTURE_VAE).out  # a 2-D latent: the class mixtures' overlaps
+    assert "most-overlapping classes at the end (class mixtures)" in narrow and "n/a" not in narrow
+    assert nnlab("summary", FIXTURE_CLS, "--json").json()["latent_metrics"]["width"] == 10

@@ -434,3 +434,25 @@ def test_more_bad_use_is_a_usage_error(runs, tmp_path):
     with pytest.raises(bad, match="not a folder"):
         nnlab.start(runs_dir=tmp_path / "store")
     run.finish()
+
+
+def test_a_snapshot_without_an_epoch_gets_its_own_and_summary_says_who_resumes(runs, nnlab):
+    """#38 item 3: an own run's frame said the epoch of the last log_epoch, and summary
+    offered a resume that nnlab train refuses."""
+    import nnlab as api  # `nnlab` is the command line here
+
+    model = TinyVAE()
+    x, y = probe()
+    with api.start("tiny", runs_dir=runs) as run:
+        run.watch(x, y, module=model, encode=model.encode)
+        run.snapshot(5)  # in the first epoch: no steps per epoch known yet
+        run.log_epoch(1, step=100, loss=1.0)
+        run.snapshot(150)  # half-way through the second epoch
+        run.log_epoch(2, step=200, loss=0.5)
+        run.snapshot(260)
+        run.checkpoint(260, model=model.state_dict())
+    read = api.open(run.id, runs_dir=runs)
+    assert list(read.epochs) == [0.0, 1.5, 2.6]
+    text = nnlab("summary", run.id, f"--runs_dir={runs}").out
+    assert "a checkpoint at step 260, for your own code to resume from" in text
+    assert "can resume" not in text

@@ -239,7 +239,7 @@ class RunWriter:
                 f"snapshot: step {step} goes backwards (the last snapshot was at step "
                 f"{self.last_snapshot}); steps must rise"
             )
-        epoch = float(self.epochs if epoch is None else _number(epoch, "epoch"))
+        epoch = self._epoch_at(step) if epoch is None else float(_number(epoch, "epoch"))
         if self.thread is not None:
             self.thread.submit(step, epoch)
         else:
@@ -251,6 +251,14 @@ class RunWriter:
             self.flush()
         else:
             self._maybe_flush()
+
+    def _epoch_at(self, step: int) -> float:
+        """A snapshot's epoch when not given: its step over the steps per epoch of the
+        epochs logged so far (fractional), or the epochs done before the first one ends."""
+        line = self.last_epoch_line
+        if self.epochs and line.get("step", 0) > 0:
+            return round(step * self.epochs / line["step"], 4)
+        return float(self.epochs)
 
     def _accept(self, step: int, epoch: float, enc: Encoded) -> None:
         """Check a snapshot's latents and keep them for the next chunk, or refuse them."""

@@ -80,9 +80,9 @@ def page_data(ids: list[str], runs_dir=None, *, points, projection=None, console
     data, and what `nnlab serve` sends a page."""
     console = console or stderr_console()
     points = page_points(points)
-    first = ids[0]
     run_ids, notes = _expand(ids, runs_dir)
     opened = [folders.read_run(r, runs_dir) for r in run_ids]
+    first = opened[0].run.id if ids[0] == "latest" else ids[0]  # the title names the run
     runs, cfgs = [o.run for o in opened], [o.cfg for o in opened]
     models = {c.model for c in cfgs}
     if len(models) > 1:

@@ -111,9 +111,13 @@ def render_run(d: dict, color: bool = False) -> str:
     p, tm, h = d["progress"], d["timings"], d["holds"]
     rate = f"{tm['steps_per_second']:,} steps/s" if tm["steps_per_second"] else "-"
     per_epoch = f" ({p['steps_per_epoch']} steps/epoch)" if p["steps_per_epoch"] else ""
-    resume = (
-        f"can resume from step {p['resumable_step']}" if p["resumable_step"] else "no checkpoint"
-    )
+    family = families.FAMILIES.get(d["model"])
+    if not p["resumable_step"]:
+        resume = "no checkpoint"
+    elif family is not None and not family.rebuildable:  # nnlab train --resume refuses it
+        resume = f"a checkpoint at step {p['resumable_step']}, for your own code to resume from"
+    else:
+        resume = f"can resume from step {p['resumable_step']}"
     c.print(
         f"\n[bold]progress[/] epoch {p['epochs_done']}, step {p['steps_done']}{per_epoch} · "
         + resume
@@ -219,6 +223,9 @@ def _pair_name(pair: str, names: list[str]) -> str:
     return f"{names[a]}–{names[b]}"
 
 
+OVERLAP_DIMS = 8  # wider layers: overlaps shown as n/a (they say little there)
+
+
 def _render_latent(c, lm: dict, names: list[str]) -> None:
     """The latent metrics section: start → middle → end of the recording."""
     from rich.markup import escape
@@ -239,11 +246,29 @@ def _render_latent(c, lm: dict, names: list[str]) -> None:
         ("end", "right"),
     ):
         t.add_column(col, justify=just)
+    width = int(lm.get("width") or 0)
+    wide = width > OVERLAP_DIMS  # an overlap there is near 0 for nearly any two classes
     for metric in latent.METRICS:
         if metric.key in end:
-            values = (latent.format_metric(metric, x[metric.key]) for x in (start, mid, end))
+            values = [latent.format_metric(metric, x[metric.key]) for x in (start, mid, end)]
+            if wide and "overlap" in metric.key:
+                values = ["n/a"] * 3
             t.add_row(escape(metric.label), *values)
     c.print(t)
+    if wide:
+        c.print(
+            f"overlaps: n/a for a {width}-D layer: Gaussians fitted in {width} dimensions to "
+            "classes that differ even slightly barely overlap, so the numbers say little; "
+            "the nearest-class-mean accuracy compares the classes at any width",
+            soft_wrap=True,
+        )
+    else:
+        _render_pairs(c, end, names)
+    _corners(c, end, names)
+
+
+def _render_pairs(c, end: dict, names: list[str]) -> None:
+    """The most-overlapping class pairs at the end of the recording."""
     # The real class mixtures where they are measured (2-D VAE latents); otherwise the
     # moment-matched Gaussians, which overstate the overlap of multi-modal classes.
     key, kind = (
@@ -253,6 +278,10 @@ def _render_latent(c, lm: dict, names: list[str]) -> None:
     )
     pairs = ", ".join(f"{_pair_name(p['pair'], names)}: {p['coefficient']:.2f}" for p in end[key])
     c.print(f"most-overlapping classes at the end ({kind}): {pairs}", soft_wrap=True)
+
+
+def _corners(c, end: dict, names: list[str]) -> None:
+    """Where each class sits on a 3-node layer's cube."""
     if "corners" in end:
         corners = ", ".join(
             f"{names[int(k)]} → {v['corner']} ({v['mean_distance']:.2f})"
