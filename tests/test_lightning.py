@@ -166,3 +166,76 @@ def test_a_recording_problem_never_stops_the_fit(runs, capsys):
     assert len(run.metrics()["epoch"]) == 2  # the epoch lines, without the clashing keys
     err = capsys.readouterr().err
     assert err.count("a snapshot at step") == 1 and "training goes on" in err
+
+
+class LitAutoEncoder(L.LightningModule):
+    """Lightning's own README's autoencoder: Linear(28 * 28, ...) first, the images
+    flattened in training_step, and no forward() at all."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = torch.nn.Sequential(
+            torch.nn.Linear(28 * 28, 64), torch.nn.ReLU(), torch.nn.Linear(64, 3)
+        )
+        self.decoder = torch.nn.Sequential(
+            torch.nn.Linear(3, 64), torch.nn.ReLU(), torch.nn.Linear(64, 28 * 28)
+        )
+
+    def training_step(self, batch, batch_idx):
+        x, _ = batch
+        x = x.view(x.size(0), -1)
+        z = self.encoder(x)
+        return torch.nn.functional.mse_loss(self.decoder(z), x)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+def _fit_quietly(callback, module):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    tx, ty, _, _ = sample()
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=6,
+        callbacks=[callback],
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, DataLoader(TensorDataset(tx, ty), batch_size=64))
+
+
+def test_the_readme_autoencoder_is_recorded_through_its_encoder(runs):
+    """#38 item 1: layer="encoder" on a module without forward(), images 1x28x28 that its
+    first Linear takes flat: one fit, no hand-written encode."""
+    import nnlab
+
+    _, _, px, py = sample()
+    callback = nnlab.LatentCallback(px, py, layer="encoder", every_n_steps=2, runs_dir=runs)
+    _fit_quietly(callback, LitAutoEncoder())
+    run = nnlab.open(callback.run_id, runs_dir=runs)
+    assert run.status == "finished" and run.steps[0] == 0 and len(run.steps) >= 3
+    assert run.latents().arrays["mu"].shape == (len(px), 3)
+    flat = nnlab.LatentCallback(
+        px.flatten(1), py, layer="encoder", image_shape=(28, 28), prepare=lambda x: x,
+        every_n_steps=3, runs_dir=runs,
+    )  # fmt: skip
+    _fit_quietly(flat, LitAutoEncoder())
+    assert nnlab.open(flat.run_id, runs_dir=runs).latents().arrays["mu"].shape[1] == 3
+
+
+def test_a_shape_mismatch_is_one_line_naming_shapes(runs):
+    import nnlab
+
+    _, _, px, py = sample()
+    wrong = torch.nn.functional.interpolate(px, size=(14, 14))  # 196 values, not 784
+    callback = nnlab.LatentCallback(wrong, py, layer="encoder", runs_dir=runs)
+    with pytest.raises(nnlab.UsageError) as e:
+        _fit_quietly(callback, LitAutoEncoder())
+    text = str(e.value)
+    assert "\n" not in text and "(100, 1, 14, 14)" in text
+    assert "Linear(in_features=784" in text and "takes 784 features" in text
+    assert "prepare=" in text

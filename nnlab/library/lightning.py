@@ -30,10 +30,12 @@ class LatentCallback(Callback):
     images, labels, classes: the probe set, as for RunWriter.watch. encode: a function of
     a batch of images, or the name of a method of the module (e.g. "encode") returning
     latents or a (mean, sd) pair; layer: instead, the name of a submodule whose output is
-    recorded. every_n_steps: the snapshot cadence in optimiser steps. name, settings,
-    dataset, runs_dir: as for nnlab.start (settings default to the module's hparams).
-    checkpoint: save the module's state_dict at each epoch's end. The run id is `run_id`
-    once fitting starts.
+    recorded (run on the probe by itself when the module has no forward(), as Lightning's
+    LitAutoEncoder). image_shape, precision, prepare: as for RunWriter.watch (prepare
+    shapes a batch as the module takes it, e.g. lambda x: x.flatten(1)). every_n_steps:
+    the snapshot cadence in optimiser steps. name, settings, dataset, runs_dir: as for
+    nnlab.start (settings default to the module's hparams). checkpoint: save the module's
+    state_dict at each epoch's end. The run id is `run_id` once fitting starts.
     """
 
     def __init__(
@@ -44,6 +46,9 @@ class LatentCallback(Callback):
         classes: Sequence[str] | None = None,
         encode: Callable | str | None = None,
         layer: str | None = None,
+        image_shape: Sequence[int] | None = None,
+        precision: str = "float32",
+        prepare: Callable | None = None,
         every_n_steps: int = 50,
         name: str = "",
         settings: dict | None = None,
@@ -56,6 +61,7 @@ class LatentCallback(Callback):
             raise UsageError(f"every_n_steps={every_n_steps!r}: a whole number ≥ 1")
         self.images, self.labels, self.classes = images, labels, classes
         self.encode, self.layer, self.every = encode, layer, every_n_steps
+        self.watching = {"image_shape": image_shape, "precision": precision, "prepare": prepare}
         self.name, self.settings, self.dataset = name, settings, dataset
         self.runs_dir, self.save = runs_dir, checkpoint
         self.run: RunWriter | None = None
@@ -87,6 +93,7 @@ class LatentCallback(Callback):
                 module=pl_module,
                 encode=encode,
                 layer=self.layer,
+                **self.watching,
             )
             self.run.snapshot(trainer.global_step, epoch=float(trainer.current_epoch))
         except BaseException:

@@ -126,7 +126,11 @@ class Encoded:
 
 class Encoder:
     """Encodes the probe images for a snapshot: `encode(batch)` returning latents (or a
-    (mean, sd) pair), or the output of the submodule `layer` of `module` (a forward hook)."""
+    (mean, sd) pair), or the output of the submodule `layer` of `module` (a forward hook
+    on the module's forward(); a module without a forward of its own, as Lightning's
+    LitAutoEncoder, has the part itself run on the probe). `prepare(batch)` shapes each
+    batch as the network takes it; without it, images go flat to a part whose first layer
+    is a Linear taking that many features."""
 
     def __init__(
         self,
@@ -137,6 +141,7 @@ class Encoder:
         layer: str | None = None,
         batch_size: int = 4096,
         precision: str = "float32",
+        prepare: Callable | None = None,
     ):
         import torch
 
@@ -152,6 +157,8 @@ class Encoder:
             raise UsageError(f"watch: module= must be a torch.nn.Module, got {type(module)}")
         if precision not in ("float32", "bfloat16"):
             raise UsageError(f"watch: precision='{precision}': use float32 or bfloat16")
+        if prepare is not None and not callable(prepare):
+            raise UsageError("watch: prepare= must be a function of a batch of images")
         self.module, self.encode, self.batch_size = module, encode, batch_size
         self.layer, self.precision = layer, precision
         self.target = None
@@ -169,6 +176,13 @@ class Encoder:
             x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
         self.images = x  # on the CPU; copied to the module's device once per device
         self._on: dict[str, torch.Tensor] = {}
+        # a module without a forward of its own: the watched part is run on the probe
+        self.direct = self.target is not None and not _has_forward(module)
+        runs = self.target if self.direct else module
+        self.given_prepare = prepare
+        self.prepare = prepare
+        # images that fail where the first layer is a Linear of one image's size: flat next
+        self.may_flatten = prepare is None and _wants_flat(runs, x)
 
     def _device(self):
         import torch
@@ -202,16 +216,8 @@ class Encoder:
             parts, spreads = [], []
             with torch.no_grad(), torch.autocast(probe.device.type, torch.bfloat16, enabled=bf16):
                 for s in range(0, len(probe), self.batch_size):
-                    xb = probe[s : s + self.batch_size]
-                    if hook is not None:
-                        captured.clear()
-                        self.module(xb)
-                        if not captured:
-                            raise UsageError("watch: the watched layer did not run in forward()")
-                        out = captured[-1]
-                    else:
-                        out = self.encode(xb)
-                    a, b = _split(out, len(xb))
+                    out = self._run(probe[s : s + self.batch_size], hook, captured)
+                    a, b = _split(out, min(self.batch_size, len(probe) - s))
                     parts.append(a)
                     spreads.append(b)
         finally:
@@ -224,6 +230,53 @@ class Encoder:
         points = np.concatenate(parts).astype(np.float32)
         sd = None if spreads[0] is None else np.concatenate(spreads).astype(np.float32)
         return Encoded(points, sd)
+
+    def _run(self, xb, hook, captured):
+        """One batch through what is watched; an error inside the user's network is one
+        line naming the probe's shape and what the network's first layer takes (images
+        the first Linear wants flat are tried flat once, and kept so)."""
+        try:
+            return self._through(xb, hook, captured)
+        except (RuntimeError, TypeError, ValueError, NotImplementedError) as e:
+            if isinstance(e, UsageError):
+                raise
+            if self.may_flatten:
+                self.may_flatten, self.prepare = False, _flatten
+                return self._run(xb, hook, captured)
+            raise UsageError(self._mismatch(tuple(xb.shape), e)) from None
+
+    def _through(self, xb, hook, captured):
+        if self.prepare is not None:
+            xb = self.prepare(xb)
+        if self.direct:
+            return self.target(xb)
+        if hook is not None:
+            captured.clear()
+            self.module(xb)
+            if not captured:
+                raise UsageError("watch: the watched layer did not run in forward()")
+            return captured[-1]
+        return self.encode(xb)
+
+    def _mismatch(self, shape: tuple, e: Exception) -> str:
+        """What went wrong running the probe, in one line, and what to give."""
+        what = f"layer '{self.layer}'" if self.target is not None else "encode"
+        runs = self.target if self.direct else self.module
+        first = _first_layer(runs)
+        takes = f"; its first layer, {first}, takes" if first else ""
+        wants = (
+            f" {first.in_features} features"
+            if hasattr(first, "in_features")
+            else f" {first.in_channels} channels"
+            if hasattr(first, "in_channels")
+            else ""
+        )
+        message = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        return (
+            f"watch: {what} failed on the probe images {shape}: {message}{takes}{wants}: "
+            "give prepare= to shape a batch as the network takes it (e.g. prepare=lambda x: "
+            "x.flatten(1)), or image_shape= for images given flat"
+        )
 
     def twin(self) -> Encoder:
         """The same encoder on a copy of the module (for a snapshot thread)."""
@@ -245,6 +298,7 @@ class Encoder:
             layer=self.layer,
             batch_size=self.batch_size,
             precision=self.precision,
+            prepare=self.given_prepare,
         )
 
     def wants_thread(self) -> bool:
@@ -306,3 +360,34 @@ def _split(out, n: int) -> tuple[np.ndarray, np.ndarray | None]:
     if a.ndim < 1 or a.shape[0] != n:
         raise UsageError(f"encode: expected one row per image ({n}), got shape {a.shape}")
     return a.reshape(n, -1), None
+
+
+def _has_forward(module) -> bool:
+    """Whether a module defines forward() itself (a LightningModule may not: Lightning's
+    own README's LitAutoEncoder has none; nn.Module's and Lightning's raise)."""
+    forward = getattr(type(module), "forward", None)
+    owner = getattr(forward, "__qualname__", "").split(".")[0]
+    return owner not in ("Module", "LightningModule", "")
+
+
+def _first_layer(module):
+    """The first Linear or convolution of a module, in definition order (None: neither)."""
+    import torch
+
+    kinds = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+    if module is None:
+        return None
+    return next((m for m in module.modules() if isinstance(m, kinds)), None)
+
+
+def _wants_flat(module, x) -> bool:
+    """Whether images reach a network whose first layer is a Linear taking one image's
+    values flat (then they are flattened, as its training_step does)."""
+    first = _first_layer(module)
+    per_image = int(np.prod(x.shape[1:])) if x.ndim > 2 else 0
+    return getattr(first, "in_features", None) == per_image and per_image > 0 and x.ndim > 2
+
+
+def _flatten(x):
+    """A batch of images, one row each."""
+    return x.flatten(1)

@@ -186,6 +186,7 @@ class RunWriter:
         batch_size: int = 4096,
         image_shape: Sequence[int] | None = None,
         precision: str = "float32",
+        prepare: Callable | None = None,
     ) -> None:
         """Choose what snapshot() records: probe images (N×H×W or N×C×H×W, floats in
         [0, 1] or uint8, as your network takes them) with integer labels and optional class
@@ -198,7 +199,11 @@ class RunWriter:
         bfloat16 arithmetic (relative error ~0.5%), encoded on a thread beside training
         from a copy of the module when on a CPU of two cores or more, as `nnlab train
         --record_precision=bfloat16` does (torch then trains on one core; an error in a
-        snapshot is raised at the next flush). Call once, before the first snapshot."""
+        snapshot is raised at the next flush). prepare: a function shaping a batch of probe
+        images as the network takes them (e.g. lambda x: x.flatten(1)); without it, images
+        that fail where the first layer is a Linear of one image's size are tried flat.
+        layer= on a module without a forward() of its own (Lightning's LitAutoEncoder) runs
+        that part on the probe. Call once, before the first snapshot."""
         self._open("watch")
         if self.encoder is not None:
             raise UsageError(f"watch: run {self.id} has its probe already (call watch once)")
@@ -212,6 +217,7 @@ class RunWriter:
             layer=layer,
             batch_size=batch_size,
             precision=precision,
+            prepare=prepare,
         )
         # the copy a snapshot thread encodes with: refused now, before anything is written
         twin = encoder.twin() if encoder.wants_thread() else None
