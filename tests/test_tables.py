@@ -85,3 +85,17 @@ def test_a_runs_page_has_its_sections_and_says_what_is_damaged():
     assert "lr=3.0" in text and "7,840" in text and "0.5000" in text and "0.6000" in text
     damaged = render_run(_run(problems=["runs/r/final.pt: missing"], status="damaged"))
     assert "damaged: runs/r/final.pt: missing" in damaged
+
+
+def test_a_failure_before_anything_was_recorded_is_told_apart():
+    """#38 item 2: failed attempts of an own loop looked like any failed run."""
+    from nnlab.render.tables import render_runs
+
+    base = {"kind": "run", "model": "own", "dataset": "own", "epochs_done": 0,
+            "headline": "final", "value": None, "created": "", "settings": ""}  # fmt: skip
+    rows = [
+        {**base, "id": "own-a", "status": "failed", "steps_done": 0, "snapshots": 0},
+        {**base, "id": "own-b", "status": "failed", "steps_done": 40, "snapshots": 3},
+    ]
+    lines = render_runs(rows).splitlines()
+    assert "\tfailed (nothing recorded)\t" in lines[1] and "\tfailed\t" in lines[2]

@@ -42,6 +42,7 @@ def list_runs(runs_dir=None) -> list[dict]:
                 "headline": r.headline,
                 "value": r.value,
                 "status": r.status,
+                "snapshots": r.snapshots,
                 "created": r.created,
                 "tags": list(r.tags),
             }

@@ -166,6 +166,11 @@ class Encoder:
             names = dict(module.named_modules())
             if layer not in names or layer == "":
                 shown = [n for n in names if n][:20]
+                if not shown:
+                    raise UsageError(
+                        f"watch: {type(module).__name__} has no submodules to record: give "
+                        "encode= (a function of a batch of images) instead of layer="
+                    )
                 raise UsageError(
                     f"watch: no module '{layer}' in {type(module).__name__}"
                     f"{did_you_mean(layer, shown)} (its modules: {', '.join(shown)})"

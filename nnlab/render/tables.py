@@ -55,7 +55,7 @@ def render_runs(rows: list[dict], color: bool = False) -> str:
                 str(r["epochs_done"]),
                 str(r["steps_done"]),
                 f"{r['headline']} {value}",
-                r["status"],
+                _status_word(r),
                 str(r["created"] or "-")[:19].replace("T", " "),
                 r.get("settings") or "-",
             )
@@ -66,6 +66,14 @@ def render_runs(rows: list[dict], color: bool = False) -> str:
             (*c, " ".join(r.get("tags") or ()) or "-") for c, r in zip(cells, rows, strict=True)
         ]
     return table_text(list(header), [list(c) for c in cells], color)
+
+
+def _status_word(row: dict) -> str:
+    """A run's status in the table; a failure before anything was recorded says so (an
+    attempt that went wrong at once, to clear away with nnlab runs rm)."""
+    if row["status"] == Status.FAILED and not row.get("snapshots") and not row["steps_done"]:
+        return "failed (nothing recorded)"
+    return str(row["status"])
 
 
 def render_run(d: dict, color: bool = False) -> str:

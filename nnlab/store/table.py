@@ -25,6 +25,7 @@ class RunRow:
     dataset: str = ""
     epochs: int = 0  # epochs done
     steps: int = 0  # steps done
+    snapshots: int = 0  # snapshots on disk, as meta.json last counted them
     headline: str = ""  # the name of the run's headline number (its family's)
     value: float | None = None  # that number at the end, when it has one
     created: str = ""
@@ -65,6 +66,7 @@ def rows(runs_dir=None) -> list[RunRow]:
                 dataset=meta.dataset,
                 epochs=meta.epochs_done,
                 steps=meta.steps_done,
+                snapshots=meta.snapshots,
                 headline=name,
                 value=value,
                 created=meta.created,
