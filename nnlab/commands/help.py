@@ -203,8 +203,14 @@ def train_page(model: str | None, command: Command) -> str:
 
 
 def _md(text: str) -> str:
-    """Text safe in a markdown table cell."""
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text safe in a markdown table cell (a `<run>` stays text, not an HTML tag)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|").replace("\n", " ")
+
+
+def _code(value: str) -> str:
+    """A default as code; an empty one in words (an empty code span shows as two
+    backticks)."""
+    return f"`{_md(value)}`" if value else "(empty)"
 
 
 def config_reference() -> str:
@@ -221,17 +227,19 @@ def config_reference() -> str:
         for m, cls in classes.items()
     ]
     parts = []
-    for title, names in sections:
+    for (title, names), model in zip(sections, [None, *classes], strict=True):
         rows = ["| field | type | default | meaning |", "| --- | --- | --- | --- |"]
         for name in names:
             owners = {m: cls for m, cls in classes.items() if name in cls.__dataclass_fields__}
+            if model is not None:  # a family's own section: its own default alone
+                owners = {model: classes[model]}
             cls = next(iter(owners.values()))
             info = config.field_info(cls, name)
             defaults = {m: _shown(_default(c, name)) for m, c in owners.items()}
             if len(set(defaults.values())) == 1:
-                default = f"`{_md(next(iter(defaults.values())))}`"
+                default = _code(next(iter(defaults.values())))
             else:
-                default = " · ".join(f"{m} `{_md(v)}`" for m, v in defaults.items())
+                default = " · ".join(f"{m} {_code(v)}" for m, v in defaults.items())
             choices = info.get("choices")
             hint = typing.get_type_hints(cls)[name]
             typ = " \\| ".join(choices) if choices else _md(type_name(hint).lower())
