@@ -39,7 +39,7 @@ def test_values_equal_a_direct_computation_and_are_then_read_back(run, monkeypat
     last = cache.last_metrics(run, ("mu", "sd"))
     trend = cache.trend(run, ("mu", "sd"))
     assert last == json.loads(json.dumps(direct_last))
-    assert trend == json.loads(json.dumps(direct_trend))
+    assert trend == {**json.loads(json.dumps(direct_trend)), "width": 2}
     assert last["step"] == int(record.load_steps(run.latents)[-1])
     stored = json.loads(run.cache_file.read_text())
     assert stored["signature"] == cache.signature(run.latents)
@@ -108,7 +108,8 @@ def test_summary_of_a_run_uses_and_fills_the_cache(run, runs, nnlab, monkeypatch
         lambda c: c["last"].update(ncm_accuracy="high"),  # a string where a number belongs
         lambda c: c["last"].update(ncm_accuracy=None, step=None),
         lambda c: c["last"].update(overlap_max=float("nan")),
-        lambda c: c.update(trend={"start": [], "middle": 1}),
+        lambda c: c.update({cache.TREND: {"start": [], "middle": 1}}),
+        lambda c: c[cache.TREND].update(width=0),  # a width no layer has
     ],
 )
 def test_a_changed_cache_is_never_shown(run, runs, nnlab, forge):

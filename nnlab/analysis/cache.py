@@ -64,13 +64,18 @@ def last_of(run: folders.Run, cfg, meta: dict) -> dict:
     return last_metrics(run, families.of(cfg).arrays, schema.size_ceilings(cfg, meta)[1])
 
 
+TREND = "trend-width"  # a new name: caches written before the width was kept lack it
+
+
 def trend(run: folders.Run, arrays: tuple[str, ...], max_bytes: int | None = None) -> dict:
-    """latent.trend of the whole recording (start, middle, end), cached likewise."""
+    """latent.trend of the whole recording (start, middle, end) and the recorded layer's
+    width (overlaps say little beyond a few dimensions), cached likewise."""
 
     def compute() -> dict:
-        return latent.trend(record.load_recording(run.latents, arrays, max_bytes))
+        rec = record.load_recording(run.latents, arrays, max_bytes)
+        return {**latent.trend(rec), "width": int(rec.points.shape[2])}
 
-    return _cached(run, "trend", compute)
+    return _cached(run, TREND, compute)
 
 
 def series(
@@ -97,7 +102,7 @@ def _finite_lists(value):
 
 
 def cached(run: folders.Run, kind: str) -> dict | None:
-    """The cached `kind` ("last" or "trend") while the recording is unchanged, else None:
+    """The cached `kind` ("last" or TREND) while the recording is unchanged, else None:
     a caller that finds it needs neither the config nor the recording."""
     return _lookup(run, kind)[0]
 
@@ -173,7 +178,9 @@ def _valid(kind: str, value) -> bool:
 
     if kind == "last":
         return snapshot_ok(value)
-    if kind == "trend":
+    if kind == TREND:
         parts = ("start", "middle", "end")
-        return isinstance(value, dict) and all(snapshot_ok(value.get(p)) for p in parts)
+        width = value.get("width") if isinstance(value, dict) else None
+        ok_width = isinstance(width, int) and not isinstance(width, bool) and width >= 1
+        return ok_width and all(snapshot_ok(value.get(p)) for p in parts)
     return isinstance(value, dict) and isinstance(value.get("step"), list) and numbers_ok(value)

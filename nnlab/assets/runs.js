@@ -9,6 +9,7 @@ const COLUMNS = [
   ["settings", "settings"], ["tags", "tags"],
 ];
 const state = {rows: [], sort: "created", up: false, selected: new Set()};
+const MAX_ROWS = 1000;  // drawn at once; filter and sort see every run
 const el = id => document.getElementById(id);
 
 function text(tag, value, cls) {
@@ -62,7 +63,7 @@ function render() {
   const shown = state.rows.filter(matches).sort(compare);
   const body = el("rows");
   body.textContent = "";
-  shown.forEach(r => {
+  shown.slice(0, MAX_ROWS).forEach(r => {
     const tr = document.createElement("tr");
     const box = document.createElement("input");
     box.type = "checkbox"; box.checked = state.selected.has(r.id);
@@ -89,7 +90,9 @@ function render() {
     tr.appendChild(tags);
     body.appendChild(tr);
   });
-  el("count").textContent = `${shown.length} of ${state.rows.length} runs`;
+  el("count").textContent = shown.length > MAX_ROWS
+    ? `the first ${MAX_ROWS} of ${shown.length} matching runs (of ${state.rows.length}): filter to narrow`
+    : `${shown.length} of ${state.rows.length} runs`;
   pick();
 }
 

@@ -54,7 +54,7 @@ def describe(run_id: str, runs_dir=None) -> dict:
     """Everything about one run: config, parameters, metrics, timings, contents."""
     # numpy-backed readers, imported here so that the runs table starts without numpy
     from nnlab.analysis import cache
-    from nnlab.store.record import load_last, snapshot_count
+    from nnlab.store.record import snapshot_count
 
     opened = folders.read_run(run_id, runs_dir)  # refuses a damaged or foreign config.yaml
     run, meta, cfg = opened.run, opened.meta, opened.cfg
@@ -70,8 +70,6 @@ def describe(run_id: str, runs_dir=None) -> dict:
     if snaps:
         try:
             trend = cache.trend(run, families.of(cfg).arrays, chunk_max)
-            last = load_last(run.latents, families.of(cfg).arrays, chunk_max)
-            trend["width"] = int(last.points.shape[2])  # overlaps say little when wide
         except NnlabError as e:
             problems.append(str(e))
     status = Status.DAMAGED if problems else _status_text(run.status(meta), nothing_yet)

@@ -15,6 +15,7 @@ import asyncio
 import html
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -77,6 +78,8 @@ class Pages:
         self.root = root
         self._cache: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
+        self._rows: dict = {}  # the runs table's rows, each read again only when it changed
+        self._prints: dict = {}  # ids -> (when, fingerprint): one look per interval for all
 
     def check(self, ids: list[str]) -> None:
         """Each id names a run or a sweep of the store, opened as the commands open them."""
@@ -100,10 +103,30 @@ class Pages:
                 self._cache.popitem(last=False)
         return data
 
+    def fingerprint(self, ids: list[str], fresh: float = POLL_SECONDS / 2) -> tuple:
+        """What a stream watches (the page's runs, or the store's listing), looked at once
+        per `fresh` seconds however many pages follow it (50 clients cost one look)."""
+        key = tuple(ids)
+        now = time.monotonic()
+        with self._lock:
+            seen = self._prints.get(key)
+        if seen is not None and now - seen[0] < fresh:
+            return seen[1]
+        value = fingerprint(self.root, ids)
+        with self._lock:
+            self._prints[key] = (now, value)
+            if len(self._prints) > 4 * CACHE_ENTRIES:  # pages long closed: forgotten
+                oldest = sorted(self._prints, key=lambda k: self._prints[k][0])
+                for k in oldest[: len(oldest) // 2]:
+                    del self._prints[k]
+        return value
+
     def runs(self) -> dict:
         """The runs table and the sweeps, as the runs page reads them."""
         rows = []
-        for r in reversed(table.rows(self.root)):
+        with self._lock:
+            listed = table.rows(self.root, self._rows)
+        for r in reversed(listed):
             family = _family(r.model)
             rows.append(
                 {
@@ -159,8 +182,11 @@ def _shell(ids: list[str]) -> str:
 
 
 def build(runs_dir) -> Starlette:
-    """The app over the run store at runs_dir."""
-    return Starlette(routes=routes(Pages(folders.runs_root(runs_dir))))
+    """The app over the run store at runs_dir (its Pages as app.state.pages)."""
+    pages = Pages(folders.runs_root(runs_dir))
+    app = Starlette(routes=routes(pages))
+    app.state.pages = pages
+    return app
 
 
 def _page(pages: Pages, ids_of) -> Callable[[Request], Response]:
@@ -210,7 +236,7 @@ def routes(pages: Pages) -> list[Route]:
             pages.check(ids)
         except NnlabError as e:
             return _refusal(e)
-        stream = changes(request, pages.root, ids)
+        stream = changes(request, lambda: pages.fingerprint(ids))
         headers = {**HEADERS, "X-Accel-Buffering": "no"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
@@ -235,15 +261,16 @@ def fingerprint(root: Path, ids: list[str]) -> tuple:
     return tuple(watch.item_print(root, i) for i in ids)
 
 
-async def changes(request: Request, root: Path, ids: list[str], poll: float = POLL_SECONDS):
-    """Server-sent events: `changed` each time what the page shows has changed on disk, a
-    heartbeat comment now and then; ends when the client goes away (nothing is kept)."""
-    last = await asyncio.to_thread(fingerprint, root, ids)
+async def changes(request: Request, look: Callable[[], tuple], poll: float = POLL_SECONDS):
+    """Server-sent events: `changed` each time what the page shows has changed on disk
+    (`look()`: its fingerprint), a heartbeat comment now and then; ends when the client
+    goes away (nothing is kept)."""
+    last = await asyncio.to_thread(look)
     quiet = 0.0
     yield "retry: 2000\n\n"
     while not await request.is_disconnected():
         await asyncio.sleep(poll)
-        now = await asyncio.to_thread(fingerprint, root, ids)
+        now = await asyncio.to_thread(look)
         if now != last:
             last, quiet = now, 0.0
             yield "event: changed\ndata: {}\n\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import socket
 import sys
+import threading
 
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError
@@ -72,8 +73,11 @@ def serve(runs_dir=None, *, host: str = "127.0.0.1", port: int = 8000) -> None:
             soft_wrap=True,
         )
     print(url_of(sock, host), flush=True)
+    app = build(root)
+    # the runs table read once now, so that the first page of a large store opens at once
+    threading.Thread(target=app.state.pages.runs, daemon=True).start()
     config = uvicorn.Config(
-        build(root), log_level="warning", access_log=False, lifespan="off", server_header=False
+        app, log_level="warning", access_log=False, lifespan="off", server_header=False
     )
     server = uvicorn.Server(config)
     try:

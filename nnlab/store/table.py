@@ -3,7 +3,8 @@ no torch), as `nnlab summary` lists them and `nnlab.runs()` returns them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nnlab import families
@@ -39,43 +40,72 @@ class RunRow:
         return f"{self.id} · {self.model or '-'} · {self.status}"
 
 
-def rows(runs_dir=None) -> list[RunRow]:
-    """Every run of the store, oldest first (by creation time, then id)."""
+def rows(runs_dir=None, cache: dict | None = None) -> list[RunRow]:
+    """Every run of the store, oldest first (by creation time, then id). cache: a dict kept
+    by a long-lived reader (nnlab serve), each run's row by the sizes and times of its
+    meta.json and labels: only a run whose files changed is read again (a running run's
+    lock is looked at each time: it can be killed without a word)."""
     root = folders.runs_root(runs_dir)
     out = []
     for run_id in folders.list_run_ids(root):
         run = folders.Run(root, run_id)
-        try:
-            folders.check_tree(run.path)  # one odd run is listed as damaged, not a hang
-            meta = run.meta()
-        except NnlabError as e:
-            out.append(RunRow(run_id, run.path, Status.DAMAGED, problem=str(e)))
+        key = (_stat(run.meta_file), _stat(run.file(folders.LABELS_FILE)))
+        hit = cache.get(run_id) if cache is not None else None
+        if hit is not None and hit[0] == key:
+            row, written = hit[1], hit[2]
+            if written == Status.RUNNING:  # its process may have gone since
+                live = Status.RUNNING if run.is_running() else Status.INTERRUPTED
+                row = replace(row, status=live)
+            out.append(row)
             continue
-        try:
-            given, problem = labels.read(run), ""
-        except NnlabError as e:  # damaged labels: the run is still listed, the reason with it
-            given, problem = labels.Labels(), str(e)
-        family = families.FAMILIES.get(meta.model)
-        name, value = family.headline(meta.final) if family else ("headline", None)
-        out.append(
-            RunRow(
-                id=run_id,
-                path=run.path,
-                status=run.status(meta),
-                model=meta.model,
-                dataset=meta.dataset,
-                epochs=meta.epochs_done,
-                steps=meta.steps_done,
-                snapshots=meta.snapshots,
-                headline=name,
-                value=value,
-                created=meta.created,
-                settings=meta.settings,
-                sweep=(meta.sweep or {}).get("id"),
-                tags=given.tags,
-                note=given.note,
-                problem=problem,
-            )
-        )
+        row, written = _row(run)
+        if cache is not None:
+            cache[run_id] = (key, row, written)
+        out.append(row)
+    if cache is not None:  # runs removed since: forgotten
+        for gone in set(cache) - {r.id for r in out}:
+            del cache[gone]
     out.sort(key=lambda r: (r.created, r.id))
     return out
+
+
+def _stat(path) -> tuple:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ()
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _row(run: folders.Run) -> tuple[RunRow, Status | None]:
+    """A run's row, read from its files, and the status meta.json says."""
+    try:
+        folders.check_tree(run.path)  # one odd run is listed as damaged, not a hang
+        meta = run.meta()
+    except NnlabError as e:
+        return RunRow(run.id, run.path, Status.DAMAGED, problem=str(e)), None
+    try:
+        given, problem = labels.read(run), ""
+    except NnlabError as e:  # damaged labels: the run is still listed, the reason with it
+        given, problem = labels.Labels(), str(e)
+    family = families.FAMILIES.get(meta.model)
+    name, value = family.headline(meta.final) if family else ("headline", None)
+    row = RunRow(
+        id=run.id,
+        path=run.path,
+        status=run.status(meta),
+        model=meta.model,
+        dataset=meta.dataset,
+        epochs=meta.epochs_done,
+        steps=meta.steps_done,
+        snapshots=meta.snapshots,
+        headline=name,
+        value=value,
+        created=meta.created,
+        settings=meta.settings,
+        sweep=(meta.sweep or {}).get("id"),
+        tags=given.tags,
+        note=given.note,
+        problem=problem,
+    )
+    return row, meta.status
