@@ -47,7 +47,7 @@ def test_density_panel_colours_each_class_where_it_lives():
 
 
 def test_class_labels_never_overlap_even_when_the_classes_do():
-    """All ten classes at the same place (step 0): the labels are moved apart."""
+    """Ten classes crowded on a small circle: the labels are moved apart."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -60,7 +60,10 @@ def test_class_labels_never_overlap_even_when_the_classes_do():
         labels,
         np.arange(200),
         "test",
-        points=np.random.default_rng(0).normal(0, 0.05, (1, 200, 2)),
+        points=(
+            np.random.default_rng(0).normal(0, 0.05, (200, 2))
+            + 1.2 * np.stack([np.cos(labels * 0.63), np.sin(labels * 0.63)], axis=1)
+        )[None],
         sd=np.full((1, 200, 2), 0.7),
     )
     names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"] + ["Sandal", "Shirt"] * 2
@@ -90,9 +93,10 @@ def test_spread_labels_leaves_separate_labels_alone():
 
 
 def test_labels_far_from_their_class_are_hidden_until_classes_separate():
-    """Step 0, every class at one place: the labels pushed off their class's mean are
-    hidden (they would name the wrong place); classes apart: every label shows, each with
-    a white halo so it reads over its own colour."""
+    """Step 0, every class at one place: the labels pushed off their class's mean would
+    name the wrong place, and when most would be, the few left said nothing (two stacked
+    names): none is drawn, the legend names the colours; classes apart: every label
+    shows, each with a white halo so it reads over its own colour."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -117,9 +121,22 @@ def test_labels_far_from_their_class_are_hidden_until_classes_separate():
     panel = DensityPanel(
         ax, rec, list(range(10)), class_colors(), list("abcdefghij"), (-4, 4, -4, 4)
     )
-    panel.update(0)
-    assert sum(t.get_visible() for t in panel.tags.values()) <= 3
+    panel.update(0)  # most labels would be pushed off their classes: none is drawn (#38)
+    assert not any(t.get_visible() for t in panel.tags.values())
     panel.update(1)
     assert all(t.get_visible() for t in panel.tags.values())
     assert all(t.get_path_effects() for t in panel.tags.values())  # the halo
     plt.close(fig)
+
+
+def test_region_edges_are_a_one_cell_ramp_not_a_step():
+    """#38 item 4: density outlines were stair-stepped by the grid."""
+    from nnlab.render.panels import edge_coverage
+
+    x = np.linspace(-3, 3, 121)
+    dens = np.exp(-0.5 * (x[None, :] ** 2 + x[:, None] ** 2))  # level 0.5 at radius 1.18
+    cover = edge_coverage(dens, 0.5)
+    r = np.hypot(x[None, :], x[:, None])
+    assert (cover[r < 1.0] == 1).all() and (cover[r > 1.4] == 0).all()
+    ramp = (cover > 0.02) & (cover < 0.98)
+    assert ramp.any() and (np.abs(r[ramp] - np.sqrt(2 * np.log(2))) < 0.06).all()

@@ -77,3 +77,15 @@ def test_density_axes_follow_a_drifting_cloud_and_keep_the_prior():
     assert x1 - x0 == pytest.approx(y1 - y0)  # square
     assert x0 <= -5 and x1 >= 2.2 and y0 <= -2.2 and y1 >= 2.2  # data and the 2-sigma circle
     assert x1 - x0 < 7.8  # no wider than they need (it was 2 x 5.1 around the prior)
+
+
+def test_the_end_of_training_is_in_view_even_after_a_late_drift():
+    """#38 item 4: a class that moved out in the last few frames (under the 5% that set
+    the scale) was cut off at the end, "19 points outside"."""
+    frames, n = 100, 1000
+    rng = np.random.default_rng(1)
+    mu = rng.uniform(-2, 2, (frames, n, 2))
+    mu[-3:, :100, 0] += 3.0  # a tenth of the points drift right in the last 3 frames
+    src = _density_source(mu, rng)
+    limits = sources.source_limits(src, list(range(10)))
+    assert sources.outside_counts(src, list(range(10)), limits)[-1] <= n // 1000

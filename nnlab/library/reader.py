@@ -90,7 +90,7 @@ class Run:
 
     def __init__(self, folder: folders.Run):
         self._folder = folder
-        self._meta: tuple[tuple, Meta] | None = None
+        self._meta_read: tuple[tuple, Meta] | None = None  # (file key, Meta)
         self._config = None
         self._snapshots: record.Snapshots | None = None
 
@@ -115,9 +115,9 @@ class Run:
         except FileNotFoundError:
             raise RunDamaged(f"{path}: missing") from None
         key = (st.st_size, st.st_mtime_ns, st.st_ino)
-        if self._meta is None or self._meta[0] != key:
-            self._meta = (key, self._folder.meta())
-        return self._meta[1]
+        if self._meta_read is None or self._meta_read[0] != key:
+            self._meta_read = (key, self._folder.meta())
+        return self._meta_read[1]
 
     @property
     def status(self) -> Status:

@@ -116,7 +116,21 @@ def render_run(d: dict, color: bool = False) -> str:
         _render_tasks(c, d["tasks"])
     if d.get("latent_metrics"):
         _render_latent(c, d["latent_metrics"], d["class_names"])
-    p, tm, h = d["progress"], d["timings"], d["holds"]
+    _render_progress(c, d)
+    h = d["holds"]
+    probe = h.get("probe") or {}
+    c.print(
+        f"[bold]holds[/] checkpoints: {', '.join(h['checkpoints']) or '-'} · "
+        f"{h['snapshots']} latent snapshots of {probe.get('size', '?')} "
+        f"{probe.get('split', '')} images · media: {', '.join(h['media']) or '-'} · "
+        f"embeddings: {', '.join(h['embeddings']) or '-'}"
+    )
+    return buf.getvalue().rstrip("\n")
+
+
+def _render_progress(c, d: dict) -> None:
+    """Where the run stands, who can resume it, and how fast it trained."""
+    p, tm = d["progress"], d["timings"]
     rate = f"{tm['steps_per_second']:,} steps/s" if tm["steps_per_second"] else "-"
     per_epoch = f" ({p['steps_per_epoch']} steps/epoch)" if p["steps_per_epoch"] else ""
     family = families.FAMILIES.get(d["model"])
@@ -131,14 +145,6 @@ def render_run(d: dict, color: bool = False) -> str:
         + resume
     )
     c.print(f"[bold]timings[/] {tm['train_seconds']:.1f} s training · {rate}")
-    probe = h.get("probe") or {}
-    c.print(
-        f"[bold]holds[/] checkpoints: {', '.join(h['checkpoints']) or '-'} · "
-        f"{h['snapshots']} latent snapshots of {probe.get('size', '?')} "
-        f"{probe.get('split', '')} images · media: {', '.join(h['media']) or '-'} · "
-        f"embeddings: {', '.join(h['embeddings']) or '-'}"
-    )
-    return buf.getvalue().rstrip("\n")
 
 
 def _render_parameters(c, params: dict) -> None:
