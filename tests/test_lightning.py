@@ -59,12 +59,15 @@ class Small(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
 
 
-def fit(callback, epochs=1, module=None):
+def fit(callback, epochs=1, module=None, *, batches=1.0, validate=True):
+    """A real Trainer.fit on the bundled sample (batches: Lightning's limit_train_batches;
+    validate: with the probe as validation set, for a module with a validation_step)."""
     from torch.utils.data import DataLoader, TensorDataset
 
     tx, ty, px, py = sample()
     trainer = L.Trainer(
         max_epochs=epochs,
+        limit_train_batches=batches,
         callbacks=[callback],
         accelerator="cpu",
         logger=False,
@@ -73,10 +76,9 @@ def fit(callback, epochs=1, module=None):
         enable_model_summary=False,
         log_every_n_steps=10,
     )
+    val = DataLoader(TensorDataset(px, py), batch_size=500) if validate else None
     trainer.fit(
-        module or Small(),
-        DataLoader(TensorDataset(tx, ty), batch_size=128, shuffle=True),
-        DataLoader(TensorDataset(px, py), batch_size=500),
+        module or Small(), DataLoader(TensorDataset(tx, ty), batch_size=128, shuffle=True), val
     )
     return trainer
 
@@ -191,23 +193,6 @@ class LitAutoEncoder(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=1e-3)
 
 
-def _fit_quietly(callback, module):
-    from torch.utils.data import DataLoader, TensorDataset
-
-    tx, ty, _, _ = sample()
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_train_batches=6,
-        callbacks=[callback],
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, DataLoader(TensorDataset(tx, ty), batch_size=64))
-
-
 def test_the_readme_autoencoder_is_recorded_through_its_encoder(runs):
     """#38 item 1: layer="encoder" on a module without forward(), images 1x28x28 that its
     first Linear takes flat: one fit, no hand-written encode."""
@@ -215,7 +200,7 @@ def test_the_readme_autoencoder_is_recorded_through_its_encoder(runs):
 
     _, _, px, py = sample()
     callback = nnlab.LatentCallback(px, py, layer="encoder", every_n_steps=2, runs_dir=runs)
-    _fit_quietly(callback, LitAutoEncoder())
+    fit(callback, module=LitAutoEncoder(), batches=6, validate=False)
     run = nnlab.open(callback.run_id, runs_dir=runs)
     assert run.status == "finished" and run.steps[0] == 0 and len(run.steps) >= 3
     assert run.latents().arrays["mu"].shape == (len(px), 3)
@@ -223,7 +208,7 @@ def test_the_readme_autoencoder_is_recorded_through_its_encoder(runs):
         px.flatten(1), py, layer="encoder", image_shape=(28, 28), prepare=lambda x: x,
         every_n_steps=3, runs_dir=runs,
     )  # fmt: skip
-    _fit_quietly(flat, LitAutoEncoder())
+    fit(flat, module=LitAutoEncoder(), batches=6, validate=False)
     assert nnlab.open(flat.run_id, runs_dir=runs).latents().arrays["mu"].shape[1] == 3
 
 
@@ -234,7 +219,7 @@ def test_a_shape_mismatch_is_one_line_naming_shapes(runs):
     wrong = torch.nn.functional.interpolate(px, size=(14, 14))  # 196 values, not 784
     callback = nnlab.LatentCallback(wrong, py, layer="encoder", runs_dir=runs)
     with pytest.raises(nnlab.UsageError) as e:
-        _fit_quietly(callback, LitAutoEncoder())
+        fit(callback, module=LitAutoEncoder(), batches=6, validate=False)
     text = str(e.value)
     assert "\n" not in text and "(100, 1, 14, 14)" in text
     assert "Linear(in_features=784" in text and "takes 784 features" in text

@@ -334,3 +334,13 @@ def is_locked(path: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def file_key(path: str | Path) -> tuple:
+    """A file's size, modification time and inode, () when it cannot be read: what tells a
+    long-lived reader that the file changed (rewritten atomically, appended, removed)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ()
+    return (st.st_size, st.st_mtime_ns, st.st_ino)

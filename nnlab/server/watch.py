@@ -9,26 +9,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from nnlab.helpers.files import file_key
 from nnlab.store import folders
-
-
-def _stat(path: Path) -> tuple:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return ()
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def run_print(root: Path, run_id: str) -> tuple:
     """A run's fingerprint: its meta.json, metrics, labels and the recording's files (a new
     chunk, a rewritten probe) as sizes and times; a different value means something new."""
     run = folders.Run(root, run_id)
-    parts = [_stat(run.meta_file), _stat(run.metrics), _stat(run.file(folders.LABELS_FILE))]
+    parts = [
+        file_key(run.meta_file),
+        file_key(run.metrics),
+        file_key(run.file(folders.LABELS_FILE)),
+    ]
     try:
-        parts += sorted(
-            (e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(run.latents)
-        )
+        parts += sorted((e.name, *file_key(e.path)) for e in os.scandir(run.latents))
     except OSError:
         pass
     return tuple(parts)
@@ -46,7 +41,7 @@ def store_print(root: Path) -> tuple:
         if folders.ID_RE.match(e.name) and e.is_dir(follow_symlinks=False):
             path = Path(e.path)
             marks = (folders.META_FILE, folders.SWEEP_FILE, folders.LABELS_FILE)
-            out.append((e.name, *(_stat(path / m) for m in marks)))
+            out.append((e.name, *(file_key(path / m) for m in marks)))
     return tuple(out)
 
 
@@ -55,4 +50,4 @@ def item_print(root: Path, item_id: str) -> tuple:
     if not (root / item_id / folders.SWEEP_FILE).is_file():
         return run_print(root, item_id)
     points = sorted(i for i in folders.list_run_ids(root) if i.startswith(f"{item_id}-p"))
-    return (_stat(root / item_id / folders.SWEEP_FILE), *(run_print(root, p) for p in points))
+    return (file_key(root / item_id / folders.SWEEP_FILE), *(run_print(root, p) for p in points))

@@ -3,12 +3,12 @@ no torch), as `nnlab summary` lists them and `nnlab.runs()` returns them."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nnlab import families
 from nnlab.helpers.errors import NnlabError
+from nnlab.helpers.files import file_key
 from nnlab.store import folders, labels
 from nnlab.store.meta import Status
 
@@ -49,7 +49,7 @@ def rows(runs_dir=None, cache: dict | None = None) -> list[RunRow]:
     out = []
     for run_id in folders.list_run_ids(root):
         run = folders.Run(root, run_id)
-        key = (_stat(run.meta_file), _stat(run.file(folders.LABELS_FILE)))
+        key = (file_key(run.meta_file), file_key(run.file(folders.LABELS_FILE)))
         hit = cache.get(run_id) if cache is not None else None
         if hit is not None and hit[0] == key:
             row, written = hit[1], hit[2]
@@ -67,14 +67,6 @@ def rows(runs_dir=None, cache: dict | None = None) -> list[RunRow]:
             del cache[gone]
     out.sort(key=lambda r: (r.created, r.id))
     return out
-
-
-def _stat(path) -> tuple:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return ()
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def _row(run: folders.Run) -> tuple[RunRow, Status | None]:
