@@ -211,6 +211,7 @@ def test_fields_added_later_declare_a_legacy_value():
     assert classifier_only == {
         "record_layer": "",
         "input_norm": [],
+        "standardise": False,
         "cbp_rate": 0.0,
         "cbp_maturity": 100,
         "cbp_utility": "contribution",

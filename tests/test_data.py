@@ -91,3 +91,33 @@ def test_mnist_falls_back_to_sample_with_warning(tmp_path):
     raw = data.load_raw("mnist", tmp_path, warn=said.append)
     assert raw.name == "mnist-sample" and len(said) == 1
     assert "MNIST not found" in said[0] and "bundled mnist-sample" in said[0]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_channel_statistics_equal_numpys_in_chunks(monkeypatch, channels):
+    """Per channel over every image and position, population sd, whatever the chunking."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    images = rng.random((37, channels, 5, 4)) * np.arange(1, channels + 1)[None, :, None, None]
+    monkeypatch.setattr(data, "STATISTICS_CHUNK", 10)
+    means, sds = data.channel_statistics(
+        torch.tensor(images.reshape(37, -1), dtype=torch.float32), channels
+    )
+    assert means == pytest.approx(images.mean(axis=(0, 2, 3)), abs=1e-4)
+    assert sds == pytest.approx(images.std(axis=(0, 2, 3)), abs=1e-4)
+
+
+def test_a_constant_channel_is_not_scaled():
+    import torch
+
+    x = torch.cat([torch.full((6, 4), 0.5), torch.rand(6, 4)], dim=1)
+    means, sds = data.channel_statistics(x, 2)
+    assert means[0] == 0.5 and sds[0] == 1.0 and 0 < sds[1] < 0.5
+
+
+def test_mnist_samples_statistics_are_near_torchvisions_constants():
+    """The sample's 4,000 training digits give what main.py writes for all of MNIST's."""
+    splits = data.load("mnist-sample", None, 0.0, 0)
+    means, sds = data.channel_statistics(splits.train_x, 1)
+    assert abs(means[0] - 0.1307) < 0.002 and abs(sds[0] - 0.3081) < 0.002

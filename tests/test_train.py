@@ -229,6 +229,32 @@ def test_training_matches_a_plain_loop(nnlab, runs):
     np.testing.assert_allclose([m["loss"] for m in logged], expected, rtol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (["--standardise=true"], "computed"),
+        (["--standardise=true", "--input_norm=[0.5,0.25]"], [0.5, 0.25]),
+        ([], []),
+    ],
+)
+def test_standardise_saves_the_training_splits_statistics(nnlab, runs, flags, expected):
+    """#38 item 8: the statistics of the run's own training split (after its validation
+    hold-out), saved in config.yaml, and the network rebuilt from it standardises by them."""
+    from nnlab.training import data, loading
+
+    r = nnlab("train", "classifier", "--dataset=mnist-sample", "--epochs=1", *flags)
+    assert r.code == 0, r.err
+    opened = folders.read_run(r.out.strip(), runs)
+    if expected == "computed":
+        splits = data.load_for(opened.cfg)
+        means, sds = data.channel_statistics(splits.train_x, 1)
+        expected = [*means, *sds]
+        assert len(splits.train_x) == 3600  # the hold-out is not in the statistics
+    assert opened.cfg.input_norm == expected
+    _, model, _ = loading.load_model(opened)
+    assert model.norm.on == bool(expected)
+
+
 @pytest.mark.slow
 def test_colour_folder_cnn_and_conv_vae_with_every_command(nnlab, runs, shapes):
     """#24's acceptance: cnn >= 90% test accuracy in 2 epochs on generated 32x32 colour
@@ -239,6 +265,8 @@ def test_colour_folder_cnn_and_conv_vae_with_every_command(nnlab, runs, shapes):
     cnn = r.out.strip()
     final = json.loads((runs / cnn / "meta.json").read_text())["final"]
     assert final["test_acc"] >= 0.9
+    norm = folders.read_run(cnn, runs).cfg.input_norm  # the shapes' own, not MNIST's
+    assert len(norm) == 6 and norm[:3] != [0.1307] * 3, norm
     r = nnlab("train", "vae", "--preset=conv-vae", dataset, "--epochs=2", "--snapshot_every=4")
     assert r.code == 0, r.err
     vae = r.out.strip()

@@ -80,6 +80,7 @@ def start(
     requested = cfg.dataset
     if splits.name != cfg.dataset:
         cfg = dataclasses.replace(cfg, dataset=splits.name)
+    cfg = families.of(cfg).fit_splits(cfg, splits)
     run = folders.create_run(runs_dir, cfg.model, cfg.name, name_lock, run_id=run_id, point=sweep)
     try:
         try:

@@ -4,6 +4,7 @@ MLP's) or filters (a CNN's) are drawn as masks."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -55,6 +56,12 @@ class ClassifierConfig(Config):
             lambda v: len(v) % 2 == 0 and all(s > 0 for s in v[len(v) // 2 :]),
             "give [mean, std] or per-channel means then stds, each std above 0",
         ),
+    )
+    standardise: bool = added_later(
+        False,
+        "standardise the pixels by the training split's own per-channel mean and std, "
+        "computed when the run starts and saved as input_norm (an input_norm given is kept)",
+        legacy=False,
     )
     latent_layer: int | None = option(
         None, "arch=mlp: index into sizes of the recorded layer (none: the narrowest hidden layer)"
@@ -241,6 +248,16 @@ class ClassifierFamily(Family):
             if sizes[-1] in (10, before["num_classes"]):
                 sizes[-1] = values["num_classes"]
             values["sizes"] = sizes
+
+    def fit_splits(self, cfg: ClassifierConfig, splits) -> ClassifierConfig:
+        """With standardise and no input_norm: input_norm from the training split's own
+        per-channel statistics, so the saved config rebuilds the same network."""
+        if not cfg.standardise or cfg.input_norm:
+            return cfg
+        from nnlab.training.data import channel_statistics
+
+        means, stds = channel_statistics(splits.train_x, cfg.image_shape[0])
+        return dataclasses.replace(cfg, input_norm=[*means, *stds])
 
     def size_key(self, cfg: ClassifierConfig) -> str:
         """The layer sizes."""

@@ -310,6 +310,11 @@ class Core:
         """Adjust field values that follow the dataset (values holds its image_shape and
         num_classes; before, those the values came with)."""
 
+    def fit_splits(self, cfg: Config, splits) -> Config:
+        """The config with the fields that follow the loaded training images filled in
+        (called once, before the run's config is saved; splits: training.data.Splits)."""
+        return cfg
+
     def size_key(self, cfg: Config) -> str:
         """The field to name when the model is too big for this machine."""
         return "hidden_dims" if hasattr(cfg, "hidden_dims") else "model"
