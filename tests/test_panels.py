@@ -140,3 +140,28 @@ def test_region_edges_are_a_one_cell_ramp_not_a_step():
     assert (cover[r < 1.0] == 1).all() and (cover[r > 1.4] == 0).all()
     ramp = (cover > 0.02) & (cover < 0.98)
     assert ramp.any() and (np.abs(r[ramp] - np.sqrt(2 * np.log(2))) < 0.06).all()
+
+
+def test_the_cube_names_its_third_axis_and_draws_only_what_is_inside():
+    """#38 item 5: the 3-D view was labelled z₁, z₂, h₃ and drew points beside its box."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nnlab.render.panels import Scatter3DPanel
+
+    points = np.zeros((2, 4, 3))
+    points[:, 0] = [0.5, 0.5, 9.0]  # above the box
+    fig = plt.figure()
+    ax = fig.add_subplot(projection="3d")
+    limits = (-1, 1, 0, 2, -0.5, 0.5)
+    panel = Scatter3DPanel(
+        ax, points, np.arange(4), [0, 1, 2, 3], class_colors(4), 2, limits, ("z₁", "z₂", "z₃")
+    )
+    assert ax.get_zlabel() == "z₃"
+    assert ax.get_xlim() == (-1, 1) and ax.get_ylim() == (0, 2) and ax.get_zlim() == (-0.5, 0.5)
+    panel.update(1)
+    xs, ys, zs = panel.sc._offsets3d
+    assert np.isnan(zs[0]) and not np.isnan(zs[1:]).any()
+    plt.close(fig)

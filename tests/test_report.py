@@ -445,3 +445,70 @@ def test_the_title_names_the_run_not_latest(store):
     from tests.conftest import FIXTURE_CLS
 
     assert page_data(["latest"], store, points=100)["title"] == FIXTURE_CLS
+
+
+@needs_browser
+def test_tick_labels_carry_the_decimals_their_spacing_needs(pages):
+    """#38 item 6: ticks read "0.5000" and "0.002000"."""
+    _, _, paths = pages
+    with browser.page_of(paths["vae"]) as (page, errors):
+
+        def texts(lo, hi, n):
+            return [t for _, t in page.evaluate(f"window.nnlabReport.tickLabels({lo}, {hi}, {n})")]
+
+        assert texts(0, 0.6, 3) == ["0.0", "0.2", "0.4", "0.6"]
+        assert texts(0.93, 1.0, 4) == ["0.94", "0.96", "0.98", "1.00"]
+        assert texts(0, 0.002, 4) == ["0.0000", "0.0005", "0.0010", "0.0015", "0.0020"]
+        assert texts(0, 1688, 4) == ["0", "500", "1000", "1500"]
+        assert texts(-0.3, 0.3, 3) == ["-0.2", "0.0", "0.2"]
+        assert errors == []
+
+
+@needs_browser
+def test_legends_hide_no_line_and_a_lone_value_is_in_the_legend(pages):
+    """#38 item 6: the legend sat over the lines, and a one-epoch run's test loss was a
+    stray point labelled with its value inside the chart."""
+    _, _, paths = pages
+    d = page_data(paths["vae"])
+    test_loss = d["runs"][0]["metrics"]["epoch"]["test_loss"]
+    assert len(test_loss) == 1
+    for name in ("vae", "cube", "two"):
+        with browser.page_of(paths[name]) as (page, errors):
+            page.wait_for_timeout(300)  # the charts are drawn after the first frame
+            charts = page.evaluate("window.nnlabReport.charts()")
+            legends = [ch["legend"] for ch in charts if ch["legend"]]
+            assert legends and all(lg["hidden"] == 0 for lg in legends), (name, legends)
+            if name == "vae":
+                loss = next(ch for ch in charts if ch["title"] == "loss")["legend"]["names"]
+                assert f"test loss {test_loss[0]:.4g}" in loss, loss
+            assert errors == []
+
+
+@needs_browser
+def test_class_labels_of_the_density_never_overlap(pages):
+    """#38 item 6: "Pullover/Shirt/Coat" were drawn over each other."""
+    _, _, paths = pages
+    with browser.page_of(paths["two"]) as (page, errors):
+        for v in (0, 3, 1000):
+            page.evaluate(
+                f"(() => {{ const r = window.nnlabReport; r.state.v = {v}; r.redraw(); }})()"
+            )
+            for boxes in page.evaluate("window.nnlabReport.labelBoxes()"):
+                for i, a in enumerate(boxes):
+                    for b in boxes[i + 1 :]:
+                        apart = a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+                        assert apart, (a, b)
+        assert errors == []
+
+
+@needs_browser
+def test_the_cube_has_three_named_axes_with_their_own_ranges(pages):
+    """#38 item 5: the cube's third axis was named from the first's symbol; its axes
+    had no values; every point of the sigmoid layer is inside the unit cube."""
+    _, _, paths = pages
+    latent = page_data(paths["cube"])["runs"][0]["latent"]
+    assert latent["axis_labels"] == ["h₁", "h₂", "h₃"]
+    assert latent["limits"] == [0.0, 1.0] * 3
+    with browser.page_of(paths["cube"]) as (page, errors):
+        assert page.evaluate("window.nnlabReport.outside()") == [0]
+        assert errors == []

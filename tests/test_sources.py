@@ -89,3 +89,57 @@ def test_the_end_of_training_is_in_view_even_after_a_late_drift():
     src = _density_source(mu, rng)
     limits = sources.source_limits(src, list(range(10)))
     assert sources.outside_counts(src, list(range(10)), limits)[-1] <= n // 1000
+
+
+def _scatter_source(points: np.ndarray, kind="scatter3d", method="") -> sources.Source:
+    frames, n, _ = points.shape
+    rec = record.Recording(
+        np.arange(frames),
+        np.linspace(0, 1, frames),
+        np.arange(n) % 10,
+        np.arange(n),
+        "test",
+        points.astype(np.float32),
+    )
+    return sources.Source(None, None, rec, kind, points=points, method=method)
+
+
+def test_a_sigmoid_cube_is_the_unit_cube_and_any_other_fills_its_box():
+    """#38 item 5: the box held [0, 1] and every point in one range for all three axes,
+    so a layer in [-3, 0.2] x [0, 40] x ... filled a corner of it."""
+    rng = np.random.default_rng(0)
+    unit = _scatter_source(rng.uniform(0.1, 0.9, (5, 300, 3)))
+    assert sources.source_limits(unit, list(range(10))) == (0.0, 1.0) * 3
+    wide = rng.uniform(0, 1, (5, 300, 3)) * [3.2, 40.0, 0.5] - [3.0, 0.0, 0.0]
+    limits = np.reshape(sources.source_limits(_scatter_source(wide), list(range(10))), (3, 2))
+    span = wide.max(axis=(0, 1)) - wide.min(axis=(0, 1))
+    assert np.all((limits[:, 1] - limits[:, 0]) < 1.1 * span)  # each axis its own range
+    assert np.all((limits[:, 1] - limits[:, 0]) > 0.95 * span)
+
+
+def test_outside_counts_and_shared_limits_in_three_dimensions():
+    pts = np.zeros((2, 10, 3))
+    pts[1, :3, 2] = 5.0  # three points above the box in the second frame
+    src = _scatter_source(pts)
+    assert sources.outside_counts(src, list(range(10)), (0, 1, 0, 1, 0, 1)).tolist() == [0, 3]
+    other = _scatter_source(np.full((2, 10, 3), -2.0) + np.arange(10)[None, :, None] / 10)
+    a, b = sources.shared_limits([src, other], list(range(10)))
+    assert a == b and len(a) == 6 and a[0] < -1.9 and a[5] >= 5.0
+
+
+def test_a_t_sne_view_holds_every_point_of_every_frame():
+    """#38 item 5: t-SNE frames clipped points at the edge (the robust limits of a layer
+    leave out the farthest 0.5% of each frame; an embedding has no outliers to leave out)."""
+    rng = np.random.default_rng(2)
+    pts = rng.normal(size=(6, 500, 2)) * 20
+    src = _scatter_source(pts, kind="scatter", method="t-SNE")
+    limits = sources.source_limits(src, list(range(10)))
+    assert sources.outside_counts(src, list(range(10)), limits).tolist() == [0] * 6
+    assert (
+        sources.outside_counts(
+            _scatter_source(pts, "scatter"),
+            list(range(10)),
+            (sources.source_limits(_scatter_source(pts, "scatter"), list(range(10)))),
+        ).sum()
+        > 0
+    )  # the layer's own view does leave its farthest points out

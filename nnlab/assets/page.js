@@ -256,19 +256,31 @@ function drawDensity(run, s) {
   }
   if (state.points) drawPoints(run, 2);
   ctx.font = "bold 12px system-ui, sans-serif"; ctx.textAlign = "center"; ctx.textBaseline = "middle";
+  const placed = [];  // [x0, y0, x1, y1] of each label drawn
+  run.labelBoxes = placed;
   means.forEach(([c, mx, my]) => {
-    const [px, py] = toScreen(run, mx, my);
-    ctx.fillStyle = "rgba(255,255,255,0.75)"; ctx.fillText(run.r.class_names[c], px + 1, py + 1);
-    ctx.fillStyle = COLORS[c]; ctx.fillText(run.r.class_names[c], px, py);
+    const [px, py] = toScreen(run, mx, my), name = run.r.class_names[c], half = ctx.measureText(name).width / 2 + 2;
+    // at the class's mean, else just above or below it; left out (the legend names the
+    // colour) when every place would cover another label
+    const dy = [0, -14, 14, -28, 28].find(d => !placed.some(b => px - half < b[2] && px + half > b[0] && py + d - 7 < b[3] && py + d + 7 > b[1]));
+    if (dy === undefined) return;
+    placed.push([px - half, py + dy - 7, px + half, py + dy + 7]);
+    run.labelBoxes = placed;
+    ctx.fillStyle = "rgba(255,255,255,0.75)"; ctx.fillText(name, px + 1, py + dy + 1);
+    ctx.fillStyle = COLORS[c]; ctx.fillText(name, px, py + dy);
   });
 }
 
 function drawPoints(run, size) {
   const ctx = run.ctx;
+  run.outside = 0;
   for (let i = 0; i < run.n; i++) {
     const c = run.labels[i];
     run.shown[i] = state.hidden.has(c) ? 0 : 1;
     if (!run.shown[i]) continue;
+    if (Number.isNaN(run.screen[2 * i])) { run.shown[i] = 0; run.outside++; continue; }
+    const px = run.screen[2 * i], py = run.screen[2 * i + 1];
+    if (px < 0 || px > SIZE || py < 0 || py > SIZE) run.outside++;
     ctx.fillStyle = COLORS[c];
     ctx.fillRect(run.screen[2 * i] - size / 2, run.screen[2 * i + 1] - size / 2, size, size);
   }
@@ -285,43 +297,61 @@ function drawScatter(run, s) {
   drawPoints(run, 3);
 }
 
-function project3(run, x, y, z) {
-  const lo = Math.min(0, limitsOf(run)[0]), hi = Math.max(1, limitsOf(run)[1]);
-  const u = (x - lo) / (hi - lo) - 0.5, v = (y - lo) / (hi - lo) - 0.5, w = (z - lo) / (hi - lo) - 0.5;
+// A point of the unit cube centred on 0 (u, v, w in [-0.5, 0.5]) on screen, as turned.
+function projectUnit(u, v, w) {
   const cy = Math.cos(state.yaw), sy = Math.sin(state.yaw), cp = Math.cos(state.pitch), sp = Math.sin(state.pitch);
   const X = cy * u - sy * v, Y = sy * u + cy * v;
   const Zs = cp * w - sp * Y;
   return [SIZE / 2 + X * SIZE * 0.55, SIZE / 2 - Zs * SIZE * 0.55];
 }
+// Data coordinates into the unit cube: each axis over its own limits (lo, hi per axis).
+function unit3(run, x, y, z) {
+  const L = limitsOf(run);
+  return [(x - L[0]) / (L[1] - L[0]) - 0.5, (y - L[2]) / (L[3] - L[2]) - 0.5, (z - L[4]) / (L[5] - L[4]) - 0.5];
+}
 
 function drawCube(run, s) {
-  const n = run.n, ctx = run.ctx;
+  const n = run.n, ctx = run.ctx, L = limitsOf(run);
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, SIZE, SIZE);
-  const lo = Math.min(0, limitsOf(run)[0]), hi = Math.max(1, limitsOf(run)[1]);
   ctx.strokeStyle = "#bbb"; ctx.lineWidth = 1;
   const corners = [];
-  for (let k = 0; k < 8; k++) corners.push([k & 1 ? hi : lo, k & 2 ? hi : lo, k & 4 ? hi : lo]);
+  for (let k = 0; k < 8; k++) corners.push([k & 1 ? 0.5 : -0.5, k & 2 ? 0.5 : -0.5, k & 4 ? 0.5 : -0.5]);
   for (let a = 0; a < 8; a++) for (let b = a + 1; b < 8; b++) {
     const d = a ^ b;
     if (d === 1 || d === 2 || d === 4) {
-      const p = project3(run, ...corners[a]), q = project3(run, ...corners[b]);
+      const p = projectUnit(...corners[a]), q = projectUnit(...corners[b]);
       ctx.beginPath(); ctx.moveTo(p[0], p[1]); ctx.lineTo(q[0], q[1]); ctx.stroke();
     }
   }
-  // each axis named at its far end (h₁, h₂, h₃), just beyond the cube's edge
-  ctx.fillStyle = "#444"; ctx.font = "12px system-ui, sans-serif"; ctx.textAlign = "center";
+  // each axis: value ticks along its edge from the low corner, its name beyond the far end
+  ctx.font = "10px system-ui, sans-serif"; ctx.textAlign = "center"; ctx.textBaseline = "middle";
+  const drawn = [];  // tick labels already placed: the three axes meet at one corner
   (run.L.axis_labels || []).slice(0, 3).forEach((name, k) => {
-    const end = [lo, lo, lo]; end[k] = hi + (hi - lo) * 0.12;
-    const [px, py] = project3(run, ...end);
-    ctx.fillText(name, px, py + 4);
+    const lo = L[2 * k], hi = L[2 * k + 1];
+    tickLabels(lo, hi, 3).forEach(([t, text]) => {
+      const at = [-0.5, -0.5, -0.5]; at[k] = (t - lo) / (hi - lo) - 0.5;
+      const off = [-0.5, -0.5, -0.5].map((v, j) => j === k ? at[k] : v - 0.07);
+      const [px, py] = projectUnit(...off);
+      if (drawn.some(([qx, qy]) => Math.abs(px - qx) < 22 && Math.abs(py - qy) < 11)) return;
+      drawn.push([px, py]);
+      ctx.fillStyle = "#777"; ctx.fillText(text, px, py);
+    });
   });
-  ctx.textAlign = "left";
   for (let i = 0; i < n; i++) {
-    const o = (s * n + i) * 3;
-    const [px, py] = project3(run, run.coords[o], run.coords[o + 1], run.coords[o + 2]);
+    const o = (s * n + i) * 3, u = unit3(run, run.coords[o], run.coords[o + 1], run.coords[o + 2]);
+    if (u.some(v => v < -0.5 || v > 0.5 || Number.isNaN(v))) { run.screen[2 * i] = NaN; continue; }  // outside the box
+    const [px, py] = projectUnit(...u);
     run.screen[2 * i] = px; run.screen[2 * i + 1] = py;
   }
   drawPoints(run, 3);
+  // the axis names over the points (a cloud may cover an axis's far end)
+  ctx.font = "12px system-ui, sans-serif"; ctx.lineWidth = 3; ctx.strokeStyle = "rgba(255,255,255,0.85)"; ctx.fillStyle = "#333";
+  (run.L.axis_labels || []).slice(0, 3).forEach((name, k) => {
+    const end = [-0.5, -0.5, -0.5]; end[k] = 0.62;
+    const [px, py] = projectUnit(...end);
+    ctx.strokeText(name, px, py); ctx.fillText(name, px, py);
+  });
+  ctx.textAlign = "left"; ctx.textBaseline = "alphabetic"; ctx.lineWidth = 1;
 }
 
 function drawSprites(run) {
@@ -338,7 +368,7 @@ function drawSprites(run) {
 
 function drawPanel(run) {
   const s = snapshotOf(run);
-  run.s = s;
+  run.s = s; run.outside = 0;
   if (run.L.kind === "density") drawDensity(run, s);
   else if (run.dims === 3 && run.L.kind === "scatter3d") drawCube(run, s);
   else drawScatter(run, s);
@@ -352,7 +382,7 @@ function drawPanel(run) {
   } else ctx.fillText("drag to turn", 6, SIZE - 6);
   const task = taskAt(run.L.epochs[s], run.L.every);
   run.sub.textContent = `snapshot ${s + 1}/${run.S} · step ${run.L.steps[s]} · epoch ${run.L.epochs[s].toFixed(2)}` +
-    (task !== null ? ` · task ${task}` : "");
+    (task !== null ? ` · task ${task}` : "") + (run.outside ? ` · ${run.outside} point${run.outside > 1 ? "s" : ""} outside` : "");
 }
 
 // Value ticks along the bottom and right edges of a latent panel (the axis names sit at
@@ -365,17 +395,17 @@ function drawTicks(run) {
     ctx.lineWidth = 3; ctx.strokeStyle = "rgba(255,255,255,0.85)"; ctx.strokeText(text, x, y);
     ctx.fillStyle = "#555"; ctx.fillText(text, x, y); ctx.strokeStyle = "#666"; ctx.lineWidth = 1;
   };
-  niceTicks(x0, x1, 5).forEach(t => {
+  tickLabels(x0, x1, 5).forEach(([t, text]) => {
     const px = (t - x0) / (x1 - x0) * SIZE;
     if (px < 24 || px > SIZE - 8) return;  // clear of the axis names and the edge
     ctx.beginPath(); ctx.moveTo(px, SIZE); ctx.lineTo(px, SIZE - 5); ctx.stroke();
-    ctx.textAlign = "center"; ctx.textBaseline = "bottom"; label(String(t), px, SIZE - 20);
+    ctx.textAlign = "center"; ctx.textBaseline = "bottom"; label(text, px, SIZE - 20);
   });
-  niceTicks(y0, y1, 5).forEach(t => {
+  tickLabels(y0, y1, 5).forEach(([t, text]) => {
     const py = SIZE - (t - y0) / (y1 - y0) * SIZE;
     if (py < 8 || py > SIZE - 24) return;
     ctx.beginPath(); ctx.moveTo(SIZE, py); ctx.lineTo(SIZE - 5, py); ctx.stroke();
-    ctx.textAlign = "right"; ctx.textBaseline = "middle"; label(String(t), SIZE - 7, py);
+    ctx.textAlign = "right"; ctx.textBaseline = "middle"; label(text, SIZE - 7, py);
   });
   ctx.restore();
 }
@@ -496,6 +526,14 @@ function niceTicks(lo, hi, n) {
   for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toPrecision(12));
   return out;
 }
+// niceTicks with their labels, each with as many decimals as the ticks' spacing needs and
+// no more ("0.5", "0.55", "0.002", never "0.5000"); -0 reads 0.
+function tickLabels(lo, hi, n) {
+  const ticks = niceTicks(lo, hi, n);
+  const step = ticks.length > 1 ? ticks[1] - ticks[0] : Math.abs(ticks[0] || 1);
+  const digits = Math.min(12, Math.max(0, -Math.floor(Math.log10(step) + 1e-9)));
+  return ticks.map(t => [t, Math.abs(t) >= 1e6 ? t.toExponential(1) : (t === 0 ? 0 : t).toFixed(digits)]);
+}
 function buildCharts() { chartSpec().forEach(spec => {
   const c = document.createElement("canvas"); c.width = 380; c.height = 200; c.title = spec.title;
   chartsDiv.appendChild(c);
@@ -516,10 +554,10 @@ function buildCharts() { chartSpec().forEach(spec => {
   g.fillStyle = "#222"; g.font = "12px system-ui, sans-serif"; g.fillText(spec.title, 44, 14);
   g.fillStyle = "#666"; g.font = "10px system-ui, sans-serif";
   g.strokeStyle = "#eee"; g.lineWidth = 1;
-  niceTicks(ymin, ymax, 4).forEach(t => { const y = Y(t);
-    g.beginPath(); g.moveTo(44, y); g.lineTo(c.width - 10, y); g.stroke(); g.fillText(fmt(t), 2, y + 3); });
+  tickLabels(ymin, ymax, 4).forEach(([t, text]) => { const y = Y(t);
+    g.beginPath(); g.moveTo(44, y); g.lineTo(c.width - 10, y); g.stroke(); g.fillText(text, 2, y + 3); });
   g.textAlign = "center";
-  niceTicks(xmin, xmax, 4).forEach(t => g.fillText(fmt(t), X(t), c.height - 8));
+  tickLabels(xmin, xmax, 4).forEach(([t, text]) => g.fillText(text, X(t), c.height - 8));
   g.textAlign = "left"; g.fillText("step", 4, c.height - 8);
   g.strokeStyle = "#ccc"; g.strokeRect(44, 22, c.width - 54, c.height - 44);
   const legendItems = [];
@@ -530,22 +568,47 @@ function buildCharts() { chartSpec().forEach(spec => {
     s.x.forEach((x, i) => { const y = s.y[i]; if (y === null || y === undefined) { started = false; return; }
       if (!started) { g.moveTo(X(x), Y(y)); started = true; } else g.lineTo(X(x), Y(y)); });
     g.stroke(); g.setLineDash([]);
-    if (s.dots && s.x.length < 80) s.x.forEach((x, i) => { if (s.y[i] !== null) g.fillRect(X(x) - 1.5, Y(s.y[i]) - 1.5, 3, 3); });
     const valid = s.x.map((x, i) => [x, s.y[i]]).filter(p => p[1] !== null && p[1] !== undefined);
-    if (valid.length === 1) {  // one value (a one-epoch run): a point with its value, not an empty line
-      const [x, y] = valid[0];
-      g.fillRect(X(x) - 2.5, Y(y) - 2.5, 5, 5);
-      g.textAlign = "right"; g.fillText(fmt(y), X(x) - 5, Y(y) - 5); g.textAlign = "left";
-    }
-    if (s.name) legendItems.push([s.name + (D.runs.length > 1 ? " · " + D.runs[s.run].label : ""), col, s.dash]);
+    // measured points are marked where there are few of them: two snapshots are two
+    // measurements, not a straight-line trend
+    if ((s.dots && valid.length < 80) || valid.length <= 40) valid.forEach(([x, y]) => g.fillRect(X(x) - 1.5, Y(y) - 1.5, 3, 3));
+    if (valid.length === 1) g.fillRect(X(valid[0][0]) - 2.5, Y(valid[0][1]) - 2.5, 5, 5);  // a lone value: a point, its value in the legend
+    const lone = valid.length === 1 ? (s.name ? " " : "") + fmt(valid[0][1]) : "";
+    if (s.name || lone) legendItems.push([s.name + (D.runs.length > 1 ? " · " + D.runs[s.run].label : "") + lone, col, s.dash]);
   });
-  legendItems.slice(0, 6).forEach(([name, col, dash], k) => {
-    const ly = 34 + 12 * k;
-    g.strokeStyle = col; g.setLineDash(dash); g.beginPath(); g.moveTo(c.width - 170, ly - 3); g.lineTo(c.width - 152, ly - 3); g.stroke(); g.setLineDash([]);
-    g.fillStyle = col; g.fillText(name, c.width - 148, ly);
-  });
-  charts.push({c, ctx: c.getContext("2d"), base, X, range: [xmin, xmax, ymin, ymax]});
+  const legend = drawLegend(g, legendItems.slice(0, 6), spec.series, X, Y, [44, 22, c.width - 10, c.height - 22]);
+  charts.push({c, ctx: c.getContext("2d"), base, X, range: [xmin, xmax, ymin, ymax], legend});
 });
+}
+// The legend in the corner of the plot area that hides the fewest of the lines' points
+// (sampled along each segment), preferring the top right.
+function drawLegend(g, items, series, X, Y, [left, top, right, bottom]) {
+  if (!items.length) return null;
+  g.font = "10px system-ui, sans-serif";
+  const w = 26 + Math.max(...items.map(([name]) => g.measureText(name).width)), h = 12 * items.length + 4;
+  const boxes = [[right - w - 4, top + 4], [left + 4, top + 4], [right - w - 4, bottom - h - 4], [left + 4, bottom - h - 4]];
+  const hidden = boxes.map(([bx, by]) => {
+    let count = 0;
+    series.forEach(s => {
+      const pts = s.x.map((x, i) => [x, s.y[i]]).filter(p => p[1] !== null && p[1] !== undefined).map(([x, y]) => [X(x), Y(y)]);
+      pts.forEach(([x, y], i) => {
+        const [nx, ny] = pts[Math.min(i + 1, pts.length - 1)];
+        for (let f = 0; f < 1; f += 0.125) {
+          const px = x + (nx - x) * f, py = y + (ny - y) * f;
+          if (px >= bx && px <= bx + w && py >= by && py <= by + h) count++;
+        }
+      });
+    });
+    return count;
+  });
+  const [bx, by] = boxes[hidden.indexOf(Math.min(...hidden))];
+  g.fillStyle = "rgba(255,255,255,0.85)"; g.fillRect(bx, by, w, h);
+  items.forEach(([name, col, dash], k) => {
+    const ly = by + 12 + 12 * k;
+    g.strokeStyle = col; g.setLineDash(dash); g.beginPath(); g.moveTo(bx + 4, ly - 3); g.lineTo(bx + 22, ly - 3); g.stroke(); g.setLineDash([]);
+    g.fillStyle = col; g.textAlign = "left"; g.fillText(name, bx + 26, ly);
+  });
+  return {names: items.map(([name]) => name), hidden: Math.min(...hidden), corner: hidden.indexOf(Math.min(...hidden))};
 }
 function drawCursors() {
   charts.forEach(ch => {
@@ -668,8 +731,11 @@ window.nnlabReport = {
   pointAt: (id, i) => { const r = latentRuns.find(x => x.r.id === id); const b = r.canvas.getBoundingClientRect();
     return [b.left + r.screen[2 * i], b.top + r.screen[2 * i + 1], r.labels[i], r.r.class_names[r.labels[i]]]; },
   setPosition: v => { state.v = clamp(v); slider.value = String(state.v); redraw(); },
-  charts: () => charts.map(ch => ({title: ch.c.title, range: ch.range})),
+  charts: () => charts.map(ch => ({title: ch.c.title, range: ch.range, legend: ch.legend})),
+  labelBoxes: () => latentRuns.map(r => r.labelBoxes || []),
+  outside: () => latentRuns.map(r => r.outside),
   niceTicks,
+  tickLabels,
 };
 }
 

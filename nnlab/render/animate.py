@@ -329,7 +329,11 @@ def _figure(sources: list[Source], classes: list[int], n_frames: int, dpi: int, 
         if src.kind == "density":
             panels.append(DensityPanel(ax, src.rec, mine, colors, names, limits[i]))
         elif three:
-            panels.append(Scatter3DPanel(ax, src.points, labels_, mine, colors, n_frames))
+            panels.append(
+                Scatter3DPanel(
+                    ax, src.points, labels_, mine, colors, n_frames, limits[i], src.axis_labels
+                )
+            )
         else:
             panels.append(ScatterPanel(ax, src.points, labels_, mine, colors, limits[i]))
         ax.set_xlabel(src.axis_labels[0])

@@ -185,14 +185,18 @@ class ScatterPanel:
 
 
 class Scatter3DPanel:
-    """A 3-D scatter in the unit cube (sigmoid units), the camera turning as it plays."""
+    """A 3-D scatter in fixed axes (the unit cube for sigmoid units, else the data's own
+    ranges: sources.cube_limits), the camera turning as it plays. A point outside the axes
+    is not drawn (3-D axes do not clip: it would sit beside the box); the title counts it."""
 
     dynamic = None  # the camera moves everything: the whole figure is drawn each frame
 
-    def __init__(self, ax, points: np.ndarray, labels, classes, colors: np.ndarray, n_frames):
-        self.points, self.ax = points, ax
+    def __init__(self, ax, points, labels, classes, colors: np.ndarray, n_frames, limits, names):
+        lim = np.asarray(limits, dtype=np.float64).reshape(3, 2)
+        inside = ((points >= lim[:, 0]) & (points <= lim[:, 1])).all(axis=2, keepdims=True)
+        self.points, self.ax = np.where(inside, points, np.nan), ax
         self.sel = np.flatnonzero(np.isin(labels, classes))
-        first = points[0, self.sel]
+        first = self.points[0, self.sel]
         self.sc = ax.scatter(
             first[:, 0],
             first[:, 1],
@@ -203,11 +207,9 @@ class Scatter3DPanel:
             linewidths=0,
             depthshade=False,
         )
-        lo = min(0.0, float(np.nanmin(points)))
-        hi = max(1.0, float(np.nanmax(points)))
-        for setter in (ax.set_xlim, ax.set_ylim, ax.set_zlim):
+        for setter, (lo, hi) in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), lim, strict=True):
             setter(lo, hi)
-        ax.set_zlabel("h₃")
+        ax.set_zlabel(names[2])
         self.turn = min(360.0, 2.5 * n_frames)  # slow: at most 2.5 degrees a frame
         self.n_frames = max(n_frames - 1, 1)
         self.k = 0

@@ -33,7 +33,7 @@ from nnlab.analysis import cache
 from nnlab.helpers import files
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError
-from nnlab.render.sources import differing_labels, probe_images
+from nnlab.render.sources import differing_labels, probe_images, source_limits
 from nnlab.render.style import class_colors
 from nnlab.store import folders, metrics, record, schema, sweeps
 
@@ -127,19 +127,18 @@ def script_json(payload) -> str:
 def _share_limits(latents: list[dict]) -> None:
     """Give the panels drawn the same way (densities, points) one scale, `shared_limits`
     (a square for densities, so the prior's circles stay round and equal)."""
-    for kind in ("density", "scatter"):
+    for kind in ("density", "scatter", "scatter3d"):
         group = [L for L in latents if L["kind"] == kind]
         if len(group) < 2:
             continue
-        x0 = min(L["limits"][0] for L in group)
-        x1 = max(L["limits"][1] for L in group)
-        y0 = min(L["limits"][2] for L in group)
-        y1 = max(L["limits"][3] for L in group)
+        width = len(group[0]["limits"])
+        lim = [(min if k % 2 == 0 else max)(L["limits"][k] for L in group) for k in range(width)]
         if kind == "density":
+            x0, x1, y0, y1 = lim
             span, cx, cy = max(x1 - x0, y1 - y0), (x0 + x1) / 2, (y0 + y1) / 2
-            x0, x1, y0, y1 = cx - span / 2, cx + span / 2, cy - span / 2, cy + span / 2
+            lim = [cx - span / 2, cx + span / 2, cy - span / 2, cy + span / 2]
         for L in group:
-            L["shared_limits"] = [x0, x1, y0, y1]
+            L["shared_limits"] = lim
 
 
 def page_points(points, name: str = "points") -> int:
@@ -298,9 +297,8 @@ def _latent_payload(run, cfg, meta, points: int, images: dict, projection=None) 
         "labels": labels.astype(int).tolist(),
         "steps": rec.steps.astype(int).tolist(),
         "epochs": [round(float(e), 6) for e in rec.epochs],
-        "axis_labels": list(src.axis_labels)
-        + ([src.axis_labels[0][:-1] + "₃"] if src.kind == "scatter3d" else []),
-        "limits": _limits(src),
+        "axis_labels": list(src.axis_labels),
+        "limits": [float(x) for x in source_limits(src, np.unique(src.rec.labels).tolist())],
         # value ticks on the panel's axes, except for t-SNE/UMAP, whose axes mean nothing
         "ticks": src.kind != "scatter3d" and src.method in ("", "PCA"),
         "split": rec.split,
@@ -321,18 +319,6 @@ def _latent_payload(run, cfg, meta, points: int, images: dict, projection=None) 
         images[key] = probe_images(run, cfg, rec.split, rec.indices, keep)
     payload["images"] = key
     return payload
-
-
-def _limits(src) -> list[float]:
-    """The panel's axes: as `animate` sets them; for a cube, one range for all three axes
-    that holds the unit cube and every point."""
-    from nnlab.render.sources import source_limits
-
-    if src.kind == "scatter3d":
-        lo = min(0.0, float(np.nanmin(src.points)))
-        hi = max(1.0, float(np.nanmax(src.points)))
-        return [lo, hi, lo, hi]
-    return [float(x) for x in source_limits(src, np.unique(src.rec.labels).tolist())]
 
 
 def _colors(n: int) -> list[str]:

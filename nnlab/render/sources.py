@@ -37,7 +37,7 @@ class Source:
     kind: str  # density, scatter, scatter3d
     label: str = ""
     points: np.ndarray | None = None  # (S, N, 2 or 3) for scatter kinds
-    axis_labels: tuple[str, str] = ("z₁", "z₂")
+    axis_labels: tuple[str, ...] = ("z₁", "z₂")  # one per drawn axis (three for a cube)
     frames: list[int] = field(default_factory=list)
     method: str = ""  # the 2-D embedding drawn ("t-SNE", "UMAP"), when not the layer itself
     request: tuple = ()  # projected()'s (method, points, every): how to make this source again
@@ -61,7 +61,7 @@ def load_source(run_id: str, runs_dir, kind: str) -> Source:
         has = f"{dims} latent dimensions" if family.spread else family.noun
         raise NnlabError(f"--kind=density needs a VAE with a 2-D latent; run {run.id} has {has}")
     src = Source(run, cfg, rec, "scatter")
-    units = (f"{family.symbol}₁", f"{family.symbol}₂")
+    units = (f"{family.symbol}₁", f"{family.symbol}₂", f"{family.symbol}₃")
     if drawable and kind != "scatter":
         src.kind = "density"
     elif dims == 3 and kind != "scatter":
@@ -74,7 +74,7 @@ def load_source(run_id: str, runs_dir, kind: str) -> Source:
                 [pts, np.broadcast_to(rec.labels[None, :, None] / 9.0, pts.shape)], 2
             )
         src.points = pts
-        src.axis_labels = units if dims == 2 else (units[0], "class")
+        src.axis_labels = units[:2] if dims == 2 else (units[0], "class")
     else:
         centre, basis, ratio = pca_basis(rec.points[-1], 2)  # fitted once, on the final snapshot
         src.points = (rec.points - centre) @ basis.T
@@ -220,11 +220,34 @@ def robust_limits(points: np.ndarray, spread: np.ndarray | None = None) -> np.nd
     return np.stack([lo - pad, hi + pad], axis=1)
 
 
-def source_limits(src: Source, classes: list[int]) -> tuple[float, float, float, float]:
-    """Fixed axes for the whole animation: for densities, a square (circles stay round)
-    around the bulk of the data and the prior's 2-sigma circle, centred on them, not on the
-    prior: a cloud that drifts away fills the panel; the bulk of the points otherwise."""
+def cube_limits(points: np.ndarray) -> np.ndarray:
+    """A 3-D panel's axes, (3, 2): the unit cube when every coordinate lies in it (sigmoid
+    units, whose corners mean something), else each axis's own range as robust_limits
+    finds it, so that the points fill the box rather than a corner of it."""
+    finite = points[np.isfinite(points)]
+    if finite.size and finite.min() >= 0 and finite.max() <= 1:
+        return np.array([[0.0, 1.0]] * 3)
+    return robust_limits(points)
+
+
+def embedding_limits(points: np.ndarray) -> np.ndarray:
+    """A t-SNE or UMAP view's axes, (2, 2): every point of every frame (the frames are
+    aligned, and an embedding has no outliers to leave out), with 3% padding."""
+    lo, hi = np.nanmin(points, axis=(0, 1)), np.nanmax(points, axis=(0, 1))
+    pad = np.maximum((hi - lo) * 0.03, 1e-3)
+    return np.stack([lo - pad, hi + pad], axis=1)
+
+
+def source_limits(src: Source, classes: list[int]) -> tuple[float, ...]:
+    """Fixed axes for the whole animation, (lo, hi) per axis flattened: for densities, a
+    square (circles stay round) around the bulk of the data and the prior's 2-sigma circle,
+    centred on them, not on the prior: a cloud that drifts away fills the panel; for a cube,
+    cube_limits; for a t-SNE or UMAP view, every point; the bulk of the points otherwise."""
     sel = np.isin(src.rec.labels, classes)
+    if src.kind == "scatter3d":
+        return tuple(float(v) for v in cube_limits(src.points[:, sel]).ravel())
+    if src.method not in ("", "PCA"):
+        return tuple(float(v) for v in embedding_limits(src.points[:, sel, :2]).ravel())
     if src.kind == "density":
         lim = robust_limits(src.rec.points[:, sel], src.rec.sd[:, sel])
         lo = np.minimum(lim[:, 0], -PRIOR_REACH)
@@ -237,32 +260,27 @@ def source_limits(src: Source, classes: list[int]) -> tuple[float, float, float,
 
 
 def outside_counts(src: Source, classes: list[int], limits) -> np.ndarray | None:
-    """Per snapshot, how many shown points lie outside fixed 2-D limits (None for 3-D)."""
+    """Per snapshot, how many shown points lie outside fixed limits (lo, hi per axis)."""
     if limits is None:
         return None
     shown = np.isin(src.rec.labels, classes)
-    pts = (src.rec.points if src.kind == "density" else src.points)[:, shown]
-    x0, x1, y0, y1 = limits
-    x, y = pts[..., 0], pts[..., 1]
-    return ((x < x0) | (x > x1) | (y < y0) | (y > y1)).sum(axis=1)
+    lim = np.asarray(limits, dtype=np.float64).reshape(-1, 2)
+    pts = (src.rec.points if src.kind == "density" else src.points)[:, shown, : len(lim)]
+    return ((pts < lim[:, 0]) | (pts > lim[:, 1])).any(axis=2).sum(axis=1)
 
 
 def shared_limits(sources: list[Source], classes: list[int]) -> list[tuple]:
     """Axis limits per source; compared runs drawn the same way share one scale."""
-    own = [source_limits(s, classes) if s.kind != "scatter3d" else None for s in sources]
+    own = [source_limits(s, classes) for s in sources]
     out = []
     for s in sources:
-        same = [lim for t, lim in zip(sources, own, strict=True) if t.kind == s.kind and lim]
-        if not same:
-            out.append(None)
-            continue
+        same = [
+            lim
+            for t, lim in zip(sources, own, strict=True)
+            if (t.kind, t.method) == (s.kind, s.method)
+        ]
         out.append(
-            (
-                min(lim[0] for lim in same),
-                max(lim[1] for lim in same),
-                min(lim[2] for lim in same),
-                max(lim[3] for lim in same),
-            )
+            tuple((min if k % 2 == 0 else max)(lim[k] for lim in same) for k in range(len(same[0])))
         )
     return out
 
