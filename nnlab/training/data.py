@@ -41,6 +41,10 @@ class Splits:
     shape: tuple[int, int, int] = (1, 28, 28)  # channels, height, width of a row
     classes: list[str] = field(default_factory=list)
 
+    def channel_statistics(self) -> tuple[list[float], list[float]]:
+        """The training split's per-channel pixel means and sds (channel_statistics)."""
+        return channel_statistics(self.train_x, self.shape[0])
+
     def split(self, name: str):
         """Return (x, y, original indices) of 'train', 'val' or 'test'."""
         if name not in ("train", "val", "test"):
