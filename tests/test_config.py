@@ -212,6 +212,8 @@ def test_fields_added_later_declare_a_legacy_value():
         "record_layer": "",
         "input_norm": [],
         "standardise": False,
+        "record_layers": "",
+        "layer_reduction": "mean",
         "cbp_rate": 0.0,
         "cbp_maturity": 100,
         "cbp_utility": "contribution",

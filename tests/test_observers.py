@@ -163,3 +163,45 @@ def test_publishing_writes_lines_and_snapshots_between_checkpoints(runs):
     assert seen and all(s == m for s, m, _ in seen)  # each step's line is on disk at once
     assert all(last == (s // 3) * 3 for s, _, last in seen)  # and its latest snapshot
     trainer.run.release()
+
+
+def test_the_layer_recording_resumes_exactly(nnlab, tmp_path, monkeypatch):
+    """Interrupted mid-epoch after its first checkpoint and resumed: the recording of
+    several layers is the one an uninterrupted run writes (chunks written after the
+    checkpoint are dropped, the snapshots taken again)."""
+    import os
+    import signal
+
+    import numpy as np
+
+    from nnlab.store import layers
+    from nnlab.training import trainer as loop
+
+    args = [
+        "train", "classifier", "--dataset=mnist-sample", "--sizes=[784,16,8,10]", "--epochs=1",
+        "--snapshot_every=20", "--probe_size=100", "--record_layers=all",
+        "--checkpoint_every_steps=50",
+    ]  # fmt: skip
+    straight = nnlab(*args, f"--runs_dir={tmp_path / 'a'}").out.strip()
+    original = loop.Trainer.train_step
+
+    def interrupt_at_77(self, idx, *rest):
+        out = original(self, idx, *rest)
+        if self.step + 1 == 77:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(loop.Trainer, "train_step", interrupt_at_77)
+    r = nnlab(*args, f"--runs_dir={tmp_path / 'b'}")
+    monkeypatch.setattr(loop.Trainer, "train_step", original)
+    assert r.code == 130, r.err
+    resumed = r.out.strip()
+    assert nnlab("train", "--resume", resumed, f"--runs_dir={tmp_path / 'b'}").code == 0
+    a = folders.read_run(straight, tmp_path / "a").run
+    b = folders.read_run(resumed, tmp_path / "b").run
+    ra = layers.load_layers(a.layers, a.latents)
+    rb = layers.load_layers(b.layers, b.latents)
+    assert ra.steps.tolist() == rb.steps.tolist() and len(ra) > 10
+    for name in ra.names:
+        np.testing.assert_array_equal(ra.layers[name], rb.layers[name])
+    np.testing.assert_array_equal(ra.head_weight, rb.head_weight)

@@ -29,6 +29,7 @@ from nnlab.helpers.version import VERSION
 from nnlab.store import folders, record
 
 FORMAT = 2  # 2: sealed with a checksum of its content (format 1 caches are recomputed)
+LAYERS = "layers"  # the kind of cached value that follows the recording of several layers
 
 
 def signature(folder: Path) -> str:
@@ -109,10 +110,39 @@ def cached(run: folders.Run, kind: str) -> dict | None:
 
 def _lookup(run: folders.Run, kind: str) -> tuple[dict | None, str, dict]:
     """(the cached `kind` or None, the recording's signature now, the cache file's data)."""
-    sig = signature(run.latents)
-    cache = _read(run.cache_file)
+    folder, path = _where(run, kind)
+    sig = signature(folder)
+    cache = _read(path)
     hit = cache.get(kind) if cache.get("signature") == sig else None
     return (hit if _valid(kind, hit) else None), sig, cache
+
+
+def _where(run: folders.Run, kind: str) -> tuple[Path, Path]:
+    # the measures of several layers follow their own recording, in their own file
+    if kind == LAYERS:
+        return run.layers, run.layers_cache_file
+    return run.latents, run.cache_file
+
+
+def layer_measures(run: folders.Run, cfg, meta) -> dict:
+    """analysis.layers.measure of the run's recording of several layers, from the cache
+    while that recording is unchanged (progress on stderr when computed)."""
+    from nnlab import families
+    from nnlab.analysis import layers as measures
+    from nnlab.helpers.console import stderr_console
+    from nnlab.helpers.progress import CountProgress
+    from nnlab.store import layers
+
+    def compute() -> dict:
+        ceiling = families.of(cfg).layers_ceiling(cfg, meta)
+        rec = layers.load_layers(run.layers, run.latents, ceiling)
+        names = cfg.recordable_layers()
+        nc_layer = names[-2] if len(names) > 1 else None
+        total = len(latent.series_indices(len(rec), measures.SERIES_POINTS))
+        with CountProgress(stderr_console(), "measuring layers", total) as bar:
+            return measures.measure(rec, nc_layer, on_step=lambda k, n: bar.advance())
+
+    return _cached(run, LAYERS, compute)
 
 
 def _cached(run: folders.Run, kind: str, compute) -> dict:
@@ -128,7 +158,7 @@ def _cached(run: folders.Run, kind: str, compute) -> dict:
     # Computed from what was read: if the recording changed meanwhile, the signature taken
     # before reading no longer matches it and the next reader recomputes.
     try:
-        files.write_json(run.cache_file, {**cache, "checksum": files.seal(cache)})
+        files.write_json(_where(run, kind)[1], {**cache, "checksum": files.seal(cache)})
     except OSError:  # a read-only store still gets its numbers, just not cached
         pass
     return value
@@ -183,4 +213,8 @@ def _valid(kind: str, value) -> bool:
         width = value.get("width") if isinstance(value, dict) else None
         ok_width = isinstance(width, int) and not isinstance(width, bool) and width >= 1
         return ok_width and all(snapshot_ok(value.get(p)) for p in parts)
+    if kind == LAYERS:
+        return (
+            isinstance(value, dict) and isinstance(value.get("names"), list) and numbers_ok(value)
+        )
     return isinstance(value, dict) and isinstance(value.get("step"), list) and numbers_ok(value)

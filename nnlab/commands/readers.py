@@ -1,6 +1,6 @@
-"""The commands that read the run store: summary, animate, masks, embed, decode, export and
-report, each a thin function (parse, call one library function, return text) and its
-declaration (nnlab.commands.command)."""
+"""The commands that read the run store: summary, animate, project, layers, masks, embed,
+decode, export and report, each a thin function (parse, call one library function, return
+text) and its declaration (nnlab.commands.command)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,19 @@ class ProjectOptions:
         "embed every K-th snapshot, always ending on the last (default: at most 100 frames)",
         convert=POSITIVE,
     )
+    runs_dir: str | None = runs_dir()
+
+
+@dataclass(frozen=True)
+class LayersOptions:
+    measure: str = option(
+        "probe",
+        "the heatmap's measure: probe (a linear probe's accuracy), ncm (nearest class mean), "
+        "cka_final (linear CKA to the layer's final state)",
+        choices="nnlab.render.layers:CHOICES",
+    )
+    json: bool = option(False, "print every measure at every measured snapshot as JSON instead")
+    out: str | None = option(None, "the folder to write to (default <run>/media/)")
     runs_dir: str | None = runs_dir()
 
 
@@ -183,6 +196,25 @@ def project(run_id: str | None = None, *, opts: ProjectOptions) -> str:
     )
 
 
+def layers(run_id: str | None = None, *, opts: LayersOptions) -> str:
+    """Draw how every recorded layer forms over training (--record_layers runs).
+
+    Writes layers-<measure>.png (a layer x step heatmap, each layer's CKA to its final
+    state, the CKA matrix between layers, neural collapse) and layers-cka.gif (the CKA
+    matrix over training), and prints their paths; --json prints the measures instead.
+    """
+    from nnlab.render import layers as layer_pictures
+
+    run_id = _required_id(run_id, "layers")
+    if opts.json:
+        import json
+
+        _, measured = layer_pictures.measures_of(run_id, opts.runs_dir)
+        return json.dumps(measured)
+    paths = layer_pictures.draw(run_id, opts.runs_dir, measure=opts.measure, out=opts.out)
+    return "\n".join(paths)
+
+
 def masks(run_id: str | None = None, *, opts: MasksOptions) -> str:
     """Write a classifier's first-layer weights as 28x28 masks: a GIF and a PNG grid.
 
@@ -305,6 +337,12 @@ COMMANDS = {
             project,
             Positional("run_id", "RUN_ID", "the run whose recorded layer to embed (or latest)"),
             ProjectOptions,
+        ),
+        Command(
+            "layers",
+            layers,
+            Positional("run_id", "RUN_ID", "a run trained with --record_layers (or latest)"),
+            LayersOptions,
         ),
         Command(
             "masks",

@@ -324,6 +324,10 @@ class Core:
         store.record.class_names asks it first)."""
         return catalog.class_names(cfg.dataset) or [str(i) for i in range(cfg.num_classes)]
 
+    def recorded_layers(self, cfg) -> list[str]:
+        """The layers recorded together at each snapshot (--record_layers), [] for none."""
+        return []
+
     def tasks_every(self, cfg) -> int:
         """Epochs per permuted task (Permuted-MNIST), 0 for a family without tasks."""
         return 0
@@ -347,11 +351,24 @@ class Core:
         """
         train = _count(meta.train_size)
         checkpoint = 4 * 4 * cfg.parameter_count() + 8 * train + CEILING_SLACK
+        return checkpoint, 4 * self._recorded_rows(cfg, meta) * cfg.latent_width() + CEILING_SLACK
+
+    def layers_ceiling(self, cfg: Config, meta) -> int:
+        """The most bytes one array of a run's recording of several layers can rightly
+        hold: every snapshot of every probe image in the widest recorded layer (or the
+        output layer's weights, as wide as the layer below it), in float32."""
+        widths = cfg.recorded_layer_widths() if self.recorded_layers(cfg) else {}
+        widest = max([*widths.values(), cfg.num_classes, 1])
+        return 4 * self._recorded_rows(cfg, meta) * widest + CEILING_SLACK
+
+    @staticmethod
+    def _recorded_rows(cfg: Config, meta) -> int:
+        # snapshots (every snapshot_every steps of every epoch, step 0 and the end) x probe
         epochs = max(cfg.epochs, _count(meta.epochs_done))
         steps = _count(meta.steps_per_epoch) * epochs
         snapshots = (steps // cfg.snapshot_every if cfg.snapshot_every else 0) + 2
         probe = _count(meta.probe.get("size")) or cfg.probe_size
-        return checkpoint, 4 * snapshots * probe * cfg.latent_width() + CEILING_SLACK
+        return snapshots * probe
 
     def metrics_ceiling(self, cfg: Config, meta) -> int:
         """The most bytes a run's metrics.jsonl can rightly hold: a line of at most 4 KiB

@@ -90,6 +90,7 @@ class Classifier(nn.Module):
         )
         self.keep_hidden = False
         self.hidden: list[torch.Tensor] = []
+        self.taps: dict[str, torch.Tensor] | None = None  # a dict: every layer's output, by name
 
     def forward(self, x: torch.Tensor, upto: int | None = None) -> torch.Tensor:
         """Outputs for x; with `upto`=k, the activations of layer k of sizes instead.
@@ -108,12 +109,16 @@ class Classifier(nn.Module):
                 x = self.act(x)
                 if self.keep_hidden:
                     kept.append(x.detach())
+                if self.taps is not None:
+                    self.taps[f"h{i}"] = x
                 if i < upto:  # a recorded layer is read before dropout
                     x = self.drop[i - 1](x)
             elif self.loss_name == "mse":
                 x = torch.sigmoid(x)
         if self.keep_hidden:
             self.hidden = kept
+        if self.taps is not None:
+            self.taps["out"] = x
         return x
 
     def hidden_linears(self) -> list[nn.Linear]:
@@ -248,16 +253,18 @@ class ConvClassifier(Classifier):
         )
         self.keep_hidden = False  # continual backprop is for MLPs (refused by the config)
         self.hidden: list[torch.Tensor] = []
+        self.taps: dict[str, torch.Tensor] | None = None  # a dict: every layer's output, by name
 
     def forward(self, x: torch.Tensor, upto: str | None = None) -> torch.Tensor:
         """Outputs for x (sigmoid for the mse loss, logits for ce); with `upto`, the
         activations of that layer (before dropout), flattened."""
+        taps = self.taps if self.taps is not None else {}  # feature maps kept as (N, C, H, W)
         x = self.norm(x).view(-1, *self.shape)
         for i, conv in enumerate(self.convs, start=1):
-            x = self.act(conv(x))
+            x = taps[f"conv{i}"] = self.act(conv(x))
             if upto == f"conv{i}":
                 return x.flatten(1)
-        x = F.max_pool2d(x, 2)
+        x = taps["pool"] = F.max_pool2d(x, 2)
         if upto == "pool":
             return x.flatten(1)
         x = self.drop[0](x).flatten(1)
@@ -265,12 +272,13 @@ class ConvClassifier(Classifier):
         for i, layer in enumerate(self.layers, start=1):
             x = layer(x)
             if i < last:
-                x = self.act(x)
+                x = taps[f"fc{i}"] = self.act(x)
                 if upto == f"fc{i}":
                     return x
                 x = self.drop[i](x)
             elif self.loss_name == "mse":
                 x = torch.sigmoid(x)
+        taps[f"fc{last}"] = x
         return x
 
 

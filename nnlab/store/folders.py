@@ -41,6 +41,8 @@ CHECKPOINTS = "checkpoints"  # latest.pt, final.pt, epoch-N.pt (yours: step-N.pt
 LATEST, FINAL = "latest", "final"  # the checkpoints every trained run has, by name
 LATENTS = "latents"  # the recording: probe.npz and chunk-NNNNNN.npz (nnlab.store.record)
 PROBE_FILE = "probe.npz"
+LAYERS = "layers"  # several layers' recording: chunk-NNNNNN.npz (nnlab.store.layers)
+LAYERS_CACHE_FILE = "layer-metrics.json"  # their measures, cached (nnlab.analysis.cache)
 MEDIA = "media"  # the pictures the commands write
 EMBEDDINGS = "embeddings"  # nnlab embed's files
 PROJECTIONS = "projections"  # nnlab project's kept 2-D frames
@@ -154,6 +156,16 @@ class Run(Folder):
     def latents(self) -> Path:
         """The latent recording folder."""
         return self.file(LATENTS)
+
+    @property
+    def layers(self) -> Path:
+        """The recording of several layers (--record_layers), beside the latents' probe."""
+        return self.file(LAYERS)
+
+    @property
+    def layers_cache_file(self) -> Path:
+        """The per-layer measures' cache."""
+        return self.file(LAYERS_CACHE_FILE)
 
     @property
     def metrics(self) -> Path:

@@ -25,14 +25,16 @@ import torch
 from nnlab import families
 from nnlab.config import tasks
 from nnlab.helpers.console import warn
-from nnlab.store import folders, metrics, record
+from nnlab.helpers.errors import NnlabError
+from nnlab.store import folders, layers, metrics, record
 from nnlab.store.meta import Status
 from nnlab.training import health, pruning, tensorboard
 from nnlab.training.cbp import ContinualBackprop
-from nnlab.training.snapshots import SnapshotWorker, encode_probe
+from nnlab.training.snapshots import SnapshotWorker, capture_layers, encode_probe, head_of
 
 FEW_SNAPSHOTS = 10  # fewer in a whole run: warned before training (the GIF would be a flicker)
 LIVE_SECONDS = folders.PUBLISH_SECONDS  # how often a training publishes lines and snapshots
+LAYERS_BUDGET_BYTES = 2 * 1024**3  # the most a run's recording of several layers may take
 
 
 class Observer:
@@ -70,6 +72,9 @@ class Observer:
 
     def load_state_dict(self, ck: dict) -> None:
         """Restore from a checkpoint (a KeyError, ValueError or TypeError: it does not fit)."""
+
+    def restart(self) -> None:
+        """The run starts over (killed before its first checkpoint): drop what was kept."""
 
 
 class Recording(Observer):
@@ -148,6 +153,72 @@ class Recording(Observer):
     def load_state_dict(self, ck) -> None:
         self.last_step = int(ck["last_snapshot_step"])
         self.recorder.truncate(int(ck["latent_chunks"]))
+
+    def restart(self) -> None:
+        """Drop every snapshot (a run started over)."""
+        self.recorder.truncate(0)
+
+
+class LayerRecording(Observer):
+    """Several layers recorded at the latent recording's snapshots (--record_layers): one
+    forward pass over the probe set keeps every named layer's activations, and the output
+    layer's weights beside them. Refused before training when the whole recording would
+    take more than LAYERS_BUDGET_BYTES; its size is said when training starts."""
+
+    def __init__(self, trainer):
+        cfg = trainer.cfg
+        self.names = cfg.recorded_layers()
+        self.every, self.reduction = cfg.snapshot_every, cfg.layer_reduction
+        self.recorder = layers.LayerRecorder(trainer.run.layers, self.names, cfg.record_dtype)
+        self.last_step = -1
+        total = cfg.epochs * trainer.steps_per_epoch
+        self.count = total // self.every + 2  # step 0, every `every` steps, the end
+        width = sum(cfg.recorded_layer_widths().values())
+        self.per_snapshot = len(trainer.probe_labels) * width * self.recorder.dtype.itemsize
+        if self.per_snapshot * self.count > LAYERS_BUDGET_BYTES:
+            raise NnlabError(
+                f"--record_layers: {len(self.names)} layers ({width:,} values an image) would "
+                f"take {self.per_snapshot * self.count / 1e9:.1f} GB over {self.count} "
+                f"snapshots, above the {LAYERS_BUDGET_BYTES / 1e9:.1f} GB budget: record "
+                "fewer layers, a smaller --probe_size, a larger --snapshot_every, or "
+                "--layer_reduction=mean"
+            )
+
+    def snapshot(self, trainer) -> None:
+        """Keep every recorded layer's activations on the probe set, and the output layer."""
+        epoch = trainer.epoch + trainer.batch / trainer.steps_per_epoch
+        probe = trainer.tasks.images(trainer.probe_x, tasks.at(epoch, trainer.tasks.every))
+        acts = capture_layers(trainer.model, self.names, probe, self.reduction)
+        self.recorder.add(trainer.step, epoch, acts, head_of(trainer.model))
+        self.last_step = trainer.step
+
+    def fit_start(self, trainer) -> None:
+        if trainer.fresh:
+            mb = self.per_snapshot / 1e6
+            warn(
+                trainer.console,
+                f"recording {len(self.names)} layers ({', '.join(self.names)}): {mb:.1f} MB a "
+                f"snapshot, about {mb * self.count:.0f} MB over {self.count} snapshots",
+            )
+            self.snapshot(trainer)
+
+    def step_end(self, trainer, values) -> None:
+        if trainer.step % self.every == 0:
+            self.snapshot(trainer)
+
+    def epoch_end(self, trainer, line, done) -> None:
+        if done and self.last_step != trainer.step:
+            self.snapshot(trainer)
+
+    def before_flush(self, trainer, final) -> None:
+        self.recorder.flush()
+
+    def state_dict(self) -> dict:
+        return {"layer_snapshot_step": self.last_step, "layer_chunks": self.recorder.chunk_count()}
+
+    def load_state_dict(self, ck) -> None:
+        self.last_step = int(ck["layer_snapshot_step"])
+        self.recorder.truncate(int(ck["layer_chunks"]))
 
     def restart(self) -> None:
         """Drop every snapshot (a run started over)."""
@@ -347,6 +418,8 @@ def observers_of(trainer, reports: pruning.Reports | None) -> list[Observer]:
     if trainer.tasks.every:
         out.append(trainer.tasks)
     out.append(trainer.recording)
+    if trainer.family.recorded_layers(cfg):
+        out.append(LayerRecording(trainer))
     if reports is not None:
         out.append(PruningReports(reports))
     if cfg.tensorboard:

@@ -28,6 +28,40 @@ def encode_probe(model, cfg: Config, probe_x: torch.Tensor) -> tuple:
     return enc.points.float(), (None if enc.sd is None else enc.sd.float())
 
 
+LAYER_CHUNK = 500  # probe images per forward pass when several layers are kept
+
+
+@torch.no_grad()
+def capture_layers(model, names: list[str], probe_x: torch.Tensor, reduction: str) -> list:
+    """Every named layer's activations on the probe set from one forward pass per chunk of
+    images (eval mode, the network's `taps`): a convolution's feature maps reduced to the
+    mean over positions of each channel (reduction "mean") or flattened ("raw"); float32
+    on the CPU, in `names` order."""
+    was = model.training
+    model.eval()
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+    try:
+        for start in range(0, len(probe_x), LAYER_CHUNK):
+            model.taps = {}
+            model(probe_x[start : start + LAYER_CHUNK])
+            for name in names:
+                t = model.taps[name]
+                if t.ndim == 4:
+                    t = t.mean(dim=(2, 3)) if reduction == "mean" else t.flatten(1)
+                parts[name].append(t.float().cpu())
+    finally:
+        model.taps = None
+        model.train(was)
+    return [torch.cat(parts[name]) for name in names]
+
+
+def head_of(model) -> tuple:
+    """The output layer's weight (C, D) and bias (C,), float32 copies on the CPU (copies:
+    on the CPU .numpy() shares the parameter's memory, which the next steps change)."""
+    head = model.layers[-1]
+    return tuple(p.detach().float().cpu().numpy().copy() for p in (head.weight, head.bias))
+
+
 def beside_training(precision: str, device: torch.device, cpus: int) -> bool:
     """Whether snapshots should be encoded on a thread beside training: bf16 ones on a CPU
     of two cores or more keep up on a core of their own (float32 ones would not)."""

@@ -180,7 +180,8 @@ class Trainer:
 
     def restart(self) -> None:
         """Start over in the same run (killed before its first checkpoint)."""
-        self.recording.restart()
+        for observer in self.observers:
+            observer.restart()
         self.log.remove()
         self.run.checkpoints.mkdir(exist_ok=True)
 

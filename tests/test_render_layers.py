@@ -1,0 +1,133 @@
+"""`nnlab layers` end to end: train with --record_layers, draw, print JSON, bad input (#39)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nnlab.commands import cli
+from nnlab.store import folders, layers
+from nnlab.training import snapshots
+from tests.conftest import Result
+
+BASE = [
+    "train", "classifier", "--dataset=mnist-sample", "--sizes=[784,32,16,10]",
+    "--activation=relu", "--loss=ce", "--lr=0.1", "--epochs=1",
+]  # fmt: skip
+MLP = [*BASE, "--snapshot_every=30", "--probe_size=300"]
+
+
+def _cli(*args: str) -> Result:
+    """`nnlab ARGS...` in this process (the nnlab fixture, for a module's fixture)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            cli.main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """A small MLP trained with every layer recorded: (runs dir, run id)."""
+    runs = tmp_path_factory.mktemp("layers") / "runs"
+    r = _cli(*MLP, "--record_layers=all", f"--runs_dir={runs}")
+    assert r.code == 0, r.err
+    assert "recording 3 layers (h1, h2, out)" in r.err
+    return runs, r.out.strip()
+
+
+def test_every_layer_is_recorded_at_every_snapshot(recorded):
+    runs, run_id = recorded
+    run = folders.read_run(run_id, runs).run
+    rec = layers.load_layers(run.layers, run.latents)
+    steps = np.concatenate([np.load(p)["steps"] for p in sorted(run.latents.glob("chunk-*"))])
+    assert rec.steps.tolist() == steps.tolist()  # the latent recording's snapshots
+    assert {k: v.shape[1:] for k, v in rec.layers.items()} == {
+        "h1": (300, 32), "h2": (300, 16), "out": (300, 10)
+    }  # fmt: skip
+    assert rec.head_weight.shape == (len(rec), 10, 16)
+    # the recorded h2 is the latent recording's h2 (the same layer, one pass, not two)
+    latent = np.concatenate([np.load(p)["act"] for p in sorted(run.latents.glob("chunk-*"))])
+    np.testing.assert_allclose(rec.layers["h2"], latent, atol=2e-3)
+
+
+def test_layers_draws_and_prints_its_paths(nnlab, recorded):
+    runs, run_id = recorded
+    r = nnlab("layers", run_id, f"--runs_dir={runs}")
+    assert r.code == 0, r.err
+    png, gif = r.out.strip().splitlines()
+    assert png.endswith("layers-probe.png") and gif.endswith("layers-cka.gif")
+    from PIL import Image
+
+    assert Image.open(png).size[0] > 1000 and Image.open(gif).n_frames > 1
+    r = nnlab("layers", run_id, "--measure=cka_final", f"--runs_dir={runs}")
+    assert r.code == 0 and r.out.strip().splitlines()[0].endswith("layers-cka_final.png")
+
+
+def test_json_holds_every_measure_and_is_cached(nnlab, recorded):
+    runs, run_id = recorded
+    r = nnlab("layers", run_id, "--json", f"--runs_dir={runs}")
+    assert r.code == 0, r.err
+    m = json.loads(r.out)
+    n = len(m["steps"])
+    assert m["names"] == ["h1", "h2", "out"] and m["collapse_layer"] == "h2"
+    assert all(len(m[k][name]) == n for k in ("probe", "ncm", "cka_final") for name in m["names"])
+    assert all(v == pytest.approx(1.0) for v in (m["cka_final"][x][-1] for x in m["names"]))
+    assert np.array(m["cka"]).shape == (n, 3, 3)
+    assert m["probe"]["h2"][-1] > m["probe"]["h2"][0]  # the layer learnt to separate
+    assert m["collapse"]["nc1"][-1] < m["collapse"]["nc1"][0]
+    run = folders.read_run(run_id, runs).run
+    assert run.layers_cache_file.is_file()
+    again = nnlab("layers", run_id, "--json", f"--runs_dir={runs}")
+    assert json.loads(again.out) == m and "measuring layers" not in again.err
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--record_layers=h1,h9", "--snapshot_every=30"], "no layer 'h9' in this network"),
+        (["--record_layers=all", "--snapshot_every=0"], "give --snapshot_every too"),
+        (["--record_layers=all", "--probe_size=10000", "--snapshot_every=1"], "budget"),
+    ],
+)
+def test_bad_layer_requests_are_one_line_and_write_nothing(nnlab, runs, args, needle, monkeypatch):
+    from nnlab.training import observers
+
+    monkeypatch.setattr(observers, "LAYERS_BUDGET_BYTES", 10_000_000)
+    r = nnlab(*BASE, *args, f"--runs_dir={runs}")
+    assert r.code == 2 and needle in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert not runs.exists() or not any(p.name.startswith("classifier") for p in runs.iterdir())
+
+
+def test_layers_of_a_run_with_one_layer_says_what_to_run(nnlab, runs):
+    r = nnlab(*MLP, f"--runs_dir={runs}")
+    r = nnlab("layers", r.out.strip(), f"--runs_dir={runs}")
+    assert r.code == 2 and "--record_layers=all" in r.err and len(r.err.splitlines()) == 1
+    r = nnlab("layers", "latest", "--measure=nc9", f"--runs_dir={runs}")
+    assert r.code == 2 and "nc9" in r.err
+
+
+def test_a_cnns_feature_maps_are_reduced_to_one_number_per_channel():
+    """layer_reduction=mean: each channel's mean over positions; raw: every value."""
+    from nnlab.families.networks import ConvClassifier
+
+    torch.manual_seed(0)
+    model = ConvClassifier([1, 12, 12], [4, 6], [784, 8, 3])
+    x = torch.rand(7, 144)
+    mean = snapshots.capture_layers(model, ["conv1", "conv2", "pool", "fc1", "fc2"], x, "mean")
+    assert [t.shape[1] for t in mean] == [4, 6, 6, 8, 3]
+    raw = snapshots.capture_layers(model, ["conv2"], x, "raw")[0]
+    assert raw.shape == (7, 6 * 8 * 8)
+    np.testing.assert_allclose(raw.view(7, 6, 64).mean(2), mean[1], atol=1e-6)
+    np.testing.assert_allclose(
+        mean[-1], model.eval()(x).detach(), atol=1e-6
+    )  # one pass: the outputs
+    assert model.taps is None
