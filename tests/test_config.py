@@ -199,6 +199,7 @@ def test_fields_added_later_declare_a_legacy_value():
         "image_shape": [1, 28, 28],
         "num_classes": 10,
         "lr_decay": 1.0,
+        "lr_milestones": [],
         "precision": "float32",
         "arch": "mlp",
         "channels": [32, 64],

@@ -205,3 +205,44 @@ def test_the_layer_recording_resumes_exactly(nnlab, tmp_path, monkeypatch):
     for name in ra.names:
         np.testing.assert_array_equal(ra.layers[name], rb.layers[name])
     np.testing.assert_array_equal(ra.head_weight, rb.head_weight)
+
+
+def test_one_pass_records_both_and_changes_nothing_else(nnlab, tmp_path, monkeypatch):
+    """With --record_layers the latent recording comes from the layers' forward pass (one
+    pass, not two); it holds what a run without them records, and training is the same."""
+    import numpy as np
+
+    from nnlab.store import metrics
+    from nnlab.training import observers
+
+    base = [
+        "train", "classifier", "--dataset=mnist-sample", "--sizes=[784,16,8,10]", "--epochs=1",
+        "--snapshot_every=40", "--probe_size=100", "--loss=ce", "--activation=relu",
+    ]  # fmt: skip
+    encoded = []
+    original = observers.encode_probe
+    monkeypatch.setattr(observers, "encode_probe", lambda *a: encoded.append(1) or original(*a))
+    for layer in ("2", "3"):  # a hidden layer, and the outputs (softmax of the logits)
+        ids = []
+        for extra in ([], ["--record_layers=h1,out"]):
+            encoded.clear()
+            r = nnlab(*base, f"--latent_layer={layer}", *extra, f"--runs_dir={tmp_path}")
+            assert r.code == 0, r.err
+            assert bool(encoded) == (not extra)  # joined: no pass of the latent's own
+            ids.append(folders.read_run(r.out.strip(), tmp_path).run)
+        plain, joined = ids
+
+        def chunks(run):
+            return np.concatenate([np.load(p)["act"] for p in sorted(run.latents.glob("chunk-*"))])
+
+        np.testing.assert_allclose(chunks(plain), chunks(joined), atol=2e-3)
+        assert chunks(plain).shape == chunks(joined).shape
+        drop = ("time", "wall")  # timings differ; every number of training is the same
+        lines = [
+            [
+                {k: v for k, v in line.items() if not k.startswith(drop)}
+                for line in metrics.read(r.metrics)
+            ]
+            for r in (plain, joined)
+        ]
+        assert lines[0] == lines[1]

@@ -122,9 +122,9 @@ def test_a_cnns_feature_maps_are_reduced_to_one_number_per_channel():
     torch.manual_seed(0)
     model = ConvClassifier([1, 12, 12], [4, 6], [784, 8, 3])
     x = torch.rand(7, 144)
-    mean = snapshots.capture_layers(model, ["conv1", "conv2", "pool", "fc1", "fc2"], x, "mean")
+    mean, _ = snapshots.capture_layers(model, ["conv1", "conv2", "pool", "fc1", "fc2"], x, "mean")
     assert [t.shape[1] for t in mean] == [4, 6, 6, 8, 3]
-    raw = snapshots.capture_layers(model, ["conv2"], x, "raw")[0]
+    raw = snapshots.capture_layers(model, ["conv2"], x, "raw")[0][0]
     assert raw.shape == (7, 6 * 8 * 8)
     np.testing.assert_allclose(raw.view(7, 6, 64).mean(2), mean[1], atol=1e-6)
     np.testing.assert_allclose(

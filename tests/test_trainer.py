@@ -43,3 +43,28 @@ def test_evaluation_leaves_the_mode_as_it_was():
     net.train()
     evaluate(net, cfg, torch.rand(4, 784), torch.zeros(4, dtype=torch.long))
     assert net.training
+
+
+def test_learning_rate_decays_per_epoch_and_at_milestones():
+    """lr_decay each epoch (StepLR step 1) and /10 at each milestone (MultiStepLR 0.1),
+    as torch's schedulers give them."""
+    from nnlab.training.trainer import learning_rate
+
+    cfg = build("classifier", overrides={"lr": "0.5", "lr_milestones": "[2,4]", "lr_decay": "0.9"})
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.SGD(params, lr=0.5)
+    step = torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.9)
+    opt2 = torch.optim.SGD(params, lr=1.0)
+    multi = torch.optim.lr_scheduler.MultiStepLR(opt2, [2, 4], gamma=0.1)
+    for epoch in range(6):
+        expected = opt.param_groups[0]["lr"] * opt2.param_groups[0]["lr"]
+        assert learning_rate(cfg, epoch) == pytest.approx(expected)
+        opt.step(), opt2.step(), step.step(), multi.step()
+
+
+@pytest.mark.parametrize("bad", ["[0,3]", "[4,2]", "[3,3]"])
+def test_milestones_are_increasing_epochs(bad):
+    from nnlab.helpers.errors import NnlabError
+
+    with pytest.raises(NnlabError, match="--lr_milestones=.*give increasing epochs"):
+        build("classifier", overrides={"lr_milestones": bad})

@@ -304,6 +304,23 @@ class ClassifierFamily(Family):
         means, stds = splits.channel_statistics()
         return dataclasses.replace(cfg, input_norm=[*means, *stds])
 
+    def latent_tap(self, cfg: ClassifierConfig):
+        """The recorded layer's tap as encode gives it: a feature map flattened, the
+        output layer as class scores in [0, 1] (softmax of the logits for ce)."""
+        import torch
+
+        layer = cfg.recorded_layer
+        last = cfg.layer_names()[-1] if cfg.arch == "conv" else len(cfg.sizes) - 1
+        name = layer if cfg.arch == "conv" else ("out" if layer == last else f"h{layer}")
+
+        def tap(taps):
+            x = taps[name]
+            if layer == last and cfg.loss == "ce":
+                return torch.softmax(x, dim=1)
+            return x.flatten(1)
+
+        return tap
+
     def recorded_layers(self, cfg: ClassifierConfig) -> list[str]:
         """--record_layers, resolved to the network's layer names."""
         return cfg.recorded_layers()

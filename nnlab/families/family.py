@@ -133,6 +133,16 @@ class Config:
         legacy=1.0,
         check=(lambda v: 0 < v <= 1, "must be above 0 and at most 1"),
     )
+    lr_milestones: list[int] = added_later(
+        [],
+        "epochs after which the learning rate is divided by 10 (MultiStepLR, gamma 0.1; "
+        "Papyan et al. decay at a third and two thirds of training), as well as lr_decay",
+        legacy=[],
+        check=(
+            lambda v: all(m >= 1 for m in v) and list(v) == sorted(set(v)),
+            "give increasing epochs, each at least 1, e.g. [100,200]",
+        ),
+    )
     precision: str = added_later(
         "float32",
         "training arithmetic: bfloat16 runs the forward pass under autocast (weights, "
@@ -323,6 +333,12 @@ class Core:
         """Display names of the classes of the run's images (its probe may say otherwise:
         store.record.class_names asks it first)."""
         return catalog.class_names(cfg.dataset) or [str(i) for i in range(cfg.num_classes)]
+
+    def latent_tap(self, cfg):
+        """A function from a forward pass's taps (the network's outputs by layer name) to
+        the latent recording's points, so that a run recording several layers records its
+        latent from the same pass; None when the family cannot (then two passes)."""
+        return None
 
     def recorded_layers(self, cfg) -> list[str]:
         """The layers recorded together at each snapshot (--record_layers), [] for none."""

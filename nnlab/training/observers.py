@@ -90,11 +90,16 @@ class Recording(Observer):
         )
         self.worker: SnapshotWorker | None = None  # exists only while fit() runs
         self.last_step = -1  # the step of the newest snapshot
+        # the recording of several layers, when it takes this recording's snapshots in its
+        # own pass (one forward pass for both: set by observers_of)
+        self.joined: LayerRecording | None = None
 
     def snapshot(self, trainer) -> None:
         """Encode the probe set (one no-grad pass) and keep it for the next chunk."""
         epoch = trainer.epoch + trainer.batch / trainer.steps_per_epoch
-        if self.worker is not None:
+        if self.joined is not None:
+            self.joined.snapshot(trainer, latent=self.recorder)
+        elif self.worker is not None:
             params = [p.detach().clone() for p in trainer.model.parameters()]
             self.worker.submit(trainer.step, epoch, params)
         else:
@@ -106,7 +111,8 @@ class Recording(Observer):
     def fit_start(self, trainer) -> None:
         # The worker encodes one fixed probe tensor; a permuted task's probe changes.
         cpus = os.cpu_count() or 1
-        if not trainer.tasks.every and SnapshotWorker.wanted(trainer.cfg, trainer.device, cpus):
+        wanted = SnapshotWorker.wanted(trainer.cfg, trainer.device, cpus)
+        if not trainer.tasks.every and wanted and self.joined is None:
             self.worker = SnapshotWorker(trainer.cfg, trainer.probe_x, self.recorder)
         if trainer.fresh and self.every:
             self.warn_if_sparse(trainer)
@@ -171,6 +177,7 @@ class LayerRecording(Observer):
         self.every, self.reduction = cfg.snapshot_every, cfg.layer_reduction
         self.recorder = layers.LayerRecorder(trainer.run.layers, self.names, cfg.record_dtype)
         self.last_step = -1
+        self.latent_tap = None  # taps -> the latent recording's points, when joined to it
         total = cfg.epochs * trainer.steps_per_epoch
         self.count = total // self.every + 2  # step 0, every `every` steps, the end
         width = sum(cfg.recorded_layer_widths().values())
@@ -184,12 +191,16 @@ class LayerRecording(Observer):
                 "--layer_reduction=mean"
             )
 
-    def snapshot(self, trainer) -> None:
-        """Keep every recorded layer's activations on the probe set, and the output layer."""
+    def snapshot(self, trainer, latent: record.Recorder | None = None) -> None:
+        """Keep every recorded layer's activations on the probe set, and the output layer;
+        with `latent`, the latent recording's snapshot too, from the same pass."""
         epoch = trainer.epoch + trainer.batch / trainer.steps_per_epoch
         probe = trainer.tasks.images(trainer.probe_x, tasks.at(epoch, trainer.tasks.every))
-        acts = capture_layers(trainer.model, self.names, probe, self.reduction)
+        also = self.latent_tap if latent is not None else None
+        acts, points = capture_layers(trainer.model, self.names, probe, self.reduction, also)
         self.recorder.add(trainer.step, epoch, acts, head_of(trainer.model))
+        if latent is not None:
+            latent.add(trainer.step, epoch, points)
         self.last_step = trainer.step
 
     def fit_start(self, trainer) -> None:
@@ -200,14 +211,17 @@ class LayerRecording(Observer):
                 f"recording {len(self.names)} layers ({', '.join(self.names)}): {mb:.1f} MB a "
                 f"snapshot, about {mb * self.count:.0f} MB over {self.count} snapshots",
             )
+        # the latent recording (which runs first) takes the snapshots when it is joined
+        if trainer.fresh and trainer.recording.joined is not self:
             self.snapshot(trainer)
 
     def step_end(self, trainer, values) -> None:
-        if trainer.step % self.every == 0:
+        if trainer.step % self.every == 0 and trainer.recording.joined is not self:
             self.snapshot(trainer)
 
     def epoch_end(self, trainer, line, done) -> None:
-        if done and self.last_step != trainer.step:
+        joined = trainer.recording.joined is self
+        if done and self.last_step != trainer.step and not joined:
             self.snapshot(trainer)
 
     def before_flush(self, trainer, final) -> None:
@@ -419,7 +433,13 @@ def observers_of(trainer, reports: pruning.Reports | None) -> list[Observer]:
         out.append(trainer.tasks)
     out.append(trainer.recording)
     if trainer.family.recorded_layers(cfg):
-        out.append(LayerRecording(trainer))
+        layered = LayerRecording(trainer)
+        # one pass for both recordings, where the latent's arithmetic is the layers' (a
+        # bfloat16 latent recording keeps its own pass, beside training)
+        tap = trainer.family.latent_tap(cfg)
+        if cfg.record_precision == "float32" and tap is not None:
+            trainer.recording.joined, layered.latent_tap = layered, tap
+        out.append(layered)
     if reports is not None:
         out.append(PruningReports(reports))
     if cfg.tensorboard:

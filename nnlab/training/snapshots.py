@@ -32,14 +32,16 @@ LAYER_CHUNK = 500  # probe images per forward pass when several layers are kept
 
 
 @torch.no_grad()
-def capture_layers(model, names: list[str], probe_x: torch.Tensor, reduction: str) -> list:
+def capture_layers(model, names: list[str], probe_x: torch.Tensor, reduction: str, also=None):
     """Every named layer's activations on the probe set from one forward pass per chunk of
     images (eval mode, the network's `taps`): a convolution's feature maps reduced to the
     mean over positions of each channel (reduction "mean") or flattened ("raw"); float32
-    on the CPU, in `names` order."""
+    on the CPU, in `names` order. also(taps) -> tensor, when given, is collected from the
+    same pass too (the latent recording's layer): returns (layers, also's rows or None)."""
     was = model.training
     model.eval()
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+    extra: list[torch.Tensor] = []
     try:
         for start in range(0, len(probe_x), LAYER_CHUNK):
             model.taps = {}
@@ -49,10 +51,12 @@ def capture_layers(model, names: list[str], probe_x: torch.Tensor, reduction: st
                 if t.ndim == 4:
                     t = t.mean(dim=(2, 3)) if reduction == "mean" else t.flatten(1)
                 parts[name].append(t.float().cpu())
+            if also is not None:
+                extra.append(also(model.taps).float())
     finally:
         model.taps = None
         model.train(was)
-    return [torch.cat(parts[name]) for name in names]
+    return [torch.cat(parts[name]) for name in names], (torch.cat(extra) if extra else None)
 
 
 def head_of(model) -> tuple:

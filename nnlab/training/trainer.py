@@ -57,6 +57,13 @@ def load_splits(cfg: Config, device, console: Console) -> data.Splits:
     return data.load_for(cfg, device, warn=lambda m: warn(console, m))
 
 
+def learning_rate(cfg: Config, epoch: int) -> float:
+    """The learning rate of epoch `epoch` (0 first): lr times lr_decay per epoch done, and
+    divided by 10 at each of lr_milestones reached."""
+    passed = sum(1 for m in cfg.lr_milestones if epoch >= m)
+    return cfg.lr * cfg.lr_decay**epoch * 0.1**passed
+
+
 @torch.no_grad()
 def evaluate(model, cfg: Config, x: torch.Tensor, y: torch.Tensor, chunk: int = 0) -> dict:
     """Mean loss and accuracy (classifier) or reconstruction, KL, loss and ELBO (VAE) on x,
@@ -284,7 +291,7 @@ class Trainer:
             self.perm = torch.randperm(self.n_train, generator=self.data_gen)
         perm = self.perm.to(self.device)  # once per epoch, not per step
         for group in self.opt.param_groups:  # StepLR(step 1, gamma lr_decay), from the epoch
-            group["lr"] = cfg.lr * cfg.lr_decay**self.epoch
+            group["lr"] = learning_rate(cfg, self.epoch)
         order = self.tasks.order(tasks.training(self.epoch, self.tasks.every))
         for b in range(self.batch, self.steps_per_epoch):
             idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
