@@ -4,9 +4,9 @@
 # else the bundled MNIST sample. Takes about ten minutes on 2 cores.
 #   docs/make_figures.sh              every picture
 #   docs/make_figures.sh vae sweep    some of them (vae, conv, cube, masks, sweep, search,
-#                                     own, regularisation, report)
+#                                     own, regularisation, report, layers)
 # regularisation (the bundled sample, ~15 minutes), search (the bundled sample, ~5 minutes)
-# and report (needs playwright and Chromium) also rewrite their measured tables.
+# report (needs playwright and Chromium) and layers also rewrite their measured tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NNLAB_RUNS="${NNLAB_RUNS:-$(mktemp -d)/runs}"
@@ -14,7 +14,7 @@ data=mnist-sample
 [ -d /usr/share/datasets/fashion-mnist ] && data=fashion-mnist
 echo "runs in $NNLAB_RUNS, dataset $data" >&2
 
-sections="${*:-vae conv cube masks sweep search own regularisation report}"
+sections="${*:-vae conv cube masks sweep search own regularisation report layers}"
 want() { [[ " $sections " == *" $1 "* ]]; }
 
 # beta-VAE, beta = 1 against beta = 10 (same seed, same data): class densities over one epoch
@@ -79,6 +79,12 @@ fi
 # L1 against L2 masks, dropout's train/test gap, and plasticity on Permuted MNIST
 if want regularisation; then
 python docs/regularisation.py all --write-readme
+fi
+
+# every layer over training: the collapse run's pictures, and the measured table (needs
+# Fashion-MNIST; about 6 minutes)
+if want layers; then
+python benchmarks/layers.py --write-docs --figures > /dev/null
 fi
 
 # the report page of the reference run, measured in headless Chromium, and its screenshot

@@ -114,3 +114,4 @@ def test_collapse_matches_a_hand_computation():
     # W/‖W‖ = [1, 0]; M/‖M‖ = [-2, 2]/√8: (1 + 1/√2)² + 1/2
     assert out["nc3"] == pytest.approx((1 + 2 / np.sqrt(8)) ** 2 + 0.5)
     assert out["nc4"] == pytest.approx(0.5)  # h = 0, 2 agree with the nearest mean; 4, 6 not
+    assert out["error"] == pytest.approx(0.5)  # the network says 0 for all four

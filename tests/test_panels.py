@@ -162,6 +162,8 @@ def test_the_cube_names_its_third_axis_and_draws_only_what_is_inside():
     assert ax.get_zlabel() == "z₃"
     assert ax.get_xlim() == (-1, 1) and ax.get_ylim() == (0, 2) and ax.get_zlim() == (-0.5, 0.5)
     panel.update(1)
+    fig.canvas.draw()  # mplot3d sorts every point by depth: none may be NaN
     xs, ys, zs = panel.sc._offsets3d
-    assert np.isnan(zs[0]) and not np.isnan(zs[1:]).any()
+    assert zs[0] == 0.5 and not np.isnan(np.asarray(zs)).any()  # onto the box's top
+    assert panel.rgba[0, 3] == 0 and (panel.rgba[1:, 3] > 0).all()  # and not seen
     plt.close(fig)

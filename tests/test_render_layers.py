@@ -131,3 +131,76 @@ def test_a_cnns_feature_maps_are_reduced_to_one_number_per_channel():
         mean[-1], model.eval()(x).detach(), atol=1e-6
     )  # one pass: the outputs
     assert model.taps is None
+
+
+def test_summary_shows_each_layer_and_the_collapse(nnlab, recorded):
+    runs, run_id = recorded
+    d = nnlab("summary", run_id, "--json", f"--runs_dir={runs}").json()
+    lay = d["layers"]
+    assert list(lay["layers"]) == ["h1", "h2", "out"] and lay["collapse_layer"] == "h2"
+    m = nnlab("layers", run_id, "--json", f"--runs_dir={runs}").json()
+    assert lay["layers"]["h1"]["probe"] == [m["probe"]["h1"][0], m["probe"]["h1"][-1]]
+    assert lay["collapse"]["nc1"] == [m["collapse"]["nc1"][0], m["collapse"]["nc1"][-1]]
+    text = nnlab("summary", run_id, f"--runs_dir={runs}").out
+    assert "layers over the recording" in text and "neural collapse of h2: NC1" in text
+    plain = nnlab(*MLP, f"--runs_dir={runs}").out.strip()
+    assert nnlab("summary", plain, "--json", f"--runs_dir={runs}").json()["layers"] is None
+
+
+def test_animate_draws_any_recorded_layer(nnlab, recorded):
+    """--layer: a layer --record_layers kept, drawn as the recorded one is (PCA here: 32-D),
+    titled with its name; unknown names and runs of one layer are one line."""
+    runs, run_id = recorded
+    r = nnlab("animate", run_id, "--layer=h1", f"--runs_dir={runs}")
+    assert r.code == 0, r.err
+    gif, png = r.out.strip().splitlines()
+    assert gif.endswith("latents-scatter-h1.gif") and png.endswith(".png")
+    from nnlab.render.sources import load_source
+
+    src = load_source(run_id, runs, "auto", "h1")
+    assert src.rec.points.shape[2] == 32 and src.axis_labels[0].startswith("PC1")
+    run = folders.read_run(run_id, runs).run
+    np.testing.assert_array_equal(
+        src.rec.points, layers.load_layers(run.layers, run.latents).layers["h1"]
+    )
+    r = nnlab("animate", run_id, "--layer=h7", f"--runs_dir={runs}")
+    assert r.code == 2 and "--layer=h7: not recorded" in r.err and "h1, h2, out" in r.err
+    r = nnlab("animate", run_id, "--layer=h1", "--projection=pca", f"--runs_dir={runs}")
+    assert r.code == 2 and len(r.err.splitlines()) == 1
+
+
+def test_summary_plot_and_the_report_chart_every_layer(nnlab, recorded, tmp_path):
+    """summary --plot gains the layer panels; the report's (and the server's) page carries
+    each layer's probe accuracy and CKA to its final state, and the collapse, as charts."""
+    from nnlab.render.metrics import LAYER_PANELS, panel_titles
+    from nnlab.render.report import page_data
+
+    runs, run_id = recorded
+    r = nnlab("summary", run_id, "--plot", f"--runs_dir={runs}")
+    assert r.code == 0 and r.out.strip().endswith("metrics.png"), r.err
+    assert panel_titles(run_id, runs)[-3:] == list(LAYER_PANELS)
+    data = page_data([run_id], runs, points=100)
+    lay = data["runs"][0]["metrics"]["layers"]
+    m = nnlab("layers", run_id, "--json", f"--runs_dir={runs}").json()
+    assert lay["names"] == m["names"] and lay["probe"] == m["probe"]
+    assert lay["collapse"]["nc1"] == m["collapse"]["nc1"]
+    from tests import browser
+
+    if browser.missing():
+        return
+    r = nnlab("report", run_id, f"--out={tmp_path / 'r.html'}", f"--runs_dir={runs}")
+    assert r.code == 0, r.err
+    with browser.page_of(tmp_path / "r.html") as (page, errors):
+        page.wait_for_timeout(300)
+        titles = [c["title"] for c in page.evaluate("window.nnlabReport.charts()")]
+        assert "linear-probe accuracy per layer" in titles
+        assert "neural collapse of h2, log10" in titles and errors == []
+
+
+def test_the_read_api_gives_the_same_measures(recorded):
+    import nnlab
+
+    runs, run_id = recorded
+    run = nnlab.open(run_id, runs_dir=runs)
+    m = run.layer_measures()
+    assert m["names"] == ["h1", "h2", "out"] and len(m["cka"]) == len(m["steps"])

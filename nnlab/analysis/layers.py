@@ -41,6 +41,12 @@ COLLAPSE = (
 )
 
 
+# what --json and the cache keep of collapse(): the four measures, NC2's parts, the error
+COLLAPSE_KEYS = (
+    "nc1", "nc2", "nc3", "nc4", "nc2_norms", "nc2_angles", "nc2_max_angle", "error",
+)  # fmt: skip
+
+
 def _centred(x) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     return x - x.mean(axis=0)
@@ -155,7 +161,8 @@ def collapse(h, labels, weight=None, bias=None) -> dict[str, float | None]:
     the centred class means, with its parts: the spread of their norms (std/mean) and of
     their cosines (std), and the mean |cos + 1/(C−1)| (maximal angles); given the last
     layer's weights (C, d) and bias: NC3 = ‖W/‖W‖_F − M/‖M‖_F‖²_F and NC4, the share of
-    images whose prediction argmax(Wh + b) differs from the nearest class mean's."""
+    images whose prediction argmax(Wh + b) differs from the nearest class mean's, and
+    `error`, the share the network misclassifies."""
     h = np.asarray(h, np.float64)
     classes = np.unique(labels)
     c = len(classes)
@@ -180,6 +187,7 @@ def collapse(h, labels, weight=None, bias=None) -> dict[str, float | None]:
         "nc2_max_angle": float(np.abs(off + 1.0 / (c - 1)).mean()),
         "nc3": None,
         "nc4": None,
+        "error": None,
     }
     if weight is not None:
         w = np.asarray(weight, np.float64)
@@ -187,6 +195,9 @@ def collapse(h, labels, weight=None, bias=None) -> dict[str, float | None]:
         b = np.zeros(len(w)) if bias is None else np.asarray(bias, np.float64)
         network = (h @ w.T + b).argmax(1)
         out["nc4"] = float((network != classes[_nearest(h, means)]).mean())
+        # the network's own error on these images (on a training-split probe: the
+        # training error, whose reaching 0 starts Papyan et al.'s terminal phase)
+        out["error"] = float((network != labels).mean())
     return out
 
 
@@ -216,7 +227,7 @@ def measure(rec, nc_layer: str | None, on_step=None) -> dict:
         "cka_final": {name: [] for name in names},
         "cka": [],
         "collapse_layer": nc_layer if rec.head_weight is not None else None,
-        "collapse": {m.key: [] for m in COLLAPSE} if rec.head_weight is not None else None,
+        "collapse": {k: [] for k in COLLAPSE_KEYS} if rec.head_weight is not None else None,
     }
     for k, s in enumerate(picks):
         acts = [rec.layers[name][s] for name in names]
@@ -234,8 +245,8 @@ def measure(rec, nc_layer: str | None, on_step=None) -> dict:
             out["cka_final"][name].append(float(v))
         if out["collapse"] is not None and nc_layer in rec.layers:
             nc = collapse(rec.layers[nc_layer][s], labels, rec.head_weight[s], rec.head_bias[s])
-            for m in COLLAPSE:
-                out["collapse"][m.key].append(nc[m.key])
+            for key in COLLAPSE_KEYS:
+                out["collapse"][key].append(nc[key])
         if on_step:
             on_step(k + 1, len(picks))
     if out["collapse"] is not None and nc_layer not in rec.layers:

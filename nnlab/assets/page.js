@@ -513,12 +513,22 @@ function chartSpec() {
   const latentKeys = [];
   D.runs.forEach(r => { const l = r.metrics.latent; if (l) Object.keys(l).forEach(k => { if (k !== "step" && !latentKeys.includes(k) && !Array.isArray((l[k] || [])[0])) latentKeys.push(k); }); });
   latentKeys.forEach(k => specs.push({title: k.replace(/_/g, " ") + " (latent)", series: D.runs.flatMap((r, ri) => r.metrics.latent && r.metrics.latent[k] ? [{run: ri, name: "", x: r.metrics.latent.step, y: r.metrics.latent[k], dash: []}] : [])}));
+  // a recording of several layers: a line per layer, and the collapse of the last hidden one
+  D.runs.forEach((r, ri) => {
+    const L = r.metrics.layers;
+    if (!L) return;
+    const who = D.runs.length > 1 ? " · " + r.label : "";
+    specs.push({title: "linear-probe accuracy per layer" + who, series: L.names.map((n, j) => ({run: ri, name: n, x: L.step, y: L.probe[n], dash: LAYER_DASHES[j % LAYER_DASHES.length]}))});
+    specs.push({title: "CKA to each layer's final state" + who, series: L.names.map((n, j) => ({run: ri, name: n, x: L.step, y: L.cka_final[n], dash: LAYER_DASHES[j % LAYER_DASHES.length]}))});
+    if (L.collapse) specs.push({title: `neural collapse of ${L.collapse_layer}, log10` + who, series: Object.keys(L.collapse).map((k, j) => ({run: ri, name: k.toUpperCase(), x: L.step, y: L.collapse[k].map(v => v === null ? null : Math.log10(Math.max(v, 1e-6))), dash: LAYER_DASHES[j % LAYER_DASHES.length]}))});
+  });
   const healthKeys = [];
   D.runs.forEach(r => Object.keys(r.metrics.epoch).forEach(k => { if (/^(h|enc|dec)\d+_effective_rank$/.test(k) && !healthKeys.includes(k)) healthKeys.push(k); }));
   if (healthKeys.length) specs.push({title: "effective rank of hidden layers", series: D.runs.flatMap((r, ri) => healthKeys.filter(k => r.metrics.epoch[k]).map((k, j) => ({run: ri, name: k.split("_")[0], x: r.metrics.epoch_step, y: r.metrics.epoch[k], dash: j ? [4, 3] : [], dots: true})))});
   return specs.filter(s => s.series.length);
 }
 const chartsDiv = document.getElementById("charts");
+const LAYER_DASHES = [[], [6, 3], [2, 2], [8, 3, 2, 3], [1, 3], [12, 4]];  // one line per layer, told apart without colour
 // About n round-numbered ticks from lo to hi (1, 2 or 5 times a power of ten apart).
 function niceTicks(lo, hi, n) {
   const raw = (hi - lo) / n, mag = Math.pow(10, Math.floor(Math.log10(raw))), k = raw / mag;

@@ -72,8 +72,36 @@ def describe(run_id: str, runs_dir=None) -> dict:
             trend = cache.trend(run, families.of(cfg).arrays, chunk_max)
         except NnlabError as e:
             problems.append(str(e))
+    layered = _layer_summary(opened, problems)
     status = Status.DAMAGED if problems else _status_text(run.status(meta), nothing_yet)
-    return _description(opened, lines, status, problems, snaps, trend)
+    return {**_description(opened, lines, status, problems, snaps, trend), "layers": layered}
+
+
+def _layer_summary(opened: folders.Opened, problems: list[str]) -> dict | None:
+    """The measures of a run's recording of several layers at its first and last measured
+    snapshot (cached with the recording), or None when it recorded one layer."""
+    from nnlab.analysis import cache
+    from nnlab.store import layers
+
+    if len(layers.names_of(opened.run.layers)) < 2:
+        return None
+    try:
+        m = cache.layer_measures(opened.run, opened.cfg, opened.meta)
+    except NnlabError as e:
+        problems.append(str(e))
+        return None
+    ends = (0, -1)
+    return {
+        "steps": [m["steps"][i] for i in ends],
+        "layers": {
+            name: {k: [m[k][name][i] for i in ends] for k in ("probe", "ncm", "cka_final")}
+            for name in m["names"]
+        },
+        "collapse_layer": m["collapse_layer"],
+        "collapse": {k: [v[i] for i in ends] for k, v in m["collapse"].items()}
+        if m["collapse"]
+        else None,
+    }
 
 
 def _metric_lines(opened: folders.Opened, problems: list[str]) -> tuple[list[dict], bool]:

@@ -65,7 +65,12 @@ def animate(
     compare = [o.compare] if isinstance(o.compare, str) else list(o.compare or [])
     console = console or stderr_console()
     ids, sweep = expand_sweeps([run_id, *compare], runs_dir, console)
-    sources = [load_source(r, runs_dir, str(kind)) for r in ids]
+    if o.layer is not None and projection is not None:
+        raise NnlabError(
+            "--layer with --projection: nnlab project embeds the recorded layer only; draw "
+            f"--layer={o.layer} as it is (PCA beyond three dimensions)"
+        )
+    sources = [load_source(r, runs_dir, str(kind), o.layer) for r in ids]
     if projection is not None:  # a 2-D embedding of each recording, kept in the run
         sources = [projected(s, str(projection), every=every if asked else None) for s in sources]
         every, asked = 1, False  # the embedding's frames are the snapshots it thinned
@@ -90,6 +95,7 @@ def animate(
         every_shown = every if asked else 1
         all_classes = classes == list(range(n_classes))
         stem = _stem(compare, sources[0].kind, projection, None if all_classes else classes)
+        stem += f"-{o.layer}" if o.layer is not None else ""
         gif_path = folder / f"{stem}{f'-every{every_shown}' if every_shown > 1 else ''}.gif"
     write_gif(gif_path, frames, fps=fps)
     png_path = write_png(gif_path.with_suffix(".png"), frames[-1])
@@ -311,6 +317,9 @@ def _figure(sources: list[Source], classes: list[int], n_frames: int, dpi: int, 
         if len(sources) > 1
         else [run_label(sources[0].cfg)]
     )
+    labels = [
+        f"{t} · showing {s.layer}" if s.layer else t for t, s in zip(labels, sources, strict=True)
+    ]
     names_of = [record.class_names(s.rec, s.cfg) for s in sources]  # each run's own
     colors = class_colors(max(len(n) for n in names_of))
     limits = limits or shared_limits(sources, classes)

@@ -51,6 +51,11 @@ class AnimateOptions:
         100, "pixels per inch of a 5.6-inch panel", convert="nnlab.helpers.options:positive_int"
     )
     projection: str | None = projection_option()
+    layer: str | None = option(
+        None,
+        "draw another layer that --record_layers kept (e.g. h1, conv2) as the recorded one is "
+        "drawn (default: the recorded layer)",
+    )
 
 
 def run_ids(text: str, name: str) -> tuple[str, ...]:

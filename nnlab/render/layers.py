@@ -125,6 +125,19 @@ def _collapse(ax, m: dict) -> None:
         ax.plot(m["steps"], np.maximum(values, 1e-6), label=x.label.split(":")[0])
     ax.set_yscale("log")
     ax.set_xlabel("step")
+    error = np.array([np.nan if v is None else v for v in nc.get("error", [])], float)
+    if error.size:  # the terminal phase: from the first snapshot the network errs on none
+        zero = np.flatnonzero(error == 0)
+        if zero.size:
+            ax.axvline(m["steps"][zero[0]], color="0.5", ls="--", lw=0.8)
+            ax.text(
+                m["steps"][zero[0]],
+                ax.get_ylim()[1],
+                " no probe errors",
+                fontsize=7,
+                va="top",
+                color="0.4",
+            )
     ax.set_title(f"neural collapse of {m['collapse_layer']} (lower: more collapsed)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)

@@ -94,11 +94,26 @@ def panel_list(cfg, lines: list[dict], series: dict) -> list[tuple[str, list | N
         panels.append(("accuracy at the end of each task", None))
     panels += health_panels(metrics.of_kind(lines, "epoch"))
     panels += metric_panels(series)
+    if series.get("layers"):  # a run that recorded several layers (nnlab layers draws more)
+        panels += [(title, None) for title in LAYER_PANELS]
+        if not series["layers"].get("collapse"):
+            panels.pop()
     return panels
 
 
+LAYER_PANELS = (
+    "layers: linear-probe accuracy (held-out half)",
+    "layers: linear CKA to each layer's final state",
+    "layers: neural collapse of the last hidden layer",
+)
+
+
 def _latent_series(opened: folders.Opened) -> dict:
-    """The latent metrics over the recording (at most 200 snapshots; none unrecorded)."""
+    """The latent metrics over the recording (at most 200 snapshots; none unrecorded), and
+    under "layers" the measures of a recording of several layers (analysis.cache)."""
+    from nnlab.analysis import cache
+    from nnlab.store import layers
+
     run, cfg = opened.run, opened.cfg
     if not record.chunk_files(run.latents):
         return {}
@@ -106,13 +121,34 @@ def _latent_series(opened: folders.Opened) -> dict:
     rec = record.load_recording(run.latents, arrays, schema.size_ceilings(cfg, opened.meta)[1])
     n = len(latent.series_indices(len(rec), 200))
     with CountProgress(stderr_console(), "latent metrics", n) as bar:
-        return latent.series(rec, 200, on_step=bar.advance)
+        series = latent.series(rec, 200, on_step=bar.advance)
+    if len(layers.names_of(run.layers)) > 1:
+        series["layers"] = cache.layer_measures(run, cfg, opened.meta)
+    return series
+
+
+def _draw_layers(ax, title: str, m: dict) -> None:
+    """One of the layer panels: a line per layer, or NC1-NC4 on a log scale."""
+    if title == LAYER_PANELS[2]:
+        for key, values in m["collapse"].items():
+            if key in ("nc1", "nc2", "nc3", "nc4"):
+                ax.plot(m["steps"], [max(v, 1e-6) for v in values], label=key.upper())
+        ax.set_yscale("log")
+        ax.set_title(f"{title} ({m['collapse_layer']})", fontsize=10)
+    else:
+        key = "probe" if title == LAYER_PANELS[0] else "cka_final"
+        for name in m["names"]:
+            ax.plot(m["steps"], m[key][name], label=name)
+        ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8, ncol=min(len(m["names"]), 4))
 
 
 def _draw_panel(ax, title: str, keys, kinds: dict[str, list[dict]], series: dict) -> None:
     """One panel of the metrics plot: its curves and legend."""
     epochs = kinds["epoch"]
-    if title == "loss":
+    if title.startswith("layers:"):
+        _draw_layers(ax, title, series["layers"])
+    elif title == "loss":
         steps = kinds["step"]
         if steps:
             x, y = [m["step"] for m in steps], [m["loss"] for m in steps]

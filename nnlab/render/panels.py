@@ -193,9 +193,13 @@ class Scatter3DPanel:
 
     def __init__(self, ax, points, labels, classes, colors: np.ndarray, n_frames, limits, names):
         lim = np.asarray(limits, dtype=np.float64).reshape(3, 2)
-        inside = ((points >= lim[:, 0]) & (points <= lim[:, 1])).all(axis=2, keepdims=True)
-        self.points, self.ax = np.where(inside, points, np.nan), ax
+        # a point outside is moved onto the box and made transparent (mplot3d cannot take
+        # NaN positions: it sorts every point by depth to draw them)
+        self.inside = ((points >= lim[:, 0]) & (points <= lim[:, 1])).all(axis=2)
+        self.points, self.ax = np.clip(points, lim[:, 0], lim[:, 1]), ax
         self.sel = np.flatnonzero(np.isin(labels, classes))
+        self.rgba = np.zeros((len(self.sel), 4))
+        self.rgba[:, :3] = colors[labels[self.sel]][:, :3]
         first = self.points[0, self.sel]
         self.sc = ax.scatter(
             first[:, 0],
@@ -218,6 +222,8 @@ class Scatter3DPanel:
         """Draw snapshot s, turning the camera a little."""
         p = self.points[s, self.sel]
         self.sc._offsets3d = (p[:, 0], p[:, 1], p[:, 2])
+        self.rgba[:, 3] = np.where(self.inside[s, self.sel], POINT_ALPHA, 0.0)
+        self.sc.set_facecolor(self.rgba)
         self.ax.view_init(elev=22, azim=-60 + self.turn * self.k / self.n_frames)
         self.k += 1
 

@@ -249,9 +249,33 @@ def _run_payload(
     chunk_max = schema.size_ceilings(cfg, meta)[1]
     arrays = families.of(cfg).arrays
     out["metrics"]["latent"] = cache.series(run, arrays, chunk_max, SERIES_POINTS)
+    out["metrics"]["layers"] = _layer_series(opened, console)
     if families.of(cfg).pictures:  # the masks or the decoded manifold at each checkpoint
         out["extras"] = _extras(run, cfg, meta, console)
     return out
+
+
+def _layer_series(opened: folders.Opened, console) -> dict | None:
+    """A recording of several layers' measures the page charts (each layer's probe
+    accuracy and CKA to its final state, the collapse), or None (one layer recorded)."""
+    from nnlab.store import layers
+
+    if len(layers.names_of(opened.run.layers)) < 2:
+        return None
+    try:
+        m = cache.layer_measures(opened.run, opened.cfg, opened.meta)
+    except NnlabError as e:
+        console.print(f"{opened.run.id}: layer measures left out ({e})")
+        return None
+    nc = m["collapse"]
+    return {
+        "step": m["steps"],
+        "names": m["names"],
+        "probe": m["probe"],
+        "cka_final": m["cka_final"],
+        "collapse_layer": m["collapse_layer"],
+        "collapse": {k: nc[k] for k in ("nc1", "nc2", "nc3", "nc4")} if nc else None,
+    }
 
 
 def _number(v) -> bool:

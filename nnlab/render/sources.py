@@ -42,16 +42,24 @@ class Source:
     method: str = ""  # the 2-D embedding drawn ("t-SNE", "UMAP"), when not the layer itself
     request: tuple = ()  # projected()'s (method, points, every): how to make this source again
     kept: str = ""  # where the embedding's coordinates are kept in the run
+    layer: str = ""  # one of the layers --record_layers kept, drawn instead of the recorded one
 
 
-def load_source(run_id: str, runs_dir, kind: str) -> Source:
-    """Open a run and its recording, and choose how to draw it."""
+def load_source(run_id: str, runs_dir, kind: str, layer: str | None = None) -> Source:
+    """Open a run and its recording (or one of the layers --record_layers kept), and choose
+    how to draw it."""
     opened = folders.read_run(run_id, runs_dir)
     run, meta, cfg = opened.run, opened.meta, opened.cfg
     family = families.of(cfg)
     if not record.chunk_files(run.latents):
         raise RunError(f"run {run.id} has no latent recording ({family.unrecorded(cfg)})")
-    rec = record.load_recording(run.latents, family.arrays, schema.size_ceilings(cfg, meta)[1])
+    if layer is not None:
+        from nnlab.store import layers
+
+        ceiling = family.layers_ceiling(cfg, meta)
+        rec = layers.as_recording(run.layers, run.latents, str(layer), ceiling)
+    else:
+        rec = record.load_recording(run.latents, family.arrays, schema.size_ceilings(cfg, meta)[1])
     dims = rec.points.shape[2]
     if kind not in KINDS:
         raise NnlabError(f"--kind={kind}: choose from auto, density, scatter")
@@ -60,7 +68,7 @@ def load_source(run_id: str, runs_dir, kind: str) -> Source:
     if kind == "density" and not drawable:
         has = f"{dims} latent dimensions" if family.spread else family.noun
         raise NnlabError(f"--kind=density needs a VAE with a 2-D latent; run {run.id} has {has}")
-    src = Source(run, cfg, rec, "scatter")
+    src = Source(run, cfg, rec, "scatter", layer=str(layer or ""))
     units = (f"{family.symbol}₁", f"{family.symbol}₂", f"{family.symbol}₃")
     if drawable and kind != "scatter":
         src.kind = "density"

@@ -116,6 +116,8 @@ def render_run(d: dict, color: bool = False) -> str:
         _render_tasks(c, d["tasks"])
     if d.get("latent_metrics"):
         _render_latent(c, d["latent_metrics"], d["class_names"])
+    if d.get("layers"):
+        _render_layers(c, d["layers"])
     _render_progress(c, d)
     h = d["holds"]
     probe = h.get("probe") or {}
@@ -302,3 +304,33 @@ def _corners(c, end: dict, names: list[str]) -> None:
             for k, v in end["corners"].items()
         )
         c.print(f"class → its usual corner (mean distance): {corners}", soft_wrap=True)
+
+
+def _render_layers(c, lay: dict) -> None:
+    """The recorded layers' separation and settling, start → end, and neural collapse."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    first, last = lay["steps"]
+    c.print(
+        f"\n[bold]layers[/] over the recording (steps {first} → {last}; nnlab layers draws them)"
+    )
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("layer", "probe accuracy", "NCM accuracy", "CKA to final at start"):
+        t.add_column(col, justify="left" if col == "layer" else "right")
+    for name, v in lay["layers"].items():
+        t.add_row(
+            escape(name),
+            f"{v['probe'][0]:.3f} → {v['probe'][1]:.3f}",
+            f"{v['ncm'][0]:.3f} → {v['ncm'][1]:.3f}",
+            f"{v['cka_final'][0]:.3f}",
+        )
+    c.print(t)
+    nc = lay.get("collapse")
+    if nc:
+        parts = [
+            f"{k.upper()} {a:.3g} → {b:.3g}"
+            for k, (a, b) in nc.items()
+            if k in ("nc1", "nc2", "nc3", "nc4", "error") and a is not None
+        ]
+        c.print(f"neural collapse of {escape(lay['collapse_layer'])}: " + " · ".join(parts))

@@ -149,3 +149,44 @@ def _check(path: Path, part: dict, names: list[str], n: int) -> None:
 
 def _damaged(path, why: str):
     raise RunDamaged(f"{path}: damaged ({why})")
+
+
+def as_recording(folder: Path, probe_folder: Path, name: str, max_bytes: int | None = None):
+    """One recorded layer as a record.Recording (its points; the probe's labels, indices
+    and split), read without the other layers, for drawing as the latent layer is drawn."""
+    names = names_of(folder)
+    if name not in names:
+        from nnlab.helpers.errors import NnlabError, did_you_mean
+
+        if not names:
+            raise NnlabError(
+                f"--layer={name}: this run recorded one layer; train with --record_layers=all "
+                "to draw another"
+            )
+        recorded = ", ".join(names)
+        raise NnlabError(f"--layer={name}: not recorded{did_you_mean(name, names)} ({recorded})")
+    key = f"layer-{names.index(name)}"
+    probe = load_npz(
+        Path(probe_folder) / "probe.npz", max_bytes, ("labels", "indices", "split", "classes")
+    )
+    parts = [
+        load_npz(p, max_bytes, ("steps", "epochs", "names", key))
+        for p in record.chunk_files(folder)
+    ]
+    for path, part in zip(record.chunk_files(folder), parts, strict=True):
+        if [str(x) for x in part.get("names", [])] != names or key not in part:
+            _damaged(path, "its layers differ from the first chunk's")
+    points = np.concatenate([part[key] for part in parts]).astype(np.float32)
+    steps = np.concatenate([part["steps"] for part in parts]).astype(np.int64)
+    if points.ndim != 3 or points.shape[:2] != (len(steps), len(probe["labels"])):
+        _damaged(folder, f"layer {name} has shape {points.shape}")
+    return record.Recording(
+        steps=steps,
+        epochs=np.concatenate([part["epochs"] for part in parts]).astype(np.float64),
+        labels=probe["labels"].astype(np.int64),
+        indices=probe["indices"].astype(np.int64),
+        split=str(probe.get("split", "test")),
+        points=points,
+        sd=None,
+        classes=[str(c) for c in probe["classes"]] if "classes" in probe else None,
+    )
