@@ -224,3 +224,17 @@ def test_a_shape_mismatch_is_one_line_naming_shapes(runs):
     assert "\n" not in text and "(100, 1, 14, 14)" in text
     assert "Linear(in_features=784" in text and "takes 784 features" in text
     assert "prepare=" in text
+
+
+def test_the_callback_records_several_layers(runs, nnlab):
+    """#39: LatentCallback(layers=[...]) as RunWriter.watch takes them."""
+    import nnlab as api
+
+    _, _, px, py = sample()
+    layers = ["body.1", "code", "head"]
+    cb = api.LatentCallback(px, py, layer="code", layers=layers, every_n_steps=20, runs_dir=runs)
+    fit(cb, validate=False)
+    m = nnlab("layers", cb.run_id, "--json", f"--runs_dir={runs}").json()
+    assert m["names"] == layers and m["steps"] == [0, 20, 39]  # the epoch: 39 steps
+    assert [m["cka_final"][n][-1] for n in layers] == pytest.approx([1, 1, 1])
+    assert np.array(m["cka"]).shape == (3, 3, 3) and m["collapse"] is None

@@ -456,3 +456,84 @@ def test_a_snapshot_without_an_epoch_gets_its_own_and_summary_says_who_resumes(r
     text = nnlab("summary", run.id, f"--runs_dir={runs}").out
     assert "a checkpoint at step 260, for your own code to resume from" in text
     assert "can resume" not in text
+
+
+class Conv(nn.Module):
+    """Colour 6x6 images through a convolution, two linear layers and a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc1 = nn.Linear(4 * 4 * 4, 8)
+        self.fc2 = nn.Linear(8, 3)
+        self.pair = nn.LSTM(2, 2, batch_first=True)  # returns a tuple: not recordable
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        return self.fc2(torch.relu(self.fc1(h.flatten(1))))
+
+
+def test_watch_records_several_layers_in_the_same_pass(runs, nnlab):
+    """#39: watch(layers=[...]): one pass, each layer kept (a feature map as its channels'
+    means), every snapshot; nnlab layers measures them (no collapse: nnlab has no head)."""
+    import nnlab as api
+
+    torch.manual_seed(0)
+    model = Conv()
+    x, y = probe()
+    calls = []
+    model.register_forward_pre_hook(lambda m, i: calls.append(1))
+    with api.start(runs_dir=runs) as run:
+        run.watch(x, y, module=model, layer="fc2", layers=["conv", "fc1", "fc2"], batch_size=25)
+        for step in range(0, 50, 10):
+            run.snapshot(step)
+    assert len(calls) == 5 * 3  # one pass (three batches of 25) a snapshot
+    from nnlab.store import layers
+
+    rec = layers.load_layers(run.path / "layers", run.path / "latents")
+    assert rec.names == ["conv", "fc1", "fc2"] and rec.head_weight is None
+    assert [a.shape[2] for a in rec.layers.values()] == [4, 8, 3]
+    with torch.no_grad():
+        maps = model.conv(x)  # the module's own output (the ReLU is outside it)
+    np.testing.assert_allclose(rec.layers["conv"][-1], maps.mean(dim=(2, 3)), atol=2e-3)
+    latent = record.load_recording(run.path / "latents", ("mu", "sd?")).points
+    np.testing.assert_allclose(rec.layers["fc2"], latent, atol=2e-3)
+    m = nnlab("layers", run.id, "--json").json()
+    assert m["names"] == ["conv", "fc1", "fc2"] and m["collapse"] is None
+    assert nnlab("layers", run.id).code == 0
+
+
+@pytest.mark.parametrize(
+    "layers, needle",
+    [
+        (["fc1", "fc9"], "no module 'fc9' in Conv"),
+        (["fc1", "pair"], "module 'pair' did not run in forward()"),
+        (["fc1"], "name two or more"),
+        ("fc1,fc2", "takes a list of module names"),
+    ],
+)
+def test_bad_watched_layers_are_one_line(runs, layers, needle):
+    x, y = probe()
+    with pytest.raises(nnlab.UsageError, match=needle) as e:
+        with nnlab.start(runs_dir=runs) as run:
+            run.watch(x, y, module=Conv(), layer="fc2", layers=layers)
+            run.snapshot(0)
+    assert "\n" not in str(e.value)
+
+
+def test_a_layer_returning_a_tuple_is_refused_in_one_line(runs):
+    class Recurrent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(6, 4, batch_first=True)
+            self.head = nn.Linear(4, 3)
+
+        def forward(self, x):
+            out, _ = self.rnn(x.mean(1))
+            return self.head(out[:, -1])
+
+    x, y = probe()
+    with pytest.raises(nnlab.UsageError, match="module 'rnn' returns a tuple, not a tensor"):
+        with nnlab.start(runs_dir=runs) as run:
+            run.watch(x, y, module=Recurrent(), layer="head", layers=["rnn", "head"])
+            run.snapshot(0)

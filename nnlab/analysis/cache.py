@@ -136,8 +136,7 @@ def layer_measures(run: folders.Run, cfg, meta) -> dict:
     def compute() -> dict:
         ceiling = families.of(cfg).layers_ceiling(cfg, meta)
         rec = layers.load_layers(run.layers, run.latents, ceiling)
-        names = cfg.recordable_layers()
-        nc_layer = names[-2] if len(names) > 1 else None
+        nc_layer = families.of(cfg).collapse_layer(cfg)
         total = len(latent.series_indices(len(rec), measures.SERIES_POINTS))
         with CountProgress(stderr_console(), "measuring layers", total) as bar:
             return measures.measure(rec, nc_layer, on_step=lambda k, n: bar.advance())

@@ -321,6 +321,11 @@ class ClassifierFamily(Family):
 
         return tap
 
+    def collapse_layer(self, cfg: ClassifierConfig) -> str | None:
+        """The last hidden layer (none without hidden layers)."""
+        names = cfg.recordable_layers()
+        return names[-2] if len(names) > 1 else None
+
     def recorded_layers(self, cfg: ClassifierConfig) -> list[str]:
         """--record_layers, resolved to the network's layer names."""
         return cfg.recorded_layers()

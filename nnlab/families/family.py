@@ -340,6 +340,11 @@ class Core:
         latent from the same pass; None when the family cannot (then two passes)."""
         return None
 
+    def collapse_layer(self, cfg) -> str | None:
+        """The layer whose neural collapse is measured (a classifier's last hidden layer,
+        beside the output layer's weights), None where the family has none."""
+        return None
+
     def recorded_layers(self, cfg) -> list[str]:
         """The layers recorded together at each snapshot (--record_layers), [] for none."""
         return []

@@ -85,6 +85,13 @@ class OwnFamily(Family):
         chunk = 4 * CHUNK_SNAPSHOTS * _count(probe.get("size")) * width + CEILING_SLACK
         return 4 * 4 * params + CEILING_SLACK, chunk
 
+    def layers_ceiling(self, cfg: OwnConfig, meta) -> int:
+        """A chunk of watch(layers=...) holds at most CHUNK_SNAPSHOTS snapshots of the probe
+        in the widest watched layer, as meta.json's probe records it."""
+        probe = meta.probe
+        widest = _count(probe.get("layers_width"))
+        return 4 * CHUNK_SNAPSHOTS * _count(probe.get("size")) * widest + CEILING_SLACK
+
     def metrics_ceiling(self, cfg: OwnConfig, meta) -> int:
         """What meta.json sealed, and what one flush can have appended since."""
         return _count(meta.metrics_bytes) + METRICS_SLACK

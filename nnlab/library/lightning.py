@@ -31,7 +31,8 @@ class LatentCallback(Callback):
     a batch of images, or the name of a method of the module (e.g. "encode") returning
     latents or a (mean, sd) pair; layer: instead, the name of a submodule whose output is
     recorded (run on the probe by itself when the module has no forward(), as Lightning's
-    LitAutoEncoder). image_shape, precision, prepare: as for RunWriter.watch (prepare
+    LitAutoEncoder); layers: several submodules recorded too, for `nnlab layers` (as for
+    RunWriter.watch). image_shape, precision, prepare: as for RunWriter.watch (prepare
     shapes a batch as the module takes it, e.g. lambda x: x.flatten(1)). every_n_steps:
     the snapshot cadence in optimiser steps. name, settings, dataset, runs_dir: as for
     nnlab.start (settings default to the module's hparams). checkpoint: save the module's
@@ -46,6 +47,7 @@ class LatentCallback(Callback):
         classes: Sequence[str] | None = None,
         encode: Callable | str | None = None,
         layer: str | None = None,
+        layers: Sequence[str] | None = None,
         image_shape: Sequence[int] | None = None,
         precision: str = "float32",
         prepare: Callable | None = None,
@@ -61,7 +63,12 @@ class LatentCallback(Callback):
             raise UsageError(f"every_n_steps={every_n_steps!r}: a whole number ≥ 1")
         self.images, self.labels, self.classes = images, labels, classes
         self.encode, self.layer, self.every = encode, layer, every_n_steps
-        self.watching = {"image_shape": image_shape, "precision": precision, "prepare": prepare}
+        self.watching = {
+            "image_shape": image_shape,
+            "precision": precision,
+            "prepare": prepare,
+            "layers": layers,
+        }
         self.name, self.settings, self.dataset = name, settings, dataset
         self.runs_dir, self.save = runs_dir, checkpoint
         self.run: RunWriter | None = None

@@ -122,6 +122,7 @@ class Encoded:
 
     points: np.ndarray  # (N, D) float32
     sd: np.ndarray | None
+    layers: dict[str, np.ndarray] | None = None  # watch(layers=...): each (N, D_i) float32
 
 
 class Encoder:
@@ -142,6 +143,7 @@ class Encoder:
         batch_size: int = 4096,
         precision: str = "float32",
         prepare: Callable | None = None,
+        layers: Sequence[str] | None = None,
     ):
         import torch
 
@@ -163,19 +165,9 @@ class Encoder:
         self.layer, self.precision = layer, precision
         self.target = None
         if layer is not None:
-            names = dict(module.named_modules())
-            if layer not in names or layer == "":
-                shown = [n for n in names if n][:20]
-                if not shown:
-                    raise UsageError(
-                        f"watch: {type(module).__name__} has no submodules to record: give "
-                        "encode= (a function of a batch of images) instead of layer="
-                    )
-                raise UsageError(
-                    f"watch: no module '{layer}' in {type(module).__name__}"
-                    f"{did_you_mean(layer, shown)} (its modules: {', '.join(shown)})"
-                )
-            self.target = names[layer]
+            self.target = _submodule(module, layer, "layer=")
+        self.layers = _layer_list(layers, module)
+        self.taps = {name: _submodule(module, name, "layers=") for name in self.layers}
         x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.asarray(images))
         if not x.is_floating_point():
             x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
@@ -215,26 +207,38 @@ class Encoder:
         hook = None
         if self.target is not None:
             hook = self.target.register_forward_hook(lambda m, i, out: captured.append(out))
+        tapped: dict = {}  # watch(layers=...): each named module's output, in the same pass
+        hooks = [
+            module.register_forward_hook(lambda m, i, out, name=name: tapped.__setitem__(name, out))
+            for name, module in self.taps.items()
+        ]
         bf16 = self.precision == "bfloat16"
+        layer_parts: dict[str, list] = {name: [] for name in self.layers}
         try:
             probe = self._probe()
             parts, spreads = [], []
             with torch.no_grad(), torch.autocast(probe.device.type, torch.bfloat16, enabled=bf16):
                 for s in range(0, len(probe), self.batch_size):
+                    tapped.clear()
                     out = self._run(probe[s : s + self.batch_size], hook, captured)
-                    a, b = _split(out, min(self.batch_size, len(probe) - s))
+                    n = min(self.batch_size, len(probe) - s)
+                    a, b = _split(out, n)
                     parts.append(a)
                     spreads.append(b)
+                    for name in self.layers:
+                        layer_parts[name].append(_tap_rows(tapped, name, n))
         finally:
-            if hook is not None:
-                hook.remove()
+            for h in [hook, *hooks]:
+                if h is not None:
+                    h.remove()
             if was is not None:
                 self.module.train(was)
         if any((b is None) != (spreads[0] is None) for b in spreads):
             raise UsageError("encode: returned a spread for some batches and not others")
         points = np.concatenate(parts).astype(np.float32)
         sd = None if spreads[0] is None else np.concatenate(spreads).astype(np.float32)
-        return Encoded(points, sd)
+        kept = {name: np.concatenate(p).astype(np.float32) for name, p in layer_parts.items()}
+        return Encoded(points, sd, kept or None)
 
     def _run(self, xb, hook, captured):
         """One batch through what is watched; an error inside the user's network is one
@@ -304,6 +308,7 @@ class Encoder:
             batch_size=self.batch_size,
             precision=self.precision,
             prepare=self.given_prepare,
+            layers=self.layers or None,
         )
 
     def wants_thread(self) -> bool:
@@ -365,6 +370,58 @@ def _split(out, n: int) -> tuple[np.ndarray, np.ndarray | None]:
     if a.ndim < 1 or a.shape[0] != n:
         raise UsageError(f"encode: expected one row per image ({n}), got shape {a.shape}")
     return a.reshape(n, -1), None
+
+
+def _submodule(module, name: str, option: str):
+    """The submodule `name` of module, or a one-line UsageError naming its submodules."""
+    names = dict(module.named_modules())
+    if name in names and name != "":
+        return names[name]
+    shown = [n for n in names if n][:20]
+    if not shown:
+        raise UsageError(
+            f"watch: {type(module).__name__} has no submodules to record: give encode= (a "
+            f"function of a batch of images) instead of {option}"
+        )
+    raise UsageError(
+        f"watch: no module '{name}' in {type(module).__name__}"
+        f"{did_you_mean(name, shown)} (its modules: {', '.join(shown)})"
+    )
+
+
+def _layer_list(layers, module) -> list[str]:
+    """watch(layers=...) as a list of distinct module names (at least two: one is layer=)."""
+    if layers is None:
+        return []
+    if isinstance(layers, str) or not all(isinstance(x, str) for x in layers):
+        raise UsageError("watch: layers= takes a list of module names, e.g. ['fc1', 'fc2']")
+    names = list(dict.fromkeys(layers))
+    if module is None:
+        raise UsageError("watch: layers= needs module= (the network whose layers to record)")
+    if len(names) < 2:
+        raise UsageError("watch: layers= records several layers: name two or more (one: layer=)")
+    return names
+
+
+def _tap_rows(tapped: dict, name: str, n: int) -> np.ndarray:
+    """One batch of a watched layer's output as (n, D) rows: a feature map (n, C, H, W)
+    reduced to its channels' means over positions, as `nnlab train --record_layers` keeps
+    them; a module that did not run, or returned a tuple or dict, is one line."""
+    if name not in tapped:
+        raise UsageError(f"watch: layers: module '{name}' did not run in forward()")
+    out = tapped[name]
+    if not hasattr(out, "shape"):
+        kind = type(out).__name__
+        raise UsageError(
+            f"watch: layers: module '{name}' returns a {kind}, not a tensor; name a submodule "
+            "whose output is one tensor (e.g. a Linear inside it)"
+        )
+    if out.ndim == 4:
+        out = out.float().mean(dim=(2, 3))
+    a = out.detach().float().cpu().numpy()
+    if a.shape[0] != n:
+        raise UsageError(f"watch: layers: module '{name}' gave {a.shape[0]} rows for {n} images")
+    return a.reshape(n, -1)
 
 
 def _has_forward(module) -> bool:

@@ -37,6 +37,7 @@ from nnlab.library.probe import (
     display_images,
 )
 from nnlab.store import folders, metrics, record, schema
+from nnlab.store import layers as layer_store  # watch() takes a `layers` argument
 from nnlab.store.meta import Status
 
 FLUSH_SECONDS = folders.PUBLISH_SECONDS  # the most a kill can lose of what was logged or recorded
@@ -146,6 +147,8 @@ class RunWriter:
         self.run, self.cfg = run, cfg
         self.log_file = metrics.MetricsLog(run.metrics)
         self.recorder = record.Recorder(run.latents, ("mu", "sd"), "float16")
+        self.layer_recorder: layer_store.LayerRecorder | None = None  # watch(layers=...)
+        self.layer_widths: dict[str, int] | None = None
         self.encoder: Encoder | None = None
         self.thread: SnapshotThread | None = None  # bfloat16 snapshots beside training
         self._unflushed = 0  # snapshots taken since the last flush (a chunk holds them)
@@ -187,6 +190,7 @@ class RunWriter:
         image_shape: Sequence[int] | None = None,
         precision: str = "float32",
         prepare: Callable | None = None,
+        layers: Sequence[str] | None = None,
     ) -> None:
         """Choose what snapshot() records: probe images (N×H×W or N×C×H×W, floats in
         [0, 1] or uint8, as your network takes them) with integer labels and optional class
@@ -203,7 +207,9 @@ class RunWriter:
         images as the network takes them (e.g. lambda x: x.flatten(1)); without it, images
         that fail where the first layer is a Linear of one image's size are tried flat.
         layer= on a module without a forward() of its own (Lightning's LitAutoEncoder) runs
-        that part on the probe. Call once, before the first snapshot."""
+        that part on the probe. layers: names of two or more submodules of module recorded
+        too, from the same pass (a feature map as its channels' means over positions), for
+        `nnlab layers`. Call once, before the first snapshot."""
         self._open("watch")
         if self.encoder is not None:
             raise UsageError(f"watch: run {self.id} has its probe already (call watch once)")
@@ -218,6 +224,7 @@ class RunWriter:
             batch_size=batch_size,
             precision=precision,
             prepare=prepare,
+            layers=layers,
         )
         # the copy a snapshot thread encodes with: refused now, before anything is written
         twin = encoder.twin() if encoder.wants_thread() else None
@@ -230,6 +237,8 @@ class RunWriter:
         )
         self.run.update_meta(**_watched(len(labels), shown.shape[1:], module))
         self.encoder = encoder
+        if encoder.layers:
+            self.layer_recorder = layer_store.LayerRecorder(self.run.layers, encoder.layers)
         if twin is not None:
             self.thread = SnapshotThread(module, twin, self._accept)
 
@@ -300,9 +309,34 @@ class RunWriter:
                 f"recording stores ({self.recorder.dtype}: ±{self.recorder.largest:g}); refused, "
                 "nothing recorded (has training diverged?)"
             ) from None
+        if enc.layers is not None and self.layer_recorder is not None:
+            self._accept_layers(step, epoch, enc.layers)
         if first:  # the chunk files' size ceiling needs the width before the first chunk
-            self.run.update_meta(probe=dict(self.run.meta().probe, width=width))
+            widest = max(self.layer_widths.values()) if self.layer_widths else None
+            extra = {"layers_width": widest} if widest else {}
+            self.run.update_meta(probe=dict(self.run.meta().probe, width=width, **extra))
             self.width, self.spread = width, spread
+
+    def _accept_layers(self, step: int, epoch: float, kept: dict) -> None:
+        """Check a snapshot's watched layers (finite, each its first width) and keep them."""
+        widths = {name: a.shape[1] for name, a in kept.items()}
+        if self.layer_widths is not None and widths != self.layer_widths:
+            raise UsageError(
+                f"snapshot at step {step}: layers of widths {widths}, earlier snapshots "
+                f"{self.layer_widths}; a recording keeps one shape"
+            )
+        for name, a in kept.items():
+            if not np.isfinite(a).all():
+                raise UsageError(
+                    f"snapshot at step {step}: layer '{name}' has NaN or infinite values; "
+                    "refused, nothing recorded (has training diverged?)"
+                )
+        names = self.layer_recorder.names
+        try:
+            self.layer_recorder.add(step, epoch, [kept[n] for n in names], None)
+        except record.BeyondRange as e:
+            raise UsageError(f"{e}; refused, nothing recorded") from None
+        self.layer_widths = widths
 
     # ------------------------------------------------------------ numbers
 
@@ -380,6 +414,8 @@ class RunWriter:
             finally:
                 self._unflushed = len(self.recorder.pending)
         self.recorder.flush()
+        if self.layer_recorder is not None:
+            self.layer_recorder.flush()
         self._unflushed = 0
         self.log_file.flush()
         size = self.log_file.size()
