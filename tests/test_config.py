@@ -189,6 +189,8 @@ def test_fields_added_later_declare_a_legacy_value():
     }
     assert legacy == {
         "record_precision": "float32",
+        "record_layers": "",
+        "layer_reduction": "mean",
         "tensorboard": False,
         "l1": 0.0,
         "l2": 0.0,
@@ -213,8 +215,6 @@ def test_fields_added_later_declare_a_legacy_value():
         "record_layer": "",
         "input_norm": [],
         "standardise": False,
-        "record_layers": "",
-        "layer_reduction": "mean",
         "cbp_rate": 0.0,
         "cbp_maturity": 100,
         "cbp_utility": "contribution",

@@ -204,3 +204,34 @@ def test_the_read_api_gives_the_same_measures(recorded):
     run = nnlab.open(run_id, runs_dir=runs)
     m = run.layer_measures()
     assert m["names"] == ["h1", "h2", "out"] and len(m["cka"]) == len(m["steps"])
+
+
+def test_a_vaes_encoder_layers_beside_its_posterior(nnlab, tmp_path):
+    """#39: a VAE records its encoder's layers and mu (through its encoder: the forward
+    pass would draw samples and change training, so the run is the same without them)."""
+    from nnlab.store import metrics
+
+    base = ["train", "vae", "--dataset=mnist-sample", "--epochs=1", "--snapshot_every=40"]
+    base += ["--probe_size=200", f"--runs_dir={tmp_path}"]
+    plain = nnlab(*base).out.strip()
+    r = nnlab(*base, "--record_layers=all")
+    assert r.code == 0 and "recording 3 layers (enc1, enc2, mu)" in r.err, r.err
+    layered = r.out.strip()
+
+    def lines(run_id):
+        drop = ("time", "wall")
+        return [
+            {k: v for k, v in line.items() if not k.startswith(drop)}
+            for line in metrics.read(tmp_path / run_id / "metrics.jsonl")
+        ]
+
+    assert lines(plain) == lines(layered)
+    m = nnlab("layers", layered, "--json", f"--runs_dir={tmp_path}").json()
+    assert m["names"] == ["enc1", "enc2", "mu"] and m["collapse"] is None
+    latent = np.concatenate(
+        [np.load(p)["mu"] for p in sorted((tmp_path / layered / "latents").glob("chunk-*"))]
+    )
+    run = folders.read_run(layered, tmp_path).run
+    np.testing.assert_allclose(layers.load_layers(run.layers, run.latents).layers["mu"], latent)
+    r = nnlab("train", "vae", "--record_layers=h1", f"--runs_dir={tmp_path}")
+    assert r.code == 2 and "choose from: all, enc1, enc2, mu" in r.err

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from nnlab import families
-from nnlab.families.family import Config
+from nnlab.families.family import Config, check_record_layers
 from nnlab.helpers.errors import NnlabError, did_you_mean
 from nnlab.helpers.options import parse_value
 
@@ -294,6 +294,7 @@ def validate(cfg: Config) -> None:
         if len(cfg.dropout) not in (1, hidden):
             bad("dropout", f"give one probability, or one per hidden layer ({hidden})")
     families.of(cfg).check(cfg, bad, choice)
+    check_record_layers(cfg, bad)
     _check_size(cfg, bad)
 
 

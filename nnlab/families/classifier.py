@@ -23,7 +23,7 @@ from nnlab.families.geometry import (
     dense_params,
     flat,
 )
-from nnlab.helpers.errors import NnlabError, did_you_mean
+from nnlab.helpers.errors import NnlabError
 from nnlab.helpers.options import added_later, option
 
 LOSSES = ("mse", "ce")
@@ -71,19 +71,6 @@ class ClassifierConfig(Config):
         "arch=conv: the recorded layer by name (conv1.., pool, fc1..; feature maps flattened); "
         "empty: the last hidden layer",
         legacy="",
-    )
-    record_layers: str = added_later(
-        "",
-        "record several layers at each snapshot, in one pass (nnlab layers draws them): all, "
-        "or names (an MLP's h1,h2,..,out; a CNN's conv1,..,pool,fc1,..); empty: none",
-        legacy="",
-    )
-    layer_reduction: str = added_later(
-        "mean",
-        "record_layers: a convolution's feature maps as the mean over positions of each "
-        "channel (mean: what a global pool sees, C numbers an image) or every value (raw)",
-        legacy="mean",
-        choices=("mean", "raw"),
     )
     cbp_rate: float = added_later(
         0.0,
@@ -144,31 +131,19 @@ class ClassifierConfig(Config):
             return self.layer_names()
         return [f"h{i}" for i in range(1, len(self.sizes) - 1)] + ["out"]
 
-    def recorded_layers(self) -> list[str]:
-        """The layers --record_layers asks for, in network order ([] when none)."""
-        text = self.record_layers.strip()
-        if not text:
-            return []
-        names = self.recordable_layers()
-        if text == "all":
-            return names
-        wanted = [n.strip() for n in text.strip("[]").split(",") if n.strip()]
-        return [n for n in names if n in wanted]
-
-    def recorded_layer_widths(self) -> dict[str, int]:
-        """Each recorded layer's width as recorded (a convolution reduced by
+    def all_layer_widths(self) -> dict[str, int]:
+        """Each layer's width as --record_layers keeps it (a convolution reduced by
         layer_reduction to one number per channel, or all of its values)."""
         if self.arch != "conv":
-            widths = dict(zip(self.recordable_layers(), self.sizes[1:], strict=True))
-        else:
-            maps = cnn_maps(self.image_shape, self.channels)
-            reduce = self.layer_reduction == "mean"
-            widths = {
-                name: (m[0] if reduce else flat(m))
-                for name, m in zip(self.layer_names(), maps, strict=False)
-            }
-            widths.update(zip(self.layer_names()[len(maps) :], self.sizes[1:], strict=True))
-        return {name: widths[name] for name in self.recorded_layers()}
+            return dict(zip(self.recordable_layers(), self.sizes[1:], strict=True))
+        maps = cnn_maps(self.image_shape, self.channels)
+        reduce = self.layer_reduction == "mean"
+        widths = {
+            name: (m[0] if reduce else flat(m))
+            for name, m in zip(self.layer_names(), maps, strict=False)
+        }
+        widths.update(zip(self.layer_names()[len(maps) :], self.sizes[1:], strict=True))
+        return widths
 
     def layer_widths(self) -> dict[str, int]:
         """arch=conv: the units of each named layer (feature maps flattened)."""
@@ -276,7 +251,6 @@ class ClassifierFamily(Family):
                 bad("cbp_rate", "continual backprop is implemented for MLPs (--arch=mlp)")
         elif cfg.record_layer:
             bad("record_layer", "names a layer of a CNN (--arch=conv); an MLP's is --latent_layer")
-        _check_record_layers(cfg, bad)
         if cfg.latent_layer is not None and not 1 <= cfg.latent_layer < len(cfg.sizes):
             bad("latent_layer", f"must index a layer of sizes: 1 to {len(cfg.sizes) - 1}")
         if cfg.cbp_rate and cfg.hidden_layers() == 0:
@@ -325,10 +299,6 @@ class ClassifierFamily(Family):
         """The last hidden layer (none without hidden layers)."""
         names = cfg.recordable_layers()
         return names[-2] if len(names) > 1 else None
-
-    def recorded_layers(self, cfg: ClassifierConfig) -> list[str]:
-        """--record_layers, resolved to the network's layer names."""
-        return cfg.recorded_layers()
 
     def size_key(self, cfg: ClassifierConfig) -> str:
         """The layer sizes."""
@@ -418,22 +388,3 @@ class ClassifierFamily(Family):
 
 
 CLASSIFIER = ClassifierFamily()
-
-
-def _check_record_layers(cfg: ClassifierConfig, bad) -> None:
-    """Every name --record_layers gives is a layer of this network, and there is a
-    recording for it to join."""
-    text = cfg.record_layers.strip()
-    if not text:
-        return
-    names = cfg.recordable_layers()
-    wanted = [n.strip() for n in text.strip("[]").split(",") if n.strip()]
-    if text != "all":
-        for n in wanted:
-            if n not in names:
-                raise NnlabError(
-                    f"--record_layers: no layer '{n}' in this network{did_you_mean(n, names)} "
-                    f"(its layers: {', '.join(names)}; or all)"
-                )
-    if cfg.snapshot_every == 0:
-        bad("record_layers", "layers are recorded at the snapshots: give --snapshot_every too")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nnlab.data import catalog
+from nnlab.helpers.errors import NnlabError, did_you_mean
 from nnlab.helpers.options import added_later, option
 
 if TYPE_CHECKING:  # annotations only: importing torch here would load it everywhere
@@ -176,6 +177,20 @@ class Config:
         choices=("float32", "bfloat16"),
         legacy="float32",  # runs from before it existed recorded in float32
     )
+    record_layers: str = added_later(
+        "",
+        "record several layers at each snapshot, in one pass (nnlab layers draws them): all, "
+        "or names (a classifier's h1,h2,..,out, or a CNN's conv1,..,pool,fc1,..; a VAE's "
+        "encoder enc1,.. (conv1,.. first for arch=conv) and mu); empty: none",
+        legacy="",
+    )
+    layer_reduction: str = added_later(
+        "mean",
+        "record_layers: a convolution's feature maps as the mean over positions of each "
+        "channel (mean: what a global pool sees, C numbers an image) or every value (raw)",
+        legacy="mean",
+        choices=("mean", "raw"),
+    )
     checkpoint_every: int = option(
         0, "keep a checkpoint every N epochs (0: latest and final)", check=NOT_NEGATIVE
     )
@@ -255,6 +270,54 @@ class Config:
     def latent_width(self) -> int:
         """The widest layer a snapshot can record (its files' size ceilings follow)."""
         raise NotImplementedError
+
+    def recordable_layers(self) -> list[str]:
+        """The layers --record_layers may name, inputs to outputs."""
+        return list(self.all_layer_widths())
+
+    def all_layer_widths(self) -> dict[str, int]:
+        """Each recordable layer's width as --record_layers keeps it, in network order."""
+        return {}
+
+    def recorded_layers(self) -> list[str]:
+        """The layers --record_layers asks for, in network order ([] when none)."""
+        text = self.record_layers.strip()
+        if not text:
+            return []
+        names = self.recordable_layers()
+        if text == "all":
+            return names
+        return [n for n in names if n in layer_list(text)]
+
+    def recorded_layer_widths(self) -> dict[str, int]:
+        """Each recorded layer's width as recorded."""
+        widths = self.all_layer_widths()
+        return {name: widths[name] for name in self.recorded_layers()}
+
+
+def layer_list(text: str) -> list[str]:
+    """--record_layers as typed (h1,h2 or [h1,h2]) into its names."""
+    return [n.strip() for n in text.strip().strip("[]").split(",") if n.strip()]
+
+
+def check_record_layers(cfg: Config, bad) -> None:
+    """Every name --record_layers gives is a layer of the network (listed, with the nearest
+    one, when not), there are two or more of them, and snapshots to record them at."""
+    text = cfg.record_layers.strip()
+    if not text:
+        return
+    names = cfg.recordable_layers()
+    if text != "all":
+        for n in layer_list(text):
+            if n not in names:
+                raise NnlabError(
+                    f"--record_layers: no layer '{n}' in this network"
+                    f"{did_you_mean(n, [*names, 'all'])}"
+                )
+    if len(cfg.recorded_layers()) < 2:
+        bad("record_layers", "records several layers: name two or more (or all)")
+    if cfg.snapshot_every == 0:
+        bad("record_layers", "layers are recorded at the snapshots: give --snapshot_every too")
 
 
 @dataclass(frozen=True)
@@ -340,6 +403,11 @@ class Core:
         latent from the same pass; None when the family cannot (then two passes)."""
         return None
 
+    def tap_pass(self, model, x):
+        """Pass a batch through the layers --record_layers taps (the whole network; a
+        family whose forward draws random numbers passes it through the part it needs)."""
+        return model(x)
+
     def collapse_layer(self, cfg) -> str | None:
         """The layer whose neural collapse is measured (a classifier's last hidden layer,
         beside the output layer's weights), None where the family has none."""
@@ -347,7 +415,7 @@ class Core:
 
     def recorded_layers(self, cfg) -> list[str]:
         """The layers recorded together at each snapshot (--record_layers), [] for none."""
-        return []
+        return cfg.recorded_layers() if isinstance(cfg, Config) else []
 
     def tasks_every(self, cfg) -> int:
         """Epochs per permuted task (Permuted-MNIST), 0 for a family without tasks."""

@@ -171,6 +171,7 @@ class VAE(nn.Module):
             width = h
         dec.append(nn.Linear(width, input_dim))
         self.decoder = nn.Sequential(*dec)
+        self.taps: dict[str, torch.Tensor] | None = None  # a dict: every encoder layer, by name
 
     def hidden_linears(self) -> list[nn.Linear]:
         """The layers whose outputs go through the hidden activation: the encoder's, and the
@@ -180,11 +181,31 @@ class VAE(nn.Module):
         return enc + dec[:-1]
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and standard deviation of z given x."""
-        mu, raw = self.to_latent(self.encoder(x)).chunk(2, dim=1)
+        """Posterior mean and standard deviation of z given x (with `taps` a dict: every
+        encoder layer's activations too, conv1.. and enc1.., and mu)."""
+        h = self.encoder(x) if self.taps is None else self._tapped(x)
+        mu, raw = self.to_latent(h).chunk(2, dim=1)
+        if self.taps is not None:
+            self.taps["mu"] = mu
         if self.posterior_scale == "variance":  # softplus(raw) is the variance
             return mu, torch.sqrt(F.softplus(raw) + STD_FLOOR**2)
         return mu, F.softplus(raw) + STD_FLOOR
+
+    def _tapped(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder layer by layer, each activation kept under its layer's name."""
+        counts = {"conv": 0, "enc": 0}
+        last = None
+        for m in self.encoder:
+            x = m(x)
+            if isinstance(m, nn.Conv2d):
+                last = "conv"
+            elif isinstance(m, nn.Linear):
+                last = "enc"
+            elif last and not isinstance(m, (nn.Dropout, nn.Flatten, nn.Unflatten)):
+                counts[last] += 1  # the activation after a convolution or linear layer
+                self.taps[f"{last}{counts[last]}"] = x
+                last = None
+        return x
 
     def reparameterize(self, mu, std, generator: torch.Generator | None = None):
         """A sample z = mu + std * eps, with eps drawn from `generator` (seeded, resumable)."""
@@ -339,6 +360,7 @@ class ConvVAE(VAE):
                 dec.append(act())
         dec.append(nn.Flatten())
         self.decoder = nn.Sequential(*dec)
+        self.taps: dict[str, torch.Tensor] | None = None  # a dict: every encoder layer, by name
 
     def hidden_linears(self) -> list[nn.Linear]:
         """The fully connected layers followed by the activation (encoder and decoder)."""

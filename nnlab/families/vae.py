@@ -74,6 +74,17 @@ class VAEConfig(Config):
         dropout is on the encoder alone)."""
         return len(self.hidden_dims) + (len(self.channels) if self.arch == "conv" else 0)
 
+    def all_layer_widths(self) -> dict[str, int]:
+        """The encoder's layers as --record_layers keeps them (conv1.. for arch=conv, each
+        reduced by layer_reduction; enc1.. for the fully connected ones) and the posterior
+        mean (mu)."""
+        widths: dict[str, int] = {}
+        if self.arch == "conv":
+            for i, m in enumerate(vae_maps(self.image_shape, self.channels), start=1):
+                widths[f"conv{i}"] = m[0] if self.layer_reduction == "mean" else flat(m)
+        widths.update({f"enc{i}": h for i, h in enumerate(self.hidden_dims, start=1)})
+        return {**widths, "mu": self.latent_dim}
+
     def latent_width(self) -> int:
         """The latent's dimensions."""
         return self.latent_dim
@@ -186,6 +197,11 @@ class VAEFamily(Family):
 
     def encode(self, model, cfg: VAEConfig, x, layer: int | None = None):
         """The posterior's mean and sd."""
+        return model.encode(x)
+
+    def tap_pass(self, model, x):
+        """The encoder only: the forward pass would draw the posterior's samples from the
+        global generator (a recording must not change training)."""
         return model.encode(x)
 
     def embed_layer(self, cfg: VAEConfig, layer) -> None:

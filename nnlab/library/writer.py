@@ -104,6 +104,11 @@ def start(
     return RunWriter(run, cfg)
 
 
+def _layer_recorder(run: folders.Run, names: list[str]):
+    """The writer of watch(layers=...)'s recording, None without layers."""
+    return layer_store.LayerRecorder(run.layers, names) if names else None
+
+
 def _json_settings(settings) -> dict:
     """The user's settings as plain JSON values (tuples become lists), or UsageError."""
     if settings is None:
@@ -197,19 +202,16 @@ class RunWriter:
         names, and either encode (a function from a batch of images to latents, or to a
         (mean, sd) pair: then the density pictures and mixture overlaps apply) or layer
         (the name of a submodule of module whose output is recorded, through a forward
-        hook). module, when given, is put in eval mode for each snapshot and back after,
-        and its parameters are listed by summary. image_shape: how to draw images your
-        network takes flat (N×D), e.g. (28, 28). precision="bfloat16": snapshots in
-        bfloat16 arithmetic (relative error ~0.5%), encoded on a thread beside training
-        from a copy of the module when on a CPU of two cores or more, as `nnlab train
-        --record_precision=bfloat16` does (torch then trains on one core; an error in a
-        snapshot is raised at the next flush). prepare: a function shaping a batch of probe
-        images as the network takes them (e.g. lambda x: x.flatten(1)); without it, images
-        that fail where the first layer is a Linear of one image's size are tried flat.
-        layer= on a module without a forward() of its own (Lightning's LitAutoEncoder) runs
-        that part on the probe. layers: names of two or more submodules of module recorded
-        too, from the same pass (a feature map as its channels' means over positions), for
-        `nnlab layers`. Call once, before the first snapshot."""
+        hook; on a module without a forward() of its own, as Lightning's LitAutoEncoder,
+        that part runs on the probe). module is put in eval mode for each snapshot and
+        back after; summary lists its parameters. image_shape: how to draw images your
+        network takes flat (N×D), e.g. (28, 28). precision="bfloat16": bfloat16 snapshots
+        (relative error ~0.5%), on a thread beside training on a CPU of two cores or more,
+        as `nnlab train --record_precision=bfloat16` (an error comes at the next flush).
+        prepare: shapes a batch as the network takes it (e.g. lambda x: x.flatten(1));
+        without it, images a first Linear takes flat are tried flat. layers: two or more
+        submodules recorded too, in the same pass (feature maps: their channels' means),
+        for `nnlab layers`. Call once, before the first snapshot."""
         self._open("watch")
         if self.encoder is not None:
             raise UsageError(f"watch: run {self.id} has its probe already (call watch once)")
@@ -237,8 +239,7 @@ class RunWriter:
         )
         self.run.update_meta(**_watched(len(labels), shown.shape[1:], module))
         self.encoder = encoder
-        if encoder.layers:
-            self.layer_recorder = layer_store.LayerRecorder(self.run.layers, encoder.layers)
+        self.layer_recorder = _layer_recorder(self.run, encoder.layers)
         if twin is not None:
             self.thread = SnapshotThread(module, twin, self._accept)
 

@@ -197,8 +197,11 @@ class LayerRecording(Observer):
         epoch = trainer.epoch + trainer.batch / trainer.steps_per_epoch
         probe = trainer.tasks.images(trainer.probe_x, tasks.at(epoch, trainer.tasks.every))
         also = self.latent_tap if latent is not None else None
-        acts, points = capture_layers(trainer.model, self.names, probe, self.reduction, also)
-        self.recorder.add(trainer.step, epoch, acts, head_of(trainer.model))
+        model, family = trainer.model, trainer.family
+        run = lambda x: family.tap_pass(model, x)  # noqa: E731
+        acts, points = capture_layers(model, self.names, probe, self.reduction, also, run)
+        head = head_of(model) if family.collapse_layer(trainer.cfg) else None
+        self.recorder.add(trainer.step, epoch, acts, head)
         if latent is not None:
             latent.add(trainer.step, epoch, points)
         self.last_step = trainer.step

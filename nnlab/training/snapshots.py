@@ -32,12 +32,17 @@ LAYER_CHUNK = 500  # probe images per forward pass when several layers are kept
 
 
 @torch.no_grad()
-def capture_layers(model, names: list[str], probe_x: torch.Tensor, reduction: str, also=None):
+def capture_layers(
+    model, names: list[str], probe_x: torch.Tensor, reduction: str, also=None, run=None
+):
     """Every named layer's activations on the probe set from one forward pass per chunk of
     images (eval mode, the network's `taps`): a convolution's feature maps reduced to the
     mean over positions of each channel (reduction "mean") or flattened ("raw"); float32
     on the CPU, in `names` order. also(taps) -> tensor, when given, is collected from the
-    same pass too (the latent recording's layer): returns (layers, also's rows or None)."""
+    same pass too (the latent recording's layer): returns (layers, also's rows or None).
+    run(batch): what passes the batch through the tapped layers (default: the model; a
+    VAE's encoder, whose forward would draw samples from the global generator)."""
+    run = run or model
     was = model.training
     model.eval()
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in names}
@@ -45,7 +50,7 @@ def capture_layers(model, names: list[str], probe_x: torch.Tensor, reduction: st
     try:
         for start in range(0, len(probe_x), LAYER_CHUNK):
             model.taps = {}
-            model(probe_x[start : start + LAYER_CHUNK])
+            run(probe_x[start : start + LAYER_CHUNK])
             for name in names:
                 t = model.taps[name]
                 if t.ndim == 4:
