@@ -4,9 +4,10 @@
 # else the bundled MNIST sample. Takes about ten minutes on 2 cores.
 #   docs/make_figures.sh              every picture
 #   docs/make_figures.sh vae sweep    some of them (vae, conv, cube, masks, sweep, search,
-#                                     own, regularisation, report, layers)
+#                                     own, regularisation, report, layers, serve)
 # regularisation (the bundled sample, ~15 minutes), search (the bundled sample, ~5 minutes)
-# report (needs playwright and Chromium) and layers also rewrite their measured tables.
+# report, serve (both need playwright and Chromium) and layers also rewrite their
+# measured tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NNLAB_RUNS="${NNLAB_RUNS:-$(mktemp -d)/runs}"
@@ -14,7 +15,7 @@ data=mnist-sample
 [ -d /usr/share/datasets/fashion-mnist ] && data=fashion-mnist
 echo "runs in $NNLAB_RUNS, dataset $data" >&2
 
-sections="${*:-vae conv cube masks sweep search own regularisation report layers}"
+sections="${*:-vae conv cube masks sweep search own regularisation report layers serve}"
 want() { [[ " $sections " == *" $1 "* ]]; }
 
 # beta-VAE, beta = 1 against beta = 10 (same seed, same data): class densities over one epoch
@@ -85,6 +86,12 @@ fi
 # Fashion-MNIST; about 6 minutes)
 if want layers; then
 python benchmarks/layers.py --write-docs --figures > /dev/null
+fi
+
+# nnlab serve measured in headless Chromium (live latency, first paint, 50 clients), and
+# its screenshots (needs playwright and Chromium; about 3 minutes)
+if want serve; then
+python benchmarks/serve.py --write-docs --figures > /dev/null
 fi
 
 # the report page of the reference run, measured in headless Chromium, and its screenshot

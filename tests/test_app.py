@@ -49,6 +49,18 @@ def test_a_run_page_is_the_report_page_with_its_data_fetched(client):
     assert client.get(f"/compare?ids={VAE}").status_code == 200
 
 
+def test_a_first_paint_sends_the_newest_snapshot_on_the_whole_axes(client):
+    """#36: first=1 sends each recording's newest snapshot alone (the page's first frame),
+    on the axes of the whole recording, so nothing moves when the rest arrives."""
+    whole = client.get(f"/api/page?ids={VAE}")
+    first = client.get(f"/api/page?ids={VAE}&first=1")
+    a, b = whole.json()["runs"][0]["latent"], first.json()["runs"][0]["latent"]
+    assert len(a["steps"]) > 1 and b["steps"] == a["steps"][-1:]
+    assert a["complete"] is True and b["complete"] is False
+    assert b["limits"] == a["limits"] and b["mu"]["shape"][0] == 1
+    assert len(first.content) < len(whole.content)
+
+
 @pytest.mark.parametrize(
     "path, code",
     [
@@ -168,4 +180,33 @@ def test_page_data_is_computed_again_only_when_the_run_changed(store):
     assert pages.page_data([VAE]) is first
     (store / VAE / "metrics.jsonl").open("a").write("\n")
     assert pages.page_data([VAE]) is not first
-    assert json.dumps(first)  # plain JSON
+    assert json.loads(first)["runs"][0]["id"] == VAE  # the JSON body, made once
+
+
+def test_clients_asking_at_once_share_one_computation(store, monkeypatch):
+    """#36's load: 50 clients following a run made 50 computations of its page at each
+    change (23 s a request, 1.25 GB); now the first computes, the others wait for it."""
+    import threading
+    import time
+
+    from nnlab.render import report
+
+    calls = []
+    original = report.page_data
+
+    def slow(*args, **kwargs):
+        calls.append(1)
+        time.sleep(0.3)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(report, "page_data", slow)
+    pages = server.Pages(store)
+    bodies = []
+    threads = [
+        threading.Thread(target=lambda: bodies.append(pages.page_data([VAE]))) for _ in range(12)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(bodies) == 12 and all(b is bodies[0] for b in bodies)

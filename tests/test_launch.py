@@ -152,3 +152,46 @@ def test_a_training_is_followed_live_in_chromium(runs):
             train.kill()
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=20)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(REASON is not None and not os.environ.get("CI"), reason=str(REASON))
+def test_filter_sort_and_compare_twenty_runs_in_chromium(runs):
+    """#36: 24 runs on the runs page: the filter box narrows them (every word must match,
+    tags too), a column header sorts them, and 20 selected runs open side by side."""
+    import shutil
+
+    from nnlab.store import folders, labels
+    from tests.conftest import FIXTURE_STORE, FIXTURE_VAE
+
+    runs.mkdir()
+    ids = [f"vae-20260101-{k:06d}" for k in range(24)]
+    for k, run_id in enumerate(ids):
+        shutil.copytree(FIXTURE_STORE / FIXTURE_VAE, runs / run_id)
+        if k % 3 == 0:
+            labels.change(folders.open_run(run_id, runs), add=["third"])
+    proc, url = _serve(runs)
+    try:
+        with browser.browser_page() as (page, errors):
+            page.goto(url)
+            _wait(page, "window.nnlabRuns && window.nnlabRuns.shown().length == 24")
+            assert page.evaluate("window.nnlabRuns.shown()")[0] == ids[-1]  # newest first
+            page.fill("#filter", "third 00001")
+            _wait(page, "window.nnlabRuns.shown().length == 3")  # 12, 15, 18: tagged, 1x
+            page.fill("#filter", "")
+            _wait(page, "window.nnlabRuns.shown().length == 24")
+            page.locator("th", has_text="id").first.click()
+            assert page.evaluate("window.nnlabRuns.shown()") == ids  # by id, rising
+            page.locator("th", has_text="id").first.click()
+            assert page.evaluate("window.nnlabRuns.shown()") == ids[::-1]  # and back
+            boxes = page.locator("#rows input[type=checkbox]")
+            for k in range(20):
+                boxes.nth(k).check()
+            assert page.locator("#compare").text_content() == "compare 20 runs"
+            page.locator("#compare").click()
+            _wait(page, "window.nnlabReport !== undefined && window.nnlabReport.complete", 120)
+            assert len(page.evaluate("window.nnlabReport.runs")) == 20
+            assert "/compare?ids=" in page.url and errors == []
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)

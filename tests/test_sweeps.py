@@ -40,8 +40,7 @@ def test_expanding_keeps_runs_replaces_sweeps_and_caps(tmp_path, monkeypatch):
     found = sweeps.expand_sweeps(["r1", "sw"], tmp_path, lambda path: path.exists())
     assert found.runs == ["r1", "sw-p0", "sw-p1"] and found.first_sweep is None
     assert [(x.id, kept, total) for x, kept, total in found.partial] == [("sw", 2, 3)]
-    monkeypatch.setattr(sweeps, "MAX_SIDE_BY_SIDE", 2)
-    capped = sweeps.expand_sweeps(["sw", "r1"], tmp_path, lambda path: path.exists())
+    capped = sweeps.expand_sweeps(["sw", "r1"], tmp_path, lambda path: path.exists(), cap=2)
     assert capped.runs == ["sw-p0", "sw-p1"] and capped.before_cap == 3
     assert capped.first_sweep.id == "sw"
 

@@ -729,6 +729,9 @@ slider.value = String(state.v);
 redraw();
 if (wasPlaying) { state.playing = true; last = 0; acc = 0; requestAnimationFrame(tick); }
 const readyMs = performance.now();
+// when each start drew which newest step, on the wall clock (benchmarks/serve.py compares
+// it with the time the snapshot's chunk was written: the live latency)
+(window.nnlabDrawn = window.nnlabDrawn || []).push([Date.now(), unionSteps.length ? unionSteps[unionSteps.length - 1] : -1]);
 // the plots after the first frame: the explorer is usable while they are drawn
 setTimeout(() => { buildCharts(); drawCursors(); }, 0);
 document.getElementById("footer").textContent =
@@ -737,6 +740,7 @@ window.nnlabReport = {
   // from the start of navigation (reading the file, parsing the page and its data) to the
   // first frame drawn: how long the reader waits
   state, redraw, frameTimes, readyMs, scriptStart: t0, marks, runs: latentRuns.map(r => r.r.id),
+  complete: latentRuns.every(r => r.L.complete !== false),  // a served page's first paint: false
   snapshotOf: id => { const r = latentRuns.find(x => x.r.id === id); return r ? r.s : null; },
   pointAt: (id, i) => { const r = latentRuns.find(x => x.r.id === id); const b = r.canvas.getBoundingClientRect();
     return [b.left + r.screen[2 * i], b.top + r.screen[2 * i + 1], r.labels[i], r.r.class_names[r.labels[i]]]; },
@@ -750,12 +754,16 @@ window.nnlabReport = {
 }
 
 function live(source, events) {
-  let busy = false, again = false;
+  // the first paint from each recording's newest snapshot alone (a small request), then
+  // the whole recording, then the whole again whenever the server says it changed
+  let busy = false, again = false, first = true;
   async function load() {
     if (busy) { again = true; return; }
     busy = true;
+    const url = first ? source + "&first=1" : source;
+    if (first) { first = false; again = true; }
     try {
-      const r = await fetch(source, {cache: "no-store"});
+      const r = await fetch(url, {cache: "no-store"});
       if (r.ok) start(await r.json());
       else document.getElementById("notes").textContent = `${r.status}: ${await r.text()}`;
     } catch (e) {

@@ -75,9 +75,12 @@ def page_html(payload: dict) -> str:
     return page.replace("/*NNLAB_DATA*/null", script_json(payload))
 
 
-def page_data(ids: list[str], runs_dir=None, *, points, projection=None, console=None) -> dict:
+def page_data(
+    ids: list[str], runs_dir=None, *, points, projection=None, console=None, last_only=False
+) -> dict:
     """What the page shows of the runs (a sweep stands for its points): the report file's
-    data, and what `nnlab serve` sends a page."""
+    data, and what `nnlab serve` sends a page (last_only: each recording's newest snapshot
+    alone, on the whole recording's axes: a served page's first paint, the rest after)."""
     console = console or stderr_console()
     points = page_points(points)
     run_ids, notes = _expand(ids, runs_dir)
@@ -99,7 +102,7 @@ def page_data(ids: list[str], runs_dir=None, *, points, projection=None, console
     }
     images: dict = {}
     for o in opened:
-        payload["runs"].append(_run_payload(o, points, images, console, projection))
+        payload["runs"].append(_run_payload(o, points, images, console, projection, last_only))
     labels = differing_labels(cfgs) if len(cfgs) > 1 else [r.id for r in runs]
     if len(set(labels)) < len(labels):  # the same settings: their ids tell them apart
         labels = [r.id for r in runs]
@@ -153,19 +156,21 @@ def page_points(points, name: str = "points") -> int:
 
 
 def _expand(ids: list[str], runs_dir) -> tuple[list[str], list[str]]:
-    """Run ids (a sweep's points in its place), at most sweeps.MAX_SIDE_BY_SIDE, and what
+    """Run ids (a sweep's points in its place), at most sweeps.MAX_ON_A_PAGE, and what
     was left out."""
     for item in ids:
         if not sweeps.is_sweep(item, runs_dir):
             folders.validate_id(item)
-    found = sweeps.expand_sweeps(ids, runs_dir, lambda p: (p / folders.META_FILE).exists())
+    found = sweeps.expand_sweeps(
+        ids, runs_dir, lambda p: (p / folders.META_FILE).exists(), sweeps.MAX_ON_A_PAGE
+    )
     notes = [
         f"sweep {s.id}: {total - kept} point(s) not started" for s, kept, total in found.partial
     ]
     if not found.runs:
         raise NnlabError(f"{ids[0]}: no run to show yet")
-    if found.before_cap > sweeps.MAX_SIDE_BY_SIDE:
-        notes.append(f"showing the first {sweeps.MAX_SIDE_BY_SIDE} of {found.before_cap} runs")
+    if found.before_cap > sweeps.MAX_ON_A_PAGE:
+        notes.append(f"showing the first {sweeps.MAX_ON_A_PAGE} of {found.before_cap} runs")
     return found.runs, notes
 
 
@@ -214,7 +219,7 @@ def quantise(a: np.ndarray) -> dict:
 
 
 def _run_payload(
-    opened: folders.Opened, points: int, images: dict, console, projection=None
+    opened: folders.Opened, points: int, images: dict, console, projection=None, last_only=False
 ) -> dict:
     """Everything the page shows of one run."""
     run, meta, cfg = opened.run, opened.meta, opened.cfg
@@ -245,7 +250,7 @@ def _run_payload(
             "is left out; the metrics are shown"
         )
         return out
-    out["latent"] = _latent_payload(run, cfg, meta, points, images, projection)
+    out["latent"] = _latent_payload(run, cfg, meta, points, images, projection, last_only)
     chunk_max = schema.size_ceilings(cfg, meta)[1]
     arrays = families.of(cfg).arrays
     out["metrics"]["latent"] = cache.series(run, arrays, chunk_max, SERIES_POINTS)
@@ -298,8 +303,11 @@ def _metric_series(lines: list[dict]) -> dict:
     }
 
 
-def _latent_payload(run, cfg, meta, points: int, images: dict, projection=None) -> dict:
-    """The subsampled, quantised recording, as the page draws it."""
+def _latent_payload(
+    run, cfg, meta, points: int, images: dict, projection=None, last_only=False
+) -> dict:
+    """The subsampled, quantised recording, as the page draws it (last_only: its newest
+    snapshot alone, on the axes of the whole)."""
     from nnlab.analysis import projection as projections
     from nnlab.render.sources import load_source, projected
 
@@ -314,13 +322,15 @@ def _latent_payload(run, cfg, meta, points: int, images: dict, projection=None) 
     n = len(rec.labels)
     keep = np.sort(record.probe_indices(rec.labels, min(points, n), cfg.seed))
     labels = rec.labels[keep]
+    shown = slice(-1, None) if last_only else slice(None)  # the snapshots sent
     payload = {
         "kind": src.kind,
         "total_points": n,
         "points": len(keep),
         "labels": labels.astype(int).tolist(),
-        "steps": rec.steps.astype(int).tolist(),
-        "epochs": [round(float(e), 6) for e in rec.epochs],
+        "steps": rec.steps[shown].astype(int).tolist(),
+        "epochs": [round(float(e), 6) for e in rec.epochs[shown]],
+        "complete": not last_only or len(rec.steps) == 1,
         "axis_labels": list(src.axis_labels),
         "limits": [float(x) for x in source_limits(src, np.unique(src.rec.labels).tolist())],
         # value ticks on the panel's axes, except for t-SNE/UMAP, whose axes mean nothing
@@ -331,11 +341,11 @@ def _latent_payload(run, cfg, meta, points: int, images: dict, projection=None) 
         "total_epochs": cfg.epochs,
     }
     if src.kind == "density":
-        payload["mu"] = quantise(rec.points[:, keep])
-        sd = np.maximum(rec.sd[:, keep].astype(np.float64), 1e-12)
+        payload["mu"] = quantise(rec.points[shown][:, keep])
+        sd = np.maximum(rec.sd[shown][:, keep].astype(np.float64), 1e-12)
         payload["log_sd"] = quantise(np.log(sd))
     else:
-        payload["coords"] = quantise(src.points[:, keep])
+        payload["coords"] = quantise(src.points[shown][:, keep])
     # runs that drew the same probe images share one copy of them in the page
     digest = hashlib.sha256(rec.indices[keep].astype("<i8").tobytes()).hexdigest()[:16]
     key = f"{run.id if rec.split == 'probe' else cfg.dataset}:{rec.split}:{digest}"

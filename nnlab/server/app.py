@@ -50,8 +50,9 @@ HEADERS = {
 SCRIPTS = ("page.js", "runs.js")  # everything under /static/
 POLL_SECONDS = 0.5  # how often a stream looks at the files of what its page shows
 HEARTBEAT_SECONDS = 15.0  # a comment line that keeps proxies and browsers from timing out
-MAX_IDS = 64  # runs on one page
+MAX_IDS = sweeps.MAX_ON_A_PAGE  # runs on one page
 CACHE_ENTRIES = 16  # page data kept, by ids and fingerprint
+COMPUTING = 2  # page data computed at once, at most (this machine's cores)
 
 
 def _ids(text: str | None) -> list[str]:
@@ -78,6 +79,10 @@ class Pages:
         self.root = root
         self._cache: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
+        # one computation per page and state however many clients ask at once (the others
+        # wait for it), and at most COMPUTING at a time: 50 clients once made 50 copies
+        self._pending: dict = {}
+        self._computing = threading.BoundedSemaphore(COMPUTING)
         self._rows: dict = {}  # the runs table's rows, each read again only when it changed
         self._prints: dict = {}  # ids -> (when, fingerprint): one look per interval for all
 
@@ -89,19 +94,38 @@ class Pages:
             else:
                 folders.open_run(i, self.root)
 
-    def page_data(self, ids: list[str]) -> dict:
-        """The report's data of the runs, computed again only when their files changed."""
-        key = (tuple(ids), tuple(watch.item_print(self.root, i) for i in ids))
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        data = report.page_data(ids, self.root, points=1000, console=_quiet())
-        with self._lock:
-            self._cache[key] = data
-            while len(self._cache) > CACHE_ENTRIES:
-                self._cache.popitem(last=False)
-        return data
+    def page_data(self, ids: list[str], first: bool = False) -> bytes:
+        """The report's data of the runs as JSON, computed again only when their files
+        changed (first: each recording's newest snapshot alone, for a page's first paint).
+        Clients asking for the same page at once share one computation and one body."""
+        key = (tuple(ids), first, tuple(watch.item_print(self.root, i) for i in ids))
+        while True:
+            with self._lock:
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+                    return self._cache[key]
+                waiting = self._pending.get(key)
+                if waiting is None:
+                    self._pending[key] = threading.Event()
+                    break
+            waiting.wait()  # another request computes it: then it is cached (or failed)
+            with self._lock:
+                if key in self._cache:
+                    return self._cache[key]
+        try:
+            with self._computing:
+                data = report.page_data(
+                    ids, self.root, points=1000, console=_quiet(), last_only=first
+                )
+            body = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+            with self._lock:
+                self._cache[key] = body
+                while len(self._cache) > CACHE_ENTRIES:
+                    self._cache.popitem(last=False)
+            return body
+        finally:
+            with self._lock:
+                self._pending.pop(key).set()
 
     def fingerprint(self, ids: list[str], fresh: float = POLL_SECONDS / 2) -> tuple:
         """What a stream watches (the page's runs, or the store's listing), looked at once
@@ -223,10 +247,9 @@ def routes(pages: Pages) -> list[Route]:
         try:
             ids = _ids(request.query_params.get("ids"))
             pages.check(ids)
-            data = pages.page_data(ids)
+            body = pages.page_data(ids, first=request.query_params.get("first") == "1")
         except NnlabError as e:
             return _refusal(e)
-        body = json.dumps(data, separators=(",", ":"), allow_nan=False)
         return Response(body, media_type="application/json", headers=HEADERS)
 
     async def api_events(request: Request) -> Response:

@@ -220,22 +220,23 @@ def ranked_points(points: list[dict], direction: str) -> list[dict]:
     return sorted(points, key=key)
 
 
-MAX_SIDE_BY_SIDE = 16  # runs drawn side by side (animate's panels, the report's columns)
+MAX_SIDE_BY_SIDE = 16  # runs drawn side by side in one GIF (animate's panels)
+MAX_ON_A_PAGE = 64  # runs side by side on a report's or a served page (canvases, not a figure)
 
 
 @dataclass
 class Expansion:
     """folders.Run ids with each sweep replaced by its usable points."""
 
-    runs: list[str]  # at most MAX_SIDE_BY_SIDE
+    runs: list[str]  # at most the cap asked for
     first_sweep: Sweep | None  # the sweep the first id names, if it names one
     partial: list[tuple[Sweep, int, int]]  # (sweep, usable points, points) where some are not
     before_cap: int  # how many runs there were before the cap
 
 
-def expand_sweeps(ids: list[str], runs_dir, usable) -> Expansion:
+def expand_sweeps(ids: list[str], runs_dir, usable, cap: int = MAX_SIDE_BY_SIDE) -> Expansion:
     """Each sweep id among ids replaced by its points whose folder `usable(path)` accepts;
-    other ids kept as they are (opening them checks them)."""
+    other ids kept as they are (opening them checks them); the first `cap` of them."""
     out, first, partial = [], None, []
     for k, item in enumerate(ids):
         if not is_sweep(item, runs_dir):
@@ -248,4 +249,4 @@ def expand_sweeps(ids: list[str], runs_dir, usable) -> Expansion:
         if len(kept) < len(points):
             partial.append((sweep, len(kept), len(points)))
         out.extend(kept)
-    return Expansion(out[:MAX_SIDE_BY_SIDE], first, partial, len(out))
+    return Expansion(out[:cap], first, partial, len(out))
