@@ -216,7 +216,9 @@ def screenshots(url: str, run_id: str) -> None:
         page.screenshot(path=str(ROOT / "docs" / "serve-run.png"), full_page=False)
         page.goto(url)
         wait(page, "window.nnlabRuns && window.nnlabRuns.shown().length > 0")
-        page.screenshot(path=str(ROOT / "docs" / "serve-runs.png"), full_page=False)
+        bottom = page.evaluate("document.getElementById('sweeps').getBoundingClientRect().bottom")
+        clip = {"x": 0, "y": 0, "width": 1500, "height": min(1150, bottom + 24)}
+        page.screenshot(path=str(ROOT / "docs" / "serve-runs.png"), clip=clip)
         if errors:
             raise SystemExit(f"console errors: {errors}")
 
@@ -285,8 +287,9 @@ def table(results: dict) -> str:
         if "load" in r:
             ld = r["load"]
             rows.append(
-                f"| {ld['clients']} clients for {ld['seconds']:.0f} s (event stream open, data "
-                f"fetched in a loop) beside the training | {ld['requests']:,} requests, "
+                f"| {ld['clients']} clients for {LOAD_SECONDS} s (event stream open, data "
+                f"fetched in a loop; the last answered at {ld['seconds']:.0f} s) beside the "
+                f"training | {ld['requests']:,} requests, "
                 f"{ld['failures']} failed, p50 {ld['p50_ms']:.0f} ms, p95 {ld['p95_ms']:.0f} ms; "
                 f"server peak memory {ld['server_peak_mb']:.0f} MB | bounded |"
             )

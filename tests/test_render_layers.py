@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,7 +166,30 @@ def test_animate_draws_any_recorded_layer(nnlab, recorded):
     )
     r = nnlab("animate", run_id, "--layer=h7", f"--runs_dir={runs}")
     assert r.code == 2 and "--layer=h7: not recorded" in r.err and "h1, h2, out" in r.err
+
+
+def test_project_embeds_any_recorded_layer_kept_apart(nnlab, recorded):
+    """#39: project --layer (and animate --layer --projection) embeds a kept layer, in a
+    file of its own that follows that layer's recording, not the recorded layer's."""
+    runs, run_id = recorded
+    r = nnlab("project", run_id, "--layer=h1", "--method=pca", f"--runs_dir={runs}")
+    assert r.code == 0, r.err
+    path = Path(r.out.strip())
+    assert path.name == "pca-h1-300-every1.npz"
+    mine = nnlab("project", run_id, "--method=pca", f"--runs_dir={runs}").out.strip()
+    assert Path(mine).name == "pca-300-every1.npz"
+    with np.load(path) as z:
+        coords = z["coords"]
+    run = folders.read_run(run_id, runs).run
+    h1 = layers.load_layers(run.layers, run.latents).layers["h1"].astype(np.float64)
+    last = h1[-1] - h1[-1].mean(0)
+    _, _, vt = np.linalg.svd(last, full_matrices=False)
+    expected = (h1[-1] - h1[-1].mean(0)) @ vt[:2].T
+    for d in range(2):  # a principal axis up to its sign
+        assert abs(np.corrcoef(coords[-1][:, d], expected[:, d])[0, 1]) > 0.999
     r = nnlab("animate", run_id, "--layer=h1", "--projection=pca", f"--runs_dir={runs}")
+    assert r.code == 0 and "latents-scatter-pca-h1.gif" in r.out, r.err
+    r = nnlab("project", run_id, "--layer=../x", "--method=pca", f"--runs_dir={runs}")
     assert r.code == 2 and len(r.err.splitlines()) == 1
 
 

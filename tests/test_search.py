@@ -414,3 +414,29 @@ def test_a_search_shows_its_runs_numbers_not_sweep_json_s(small_search, tmp_path
     assert shown == pytest.approx(truth) and -100.0 not in shown.values()
     assert d["search"]["best"]["value"] == pytest.approx(max(truth.values()))
     assert "-100" not in nnlab("summary", sweep_id, f"--runs_dir={runs}").out
+
+
+@pytest.mark.slow
+def test_a_searchs_page_charts_its_trials_and_the_best_so_far(small_search, tmp_path):
+    """#36: a search's page (the report's, and the server's) carries each trial's status and
+    value, and charts them with the best so far."""
+    from nnlab.render.report import page_data
+    from tests import browser
+
+    runs, sweep_id = small_search
+    d = page_data([sweep_id], runs, points=100)
+    s = d["search"]
+    assert s["metric"] == "test_elbo" and s["direction"] == "max"
+    assert [t["index"] for t in s["trials"]] == [0, 1, 2, 3]
+    assert all(t["status"] == "finished" and isinstance(t["value"], float) for t in s["trials"])
+    if browser.missing():
+        return
+    from nnlab.commands import cli
+
+    out = tmp_path / "search.html"
+    cli.main(["report", sweep_id, f"--out={out}", f"--runs_dir={runs}"])
+    with browser.page_of(out) as (page, errors):
+        page.wait_for_timeout(300)
+        titles = [c["title"] for c in page.evaluate("window.nnlabReport.charts()")]
+        assert "test_elbo per trial (4 finished, 0 pruned of 4)" in titles
+        assert errors == []

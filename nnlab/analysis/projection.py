@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -223,11 +224,13 @@ def project(
     seed: int,
     bar: Callable | None = None,
     params: Params = Params(),
+    layer: str = "",
 ) -> Projection:
-    """The projection of a run's recording, read back from <run>/projections/ while the
+    """The projection of a run's recording (layer: one of the layers --record_layers kept,
+    whose recording it then follows), read back from <run>/projections/ while the
     recording and the parameters are unchanged, else computed (inside bar(frames), a
     progress bar with an advance() per frame) and stored atomically."""
-    plan = _Plan(run, rec.labels, len(rec), method, points, every, seed, params)
+    plan = _Plan(run, rec.labels, len(rec), method, points, every, seed, params, layer)
     hit = plan.read()
     if hit is not None:
         return hit
@@ -270,7 +273,7 @@ class _Plan:
     """What a projection of these arguments embeds (snapshots, probe positions), where it is
     kept, and the key its file must hold: the recording's signature and the arguments."""
 
-    def __init__(self, run, labels, snapshots: int, method, points, every, seed, params):
+    def __init__(self, run, labels, snapshots: int, method, points, every, seed, params, layer=""):
         require(method)
         lo, hi = POINTS_RANGE
         if not (isinstance(points, int) and not isinstance(points, bool) and lo <= points <= hi):
@@ -279,14 +282,18 @@ class _Plan:
         self.method = method
         self.positions = np.sort(record.probe_indices(labels, points, seed))
         self.snapshots = frame_snapshots(snapshots, every)
-        self.path = run.projections / f"{method}-{points}-every{every}.npz"
+        if layer and not LAYER_NAME.fullmatch(layer):
+            raise NnlabError(f"--layer={layer[:80]!r}: not a layer name nnlab keeps files for")
+        named = f"{method}-{layer}" if layer else method  # the recorded layer's: no name
+        self.path = run.projections / f"{named}-{points}-every{every}.npz"
         self.key = {
-            "signature": cache.signature(run.latents),
+            "signature": cache.signature(run.layers if layer else run.latents),
             "method": method,
             "points": int(points),
             "every": int(every),
             "seed": int(seed),
             "params": asdict(params),
+            **({"layer": layer} if layer else {}),
         }
 
     def read(self) -> Projection | None:
@@ -295,6 +302,9 @@ class _Plan:
         if hit is None:
             return None
         return Projection(self.method, hit, self.snapshots, self.positions, self.path)
+
+
+LAYER_NAME = re.compile(r"[A-Za-z0-9_.]{1,64}")  # in a file name: h1, conv2, body.1
 
 
 def stored(run: folders.Run) -> tuple[str, int, int] | None:

@@ -522,6 +522,17 @@ function chartSpec() {
     specs.push({title: "CKA to each layer's final state" + who, series: L.names.map((n, j) => ({run: ri, name: n, x: L.step, y: L.cka_final[n], dash: LAYER_DASHES[j % LAYER_DASHES.length]}))});
     if (L.collapse) specs.push({title: `neural collapse of ${L.collapse_layer}, log10` + who, series: Object.keys(L.collapse).map((k, j) => ({run: ri, name: k.toUpperCase(), x: L.step, y: L.collapse[k].map(v => v === null ? null : Math.log10(Math.max(v, 1e-6))), dash: LAYER_DASHES[j % LAYER_DASHES.length]}))});
   });
+  // a search: each trial's value by its number (pruned ones at their last report) and
+  // the best so far, growing as trials finish
+  if (D.search) {
+    const S = D.search, xs = S.trials.map(t => t.index), ys = S.trials.map(t => typeof t.value === "number" ? t.value : null);
+    let best = null;
+    const bests = ys.map(v => { if (v !== null && (best === null || (S.direction === "max" ? v > best : v < best))) best = v; return best; });
+    const done = S.trials.filter(t => t.status === "finished").length, pruned = S.trials.filter(t => t.status === "pruned").length;
+    specs.push({title: `${S.metric} per trial (${done} finished, ${pruned} pruned of ${S.trials.length})`, xlabel: "trial", series: [
+      {run: 0, name: "trial", x: xs, y: ys, dash: [], dots: true, line: false},
+      {run: 1, name: "best so far", x: xs, y: bests, dash: []}]});
+  }
   const healthKeys = [];
   D.runs.forEach(r => Object.keys(r.metrics.epoch).forEach(k => { if (/^(h|enc|dec)\d+_effective_rank$/.test(k) && !healthKeys.includes(k)) healthKeys.push(k); }));
   if (healthKeys.length) specs.push({title: "effective rank of hidden layers", series: D.runs.flatMap((r, ri) => healthKeys.filter(k => r.metrics.epoch[k]).map((k, j) => ({run: ri, name: k.split("_")[0], x: r.metrics.epoch_step, y: r.metrics.epoch[k], dash: j ? [4, 3] : [], dots: true})))});
@@ -568,7 +579,7 @@ function buildCharts() { chartSpec().forEach(spec => {
     g.beginPath(); g.moveTo(44, y); g.lineTo(c.width - 10, y); g.stroke(); g.fillText(text, 2, y + 3); });
   g.textAlign = "center";
   tickLabels(xmin, xmax, 4).forEach(([t, text]) => g.fillText(text, X(t), c.height - 8));
-  g.textAlign = "left"; g.fillText("step", 4, c.height - 8);
+  g.textAlign = "left"; g.fillText(spec.xlabel || "step", 4, c.height - 8);
   g.strokeStyle = "#ccc"; g.strokeRect(44, 22, c.width - 54, c.height - 44);
   const legendItems = [];
   spec.series.forEach(s => {
@@ -577,7 +588,8 @@ function buildCharts() { chartSpec().forEach(spec => {
     let started = false;
     s.x.forEach((x, i) => { const y = s.y[i]; if (y === null || y === undefined) { started = false; return; }
       if (!started) { g.moveTo(X(x), Y(y)); started = true; } else g.lineTo(X(x), Y(y)); });
-    g.stroke(); g.setLineDash([]);
+    if (s.line !== false) g.stroke();  // points alone (a search's trials): no line between
+    g.setLineDash([]);
     const valid = s.x.map((x, i) => [x, s.y[i]]).filter(p => p[1] !== null && p[1] !== undefined);
     // measured points are marked where there are few of them: two snapshots are two
     // measurements, not a straight-line trend

@@ -56,6 +56,9 @@ class ProjectOptions:
         "embed every K-th snapshot, always ending on the last (default: at most 100 frames)",
         convert=POSITIVE,
     )
+    layer: str | None = option(
+        None, "embed another layer that --record_layers kept (default: the recorded layer)"
+    )
     runs_dir: str | None = runs_dir()
 
 
@@ -193,6 +196,7 @@ def project(run_id: str | None = None, *, opts: ProjectOptions) -> str:
         method=opts.method,
         points=opts.points,
         every=opts.every,
+        layer=opts.layer,
     )
 
 

@@ -65,11 +65,6 @@ def animate(
     compare = [o.compare] if isinstance(o.compare, str) else list(o.compare or [])
     console = console or stderr_console()
     ids, sweep = expand_sweeps([run_id, *compare], runs_dir, console)
-    if o.layer is not None and projection is not None:
-        raise NnlabError(
-            "--layer with --projection: nnlab project embeds the recorded layer only; draw "
-            f"--layer={o.layer} as it is (PCA beyond three dimensions)"
-        )
     sources = [load_source(r, runs_dir, str(kind), o.layer) for r in ids]
     if projection is not None:  # a 2-D embedding of each recording, kept in the run
         sources = [projected(s, str(projection), every=every if asked else None) for s in sources]

@@ -109,6 +109,7 @@ def page_data(
     for run, label in zip(payload["runs"], labels, strict=True):
         run["label"] = label  # what tells it apart in legends: "β = 10", not "run 2"
     _share_limits([r["latent"] for r in payload["runs"] if r["latent"]])
+    payload["search"] = _search_payload(ids[0], runs_dir)
     payload["colors"] = _colors(max(len(r["class_names"]) for r in payload["runs"]))
     payload["images"] = {k: {"b64": _b64(v), "shape": list(v.shape[1:])} for k, v in images.items()}
     return payload
@@ -258,6 +259,27 @@ def _run_payload(
     if families.of(cfg).pictures:  # the masks or the decoded manifold at each checkpoint
         out["extras"] = _extras(run, cfg, meta, console)
     return out
+
+
+def _search_payload(item: str, runs_dir) -> dict | None:
+    """A search's trials as the page charts them (each trial's value by its number, and
+    the best so far, with its status), or None for a run or a grid."""
+    from nnlab.analysis import comparison
+
+    if not sweeps.is_sweep(item, runs_dir):
+        return None
+    search = comparison.describe(item, runs_dir).get("search")
+    if not search:
+        return None
+    plan = search["plan"]
+    return {
+        "metric": plan["metric"],
+        "direction": plan["direction"],
+        "trials": [
+            {"index": t["index"], "run": t["run"], "status": t["status"], "value": t.get("value")}
+            for t in search["trials"]
+        ],
+    }
 
 
 def _layer_series(opened: folders.Opened, console) -> dict | None:

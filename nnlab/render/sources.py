@@ -121,6 +121,7 @@ def projected(src: Source, method: str, points: int | None = None, every: int | 
         every,
         src.cfg.seed,
         bar=lambda n: CountProgress(console, f"{name} {src.run.id}", n),
+        layer=src.layer,
     )
     snaps, pos = proj.snapshots, proj.positions
     sub = dataclasses.replace(
@@ -144,6 +145,7 @@ def projected(src: Source, method: str, points: int | None = None, every: int | 
         method=name,
         request=(method, points, every),
         kept=str(proj.path),
+        layer=src.layer,
     )
 
 
@@ -159,22 +161,23 @@ def _projection_args(snapshots: int, points, every) -> tuple[int, int]:
     return points, options.positive_int(every, "every")
 
 
-def project(run_id, runs_dir=None, *, method, points, every=None) -> str:
-    """`nnlab project`: a run's recording embedded in 2-D (kept in the run); its path.
-    Coordinates kept already are found from the recording's steps and labels alone."""
+def project(run_id, runs_dir=None, *, method, points, every=None, layer=None) -> str:
+    """`nnlab project`: a run's recording (or one of the layers --record_layers kept)
+    embedded in 2-D (kept in the run); its path. Coordinates kept already are found from
+    the recording's steps and labels alone."""
     from nnlab.analysis import projection
 
     opened = folders.read_run(run_id, runs_dir)
     run = opened.run
     projection.require(method)
-    if record.chunk_files(run.latents):
+    if layer is None and record.chunk_files(run.latents):
         n = len(record.load_steps(run.latents, schema.size_ceilings(opened.cfg, opened.meta)[1]))
         labels = record.probe_labels(run.latents)
         chosen, often = _projection_args(n, points, every)
         hit = projection.kept(run, labels, n, method, chosen, often, opened.cfg.seed)
         if hit is not None:
             return str(hit.path)
-    return projected(load_source(run_id, runs_dir, "auto"), method, points, every).kept
+    return projected(load_source(run_id, runs_dir, "auto", layer), method, points, every).kept
 
 
 def run_label(cfg) -> str:
