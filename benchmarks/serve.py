@@ -13,8 +13,10 @@
 3. load: 50 clients on 127.0.0.1 for 20 s, each holding the page's event stream open and
    fetching its data in a loop, while the training of (1) runs: the data requests' p50
    and p95 latency and the server's peak memory (VmHWM).
+4. runs: a store of 10,000 runs: /api/runs when the server has just started and again,
+   and the runs page's time from navigation to its table.
 
-    python benchmarks/serve.py [--only=latency,paint,load] [--write-docs] [--figures]
+    python benchmarks/serve.py [--only=latency,paint,load,runs] [--write-docs] [--figures]
 
 --figures saves the reference run's served page and the runs page as docs/serve-run.png
 and docs/serve-runs.png (docs/make_figures.sh serve); --write-docs replaces the block
@@ -273,6 +275,47 @@ def first_paint(runs: Path, figures: bool = False) -> dict:
         proc.wait(timeout=20)
 
 
+RUNS = 10_000
+FIXTURE = ROOT / "tests" / "fixtures" / "store-format1" / "vae-20261129-022720-format1"
+
+
+def runs_page(runs: Path) -> dict:
+    """A store of 10,000 runs (each a copy of a test fixture's meta.json and config):
+    /api/runs when the server starts and again, and the runs page's time to its table."""
+    import shutil
+
+    runs.mkdir(parents=True)
+    for i in range(RUNS):
+        folder = runs / f"vae-20260101-{i:06d}"
+        folder.mkdir()
+        for name in ("meta.json", "config.yaml"):
+            shutil.copy(FIXTURE / name, folder / name)
+    proc, url = serve(runs)
+    try:
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            urllib.request.urlopen(url + "api/runs", timeout=120).read()
+            times.append(time.perf_counter() - t)
+        ready = []
+        for _ in range(3):
+            with browser.browser_page() as (page, errors):
+                page.goto(url)
+                wait(page, "window.nnlabRuns !== undefined")
+                ready.append(page.evaluate("window.nnlabRuns.readyMs"))
+                if errors:
+                    raise SystemExit(f"console errors: {errors}")
+        return {
+            "runs": RUNS,
+            "api_first_s": times[0],
+            "api_again_s": statistics.median(times[1:]),
+            "ready_ms": statistics.median(ready),
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 def table(results: dict) -> str:
     rows = ["| measured | value | goal |", "| --- | --- | --- |"]
     if "latency" in results:
@@ -313,12 +356,19 @@ def table(results: dict) -> str:
             f"p90 {p['drag_p90_ms']:.1f} ms ({1000 / p['drag_median_ms']:.0f} frames/s) | "
             "≥ 30 frames/s |"
         )
+    if "runs" in results:
+        r = results["runs"]
+        rows.append(
+            f"| the runs page with {r['runs']:,} runs: /api/runs first, then again; the page's "
+            f"table drawn (median of 3) | {r['api_first_s']:.2f} s, {r['api_again_s']:.2f} s; "
+            f"{r['ready_ms']:.0f} ms | interactive < 1 s |"
+        )
     return "\n".join(rows)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="latency,paint,load")
+    ap.add_argument("--only", default="latency,paint,load,runs")
     ap.add_argument("--write-docs", action="store_true")
     ap.add_argument("--figures", action="store_true", help="docs/serve-run.png, serve-runs.png")
     opts = ap.parse_args()
@@ -333,6 +383,9 @@ def main() -> None:
         if "load" in opts.only:
             log(f"load: {CLIENTS} clients beside a training followed in Chromium…")
             results["load"] = latency_and_load(Path(tmp) / "loaded", True)
+        if "runs" in opts.only:
+            log(f"the runs page with {RUNS:,} runs…")
+            results["runs"] = runs_page(Path(tmp) / "many")
         if "paint" in opts.only:
             log("first paint: the reference recording…")
             results["paint"] = first_paint(Path(tmp) / "ref", opts.figures)

@@ -119,7 +119,8 @@ async function load() {
     sw.appendChild(a); sw.appendChild(document.createTextNode(" "));
   });
   render();
-  window.nnlabRuns = {shown: () => [...el("rows").querySelectorAll("tr")].map(tr => tr.children[1].textContent)};
+  // readyMs: from navigation start to the first table drawn (benchmarks/serve.py)
+  window.nnlabRuns = {shown: () => [...el("rows").querySelectorAll("tr")].map(tr => tr.children[1].textContent), readyMs: window.nnlabRuns ? window.nnlabRuns.readyMs : performance.now()};
 }
 
 ["filter", "model", "status"].forEach(id => el(id).addEventListener("input", render));

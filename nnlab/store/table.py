@@ -3,6 +3,7 @@ no torch), as `nnlab summary` lists them and `nnlab.runs()` returns them."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,18 +48,23 @@ def rows(runs_dir=None, cache: dict | None = None) -> list[RunRow]:
     lock is looked at each time: it can be killed without a word)."""
     root = folders.runs_root(runs_dir)
     out = []
+    base = str(root)
     for run_id in folders.list_run_ids(root):
-        run = folders.Run(root, run_id)
-        key = (file_key(run.meta_file), file_key(run.file(folders.LABELS_FILE)))
+        # the keys from plain strings: pathlib's joins cost more than the stats themselves
+        folder = os.path.join(base, run_id)
+        key = (
+            file_key(os.path.join(folder, folders.META_FILE)),
+            file_key(os.path.join(folder, folders.LABELS_FILE)),
+        )
         hit = cache.get(run_id) if cache is not None else None
         if hit is not None and hit[0] == key:
             row, written = hit[1], hit[2]
             if written == Status.RUNNING:  # its process may have gone since
-                live = Status.RUNNING if run.is_running() else Status.INTERRUPTED
-                row = replace(row, status=live)
+                alive = folders.Run(root, run_id).is_running()
+                row = replace(row, status=Status.RUNNING if alive else Status.INTERRUPTED)
             out.append(row)
             continue
-        row, written = _row(run)
+        row, written = _row(folders.Run(root, run_id))
         if cache is not None:
             cache[run_id] = (key, row, written)
         out.append(row)
