@@ -210,3 +210,16 @@ def test_clients_asking_at_once_share_one_computation(store, monkeypatch):
     for t in threads:
         t.join()
     assert len(calls) == 1 and len(bodies) == 12 and all(b is bodies[0] for b in bodies)
+
+
+def test_a_sweep_not_started_is_waited_for_not_an_error(client, monkeypatch):
+    """A sweep's page opened before its first point starts: a 200 that says so (the page
+    waits for the server's word; a 4xx would be a console error in the browser)."""
+    from nnlab.render import report
+
+    def nothing(ids, *args, **kwargs):
+        raise report.NothingYet(f"{ids[0]}: no run to show yet")
+
+    monkeypatch.setattr(report, "page_data", nothing)
+    r = client.get(f"/api/page?ids={VAE}")
+    assert r.status_code == 200 and r.json() == {"waiting": f"{VAE}: no run to show yet"}

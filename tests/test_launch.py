@@ -195,3 +195,47 @@ def test_filter_sort_and_compare_twenty_runs_in_chromium(runs):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=20)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(REASON is not None and not os.environ.get("CI"), reason=str(REASON))
+def test_a_search_is_followed_live_in_chromium(runs):
+    """#36: a search's page while its trials finish: the trials chart grows to all of them,
+    the best-so-far line with it, without a reload; no console errors."""
+    pytest.importorskip("optuna")
+    runs.mkdir()
+    proc, url = _serve(runs)
+    search = None
+    try:
+        search = subprocess.Popen(
+            [*NNLAB, "sweep", "vae", "--dataset=mnist-sample", "--probe_size=200",
+             "--hidden_dims=[32]", "--snapshot_every=9", "--search=tpe", "--trials=4",
+             "--lr=log:1e-3..3e-2", "--jobs=1", f"--runs_dir={runs}"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV,
+        )  # fmt: skip
+        deadline = time.time() + 60
+        while not list(runs.glob("sweep-*")):
+            assert time.time() < deadline, "no sweep folder"
+            time.sleep(0.2)
+        sweep_id = next(runs.glob("sweep-*")).name
+        with browser.browser_page() as (page, errors):
+            page.goto(f"{url}run/{sweep_id}")
+            page.evaluate("window.stayed = true")
+            titles = []
+            deadline = time.time() + 240
+            while time.time() < deadline:
+                if page.evaluate("window.nnlabReport !== undefined"):
+                    charts = page.evaluate("window.nnlabReport.charts()")
+                    titles += [c["title"] for c in charts if "per trial" in c["title"]]
+                if titles and "4 finished" in titles[-1] and search.poll() is not None:
+                    break
+                time.sleep(0.5)
+            assert search.wait(timeout=60) == 0
+            assert titles and titles[-1] == "test_elbo per trial (4 finished, 0 pruned of 4)"
+            assert len(set(titles)) >= 2, titles  # it grew while the page was open
+            assert page.evaluate("window.stayed") is True and errors == []
+    finally:
+        if search is not None and search.poll() is None:
+            search.kill()
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)

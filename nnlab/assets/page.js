@@ -776,7 +776,10 @@ function live(source, events) {
     if (first) { first = false; again = true; }
     try {
       const r = await fetch(url, {cache: "no-store"});
-      if (r.ok) start(await r.json());
+      const d = r.ok ? await r.json() : null;
+      // a sweep none of whose points has started: say so, and wait for the server's word
+      if (d && d.waiting) { document.getElementById("notes").textContent = d.waiting + " (this page shows it when it starts)"; first = true; again = false; }
+      else if (d) start(d);
       else document.getElementById("notes").textContent = `${r.status}: ${await r.text()}`;
     } catch (e) {
       document.getElementById("notes").textContent = "the server does not answer: " + e;

@@ -75,6 +75,10 @@ def page_html(payload: dict) -> str:
     return page.replace("/*NNLAB_DATA*/null", script_json(payload))
 
 
+class NothingYet(NnlabError):
+    """A sweep none of whose points has started: nothing to show yet (a served page waits)."""
+
+
 def page_data(
     ids: list[str], runs_dir=None, *, points, projection=None, console=None, last_only=False
 ) -> dict:
@@ -169,7 +173,7 @@ def _expand(ids: list[str], runs_dir) -> tuple[list[str], list[str]]:
         f"sweep {s.id}: {total - kept} point(s) not started" for s, kept, total in found.partial
     ]
     if not found.runs:
-        raise NnlabError(f"{ids[0]}: no run to show yet")
+        raise NothingYet(f"{ids[0]}: no run to show yet")
     if found.before_cap > sweeps.MAX_ON_A_PAGE:
         notes.append(f"showing the first {sweeps.MAX_ON_A_PAGE} of {found.before_cap} runs")
     return found.runs, notes

@@ -248,6 +248,8 @@ def routes(pages: Pages) -> list[Route]:
             ids = _ids(request.query_params.get("ids"))
             pages.check(ids)
             body = pages.page_data(ids, first=request.query_params.get("first") == "1")
+        except report.NothingYet as e:  # a sweep about to start: the page waits, no error
+            return JSONResponse({"waiting": str(e)}, headers=HEADERS)
         except NnlabError as e:
             return _refusal(e)
         return Response(body, media_type="application/json", headers=HEADERS)
