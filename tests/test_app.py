@@ -61,6 +61,21 @@ def test_a_first_paint_sends_the_newest_snapshot_on_the_whole_axes(client):
     assert len(first.content) < len(whole.content)
 
 
+def test_a_following_page_gets_the_snapshots_after_its_newest(client):
+    """#36: since=STEP sends the snapshots after STEP alone (the page appends them); a step
+    the recording does not hold (cut back by a resume) gets the whole; a bad one is a 400."""
+    whole = client.get(f"/api/page?ids={VAE}").json()["runs"][0]["latent"]
+    steps = whole["steps"]
+    middle = steps[len(steps) // 2]
+    after = client.get(f"/api/page?ids={VAE}&since={middle}").json()["runs"][0]["latent"]
+    assert after["since"] == middle and after["steps"] == [s for s in steps if s > middle]
+    assert after["mu"]["shape"][0] == len(after["steps"]) and after["limits"] == whole["limits"]
+    cut = client.get(f"/api/page?ids={VAE}&since={steps[-1] + 1}").json()["runs"][0]["latent"]
+    assert cut["since"] is None and cut["steps"] == steps
+    r = client.get(f"/api/page?ids={VAE}&since=-1")
+    assert r.status_code == 400 and "since=" in r.text
+
+
 @pytest.mark.parametrize(
     "path, code",
     [

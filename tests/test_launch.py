@@ -146,6 +146,11 @@ def test_a_training_is_followed_live_in_chromium(runs):
             assert len(set(lasts)) >= 3 and lasts == sorted(lasts), lasts
             assert all(v == last for last, v in seen)  # on the newest, it follows the newest
             assert len(pixels) >= 3
+            # grown by the snapshots fetched since (not whole each time): all of them there
+            from nnlab.store import record
+
+            recorded = record.snapshot_count(runs / run_id / "latents")
+            assert page.evaluate("window.nnlabReport.state.last") + 1 == recorded
             assert errors == []
     finally:
         if train is not None and train.poll() is None:

@@ -25,6 +25,12 @@ function bytes(b64) {
   return out;
 }
 function dequant(block) {
+  if (block.parts) {  // a live page's recording, grown by the snapshots fetched since
+    const parts = block.parts.map(dequant), out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    parts.forEach(p => { out.set(p, at); at += p.length; });
+    return out;
+  }
   const u = new Uint16Array(bytes(block.b64).buffer), out = new Float32Array(u.length);
   const scale = (block.hi - block.lo) / 65535;
   for (let i = 0; i < u.length; i++) out[i] = block.lo + u[i] * scale;
@@ -765,18 +771,35 @@ window.nnlabReport = {
 };
 }
 
+// One run's page that has its whole recording asks for the snapshots after its newest
+// (since=STEP) and appends them; anything else (several runs, a recording cut back by a
+// resume) comes whole.
+function newest(D) {
+  const lat = D && D.runs.length === 1 && D.runs[0].latent;
+  return lat && lat.complete && lat.steps.length ? lat.steps[lat.steps.length - 1] : null;
+}
+function grown(old, d) {
+  const a = old.runs[0].latent, b = d.runs.length === 1 && d.runs[0].latent;
+  if (!b || b.since === null || b.since === undefined || b.since !== newest(old)) return d;
+  const join = (x, y) => x && y ? {parts: [...(x.parts || [x]), y], shape: [x.shape[0] + y.shape[0], ...x.shape.slice(1)]} : y;
+  const L = {...b, steps: a.steps.concat(b.steps), epochs: a.epochs.concat(b.epochs), mu: join(a.mu, b.mu), log_sd: join(a.log_sd, b.log_sd), coords: join(a.coords, b.coords)};
+  return {...d, runs: [{...d.runs[0], latent: L}]};
+}
 function live(source, events) {
   // the first paint from each recording's newest snapshot alone (a small request), then
-  // the whole recording, then the whole again whenever the server says it changed
-  let busy = false, again = false, first = true;
+  // the whole recording, then what changed whenever the server says it changed
+  let busy = false, again = false, first = true, have = null;
   async function load() {
     if (busy) { again = true; return; }
     busy = true;
-    const url = first ? source + "&first=1" : source;
+    const step = first ? null : newest(have);
+    const url = first ? source + "&first=1" : step === null ? source : source + "&since=" + step;
     if (first) { first = false; again = true; }
     try {
       const r = await fetch(url, {cache: "no-store"});
-      const d = r.ok ? await r.json() : null;
+      let d = r.ok ? await r.json() : null;
+      if (d && !d.waiting && step !== null) d = grown(have, d);
+      if (d && !d.waiting) have = d;
       // a sweep none of whose points has started: say so, and wait for the server's word
       if (d && d.waiting) { document.getElementById("notes").textContent = d.waiting + " (this page shows it when it starts)"; first = true; again = false; }
       else if (d) start(d);

@@ -80,11 +80,20 @@ class NothingYet(NnlabError):
 
 
 def page_data(
-    ids: list[str], runs_dir=None, *, points, projection=None, console=None, last_only=False
+    ids: list[str],
+    runs_dir=None,
+    *,
+    points,
+    projection=None,
+    console=None,
+    last_only=False,
+    since: int | None = None,
 ) -> dict:
     """What the page shows of the runs (a sweep stands for its points): the report file's
     data, and what `nnlab serve` sends a page (last_only: each recording's newest snapshot
-    alone, on the whole recording's axes: a served page's first paint, the rest after)."""
+    alone, on the whole recording's axes: a served page's first paint, the rest after;
+    since: the snapshots after that step alone, when the recording still holds it: a
+    following page appends them instead of fetching the whole again)."""
     console = console or stderr_console()
     points = page_points(points)
     run_ids, notes = _expand(ids, runs_dir)
@@ -106,7 +115,8 @@ def page_data(
     }
     images: dict = {}
     for o in opened:
-        payload["runs"].append(_run_payload(o, points, images, console, projection, last_only))
+        shown = Shown(last_only, since)
+        payload["runs"].append(_run_payload(o, points, images, console, projection, shown))
     labels = differing_labels(cfgs) if len(cfgs) > 1 else [r.id for r in runs]
     if len(set(labels)) < len(labels):  # the same settings: their ids tell them apart
         labels = [r.id for r in runs]
@@ -223,8 +233,25 @@ def quantise(a: np.ndarray) -> dict:
     return {"b64": _b64(codes), "lo": lo, "hi": hi, "shape": list(a.shape)}
 
 
+@dataclasses.dataclass(frozen=True)
+class Shown:
+    """Which snapshots of a recording a page is sent: all, the newest alone (last_only), or
+    those after the step `since`."""
+
+    last_only: bool = False
+    since: int | None = None
+
+    def pick(self, steps: np.ndarray) -> tuple[np.ndarray, int | None]:
+        """(indices of the snapshots sent, the step they follow, or None: all of them)."""
+        if self.last_only:
+            return np.arange(len(steps))[-1:], None
+        if self.since is not None and self.since in steps:  # else the recording was cut back
+            return np.flatnonzero(steps > self.since), self.since
+        return np.arange(len(steps)), None
+
+
 def _run_payload(
-    opened: folders.Opened, points: int, images: dict, console, projection=None, last_only=False
+    opened: folders.Opened, points: int, images: dict, console, projection=None, shown=Shown()
 ) -> dict:
     """Everything the page shows of one run."""
     run, meta, cfg = opened.run, opened.meta, opened.cfg
@@ -255,7 +282,7 @@ def _run_payload(
             "is left out; the metrics are shown"
         )
         return out
-    out["latent"] = _latent_payload(run, cfg, meta, points, images, projection, last_only)
+    out["latent"] = _latent_payload(run, cfg, meta, points, images, projection, shown)
     chunk_max = schema.size_ceilings(cfg, meta)[1]
     arrays = families.of(cfg).arrays
     out["metrics"]["latent"] = cache.series(run, arrays, chunk_max, SERIES_POINTS)
@@ -330,10 +357,10 @@ def _metric_series(lines: list[dict]) -> dict:
 
 
 def _latent_payload(
-    run, cfg, meta, points: int, images: dict, projection=None, last_only=False
+    run, cfg, meta, points: int, images: dict, projection=None, shown: Shown = Shown()
 ) -> dict:
-    """The subsampled, quantised recording, as the page draws it (last_only: its newest
-    snapshot alone, on the axes of the whole)."""
+    """The subsampled, quantised recording, as the page draws it (`shown`: the snapshots
+    sent, on the axes of the whole)."""
     from nnlab.analysis import projection as projections
     from nnlab.render.sources import load_source, projected
 
@@ -348,15 +375,16 @@ def _latent_payload(
     n = len(rec.labels)
     keep = np.sort(record.probe_indices(rec.labels, min(points, n), cfg.seed))
     labels = rec.labels[keep]
-    shown = slice(-1, None) if last_only else slice(None)  # the snapshots sent
+    sent, after = shown.pick(rec.steps)
     payload = {
         "kind": src.kind,
         "total_points": n,
         "points": len(keep),
         "labels": labels.astype(int).tolist(),
-        "steps": rec.steps[shown].astype(int).tolist(),
-        "epochs": [round(float(e), 6) for e in rec.epochs[shown]],
-        "complete": not last_only or len(rec.steps) == 1,
+        "steps": rec.steps[sent].astype(int).tolist(),
+        "epochs": [round(float(e), 6) for e in rec.epochs[sent]],
+        "complete": not shown.last_only or len(rec.steps) == 1,
+        "since": after,  # the page's newest step: these snapshots follow it
         "axis_labels": list(src.axis_labels),
         "limits": [float(x) for x in source_limits(src, np.unique(src.rec.labels).tolist())],
         # value ticks on the panel's axes, except for t-SNE/UMAP, whose axes mean nothing
@@ -367,11 +395,11 @@ def _latent_payload(
         "total_epochs": cfg.epochs,
     }
     if src.kind == "density":
-        payload["mu"] = quantise(rec.points[shown][:, keep])
-        sd = np.maximum(rec.sd[shown][:, keep].astype(np.float64), 1e-12)
+        payload["mu"] = quantise(rec.points[sent][:, keep])
+        sd = np.maximum(rec.sd[sent][:, keep].astype(np.float64), 1e-12)
         payload["log_sd"] = quantise(np.log(sd))
     else:
-        payload["coords"] = quantise(src.points[shown][:, keep])
+        payload["coords"] = quantise(src.points[sent][:, keep])
     # runs that drew the same probe images share one copy of them in the page
     digest = hashlib.sha256(rec.indices[keep].astype("<i8").tobytes()).hexdigest()[:16]
     key = f"{run.id if rec.split == 'probe' else cfg.dataset}:{rec.split}:{digest}"

@@ -65,6 +65,15 @@ def _ids(text: str | None) -> list[str]:
     return [folders.validate_id(i) for i in ids]
 
 
+def _since(text: str | None) -> int | None:
+    """?since=STEP, a step the page has: a whole number, or a one-line refusal."""
+    if text is None:
+        return None
+    if not text.isdigit() or len(text) > 12:
+        raise NnlabError(f"since={text[:40]!r}: give the newest step the page has (a whole number)")
+    return int(text)
+
+
 def _refusal(e: NnlabError) -> PlainTextResponse:
     """A user's mistake as a plain one-line answer: 404 for what is not there, else 400."""
     text = str(e).splitlines()[0] if str(e) else "bad request"
@@ -94,11 +103,12 @@ class Pages:
             else:
                 folders.open_run(i, self.root)
 
-    def page_data(self, ids: list[str], first: bool = False) -> bytes:
+    def page_data(self, ids: list[str], first: bool = False, since: int | None = None) -> bytes:
         """The report's data of the runs as JSON, computed again only when their files
-        changed (first: each recording's newest snapshot alone, for a page's first paint).
-        Clients asking for the same page at once share one computation and one body."""
-        key = (tuple(ids), first, tuple(watch.item_print(self.root, i) for i in ids))
+        changed (first: each recording's newest snapshot alone, for a page's first paint;
+        since: the snapshots after that step alone, for a page that has the rest). Clients
+        asking for the same page at once share one computation and one body."""
+        key = (tuple(ids), first, since, tuple(watch.item_print(self.root, i) for i in ids))
         while True:
             with self._lock:
                 if key in self._cache:
@@ -115,7 +125,7 @@ class Pages:
         try:
             with self._computing:
                 data = report.page_data(
-                    ids, self.root, points=1000, console=_quiet(), last_only=first
+                    ids, self.root, points=1000, console=_quiet(), last_only=first, since=since
                 )
             body = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
             with self._lock:
@@ -247,7 +257,8 @@ def routes(pages: Pages) -> list[Route]:
         try:
             ids = _ids(request.query_params.get("ids"))
             pages.check(ids)
-            body = pages.page_data(ids, first=request.query_params.get("first") == "1")
+            query = request.query_params
+            body = pages.page_data(ids, query.get("first") == "1", _since(query.get("since")))
         except report.NothingYet as e:  # a sweep about to start: the page waits, no error
             return JSONResponse({"waiting": str(e)}, headers=HEADERS)
         except NnlabError as e:
