@@ -276,11 +276,10 @@ def main() -> None:
     text = table(results)
     log(text)
     if opts.write_docs:
-        page = ROOT / "docs" / "commands" / "layers.md"
-        doc = page.read_text()
-        start, end = "<!-- layers-benchmark:start -->", "<!-- layers-benchmark:end -->"
-        head, rest = doc.split(start)
-        page.write_text(f"{head}{start}\n{text}\n{end}{rest.split(end)[1]}")
+        sys.path.insert(0, str(ROOT / "docs"))
+        from measure_sources import write_block  # docs/: finds the page that holds the block
+
+        write_block("layers-benchmark", text)
 
 
 if __name__ == "__main__":

@@ -130,21 +130,22 @@ def store(runs):
     return runs
 
 
+def run_nnlab(*args: str) -> Result:
+    """`nnlab ARGS...` in this process: Result(code, out, err) (for module fixtures too)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            cli.main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def nnlab():
     """Run `nnlab ARGS...` in this process; returns Result(code, out, err)."""
-
-    def call(*args: str) -> Result:
-        out, err = io.StringIO(), io.StringIO()
-        code = 0
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                cli.main(list(args))
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        return Result(code, out.getvalue(), err.getvalue())
-
-    return call
+    return run_nnlab
 
 
 def digests(root) -> dict[str, str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -11,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from nnlab.commands import cli
 from nnlab.store import folders, layers
 from nnlab.training import snapshots
-from tests.conftest import Result
+from tests.conftest import run_nnlab
 
 BASE = [
     "train", "classifier", "--dataset=mnist-sample", "--sizes=[784,32,16,10]",
@@ -23,23 +20,11 @@ BASE = [
 MLP = [*BASE, "--snapshot_every=30", "--probe_size=300"]
 
 
-def _cli(*args: str) -> Result:
-    """`nnlab ARGS...` in this process (the nnlab fixture, for a module's fixture)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            cli.main(list(args))
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-    return Result(code, out.getvalue(), err.getvalue())
-
-
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     """A small MLP trained with every layer recorded: (runs dir, run id)."""
     runs = tmp_path_factory.mktemp("layers") / "runs"
-    r = _cli(*MLP, "--record_layers=all", f"--runs_dir={runs}")
+    r = run_nnlab(*MLP, "--record_layers=all", f"--runs_dir={runs}")
     assert r.code == 0, r.err
     assert "recording 3 layers (h1, h2, out)" in r.err
     return runs, r.out.strip()
