@@ -81,3 +81,25 @@ def test_damaged_chunks_are_refused_in_one_line(tmp_path):
     with pytest.raises(RunError, match="no layers recorded"):
         layers.load_layers(tmp_path / "nothing", tmp_path / "latents")
     assert layers.names_of(tmp_path / "nothing") == []
+
+
+def test_one_layer_is_read_alone_and_checked(tmp_path):
+    """as_recording: one layer as a Recording (the latents' probe), the chunks' names
+    checked; a name not recorded is one line."""
+    from nnlab.helpers.errors import NnlabError
+
+    rng = np.random.default_rng(4)
+    rec = _recorder(tmp_path, dtype="float32")
+    for step in range(3):
+        rec.add(step, 0.0, *_snapshot(rng))
+        rec.flush()
+    one = layers.as_recording(tmp_path / "layers", tmp_path / "latents", "out")
+    whole = layers.load_layers(tmp_path / "layers", tmp_path / "latents")
+    np.testing.assert_array_equal(one.points, whole.layers["out"])
+    assert one.labels.tolist() == whole.labels.tolist() and one.sd is None
+    with pytest.raises(NnlabError, match="--layer=h2: not recorded"):
+        layers.as_recording(tmp_path / "layers", tmp_path / "latents", "h2")
+    path = tmp_path / "layers" / "chunk-000002.npz"
+    save_npz(path, **{**load_npz(path), "names": np.array(["out", "h1"])})
+    with pytest.raises(RunDamaged, match="its layers differ"):
+        layers.as_recording(tmp_path / "layers", tmp_path / "latents", "out")

@@ -90,9 +90,7 @@ class LayerRecorder:
     def truncate(self, keep_chunks: int) -> None:
         """Drop pending snapshots and chunk files past the first `keep_chunks` (on resume)."""
         self.pending.clear()
-        for i, path in enumerate(record.chunk_files(self.folder)):
-            if i >= keep_chunks:
-                path.unlink()
+        record.drop_chunks(self.folder, keep_chunks)
 
 
 def names_of(folder: Path) -> list[str]:
@@ -118,20 +116,15 @@ def load_layers(folder: Path, probe_folder: Path, max_bytes: int | None = None) 
         name: np.concatenate([part[f"layer-{i}"] for part in parts]).astype(np.float32)
         for i, name in enumerate(names)
     }
-    widths = {name: a.shape[2] for name, a in layers.items()}
     head = "head_weight" in parts[0]
-    return (
-        LayerRecording(
-            steps=np.concatenate([part["steps"] for part in parts]).astype(np.int64),
-            epochs=np.concatenate([part["epochs"] for part in parts]).astype(np.float64),
-            names=names,
-            layers=layers,
-            labels=labels,
-            head_weight=np.concatenate([p["head_weight"] for p in parts]) if head else None,
-            head_bias=np.concatenate([p["head_bias"] for p in parts]) if head else None,
-        )
-        if all(widths.values())
-        else _damaged(folder, "a layer of width 0")
+    return LayerRecording(
+        steps=np.concatenate([part["steps"] for part in parts]).astype(np.int64),
+        epochs=np.concatenate([part["epochs"] for part in parts]).astype(np.float64),
+        names=names,
+        layers=layers,
+        labels=labels,
+        head_weight=np.concatenate([p["head_weight"] for p in parts]) if head else None,
+        head_bias=np.concatenate([p["head_bias"] for p in parts]) if head else None,
     )
 
 
@@ -143,7 +136,7 @@ def _check(path: Path, part: dict, names: list[str], n: int) -> None:
         _damaged(path, "steps and epochs differ in length")
     for i in range(len(names)):
         a = part.get(f"layer-{i}")
-        if a is None or a.ndim != 3 or a.shape[:2] != (s, n):
+        if a is None or a.ndim != 3 or a.shape[:2] != (s, n) or a.shape[2] == 0:
             _damaged(path, f"layer {names[i]} has shape {getattr(a, 'shape', None)}")
 
 
@@ -165,28 +158,9 @@ def as_recording(folder: Path, probe_folder: Path, name: str, max_bytes: int | N
             )
         recorded = ", ".join(names)
         raise NnlabError(f"--layer={name}: not recorded{did_you_mean(name, names)} ({recorded})")
-    key = f"layer-{names.index(name)}"
-    probe = load_npz(
-        Path(probe_folder) / "probe.npz", max_bytes, ("labels", "indices", "split", "classes")
-    )
-    parts = [
-        load_npz(p, max_bytes, ("steps", "epochs", "names", key))
-        for p in record.chunk_files(folder)
-    ]
-    for path, part in zip(record.chunk_files(folder), parts, strict=True):
-        if [str(x) for x in part.get("names", [])] != names or key not in part:
+    for path in record.chunk_files(folder):  # every chunk numbers the layers alike
+        if [str(x) for x in load_npz(path, None, ("names",)).get("names", [])] != names:
             _damaged(path, "its layers differ from the first chunk's")
-    points = np.concatenate([part[key] for part in parts]).astype(np.float32)
-    steps = np.concatenate([part["steps"] for part in parts]).astype(np.int64)
-    if points.ndim != 3 or points.shape[:2] != (len(steps), len(probe["labels"])):
-        _damaged(folder, f"layer {name} has shape {points.shape}")
-    return record.Recording(
-        steps=steps,
-        epochs=np.concatenate([part["epochs"] for part in parts]).astype(np.float64),
-        labels=probe["labels"].astype(np.int64),
-        indices=probe["indices"].astype(np.int64),
-        split=str(probe.get("split", "test")),
-        points=points,
-        sd=None,
-        classes=[str(c) for c in probe["classes"]] if "classes" in probe else None,
-    )
+    # the one layer alone, read as the latent recording is (its probe is the latents')
+    key = f"layer-{names.index(name)}"
+    return record.load_recording(folder, (key,), max_bytes, probe_folder=probe_folder)

@@ -156,10 +156,14 @@ class Recorder:
     def truncate(self, keep_chunks: int) -> None:
         """Drop pending snapshots and chunk files past the first `keep_chunks` (on resume)."""
         self.pending.clear()
-        for i, path in enumerate(chunk_files(self.folder)):
-            if i >= keep_chunks:
-                path.unlink()
+        drop_chunks(self.folder, keep_chunks)
         self._saved = None
+
+
+def drop_chunks(folder: Path, keep: int) -> None:
+    """Remove the chunk files of a recording past its first `keep` (a resume's cut)."""
+    for path in chunk_files(folder)[keep:]:
+        path.unlink()
 
 
 def chunk_files(folder: Path) -> list[Path]:
@@ -207,17 +211,25 @@ def load_recording(
     arrays: tuple[str, ...],
     max_bytes: int | None = None,
     last_chunk_only: bool = False,
+    probe_folder: Path | None = None,
 ) -> Recording:
     """Read the whole recording of a run (float32 in memory): the arrays named by its
     family (the points, then their spread if any); with max_bytes, a file whose arrays
-    claim more is refused before it is read (schema.size_ceilings)."""
+    claim more is refused before it is read (schema.size_ceilings). probe_folder: where
+    probe.npz is, when not beside the chunks (store.layers reads one layer this way)."""
     folder = Path(folder)
-    probe = load_npz(folder / "probe.npz", max_bytes, ("labels", "indices", "split", "classes"))
+    probe = load_npz(
+        Path(probe_folder or folder) / "probe.npz",
+        max_bytes,
+        ("labels", "indices", "split", "classes"),
+    )
     files = chunk_files(folder)
     files = files[-1:] if last_chunk_only else files
     if not files:
         raise RunError(f"{folder}: no latent snapshots recorded")
-    parts = [load_npz(p, max_bytes) for p in files]
+    # only the arrays asked for are decompressed (a chunk of several layers holds more)
+    wanted = ("steps", "epochs", *(a.rstrip("?") for a in arrays))
+    parts = [load_npz(p, max_bytes, wanted) for p in files]
     # an optional array ("sd?") is read when the first chunk has it, then every chunk must
     keys = present_arrays(arrays, parts[0])
     width = None  # every chunk's arrays: (S, N, D) with one D, S integer steps and epochs
