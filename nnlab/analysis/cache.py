@@ -126,12 +126,19 @@ def _where(run: folders.Run, kind: str) -> tuple[Path, Path]:
 
 def layer_measures(run: folders.Run, cfg, meta) -> dict:
     """analysis.layers.measure of the run's recording of several layers, from the cache
-    while that recording is unchanged (progress on stderr when computed)."""
+    while that recording is unchanged (progress on stderr when computed); a run that
+    recorded one layer is one line saying what to run."""
     from nnlab import families
     from nnlab.analysis import layers as measures
     from nnlab.helpers.console import stderr_console
     from nnlab.helpers.progress import CountProgress
     from nnlab.store import layers
+
+    if not layers.several(run.layers):
+        raise NnlabError(
+            f"run {run.id} recorded one layer: train with --record_layers=all (every layer) "
+            "to measure and compare several"
+        )
 
     def compute() -> dict:
         ceiling = families.of(cfg).layers_ceiling(cfg, meta)

@@ -83,7 +83,7 @@ def _layer_summary(opened: folders.Opened, problems: list[str]) -> dict | None:
     from nnlab.analysis import cache
     from nnlab.store import layers
 
-    if len(layers.names_of(opened.run.layers)) < 2:
+    if not layers.several(opened.run.layers):
         return None
     try:
         m = cache.layer_measures(opened.run, opened.cfg, opened.meta)

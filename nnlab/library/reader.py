@@ -189,13 +189,7 @@ class Run:
         (what `nnlab layers --json` prints: probe and nearest-class-mean accuracy, CKA
         between layers and to each layer's final state, neural collapse), cached."""
         from nnlab.analysis import cache
-        from nnlab.store import layers
 
-        if len(layers.names_of(self._folder.layers)) < 2:
-            raise NnlabError(
-                f"run {self.id} recorded one layer: train with --record_layers=all to "
-                "measure several"
-            )
         return cache.layer_measures(self._folder, self.config, self.meta)
 
     # -- the recording

@@ -11,7 +11,7 @@ import numpy as np
 from nnlab.analysis import cache
 from nnlab.analysis.layers import COLLAPSE, MEASURES
 from nnlab.helpers.errors import NnlabError
-from nnlab.store import folders, layers
+from nnlab.store import folders
 
 CHOICES = tuple(m.key for m in MEASURES)
 GIF_FRAMES = 60  # the CKA matrix's animation: at most this many snapshots, evenly spread
@@ -19,15 +19,8 @@ GIF_FRAMES = 60  # the CKA matrix's animation: at most this many snapshots, even
 
 def measures_of(run_id: str, runs_dir=None) -> tuple[folders.Opened, dict]:
     """The opened run and its per-layer measures (cached); refused, in one line, for a run
-    that recorded fewer than two layers."""
+    that recorded one layer."""
     opened = folders.read_run(run_id, runs_dir)
-    names = layers.names_of(opened.run.layers)
-    if len(names) < 2:
-        has = f"one layer ({names[0]})" if names else "one layer"
-        raise NnlabError(
-            f"run {opened.run.id} recorded {has}: train with --record_layers=all (a "
-            "classifier's every layer) to compare layers"
-        )
     return opened, cache.layer_measures(opened.run, opened.cfg, opened.meta)
 
 

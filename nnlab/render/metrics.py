@@ -122,7 +122,7 @@ def _latent_series(opened: folders.Opened) -> dict:
     n = len(latent.series_indices(len(rec), 200))
     with CountProgress(stderr_console(), "latent metrics", n) as bar:
         series = latent.series(rec, 200, on_step=bar.advance)
-    if len(layers.names_of(run.layers)) > 1:
+    if layers.several(run.layers):
         series["layers"] = cache.layer_measures(run, cfg, opened.meta)
     return series
 

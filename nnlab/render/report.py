@@ -318,7 +318,7 @@ def _layer_series(opened: folders.Opened, console) -> dict | None:
     accuracy and CKA to its final state, the collapse), or None (one layer recorded)."""
     from nnlab.store import layers
 
-    if len(layers.names_of(opened.run.layers)) < 2:
+    if not layers.several(opened.run.layers):
         return None
     try:
         m = cache.layer_measures(opened.run, opened.cfg, opened.meta)

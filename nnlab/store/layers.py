@@ -93,6 +93,11 @@ class LayerRecorder:
         record.drop_chunks(self.folder, keep_chunks)
 
 
+def several(folder: Path) -> bool:
+    """Whether a run recorded several layers (what `nnlab layers` and its measures need)."""
+    return len(names_of(folder)) > 1
+
+
 def names_of(folder: Path) -> list[str]:
     """The recorded layers' names (from the first chunk), [] when none are recorded."""
     files = record.chunk_files(folder) if Path(folder).is_dir() else []
