@@ -124,25 +124,16 @@ class ClassifierConfig(Config):
         convs = [f"conv{i + 1}" for i in range(len(self.channels))]
         return convs + ["pool"] + [f"fc{i + 1}" for i in range(len(self.sizes) - 1)]
 
-    def recordable_layers(self) -> list[str]:
-        """The layers --record_layers may name, inputs to outputs: an MLP's hidden layers
-        h1.. and its outputs (out), a CNN's named layers (its last fc: the outputs)."""
-        if self.arch == "conv":
-            return self.layer_names()
-        return [f"h{i}" for i in range(1, len(self.sizes) - 1)] + ["out"]
-
     def all_layer_widths(self) -> dict[str, int]:
-        """Each layer's width as --record_layers keeps it (a convolution reduced by
-        layer_reduction to one number per channel, or all of its values)."""
+        """Each layer --record_layers may name and its width as kept, inputs to outputs:
+        an MLP's hidden layers h1.. and its outputs (out); a CNN's named layers (its last
+        fc: the outputs), a convolution's map as kept_width says."""
         if self.arch != "conv":
-            return dict(zip(self.recordable_layers(), self.sizes[1:], strict=True))
-        maps = cnn_maps(self.image_shape, self.channels)
-        reduce = self.layer_reduction == "mean"
-        widths = {
-            name: (m[0] if reduce else flat(m))
-            for name, m in zip(self.layer_names(), maps, strict=False)
-        }
-        widths.update(zip(self.layer_names()[len(maps) :], self.sizes[1:], strict=True))
+            hidden = {f"h{i}": w for i, w in enumerate(self.sizes[1:-1], start=1)}
+            return {**hidden, "out": self.sizes[-1]}
+        widths = self.layer_widths()
+        for name, m in zip(widths, cnn_maps(self.image_shape, self.channels), strict=False):
+            widths[name] = self.kept_width(m)  # conv1.., pool: the maps before the fcs
         return widths
 
     def layer_widths(self) -> dict[str, int]:

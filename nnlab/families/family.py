@@ -289,6 +289,12 @@ class Config:
             return names
         return [n for n in names if n in layer_list(text)]
 
+    def kept_width(self, feature_map) -> int:
+        """A feature map's (C, H, W) width as --record_layers keeps it: C (each channel's
+        mean over positions, layer_reduction=mean) or every value (raw)."""
+        c, h, w = feature_map
+        return c if self.layer_reduction == "mean" else c * h * w
+
     def recorded_layer_widths(self) -> dict[str, int]:
         """Each recorded layer's width as recorded."""
         widths = self.all_layer_widths()

@@ -81,7 +81,7 @@ class VAEConfig(Config):
         widths: dict[str, int] = {}
         if self.arch == "conv":
             for i, m in enumerate(vae_maps(self.image_shape, self.channels), start=1):
-                widths[f"conv{i}"] = m[0] if self.layer_reduction == "mean" else flat(m)
+                widths[f"conv{i}"] = self.kept_width(m)
         widths.update({f"enc{i}": h for i, h in enumerate(self.hidden_dims, start=1)})
         return {**widths, "mu": self.latent_dim}
 
