@@ -416,12 +416,11 @@ def _tap_rows(tapped: dict, name: str, n: int) -> np.ndarray:
             f"watch: layers: module '{name}' returns a {kind}, not a tensor; name a submodule "
             "whose output is one tensor (e.g. a Linear inside it)"
         )
-    if out.ndim == 4:
-        out = out.float().mean(dim=(2, 3))
-    a = out.detach().float().cpu().numpy()
-    if a.shape[0] != n:
-        raise UsageError(f"watch: layers: module '{name}' gave {a.shape[0]} rows for {n} images")
-    return a.reshape(n, -1)
+    from nnlab.training.snapshots import kept_rows
+
+    if out.shape[0] != n:
+        raise UsageError(f"watch: layers: module '{name}' gave {out.shape[0]} rows for {n} images")
+    return kept_rows(out.detach()).cpu().numpy()
 
 
 def _has_forward(module) -> bool:

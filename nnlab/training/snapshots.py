@@ -52,16 +52,21 @@ def capture_layers(
             model.taps = {}
             run(probe_x[start : start + LAYER_CHUNK])
             for name in names:
-                t = model.taps[name]
-                if t.ndim == 4:
-                    t = t.mean(dim=(2, 3)) if reduction == "mean" else t.flatten(1)
-                parts[name].append(t.float().cpu())
+                parts[name].append(kept_rows(model.taps[name], reduction).cpu())
             if also is not None:
                 extra.append(also(model.taps).float())
     finally:
         model.taps = None
         model.train(was)
     return [torch.cat(parts[name]) for name in names], (torch.cat(extra) if extra else None)
+
+
+def kept_rows(t: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """A layer's batch of outputs as float32 rows (n, D): a feature map (n, C, H, W) as
+    each channel's mean over positions (reduction "mean") or every value ("raw")."""
+    if t.ndim == 4 and reduction == "mean":
+        return t.float().mean(dim=(2, 3))
+    return t.float().reshape(len(t), -1)  # a (n,) output too: one column
 
 
 def head_of(model) -> tuple:
