@@ -216,6 +216,8 @@ def measure(rec, nc_layer: str | None, on_step=None) -> dict:
     labels = rec.labels
     fit, test = halves(labels)
     names = rec.names
+    # neural collapse needs the output layer's weights and the layer below it recorded
+    collapsing = rec.head_weight is not None and nc_layer in rec.layers
     finals = [_centred(rec.layers[name][-1]) for name in names]  # centred once
     final_norms = [_self_norm(f) for f in finals]
     out: dict = {
@@ -226,8 +228,8 @@ def measure(rec, nc_layer: str | None, on_step=None) -> dict:
         "ncm": {name: [] for name in names},
         "cka_final": {name: [] for name in names},
         "cka": [],
-        "collapse_layer": nc_layer if rec.head_weight is not None else None,
-        "collapse": {k: [] for k in COLLAPSE_KEYS} if rec.head_weight is not None else None,
+        "collapse_layer": nc_layer if collapsing else None,
+        "collapse": {k: [] for k in COLLAPSE_KEYS} if collapsing else None,
     }
     for k, s in enumerate(picks):
         acts = [rec.layers[name][s] for name in names]
@@ -243,12 +245,10 @@ def measure(rec, nc_layer: str | None, on_step=None) -> dict:
         ]
         for name, v in zip(names, to_final, strict=True):
             out["cka_final"][name].append(float(v))
-        if out["collapse"] is not None and nc_layer in rec.layers:
+        if collapsing:
             nc = collapse(rec.layers[nc_layer][s], labels, rec.head_weight[s], rec.head_bias[s])
             for key in COLLAPSE_KEYS:
                 out["collapse"][key].append(nc[key])
         if on_step:
             on_step(k + 1, len(picks))
-    if out["collapse"] is not None and nc_layer not in rec.layers:
-        out["collapse"], out["collapse_layer"] = None, None
     return out
