@@ -19,25 +19,22 @@ PROBE_SEED = 39  # fixed: the halves of a probe set are the same at every snapsh
 
 @dataclass(frozen=True)
 class Measure:
-    """One per-layer measure: its key, what it is called, and which way is 'better'."""
+    """One per-layer measure: its key and what it is called."""
 
     key: str
     label: str
-    higher_is_better: bool
 
 
 MEASURES = (
-    Measure("probe", "linear-probe accuracy (held-out half)", True),
-    Measure("ncm", "nearest-class-mean accuracy (held-out half)", True),
-    Measure("cka_final", "linear CKA to the layer's final state", True),
+    Measure("probe", "linear-probe accuracy (held-out half)"),
+    Measure("ncm", "nearest-class-mean accuracy (held-out half)"),
+    Measure("cka_final", "linear CKA to the layer's final state"),
 )
 COLLAPSE = (
-    Measure("nc1", "NC1: Tr(Σ_W Σ_B⁺)/C, within-class variability", False),
-    Measure("nc2", "NC2: distance of the class means' Gram matrix to a simplex ETF's", False),
-    Measure("nc3", "NC3: ‖W/‖W‖ − M/‖M‖‖², distance to self-duality", False),
-    Measure(
-        "nc4", "NC4: share of images where the network and the nearest class mean disagree", False
-    ),
+    Measure("nc1", "NC1: Tr(Σ_W Σ_B⁺)/C, within-class variability"),
+    Measure("nc2", "NC2: distance of the class means' Gram matrix to a simplex ETF's"),
+    Measure("nc3", "NC3: ‖W/‖W‖ − M/‖M‖‖², distance to self-duality"),
+    Measure("nc4", "NC4: share of images where the network and the nearest class mean disagree"),
 )
 
 

@@ -155,18 +155,3 @@ def _cka_gif(m: dict, folder, run_id: str):
         frames.append(figure_to_array(fig))
     plt.close(fig)
     return write_gif(folder / "layers-cka.gif", frames, fps=8)
-
-
-def summary_rows(m: dict) -> list[tuple[str, str, str, str]]:
-    """(layer, probe, NCM, CKA to final) at the first and last measured snapshot."""
-    rows = []
-    for name in m["names"]:
-        rows.append(
-            (
-                name,
-                f"{m['probe'][name][0]:.3f} → {m['probe'][name][-1]:.3f}",
-                f"{m['ncm'][name][0]:.3f} → {m['ncm'][name][-1]:.3f}",
-                f"{m['cka_final'][name][0]:.3f}",
-            )
-        )
-    return rows
