@@ -38,10 +38,9 @@ COLLAPSE = (
 )
 
 
+NC_KEYS = tuple(m.key for m in COLLAPSE)  # the four measures
 # what --json and the cache keep of collapse(): the four measures, NC2's parts, the error
-COLLAPSE_KEYS = (
-    "nc1", "nc2", "nc3", "nc4", "nc2_norms", "nc2_angles", "nc2_max_angle", "error",
-)  # fmt: skip
+COLLAPSE_KEYS = (*NC_KEYS, "nc2_norms", "nc2_angles", "nc2_max_angle", "error")
 
 
 def _centred(x) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nnlab import families
 from nnlab.analysis import latent
+from nnlab.analysis.layers import NC_KEYS
 from nnlab.helpers.console import stderr_console, subscript
 from nnlab.helpers.progress import CountProgress
 from nnlab.store import folders, metrics, record, schema
@@ -130,9 +131,8 @@ def _latent_series(opened: folders.Opened) -> dict:
 def _draw_layers(ax, title: str, m: dict) -> None:
     """One of the layer panels: a line per layer, or NC1-NC4 on a log scale."""
     if title == LAYER_PANELS[2]:
-        for key, values in m["collapse"].items():
-            if key in ("nc1", "nc2", "nc3", "nc4"):
-                ax.plot(m["steps"], [max(v, 1e-6) for v in values], label=key.upper())
+        for key in NC_KEYS:
+            ax.plot(m["steps"], [max(v, 1e-6) for v in m["collapse"][key]], label=key.upper())
         ax.set_yscale("log")
         ax.set_title(f"{title} ({m['collapse_layer']})", fontsize=10)
     else:

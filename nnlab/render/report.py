@@ -30,6 +30,7 @@ import numpy as np
 
 from nnlab import families
 from nnlab.analysis import cache
+from nnlab.analysis.layers import NC_KEYS
 from nnlab.helpers import files
 from nnlab.helpers.console import stderr_console
 from nnlab.helpers.errors import NnlabError
@@ -332,7 +333,7 @@ def _layer_series(opened: folders.Opened, console) -> dict | None:
         "probe": m["probe"],
         "cka_final": m["cka_final"],
         "collapse_layer": m["collapse_layer"],
-        "collapse": {k: nc[k] for k in ("nc1", "nc2", "nc3", "nc4")} if nc else None,
+        "collapse": {k: nc[k] for k in NC_KEYS} if nc else None,
     }
 
 

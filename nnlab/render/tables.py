@@ -311,6 +311,8 @@ def _render_layers(c, lay: dict) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from nnlab.analysis.layers import NC_KEYS
+
     first, last = lay["steps"]
     c.print(
         f"\n[bold]layers[/] over the recording (steps {first} → {last}; nnlab layers draws them)"
@@ -331,6 +333,6 @@ def _render_layers(c, lay: dict) -> None:
         parts = [
             f"{k.upper()} {a:.3g} → {b:.3g}"
             for k, (a, b) in nc.items()
-            if k in ("nc1", "nc2", "nc3", "nc4", "error") and a is not None
+            if k in (*NC_KEYS, "error") and a is not None
         ]
         c.print(f"neural collapse of {escape(lay['collapse_layer'])}: " + " · ".join(parts))
