@@ -271,15 +271,13 @@ function drawDensity(run, s) {
     const dy = [0, -14, 14, -28, 28].find(d => !placed.some(b => px - half < b[2] && px + half > b[0] && py + d - 7 < b[3] && py + d + 7 > b[1]));
     if (dy === undefined) return;
     placed.push([px - half, py + dy - 7, px + half, py + dy + 7]);
-    run.labelBoxes = placed;
     ctx.fillStyle = "rgba(255,255,255,0.75)"; ctx.fillText(name, px + 1, py + dy + 1);
     ctx.fillStyle = COLORS[c]; ctx.fillText(name, px, py + dy);
   });
 }
 
 function drawPoints(run, size) {
-  const ctx = run.ctx;
-  run.outside = 0;
+  const ctx = run.ctx;  // run.outside counts from 0 at each drawPanel
   for (let i = 0; i < run.n; i++) {
     const c = run.labels[i];
     run.shown[i] = state.hidden.has(c) ? 0 : 1;
