@@ -73,3 +73,51 @@ def test_a_point_never_removes_or_adopts_a_folder_it_did_not_make(runs):
         "interrupted",
         "failed",
     ]
+
+
+@pytest.mark.parametrize(
+    "leftovers, taken",
+    [
+        ({}, True),  # killed right after mkdir
+        ({".tmp-point.json.x1": '{"id"'}, True),  # mid-way through the marker's write
+        ({"lock": ""}, True),  # an older nnlab took the lock before it wrote the marker
+        ({"lock": "", "notes.txt": "mine"}, False),  # something more: not provably the sweep's
+        ({".tmp-config.yaml.x1": "a: 1"}, False),
+    ],
+)
+def test_a_point_folder_killed_before_its_marker_was_whole_is_started_again(runs, leftovers, taken):
+    """A coordinator killed while its worker made a point's folder leaves it without its
+    marker (seen in CI: a folder holding only its lock, and the resumed point failed)."""
+    from nnlab.helpers.errors import RunError
+
+    sw = sweeps.create_sweep(runs, "sweep-vae-20260101-000000")
+    sw.release()
+    path = runs / f"{sw.id}-p0"
+    path.mkdir()
+    for name, text in leftovers.items():
+        (path / name).write_text(text)
+    own = {"id": sw.id, "point": 0}
+    if taken:
+        worker._remove_unstarted_point(sw, path, own)
+        assert not path.exists()
+    else:
+        with pytest.raises(RunError, match="nnlab did not make it"):
+            worker._remove_unstarted_point(sw, path, own)
+        assert sorted(p.name for p in path.iterdir()) == sorted(leftovers)
+
+
+def test_a_point_folder_holds_its_marker_before_its_lock(runs, monkeypatch):
+    """The marker is written first, so that a kill at any later moment leaves a folder
+    that provably is the point's."""
+    seen = []
+    acquire = folders.Run.acquire
+
+    def watching(run):
+        seen.append(sorted(p.name for p in run.path.iterdir()))
+        acquire(run)
+
+    monkeypatch.setattr(folders.Run, "acquire", watching)
+    run = folders.create_run(runs, "vae", run_id="s-p0", point={"id": "s", "point": 0})
+    run.release()
+    assert seen == [[folders.POINT_FILE]]
+    assert json.loads((run.path / folders.POINT_FILE).read_text()) == {"id": "s", "point": 0}

@@ -111,7 +111,8 @@ def _reports(sweep: sweeps.Sweep, rec: dict, index: int):
 
 def _remove_unstarted_point(sweep: sweeps.Sweep, path: Path, own: dict) -> None:
     """Remove a point's folder that a killed worker left before its run began, after
-    checking that it is one: a plain folder holding this point's marker, no sweep.json."""
+    checking that it is one: a plain folder holding this point's marker and no sweep.json,
+    or one killed before the marker was whole (folders.holds_only_a_start)."""
     marker = path / folders.POINT_FILE
     ours = False
     if path.is_dir() and not path.is_symlink() and not (path / folders.SWEEP_FILE).exists():
@@ -119,6 +120,8 @@ def _remove_unstarted_point(sweep: sweeps.Sweep, path: Path, own: dict) -> None:
             ours = files.read_json(marker) == own
         except NnlabError:
             ours = False
+        if not marker.exists():  # killed before the marker was whole
+            ours = folders.holds_only_a_start(path)
     if not ours:
         raise RunError(
             f"{path} is in the way of point {own['point']} of sweep {sweep.id} and nnlab did "

@@ -445,6 +445,18 @@ def lock_name(runs_dir: str | Path | None, model: str, name: str) -> Lock | None
     return lock
 
 
+def holds_only_a_start(path: Path) -> bool:
+    """True when a folder holds nothing but what create_run writes before a point's marker
+    is whole (a kill at that moment): nothing, the marker's temp file, an unheld lock (which
+    runs made before the marker came first took first). Nothing in it can be lost."""
+    try:
+        names = [p.name for p in path.iterdir()]
+    except OSError:
+        return False
+    partial = f"{TMP_PREFIX}{POINT_FILE}"
+    return all(n == LOCK_FILE or n.startswith(partial) for n in names)
+
+
 def create_run(
     runs_dir: str | Path | None,
     model: str,
@@ -481,12 +493,12 @@ def create_run(
             continue
         run = Run(root, chosen)
         try:
+            if point is not None:  # first: a kill after it leaves a folder provably the sweep's
+                write_json(run.file(POINT_FILE), point)
             run.acquire()
         except BaseException:  # e.g. a full disk at the lock write: leave no empty run
             shutil.rmtree(root / chosen, ignore_errors=True)
             raise
         run.name_lock = name_lock  # held until training ends
-        if point is not None:
-            write_json(run.file(POINT_FILE), point)
         return run
     raise NnlabError(f"could not find a free run id for {base} in {root}")
