@@ -210,6 +210,29 @@ def test_the_study_is_told_how_each_trial_ended(tmp_path):
         sweep.release()
 
 
+def test_a_report_asked_again_after_a_kill_gets_the_same_answer(tmp_path):
+    """A coordinator killed after answering a report but before the answer reached its
+    point is asked again at --resume: ASHA's completed rung, already in the journal, would
+    answer "go on" (seen in CI: a trial the uninterrupted search pruned, finished)."""
+    sweep = sweeps.create_sweep(tmp_path, "sweep-vae-t")
+    try:
+        space = {"lr": {"range": [1e-4, 1e-1], "log": True, "int": False}}
+        plan = search.Plan("tpe", 4, "test_elbo", "max", 0, "asha", 0.25, space)
+        study = search.Study(sweep, plan)
+        for _ in range(4):
+            study.ask()
+        answers = [study.decide(i, 900, v) for i, v in enumerate([-200.0, -150.0, -120.0])]
+        assert answers == [False, False, False]  # each the best so far at its rung
+        assert study.decide(3, 900, -400.0) is True  # the worst of four: pruned
+        for _ in range(2):  # killed before the answer was posted, resumed, asked again
+            again = search.Study(sweep, plan)
+            assert again.decide(3, 900, -400.0) is True
+        assert again.trials()[3].intermediate_values == {900: -400.0}
+        assert again.decide(2, 900, -120.0) is False
+    finally:
+        sweep.release()
+
+
 def test_a_random_search_of_two_trials_end_to_end(nnlab, runs):
     r = nnlab(
         "sweep",

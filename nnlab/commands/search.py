@@ -8,8 +8,9 @@ asked (point k is trial k). A proposal depends only on the trials told before it
 (--search_seed, trial number): each ask gets a sampler seeded for its trial, so a resumed
 study proposes what the uninterrupted one would have (with --jobs=1, where every trial
 is told before the next is asked). Points report their metric to the pruner through
-files in the sweep (store.sweeps.post_report); each answer is kept, so a point resumed
-before a report it made gets the same answer.
+files in the sweep (store.sweeps.post_report); each answer is kept there and, before the
+report itself, in the journal, so a point resumed before a report it made, or a report
+asked again of a resumed coordinator, gets the same answer.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ OPTUNA_HINT = 'pip install -e ".[search]" (or pip install "nnlab[search]")'
 ASHA_REDUCTION = 4
 MEDIAN_STARTUP = 5  # the median pruner waits for this many trials (Optuna's default)
 TPE_STARTUP_MAX = 10  # TPE's random start: Optuna's 10, or a quarter of a smaller study
+DECISION_PREFIX = "nnlab_prune_at_"  # a trial's user attribute: the answer to its report
 
 
 def optuna_module(method: str = "tpe"):
@@ -228,17 +230,46 @@ class Study:
         )
 
     def decide(self, number: int, label: int, value: float) -> bool:
-        """Trial `number` reported `value` at `label`: whether to prune it."""
+        """Trial `number` reported `value` at `label`: whether to prune it. The answer is
+        worked out on an in-memory copy of the study and entered in the journal before the
+        report and the pruner's state, so that a coordinator killed at any line, resumed,
+        gives the report it is asked again the same answer (ASHA's rungs, once entered,
+        would answer a second asking with "go on")."""
         frozen = self.trials()[number]
         if frozen.state != self.optuna.trial.TrialState.RUNNING:
             return False
+        key = f"{DECISION_PREFIX}{int(label)}"
+        if key in frozen.user_attrs:  # answered before the coordinator was killed
+            return bool(frozen.user_attrs[key])
         if "first_report" not in self.study.user_attrs:
             self.study.set_user_attr("first_report", int(label))
-        trial = self.optuna.trial.Trial(self.study, frozen._trial_id)
-        if label not in frozen.intermediate_values:
+        prune, after = self._decide_on_a_copy(frozen, int(label), float(value))
+        storage, tid = self.study._storage, frozen._trial_id
+        storage.set_trial_user_attr(tid, key, prune)
+        if int(label) not in frozen.intermediate_values:
+            storage.set_trial_intermediate_value(tid, int(label), float(value))
+        for k, v in after.system_attrs.items():  # the rungs ASHA completed at this report
+            if frozen.system_attrs.get(k) != v:
+                storage.set_trial_system_attr(tid, k, v)
+        return prune
+
+    def _decide_on_a_copy(self, frozen, label: int, value: float):
+        """(prune, the trial as the pruner left it) on an in-memory copy of the study."""
+        optuna = self.optuna
+        shadow = optuna.create_study(direction=self.study.direction)
+        for t in self.trials():
+            try:
+                shadow.add_trial(t)
+            except ValueError:  # values outside the space: refused at --resume
+                continue
+            if t.number == frozen.number:
+                copy = shadow.get_trials(deepcopy=False)[-1]
+        trial = optuna.trial.Trial(shadow, copy._trial_id)
+        if label not in copy.intermediate_values:
             trial.report(value, label)
-        self.study.pruner = self._pruner()
-        return bool(trial.should_prune())
+        shadow.pruner = self._pruner()
+        prune = bool(trial.should_prune())
+        return prune, shadow._storage.get_trial(copy._trial_id)
 
     def tell(self, number: int, status: str, value: float | None) -> None:
         """Trial `number` ended: finished (with its metric), pruned, diverged or failed. A
