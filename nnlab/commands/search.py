@@ -179,15 +179,7 @@ class Study:
         in-memory copy of the study, and the trial goes into the journal as one line with
         its values: a kill can never leave a trial asked without them."""
         optuna = self.optuna
-        trials = self.trials()
-        shadow = optuna.create_study(
-            direction=self.study.direction, sampler=self._sampler(len(trials))
-        )
-        for t in trials:
-            try:
-                shadow.add_trial(t)
-            except ValueError:  # values outside the space: refused at --resume, not learnt from
-                continue
+        shadow, _ = self._copy(self._sampler(len(self.trials())))
         proposed = shadow.ask(self.dists)
         self.study.add_trial(
             optuna.trial.create_trial(
@@ -255,21 +247,26 @@ class Study:
 
     def _decide_on_a_copy(self, frozen, label: int, value: float):
         """(prune, the trial as the pruner left it) on an in-memory copy of the study."""
-        optuna = self.optuna
-        shadow = optuna.create_study(direction=self.study.direction)
-        for t in self.trials():
-            try:
-                shadow.add_trial(t)
-            except ValueError:  # values outside the space: refused at --resume
-                continue
-            if t.number == frozen.number:
-                copy = shadow.get_trials(deepcopy=False)[-1]
-        trial = optuna.trial.Trial(shadow, copy._trial_id)
+        shadow, ids = self._copy()
+        copy = shadow._storage.get_trial(ids[frozen.number])
+        trial = self.optuna.trial.Trial(shadow, copy._trial_id)
         if label not in copy.intermediate_values:
             trial.report(value, label)
         shadow.pruner = self._pruner()
         prune = bool(trial.should_prune())
         return prune, shadow._storage.get_trial(copy._trial_id)
+
+    def _copy(self, sampler=None):
+        """An in-memory copy of the study, and its trial ids by the journal's numbers."""
+        shadow = self.optuna.create_study(direction=self.study.direction, sampler=sampler)
+        ids = {}
+        for t in self.trials():
+            try:
+                shadow.add_trial(t)
+            except ValueError:  # values outside the space: refused at --resume, not learnt from
+                continue
+            ids[t.number] = shadow.get_trials(deepcopy=False)[-1]._trial_id
+        return shadow, ids
 
     def tell(self, number: int, status: str, value: float | None) -> None:
         """Trial `number` ended: finished (with its metric), pruned, diverged or failed. A
