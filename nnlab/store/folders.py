@@ -446,9 +446,9 @@ def lock_name(runs_dir: str | Path | None, model: str, name: str) -> Lock | None
 
 
 def holds_only_a_start(path: Path) -> bool:
-    """True when a folder holds nothing but what create_run writes before a point's marker
-    is whole (a kill at that moment): nothing, the marker's temp file, an unheld lock (which
-    runs made before the marker came first took first). Nothing in it can be lost."""
+    """True when a folder holds nothing but what a kill can leave before a point's marker
+    is whole: nothing, the marker's temp file, or a lock (an older nnlab took the lock
+    before it wrote the marker). Nothing in it can be lost."""
     try:
         names = [p.name for p in path.iterdir()]
     except OSError:
