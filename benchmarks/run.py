@@ -83,11 +83,11 @@ def nnlab_cmd(*args: str, env: dict | None = None) -> subprocess.CompletedProces
     )
 
 
-def nnlab_train(runs: Path, args: list[str]) -> dict:
+def nnlab_train(runs: Path, args: list[str], env: dict | None = None) -> dict:
     """Train with the nnlab CLI; returns steps/s (from the run's own timing), peak RSS."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
-    r = nnlab_cmd("train", *args, f"--runs_dir={runs}")
+    r = nnlab_cmd("train", *args, f"--runs_dir={runs}", env=env)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         raise RuntimeError(r.stderr)
@@ -427,6 +427,32 @@ def tensorboard_overhead(b: Bench) -> list[Row]:
     ]
 
 
+def publishing_overhead(b: Bench) -> list[Row]:
+    """14. The reference VAE's epoch (recording every 4 steps) as every training runs it,
+    publishing what it logged and recorded every PUBLISH_SECONDS for nnlab serve, over the
+    same with NNLAB_NO_PUBLISHING (writes at checkpoints only): goal 3% at most."""
+    from nnlab.helpers import testhooks
+    from nnlab.store.folders import PUBLISH_SECONDS
+
+    log("14. live publishing against none")
+    args = ["vae", *b.common, "--epochs=1"]
+    seconds = {}
+    for off in ("1", "", "1", ""):  # interleaved: the machine drifts
+        t = nnlab_train(b.runs, args, env={testhooks.NO_PUBLISHING: off})["seconds"]
+        seconds.setdefault(off, []).append(t)
+    off, on = min(seconds["1"]), min(seconds[""])
+    return [
+        Row(
+            "14. training time publishing for nnlab serve / not (best of 2 each)",
+            on / off,
+            target="<= 1.03x",
+            ok=on / off <= 1.03,
+            note=f"off {off:.1f} s, on {on:.1f} s (one epoch, recording every 4 steps, "
+            f"a publish every {PUBLISH_SECONDS:g} s)",
+        )
+    ]
+
+
 def big_store(b: Bench) -> list[Row]:
     """10. `nnlab summary` (the runs table) over a store of 2,000 runs; 10b. the table of a
     100-point sweep whose points hold workload 1's recording."""
@@ -619,6 +645,7 @@ WORKLOADS = (
     nielsen_epoch,
     sweep_parallel,
     tensorboard_overhead,
+    publishing_overhead,
     big_store,
     read_api,
 )

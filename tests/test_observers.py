@@ -246,3 +246,16 @@ def test_one_pass_records_both_and_changes_nothing_else(nnlab, tmp_path, monkeyp
             for r in (plain, joined)
         ]
         assert lines[0] == lines[1]
+
+
+def test_no_publishing_leaves_a_training_without_its_publishing_observer(tmp_path, monkeypatch):
+    """What benchmarks/run.py's publishing row measures against (NNLAB_NO_PUBLISHING): the
+    same training, only its writes between checkpoints gone."""
+    from nnlab.helpers import testhooks
+
+    kinds = {}
+    for off in ("", "1"):
+        monkeypatch.setenv(testhooks.NO_PUBLISHING, off)
+        kinds[off] = [type(o) for o in _trainer(tmp_path / f"runs{off}").observers]
+    assert kinds[""][-1] is Publishing and Publishing not in kinds["1"]
+    assert kinds[""][:-1] == kinds["1"]

@@ -8,9 +8,15 @@ from nnlab.helpers import testhooks
 
 
 def test_every_hook_is_off_by_default(monkeypatch, tmp_path):
-    for name in (testhooks.KILL_IN_WRITE, testhooks.NAN_AT_STEP, testhooks.SMOKE):
+    for name in (
+        testhooks.KILL_IN_WRITE,
+        testhooks.NAN_AT_STEP,
+        testhooks.SMOKE,
+        testhooks.NO_PUBLISHING,
+    ):
         monkeypatch.delenv(name, raising=False)
     assert testhooks.nan_at_step() == -1 and not testhooks.smoke()
+    assert testhooks.publishing()
     testhooks.kill_in_write(tmp_path / "latest.pt")  # returns: nothing asked
 
 

@@ -8,7 +8,10 @@ environment variable is set:
 - NNLAB_FAULT_NAN_AT_STEP=N: the training loss becomes NaN at step N (divergence tests);
 - NNLAB_SMOKE=1: every training stops after SMOKE_EPOCHS epochs of at most SMOKE_STEPS
   steps and records at most SMOKE_PROBE images, its saved config unchanged (the
-  documentation test runs every page's commands so).
+  documentation test runs every page's commands so);
+- NNLAB_NO_PUBLISHING=1: a training writes what it logged and recorded at checkpoints
+  only, not every PUBLISH_SECONDS between them (benchmarks/run.py measures what
+  publishing costs against it).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 KILL_IN_WRITE = "NNLAB_FAULT_KILL_IN_WRITE"
 NAN_AT_STEP = "NNLAB_FAULT_NAN_AT_STEP"
 SMOKE = "NNLAB_SMOKE"
+NO_PUBLISHING = "NNLAB_NO_PUBLISHING"
 SMOKE_EPOCHS, SMOKE_STEPS, SMOKE_PROBE = 2, 3, 500
 
 _checkpoint_writes = 0  # checkpoint writes of this process, for KILL_IN_WRITE=N
@@ -50,6 +54,11 @@ def nan_at_step() -> int:
 def smoke() -> bool:
     """Whether trainings are shortened (SMOKE)."""
     return bool(os.environ.get(SMOKE))
+
+
+def publishing() -> bool:
+    """Whether trainings publish between checkpoints (unless NO_PUBLISHING)."""
+    return not os.environ.get(NO_PUBLISHING)
 
 
 def smoke_config(cfg):
