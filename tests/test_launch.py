@@ -212,18 +212,20 @@ def test_a_search_is_followed_live_in_chromium(runs):
     proc, url = _serve(runs)
     search = None
     try:
-        search = subprocess.Popen(
-            [*NNLAB, "sweep", "vae", "--dataset=mnist-sample", "--probe_size=200",
-             "--hidden_dims=[32]", "--snapshot_every=9", "--search=tpe", "--trials=4",
-             "--lr=log:1e-3..3e-2", "--jobs=1", f"--runs_dir={runs}"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV,
-        )  # fmt: skip
-        deadline = time.time() + 60
-        while not list(runs.glob("sweep-*")):
-            assert time.time() < deadline, "no sweep folder"
-            time.sleep(0.2)
-        sweep_id = next(runs.glob("sweep-*")).name
+        # the browser is up before the search starts, and each trial takes seconds: a
+        # search that ended before its page first drew would show no growth (seen in CI)
         with browser.browser_page() as (page, errors):
+            search = subprocess.Popen(
+                [*NNLAB, "sweep", "vae", "--dataset=mnist-sample", "--probe_size=200",
+                 "--hidden_dims=[32]", "--snapshot_every=9", "--search=tpe", "--trials=4",
+                 "--epochs=12", "--lr=log:1e-3..3e-2", "--jobs=1", f"--runs_dir={runs}"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV,
+            )  # fmt: skip
+            deadline = time.time() + 60
+            while not list(runs.glob("sweep-*")):
+                assert time.time() < deadline, "no sweep folder"
+                time.sleep(0.1)
+            sweep_id = next(runs.glob("sweep-*")).name
             page.goto(f"{url}run/{sweep_id}")
             page.evaluate("window.stayed = true")
             titles = []
