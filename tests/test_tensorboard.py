@@ -147,7 +147,15 @@ def test_a_resumed_writer_replaces_what_an_earlier_one_wrote_from_its_purge_step
     for step in range(1, 11):
         first.scalars(step, {"train/loss": float(step)})
     first.close()
-    time.sleep(1.1)  # event file names carry the second they were made
+    # as a killed process's file: a name with the same second and a higher pid than this
+    # process's sorts after a file this process makes within that second, unless the new
+    # writer waits for the next second (TensorBoard reads in name order; seen in CI)
+    (made,) = tmp_path.iterdir()
+    parts = made.name[len(tensorboard.EVENTS_PREFIX) :].split(".")
+    assert parts[0].isdigit()
+    parts[0] = str(max(int(parts[0]), int(time.time())))
+    parts[-2] = "9" * 12  # the pid: after any
+    made.rename(tmp_path / (tensorboard.EVENTS_PREFIX + ".".join(parts)))
     second = tensorboard.Writer(tmp_path, purge_step=6)  # resumed from its checkpoint at step 5
     for step in range(6, 13):
         second.scalars(step, {"train/loss": 100.0 + step})

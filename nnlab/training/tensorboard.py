@@ -70,6 +70,25 @@ def latent_scalars(metrics: dict) -> dict[str, float]:
 FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
 
 
+EVENTS_PREFIX = "events.out.tfevents."  # then the whole second the file was made, host, pid
+WAIT_AT_MOST_S = 1.5  # a newest file from a clock far ahead is not waited for
+
+
+def _after_the_newest(logdir: Path) -> None:
+    """Wait until the clock's whole second is past that of the newest event file in logdir.
+    TensorBoard reads a folder's files in name order, and a name starts with that second:
+    a resume within the second its killed run began would be read first, and the earlier
+    file's steps after the purge shown again (seen in a test resuming in-process)."""
+    seconds = [
+        int(part)
+        for p in (logdir.glob(EVENTS_PREFIX + "*") if logdir.is_dir() else [])
+        if (part := p.name[len(EVENTS_PREFIX) :].split(".", 1)[0]).isdigit()
+    ]
+    deadline = time.monotonic() + WAIT_AT_MOST_S
+    while seconds and int(time.time()) <= max(seconds) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 class Writer:
     """Scalars of one run into a TensorBoard log folder.
 
@@ -80,6 +99,7 @@ class Writer:
 
     def __init__(self, logdir: Path, purge_step: int | None = None):
         summary_writer = require()
+        _after_the_newest(Path(logdir))
         self.writer = summary_writer(log_dir=str(logdir), purge_step=purge_step, flush_secs=3600)
         self.left_out: list[tuple[str, int, float]] = []  # (tag, step, value) beyond float32
 
