@@ -406,16 +406,22 @@ def sweep_parallel(b: Bench) -> list[Row]:
     return rows
 
 
+def _on_and_off(b: Bench, on: dict, off: dict) -> tuple[float, float]:
+    """The best training seconds of the reference VAE's epoch (recording every 4 steps) of
+    two runs each, off and on in turn (the machine drifts); on and off: {"args", "env"}."""
+    args = ["vae", *b.common, "--epochs=1"]
+    seconds = {"on": [], "off": []}
+    for side, how in (("off", off), ("on", on), ("off", off), ("on", on)):
+        run = nnlab_train(b.runs, [*args, *how.get("args", [])], env=how.get("env"))
+        seconds[side].append(run["seconds"])
+    return min(seconds["on"]), min(seconds["off"])
+
+
 def tensorboard_overhead(b: Bench) -> list[Row]:
     """9. The reference VAE's epoch (recording every 4 steps) with --tensorboard=true over
     the same without: live scalars and latent metrics cost under 5%."""
     log("9. --tensorboard=true against off")
-    args = ["vae", *b.common, "--epochs=1"]
-    seconds = {}
-    for flag in ("false", "true", "false", "true"):  # interleaved: the machine drifts
-        t = nnlab_train(b.runs, [*args, f"--tensorboard={flag}"])["seconds"]
-        seconds.setdefault(flag, []).append(t)
-    off, on = min(seconds["false"]), min(seconds["true"])
+    on, off = _on_and_off(b, {"args": ["--tensorboard=true"]}, {"args": ["--tensorboard=false"]})
     return [
         Row(
             "9. training time with --tensorboard=true / without (best of 2 each)",
@@ -435,12 +441,8 @@ def publishing_overhead(b: Bench) -> list[Row]:
     from nnlab.store.folders import PUBLISH_SECONDS
 
     log("14. live publishing against none")
-    args = ["vae", *b.common, "--epochs=1"]
-    seconds = {}
-    for off in ("1", "", "1", ""):  # interleaved: the machine drifts
-        t = nnlab_train(b.runs, args, env={testhooks.NO_PUBLISHING: off})["seconds"]
-        seconds.setdefault(off, []).append(t)
-    off, on = min(seconds["1"]), min(seconds[""])
+    hook = testhooks.NO_PUBLISHING
+    on, off = _on_and_off(b, {"env": {hook: ""}}, {"env": {hook: "1"}})
     return [
         Row(
             "14. training time publishing for nnlab serve / not (best of 2 each)",
