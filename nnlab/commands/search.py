@@ -179,7 +179,8 @@ class Study:
         in-memory copy of the study, and the trial goes into the journal as one line with
         its values: a kill can never leave a trial asked without them."""
         optuna = self.optuna
-        shadow, _ = self._copy(self._sampler(len(self.trials())))
+        trials = self.trials()
+        shadow, _ = self._copy(trials, self._sampler(len(trials)))
         proposed = shadow.ask(self.dists)
         self.study.add_trial(
             optuna.trial.create_trial(
@@ -227,7 +228,8 @@ class Study:
         report and the pruner's state, so that a coordinator killed at any line, resumed,
         gives the report it is asked again the same answer (ASHA's rungs, once entered,
         would answer a second asking with "go on")."""
-        frozen = self.trials()[number]
+        trials = self.trials()
+        frozen = trials[number]
         if frozen.state != self.optuna.trial.TrialState.RUNNING:
             return False
         key = f"{DECISION_PREFIX}{int(label)}"
@@ -235,7 +237,7 @@ class Study:
             return bool(frozen.user_attrs[key])
         if "first_report" not in self.study.user_attrs:
             self.study.set_user_attr("first_report", int(label))
-        prune, after = self._decide_on_a_copy(frozen, int(label), float(value))
+        prune, after = self._decide_on_a_copy(trials, frozen, int(label), float(value))
         storage, tid = self.study._storage, frozen._trial_id
         storage.set_trial_user_attr(tid, key, prune)
         if int(label) not in frozen.intermediate_values:
@@ -245,9 +247,9 @@ class Study:
                 storage.set_trial_system_attr(tid, k, v)
         return prune
 
-    def _decide_on_a_copy(self, frozen, label: int, value: float):
+    def _decide_on_a_copy(self, trials: list, frozen, label: int, value: float):
         """(prune, the trial as the pruner left it) on an in-memory copy of the study."""
-        shadow, ids = self._copy()
+        shadow, ids = self._copy(trials)
         copy = shadow._storage.get_trial(ids[frozen.number])
         trial = self.optuna.trial.Trial(shadow, copy._trial_id)
         if label not in copy.intermediate_values:
@@ -256,17 +258,18 @@ class Study:
         prune = bool(trial.should_prune())
         return prune, shadow._storage.get_trial(copy._trial_id)
 
-    def _copy(self, sampler=None):
-        """An in-memory copy of the study, and its trial ids by the journal's numbers."""
+    def _copy(self, trials: list, sampler=None):
+        """An in-memory copy of the study's trials, and its trial ids by their numbers."""
         shadow = self.optuna.create_study(direction=self.study.direction, sampler=sampler)
-        ids = {}
-        for t in self.trials():
+        added = []
+        for t in trials:
             try:
                 shadow.add_trial(t)
             except ValueError:  # values outside the space: refused at --resume, not learnt from
                 continue
-            ids[t.number] = shadow.get_trials(deepcopy=False)[-1]._trial_id
-        return shadow, ids
+            added.append(t.number)
+        copies = shadow.get_trials(deepcopy=False)  # in the order they were added
+        return shadow, {n: c._trial_id for n, c in zip(added, copies, strict=True)}
 
     def tell(self, number: int, status: str, value: float | None) -> None:
         """Trial `number` ended: finished (with its metric), pruned, diverged or failed. A

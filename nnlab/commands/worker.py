@@ -116,12 +116,13 @@ def _remove_unstarted_point(sweep: sweeps.Sweep, path: Path, own: dict) -> None:
     marker = path / folders.POINT_FILE
     ours = False
     if path.is_dir() and not path.is_symlink() and not (path / folders.SWEEP_FILE).exists():
-        try:
-            ours = files.read_json(marker) == own
-        except NnlabError:
-            ours = False
         if not marker.exists():  # killed before the marker was whole
             ours = folders.holds_only_a_start(path)
+        else:
+            try:
+                ours = files.read_json(marker) == own
+            except NnlabError:
+                ours = False
     if not ours:
         raise RunError(
             f"{path} is in the way of point {own['point']} of sweep {sweep.id} and nnlab did "
